@@ -1,0 +1,115 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Strict checks for every target, as Hummingbird does: `any` is spelled out and imports are
+/// internal unless a module says otherwise.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "berth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "berthd", targets: ["berthd"]),
+        .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "berth-runner", targets: ["berth-runner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Pure domain and decisions: Foundation at most.
+        .target(name: "BerthCore", swiftSettings: strictSettings),
+        // Request and response bodies, shared by the server and the CLI so the two cannot drift.
+        .target(name: "BerthWire", dependencies: ["BerthCore"], swiftSettings: strictSettings),
+        .target(
+            name: "BerthStore",
+            dependencies: ["BerthCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        // The daemon's TOML config: parsed, checked with key paths, mapped to core values.
+        .target(
+            name: "BerthConfig",
+            dependencies: ["BerthCore", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BerthRunner",
+            dependencies: ["BerthCore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BerthServer",
+            dependencies: [
+                "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "berthd",
+            dependencies: [
+                "BerthServer", "BerthConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BerthClient",
+            dependencies: [
+                "BerthWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "berth",
+            dependencies: [
+                "BerthCore", "BerthWire", "BerthClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "berth-runner",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BerthTestSupport",
+            dependencies: ["BerthCore", "BerthConfig", "BerthServer", "BerthStore"],
+            path: "Tests/BerthTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BerthConfigTests", dependencies: ["BerthConfig", "BerthTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", "BerthTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BerthServerTests",
+            dependencies: ["BerthServer", "BerthTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["BerthTestSupport", "BerthWire"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

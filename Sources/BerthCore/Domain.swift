@@ -1,0 +1,225 @@
+public import Foundation
+
+/// Whether a compute unit can be reserved by one reservation at a time, or serves on-demand calls.
+public enum UnitPool: String, Codable, Sendable, CaseIterable {
+    case dedicated
+    case shared
+}
+
+/// One dedicated slot of hardware: a GPU, or a CPU slice.
+public struct ComputeUnit: Sendable, Equatable, Hashable {
+    public var id: String
+    public var kind: String
+    public var device: Int?
+    public var pool: UnitPool
+
+    public init(id: String, kind: String, device: Int? = nil, pool: UnitPool) {
+        self.id = id
+        self.kind = kind
+        self.device = device
+        self.pool = pool
+    }
+}
+
+public enum Modality: String, Codable, Sendable, CaseIterable {
+    case text, image, video
+}
+
+public enum Customization: String, Codable, Sendable, CaseIterable {
+    case fineTuning = "fine-tuning"
+    case continuedPretraining = "continued-pretraining"
+    case distillation
+}
+
+public enum Purpose: String, Codable, Sendable, CaseIterable {
+    case training, inference
+}
+
+/// A term the owner pays for whether the units are used or not; it runs in calendar months.
+public enum Commitment: String, Codable, Sendable, CaseIterable {
+    case none
+    case oneMonth = "1m"
+    case sixMonths = "6m"
+
+    public var months: Int? {
+        switch self {
+        case .none: nil
+        case .oneMonth: 1
+        case .sixMonths: 6
+        }
+    }
+
+    /// The end of the term that starts at `start`, counted in UTC calendar months
+    /// (31 January + 1 month is 28 or 29 February, as the calendar says).
+    public func termEnd(from start: Date) -> Date? {
+        guard let months else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar.date(byAdding: .month, value: months, to: start)
+    }
+}
+
+/// Inclusive bounds a job's hyperparameters must fall in.
+public struct HyperparameterRanges: Sendable, Equatable {
+    public var epochs: ClosedRange<Int>
+    public var batchSize: ClosedRange<Int>
+    public var learningRate: ClosedRange<Double>
+    public var warmupSteps: ClosedRange<Int>
+
+    public static let defaults = HyperparameterRanges(
+        epochs: 1...5, batchSize: 1...256, learningRate: 0.000001...0.0001, warmupSteps: 0...20)
+
+    public init(epochs: ClosedRange<Int>, batchSize: ClosedRange<Int>, learningRate: ClosedRange<Double>, warmupSteps: ClosedRange<Int>) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+    }
+}
+
+/// Prices in the config's currency.
+public struct ModelPrice: Sendable, Equatable {
+    /// Per model unit and hour, by commitment: longer terms are cheaper.
+    public var modelUnitHour: [Commitment: Double]
+    public var onDemandInputPer1k: Double?
+    public var onDemandOutputPer1k: Double?
+
+    public init(modelUnitHour: [Commitment: Double], onDemandInputPer1k: Double? = nil, onDemandOutputPer1k: Double? = nil) {
+        self.modelUnitHour = modelUnitHour
+        self.onDemandInputPer1k = onDemandInputPer1k
+        self.onDemandOutputPer1k = onDemandOutputPer1k
+    }
+}
+
+/// An entry of the catalog: a base model from the config, or a custom model made by a job.
+public struct Model: Sendable, Equatable {
+    public var id: String
+    public var provider: String
+    public var inputModalities: [Modality]
+    public var outputModalities: [Modality]
+    public var maxTokens: Int
+    public var onDemand: Bool
+    public var customizations: [Customization]
+    public var hyperparameters: HyperparameterRanges
+    public var unitsPerModelUnit: Int
+    public var tokensPerMinute: Int
+    public var price: ModelPrice
+    /// Set for custom models: the base whose sizing and capabilities it inherits.
+    public var baseModel: String?
+    public var owner: String?
+
+    public var isCustom: Bool { baseModel != nil }
+    /// The base model this one belongs to: itself for a base model.
+    public var family: String { baseModel ?? id }
+
+    public init(
+        id: String, provider: String, inputModalities: [Modality], outputModalities: [Modality],
+        maxTokens: Int, onDemand: Bool, customizations: [Customization],
+        hyperparameters: HyperparameterRanges = .defaults, unitsPerModelUnit: Int, tokensPerMinute: Int,
+        price: ModelPrice, baseModel: String? = nil, owner: String? = nil
+    ) {
+        self.id = id
+        self.provider = provider
+        self.inputModalities = inputModalities
+        self.outputModalities = outputModalities
+        self.maxTokens = maxTokens
+        self.onDemand = onDemand
+        self.customizations = customizations
+        self.hyperparameters = hyperparameters
+        self.unitsPerModelUnit = unitsPerModelUnit
+        self.tokensPerMinute = tokensPerMinute
+        self.price = price
+        self.baseModel = baseModel
+        self.owner = owner
+    }
+}
+
+public enum ReservationStatus: String, Codable, Sendable, CaseIterable {
+    /// Waiting for its start time, or (with `waiting`) queued for capacity.
+    case pending
+    case active
+    case expired
+    case deleted
+    /// Its serve process could not start.
+    case failed
+
+    public var isTerminal: Bool {
+        switch self {
+        case .pending, .active: false
+        case .expired, .deleted, .failed: true
+        }
+    }
+}
+
+/// Provisioned throughput: dedicated units held for one model, for a window of time.
+public struct Reservation: Sendable, Equatable {
+    /// Stable identity: names can be changed by `update`, leases point at this.
+    public var id: Int64
+    public var name: String
+    public var owner: String
+    public var model: String
+    public var purpose: Purpose
+    public var modelUnits: Int
+    /// Compute units held: `modelUnits × units_per_model_unit`, fixed when admitted.
+    public var units: Int
+    public var commitment: Commitment
+    public var start: Date
+    /// `nil` is open-ended.
+    public var end: Date?
+    /// The length asked for with `--duration`; kept so a reservation queued with `--wait`
+    /// gets its end when it finally starts.
+    public var duration: TimeInterval?
+    public var status: ReservationStatus
+    /// Queued for capacity (`--wait`): holds nothing in the calendar until it starts.
+    public var waiting: Bool
+    public var spillover: Bool
+    public var createdAt: Date
+
+    public init(
+        id: Int64, name: String, owner: String, model: String, purpose: Purpose, modelUnits: Int, units: Int,
+        commitment: Commitment, start: Date, end: Date?, duration: TimeInterval? = nil,
+        status: ReservationStatus, waiting: Bool = false, spillover: Bool = false, createdAt: Date
+    ) {
+        self.id = id
+        self.name = name
+        self.owner = owner
+        self.model = model
+        self.purpose = purpose
+        self.modelUnits = modelUnits
+        self.units = units
+        self.commitment = commitment
+        self.start = start
+        self.end = end
+        self.duration = duration
+        self.status = status
+        self.waiting = waiting
+        self.spillover = spillover
+        self.createdAt = createdAt
+    }
+
+    /// Whether it holds capacity in the calendar: active, or admitted for a future start.
+    public var holdsCapacity: Bool {
+        status == .active || (status == .pending && !waiting)
+    }
+
+    /// The end of a window that starts at `start`, from the commitment or the asked duration.
+    public static func end(start: Date, commitment: Commitment, duration: TimeInterval?) -> Date? {
+        if let termEnd = commitment.termEnd(from: start) { return termEnd }
+        return duration.map { start.addingTimeInterval($0) }
+    }
+}
+
+/// One unit held by one reservation over `[start, end)`; `end` is `nil` while it is held.
+public struct Lease: Sendable, Equatable, Hashable {
+    public var unit: String
+    public var reservationID: Int64
+    public var start: Date
+    public var end: Date?
+
+    public init(unit: String, reservationID: Int64, start: Date, end: Date?) {
+        self.unit = unit
+        self.reservationID = reservationID
+        self.start = start
+        self.end = end
+    }
+}

@@ -1,0 +1,238 @@
+public import Foundation
+
+/// What the planner sees: the dedicated pool and every reservation that is not finished.
+public struct Snapshot: Sendable {
+    /// Dedicated unit ids, in the order units are handed out.
+    public var dedicatedUnits: [String]
+    /// Reservations that are `pending` or `active`.
+    public var reservations: [Reservation]
+    /// Leases of active reservations: which unit each one holds now.
+    public var heldLeases: [Lease]
+    /// When each unit's last closed lease ended; a unit is not handed out for a time before that.
+    public var unitFreeSince: [String: Date]
+
+    public init(dedicatedUnits: [String], reservations: [Reservation], heldLeases: [Lease], unitFreeSince: [String: Date] = [:]) {
+        self.dedicatedUnits = dedicatedUnits
+        self.reservations = reservations
+        self.heldLeases = heldLeases
+        self.unitFreeSince = unitFreeSince
+    }
+
+    public var calendar: CapacityCalendar {
+        CapacityCalendar(total: dedicatedUnits.count, reservations: reservations)
+    }
+}
+
+/// "Does not fit" is data: a reservation that could not be placed, and why.
+public struct NoFit: Sendable, Equatable {
+    public var reservationID: Int64
+    public var reason: String
+
+    public init(reservationID: Int64, reason: String) {
+        self.reservationID = reservationID
+        self.reason = reason
+    }
+}
+
+/// Changes to the ledger, in the order they happened.
+public enum PlanStep: Sendable, Equatable {
+    /// The reservation becomes active over `[start, end)`; its leases on `units` start at `leaseStart`.
+    case activate(reservationID: Int64, start: Date, end: Date?, units: [String], leaseStart: Date)
+    /// An active reservation that was given more units gets leases on `units` from `at`.
+    case grow(reservationID: Int64, units: [String], at: Date)
+    /// The reservation reached its end at `at`; its leases end there.
+    case expire(reservationID: Int64, at: Date)
+}
+
+public struct Plan: Sendable, Equatable {
+    public var steps: [PlanStep] = []
+    public var deferred: [NoFit] = []
+    /// When the next start or end falls due; the scheduler sleeps until then unless woken.
+    public var nextWake: Date?
+
+    public init(steps: [PlanStep] = [], deferred: [NoFit] = [], nextWake: Date? = nil) {
+        self.steps = steps
+        self.deferred = deferred
+        self.nextWake = nextWake
+    }
+
+    public var isEmpty: Bool { steps.isEmpty }
+}
+
+/// Why a reservation cannot be admitted: how many units are free over its window, and the
+/// earliest start that would fit (`nil`: never, the pool is too small or blocked for ever).
+public struct CapacityRefusal: Sendable, Equatable {
+    public var needed: Int
+    public var free: Int
+    public var total: Int
+    public var earliestStart: Date?
+
+    public init(needed: Int, free: Int, total: Int, earliestStart: Date?) {
+        self.needed = needed
+        self.free = free
+        self.total = total
+        self.earliestStart = earliestStart
+    }
+}
+
+public enum Admission: Sendable, Equatable {
+    /// Capacity is promised over `[start, end)`.
+    case admit(start: Date, end: Date?)
+    /// No capacity now; queued as `pending` until some frees (`--wait`).
+    case queue
+    case refuse(CapacityRefusal)
+}
+
+public enum ReleaseDecision: Sendable, Equatable {
+    case release(at: Date)
+    /// Inside a paid term: the term's end.
+    case commitmentActive(until: Date)
+    case alreadyFinished(ReservationStatus)
+}
+
+/// The scheduler's decisions, and nothing else: a snapshot and the time in, a plan out.
+public enum Planner {
+    /// Decides whether a new reservation of `units` compute units can be promised.
+    public static func admit(
+        units: Int, start: Date, commitment: Commitment, duration: TimeInterval?, wait: Bool,
+        calendar: CapacityCalendar, now: Date
+    ) -> Admission {
+        let end = Reservation.end(start: start, commitment: commitment, duration: duration)
+        let free = calendar.minFree(from: start, to: end)
+        if free >= units { return .admit(start: start, end: end) }
+        let length = end.map { $0.timeIntervalSince(start) }
+        let earliest = calendar.earliestStart(units: units, notBefore: max(start, now), length: length)
+        // Waiting only makes sense if the pool could ever hold it.
+        if wait && units <= calendar.total { return .queue }
+        return .refuse(CapacityRefusal(needed: units, free: max(free, 0), total: calendar.total, earliestStart: earliest))
+    }
+
+    /// Decides whether an admitted reservation can grow to `units` compute units for the rest of
+    /// its window. Units are only ever added, never taken away mid-term.
+    public static func admitGrowth(_ reservation: Reservation, to units: Int, calendar: CapacityCalendar, now: Date) -> CapacityRefusal? {
+        guard reservation.holdsCapacity else { return nil }
+        let from = max(now, reservation.start)
+        let free = calendar.minFree(from: from, to: reservation.end, excluding: reservation.id)
+        if free >= units { return nil }
+        return CapacityRefusal(needed: units - reservation.units, free: max(free - reservation.units, 0),
+                               total: calendar.total, earliestStart: nil)
+    }
+
+    /// Release inside a `1m`/`6m` term is refused: the term is paid for. A reservation still
+    /// queued with `--wait` has no term yet and can always be withdrawn.
+    public static func release(_ reservation: Reservation, now: Date) -> ReleaseDecision {
+        if reservation.status.isTerminal { return .alreadyFinished(reservation.status) }
+        if reservation.commitment != .none, !reservation.waiting, let end = reservation.end, end > now {
+            return .commitmentActive(until: end)
+        }
+        return .release(at: now)
+    }
+
+    /// One scheduling cycle.
+    public static func plan(_ snapshot: Snapshot, now: Date) -> Plan {
+        var plan = Plan()
+        var reservations = Dictionary(uniqueKeysWithValues: snapshot.reservations.map { ($0.id, $0) })
+        var holder: [String: Int64] = [:]
+        for lease in snapshot.heldLeases { holder[lease.unit] = lease.reservationID }
+        var freeSince = snapshot.unitFreeSince
+
+        func place(_ count: Int, at time: Date) -> [String]? {
+            let free = snapshot.dedicatedUnits.filter { unit in
+                holder[unit] == nil && (freeSince[unit].map { $0 <= time } ?? true)
+            }
+            return free.count >= count ? Array(free.prefix(count)) : nil
+        }
+        func releaseUnits(of id: Int64, at time: Date) {
+            for (unit, owner) in holder where owner == id {
+                holder[unit] = nil
+                freeSince[unit] = time
+            }
+        }
+
+        // 1. Gather what fell due up to now: starts of admitted reservations and ends of windows.
+        enum Event { case expire(Int64, Date), activate(Int64, Date) }
+        var events: [Event] = []
+        for r in snapshot.reservations.sorted(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }) {
+            if r.status == .pending && !r.waiting && r.start <= now { events.append(.activate(r.id, r.start)) }
+            if r.holdsCapacity, let end = r.end, end <= now { events.append(.expire(r.id, end)) }
+        }
+        // 2. Replay them in time order, ends before starts at the same instant (windows that
+        //    touch do not overlap), so a daemon that was down catches up with the right times.
+        func key(_ e: Event) -> (Date, Int) {
+            switch e {
+            case .expire(_, let t): (t, 0)
+            case .activate(_, let t): (t, 1)
+            }
+        }
+        let ordered = events.enumerated().sorted { a, b in
+            let (ka, kb) = (key(a.element), key(b.element))
+            return ka.0 != kb.0 ? ka.0 < kb.0 : (ka.1 != kb.1 ? ka.1 < kb.1 : a.offset < b.offset)
+        }.map(\.element)
+        for event in ordered {
+            switch event {
+            case .expire(let id, let at):
+                guard let r = reservations[id], r.status == .active else { continue }
+                releaseUnits(of: id, at: at)
+                reservations[id]?.status = .expired
+                plan.steps.append(.expire(reservationID: id, at: at))
+            case .activate(let id, let at):
+                guard let r = reservations[id], r.status == .pending else { continue }
+                // Units freed late (a unit dropped and re-added, a lease closed after `at`)
+                // cannot be handed out in the past: then the leases start now.
+                let units: [String]
+                let leaseStart: Date
+                if let early = place(r.units, at: at) {
+                    (units, leaseStart) = (early, at)
+                } else if let late = place(r.units, at: now), r.end.map({ $0 > now }) ?? true {
+                    (units, leaseStart) = (late, now)
+                } else {
+                    plan.deferred.append(NoFit(reservationID: id, reason: "only \(snapshot.dedicatedUnits.count - holder.count) dedicated units are free, \(r.units) needed"))
+                    continue
+                }
+                for unit in units { holder[unit] = id }
+                reservations[id]?.status = .active
+                plan.steps.append(.activate(reservationID: id, start: r.start, end: r.end, units: units, leaseStart: leaseStart))
+            }
+        }
+
+        // 3. Top up active reservations that were given more units.
+        for r in reservations.values.sorted(by: { $0.id < $1.id }) where r.status == .active {
+            let missing = r.units - holder.values.filter { $0 == r.id }.count
+            guard missing > 0 else { continue }
+            if let units = place(missing, at: now) {
+                for unit in units { holder[unit] = r.id }
+                plan.steps.append(.grow(reservationID: r.id, units: units, at: now))
+            } else {
+                plan.deferred.append(NoFit(reservationID: r.id, reason: "\(missing) more units needed, not enough free"))
+            }
+        }
+
+        // 4. Start queued (`--wait`) reservations that now fit for their whole window, oldest
+        //    first; a later, smaller one may start while an older, larger one still waits.
+        let waiting = reservations.values.filter { $0.status == .pending && $0.waiting && $0.start <= now }
+            .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        for r in waiting {
+            let end = Reservation.end(start: now, commitment: r.commitment, duration: r.duration)
+            let calendar = CapacityCalendar(total: snapshot.dedicatedUnits.count, reservations: Array(reservations.values))
+            guard calendar.minFree(from: now, to: end) >= r.units, let units = place(r.units, at: now) else {
+                plan.deferred.append(NoFit(reservationID: r.id, reason: "waiting for \(r.units) free dedicated units"))
+                continue
+            }
+            for unit in units { holder[unit] = r.id }
+            reservations[r.id]?.status = .active
+            reservations[r.id]?.waiting = false
+            reservations[r.id]?.start = now
+            reservations[r.id]?.end = end
+            plan.steps.append(.activate(reservationID: r.id, start: now, end: end, units: units, leaseStart: now))
+        }
+
+        // 5. Sleep until the next start or end.
+        var wakes: [Date] = []
+        for r in reservations.values {
+            if r.status == .pending, r.start > now { wakes.append(r.start) }
+            if r.status == .active, let end = r.end, end > now { wakes.append(end) }
+        }
+        plan.nextWake = wakes.min()
+        return plan
+    }
+}

@@ -1,0 +1,317 @@
+public import Foundation
+
+/// JSON as the control socket speaks it: snake_case keys, RFC 3339 times in UTC.
+public enum Wire {
+    public static func encoder(pretty: Bool = false) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    /// `model_units` → `modelUnits`, as `convertFromSnakeCase` does.
+    public static func camelCase(_ key: String) -> String {
+        let parts = key.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count > 1 else { return key }
+        return parts.enumerated().map { i, part in i == 0 ? String(part) : part.prefix(1).uppercased() + part.dropFirst() }.joined()
+    }
+
+    /// `modelUnits` → `model_units`, for naming a field in an error as the client wrote it.
+    public static func snakeCase(_ key: String) -> String {
+        var out = ""
+        for ch in key {
+            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+        }
+        return out
+    }
+}
+
+/// A request body whose every field is known: anything else is refused, naming the field.
+public protocol StrictBody: Codable, Sendable {
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
+/// The error codes of the API. The CLI maps the HTTP status to its exit code.
+public enum ErrorCode: String, Codable, Sendable {
+    case invalidArgument = "invalid-argument"
+    case notFound = "not-found"
+    case forbidden
+    case insufficientCapacity = "insufficient-capacity"
+    case commitmentActive = "commitment-active"
+    case nameTaken = "name-taken"
+    case invalidState = "invalid-state"
+    case idempotencyKeyReused = "idempotency-key-reused"
+    case payloadTooLarge = "payload-too-large"
+    case onDemandNotSupported = "on-demand-not-supported"
+    case unsupportedModality = "unsupported-modality"
+    case throttled
+    case shuttingDown = "shutting-down"
+    case `internal`
+
+    public var httpStatus: Int {
+        switch self {
+        case .invalidArgument: 400
+        case .forbidden: 403
+        case .notFound: 404
+        case .insufficientCapacity, .commitmentActive, .nameTaken, .invalidState, .idempotencyKeyReused,
+             .onDemandNotSupported, .unsupportedModality: 409
+        case .payloadTooLarge: 413
+        case .throttled: 429
+        case .shuttingDown: 503
+        case .internal: 500
+        }
+    }
+}
+
+public struct ErrorBody: Codable, Sendable, Equatable {
+    public struct Detail: Codable, Sendable, Equatable {
+        public var code: String
+        public var message: String
+    }
+
+    public var error: Detail
+
+    public init(code: String, message: String) {
+        self.error = Detail(code: code, message: message)
+    }
+}
+
+/// Exit codes of the CLI (SPEC.md).
+public enum ExitStatus: Int32, Sendable {
+    case success = 0
+    case failure = 1
+    case usage = 2
+    case notFound = 3
+    case refused = 4
+    case throttled = 5
+    case unreachable = 6
+
+    public init(httpStatus: Int) {
+        switch httpStatus {
+        case 200..<300: self = .success
+        case 400, 413, 422: self = .usage
+        case 404: self = .notFound
+        case 403, 409: self = .refused
+        case 429: self = .throttled
+        default: self = .failure
+        }
+    }
+}
+
+// MARK: - Bodies
+
+public struct HealthView: Codable, Sendable, Equatable {
+    public struct UnitCounts: Codable, Sendable, Equatable {
+        public var dedicated: Int
+        public var shared: Int
+        public var leased: Int
+        public var free: Int
+        public init(dedicated: Int, shared: Int, leased: Int, free: Int) {
+            self.dedicated = dedicated; self.shared = shared; self.leased = leased; self.free = free
+        }
+    }
+    public struct ReservationCounts: Codable, Sendable, Equatable {
+        public var pending: Int
+        public var active: Int
+        public init(pending: Int, active: Int) { self.pending = pending; self.active = active }
+    }
+
+    public var status: String
+    public var version: String
+    public var startedAt: Date
+    public var uptimeSeconds: Int
+    public var units: UnitCounts
+    public var reservations: ReservationCounts
+
+    public init(status: String, version: String, startedAt: Date, uptimeSeconds: Int, units: UnitCounts, reservations: ReservationCounts) {
+        self.status = status; self.version = version; self.startedAt = startedAt
+        self.uptimeSeconds = uptimeSeconds; self.units = units; self.reservations = reservations
+    }
+}
+
+public struct UnitView: Codable, Sendable, Equatable {
+    public var id: String
+    public var kind: String
+    public var device: Int?
+    public var pool: String
+    /// The reservation holding it now, if any.
+    public var holder: String?
+
+    public init(id: String, kind: String, device: Int?, pool: String, holder: String?) {
+        self.id = id; self.kind = kind; self.device = device; self.pool = pool; self.holder = holder
+    }
+}
+
+public struct UnitList: Codable, Sendable, Equatable {
+    public var units: [UnitView]
+    public init(units: [UnitView]) { self.units = units }
+}
+
+public struct RangeView<Bound: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var min: Bound
+    public var max: Bound
+    public init(min: Bound, max: Bound) { self.min = min; self.max = max }
+}
+
+public struct HyperparametersView: Codable, Sendable, Equatable {
+    public var epochs: RangeView<Int>
+    public var batchSize: RangeView<Int>
+    public var learningRate: RangeView<Double>
+    public var warmupSteps: RangeView<Int>
+    public init(epochs: RangeView<Int>, batchSize: RangeView<Int>, learningRate: RangeView<Double>, warmupSteps: RangeView<Int>) {
+        self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate; self.warmupSteps = warmupSteps
+    }
+}
+
+public struct PriceView: Codable, Sendable, Equatable {
+    /// Per model unit and hour, keyed by commitment (`none`, `1m`, `6m`).
+    public var modelUnitHour: [String: Double]
+    public var onDemandInputPer1k: Double?
+    public var onDemandOutputPer1k: Double?
+    public init(modelUnitHour: [String: Double], onDemandInputPer1k: Double?, onDemandOutputPer1k: Double?) {
+        self.modelUnitHour = modelUnitHour; self.onDemandInputPer1k = onDemandInputPer1k; self.onDemandOutputPer1k = onDemandOutputPer1k
+    }
+}
+
+public struct ModelView: Codable, Sendable, Equatable {
+    public var id: String
+    public var provider: String
+    public var inputModalities: [String]
+    public var outputModalities: [String]
+    public var maxTokens: Int
+    public var onDemand: Bool
+    public var customizations: [String]
+    public var custom: Bool
+    public var baseModel: String?
+    public var owner: String?
+    public var unitsPerModelUnit: Int
+    public var tokensPerMinute: Int
+    public var hyperparameters: HyperparametersView
+    public var price: PriceView
+
+    public init(
+        id: String, provider: String, inputModalities: [String], outputModalities: [String], maxTokens: Int,
+        onDemand: Bool, customizations: [String], custom: Bool, baseModel: String?, owner: String?,
+        unitsPerModelUnit: Int, tokensPerMinute: Int, hyperparameters: HyperparametersView, price: PriceView
+    ) {
+        self.id = id; self.provider = provider; self.inputModalities = inputModalities
+        self.outputModalities = outputModalities; self.maxTokens = maxTokens; self.onDemand = onDemand
+        self.customizations = customizations; self.custom = custom; self.baseModel = baseModel; self.owner = owner
+        self.unitsPerModelUnit = unitsPerModelUnit; self.tokensPerMinute = tokensPerMinute
+        self.hyperparameters = hyperparameters; self.price = price
+    }
+}
+
+public struct ModelList: Codable, Sendable, Equatable {
+    public var models: [ModelView]
+    public init(models: [ModelView]) { self.models = models }
+}
+
+public struct LeaseView: Codable, Sendable, Equatable {
+    public var unit: String
+    public var reservation: String
+    public var start: Date
+    public var end: Date?
+    public init(unit: String, reservation: String, start: Date, end: Date?) {
+        self.unit = unit; self.reservation = reservation; self.start = start; self.end = end
+    }
+}
+
+public struct ReservationView: Codable, Sendable, Equatable {
+    public var name: String
+    public var owner: String
+    public var model: String
+    public var purpose: String
+    public var modelUnits: Int
+    /// Compute units held: model units × the model's units per model unit.
+    public var units: Int
+    public var commitment: String
+    public var start: Date
+    public var end: Date?
+    public var status: String
+    /// Queued for capacity with `--wait`.
+    public var waiting: Bool
+    public var spillover: Bool
+    public var createdAt: Date
+    public var leases: [LeaseView]
+
+    public init(
+        name: String, owner: String, model: String, purpose: String, modelUnits: Int, units: Int, commitment: String,
+        start: Date, end: Date?, status: String, waiting: Bool, spillover: Bool, createdAt: Date, leases: [LeaseView]
+    ) {
+        self.name = name; self.owner = owner; self.model = model; self.purpose = purpose; self.modelUnits = modelUnits
+        self.units = units; self.commitment = commitment; self.start = start; self.end = end; self.status = status
+        self.waiting = waiting; self.spillover = spillover; self.createdAt = createdAt; self.leases = leases
+    }
+}
+
+public struct ReservationList: Codable, Sendable, Equatable {
+    public var reservations: [ReservationView]
+    public init(reservations: [ReservationView]) { self.reservations = reservations }
+}
+
+/// `POST /v1/reservations`. `start` is a TIME (`now`, RFC 3339, `+2h`); `duration` a DUR (`8h`).
+public struct CreateReservationRequest: StrictBody, Equatable {
+    public var name: String
+    public var model: String
+    public var modelUnits: Int
+    public var purpose: String?
+    public var commitment: String?
+    public var start: String?
+    public var duration: String?
+    public var wait: Bool?
+    public var spillover: Bool?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, model, modelUnits, purpose, commitment, start, duration, wait, spillover
+    }
+
+    public init(
+        name: String, model: String, modelUnits: Int, purpose: String? = nil, commitment: String? = nil,
+        start: String? = nil, duration: String? = nil, wait: Bool? = nil, spillover: Bool? = nil
+    ) {
+        self.name = name; self.model = model; self.modelUnits = modelUnits; self.purpose = purpose
+        self.commitment = commitment; self.start = start; self.duration = duration; self.wait = wait; self.spillover = spillover
+    }
+}
+
+/// `PATCH /v1/reservations/{name}`: any of a new name, a model of the same base, more model units.
+public struct UpdateReservationRequest: StrictBody, Equatable {
+    public var name: String?
+    public var model: String?
+    public var modelUnits: Int?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, model, modelUnits
+    }
+
+    public init(name: String? = nil, model: String? = nil, modelUnits: Int? = nil) {
+        self.name = name; self.model = model; self.modelUnits = modelUnits
+    }
+}
+
+public struct FreeStepView: Codable, Sendable, Equatable {
+    public var start: Date
+    public var end: Date
+    public var free: Int
+    public init(start: Date, end: Date, free: Int) { self.start = start; self.end = end; self.free = free }
+}
+
+public struct CapacityView: Codable, Sendable, Equatable {
+    public var from: Date
+    public var to: Date
+    /// Dedicated units in the pool.
+    public var total: Int
+    public var steps: [FreeStepView]
+    public init(from: Date, to: Date, total: Int, steps: [FreeStepView]) {
+        self.from = from; self.to = to; self.total = total; self.steps = steps
+    }
+}
