@@ -315,3 +315,7 @@ public struct CapacityView: Codable, Sendable, Equatable {
         self.from = from; self.to = to; self.total = total; self.steps = steps
     }
 }
+
+public enum BerthVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,249 @@
+import BerthCore
+import BerthStore
+import BerthWire
+import Foundation
+import Hummingbird
+
+extension ControlPlane {
+    /// Highest `model_units` one request may ask for: far above any pool, low enough that
+    /// multiplying by a model's size cannot overflow.
+    static let maxModelUnits = 100_000
+
+    func createReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let body = try await Requests.body(request, context: context)
+        let input = try Requests.decode(CreateReservationRequest.self, from: body)
+        let now = self.now
+
+        // 1. Check every field before touching the ledger.
+        try Self.checkName(input.name)
+        try Self.checkModelUnits(input.modelUnits)
+        let purpose = try Self.enumField(Purpose.self, input.purpose ?? Purpose.inference.rawValue, field: "purpose")
+        let commitment = try Self.enumField(Commitment.self, input.commitment ?? Commitment.none.rawValue, field: "commitment")
+        let duration: TimeInterval? = try input.duration.map { text in
+            guard commitment == .none else {
+                throw APIError.invalid(field: "duration", "a \(commitment.rawValue) commitment sets the end itself; leave out duration or use commitment none")
+            }
+            guard let value = TimeExpression.parseDuration(text), value >= 60 else {
+                throw APIError.invalid(field: "duration", "'\(text)' is not a duration of at least a minute: use 90m, 8h or 2d")
+            }
+            return value
+        }
+        let start = try Self.startTime(input.start, now: now)
+        let wait = input.wait ?? false
+        let spillover = input.spillover ?? false
+
+        return try await idempotent(request, caller: caller, body: body, route: "POST /v1/reservations") { tx in
+            // 2. The model decides the size and what the purpose allows.
+            let model = try Self.liveModel(input.model, tx)
+            try Self.checkPurpose(purpose, model: model, spillover: spillover)
+            let units = input.modelUnits * model.unitsPerModelUnit
+            if let taken = try tx.reservation(named: input.name), !taken.status.isTerminal {
+                throw APIError(.nameTaken, "a reservation named '\(input.name)' already exists; choose another name")
+            }
+            // 3. Admission against the capacity calendar.
+            let admission = Planner.admit(
+                units: units, start: start, commitment: commitment, duration: duration, wait: wait,
+                calendar: try tx.snapshot().calendar, now: now)
+            let reservation: Reservation
+            switch admission {
+            case .refuse(let refusal):
+                throw Self.capacityError(refusal, start: start, end: Reservation.end(start: start, commitment: commitment, duration: duration))
+            case .admit(let admittedStart, let end):
+                reservation = Reservation(
+                    id: 0, name: input.name, owner: caller.user, model: model.id, purpose: purpose, modelUnits: input.modelUnits,
+                    units: units, commitment: commitment, start: admittedStart, end: end, duration: duration, status: .pending,
+                    waiting: false, spillover: spillover, createdAt: now)
+            case .queue:
+                reservation = Reservation(
+                    id: 0, name: input.name, owner: caller.user, model: model.id, purpose: purpose, modelUnits: input.modelUnits,
+                    units: units, commitment: commitment, start: start, end: nil, duration: duration, status: .pending,
+                    waiting: true, spillover: spillover, createdAt: now)
+            }
+            let inserted = try tx.insert(reservation)
+            // 4. Activate now if it starts now, in the same transaction, so the answer shows its leases.
+            _ = try Scheduler.cycle(tx, now: now)
+            let view = try Views.reservation(try tx.reservation(id: inserted.id) ?? inserted, in: tx)
+            return (201, try Wire.encoder().encode(view))
+        }
+    }
+
+    func listReservations(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let list = try await ledger.read { tx in
+            ReservationList(reservations: try tx.reservations(owner: caller.isAdmin ? nil : caller.user).map {
+                try Views.reservation($0, in: tx)
+            })
+        }
+        return try Requests.json(list)
+    }
+
+    func showReservation(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let name = try Self.parameter("name", context)
+        let view = try await ledger.read { tx in
+            try Views.reservation(try Self.visibleReservation(name, caller: caller, tx), in: tx)
+        }
+        return try Requests.json(view)
+    }
+
+    func updateReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let name = try Self.parameter("name", context)
+        let body = try await Requests.body(request, context: context)
+        let input = try Requests.decode(UpdateReservationRequest.self, from: body)
+        guard input.name != nil || input.model != nil || input.modelUnits != nil else {
+            throw APIError(.invalidArgument, "request body: give at least one of name, model, model_units")
+        }
+        if let newName = input.name { try Self.checkName(newName) }
+        if let units = input.modelUnits { try Self.checkModelUnits(units, field: "model_units") }
+        let now = self.now
+        let view = try await ledger.write { tx -> ReservationView in
+            var r = try Self.visibleReservation(name, caller: caller, tx)
+            guard !r.status.isTerminal else {
+                throw APIError(.invalidState, "reservation '\(name)' is \(r.status.rawValue); only pending and active reservations can be updated")
+            }
+            if let newName = input.name, newName != r.name {
+                if let taken = try tx.reservation(named: newName), !taken.status.isTerminal {
+                    throw APIError(.nameTaken, "a reservation named '\(newName)' already exists; choose another name")
+                }
+                r.name = newName
+            }
+            var model = try Self.liveModel(r.model, tx, field: "model")
+            if let modelID = input.model, modelID != r.model {
+                let target = try Self.liveModel(modelID, tx)
+                guard target.family == model.family else {
+                    throw APIError.invalid(field: "model", "'\(modelID)' is not of the same base as '\(r.model)' (\(model.family)); a reservation can only move within its base model's family")
+                }
+                try Self.checkPurpose(r.purpose, model: target, spillover: r.spillover)
+                r.model = target.id
+                model = target
+            }
+            if let modelUnits = input.modelUnits, modelUnits != r.modelUnits {
+                guard modelUnits > r.modelUnits else {
+                    throw APIError.invalid(field: "model_units", "units are never taken away mid-term: \(r.modelUnits) is the least this reservation can have; release it and reserve again for fewer")
+                }
+                let units = modelUnits * model.unitsPerModelUnit
+                if let refusal = Planner.admitGrowth(r, to: units, calendar: try tx.snapshot().calendar, now: now) {
+                    throw APIError(.insufficientCapacity, "adding \(refusal.needed) units needs them free until \(r.end.map(TimeExpression.format) ?? "the open end"), but only \(refusal.free) of \(refusal.total) dedicated units are; ask for fewer model units")
+                }
+                r.modelUnits = modelUnits
+                r.units = units
+            }
+            try tx.update(r)
+            _ = try Scheduler.cycle(tx, now: now)
+            return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
+        }
+        scheduler.wake()
+        return try Requests.json(view)
+    }
+
+    func releaseReservation(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let name = try Self.parameter("name", context)
+        let now = self.now
+        let view = try await ledger.write { tx -> ReservationView in
+            let r = try Self.visibleReservation(name, caller: caller, tx)
+            switch Planner.release(r, now: now) {
+            case .alreadyFinished(let status):
+                throw APIError(.invalidState, "reservation '\(name)' is already \(status.rawValue)")
+            case .commitmentActive(let until):
+                throw APIError(.commitmentActive, "reservation '\(name)' has a \(r.commitment.rawValue) commitment until \(TimeExpression.format(until)); it cannot be released before then and expires by itself at that time")
+            case .release(let at):
+                try tx.finish(reservationID: r.id, status: .deleted, at: at, reason: "released by \(caller.user)")
+            }
+            // Capacity was freed: queued reservations may start now.
+            _ = try Scheduler.cycle(tx, now: now)
+            return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
+        }
+        scheduler.wake()
+        return try Requests.json(view)
+    }
+
+    // MARK: Checks
+
+    static func checkName(_ name: String) throws {
+        do {
+            try ReservationName.validate(name)
+        } catch {
+            throw APIError.invalid(field: error.field, error.message)
+        }
+    }
+
+    static func checkModelUnits(_ units: Int, field: String = "model_units") throws {
+        guard (1...maxModelUnits).contains(units) else {
+            throw APIError.invalid(field: field, "must be at least 1 (and at most \(maxModelUnits)), got \(units)")
+        }
+    }
+
+    static func enumField<T: RawRepresentable & CaseIterable>(_ type: T.Type, _ text: String, field: String) throws -> T where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            throw APIError.invalid(field: field, "'\(text)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return value
+    }
+
+    /// `now`, a future time, or an offset. A start a little in the past (a slow client) is now.
+    static func startTime(_ text: String?, now: Date) throws -> Date {
+        guard let text else { return now }
+        guard let start = TimeExpression.parse(text, now: now)?.wholeSeconds else {
+            throw APIError.invalid(field: "start", "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h")
+        }
+        if start < now.addingTimeInterval(-300) {
+            throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is in the past; use now or a future time")
+        }
+        return max(start, now)
+    }
+
+    static func liveModel(_ id: String, _ tx: LedgerTransaction, field: String = "model") throws -> Model {
+        guard let model = try tx.model(id: id) else {
+            throw APIError(.notFound, "\(field): no model '\(id)'; `berth models` lists the catalog")
+        }
+        return model
+    }
+
+    /// Training reserves a base model that accepts customization; spillover to the on-demand
+    /// pool is for inference on base models only (custom models are never served on demand).
+    static func checkPurpose(_ purpose: Purpose, model: Model, spillover: Bool) throws {
+        if purpose == .training {
+            if model.isCustom {
+                throw APIError.invalid(field: "model", "'\(model.id)' is a custom model; training reservations are made on its base model '\(model.family)'")
+            }
+            if model.customizations.isEmpty {
+                throw APIError.invalid(field: "purpose", "'\(model.id)' accepts no customization, so it cannot be reserved for training; reserve it with purpose inference")
+            }
+        }
+        if spillover {
+            if purpose != .inference {
+                throw APIError.invalid(field: "spillover", "only inference reservations spill over to the on-demand pool")
+            }
+            if model.isCustom || !model.onDemand {
+                throw APIError.invalid(field: "spillover", "'\(model.id)' is not served on demand, so calls over budget cannot spill over; leave out spillover")
+            }
+        }
+    }
+
+    /// The reservation of that name, if the caller may see it.
+    static func visibleReservation(_ name: String, caller: Caller, _ tx: LedgerTransaction) throws -> Reservation {
+        guard let r = try tx.reservation(named: name) else {
+            throw APIError(.notFound, "no reservation '\(name)'; `berth reservations` lists yours")
+        }
+        guard caller.canSee(owner: r.owner) else {
+            throw APIError(.forbidden, "reservation '\(name)' belongs to another user; you can see and change only your own")
+        }
+        return r
+    }
+
+    static func capacityError(_ refusal: CapacityRefusal, start: Date, end: Date?) -> APIError {
+        let window = "from \(TimeExpression.format(start)) \(end.map { "to \(TimeExpression.format($0))" } ?? "on, open-ended")"
+        var message = "needs \(refusal.needed) dedicated units \(window), but only \(refusal.free) of \(refusal.total) are free over that window; "
+        if let earliest = refusal.earliestStart {
+            message += "the earliest start that fits is \(TimeExpression.format(earliest)) (--start \(TimeExpression.format(earliest))); or ask for fewer units, or --wait to queue"
+        } else if refusal.needed > refusal.total {
+            message += "it can never fit: the pool has \(refusal.total) dedicated units; ask for fewer model units"
+        } else {
+            message += "no start fits while open-ended reservations hold the pool; give a --duration, ask for fewer units, or --wait to queue"
+        }
+        return APIError(.insufficientCapacity, message)
+    }
+}

@@ -1,0 +1,178 @@
+public import BerthStore
+import BerthCore
+import BerthWire
+public import Foundation
+public import Hummingbird
+import Logging
+
+/// What every handler of the control socket works with.
+public struct ControlPlane: Sendable {
+    public let ledger: Ledger
+    public let scheduler: Scheduler
+    public let callers: CallerDirectory
+    public let clock: @Sendable () -> Date
+    public let startedAt: Date
+
+    public init(ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date) {
+        self.ledger = ledger
+        self.scheduler = scheduler
+        self.callers = callers
+        self.clock = clock
+        self.startedAt = startedAt
+    }
+
+    var now: Date { clock().wholeSeconds }
+
+    func caller(_ context: BerthRequestContext) async throws -> Caller {
+        let credentials = try await context.peerCredentials()
+        return callers.caller(uid: credentials.uid, gid: credentials.gid)
+    }
+
+    /// Runs a POST once per `Idempotency-Key`: a retry with the same key and body gets the first
+    /// answer back, from the same transaction that made the change, so a crash between the two
+    /// cannot make it act twice.
+    func idempotent(
+        _ request: Request, caller: Caller, body: Data, route: String,
+        perform: @escaping @Sendable (LedgerTransaction) throws -> (status: Int, body: Data)
+    ) async throws -> Response {
+        let key = request.headers[.init("Idempotency-Key")!]
+        if let key, key.isEmpty || key.utf8.count > 255 {
+            throw APIError.invalid(field: "Idempotency-Key", "must be 1 to 255 characters; a UUID is a good key")
+        }
+        let owner = caller.user
+        let now = self.now
+        let answer = try await ledger.write { tx -> IdempotentAnswer in
+            if let key, let first = try tx.idempotentAnswer(owner: owner, key: key) {
+                guard first.route == route, first.request == body else {
+                    throw APIError(.idempotencyKeyReused, "Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request")
+                }
+                return first
+            }
+            let result = try perform(tx)
+            let answer = IdempotentAnswer(route: route, request: body, status: result.status, response: result.body)
+            if let key { try tx.recordIdempotentAnswer(owner: owner, key: key, answer: answer, now: now) }
+            return answer
+        }
+        scheduler.wake()
+        return Requests.respond(status: answer.status, body: answer.response)
+    }
+
+    /// The router with every endpoint of the control socket.
+    public func router() -> Router<BerthRequestContext> {
+        let router = Router(context: BerthRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        let v1 = router.group("v1")
+        v1.get("health") { _, _ in try await self.health() }
+        v1.get("units") { _, context in try await self.units(context) }
+        v1.get("models") { _, _ in try await self.models() }
+        v1.get("models/:id") { _, context in try await self.model(context) }
+        v1.post("reservations") { request, context in try await self.createReservation(request, context) }
+        v1.get("reservations") { _, context in try await self.listReservations(context) }
+        v1.get("reservations/:name") { _, context in try await self.showReservation(context) }
+        v1.patch("reservations/:name") { request, context in try await self.updateReservation(request, context) }
+        v1.delete("reservations/:name") { _, context in try await self.releaseReservation(context) }
+        v1.get("capacity") { request, _ in try await self.capacity(request) }
+        return router
+    }
+
+    static func parameter(_ name: String, _ context: BerthRequestContext) throws -> String {
+        guard let raw = context.parameters.get(name) else { throw APIError.invalid(field: name, "missing from the path") }
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    // MARK: Health, units, models
+
+    func health() async throws -> Response {
+        let now = clock()
+        let view = try await ledger.read { tx -> HealthView in
+            let units = try tx.units()
+            let dedicated = units.filter { $0.pool == .dedicated }.count
+            let leased = try tx.unitHolders().count
+            let live = try tx.liveReservations()
+            return HealthView(
+                status: "ok", version: BerthVersion.current, startedAt: self.startedAt,
+                uptimeSeconds: Int(now.timeIntervalSince(self.startedAt)),
+                units: .init(dedicated: dedicated, shared: units.count - dedicated, leased: leased, free: dedicated - leased),
+                reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count))
+        }
+        return try Requests.json(view)
+    }
+
+    func units(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let list = try await ledger.read { tx -> UnitList in
+            let holders = try tx.unitHolders()
+            let owners = Dictionary(try tx.liveReservations().map { ($0.name, $0.owner) }, uniquingKeysWith: { a, _ in a })
+            return UnitList(units: try tx.units().map { unit in
+                // Others' reservation names are theirs to see; a unit they hold just shows as taken.
+                let holder = holders[unit.id].map { name in caller.canSee(owner: owners[name] ?? "") ? name : "(another user)" }
+                return UnitView(id: unit.id, kind: unit.kind, device: unit.device, pool: unit.pool.rawValue, holder: holder)
+            })
+        }
+        return try Requests.json(list)
+    }
+
+    func models() async throws -> Response {
+        let list = try await ledger.read { tx in ModelList(models: try tx.models().map(Views.model)) }
+        return try Requests.json(list)
+    }
+
+    func model(_ context: BerthRequestContext) async throws -> Response {
+        let id = try Self.parameter("id", context)
+        guard let model = try await ledger.read({ tx in try tx.model(id: id) }) else {
+            throw APIError(.notFound, "no model '\(id)'; `berth models` lists the catalog")
+        }
+        return try Requests.json(Views.model(model))
+    }
+
+    // MARK: Capacity
+
+    func capacity(_ request: Request) async throws -> Response {
+        let now = self.now
+        let query = request.uri.queryParameters
+        func time(_ name: String, default value: Date) throws -> Date {
+            guard let text = query[Substring(name)].map(String.init), !text.isEmpty else { return value }
+            guard let date = TimeExpression.parse(text, now: now) else {
+                throw APIError.invalid(field: name, "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h or -7d")
+            }
+            return date.wholeSeconds
+        }
+        let from = try time("from", default: now)
+        let to = try time("to", default: from.addingTimeInterval(7 * 86_400))
+        guard to > from else { throw APIError.invalid(field: "to", "must be after from") }
+        guard to.timeIntervalSince(from) <= 10 * 366 * 86_400 else { throw APIError.invalid(field: "to", "the window is limited to 10 years") }
+        let view = try await ledger.read { tx -> CapacityView in
+            let calendar = try tx.snapshot().calendar
+            return CapacityView(from: from, to: to, total: calendar.total,
+                                steps: calendar.steps(from: from, to: to).map { FreeStepView(start: $0.start, end: $0.end, free: $0.free) })
+        }
+        return try Requests.json(view)
+    }
+}
+
+/// Every error leaves as `{"error":{"code","message"}}` with its status.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = BerthRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound:
+                throw APIError(.notFound, "no endpoint \(request.method) \(request.uri.path); see SPEC.md for the API")
+            case .methodNotAllowed:
+                throw APIError(.invalidArgument, "\(request.method) is not allowed on \(request.uri.path)")
+            case .contentTooLarge:
+                throw APIError(.payloadTooLarge, "request body is over 1 MiB: send a smaller body")
+            default:
+                throw APIError(error.status.code >= 500 ? .internal : .invalidArgument, error.body ?? "\(error.status)")
+            }
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw APIError(.internal, "internal error; the daemon's log has the details")
+        }
+    }
+}

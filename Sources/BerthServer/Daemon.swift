@@ -1,0 +1,126 @@
+public import BerthConfig
+import BerthCore
+import BerthStore
+import BerthWire
+public import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon: locks, ledger, scheduler and the socket server, run until SIGTERM or SIGINT.
+public struct Daemon: Sendable {
+    public struct StartupError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public var config: DaemonConfig
+    public var socketPath: String
+    public var databasePath: String
+    public var logger: Logger
+    public var clock: @Sendable () -> Date
+
+    public init(config: DaemonConfig, socketPath: String? = nil, databasePath: String? = nil, logger: Logger,
+                clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.config = config
+        self.socketPath = socketPath ?? config.daemon.socket
+        self.databasePath = databasePath ?? config.daemon.database
+        self.logger = logger
+        self.clock = clock
+    }
+
+    public func run() async throws {
+        // Files berthd creates (the ledger, locks) are its own; the socket is opened up to its
+        // group below, once it exists.
+        umask(0o077)
+        for path in [socketPath, databasePath] {
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o755])
+        }
+
+        // 1. Refuse to start beside another berthd: one lock per database, one per socket.
+        let databaseLock: ProcessLock
+        let socketLock: ProcessLock
+        do {
+            databaseLock = try ProcessLock(path: databasePath + ".lock")
+            socketLock = try ProcessLock(path: socketPath + ".lock")
+        } catch let held as ProcessLock.Held {
+            throw StartupError(description: "another berthd is running: \(held); stop it first, or give this one its own --socket and --database")
+        }
+        if Self.socketAnswers(socketPath) {
+            throw StartupError(description: "something already listens on \(socketPath); stop it first or choose another --socket")
+        }
+
+        // 2. The ledger: open, bring the catalog up to the config, catch up on what fell due.
+        let ledger = try Ledger(path: databasePath)
+        let startedAt = clock().wholeSeconds
+        let config = self.config
+        try ledger.writeNow { tx in
+            try tx.syncCatalog(units: config.units, models: config.models, now: startedAt)
+            _ = try Scheduler.cycle(tx, now: startedAt)
+        }
+        logger.info("ledger open", metadata: ["database": "\(databasePath)", "units": "\(config.units.count)", "models": "\(config.models.count)"])
+
+        // 3. Services in dependency order; the group stops them in reverse on SIGTERM/SIGINT.
+        let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger)
+        let plane = ControlPlane(
+            ledger: ledger, scheduler: scheduler,
+            callers: CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups),
+            clock: clock, startedAt: startedAt)
+        let app = buildApplication(plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [scheduler, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+
+        // 4. In-flight requests are answered; now close the ledger (checkpointing the WAL).
+        try ledger.close()
+        unlink(socketPath)
+        withExtendedLifetime((databaseLock, socketLock)) {}
+        logger.info("stopped")
+    }
+
+    /// Whether a server answers on `path`: a live socket must never be taken over.
+    static func socketAnswers(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return result == 0
+    }
+}
+
+/// Assembles the control-socket application; `Daemon.run` only builds and runs it.
+public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, logger: Logger) -> some ApplicationProtocol {
+    Application(
+        router: plane.router(),
+        server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+        configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socketPath), serverName: "berthd/\(BerthVersion.current)"),
+        onServerRunning: { _ in
+            // Users in the socket's group may connect; nobody else.
+            if let socketGroup {
+                if let gid = CallerDirectory.groupID(name: socketGroup) {
+                    if chown(socketPath, uid_t.max, gid) != 0 {
+                        logger.warning("cannot give the socket to group \(socketGroup): \(String(cString: strerror(errno)))")
+                    }
+                } else {
+                    logger.warning("socket group '\(socketGroup)' does not exist; only \(CallerDirectory.userName(uid: getuid()) ?? "the daemon's user") can connect")
+                }
+            }
+            chmod(socketPath, 0o660)
+            logger.info("listening", metadata: ["socket": "\(socketPath)", "version": "\(BerthVersion.current)"])
+        },
+        logger: logger)
+}

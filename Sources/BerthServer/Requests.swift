@@ -1,0 +1,82 @@
+import BerthWire
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Reading request bodies strictly: a JSON object of known fields, each of the right type.
+enum Requests {
+    static func body(_ request: Request, context: BerthRequestContext) async throws -> Data {
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+            return Data(buffer: buffer)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.payloadTooLarge, "request body is over 1 MiB: send a smaller body")
+        }
+    }
+
+    static func decode<T: StrictBody>(_ type: T.Type, from data: Data) throws -> T {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [])
+        } catch {
+            throw APIError(.invalidArgument, "request body: not valid JSON (\(Self.reason(error))); send a JSON object")
+        }
+        guard let fields = object as? [String: Any] else {
+            throw APIError(.invalidArgument, "request body: expected a JSON object of fields")
+        }
+        let allowed = Set(T.CodingKeys.allCases.map(\.stringValue))
+        for key in fields.keys.sorted() where !allowed.contains(Wire.camelCase(key)) || key != Wire.snakeCase(Wire.camelCase(key)) {
+            let names = T.CodingKeys.allCases.map { Wire.snakeCase($0.stringValue) }.joined(separator: ", ")
+            throw APIError.invalid(field: key, "unknown field; the known fields are \(names)")
+        }
+        do {
+            return try Wire.decoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw Self.apiError(error)
+        }
+    }
+
+    static func apiError(_ error: DecodingError) -> APIError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.map { $0.intValue.map { "[\($0)]" } ?? Wire.snakeCase($0.stringValue) }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return .invalid(field: path(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return .invalid(field: path(context.codingPath), "expected \(Self.typeName(type))")
+        case .valueNotFound(let type, let context):
+            return .invalid(field: path(context.codingPath), "expected \(Self.typeName(type)), found null")
+        case .dataCorrupted(let context):
+            return .invalid(field: path(context.codingPath), "invalid value (\(context.debugDescription))")
+        @unknown default:
+            return APIError(.invalidArgument, "request body: \(error)")
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type: "an integer"
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Double.Type: "a number"
+        default: "\(type)"
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let nsError = error as NSError
+        return (nsError.userInfo[NSDebugDescriptionErrorKey] as? String) ?? nsError.localizedDescription
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        respond(status: status.code, body: try Wire.encoder().encode(value))
+    }
+
+    static func respond(status: Int, body: Data) -> Response {
+        Response(
+            status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

@@ -1,0 +1,114 @@
+public import BerthCore
+public import BerthStore
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// A wake-up signal that is never lost: a ring with nobody waiting is kept for the next wait.
+actor Doorbell {
+    private var rung = false
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func ring() {
+        if let waiter {
+            self.waiter = nil
+            waiter.resume()
+        } else {
+            rung = true
+        }
+    }
+
+    /// Returns when rung, or after `timeout`.
+    func wait(timeout: Duration) async {
+        if rung {
+            rung = false
+            return
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { await self.ring() }
+        }
+        await withCheckedContinuation { waiter = $0 }
+        timer.cancel()
+        rung = false
+    }
+}
+
+/// The scheduler loop: runs a planning cycle when a change rings it or when the next start or
+/// end falls due, and sleeps otherwise.
+public final class Scheduler: Service, Sendable {
+    private let ledger: Ledger
+    private let clock: @Sendable () -> Date
+    private let logger: Logger
+    private let doorbell = Doorbell()
+    /// Even with nothing due, look again this often: a safety net against a clock jump, not polling.
+    private let longestSleep: Duration = .seconds(60)
+
+    public init(ledger: Ledger, clock: @escaping @Sendable () -> Date, logger: Logger) {
+        self.ledger = ledger
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// One cycle inside the caller's transaction: plan from what is committed, apply the plan.
+    /// Handlers call it after their change so the answer already shows its effect.
+    public static func cycle(_ tx: LedgerTransaction, now: Date) throws -> Plan {
+        let plan = Planner.plan(try tx.snapshot(), now: now)
+        try tx.apply(plan)
+        return plan
+    }
+
+    /// Asks for a cycle soon: something changed.
+    public func wake() {
+        Task { await doorbell.ring() }
+    }
+
+    /// Runs one cycle in its own transaction and logs what it did.
+    @discardableResult
+    public func runCycle() async throws -> Plan {
+        let now = clock().wholeSeconds
+        let plan = try await ledger.write { tx in try Self.cycle(tx, now: now) }
+        for step in plan.steps {
+            switch step {
+            case .activate(let id, _, let end, let units, let leaseStart):
+                logger.info("reservation activated", metadata: [
+                    "reservation": "\(id)", "units": "\(units.joined(separator: ","))",
+                    "lease_start": "\(TimeExpression.format(leaseStart))", "end": "\(end.map(TimeExpression.format) ?? "open")",
+                ])
+            case .grow(let id, let units, _):
+                logger.info("reservation grew", metadata: ["reservation": "\(id)", "units": "\(units.joined(separator: ","))"])
+            case .expire(let id, let at):
+                logger.info("reservation expired", metadata: ["reservation": "\(id)", "at": "\(TimeExpression.format(at))"])
+            }
+        }
+        for noFit in plan.deferred {
+            logger.debug("reservation not placed", metadata: ["reservation": "\(noFit.reservationID)", "reason": "\(noFit.reason)"])
+        }
+        return plan
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                var sleep = self.longestSleep
+                do {
+                    let plan = try await self.runCycle()
+                    if let next = plan.nextWake {
+                        let seconds = max(0, next.timeIntervalSince(self.clock()))
+                        sleep = min(sleep, .milliseconds(Int64(seconds * 1000) + 5))
+                    }
+                } catch {
+                    // A failed cycle changed nothing (its transaction rolled back); try again soon.
+                    self.logger.error("scheduling cycle failed", metadata: ["error": "\(error)"])
+                    sleep = .seconds(1)
+                }
+                let doorbell = self.doorbell
+                await withTaskCancellationHandler {
+                    await doorbell.wait(timeout: sleep)
+                } onCancel: {
+                    Task { await doorbell.ring() }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+public import BerthCore
+public import Foundation
+import GRDB
+
+/// The SQLite ledger: the single owner of the database writer for the life of the process.
+/// Every change is made inside one `write` transaction, committed before the caller answers.
+public final class Ledger: Sendable {
+    private let writer: any DatabaseWriter
+    public let path: String
+
+    /// Opens (creating if needed) the ledger at `path` in WAL mode with `synchronous = FULL`,
+    /// and brings its schema up to date.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.label = "berth-ledger"
+        configuration.foreignKeysEnabled = true
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets `synchronous = NORMAL` on the WAL writer after `prepareDatabase`, which
+        // survives a crash of the process but not of the machine. An acknowledged change must
+        // survive both, so FULL is set here, after opening.
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        try Migrations.migrator.migrate(pool)
+        self.writer = pool
+        self.path = path
+    }
+
+    /// A private in-memory ledger, for tests.
+    public init(inMemory: Void = ()) throws {
+        let queue = try DatabaseQueue()
+        try Migrations.migrator.migrate(queue)
+        self.writer = queue
+        self.path = ":memory:"
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
+        try await writer.write { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
+        try await writer.read { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    /// Synchronous variants, for start-up and tests.
+    public func writeNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
+        try writer.write { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    public func readNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
+        try writer.read { db in try body(LedgerTransaction(db: db)) }
+    }
+
+    /// Checkpoints the WAL and closes the connections: a clean shutdown leaves one file.
+    public func close() throws {
+        if let pool = writer as? DatabasePool {
+            try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        }
+        try writer.close()
+    }
+
+    /// `PRAGMA` values of the writer connection, for tests that check durability settings.
+    public func pragma(_ name: String) throws -> String? {
+        try writer.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
+    }
+}
+
+/// What was answered the first time a POST carried an `Idempotency-Key`.
+public struct IdempotentAnswer: Sendable, Equatable {
+    public var route: String
+    public var request: Data
+    public var status: Int
+    public var response: Data
+
+    public init(route: String, request: Data, status: Int, response: Data) {
+        self.route = route
+        self.request = request
+        self.status = status
+        self.response = response
+    }
+}
+
+/// Reads and writes inside one transaction of the ledger.
+public struct LedgerTransaction {
+    let db: Database
+
+    // MARK: Catalog
+
+    /// Makes the ledger's units and base models match the config. Units and models that left
+    /// the config are retired, never deleted: leases and reservations still point at them.
+    public func syncCatalog(units: [ComputeUnit], models: [Model], now: Date) throws {
+        try db.execute(sql: "UPDATE units SET retired = 1")
+        for (position, unit) in units.enumerated() {
+            try UnitRecord(unit, position: position).upsert(db)
+        }
+        try db.execute(sql: "UPDATE models SET retired = 1 WHERE base_model IS NULL")
+        for model in models {
+            let createdAt = try Date.fetchOne(db, sql: "SELECT created_at FROM models WHERE id = ?", arguments: [model.id]) ?? now
+            try ModelRecord(model, createdAt: createdAt).upsert(db)
+        }
+    }
+
+    public func units() throws -> [ComputeUnit] {
+        try UnitRecord.fetchAll(db, sql: "SELECT * FROM units WHERE NOT retired ORDER BY position").map(\.unit)
+    }
+
+    public func models() throws -> [Model] {
+        try ModelRecord.fetchAll(db, sql: "SELECT * FROM models WHERE NOT retired ORDER BY base_model IS NOT NULL, id").map(\.model)
+    }
+
+    public func model(id: String) throws -> Model? {
+        try ModelRecord.fetchOne(db, key: id).map(\.model)
+    }
+
+    // MARK: Reservations
+
+    /// Reservations, newest first; `owner` limits them to one user's.
+    public func reservations(owner: String? = nil) throws -> [Reservation] {
+        var sql = "SELECT * FROM reservations"
+        var arguments: StatementArguments = []
+        if let owner {
+            sql += " WHERE owner = ?"
+            arguments = [owner]
+        }
+        sql += " ORDER BY id DESC"
+        return try ReservationRecord.fetchAll(db, sql: sql, arguments: arguments).map(\.reservation)
+    }
+
+    public func liveReservations() throws -> [Reservation] {
+        try ReservationRecord.fetchAll(db, sql: "SELECT * FROM reservations WHERE status IN ('pending', 'active') ORDER BY id")
+            .map(\.reservation)
+    }
+
+    /// The live reservation of that name, or else the latest finished one.
+    public func reservation(named name: String) throws -> Reservation? {
+        try ReservationRecord.fetchOne(db, sql: """
+            SELECT * FROM reservations WHERE name = ?
+            ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
+            """, arguments: [name]).map(\.reservation)
+    }
+
+    public func reservation(id: Int64) throws -> Reservation? {
+        try ReservationRecord.fetchOne(db, key: id).map(\.reservation)
+    }
+
+    /// Inserts a new reservation and returns it with its id.
+    public func insert(_ reservation: Reservation) throws -> Reservation {
+        var record = ReservationRecord(reservation)
+        record.id = nil
+        try record.insert(db)
+        return record.reservation
+    }
+
+    /// Saves the changed fields of an existing reservation (name, model, units, window, status).
+    public func update(_ reservation: Reservation) throws {
+        var record = ReservationRecord(reservation)
+        record.endedAt = try Date.fetchOne(db, sql: "SELECT ended_at FROM reservations WHERE id = ?", arguments: [reservation.id])
+        try record.update(db)
+    }
+
+    /// Ends a reservation at `at` with `status` (deleted, expired, failed) and closes its leases there.
+    public func finish(reservationID: Int64, status: ReservationStatus, at: Date, reason: String? = nil) throws {
+        try db.execute(sql: """
+            UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
+            """, arguments: [status.rawValue, at, reason, reservationID])
+        try db.execute(sql: """
+            UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END
+            WHERE reservation_id = ? AND held
+            """, arguments: [at, at, reservationID])
+    }
+
+    public func statusReason(reservationID: Int64) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT status_reason FROM reservations WHERE id = ?", arguments: [reservationID])
+    }
+
+    // MARK: Leases
+
+    public func leases(reservationID: Int64) throws -> [Lease] {
+        try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases WHERE reservation_id = ? ORDER BY start, id", arguments: [reservationID])
+            .map(\.lease)
+    }
+
+    /// Every lease ever written, oldest first.
+    public func allLeases() throws -> [Lease] {
+        try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases ORDER BY start, id").map(\.lease)
+    }
+
+    public func heldLeases() throws -> [Lease] {
+        try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases WHERE held ORDER BY id").map(\.lease)
+    }
+
+    /// Which live reservation holds each unit now: unit id → reservation name.
+    public func unitHolders() throws -> [String: String] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT leases.unit_id, reservations.name FROM leases
+            JOIN reservations ON reservations.id = leases.reservation_id WHERE leases.held
+            """)
+        return Dictionary(rows.map { ($0[0] as String, $0[1] as String) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    // MARK: Planning
+
+    /// What the planner needs, read in this transaction.
+    public func snapshot() throws -> Snapshot {
+        let dedicated = try String.fetchAll(db, sql: "SELECT id FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position")
+        let freeSince = try Row.fetchAll(db, sql: """
+            SELECT unit_id, MAX("end") FROM leases WHERE NOT held AND "end" IS NOT NULL GROUP BY unit_id
+            """)
+        return Snapshot(
+            dedicatedUnits: dedicated,
+            reservations: try liveReservations(),
+            heldLeases: try heldLeases(),
+            unitFreeSince: Dictionary(freeSince.map { ($0[0] as String, $0[1] as Date) }, uniquingKeysWith: max))
+    }
+
+    /// Applies a plan's steps in order. The caller's transaction makes them one change.
+    public func apply(_ plan: Plan) throws {
+        for step in plan.steps {
+            switch step {
+            case .activate(let id, let start, let end, let units, let leaseStart):
+                try db.execute(sql: """
+                    UPDATE reservations SET status = 'active', waiting = 0, start = ?, "end" = ? WHERE id = ?
+                    """, arguments: [start, end, id])
+                try insertLeases(reservationID: id, units: units, start: leaseStart, end: end)
+            case .grow(let id, let units, let at):
+                let end = try Date.fetchOne(db, sql: #"SELECT "end" FROM reservations WHERE id = ?"#, arguments: [id])
+                try insertLeases(reservationID: id, units: units, start: at, end: end)
+            case .expire(let id, let at):
+                try finish(reservationID: id, status: .expired, at: at)
+            }
+        }
+    }
+
+    private func insertLeases(reservationID: Int64, units: [String], start: Date, end: Date?) throws {
+        for unit in units {
+            var lease = LeaseRecord(id: nil, unitId: unit, reservationId: reservationID, start: start, end: end, held: true)
+            try lease.insert(db)
+        }
+    }
+
+    // MARK: Idempotency
+
+    public func idempotentAnswer(owner: String, key: String) throws -> IdempotentAnswer? {
+        try IdempotencyRecord.fetchOne(db, key: ["owner": owner, "key": key]).map {
+            IdempotentAnswer(route: $0.route, request: $0.request, status: $0.status, response: $0.response)
+        }
+    }
+
+    public func recordIdempotentAnswer(owner: String, key: String, answer: IdempotentAnswer, now: Date) throws {
+        try IdempotencyRecord(
+            owner: owner, key: key, route: answer.route, request: answer.request, status: answer.status,
+            response: answer.response, createdAt: now
+        ).insert(db)
+    }
+
+    // MARK: Checks
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    public func integrityCheck() throws -> String {
+        try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer"
+    }
+}

@@ -1,0 +1,208 @@
+import BerthCore
+import Foundation
+import GRDB
+
+// One record type per table; core types stay free of GRDB. Swift optionals match NOT NULL.
+
+struct UnitRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "units"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    var id: String
+    var kind: String
+    var device: Int?
+    var pool: String
+    /// Dropped from the config; kept so old leases still point at something.
+    var retired: Bool
+    var position: Int
+
+    init(_ unit: ComputeUnit, position: Int) {
+        id = unit.id
+        kind = unit.kind
+        device = unit.device
+        pool = unit.pool.rawValue
+        retired = false
+        self.position = position
+    }
+
+    var unit: ComputeUnit {
+        ComputeUnit(id: id, kind: kind, device: device, pool: UnitPool(rawValue: pool) ?? .dedicated)
+    }
+}
+
+struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "models"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    struct Range<T: Codable & Comparable>: Codable {
+        var min: T
+        var max: T
+    }
+    struct Hyperparameters: Codable {
+        var epochs: Range<Int>
+        var batchSize: Range<Int>
+        var learningRate: Range<Double>
+        var warmupSteps: Range<Int>
+    }
+    struct Price: Codable {
+        var modelUnitHour: [String: Double]
+        var onDemandInputPer1k: Double?
+        var onDemandOutputPer1k: Double?
+    }
+
+    var id: String
+    var provider: String
+    var inputModalities: [String]
+    var outputModalities: [String]
+    var maxTokens: Int
+    var onDemand: Bool
+    var customizations: [String]
+    var hyperparameters: Hyperparameters
+    var unitsPerModelUnit: Int
+    var tokensPerMinute: Int
+    var price: Price
+    var baseModel: String?
+    var owner: String?
+    /// Dropped from the config; kept so reservations made for it can still be shown.
+    var retired: Bool
+    var createdAt: Date
+
+    init(_ model: Model, createdAt: Date) {
+        id = model.id
+        provider = model.provider
+        inputModalities = model.inputModalities.map(\.rawValue)
+        outputModalities = model.outputModalities.map(\.rawValue)
+        maxTokens = model.maxTokens
+        onDemand = model.onDemand
+        customizations = model.customizations.map(\.rawValue)
+        let h = model.hyperparameters
+        hyperparameters = Hyperparameters(
+            epochs: .init(min: h.epochs.lowerBound, max: h.epochs.upperBound),
+            batchSize: .init(min: h.batchSize.lowerBound, max: h.batchSize.upperBound),
+            learningRate: .init(min: h.learningRate.lowerBound, max: h.learningRate.upperBound),
+            warmupSteps: .init(min: h.warmupSteps.lowerBound, max: h.warmupSteps.upperBound))
+        unitsPerModelUnit = model.unitsPerModelUnit
+        tokensPerMinute = model.tokensPerMinute
+        price = Price(
+            modelUnitHour: Dictionary(uniqueKeysWithValues: model.price.modelUnitHour.map { ($0.key.rawValue, $0.value) }),
+            onDemandInputPer1k: model.price.onDemandInputPer1k, onDemandOutputPer1k: model.price.onDemandOutputPer1k)
+        baseModel = model.baseModel
+        owner = model.owner
+        retired = false
+        self.createdAt = createdAt
+    }
+
+    var model: Model {
+        func range<T>(_ r: Range<T>) -> ClosedRange<T> { Swift.min(r.min, r.max)...Swift.max(r.min, r.max) }
+        return Model(
+            id: id, provider: provider,
+            inputModalities: inputModalities.compactMap(Modality.init(rawValue:)),
+            outputModalities: outputModalities.compactMap(Modality.init(rawValue:)),
+            maxTokens: maxTokens, onDemand: onDemand,
+            customizations: customizations.compactMap(Customization.init(rawValue:)),
+            hyperparameters: HyperparameterRanges(
+                epochs: range(hyperparameters.epochs), batchSize: range(hyperparameters.batchSize),
+                learningRate: range(hyperparameters.learningRate), warmupSteps: range(hyperparameters.warmupSteps)),
+            unitsPerModelUnit: unitsPerModelUnit, tokensPerMinute: tokensPerMinute,
+            price: ModelPrice(
+                modelUnitHour: Dictionary(uniqueKeysWithValues: price.modelUnitHour.compactMap { k, v in
+                    Commitment(rawValue: k).map { ($0, v) }
+                }),
+                onDemandInputPer1k: price.onDemandInputPer1k, onDemandOutputPer1k: price.onDemandOutputPer1k),
+            baseModel: baseModel, owner: owner)
+    }
+}
+
+struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "reservations"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    var id: Int64?
+    var name: String
+    var owner: String
+    var model: String
+    var purpose: String
+    var modelUnits: Int
+    var units: Int
+    var commitment: String
+    var start: Date
+    var end: Date?
+    var duration: Double?
+    var status: String
+    var waiting: Bool
+    var spillover: Bool
+    var createdAt: Date
+    /// When it became expired, deleted or failed.
+    var endedAt: Date?
+    var statusReason: String?
+
+    mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    init(_ r: Reservation) {
+        id = r.id > 0 ? r.id : nil
+        name = r.name
+        owner = r.owner
+        model = r.model
+        purpose = r.purpose.rawValue
+        modelUnits = r.modelUnits
+        units = r.units
+        commitment = r.commitment.rawValue
+        start = r.start
+        end = r.end
+        duration = r.duration
+        status = r.status.rawValue
+        waiting = r.waiting
+        spillover = r.spillover
+        createdAt = r.createdAt
+    }
+
+    var reservation: Reservation {
+        Reservation(
+            id: id ?? 0, name: name, owner: owner, model: model, purpose: Purpose(rawValue: purpose) ?? .training,
+            modelUnits: modelUnits, units: units, commitment: Commitment(rawValue: commitment) ?? .none,
+            start: start, end: end, duration: duration, status: ReservationStatus(rawValue: status) ?? .failed,
+            waiting: waiting, spillover: spillover, createdAt: createdAt)
+    }
+}
+
+struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "leases"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    var id: Int64?
+    var unitId: String
+    var reservationId: Int64
+    var start: Date
+    /// The planned end while held (`nil`: open-ended); the real end once closed.
+    var end: Date?
+    /// Whether the lease still holds its unit.
+    var held: Bool
+
+    mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    var lease: Lease {
+        Lease(unit: unitId, reservationID: reservationId, start: start, end: end)
+    }
+}
+
+struct IdempotencyRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "idempotency_keys"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    var owner: String
+    var key: String
+    var route: String
+    var request: Data
+    var status: Int
+    var response: Data
+    var createdAt: Date
+}
