@@ -1,0 +1,142 @@
+import BerthCore
+import BerthStore
+import BerthTestSupport
+import Foundation
+import Testing
+
+private let t = Fixtures.t
+
+@Suite("Ledger")
+struct LedgerTests {
+    func openLedger(_ dir: TemporaryDirectory) throws -> Ledger {
+        let ledger = try Ledger(path: dir.file("berth.db"))
+        try ledger.writeNow { tx in
+            try tx.syncCatalog(
+                units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }
+                    + [ComputeUnit(id: "shared-0", kind: "cpu", pool: .shared)],
+                models: [Fixtures.textModel], now: t(0))
+        }
+        return ledger
+    }
+
+    @Test("migrations build the schema from an empty file, in WAL mode with synchronous FULL")
+    func migratesFromEmpty() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        #expect(try ledger.pragma("journal_mode") == "wal")
+        #expect(try ledger.pragma("synchronous") == "2")  // FULL
+        #expect(try ledger.readNow { try $0.integrityCheck() } == "ok")
+        try ledger.close()
+        // Opening again runs no migration twice and keeps what was there.
+        let again = try Ledger(path: dir.file("berth.db"))
+        #expect(try again.readNow { try $0.units().count } == 5)
+        try again.close()
+    }
+
+    @Test("units, models and reservations round-trip")
+    func roundTrips() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        #expect(try ledger.readNow { try $0.model(id: Fixtures.textModel.id) } == Fixtures.textModel)
+        #expect(try ledger.readNow { try $0.units().map(\.id) } == ["cpu-0", "cpu-1", "cpu-2", "cpu-3", "shared-0"])
+        var reservation = Fixtures.reservation(0, units: 2, start: t(1), end: t(3), commitment: .oneMonth)
+        reservation.spillover = true
+        let inserted = try ledger.writeNow { try $0.insert(reservation) }
+        #expect(inserted.id > 0)
+        var expected = reservation
+        expected.id = inserted.id
+        #expect(try ledger.readNow { try $0.reservation(id: inserted.id) } == expected)
+        #expect(try ledger.readNow { try $0.reservation(named: "r0") } == expected)
+    }
+
+    @Test("a config that drops a unit retires it instead of deleting it")
+    func retiresUnits() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(1)) }
+        #expect(try ledger.readNow { try $0.units().map(\.id) } == ["cpu-0"])
+        #expect(try ledger.readNow { try $0.snapshot().dedicatedUnits } == ["cpu-0"])
+    }
+
+    @Test("a plan is applied whole: activation and its leases commit together")
+    func planAppliesWhole() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: t(2))) }
+        let plan = try ledger.writeNow { tx in
+            let plan = Planner.plan(try tx.snapshot(), now: t(0))
+            try tx.apply(plan)
+            return plan
+        }
+        #expect(plan.steps.count == 1)
+        let (status, leases) = try ledger.readNow { tx in (try tx.reservation(id: r.id)?.status, try tx.leases(reservationID: r.id)) }
+        #expect(status == .active)
+        #expect(leases.map(\.unit) == ["cpu-0", "cpu-1"])
+        #expect(leases.allSatisfy { $0.start == t(0) && $0.end == t(2) })
+    }
+
+    @Test("a lease write and its reservation's status change are one transaction: a failing lease leaves the reservation pending")
+    func leaseAndStatusAreOneTransaction() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil)) }
+        // The second lease names a unit the ledger does not have: the foreign key refuses it
+        // after the status change and the first lease were already written.
+        let bad = Plan(steps: [.activate(reservationID: r.id, start: t(0), end: nil, units: ["cpu-0", "no-such-unit"], leaseStart: t(0))])
+        #expect(throws: (any Error).self) {
+            try ledger.writeNow { tx in try tx.apply(bad) }
+        }
+        let (status, leases) = try ledger.readNow { tx in (try tx.reservation(id: r.id)?.status, try tx.leases(reservationID: r.id)) }
+        #expect(status == .pending)
+        #expect(leases.isEmpty)
+    }
+
+    @Test("the ledger itself refuses a unit held by two leases at once")
+    func uniqueHeldUnit() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let a = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
+        let b = try ledger.writeNow { try $0.insert(Fixtures.reservation(1, units: 1, start: t(0), end: nil)) }
+        try ledger.writeNow { try $0.apply(Plan(steps: [.activate(reservationID: a.id, start: t(0), end: nil, units: ["cpu-0"], leaseStart: t(0))])) }
+        #expect(throws: (any Error).self) {
+            try ledger.writeNow { try $0.apply(Plan(steps: [.activate(reservationID: b.id, start: t(0), end: nil, units: ["cpu-0"], leaseStart: t(0))])) }
+        }
+    }
+
+    @Test("finishing a reservation closes its held leases at that time")
+    func finishClosesLeases() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: t(10))) }
+        try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(0))) }
+        try ledger.writeNow { try $0.finish(reservationID: r.id, status: .deleted, at: t(3)) }
+        let (status, leases, held) = try ledger.readNow { tx in
+            (try tx.reservation(id: r.id)?.status, try tx.leases(reservationID: r.id), try tx.heldLeases())
+        }
+        #expect(status == .deleted)
+        #expect(leases.allSatisfy { $0.end == t(3) })
+        #expect(held.isEmpty)
+        #expect(try ledger.readNow { try $0.snapshot().unitFreeSince["cpu-0"] } == t(3))
+    }
+
+    @Test("an idempotent answer is stored once per owner and key")
+    func idempotency() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let answer = IdempotentAnswer(route: "POST /v1/reservations", request: Data("{}".utf8), status: 201, response: Data("{\"a\":1}".utf8))
+        try ledger.writeNow { try $0.recordIdempotentAnswer(owner: "alice", key: "k1", answer: answer, now: t(0)) }
+        #expect(try ledger.readNow { try $0.idempotentAnswer(owner: "alice", key: "k1") } == answer)
+        #expect(try ledger.readNow { try $0.idempotentAnswer(owner: "bob", key: "k1") } == nil)
+        #expect(throws: (any Error).self) {
+            try ledger.writeNow { try $0.recordIdempotentAnswer(owner: "alice", key: "k1", answer: answer, now: t(1)) }
+        }
+    }
+}
