@@ -108,7 +108,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["BerthTestSupport", "BerthWire"],
+            dependencies: ["BerthTestSupport", "BerthWire", "BerthClient"],
             swiftSettings: strictSettings
         ),
     ]

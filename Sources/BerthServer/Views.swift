@@ -20,7 +20,7 @@ enum Views {
                 warmupSteps: .init(min: h.warmupSteps.lowerBound, max: h.warmupSteps.upperBound)),
             price: PriceView(
                 modelUnitHour: Dictionary(uniqueKeysWithValues: m.price.modelUnitHour.map { ($0.key.rawValue, $0.value) }),
-                onDemandInputPer1k: m.price.onDemandInputPer1k, onDemandOutputPer1k: m.price.onDemandOutputPer1k))
+                onDemandInputPerThousand: m.price.onDemandInputPer1k, onDemandOutputPerThousand: m.price.onDemandOutputPer1k))
     }
 
     static func reservation(_ r: Reservation, leases: [Lease]) -> ReservationView {

@@ -171,13 +171,15 @@ public struct HyperparametersView: Codable, Sendable, Equatable {
     }
 }
 
+/// On-demand prices are per 1,000 tokens (`..._per_thousand`: a digit inside a key would not
+/// survive the snake_case conversion).
 public struct PriceView: Codable, Sendable, Equatable {
     /// Per model unit and hour, keyed by commitment (`none`, `1m`, `6m`).
     public var modelUnitHour: [String: Double]
-    public var onDemandInputPer1k: Double?
-    public var onDemandOutputPer1k: Double?
-    public init(modelUnitHour: [String: Double], onDemandInputPer1k: Double?, onDemandOutputPer1k: Double?) {
-        self.modelUnitHour = modelUnitHour; self.onDemandInputPer1k = onDemandInputPer1k; self.onDemandOutputPer1k = onDemandOutputPer1k
+    public var onDemandInputPerThousand: Double?
+    public var onDemandOutputPerThousand: Double?
+    public init(modelUnitHour: [String: Double], onDemandInputPerThousand: Double?, onDemandOutputPerThousand: Double?) {
+        self.modelUnitHour = modelUnitHour; self.onDemandInputPerThousand = onDemandInputPerThousand; self.onDemandOutputPerThousand = onDemandOutputPerThousand
     }
 }
 

@@ -1,0 +1,35 @@
+import BerthCore
+import Foundation
+
+/// How values appear in human output: times in RFC 3339 UTC, `-` for nothing.
+enum Format {
+    static func time(_ date: Date?) -> String {
+        date.map(TimeExpression.format) ?? "-"
+    }
+
+    static func text(_ value: String?) -> String {
+        guard let value, !value.isEmpty else { return "-" }
+        return value
+    }
+
+    static func number(_ value: Int?) -> String {
+        value.map(String.init) ?? "-"
+    }
+
+    static func number(_ value: Double?) -> String {
+        guard let value else { return "-" }
+        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    static func list(_ values: [String]) -> String {
+        values.isEmpty ? "-" : values.joined(separator: ",")
+    }
+
+    static func yesNo(_ value: Bool) -> String {
+        value ? "yes" : "no"
+    }
+
+    static func plural(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
+    }
+}

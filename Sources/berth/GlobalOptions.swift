@@ -1,0 +1,108 @@
+import ArgumentParser
+import BerthClient
+import BerthWire
+import Foundation
+
+/// Flags every subcommand takes: where the daemon is and how to print what it says.
+struct GlobalOptions: ParsableArguments {
+    static let defaultSocketPath = "/run/berth/berthd.sock"
+
+    @Option(
+        help: ArgumentHelp(
+            "The control socket of berthd (default: $BERTH_SOCKET, else \(Self.defaultSocketPath)).",
+            valueName: "path"))
+    var socket: String?
+
+    @Flag(help: "Print the API's JSON document instead of a table.")
+    var json = false
+
+    var socketPath: String {
+        if let socket, !socket.isEmpty { return socket }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["BERTH_SOCKET"], !fromEnvironment.isEmpty {
+            return fromEnvironment
+        }
+        return Self.defaultSocketPath
+    }
+
+    /// One request to berthd: the decoded 2xx answer and its body as received. A request that
+    /// cannot act twice (a GET, or one with an `Idempotency-Key`) is retried once if the
+    /// connection breaks mid-way.
+    func call<T: Decodable>(
+        _ type: T.Type,
+        _ method: String,
+        _ path: String,
+        body: (any Encodable)? = nil,
+        idempotencyKey: String? = nil
+    ) async throws(CommandFailure) -> Reply<T> {
+        let client = SocketClient(socketPath: socketPath)
+        var data: Data?
+        if let body {
+            do {
+                data = try Wire.encoder().encode(body)
+            } catch {
+                throw CommandFailure(code: "internal", message: "cannot encode the request: \(error)", status: .failure)
+            }
+        }
+        let headers = idempotencyKey.map { [("Idempotency-Key", $0)] } ?? []
+        let retryable = method == "GET" || idempotencyKey != nil
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await client.send(method: method, path: path, body: data, headers: headers)
+                return Reply(value: try response.decoded(as: T.self), body: response.body)
+            } catch {
+                if case .transport = error, retryable, attempt < 2 { continue }
+                throw CommandFailure(error)
+            }
+        }
+    }
+
+    /// Prints the answer: its JSON document under `--json`, else what `human` makes of it.
+    func show<T>(_ reply: Reply<T>, human: (T) -> String) {
+        if json {
+            if !reply.body.isEmpty { print(JSONDocument.pretty(reply.body)) }
+        } else {
+            print(human(reply.value))
+        }
+    }
+}
+
+/// A decoded answer and the bytes it came from, for `--json`.
+struct Reply<T> {
+    var value: T
+    var body: Data
+}
+
+/// What a subcommand reports on stderr as `berth: <code>: <message>`, and its exit status.
+struct CommandFailure: Error {
+    var code: String
+    var message: String
+    var status: ExitStatus
+
+    static func invalidArgument(_ message: String) -> CommandFailure {
+        CommandFailure(code: "invalid-argument", message: message, status: .usage)
+    }
+
+    init(code: String, message: String, status: ExitStatus) {
+        self.code = code
+        self.message = message
+        self.status = status
+    }
+
+    init(_ error: ClientError) {
+        self.init(code: error.code, message: error.message, status: error.exitStatus)
+        switch error {
+        case .unreachable:
+            message += "; check that berthd is running and that --socket or BERTH_SOCKET names its socket"
+        case .api(_, _, let retryAfter?) where status == .throttled:
+            message += " (retry after \(retryAfter)s)"
+        default:
+            break
+        }
+    }
+
+    func report() {
+        FileHandle.standardError.write(Data("berth: \(code): \(message)\n".utf8))
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import BerthClient
+import BerthCore
+import BerthWire
+import Foundation
+
+extension Berth {
+    struct Capacity: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show how many dedicated units are free over time.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Start of the window (default: now).", valueName: "time"))
+        var from: String?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("End of the window (default: chosen by berthd).", valueName: "time"))
+        var to: String?
+
+        func validate() throws {
+            try ArgumentCheck.time(from, option: "--from")
+            try ArgumentCheck.time(to, option: "--to")
+            let now = Date()
+            if let from, let to, let start = TimeExpression.parse(from, now: now),
+               let end = TimeExpression.parse(to, now: now), start >= end {
+                throw ValidationError("--from \(from) is not before --to \(to): give a window that ends after it starts")
+            }
+        }
+
+        func run() async throws {
+            let path = "/v1/capacity" + PercentEncoding.query([("from", from), ("to", to)])
+            let reply = try await global.call(CapacityView.self, "GET", path)
+            global.show(reply) { capacity in
+                var table = Table("start", "end", "free", "leased")
+                for step in capacity.steps {
+                    table.append(
+                        Format.time(step.start), Format.time(step.end), String(step.free),
+                        String(capacity.total - step.free))
+                }
+                return "\(Format.plural(capacity.total, "dedicated unit")), "
+                    + "\(Format.time(capacity.from)) to \(Format.time(capacity.to)):\n\n" + table.render()
+            }
+        }
+    }
+}

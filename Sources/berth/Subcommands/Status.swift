@@ -1,0 +1,27 @@
+import ArgumentParser
+import BerthCore
+import BerthWire
+
+extension Berth {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the daemon's version, uptime and a summary of the pool.")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let reply = try await global.call(HealthView.self, "GET", "/v1/health")
+            global.show(reply) { health in
+                Table.fields([
+                    ("status", health.status),
+                    ("version", health.version),
+                    ("started", Format.time(health.startedAt)),
+                    ("uptime", TimeExpression.formatDuration(Double(health.uptimeSeconds))),
+                    ("dedicated units", "\(health.units.dedicated) (\(health.units.leased) leased, \(health.units.free) free)"),
+                    ("shared units", String(health.units.shared)),
+                    ("reservations", "\(health.reservations.active) active, \(health.reservations.pending) pending"),
+                ])
+            }
+        }
+    }
+}

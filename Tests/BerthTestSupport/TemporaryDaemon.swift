@@ -1,0 +1,212 @@
+public import Foundation
+
+/// What a run of a program printed and how it ended.
+public struct CommandResult: Sendable, CustomStringConvertible {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+}
+
+/// A user to run the CLI as, other than the test's own (root): the kernel reports its uid to
+/// the daemon through SO_PEERCRED. Its gid is `nogroup`, the socket's group in the tests.
+public struct TestUser: Sendable {
+    public var uid: UInt32
+    public var name: String
+    public static let nobody = TestUser(uid: 65534, name: "nobody")
+    /// A uid with no password entry: the daemon names it by number.
+    public static let stranger = TestUser(uid: 4242, name: "4242")
+}
+
+/// The built executables, next to the test bundle in the build folder.
+public enum Products {
+    public static var directory: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }
+
+    public static func path(_ name: String) -> String { "\(directory)/\(name)" }
+
+    /// Runs a program to completion; output goes through files so a chatty one never blocks.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> CommandResult {
+        let dir = try TemporaryDirectory(prefix: "berth-run")
+        defer { dir.remove() }
+        FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
+        FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out")))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return CommandResult(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOfFile: dir.file("out"), encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? "")
+    }
+}
+
+/// A real `berthd` on a temporary socket and database, started from the built executable.
+public final class TemporaryDaemon: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public var socket: String { directory.file("berthd.sock") }
+    public var database: String { directory.file("berth.db") }
+    public var configPath: String { directory.file("berthd.toml") }
+    public var logPath: String { directory.file("berthd.log") }
+    private var process: Process?
+
+    /// A laptop-sized pool: `dedicated` CPU units, two shared, and two models.
+    public static func config(dedicated: Int = 8, extra: String = "") -> String {
+        var toml = """
+            [daemon]
+            socket_group = "nogroup"
+            admins = []
+            log_level = "debug"
+
+            """
+        for i in 0..<dedicated {
+            toml += "\n[[units]]\nid = \"cpu-\(i)\"\nkind = \"cpu\"\ndevice = \(i)\npool = \"dedicated\"\n"
+        }
+        toml += """
+
+            [[units]]
+            id = "cpu-shared-0"
+            kind = "cpu"
+            pool = "shared"
+
+            [[units]]
+            id = "cpu-shared-1"
+            kind = "cpu"
+            pool = "shared"
+
+            [[models]]
+            id = "amazon.nova-micro-v1:0"
+            provider = "Amazon"
+            input_modalities = ["text"]
+            output_modalities = ["text"]
+            max_tokens = 128000
+            on_demand = true
+            customizations = ["fine-tuning", "distillation"]
+            units_per_model_unit = 1
+            tokens_per_minute = 20000
+            [models.price]
+            model_unit_hour = 20.0
+            model_unit_hour_1m = 16.0
+            model_unit_hour_6m = 12.0
+            on_demand_input_per_1k = 0.000035
+            on_demand_output_per_1k = 0.00014
+
+            [[models]]
+            id = "meta.llama3-8b-instruct-v1:0"
+            provider = "Meta"
+            input_modalities = ["text"]
+            output_modalities = ["text"]
+            max_tokens = 8192
+            on_demand = true
+            customizations = ["fine-tuning", "continued-pretraining"]
+            units_per_model_unit = 2
+            tokens_per_minute = 12000
+            [models.price]
+            model_unit_hour = 24.0
+            model_unit_hour_1m = 20.0
+            model_unit_hour_6m = 15.0
+
+            [runners]
+            train = ["berth-runner", "train", "--spec", "{spec}"]
+            batch = ["berth-runner", "batch", "--spec", "{spec}"]
+            serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+
+            """
+        return toml + extra
+    }
+
+    public init(config: String = TemporaryDaemon.config()) throws {
+        directory = try TemporaryDirectory(prefix: "berthd")
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Starts berthd and waits until its socket answers.
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Products.path("berthd"))
+        process.arguments = ["--config", configPath, "--socket", socket, "--database", database]
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !process.isRunning { throw StartFailure(log: self.log) }
+            if let health = try? cli(["status"]), health.status == 0 { return }
+            usleep(50_000)
+        }
+        throw StartFailure(log: "berthd did not answer within 30 s\n" + self.log)
+    }
+
+    public struct StartFailure: Error, CustomStringConvertible {
+        public var log: String
+        public var description: String { "berthd failed to start:\n\(log)" }
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var pid: Int32? { process?.processIdentifier }
+    public var isRunning: Bool { process?.isRunning ?? false }
+
+    /// SIGTERM, then waits for the exit; returns the exit status.
+    @discardableResult
+    public func stop() -> Int32? {
+        guard let process, process.isRunning else { return self.process?.terminationStatus }
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// `kill -9`: no chance to clean up.
+    public func kill9() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Runs the real `berth` CLI against this daemon, as root or as `user`.
+    public func cli(_ arguments: [String], as user: TestUser? = nil) throws -> CommandResult {
+        let berth = Products.path("berth")
+        guard let user else {
+            return try Products.run(berth, arguments, environment: ["BERTH_SOCKET": socket])
+        }
+        return try Products.run(
+            "/usr/bin/setpriv",
+            ["--reuid=\(user.uid)", "--regid=65534", "--clear-groups", berth] + arguments,
+            environment: ["BERTH_SOCKET": socket])
+    }
+
+    /// `berth --json ...`, decoded.
+    public func json(_ arguments: [String], as user: TestUser? = nil) throws -> [String: Any] {
+        // `--json` after the subcommand's name, where the subcommand's options go.
+        let result = try cli(Array(arguments.prefix(1)) + ["--json"] + arguments.dropFirst(), as: user)
+        guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw StartFailure(log: "berth \(arguments) failed: \(result)")
+        }
+        return object
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        directory.remove()
+    }
+}
