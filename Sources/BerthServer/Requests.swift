@@ -33,8 +33,31 @@ enum Requests {
         do {
             return try Wire.decoder().decode(T.self, from: data)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+               let field = Self.unrepresentableNumber(in: fields, as: T.self) {
+                throw APIError.invalid(field: field, "\(fields[field].map { "\($0)" } ?? "") is not a whole number in range; send an integer")
+            }
             throw Self.apiError(error)
         }
+    }
+
+    /// The decoder reports a number that does not fit its field (1.5 or 1e30 for an integer)
+    /// without naming the field; find it by putting 0 in each numeric field in turn.
+    static func unrepresentableNumber<T: StrictBody>(in fields: [String: Any], as type: T.Type) -> String? {
+        for key in fields.keys.sorted() where fields[key] is NSNumber {
+            var copy = fields
+            copy[key] = 0
+            guard let data = try? JSONSerialization.data(withJSONObject: copy) else { continue }
+            do {
+                _ = try Wire.decoder().decode(T.self, from: data)
+                return key
+            } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+                continue
+            } catch {
+                return key
+            }
+        }
+        return nil
     }
 
     static func apiError(_ error: DecodingError) -> APIError {

@@ -118,6 +118,8 @@ public final class TemporaryDaemon: @unchecked Sendable {
             model_unit_hour = 24.0
             model_unit_hour_1m = 20.0
             model_unit_hour_6m = 15.0
+            on_demand_input_per_1k = 0.0003
+            on_demand_output_per_1k = 0.0006
 
             [runners]
             train = ["berth-runner", "train", "--spec", "{spec}"]

@@ -1,0 +1,153 @@
+public import BerthCore
+import Foundation
+import TOMLKit
+
+/// The daemon's config file (SPEC.md, "Config"), checked and mapped to core values.
+///
+/// `parse` and `load` report every problem they find, each with its key path, so
+/// `berthd check-config` can list them all at once.
+public struct DaemonConfig: Sendable {
+    /// Where the config lives unless `--config` says otherwise.
+    public static let defaultPath = "/etc/berth/berthd.toml"
+
+    public struct Daemon: Sendable {
+        public var socket: String
+        public var database: String
+        /// Group given to the socket file (mode 0660), so its members can talk to the daemon.
+        public var socketGroup: String?
+        /// User names with full access.
+        public var admins: [String]
+        /// Members of these groups are admins.
+        public var adminGroups: [String]
+        /// How long a runner has between SIGTERM and SIGKILL.
+        public var stopGraceSeconds: Double
+        /// Reservations idle longer than this are flagged in the usage report.
+        public var idleThresholdSeconds: Double
+        /// Job logs.
+        public var logDirectory: String
+        /// trace, debug, info, notice, warning, error or critical (swift-log's levels).
+        public var logLevel: String
+
+        public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+        public init(
+            socket: String = "/run/berth/berthd.sock", database: String = "/var/lib/berth/berth.db",
+            socketGroup: String? = nil, admins: [String] = [], adminGroups: [String] = [],
+            stopGraceSeconds: Double = 10, idleThresholdSeconds: Double = 86_400,
+            logDirectory: String = "/var/log/berth", logLevel: String = "info"
+        ) {
+            self.socket = socket
+            self.database = database
+            self.socketGroup = socketGroup
+            self.admins = admins
+            self.adminGroups = adminGroups
+            self.stopGraceSeconds = stopGraceSeconds
+            self.idleThresholdSeconds = idleThresholdSeconds
+            self.logDirectory = logDirectory
+            self.logLevel = logLevel
+        }
+    }
+
+    /// Bounds on a job's data files, checked at submission.
+    public struct Limits: Sendable {
+        public var maxDataFileBytes: Int
+        public var maxDataRecords: Int
+
+        public init(maxDataFileBytes: Int = 100 * 1024 * 1024, maxDataRecords: Int = 1_000_000) {
+            self.maxDataFileBytes = maxDataFileBytes
+            self.maxDataRecords = maxDataRecords
+        }
+    }
+
+    /// The programs berthd starts, as argv lists whose placeholders (`{spec}`, `{port}`,
+    /// `{model_dir}`) are replaced as whole arguments; there is no shell.
+    public struct Runners: Sendable {
+        public var train: [String]
+        public var batch: [String]
+        public var serve: [String]
+
+        public init(train: [String], batch: [String], serve: [String]) {
+            self.train = train
+            self.batch = batch
+            self.serve = serve
+        }
+    }
+
+    public var daemon: Daemon
+    public var limits: Limits
+    public var units: [ComputeUnit]
+    public var models: [Model]
+    public var runners: Runners
+    /// Where the file was read from; relative paths in it are resolved against its folder.
+    public var sourcePath: String?
+
+    public init(
+        daemon: Daemon = Daemon(), limits: Limits = Limits(), units: [ComputeUnit], models: [Model],
+        runners: Runners, sourcePath: String? = nil
+    ) {
+        self.daemon = daemon
+        self.limits = limits
+        self.units = units
+        self.models = models
+        self.runners = runners
+        self.sourcePath = sourcePath
+    }
+
+    /// Parses and checks a config. `sourcePath` is the file it came from: relative `socket`,
+    /// `database` and `log_directory` paths are resolved against that file's folder.
+    public static func parse(_ toml: String, sourcePath: String? = nil) throws(ConfigError) -> DaemonConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: toml)
+        } catch let error as TOMLParseError {
+            let position = error.source.begin
+            throw ConfigError(problems: [ConfigProblem(
+                keyPath: "",
+                message: "line \(position.line), column \(position.column): \(error.description); fix the TOML syntax there")])
+        } catch {
+            throw ConfigError(problems: [ConfigProblem(keyPath: "", message: "not valid TOML: \(error)")])
+        }
+        let absoluteSource = sourcePath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let log = ProblemLog()
+        let config = ConfigDecoder(log: log, sourcePath: absoluteSource).decode(TableReader(root, path: "", log: log))
+        guard log.problems.isEmpty else {
+            throw ConfigError(problems: log.problems)
+        }
+        return config
+    }
+
+    /// Reads and checks the config file at `path`.
+    public static func load(path: String) throws(ConfigError) -> DaemonConfig {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw ConfigError(problems: [ConfigProblem(
+                keyPath: "", message: "cannot read config file \(path): it is a folder; pass the TOML file itself, e.g. --config \(path)/berthd.toml")])
+        }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(problems: [ConfigProblem(
+                keyPath: "",
+                message: "cannot read config file \(path): \(Self.readFailure(error)); check the path and its permissions, or pass --config FILE")])
+        }
+        return try parse(text, sourcePath: path)
+    }
+
+    public var dedicatedUnits: [ComputeUnit] { units.filter { $0.pool == .dedicated } }
+    public var sharedUnits: [ComputeUnit] { units.filter { $0.pool == .shared } }
+
+    private static func readFailure(_ error: any Error) -> String {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
+           underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
+            return String(cString: strerror(code.rawValue))
+        }
+        switch nsError.code {
+        case NSFileReadNoSuchFileError: return "no such file"
+        case NSFileReadNoPermissionError: return "permission denied"
+        case NSFileReadInapplicableStringEncodingError: return "not UTF-8 text"
+        default: return nsError.localizedDescription
+        }
+    }
+}

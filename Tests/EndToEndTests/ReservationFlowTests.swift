@@ -1,0 +1,260 @@
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// The real `berthd` on a temporary socket and database, driven by the real `berth` CLI.
+@Suite("Reservations end to end", .serialized)
+struct ReservationFlowTests {
+    static let model = "amazon.nova-micro-v1:0"
+
+    func reservation(_ daemon: TemporaryDaemon, _ name: String, as user: TestUser? = nil) throws -> [String: Any] {
+        try daemon.json(["reservations", name], as: user)
+    }
+
+    @Test("reserve now: the reservation is active with one lease per unit")
+    func reserveActivates() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let result = try daemon.cli(["reserve", "alpha", "--model", Self.model, "--units", "3"])
+        #expect(result.status == 0, "\(result)")
+        let shown = try reservation(daemon, "alpha")
+        #expect(shown["status"] as? String == "active")
+        let leases = try #require(shown["leases"] as? [[String: Any]])
+        #expect(leases.count == 3)
+        #expect(Set(leases.compactMap { $0["unit"] as? String }).count == 3)
+        // The units table shows who holds what.
+        let units = try #require(try daemon.json(["units"])["units"] as? [[String: Any]])
+        #expect(units.filter { $0["holder"] as? String == "alpha" }.count == 3)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test("a model of two compute units per model unit holds twice as many units")
+    func sizingFollowsTheModel() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let result = try daemon.cli(["reserve", "llama", "--model", "meta.llama3-8b-instruct-v1:0", "--units", "2", "--purpose", "training"])
+        #expect(result.status == 0, "\(result)")
+        let shown = try reservation(daemon, "llama")
+        #expect(shown["units"] as? Int == 4)
+        #expect((shown["leases"] as? [Any])?.count == 4)
+    }
+
+    @Test("over capacity: exit 4, with the free count and the earliest start that fits")
+    func overCapacity() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "big", "--model", Self.model, "--units", "6", "--duration", "2h"]).status == 0)
+        let big = try reservation(daemon, "big")
+        let bigEnd = try #require(big["end"] as? String)
+        let refused = try daemon.cli(["reserve", "more", "--model", Self.model, "--units", "4", "--duration", "1h"])
+        #expect(refused.status == 4, "\(refused)")
+        #expect(refused.stderr.hasPrefix("berth: insufficient-capacity: "))
+        #expect(refused.stderr.contains("only 2 of 8 are free"))
+        #expect(refused.stderr.contains("earliest start that fits is \(bigEnd)"))
+        // Nothing changed: the refused reservation is not in the ledger.
+        #expect(try daemon.cli(["reservations", "more"]).status == 3)
+        // And starting at the suggested time is accepted, as an advance reservation.
+        let later = try daemon.cli(["reserve", "more", "--model", Self.model, "--units", "4", "--duration", "1h", "--start", bigEnd])
+        #expect(later.status == 0, "\(later)")
+        #expect(try reservation(daemon, "more")["status"] as? String == "pending")
+        // A pool that can never hold it says so.
+        let never = try daemon.cli(["reserve", "huge", "--model", Self.model, "--units", "9"])
+        #expect(never.status == 4)
+        #expect(never.stderr.contains("never fit"))
+    }
+
+    @Test("release inside a commitment: exit 4 commitment-active; without one it is released")
+    func releaseInsideCommitment() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "committed", "--model", Self.model, "--units", "1", "--commitment", "1m"]).status == 0)
+        let refused = try daemon.cli(["release", "committed"])
+        #expect(refused.status == 4)
+        #expect(refused.stderr.hasPrefix("berth: commitment-active: "))
+        #expect(try reservation(daemon, "committed")["status"] as? String == "active")
+
+        #expect(try daemon.cli(["reserve", "free", "--model", Self.model, "--units", "1"]).status == 0)
+        let released = try daemon.cli(["release", "free"])
+        #expect(released.status == 0, "\(released)")
+        let shown = try reservation(daemon, "free")
+        #expect(shown["status"] as? String == "deleted")
+        let leases = try #require(shown["leases"] as? [[String: Any]])
+        #expect(leases.allSatisfy { $0["end"] is String })
+        // The name can be used again once released.
+        #expect(try daemon.cli(["reserve", "free", "--model", Self.model, "--units", "1"]).status == 0)
+    }
+
+    @Test("another user cannot see or release my reservation; an admin can see it")
+    func ownership() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let mine = try daemon.cli(["reserve", "nobodys", "--model", Self.model, "--units", "1"], as: .nobody)
+        #expect(mine.status == 0, "\(mine)")
+        #expect(try reservation(daemon, "nobodys", as: .nobody)["owner"] as? String == "nobody")
+
+        let peek = try daemon.cli(["reservations", "nobodys"], as: .stranger)
+        #expect(peek.status == 4)
+        #expect(peek.stderr.hasPrefix("berth: forbidden: "))
+        let release = try daemon.cli(["release", "nobodys"], as: .stranger)
+        #expect(release.status == 4)
+        #expect(release.stderr.hasPrefix("berth: forbidden: "))
+        let update = try daemon.cli(["update", "nobodys", "--units", "2"], as: .stranger)
+        #expect(update.status == 4)
+        let list = try #require(try daemon.json(["reservations"], as: .stranger)["reservations"] as? [[String: Any]])
+        #expect(list.isEmpty)
+
+        // root is an admin: it sees everyone's.
+        let all = try #require(try daemon.json(["reservations"])["reservations"] as? [[String: Any]])
+        #expect(all.compactMap { $0["name"] as? String } == ["nobodys"])
+        #expect(try reservation(daemon, "nobodys", as: .nobody)["status"] as? String == "active")
+    }
+
+    @Test("the socket is mode 0660 and other users outside its group cannot connect")
+    func socketMode() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let attributes = try FileManager.default.attributesOfItem(atPath: daemon.socket)
+        #expect((attributes[.posixPermissions] as? Int) == 0o660)
+        #expect((attributes[.groupOwnerAccountID] as? Int) == 65534)
+        let outsider = try Products.run(
+            "/usr/bin/setpriv", ["--reuid=4242", "--regid=4242", "--clear-groups", Products.path("berth"), "status"],
+            environment: ["BERTH_SOCKET": daemon.socket])
+        #expect(outsider.status == 6, "\(outsider)")
+    }
+
+    @Test("restart the daemon and everything is still there")
+    func survivesRestart() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "keep", "--model", Self.model, "--units", "2"]).status == 0)
+        #expect(try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "2", "--start", "+2h", "--duration", "1h"]).status == 0)
+        let before = try daemon.json(["reservations"])
+        #expect(daemon.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socket), "a clean stop removes the socket")
+        try daemon.start()
+        let after = try daemon.json(["reservations"])
+        #expect(NSDictionary(dictionary: before) == NSDictionary(dictionary: after))
+    }
+
+    @Test("kill -9 right after an acknowledged reserve: the reservation and its leases are there after a restart")
+    func survivesKill9() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let result = try daemon.cli(["reserve", "durable", "--model", Self.model, "--units", "4"])
+        #expect(result.status == 0)
+        daemon.kill9()
+        try daemon.start()
+        let shown = try reservation(daemon, "durable")
+        #expect(shown["status"] as? String == "active")
+        #expect((shown["leases"] as? [Any])?.count == 4)
+    }
+
+    @Test("a second berthd on the same socket or database refuses to start")
+    func singleInstance() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let second = try Products.run(
+            Products.path("berthd"),
+            ["--config", daemon.configPath, "--socket", daemon.socket, "--database", daemon.directory.file("other.db")], timeout: 20)
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another berthd is running"))
+        let third = try Products.run(
+            Products.path("berthd"),
+            ["--config", daemon.configPath, "--socket", daemon.directory.file("other.sock"), "--database", daemon.database], timeout: 20)
+        #expect(third.status == 1)
+        // The first one still answers.
+        #expect(try daemon.cli(["status"]).status == 0)
+    }
+
+    @Test("an advance reservation becomes active at its start without any request")
+    func advanceReservationStartsOnTime() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "soon", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1m"]).status == 0)
+        #expect(try reservation(daemon, "soon")["status"] as? String == "pending")
+        var status: String?
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            status = try reservation(daemon, "soon")["status"] as? String
+            if status == "active" { break }
+            usleep(200_000)
+        }
+        #expect(status == "active")
+    }
+
+    @Test("--wait queues a reservation as pending until capacity frees, then it starts")
+    func waitQueues() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "all", "--model", Self.model, "--units", "8"]).status == 0)
+        let queued = try daemon.cli(["reserve", "patient", "--model", Self.model, "--units", "2", "--wait"])
+        #expect(queued.status == 0, "\(queued)")
+        var shown = try reservation(daemon, "patient")
+        #expect(shown["status"] as? String == "pending")
+        #expect(shown["waiting"] as? Bool == true)
+        #expect(try daemon.cli(["release", "all"]).status == 0)
+        shown = try reservation(daemon, "patient")
+        #expect(shown["status"] as? String == "active")
+        #expect((shown["leases"] as? [Any])?.count == 2)
+    }
+
+    @Test("update renames, moves within the base's family, adds units, and never takes units away")
+    func update() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "grow", "--model", Self.model, "--units", "1"]).status == 0)
+        let grown = try daemon.cli(["update", "grow", "--units", "3", "--rename", "grown"])
+        #expect(grown.status == 0, "\(grown)")
+        let shown = try reservation(daemon, "grown")
+        #expect(shown["model_units"] as? Int == 3)
+        #expect((shown["leases"] as? [Any])?.count == 3)
+        let shrink = try daemon.cli(["update", "grown", "--units", "2"])
+        #expect(shrink.status == 2)
+        #expect(shrink.stderr.contains("never taken away"))
+        let otherFamily = try daemon.cli(["update", "grown", "--model", "meta.llama3-8b-instruct-v1:0"])
+        #expect(otherFamily.status == 2)
+        #expect(otherFamily.stderr.contains("same base"))
+        let tooMany = try daemon.cli(["update", "grown", "--units", "9"])
+        #expect(tooMany.status == 4)
+        #expect(try reservation(daemon, "grown")["model_units"] as? Int == 3)
+    }
+
+    @Test("capacity shows free units over time")
+    func capacity() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "a", "--model", Self.model, "--units", "3", "--duration", "1h"]).status == 0)
+        let view = try daemon.json(["capacity", "--to", "+3h"])
+        let steps = try #require(view["steps"] as? [[String: Any]])
+        #expect(view["total"] as? Int == 8)
+        #expect(steps.map { $0["free"] as? Int } == [5, 8])
+    }
+
+    @Test("bad input is refused with exit 2 naming the field, and changes nothing")
+    func badInput() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let badName = try daemon.cli(["reserve", "Bad_Name", "--model", Self.model, "--units", "1"])
+        #expect(badName.status == 2)
+        let noModel = try daemon.cli(["reserve", "x", "--model", "no.such-model", "--units", "1"])
+        #expect(noModel.status == 3)
+        #expect(noModel.stderr.contains("model"))
+        let past = try daemon.cli(["reserve", "x", "--model", Self.model, "--units", "1", "--start", "-2d"])
+        #expect(past.status == 2)
+        #expect(past.stderr.contains("start"))
+        let reel = try daemon.cli(["reserve", "x", "--model", "amazon.nova-micro-v1:0", "--units", "1", "--commitment", "1m", "--duration", "2h"])
+        #expect(reel.status == 2)
+        #expect(reel.stderr.contains("duration"))
+        #expect(try daemon.json(["reservations"])["reservations"] as? [Any] != nil)
+        #expect((try daemon.json(["reservations"])["reservations"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test("the daemon is unreachable: exit 6")
+    func unreachable() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let result = try Products.run(Products.path("berth"), ["status", "--socket", dir.file("none.sock")])
+        #expect(result.status == 6)
+        #expect(result.stderr.hasPrefix("berth: unreachable: "))
+    }
+}
