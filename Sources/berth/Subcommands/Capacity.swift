@@ -31,7 +31,7 @@ extension Berth {
             let path = "/v1/capacity" + PercentEncoding.query([("from", from), ("to", to)])
             let reply = try await global.call(CapacityView.self, "GET", path)
             global.show(reply) { capacity in
-                var table = Table("start", "end", "free", "leased")
+                var table = Table("start", "end", "free", "reserved")
                 for step in capacity.steps {
                     table.append(
                         Format.time(step.start), Format.time(step.end), String(step.free),

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make run`: starts berthd with the shipped config on ./run/berthd.sock and walks through a
+# reservation with the CLI. The daemon keeps running afterwards; `make stop` stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=$(swift build --show-bin-path)
+run="$PWD/run"
+mkdir -p "$run"
+export BERTH_SOCKET="$run/berthd.sock"
+
+if [ -f "$run/berthd.pid" ] && kill -0 "$(cat "$run/berthd.pid")" 2>/dev/null; then
+    echo "stopping the berthd already running from ./run (pid $(cat "$run/berthd.pid"))"
+    kill -TERM "$(cat "$run/berthd.pid")"
+    while kill -0 "$(cat "$run/berthd.pid")" 2>/dev/null; do sleep 0.1; done
+fi
+
+"$bin/berthd" check-config --config config/berthd.toml
+"$bin/berthd" --config config/berthd.toml --socket "$BERTH_SOCKET" --database "$run/berth.db" >>"$run/berthd.log" 2>&1 &
+echo $! >"$run/berthd.pid"
+for _ in $(seq 100); do
+    "$bin/berth" status >/dev/null 2>&1 && break
+    kill -0 "$(cat "$run/berthd.pid")" 2>/dev/null || { echo "berthd did not start:"; tail -20 "$run/berthd.log"; exit 1; }
+    sleep 0.1
+done
+
+step() { printf '\n$ berth %s\n' "$*"; "$bin/berth" "$@" || true; }
+step status
+step units
+step models
+step reserve demo-train --model meta.llama3-8b-instruct-v1:0 --units 2 --purpose training --duration 8h
+step reserve demo-serve --model amazon.nova-micro-v1:0 --units 2 --purpose inference
+step reserve demo-too-big --model amazon.nova-micro-v1:0 --units 6
+step reserve demo-later --model amazon.nova-micro-v1:0 --units 4 --start +1d --duration 2h
+step reservations
+step reservations demo-train
+step capacity --to +2d
+step update demo-serve --units 3
+step release demo-train
+step release demo-serve
+step release demo-later
+step units
+
+cat <<MSG
+
+berthd is running (pid $(cat "$run/berthd.pid")), its log is run/berthd.log, its ledger run/berth.db.
+Use the CLI against it:
+
+    export BERTH_SOCKET=$BERTH_SOCKET
+    $bin/berth status
+    $bin/berth reserve mine --model amazon.nova-micro-v1:0 --units 1
+    curl --unix-socket \$BERTH_SOCKET http://localhost/v1/reservations
+
+Stop it with: make stop
+MSG
