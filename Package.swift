@@ -14,7 +14,6 @@ let package = Package(
     products: [
         .executable(name: "berthd", targets: ["berthd"]),
         .executable(name: "berth", targets: ["berth"]),
-        .executable(name: "berth-runner", targets: ["berth-runner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
@@ -85,13 +84,6 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .executableTarget(
-            name: "berth-runner",
-            dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: strictSettings
-        ),
         .target(
             name: "BerthTestSupport",
             dependencies: ["BerthCore", "BerthConfig", "BerthServer", "BerthStore"],
@@ -103,7 +95,7 @@ let package = Package(
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "BerthServerTests",
-            dependencies: ["BerthServer", "BerthTestSupport"],
+            dependencies: ["BerthServer", "BerthRunner", "BerthWire", "BerthTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
