@@ -24,8 +24,8 @@ extension ControlPlane {
             guard commitment == .none else {
                 throw APIError.invalid(field: "duration", "a \(commitment.rawValue) commitment sets the end itself; leave out duration or use commitment none")
             }
-            guard let value = TimeExpression.parseDuration(text), value >= 60 else {
-                throw APIError.invalid(field: "duration", "'\(text)' is not a duration of at least a minute: use 90m, 8h or 2d")
+            guard let value = TimeExpression.parseDuration(text), value >= 1 else {
+                throw APIError.invalid(field: "duration", "'\(text)' is not a duration: use a whole number and a unit, such as 90s, 30m, 8h or 2d")
             }
             return value
         }

@@ -182,6 +182,46 @@ struct ReservationFlowTests {
         #expect(status == "active")
     }
 
+    @Test("a reservation expires at its end by itself, and its leases end exactly there")
+    func expiresAtEnd() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "brief", "--model", Self.model, "--units", "2", "--duration", "2s"]).status == 0)
+        let end = try #require(try reservation(daemon, "brief")["end"] as? String)
+        var shown: [String: Any] = [:]
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            shown = try reservation(daemon, "brief")
+            if shown["status"] as? String == "expired" { break }
+            usleep(200_000)
+        }
+        #expect(shown["status"] as? String == "expired")
+        let leases = try #require(shown["leases"] as? [[String: Any]])
+        #expect(leases.count == 2 && leases.allSatisfy { $0["end"] as? String == end })
+        let health = try daemon.json(["status"])
+        #expect((health["units"] as? [String: Any])?["leased"] as? Int == 0)
+    }
+
+    @Test("a reservation that ended while the daemon was down is expired at its own end time on restart")
+    func expiresWhileDown() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "gone", "--model", Self.model, "--units", "1", "--duration", "1s"]).status == 0)
+        #expect(try daemon.cli(["reserve", "next", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1h"]).status == 0)
+        let end = try #require(try reservation(daemon, "gone")["end"] as? String)
+        let nextStart = try #require(try reservation(daemon, "next")["start"] as? String)
+        daemon.kill9()
+        sleep(3)
+        try daemon.start()
+        let gone = try reservation(daemon, "gone")
+        #expect(gone["status"] as? String == "expired")
+        #expect((gone["leases"] as? [[String: Any]])?.first?["end"] as? String == end)
+        // The advance reservation that fell due while down is active from its own start.
+        let next = try reservation(daemon, "next")
+        #expect(next["status"] as? String == "active")
+        #expect((next["leases"] as? [[String: Any]])?.first?["start"] as? String == nextStart)
+    }
+
     @Test("--wait queues a reservation as pending until capacity frees, then it starts")
     func waitQueues() throws {
         let daemon = try TemporaryDaemon()
