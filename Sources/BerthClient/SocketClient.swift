@@ -47,11 +47,15 @@ public struct SocketClient: Sendable {
 
         do {
             return try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
+                // One write for the whole request: with a Content-Length the server may answer
+                // and close as soon as the body is in, so a separate, empty `.end` write could
+                // find the channel already closed.
+                var parts: [HTTPClientRequestPart] = [.head(head)]
                 if let body, !body.isEmpty {
-                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+                    parts.append(.body(.byteBuffer(ByteBuffer(bytes: body))))
                 }
-                try await outbound.write(.end(nil))
+                parts.append(.end(nil))
+                try await outbound.write(contentsOf: parts)
 
                 var responseHead: HTTPResponseHead?
                 var collected = ByteBuffer()

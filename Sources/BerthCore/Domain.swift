@@ -174,11 +174,15 @@ public struct Reservation: Sendable, Equatable {
     public var waiting: Bool
     public var spillover: Bool
     public var createdAt: Date
+    /// When it became expired, deleted or failed, and why.
+    public var endedAt: Date?
+    public var statusReason: String?
 
     public init(
         id: Int64, name: String, owner: String, model: String, purpose: Purpose, modelUnits: Int, units: Int,
         commitment: Commitment, start: Date, end: Date?, duration: TimeInterval? = nil,
-        status: ReservationStatus, waiting: Bool = false, spillover: Bool = false, createdAt: Date
+        status: ReservationStatus, waiting: Bool = false, spillover: Bool = false, createdAt: Date,
+        endedAt: Date? = nil, statusReason: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -195,6 +199,8 @@ public struct Reservation: Sendable, Equatable {
         self.waiting = waiting
         self.spillover = spillover
         self.createdAt = createdAt
+        self.endedAt = endedAt
+        self.statusReason = statusReason
     }
 
     /// Whether it holds capacity in the calendar: active, or admitted for a future start.

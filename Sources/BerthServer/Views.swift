@@ -27,7 +27,7 @@ enum Views {
         ReservationView(
             name: r.name, owner: r.owner, model: r.model, purpose: r.purpose.rawValue, modelUnits: r.modelUnits,
             units: r.units, commitment: r.commitment.rawValue, start: r.start, end: r.end, status: r.status.rawValue,
-            waiting: r.waiting, spillover: r.spillover, createdAt: r.createdAt,
+            waiting: r.waiting, spillover: r.spillover, createdAt: r.createdAt, endedAt: r.endedAt, statusReason: r.statusReason,
             leases: leases.map { LeaseView(unit: $0.unit, reservation: r.name, start: $0.start, end: $0.end) })
     }
 

@@ -149,11 +149,16 @@ public struct LedgerTransaction {
         return record.reservation
     }
 
-    /// Saves the changed fields of an existing reservation (name, model, units, window, status).
+    /// Saves what `update` and the planner may change in a live reservation: its name, model,
+    /// size, window and queue state. Status changes go through `apply` and `finish`.
     public func update(_ reservation: Reservation) throws {
-        var record = ReservationRecord(reservation)
-        record.endedAt = try Date.fetchOne(db, sql: "SELECT ended_at FROM reservations WHERE id = ?", arguments: [reservation.id])
-        try record.update(db)
+        try db.execute(sql: """
+            UPDATE reservations SET name = ?, model = ?, model_units = ?, units = ?, start = ?, "end" = ?, waiting = ?
+            WHERE id = ?
+            """, arguments: [
+                reservation.name, reservation.model, reservation.modelUnits, reservation.units, reservation.start,
+                reservation.end, reservation.waiting, reservation.id,
+            ])
     }
 
     /// Ends a reservation at `at` with `status` (deleted, expired, failed) and closes its leases there.
@@ -165,10 +170,6 @@ public struct LedgerTransaction {
             UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END
             WHERE reservation_id = ? AND held
             """, arguments: [at, at, reservationID])
-    }
-
-    public func statusReason(reservationID: Int64) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT status_reason FROM reservations WHERE id = ?", arguments: [reservationID])
     }
 
     // MARK: Leases
@@ -224,7 +225,7 @@ public struct LedgerTransaction {
                 let end = try Date.fetchOne(db, sql: #"SELECT "end" FROM reservations WHERE id = ?"#, arguments: [id])
                 try insertLeases(reservationID: id, units: units, start: at, end: end)
             case .expire(let id, let at):
-                try finish(reservationID: id, status: .expired, at: at)
+                try finish(reservationID: id, status: .expired, at: at, reason: "reached its end")
             }
         }
     }

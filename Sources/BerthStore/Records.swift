@@ -159,6 +159,8 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         waiting = r.waiting
         spillover = r.spillover
         createdAt = r.createdAt
+        endedAt = r.endedAt
+        statusReason = r.statusReason
     }
 
     var reservation: Reservation {
@@ -166,7 +168,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
             id: id ?? 0, name: name, owner: owner, model: model, purpose: Purpose(rawValue: purpose) ?? .training,
             modelUnits: modelUnits, units: units, commitment: Commitment(rawValue: commitment) ?? .none,
             start: start, end: end, duration: duration, status: ReservationStatus(rawValue: status) ?? .failed,
-            waiting: waiting, spillover: spillover, createdAt: createdAt)
+            waiting: waiting, spillover: spillover, createdAt: createdAt, endedAt: endedAt, statusReason: statusReason)
     }
 }
 

@@ -243,15 +243,20 @@ public struct ReservationView: Codable, Sendable, Equatable {
     public var waiting: Bool
     public var spillover: Bool
     public var createdAt: Date
+    /// When it was expired, released or failed, and why.
+    public var endedAt: Date?
+    public var statusReason: String?
     public var leases: [LeaseView]
 
     public init(
         name: String, owner: String, model: String, purpose: String, modelUnits: Int, units: Int, commitment: String,
-        start: Date, end: Date?, status: String, waiting: Bool, spillover: Bool, createdAt: Date, leases: [LeaseView]
+        start: Date, end: Date?, status: String, waiting: Bool, spillover: Bool, createdAt: Date,
+        endedAt: Date? = nil, statusReason: String? = nil, leases: [LeaseView]
     ) {
         self.name = name; self.owner = owner; self.model = model; self.purpose = purpose; self.modelUnits = modelUnits
         self.units = units; self.commitment = commitment; self.start = start; self.end = end; self.status = status
-        self.waiting = waiting; self.spillover = spillover; self.createdAt = createdAt; self.leases = leases
+        self.waiting = waiting; self.spillover = spillover; self.createdAt = createdAt
+        self.endedAt = endedAt; self.statusReason = statusReason; self.leases = leases
     }
 }
 

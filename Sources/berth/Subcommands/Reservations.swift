@@ -57,6 +57,9 @@ extension Berth {
                 ("spillover", Format.yesNo(reservation.spillover)),
                 ("created", Format.time(reservation.createdAt)),
             ]
+            if let endedAt = reservation.endedAt {
+                fields.append(("ended", Format.time(endedAt) + (reservation.statusReason.map { " (\($0))" } ?? "")))
+            }
             guard !reservation.leases.isEmpty else {
                 fields.append(("leases", "-"))
                 return Table.fields(fields)
