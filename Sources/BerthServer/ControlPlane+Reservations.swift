@@ -33,7 +33,7 @@ extension ControlPlane {
         let wait = input.wait ?? false
         let spillover = input.spillover ?? false
 
-        return try await idempotent(request, caller: caller, body: body, route: "POST /v1/reservations") { tx in
+        let response = try await idempotent(request, caller: caller, body: body, route: "POST /v1/reservations") { tx in
             // 2. The model decides the size and what the purpose allows.
             let model = try Self.liveModel(input.model, tx)
             try Self.checkPurpose(purpose, model: model, spillover: spillover)
@@ -66,6 +66,8 @@ extension ControlPlane {
             let view = try Views.reservation(try tx.reservation(id: inserted.id) ?? inserted, in: tx)
             return (201, try Wire.encoder().encode(view))
         }
+        context.logger.info("reserved", metadata: ["reservation": "\(input.name)", "owner": "\(caller.user)", "status": "\(response.status.code)"])
+        return response
     }
 
     func listReservations(_ context: BerthRequestContext) async throws -> Response {
@@ -134,6 +136,9 @@ extension ControlPlane {
             _ = try Scheduler.cycle(tx, now: now)
             return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
         }
+        context.logger.info("updated", metadata: [
+            "reservation": "\(name)", "name": "\(view.name)", "model": "\(view.model)", "model_units": "\(view.modelUnits)", "by": "\(caller.user)",
+        ])
         scheduler.wake()
         return try Requests.json(view)
     }
@@ -156,6 +161,7 @@ extension ControlPlane {
             _ = try Scheduler.cycle(tx, now: now)
             return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
         }
+        context.logger.info("released", metadata: ["reservation": "\(name)", "by": "\(caller.user)"])
         scheduler.wake()
         return try Requests.json(view)
     }

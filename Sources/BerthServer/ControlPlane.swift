@@ -163,8 +163,6 @@ struct ErrorMiddleware: RouterMiddleware {
             switch error.status {
             case .notFound:
                 throw APIError(.notFound, "no endpoint \(request.method) \(request.uri.path); see SPEC.md for the API")
-            case .methodNotAllowed:
-                throw APIError(.invalidArgument, "\(request.method) is not allowed on \(request.uri.path)")
             case .contentTooLarge:
                 throw APIError(.payloadTooLarge, "request body is over 1 MiB: send a smaller body")
             default:

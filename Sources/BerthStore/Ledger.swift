@@ -49,7 +49,8 @@ public final class Ledger: Sendable {
         try writer.read { db in try body(LedgerTransaction(db: db)) }
     }
 
-    /// Checkpoints the WAL and closes the connections: a clean shutdown leaves one file.
+    /// Checkpoints the WAL into the database file and closes the connections: after a clean
+    /// shutdown the database file alone holds everything (the -wal and -shm files are empty).
     public func close() throws {
         if let pool = writer as? DatabasePool {
             try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
@@ -106,8 +107,9 @@ public struct LedgerTransaction {
         try ModelRecord.fetchAll(db, sql: "SELECT * FROM models WHERE NOT retired ORDER BY base_model IS NOT NULL, id").map(\.model)
     }
 
+    /// A model of the catalog; models the config dropped are not offered any more.
     public func model(id: String) throws -> Model? {
-        try ModelRecord.fetchOne(db, key: id).map(\.model)
+        try ModelRecord.fetchOne(db, sql: "SELECT * FROM models WHERE id = ? AND NOT retired", arguments: [id]).map(\.model)
     }
 
     // MARK: Reservations

@@ -51,7 +51,7 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.reservation(named: "r0") } == expected)
     }
 
-    @Test("a config that drops a unit retires it instead of deleting it")
+    @Test("a config that drops a unit or a model retires it instead of deleting it")
     func retiresUnits() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -59,6 +59,9 @@ struct LedgerTests {
         try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(1)) }
         #expect(try ledger.readNow { try $0.units().map(\.id) } == ["cpu-0"])
         #expect(try ledger.readNow { try $0.snapshot().dedicatedUnits } == ["cpu-0"])
+        try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [], now: t(2)) }
+        #expect(try ledger.readNow { try $0.model(id: Fixtures.textModel.id) } == nil)
+        #expect(try ledger.readNow { try $0.models() }.isEmpty)
     }
 
     @Test("a plan is applied whole: activation and its leases commit together")
