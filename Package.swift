@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "berthd", targets: ["berthd"]),
         .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "berth-runner", targets: ["berth-runner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
@@ -84,6 +85,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The reference runner's language model: a smoothed word n-gram model, pure Swift.
+        .target(name: "BerthNGram", swiftSettings: strictSettings),
+        .executableTarget(
+            name: "berth-runner",
+            dependencies: [
+                "BerthNGram", "BerthWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BerthTestSupport",
             dependencies: ["BerthCore", "BerthConfig", "BerthServer", "BerthStore"],
@@ -91,6 +103,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "BerthNGramTests", dependencies: ["BerthNGram", "BerthWire", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BerthConfigTests", dependencies: ["BerthConfig", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(

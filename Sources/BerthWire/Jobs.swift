@@ -1,0 +1,218 @@
+public import Foundation
+
+/// Hyperparameters of a customization job. Each is checked against the model's ranges.
+public struct Hyperparameters: Codable, Sendable, Equatable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Double
+    public var warmupSteps: Int
+
+    public init(epochs: Int, batchSize: Int, learningRate: Double, warmupSteps: Int) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+    }
+}
+
+/// What a runner is told about its job: the file named by `BERTH_JOB_SPEC` (snake_case JSON).
+public struct JobSpec: Codable, Sendable, Equatable {
+    public var jobId: Int64
+    /// `fine-tuning`, `continued-pretraining`, `distillation` or `batch-inference`.
+    public var kind: String
+    /// The model the job runs on: the base model for training, the (custom) model for batch.
+    public var model: String
+    public var baseModel: String
+    /// The custom model a training job creates.
+    public var modelName: String?
+    public var hyperparameters: Hyperparameters?
+    /// JSON Lines, already checked by berthd.
+    public var dataPath: String
+    public var validationDataPath: String?
+    /// Where the runner writes: the trained model, or batch output records.
+    public var outputDir: String
+    /// For batch inference: the folder of the model to load (a custom model's artifacts);
+    /// `nil` for a base model.
+    public var modelDir: String?
+    /// Fixed per job, so a rerun gives the same result.
+    public var seed: UInt64
+    public var units: [String]
+    public var maxTokens: Int
+
+    public init(
+        jobId: Int64, kind: String, model: String, baseModel: String, modelName: String?, hyperparameters: Hyperparameters?,
+        dataPath: String, validationDataPath: String?, outputDir: String, modelDir: String?, seed: UInt64,
+        units: [String], maxTokens: Int
+    ) {
+        self.jobId = jobId; self.kind = kind; self.model = model; self.baseModel = baseModel; self.modelName = modelName
+        self.hyperparameters = hyperparameters; self.dataPath = dataPath; self.validationDataPath = validationDataPath
+        self.outputDir = outputDir; self.modelDir = modelDir; self.seed = seed; self.units = units; self.maxTokens = maxTokens
+    }
+}
+
+/// One line a runner prints on stdout (JSON Lines, snake_case):
+/// `{"event":"progress","fraction":0.4}`,
+/// `{"event":"metric","name":"train_loss","step":10,"epoch":1,"value":1.2}` (names `train_loss`
+/// and `validation_loss`), `{"event":"usage","input_tokens":10,"output_tokens":20}`.
+public enum RunnerEvent: Sendable, Equatable {
+    case progress(fraction: Double)
+    case metric(name: String, step: Int, epoch: Int?, value: Double)
+    case usage(inputTokens: Int, outputTokens: Int)
+
+    private struct Line: Codable {
+        var event: String
+        var fraction: Double?
+        var name: String?
+        var step: Int?
+        var epoch: Int?
+        var value: Double?
+        var inputTokens: Int?
+        var outputTokens: Int?
+    }
+
+    /// Parses one stdout line; `nil` for anything that is not a valid event (kept in the log).
+    public init?(line: String) {
+        guard let decoded = try? Wire.decoder().decode(Line.self, from: Data(line.utf8)) else { return nil }
+        switch decoded.event {
+        case "progress":
+            guard let fraction = decoded.fraction, fraction.isFinite else { return nil }
+            self = .progress(fraction: min(max(fraction, 0), 1))
+        case "metric":
+            guard let name = decoded.name, let step = decoded.step, let value = decoded.value, value.isFinite else { return nil }
+            self = .metric(name: name, step: step, epoch: decoded.epoch, value: value)
+        case "usage":
+            guard let input = decoded.inputTokens, let output = decoded.outputTokens, input >= 0, output >= 0 else { return nil }
+            self = .usage(inputTokens: input, outputTokens: output)
+        default:
+            return nil
+        }
+    }
+
+    /// The line a runner prints for this event.
+    public var line: String {
+        let value: Line
+        switch self {
+        case .progress(let fraction):
+            value = Line(event: "progress", fraction: fraction)
+        case .metric(let name, let step, let epoch, let v):
+            value = Line(event: "metric", name: name, step: step, epoch: epoch, value: v)
+        case .usage(let input, let output):
+            value = Line(event: "usage", inputTokens: input, outputTokens: output)
+        }
+        return String(decoding: (try? Wire.encoder().encode(value)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// `POST /v1/jobs`. Paths are absolute, or relative to the caller's working directory as the
+/// CLI resolves them before sending.
+public struct SubmitJobRequest: StrictBody, Equatable {
+    public var name: String
+    public var reservation: String
+    public var kind: String
+    public var data: String
+    public var validationData: String?
+    public var output: String
+    public var modelName: String?
+    public var epochs: Int?
+    public var batchSize: Int?
+    public var learningRate: Double?
+    public var warmupSteps: Int?
+    public var modelUnits: Int?
+    public var priority: Int?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, reservation, kind, data, validationData, output, modelName, epochs, batchSize, learningRate
+        case warmupSteps, modelUnits, priority
+    }
+
+    public init(
+        name: String, reservation: String, kind: String, data: String, validationData: String? = nil, output: String,
+        modelName: String? = nil, epochs: Int? = nil, batchSize: Int? = nil, learningRate: Double? = nil,
+        warmupSteps: Int? = nil, modelUnits: Int? = nil, priority: Int? = nil
+    ) {
+        self.name = name; self.reservation = reservation; self.kind = kind; self.data = data
+        self.validationData = validationData; self.output = output; self.modelName = modelName; self.epochs = epochs
+        self.batchSize = batchSize; self.learningRate = learningRate; self.warmupSteps = warmupSteps
+        self.modelUnits = modelUnits; self.priority = priority
+    }
+}
+
+/// One step of a training job's curve.
+public struct MetricPointView: Codable, Sendable, Equatable {
+    public var step: Int
+    public var epoch: Int?
+    public var trainingLoss: Double?
+    public var validationLoss: Double?
+
+    public init(step: Int, epoch: Int?, trainingLoss: Double?, validationLoss: Double?) {
+        self.step = step; self.epoch = epoch; self.trainingLoss = trainingLoss; self.validationLoss = validationLoss
+    }
+}
+
+public struct JobView: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var owner: String
+    public var kind: String
+    public var reservation: String
+    public var model: String
+    /// `queued`, `running`, `completed`, `failed`, `stopping` or `stopped`.
+    public var status: String
+    /// Why it failed or stopped (`daemon-restart`, `exit status 3`, `stopped by alice`, …).
+    public var reason: String?
+    public var progress: Double
+    public var priority: Int
+    public var modelUnits: Int
+    /// The compute units it runs on while running.
+    public var units: [String]
+    public var hyperparameters: Hyperparameters?
+    public var data: String
+    public var validationData: String?
+    public var output: String
+    public var modelName: String?
+    public var submittedAt: Date
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var exitStatus: Int?
+    public var busyUnitSeconds: Double
+    public var inputTokens: Int
+    public var outputTokens: Int
+    /// The step-wise curve in full for `GET /v1/jobs/{id}`; the last point only in lists.
+    public var metrics: [MetricPointView]
+
+    public init(
+        id: Int64, name: String, owner: String, kind: String, reservation: String, model: String, status: String,
+        reason: String?, progress: Double, priority: Int, modelUnits: Int, units: [String], hyperparameters: Hyperparameters?,
+        data: String, validationData: String?, output: String, modelName: String?, submittedAt: Date, startedAt: Date?,
+        endedAt: Date?, exitStatus: Int?, busyUnitSeconds: Double, inputTokens: Int, outputTokens: Int, metrics: [MetricPointView]
+    ) {
+        self.id = id; self.name = name; self.owner = owner; self.kind = kind; self.reservation = reservation; self.model = model
+        self.status = status; self.reason = reason; self.progress = progress; self.priority = priority
+        self.modelUnits = modelUnits; self.units = units; self.hyperparameters = hyperparameters; self.data = data
+        self.validationData = validationData; self.output = output; self.modelName = modelName; self.submittedAt = submittedAt
+        self.startedAt = startedAt; self.endedAt = endedAt; self.exitStatus = exitStatus; self.busyUnitSeconds = busyUnitSeconds
+        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.metrics = metrics
+    }
+}
+
+public struct JobList: Codable, Sendable, Equatable {
+    public var jobs: [JobView]
+    public init(jobs: [JobView]) { self.jobs = jobs }
+}
+
+/// `GET /v1/jobs/{id}/events`: what happened to a job, oldest first.
+public struct JobEventView: Codable, Sendable, Equatable {
+    public var at: Date
+    /// `submitted`, `started`, `progress`, `metric`, `usage`, `exited`, `stop-requested`, `failed`, `stopped`, `completed`.
+    public var kind: String
+    public var detail: String
+
+    public init(at: Date, kind: String, detail: String) {
+        self.at = at; self.kind = kind; self.detail = detail
+    }
+}
+
+public struct JobEventList: Codable, Sendable, Equatable {
+    public var events: [JobEventView]
+    public init(events: [JobEventView]) { self.events = events }
+}
