@@ -24,3 +24,17 @@ stop:
 
 clean:
 	rm -rf .build run
+
+# `make install` builds release binaries and installs them with the config, the systemd units
+# and the sysusers.d/tmpfiles.d entries (README: "Install as a service"). PREFIX (default
+# /usr/local) and DESTDIR are honoured; BIN_DIR=DIR installs the binaries already in DIR
+# instead of building, SKIP_BUILD=1 reuses the last release build. `make uninstall` removes
+# what install put there and keeps /etc/berth and /var/lib/berth.
+PREFIX ?= /usr/local
+.PHONY: install uninstall
+
+install:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" BIN_DIR="$(BIN_DIR)" SKIP_BUILD="$(SKIP_BUILD)" SWIFT="$(SWIFT)" ./scripts/install.sh install
+
+uninstall:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" ./scripts/install.sh uninstall

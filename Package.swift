@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
@@ -51,10 +52,12 @@ let package = Package(
             dependencies: [
                 "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             swiftSettings: strictSettings
         ),
@@ -111,6 +114,7 @@ let package = Package(
             dependencies: ["BerthServer", "BerthRunner", "BerthWire", "BerthTestSupport"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["BerthTestSupport", "BerthWire", "BerthClient"],

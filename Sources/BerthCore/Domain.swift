@@ -107,6 +107,13 @@ public struct Model: Sendable, Equatable {
     /// Set for custom models: the base whose sizing and capabilities it inherits.
     public var baseModel: String?
     public var owner: String?
+    /// For custom models: how it was made, where its artifacts are, its final metrics
+    /// (`training_loss`, `validation_loss`) and the job that made it.
+    public var customization: Customization?
+    public var artifactDir: String?
+    public var finalMetrics: [String: Double]
+    public var jobID: Int64?
+    public var createdAt: Date?
 
     public var isCustom: Bool { baseModel != nil }
     /// The base model this one belongs to: itself for a base model.
@@ -116,7 +123,8 @@ public struct Model: Sendable, Equatable {
         id: String, provider: String, inputModalities: [Modality], outputModalities: [Modality],
         maxTokens: Int, onDemand: Bool, customizations: [Customization],
         hyperparameters: HyperparameterRanges = .defaults, unitsPerModelUnit: Int, tokensPerMinute: Int,
-        price: ModelPrice, baseModel: String? = nil, owner: String? = nil
+        price: ModelPrice, baseModel: String? = nil, owner: String? = nil, customization: Customization? = nil,
+        artifactDir: String? = nil, finalMetrics: [String: Double] = [:], jobID: Int64? = nil, createdAt: Date? = nil
     ) {
         self.id = id
         self.provider = provider
@@ -131,6 +139,31 @@ public struct Model: Sendable, Equatable {
         self.price = price
         self.baseModel = baseModel
         self.owner = owner
+        self.customization = customization
+        self.artifactDir = artifactDir
+        self.finalMetrics = finalMetrics
+        self.jobID = jobID
+        self.createdAt = createdAt
+    }
+
+    /// A custom model made from `base`: it inherits the base's sizing and capabilities, and is
+    /// never served on demand.
+    public static func custom(
+        id: String, base: Model, owner: String, customization: Customization, artifactDir: String,
+        finalMetrics: [String: Double], jobID: Int64, createdAt: Date
+    ) -> Model {
+        var model = base
+        model.id = id
+        model.onDemand = false
+        model.customizations = []
+        model.baseModel = base.id
+        model.owner = owner
+        model.customization = customization
+        model.artifactDir = artifactDir
+        model.finalMetrics = finalMetrics
+        model.jobID = jobID
+        model.createdAt = createdAt
+        return model
     }
 }
 

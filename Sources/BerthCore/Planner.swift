@@ -10,12 +10,18 @@ public struct Snapshot: Sendable {
     public var heldLeases: [Lease]
     /// When each unit's last closed lease ended; a unit is not handed out for a time before that.
     public var unitFreeSince: [String: Date]
+    /// Jobs that are not finished: queued, running or stopping.
+    public var jobs: [Job]
 
-    public init(dedicatedUnits: [String], reservations: [Reservation], heldLeases: [Lease], unitFreeSince: [String: Date] = [:]) {
+    public init(
+        dedicatedUnits: [String], reservations: [Reservation], heldLeases: [Lease], unitFreeSince: [String: Date] = [:],
+        jobs: [Job] = []
+    ) {
         self.dedicatedUnits = dedicatedUnits
         self.reservations = reservations
         self.heldLeases = heldLeases
         self.unitFreeSince = unitFreeSince
+        self.jobs = jobs
     }
 
     public var calendar: CapacityCalendar {
@@ -42,6 +48,12 @@ public enum PlanStep: Sendable, Equatable {
     case grow(reservationID: Int64, units: [String], at: Date)
     /// The reservation reached its end at `at`; its leases end there.
     case expire(reservationID: Int64, at: Date)
+    /// A queued job starts on `units` of its reservation.
+    case startJob(jobID: Int64, units: [String], at: Date)
+    /// A running job must stop (its reservation ended): SIGTERM, then SIGKILL after the grace period.
+    case stopJob(jobID: Int64, reason: String, at: Date)
+    /// A queued job can never run (its reservation ended): it is stopped without running.
+    case cancelJob(jobID: Int64, reason: String, at: Date)
 }
 
 public struct Plan: Sendable, Equatable {
@@ -226,7 +238,37 @@ public enum Planner {
             plan.steps.append(.activate(reservationID: r.id, start: now, end: end, units: units, leaseStart: now))
         }
 
-        // 5. Sleep until the next start or end.
+        // 5. Jobs of reservations that ended stop first; then each active reservation's queue,
+        //    in priority then submission order, starts jobs while its free units allow. The
+        //    order is strict: a job that does not fit holds back the ones behind it.
+        let live = Set(reservations.values.filter { $0.status == .active || $0.status == .pending }.map(\.id))
+        var busy: [Int64: Set<String>] = [:]
+        for job in snapshot.jobs.sorted(by: { $0.id < $1.id }) {
+            switch job.status {
+            case .running where !live.contains(job.reservationID):
+                plan.steps.append(.stopJob(jobID: job.id, reason: "reservation-ended", at: now))
+            case .queued where !live.contains(job.reservationID):
+                plan.steps.append(.cancelJob(jobID: job.id, reason: "reservation-ended", at: now))
+            case .running, .stopping:
+                busy[job.reservationID, default: []].formUnion(job.units)
+            default:
+                break
+            }
+        }
+        let queues = Dictionary(grouping: snapshot.jobs.filter { $0.status == .queued && live.contains($0.reservationID) }, by: \.reservationID)
+        for (reservationID, queue) in queues.sorted(by: { $0.key < $1.key }) {
+            guard reservations[reservationID]?.status == .active else { continue }
+            let held = snapshot.dedicatedUnits.filter { holder[$0] == reservationID }
+            var free = held.filter { !(busy[reservationID]?.contains($0) ?? false) }
+            for job in queue.sorted(by: Job.queueOrder) {
+                guard job.unitsNeeded <= free.count else { break }
+                let units = Array(free.prefix(job.unitsNeeded))
+                free.removeFirst(job.unitsNeeded)
+                plan.steps.append(.startJob(jobID: job.id, units: units, at: now))
+            }
+        }
+
+        // 6. Sleep until the next start or end.
         var wakes: [Date] = []
         for r in reservations.values {
             if r.status == .pending, r.start > now { wakes.append(r.start) }

@@ -11,12 +11,15 @@ public struct Caller: Sendable, Equatable {
     public var gid: UInt32
     public var user: String
     public var isAdmin: Bool
+    /// Primary and supplementary groups, for file access checks.
+    public var groups: Set<UInt32>
 
-    public init(uid: UInt32, gid: UInt32, user: String, isAdmin: Bool) {
+    public init(uid: UInt32, gid: UInt32, user: String, isAdmin: Bool, groups: Set<UInt32> = []) {
         self.uid = uid
         self.gid = gid
         self.user = user
         self.isAdmin = isAdmin
+        self.groups = groups.union([gid])
     }
 
     public func canSee(owner: String) -> Bool { isAdmin || owner == user }
@@ -42,7 +45,7 @@ public final class CallerDirectory: Sendable {
         let groups = Self.groupIDs(user: user, gid: gid)
         let admin = uid == 0 || admins.contains(user)
             || adminGroups.contains { name in Self.groupID(name: name).map(groups.contains) ?? false }
-        let caller = Caller(uid: uid, gid: gid, user: user, isAdmin: admin)
+        let caller = Caller(uid: uid, gid: gid, user: user, isAdmin: admin, groups: groups)
         cache.withLock { $0[key] = caller }
         return caller
     }

@@ -139,7 +139,7 @@ extension ControlPlane {
         context.logger.info("updated", metadata: [
             "reservation": "\(name)", "name": "\(view.name)", "model": "\(view.model)", "model_units": "\(view.modelUnits)", "by": "\(caller.user)",
         ])
-        scheduler.wake()
+        changed()
         return try Requests.json(view)
     }
 
@@ -162,7 +162,7 @@ extension ControlPlane {
             return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
         }
         context.logger.info("released", metadata: ["reservation": "\(name)", "by": "\(caller.user)"])
-        scheduler.wake()
+        changed()
         return try Requests.json(view)
     }
 

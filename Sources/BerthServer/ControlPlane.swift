@@ -12,13 +12,26 @@ public struct ControlPlane: Sendable {
     public let callers: CallerDirectory
     public let clock: @Sendable () -> Date
     public let startedAt: Date
+    public let jobs: JobSettings
+    public let supervisor: JobSupervisor
 
-    public init(ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date) {
+    public init(
+        ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,
+        jobs: JobSettings, supervisor: JobSupervisor
+    ) {
         self.ledger = ledger
         self.scheduler = scheduler
         self.callers = callers
         self.clock = clock
         self.startedAt = startedAt
+        self.jobs = jobs
+        self.supervisor = supervisor
+    }
+
+    /// After a change: the scheduler plans again, the supervisor starts or stops runners.
+    func changed() {
+        scheduler.wake()
+        supervisor.wake()
     }
 
     var now: Date { clock().wholeSeconds }
@@ -53,7 +66,7 @@ public struct ControlPlane: Sendable {
             if let key { try tx.recordIdempotentAnswer(owner: owner, key: key, answer: answer, now: now) }
             return answer
         }
-        scheduler.wake()
+        changed()
         return Requests.respond(status: answer.status, body: answer.response)
     }
 
@@ -72,6 +85,12 @@ public struct ControlPlane: Sendable {
         v1.patch("reservations/:name") { request, context in try await self.updateReservation(request, context) }
         v1.delete("reservations/:name") { _, context in try await self.releaseReservation(context) }
         v1.get("capacity") { request, _ in try await self.capacity(request) }
+        v1.post("jobs") { request, context in try await self.submitJob(request, context) }
+        v1.get("jobs") { _, context in try await self.listJobs(context) }
+        v1.get("jobs/:id") { _, context in try await self.showJob(context) }
+        v1.post("jobs/:id/stop") { _, context in try await self.stopJob(context) }
+        v1.get("jobs/:id/events") { _, context in try await self.jobEvents(context) }
+        v1.get("jobs/:id/log") { request, context in try await self.jobLog(request, context) }
         return router
     }
 

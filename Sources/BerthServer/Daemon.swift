@@ -36,7 +36,15 @@ public struct Daemon: Sendable {
         // Files berthd creates (the ledger, locks) are its own; the socket is opened up to its
         // group below, once it exists.
         umask(0o077)
-        for path in [socketPath, databasePath] {
+        // Under systemd the control socket may be passed in (socket activation): then systemd
+        // owns its file, and berthd neither creates, locks, chmods nor removes it.
+        let activated: ListeningSocket?
+        do {
+            activated = try ListeningSocket.passed(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw StartupError(description: "\(error)")
+        }
+        for path in activated == nil ? [socketPath, databasePath] : [databasePath] {
             try FileManager.default.createDirectory(
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o755])
@@ -44,14 +52,14 @@ public struct Daemon: Sendable {
 
         // 1. Refuse to start beside another berthd: one lock per database, one per socket.
         let databaseLock: ProcessLock
-        let socketLock: ProcessLock
+        let socketLock: ProcessLock?
         do {
             databaseLock = try ProcessLock(path: databasePath + ".lock")
-            socketLock = try ProcessLock(path: socketPath + ".lock")
+            socketLock = activated == nil ? try ProcessLock(path: socketPath + ".lock") : nil
         } catch let held as ProcessLock.Held {
             throw StartupError(description: "another berthd is running: \(held); stop it first, or give this one its own --socket and --database")
         }
-        if Self.socketAnswers(socketPath) {
+        if activated == nil, Self.socketAnswers(socketPath) {
             throw StartupError(description: "something already listens on \(socketPath); stop it first or choose another --socket")
         }
 
@@ -59,6 +67,8 @@ public struct Daemon: Sendable {
         let ledger = try Ledger(path: databasePath)
         let startedAt = clock().wholeSeconds
         let config = self.config
+        // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
+        try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger)
         try ledger.writeNow { tx in
             try tx.syncCatalog(units: config.units, models: config.models, now: startedAt)
             _ = try Scheduler.cycle(tx, now: startedAt)
@@ -66,21 +76,59 @@ public struct Daemon: Sendable {
         logger.info("ledger open", metadata: ["database": "\(databasePath)", "units": "\(config.units.count)", "models": "\(config.models.count)"])
 
         // 3. Services in dependency order; the group stops them in reverse on SIGTERM/SIGINT.
-        let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger)
+        let jobSettings = JobSettings(
+            runners: config.runners, limits: config.limits, logDirectory: Self.logDirectory(config.daemon.logDirectory, databasePath: databasePath, logger: logger),
+            stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000)),
+            runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 })
+        let wakeScheduler = WakeRelay()
+        let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
+        let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger) { supervisor.wake() }
+        wakeScheduler.connect { scheduler.wake() }
         let plane = ControlPlane(
             ledger: ledger, scheduler: scheduler,
             callers: CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups),
-            clock: clock, startedAt: startedAt)
-        let app = buildApplication(plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup, logger: logger)
+            clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor)
+        // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
+        // SIGHUP reloads units and models.
+        let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
+        let reloader = await ConfigReloader(config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger)
+        let app: any Service = if let activated {
+            ActivatedSocketServer(socket: activated, router: plane.router(), logger: logger) {
+                logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
+                await systemd.ready()
+            }
+        } else {
+            buildApplication(plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup, logger: logger) { await systemd.ready() }
+        }
+        // `systemd` stays last: the group stops services in reverse order, so it hears of the
+        // shutdown first and STOPPING=1 goes out as the shutdown begins.
         let group = ServiceGroup(
-            configuration: .init(services: [scheduler, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [scheduler, supervisor, reloader, app, systemd], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
 
         // 4. In-flight requests are answered; now close the ledger (checkpointing the WAL).
         try ledger.close()
-        unlink(socketPath)
+        if activated == nil { unlink(socketPath) }
         withExtendedLifetime((databaseLock, socketLock)) {}
         logger.info("stopped")
+    }
+
+    /// The config's log folder if berthd can write there, else `logs` beside the database (a
+    /// laptop run without root cannot create /var/log/berth).
+    static func logDirectory(_ configured: String, databasePath: String, logger: Logger) -> String {
+        let fileManager = FileManager.default
+        if (try? fileManager.createDirectory(atPath: configured + "/jobs", withIntermediateDirectories: true)) != nil,
+           fileManager.isWritableFile(atPath: configured + "/jobs") {
+            return configured
+        }
+        let fallback = (databasePath as NSString).deletingLastPathComponent + "/logs"
+        logger.warning("cannot write job logs under \(configured); using \(fallback)")
+        return fallback
+    }
+
+    /// The folder of the running berthd executable.
+    static var executableFolder: String? {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")).map { ($0 as NSString).deletingLastPathComponent }
     }
 
     /// Whether a server answers on `path`: a live socket must never be taken over.
@@ -103,7 +151,8 @@ public struct Daemon: Sendable {
 }
 
 /// Assembles the control-socket application; `Daemon.run` only builds and runs it.
-public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, logger: Logger) -> some ApplicationProtocol {
+public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, logger: Logger,
+                             onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
     Application(
         router: plane.router(),
         server: .http1(configuration: .init(idleTimeout: .seconds(60))),
@@ -121,6 +170,7 @@ public func buildApplication(plane: ControlPlane, socketPath: String, socketGrou
             }
             chmod(socketPath, 0o660)
             logger.info("listening", metadata: ["socket": "\(socketPath)", "version": "\(BerthVersion.current)"])
+            await onListening()
         },
         logger: logger)
 }

@@ -3,6 +3,7 @@ public import BerthStore
 public import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// A wake-up signal that is never lost: a ring with nobody waiting is kept for the next wait.
 actor Doorbell {
@@ -43,11 +44,14 @@ public final class Scheduler: Service, Sendable {
     private let doorbell = Doorbell()
     /// Even with nothing due, look again this often: a safety net against a clock jump, not polling.
     private let longestSleep: Duration = .seconds(60)
+    /// Told after every cycle that started or stopped jobs (the job supervisor).
+    private let afterJobChanges: @Sendable () -> Void
 
-    public init(ledger: Ledger, clock: @escaping @Sendable () -> Date, logger: Logger) {
+    public init(ledger: Ledger, clock: @escaping @Sendable () -> Date, logger: Logger, afterJobChanges: @escaping @Sendable () -> Void = {}) {
         self.ledger = ledger
         self.clock = clock
         self.logger = logger
+        self.afterJobChanges = afterJobChanges
     }
 
     /// One cycle inside the caller's transaction: plan from what is committed, apply the plan.
@@ -79,8 +83,15 @@ public final class Scheduler: Service, Sendable {
                 logger.info("reservation grew", metadata: ["reservation": "\(id)", "units": "\(units.joined(separator: ","))"])
             case .expire(let id, let at):
                 logger.info("reservation expired", metadata: ["reservation": "\(id)", "at": "\(TimeExpression.format(at))"])
+            case .startJob(let id, let units, _):
+                logger.info("job started", metadata: ["job": "\(id)", "units": "\(units.joined(separator: ","))"])
+            case .stopJob(let id, let reason, _):
+                logger.info("job stopping", metadata: ["job": "\(id)", "reason": "\(reason)"])
+            case .cancelJob(let id, let reason, _):
+                logger.info("queued job cancelled", metadata: ["job": "\(id)", "reason": "\(reason)"])
             }
         }
+        if plan.steps.contains(where: \.changesJobs) { afterJobChanges() }
         for noFit in plan.deferred {
             logger.debug("reservation not placed", metadata: ["reservation": "\(noFit.reservationID)", "reason": "\(noFit.reason)"])
         }
@@ -110,5 +121,29 @@ public final class Scheduler: Service, Sendable {
                 }
             }
         }
+    }
+}
+
+extension PlanStep {
+    var changesJobs: Bool {
+        switch self {
+        case .startJob, .stopJob, .cancelJob: true
+        case .activate, .grow, .expire: false
+        }
+    }
+}
+
+/// A wake-up call to a service made after the caller: two services that wake each other.
+public final class WakeRelay: Sendable {
+    private let target = Mutex<(@Sendable () -> Void)?>(nil)
+
+    public init() {}
+
+    public func connect(_ wake: @escaping @Sendable () -> Void) {
+        target.withLock { $0 = wake }
+    }
+
+    public func fire() {
+        target.withLock { $0 }?()
     }
 }

@@ -20,7 +20,9 @@ enum Views {
                 warmupSteps: .init(min: h.warmupSteps.lowerBound, max: h.warmupSteps.upperBound)),
             price: PriceView(
                 modelUnitHour: Dictionary(uniqueKeysWithValues: m.price.modelUnitHour.map { ($0.key.rawValue, $0.value) }),
-                onDemandInputPerThousand: m.price.onDemandInputPer1k, onDemandOutputPerThousand: m.price.onDemandOutputPer1k))
+                onDemandInputPerThousand: m.price.onDemandInputPer1k, onDemandOutputPerThousand: m.price.onDemandOutputPer1k),
+            customization: m.customization?.rawValue, createdAt: m.createdAt, artifactDir: m.artifactDir,
+            finalMetrics: m.isCustom ? m.finalMetrics : nil, jobId: m.jobID)
     }
 
     static func reservation(_ r: Reservation, leases: [Lease]) -> ReservationView {

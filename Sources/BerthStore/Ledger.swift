@@ -211,7 +211,8 @@ public struct LedgerTransaction {
             dedicatedUnits: dedicated,
             reservations: try liveReservations(),
             heldLeases: try heldLeases(),
-            unitFreeSince: Dictionary(freeSince.map { ($0[0] as String, $0[1] as Date) }, uniquingKeysWith: max))
+            unitFreeSince: Dictionary(freeSince.map { ($0[0] as String, $0[1] as Date) }, uniquingKeysWith: max),
+            jobs: try liveJobs().map(\.job))
     }
 
     /// Applies a plan's steps in order. The caller's transaction makes them one change.
@@ -228,6 +229,8 @@ public struct LedgerTransaction {
                 try insertLeases(reservationID: id, units: units, start: at, end: end)
             case .expire(let id, let at):
                 try finish(reservationID: id, status: .expired, at: at, reason: "reached its end")
+            case .startJob, .stopJob, .cancelJob:
+                try applyJobStep(step)
             }
         }
     }

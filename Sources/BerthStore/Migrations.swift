@@ -79,6 +79,65 @@ enum Migrations {
                 t.primaryKey(["owner", "key"])
             }
         }
+        migrator.registerMigration("v2-jobs") { db in
+            try db.create(table: "jobs") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("name", .text).notNull()
+                t.column("owner", .text).notNull().indexed()
+                t.column("kind", .text).notNull()
+                t.column("reservation_id", .integer).notNull().references("reservations").indexed()
+                t.column("model", .text).notNull()
+                t.column("base_model", .text).notNull()
+                t.column("status", .text).notNull().indexed()
+                t.column("reason", .text)
+                t.column("priority", .integer).notNull()
+                t.column("model_units", .integer).notNull()
+                t.column("units_needed", .integer).notNull()
+                t.column("units", .text).notNull()
+                t.column("hyperparameters", .text)
+                t.column("data", .text).notNull()
+                t.column("validation_data", .text)
+                t.column("output", .text).notNull()
+                t.column("model_name", .text)
+                t.column("seed", .integer).notNull()
+                t.column("submitted_at", .datetime).notNull()
+                t.column("started_at", .datetime)
+                t.column("ended_at", .datetime)
+                t.column("exit_status", .integer)
+                t.column("progress", .double).notNull()
+                t.column("busy_unit_seconds", .double).notNull()
+                t.column("input_tokens", .integer).notNull()
+                t.column("output_tokens", .integer).notNull()
+                t.column("log_path", .text).notNull()
+                t.column("caller_uid", .integer).notNull()
+                t.column("caller_gid", .integer).notNull()
+                // The runner's pid (and process group), so a restarted berthd can find a runner
+                // its predecessor left behind.
+                t.column("pid", .integer)
+            }
+            try db.create(table: "job_metrics") { t in
+                t.column("job_id", .integer).notNull().references("jobs").indexed()
+                t.column("step", .integer).notNull()
+                t.column("epoch", .integer)
+                t.column("name", .text).notNull()
+                t.column("value", .double).notNull()
+            }
+            try db.create(table: "job_events") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("job_id", .integer).notNull().references("jobs").indexed()
+                t.column("at", .datetime).notNull()
+                t.column("kind", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+            // What a customization job left behind, for the custom models it registers.
+            try db.alter(table: "models") { t in
+                t.add(column: "customization", .text)
+                t.add(column: "artifact_dir", .text)
+                t.add(column: "job_id", .integer)
+                t.add(column: "final_metrics", .text)
+            }
+        }
+
         return migrator
     }
 }

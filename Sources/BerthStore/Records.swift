@@ -68,6 +68,10 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     /// Dropped from the config; kept so reservations made for it can still be shown.
     var retired: Bool
     var createdAt: Date
+    var customization: String?
+    var artifactDir: String?
+    var jobId: Int64?
+    var finalMetrics: [String: Double]?
 
     init(_ model: Model, createdAt: Date) {
         id = model.id
@@ -92,6 +96,10 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
         owner = model.owner
         retired = false
         self.createdAt = createdAt
+        customization = model.customization?.rawValue
+        artifactDir = model.artifactDir
+        jobId = model.jobID
+        finalMetrics = model.isCustom ? model.finalMetrics : nil
     }
 
     var model: Model {
@@ -111,7 +119,8 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
                     Commitment(rawValue: k).map { ($0, v) }
                 }),
                 onDemandInputPer1k: price.onDemandInputPer1k, onDemandOutputPer1k: price.onDemandOutputPer1k),
-            baseModel: baseModel, owner: owner)
+            baseModel: baseModel, owner: owner, customization: customization.flatMap(Customization.init(rawValue:)),
+            artifactDir: artifactDir, finalMetrics: finalMetrics ?? [:], jobID: jobId, createdAt: baseModel == nil ? nil : createdAt)
     }
 }
 

@@ -198,17 +198,27 @@ public struct ModelView: Codable, Sendable, Equatable {
     public var tokensPerMinute: Int
     public var hyperparameters: HyperparametersView
     public var price: PriceView
+    /// Custom models only: how and when it was made, its artifacts, final metrics, its job.
+    public var customization: String?
+    public var createdAt: Date?
+    public var artifactDir: String?
+    public var finalMetrics: [String: Double]?
+    public var jobId: Int64?
 
     public init(
         id: String, provider: String, inputModalities: [String], outputModalities: [String], maxTokens: Int,
         onDemand: Bool, customizations: [String], custom: Bool, baseModel: String?, owner: String?,
-        unitsPerModelUnit: Int, tokensPerMinute: Int, hyperparameters: HyperparametersView, price: PriceView
+        unitsPerModelUnit: Int, tokensPerMinute: Int, hyperparameters: HyperparametersView, price: PriceView,
+        customization: String? = nil, createdAt: Date? = nil, artifactDir: String? = nil, finalMetrics: [String: Double]? = nil,
+        jobId: Int64? = nil
     ) {
         self.id = id; self.provider = provider; self.inputModalities = inputModalities
         self.outputModalities = outputModalities; self.maxTokens = maxTokens; self.onDemand = onDemand
         self.customizations = customizations; self.custom = custom; self.baseModel = baseModel; self.owner = owner
         self.unitsPerModelUnit = unitsPerModelUnit; self.tokensPerMinute = tokensPerMinute
         self.hyperparameters = hyperparameters; self.price = price
+        self.customization = customization; self.createdAt = createdAt; self.artifactDir = artifactDir
+        self.finalMetrics = finalMetrics; self.jobId = jobId
     }
 }
 

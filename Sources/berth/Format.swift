@@ -32,4 +32,17 @@ enum Format {
     static func plural(_ count: Int, _ noun: String) -> String {
         "\(count) \(noun)\(count == 1 ? "" : "s")"
     }
+
+    /// A fraction done as a whole percent, rounded down so a job shows 100% only when it is done.
+    static func percent(_ fraction: Double) -> String {
+        guard fraction.isFinite else { return "-" }
+        let clamped = min(max(fraction, 0), 1)
+        return "\(Int((clamped * 100 + 1e-9).rounded(.down)))%"
+    }
+
+    /// A loss with four decimals, so a column of them lines up.
+    static func loss(_ value: Double?) -> String {
+        guard let value, value.isFinite else { return "-" }
+        return String(format: "%.4f", value)
+    }
 }

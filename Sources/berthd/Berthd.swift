@@ -37,10 +37,19 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let level = Logger.Level(rawValue: loaded.daemon.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        // Under systemd stderr goes to the journal, which stamps each line itself.
+        if JournalLogHandler.stderrIsJournal(environment: ProcessInfo.processInfo.environment) {
+            LoggingSystem.bootstrap { label in
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "berthd")
         let daemon = Daemon(

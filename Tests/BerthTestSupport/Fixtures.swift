@@ -37,6 +37,7 @@ public struct PlanSimulator {
     public var leases: [Lease] = []
     /// Indices into `leases` of those still held.
     public var held: Set<Int> = []
+    public var jobs: [Int64: Job] = [:]
 
     public init(units: [String]) { self.units = units }
 
@@ -46,7 +47,9 @@ public struct PlanSimulator {
         for (i, lease) in leases.enumerated() where !held.contains(i) {
             if let end = lease.end { freeSince[lease.unit] = max(freeSince[lease.unit] ?? end, end) }
         }
-        return Snapshot(dedicatedUnits: units, reservations: live, heldLeases: held.sorted().map { leases[$0] }, unitFreeSince: freeSince)
+        return Snapshot(
+            dedicatedUnits: units, reservations: live, heldLeases: held.sorted().map { leases[$0] }, unitFreeSince: freeSince,
+            jobs: jobs.values.filter { !$0.status.isTerminal }.sorted { $0.id < $1.id })
     }
 
     public mutating func apply(_ plan: Plan) {
@@ -69,6 +72,13 @@ public struct PlanSimulator {
             case .expire(let id, let at):
                 reservations[id]?.status = .expired
                 close(id, at: at)
+            case .startJob(let id, let units, _):
+                jobs[id]?.status = .running
+                jobs[id]?.units = units
+            case .stopJob(let id, _, _):
+                jobs[id]?.status = .stopping
+            case .cancelJob(let id, _, _):
+                jobs[id]?.status = .stopped
             }
         }
     }

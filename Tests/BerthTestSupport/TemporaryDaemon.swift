@@ -64,12 +64,15 @@ public final class TemporaryDaemon: @unchecked Sendable {
     private var process: Process?
 
     /// A laptop-sized pool: `dedicated` CPU units, two shared, and two models.
-    public static func config(dedicated: Int = 8, extra: String = "") -> String {
+    /// `runner`, when given, is the train and batch argv instead of the reference runner.
+    public static func config(dedicated: Int = 8, runner: [String]? = nil, extra: String = "") -> String {
         var toml = """
             [daemon]
             socket_group = "nogroup"
             admins = []
             log_level = "debug"
+            log_directory = "logs"
+            stop_grace_seconds = 2
 
             """
         for i in 0..<dedicated {
@@ -122,12 +125,26 @@ public final class TemporaryDaemon: @unchecked Sendable {
             on_demand_output_per_1k = 0.0006
 
             [runners]
-            train = ["berth-runner", "train", "--spec", "{spec}"]
-            batch = ["berth-runner", "batch", "--spec", "{spec}"]
+            train = \(tomlArray(runner ?? ["berth-runner", "train", "--spec", "{spec}"]))
+            batch = \(tomlArray(runner ?? ["berth-runner", "batch", "--spec", "{spec}"]))
             serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 
             """
         return toml + extra
+    }
+
+    static func tomlArray(_ argv: [String]) -> String {
+        "[" + argv.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+    }
+
+    /// The repository's `examples/` folder (sample datasets).
+    public static var examples: String {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.path + "/examples") { return url.path + "/examples" }
+        }
+        return "examples"
     }
 
     public init(config: String = TemporaryDaemon.config()) throws {

@@ -1,0 +1,240 @@
+import BerthCore
+import BerthStore
+import BerthWire
+import Foundation
+import Hummingbird
+import NIOCore
+
+extension ControlPlane {
+    /// A custom model's name: it becomes a model id, so letters, digits and `._:-`.
+    static func checkModelName(_ name: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+        guard let first = name.first, first.isLetter || first.isNumber, name.count <= 128, name.allSatisfy(allowed.contains) else {
+            throw APIError.invalid(field: "model_name", "'\(name)' is not a valid model name: use up to 128 letters, digits and . _ : -, starting with a letter or digit")
+        }
+    }
+
+    func submitJob(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let body = try await Requests.body(request, context: context)
+        let input = try Requests.decode(SubmitJobRequest.self, from: body)
+        let now = self.now
+
+        // 1. The request's own fields.
+        try Self.checkName(input.name)
+        let kind = try Self.enumField(JobKind.self, input.kind, field: "kind")
+        let priority = input.priority ?? 0
+        guard (-1000...1000).contains(priority) else { throw APIError.invalid(field: "priority", "must be between -1000 and 1000, got \(priority)") }
+        if let units = input.modelUnits { try Self.checkModelUnits(units) }
+        if kind == .batchInference {
+            for (field, given) in [("model_name", input.modelName != nil), ("epochs", input.epochs != nil), ("batch_size", input.batchSize != nil),
+                                   ("learning_rate", input.learningRate != nil), ("warmup_steps", input.warmupSteps != nil),
+                                   ("validation_data", input.validationData != nil)] where given {
+                throw APIError.invalid(field: field, "batch-inference takes no \(field); leave it out")
+            }
+        } else {
+            guard let name = input.modelName else {
+                throw APIError.invalid(field: "model_name", "a \(kind.rawValue) job makes a custom model: name it with --model-name")
+            }
+            try Self.checkModelName(name)
+        }
+
+        // 2. The reservation and its model decide what the job may be.
+        let (reservation, model) = try await ledger.read { tx -> (Reservation, Model) in
+            let r = try Self.visibleReservation(input.reservation, caller: caller, tx)
+            guard !r.status.isTerminal else {
+                throw APIError(.invalidState, "reservation '\(r.name)' is \(r.status.rawValue); submit to a pending or active reservation")
+            }
+            guard let model = try tx.model(id: r.model) else {
+                throw APIError(.invalidState, "reservation '\(r.name)' is for \(r.model), which is no longer in the catalog")
+            }
+            return (r, model)
+        }
+        guard reservation.owner == caller.user else {
+            throw APIError(.forbidden, "reservation '\(reservation.name)' belongs to \(reservation.owner); jobs run only on your own reservations")
+        }
+        guard reservation.purpose == kind.purpose else {
+            throw APIError.invalid(field: "reservation", "'\(reservation.name)' is a \(reservation.purpose.rawValue) reservation; a \(kind.rawValue) job needs a \(kind.purpose.rawValue) reservation")
+        }
+        if let customization = kind.customization {
+            guard !model.isCustom else {
+                throw APIError.invalid(field: "reservation", "'\(reservation.name)' is for the custom model \(model.id); customization jobs run on a reservation of its base model")
+            }
+            guard model.customizations.contains(customization) else {
+                throw APIError.invalid(field: "kind", "\(model.id) does not accept \(kind.rawValue); it accepts \(model.customizations.isEmpty ? "no customization" : model.customizations.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        let modelUnits = input.modelUnits ?? reservation.modelUnits
+        guard modelUnits <= reservation.modelUnits else {
+            throw APIError.invalid(field: "model_units", "\(modelUnits) is more than the \(reservation.modelUnits) model units of '\(reservation.name)'")
+        }
+        var hyperparameters: HyperparameterValues?
+        if kind != .batchInference {
+            let defaults = HyperparameterCheck.defaults(for: model.hyperparameters)
+            let values = HyperparameterValues(
+                epochs: input.epochs ?? defaults.epochs, batchSize: input.batchSize ?? defaults.batchSize,
+                learningRate: input.learningRate ?? defaults.learningRate, warmupSteps: input.warmupSteps ?? defaults.warmupSteps)
+            let problems = HyperparameterCheck.problems(
+                epochs: values.epochs, batchSize: values.batchSize, learningRate: values.learningRate,
+                warmupSteps: values.warmupSteps, ranges: model.hyperparameters, model: model.id)
+            if !problems.isEmpty {
+                throw APIError(.invalidArgument, problems.map(\.description).joined(separator: "; "))
+            }
+            hyperparameters = values
+        }
+
+        let chosen = hyperparameters
+
+        // 3. The files, as the caller could see them; the data is read and checked now, so a
+        //    bad dataset fails here and not hours into training.
+        let access = FileAccess(uid: caller.uid, groups: caller.groups)
+        let data = try access.readableFile(input.data, field: "data")
+        try checkDataset(data, field: "data", kind: kind, model: model)
+        let validation = try input.validationData.map { path -> String in
+            let real = try access.readableFile(path, field: "validation_data")
+            try checkDataset(real, field: "validation_data", kind: kind, model: model)
+            return real
+        }
+        let output = try access.writableFolder(input.output, field: "output")
+
+        // 4. Queue it, and start it now if its reservation has the units.
+        let settings = jobs
+        let response = try await idempotent(request, caller: caller, body: body, route: "POST /v1/jobs") { tx in
+            guard let live = try tx.reservation(id: reservation.id), !live.status.isTerminal else {
+                throw APIError(.invalidState, "reservation '\(reservation.name)' ended meanwhile")
+            }
+            if let name = input.modelName, try tx.modelIDTaken(name) || tx.customModelNamePending(name) {
+                throw APIError(.nameTaken, "a model named '\(name)' exists or is being made; choose another --model-name")
+            }
+            let record = try tx.insert(JobRecord(
+                name: input.name, owner: caller.user, kind: kind, reservationId: reservation.id, model: model.id,
+                baseModel: model.family, priority: priority, modelUnits: modelUnits, unitsNeeded: modelUnits * model.unitsPerModelUnit,
+                hyperparameters: chosen, data: data, validationData: validation, output: output, modelName: input.modelName,
+                seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid))
+            try tx.setJobLogPath(record.id!, settings.logPath(jobID: record.id!))
+            _ = try Scheduler.cycle(tx, now: now)
+            let view = try Self.jobView(try tx.job(id: record.id!) ?? record, tx: tx, fullMetrics: true, reservationName: live.name)
+            return (201, try Wire.encoder().encode(view))
+        }
+        context.logger.info("job submitted", metadata: ["job_name": "\(input.name)", "kind": "\(kind.rawValue)", "owner": "\(caller.user)"])
+        return response
+    }
+
+    func checkDataset(_ path: String, field: String, kind: JobKind, model: Model) throws {
+        guard let info = FileAccess.status(path) else { throw APIError.invalid(field: field, "\(path): cannot read it") }
+        guard Int(info.st_size) <= jobs.limits.maxDataFileBytes else {
+            throw APIError.invalid(field: field, "\(path) is \(info.st_size) bytes, over the config's limit of \(jobs.limits.maxDataFileBytes); split the dataset")
+        }
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            throw APIError.invalid(field: field, "\(path): cannot read it")
+        }
+        switch DatasetCheck.check(contents, kind: kind, maxTokens: model.maxTokens, maxRecords: jobs.limits.maxDataRecords) {
+        case .success:
+            return
+        case .failure(let bad):
+            throw APIError.invalid(field: field, "\(path): " + bad.problems.map(\.description).joined(separator: "; "))
+        }
+    }
+
+    func listJobs(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let list = try await ledger.read { tx in
+            JobList(jobs: try tx.jobs(owner: caller.isAdmin ? nil : caller.user).map { try Self.jobView($0, tx: tx, fullMetrics: false) })
+        }
+        return try Requests.json(list)
+    }
+
+    func showJob(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let id = try Self.jobID(context)
+        let view = try await ledger.read { tx in try Self.jobView(try Self.visibleJob(id, caller: caller, tx), tx: tx, fullMetrics: true) }
+        return try Requests.json(view)
+    }
+
+    func stopJob(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let id = try Self.jobID(context)
+        let now = self.now
+        let view = try await ledger.write { tx -> JobView in
+            let job = try Self.visibleJob(id, caller: caller, tx)
+            switch job.jobStatus {
+            case .queued:
+                try tx.finishJob(id, status: .stopped, reason: "stopped by \(caller.user)", exitStatus: nil, at: now)
+            case .running:
+                try tx.requestStop(id, reason: "stopped by \(caller.user)", at: now)
+            case .stopping:
+                break
+            case .completed, .failed, .stopped:
+                throw APIError(.invalidState, "job \(id) is already \(job.status)")
+            }
+            return try Self.jobView(try tx.job(id: id) ?? job, tx: tx, fullMetrics: false)
+        }
+        context.logger.info("job stop requested", metadata: ["job": "\(id)", "by": "\(caller.user)"])
+        changed()
+        return try Requests.json(view)
+    }
+
+    func jobEvents(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let id = try Self.jobID(context)
+        let list = try await ledger.read { tx in
+            _ = try Self.visibleJob(id, caller: caller, tx)
+            return JobEventList(events: try tx.jobEvents(id).map { JobEventView(at: $0.at, kind: $0.kind, detail: $0.detail) })
+        }
+        return try Requests.json(list)
+    }
+
+    /// The job's log from byte `offset`, at most 1 MiB at a time; `Berth-Log-Size` is its size.
+    func jobLog(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let id = try Self.jobID(context)
+        let job = try await ledger.read { tx in try Self.visibleJob(id, caller: caller, tx) }
+        let offsetText = request.uri.queryParameters["offset"].map(String.init) ?? "0"
+        guard let offset = UInt64(offsetText) else { throw APIError.invalid(field: "offset", "'\(offsetText)' is not a byte offset") }
+        var bytes = Data()
+        var size: UInt64 = 0
+        if let handle = FileHandle(forReadingAtPath: job.logPath) {
+            defer { try? handle.close() }
+            size = (try? handle.seekToEnd()) ?? 0
+            if offset < size {
+                try handle.seek(toOffset: offset)
+                bytes = (try handle.read(upToCount: Int(min(size - offset, 1 << 20)))) ?? Data()
+            }
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; charset=utf-8", .init("Berth-Log-Size")!: String(size)],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func jobID(_ context: BerthRequestContext) throws -> Int64 {
+        let text = try parameter("id", context)
+        guard let id = Int64(text), id > 0 else { throw APIError.invalid(field: "id", "'\(text)' is not a job id") }
+        return id
+    }
+
+    static func visibleJob(_ id: Int64, caller: Caller, _ tx: LedgerTransaction) throws -> JobRecord {
+        guard let job = try tx.job(id: id) else { throw APIError(.notFound, "no job \(id); `berth jobs` lists yours") }
+        guard caller.canSee(owner: job.owner) else {
+            throw APIError(.forbidden, "job \(id) belongs to another user; you can see and stop only your own")
+        }
+        return job
+    }
+
+    static func jobView(_ job: JobRecord, tx: LedgerTransaction, fullMetrics: Bool, reservationName: String? = nil) throws -> JobView {
+        let id = job.id!
+        let metrics = try tx.metrics(jobID: id)
+        let shown = fullMetrics ? metrics : Array(metrics.suffix(1))
+        let name = try reservationName ?? tx.reservation(id: job.reservationId)?.name ?? String(job.reservationId)
+        return JobView(
+            id: id, name: job.name, owner: job.owner, kind: job.kind, reservation: name, model: job.model, status: job.status,
+            reason: job.reason, progress: job.progress, priority: job.priority, modelUnits: job.modelUnits, units: job.units,
+            hyperparameters: job.hyperparameters.map {
+                Hyperparameters(epochs: $0.epochs, batchSize: $0.batchSize, learningRate: $0.learningRate, warmupSteps: $0.warmupSteps)
+            },
+            data: job.data, validationData: job.validationData, output: job.output, modelName: job.modelName,
+            submittedAt: job.submittedAt, startedAt: job.startedAt, endedAt: job.endedAt, exitStatus: job.exitStatus,
+            busyUnitSeconds: job.busyUnitSeconds, inputTokens: job.inputTokens, outputTokens: job.outputTokens,
+            metrics: shown.map { MetricPointView(step: $0.step, epoch: $0.epoch, trainingLoss: $0.trainingLoss, validationLoss: $0.validationLoss) })
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// berthd reads data and writes output folders for its callers, so it does so only where the
+/// caller could itself: owner, group and mode bits checked against the uid and groups the
+/// kernel reported for the connection. Errors name the path, never its contents.
+struct FileAccess {
+    var uid: UInt32
+    var groups: Set<UInt32>
+
+    enum Want { case read, write }
+
+    /// Whether the mode bits of `info` give the caller `bits` (4 read, 2 write, 1 search).
+    func allows(_ info: stat, _ bits: UInt32) -> Bool {
+        if uid == 0 { return true }
+        let mode = UInt32(info.st_mode)
+        if info.st_uid == uid { return mode & (bits << 6) == bits << 6 }
+        if groups.contains(info.st_gid) { return mode & (bits << 3) == bits << 3 }
+        return mode & bits == bits
+    }
+
+    static func status(_ path: String) -> stat? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info : nil
+    }
+
+    /// Every folder on the way to `path` must let the caller through.
+    func canTraverse(to path: String) -> Bool {
+        var folder = ""
+        for component in path.split(separator: "/").dropLast() {
+            folder += "/" + component
+            guard let info = Self.status(folder), allows(info, 1) else { return false }
+        }
+        return true
+    }
+
+    /// The real path of a data file the caller may read.
+    func readableFile(_ path: String, field: String) throws -> String {
+        guard path.hasPrefix("/") else { throw APIError.invalid(field: field, "'\(path)' is not an absolute path") }
+        guard canTraverse(to: path) else { throw Self.forbidden(path, field: field, "read") }
+        guard let resolved = realpath(path, nil) else {
+            throw APIError.invalid(field: field, "\(path): no such file; check the path")
+        }
+        defer { free(resolved) }
+        let real = String(cString: resolved)
+        // The link's target must be reachable and readable too, or a symlink would be a way in.
+        guard canTraverse(to: real), let info = Self.status(real) else { throw Self.forbidden(path, field: field, "read") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw APIError.invalid(field: field, "\(path) is not a regular file")
+        }
+        guard allows(info, 4) else { throw Self.forbidden(path, field: field, "read") }
+        return real
+    }
+
+    /// An output folder the caller may write: it exists and is writable, or its nearest
+    /// existing parent is.
+    func writableFolder(_ path: String, field: String) throws -> String {
+        guard path.hasPrefix("/") else { throw APIError.invalid(field: field, "'\(path)' is not an absolute path") }
+        let normalized = (path as NSString).standardizingPath
+        var candidate = normalized
+        while true {
+            if let info = Self.status(candidate) {
+                guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                    throw APIError.invalid(field: field, "\(candidate) is not a folder")
+                }
+                guard canTraverse(to: candidate + "/x"), allows(info, 3) else { throw Self.forbidden(path, field: field, "write") }
+                return normalized
+            }
+            let parent = (candidate as NSString).deletingLastPathComponent
+            if parent == candidate || parent.isEmpty { throw Self.forbidden(path, field: field, "write") }
+            candidate = parent
+        }
+    }
+
+    static func forbidden(_ path: String, field: String, _ verb: String) -> APIError {
+        APIError(.forbidden, "\(field): you cannot \(verb) \(path); berthd reads and writes only where you could yourself")
+    }
+}

@@ -1,0 +1,218 @@
+public import BerthCore
+public import Foundation
+public import GRDB
+
+/// A job as the ledger keeps it: what was asked, where it runs, how it went.
+public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "jobs"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public var id: Int64?
+    public var name: String
+    public var owner: String
+    public var kind: String
+    public var reservationId: Int64
+    public var model: String
+    public var baseModel: String
+    public var status: String
+    public var reason: String?
+    public var priority: Int
+    public var modelUnits: Int
+    public var unitsNeeded: Int
+    public var units: [String]
+    public var hyperparameters: HyperparameterValues?
+    public var data: String
+    public var validationData: String?
+    public var output: String
+    public var modelName: String?
+    public var seed: Int64
+    public var submittedAt: Date
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var exitStatus: Int?
+    public var progress: Double
+    public var busyUnitSeconds: Double
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var logPath: String
+    /// Who submitted it, as the kernel said: output folders are handed to them.
+    public var callerUid: Int64
+    public var callerGid: Int64
+    public var pid: Int64?
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public init(
+        name: String, owner: String, kind: JobKind, reservationId: Int64, model: String, baseModel: String, priority: Int,
+        modelUnits: Int, unitsNeeded: Int, hyperparameters: HyperparameterValues?, data: String, validationData: String?,
+        output: String, modelName: String?, seed: Int64, submittedAt: Date, logPath: String, callerUid: UInt32, callerGid: UInt32
+    ) {
+        self.name = name; self.owner = owner; self.kind = kind.rawValue; self.reservationId = reservationId
+        self.model = model; self.baseModel = baseModel; self.status = JobStatus.queued.rawValue; self.priority = priority
+        self.modelUnits = modelUnits; self.unitsNeeded = unitsNeeded; self.units = []; self.hyperparameters = hyperparameters
+        self.data = data; self.validationData = validationData; self.output = output; self.modelName = modelName
+        self.seed = seed; self.submittedAt = submittedAt; self.progress = 0; self.busyUnitSeconds = 0
+        self.inputTokens = 0; self.outputTokens = 0; self.logPath = logPath
+        self.callerUid = Int64(callerUid); self.callerGid = Int64(callerGid)
+    }
+
+    public var jobStatus: JobStatus { JobStatus(rawValue: status) ?? .failed }
+    public var jobKind: JobKind { JobKind(rawValue: kind) ?? .fineTuning }
+
+    public var job: Job {
+        Job(id: id ?? 0, name: name, owner: owner, kind: jobKind, reservationID: reservationId, status: jobStatus,
+            priority: priority, modelUnits: modelUnits, unitsNeeded: unitsNeeded, units: units, submittedAt: submittedAt)
+    }
+}
+
+/// One step of a training curve, merged from the runner's metric lines.
+public struct MetricPoint: Sendable, Equatable {
+    public var step: Int
+    public var epoch: Int?
+    public var trainingLoss: Double?
+    public var validationLoss: Double?
+}
+
+public struct JobEvent: Sendable, Equatable {
+    public var at: Date
+    public var kind: String
+    public var detail: String
+}
+
+extension LedgerTransaction {
+    public func insert(_ job: JobRecord) throws -> JobRecord {
+        var record = job
+        try record.insert(db)
+        try addJobEvent(record.id!, at: job.submittedAt, kind: "submitted", detail: "queued on reservation \(job.reservationId)")
+        return record
+    }
+
+    public func job(id: Int64) throws -> JobRecord? {
+        try JobRecord.fetchOne(db, key: id)
+    }
+
+    /// Jobs, newest first; `owner` limits them to one user's.
+    public func jobs(owner: String? = nil, limit: Int = 1000) throws -> [JobRecord] {
+        if let owner {
+            return try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE owner = ? ORDER BY id DESC LIMIT ?", arguments: [owner, limit])
+        }
+        return try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
+    }
+
+    /// Jobs that are queued, running or stopping.
+    public func liveJobs() throws -> [JobRecord] {
+        try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'stopping') ORDER BY id")
+    }
+
+    /// Whether a job not yet finished will register a custom model of that name.
+    public func customModelNamePending(_ name: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM jobs WHERE model_name = ? AND status IN ('queued', 'running', 'stopping'))
+            """, arguments: [name]) ?? false
+    }
+
+    /// Any model of that id, retired ones included: a custom model may not reuse it.
+    public func modelIDTaken(_ id: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM models WHERE id = ?)", arguments: [id]) ?? false
+    }
+
+    public func addJobEvent(_ jobID: Int64, at: Date, kind: String, detail: String) throws {
+        try db.execute(sql: "INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?)", arguments: [jobID, at, kind, detail])
+    }
+
+    public func jobEvents(_ jobID: Int64) throws -> [JobEvent] {
+        try Row.fetchAll(db, sql: "SELECT at, kind, detail FROM job_events WHERE job_id = ? ORDER BY id", arguments: [jobID])
+            .map { row in
+                let at: Date = row["at"]
+                let kind: String = row["kind"]
+                let detail: String = row["detail"]
+                return JobEvent(at: at, kind: kind, detail: detail)
+            }
+    }
+
+    /// A runner's event line, in the ledger.
+    public func record(_ event: RunnerEventValue, jobID: Int64, at: Date) throws {
+        switch event {
+        case .progress(let fraction):
+            try db.execute(sql: "UPDATE jobs SET progress = ? WHERE id = ?", arguments: [fraction, jobID])
+        case .metric(let name, let step, let epoch, let value):
+            try db.execute(sql: "INSERT INTO job_metrics (job_id, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [jobID, step, epoch, name, value])
+        case .usage(let input, let output):
+            try db.execute(sql: "UPDATE jobs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+                           arguments: [input, output, jobID])
+        }
+    }
+
+    /// The training curve, one point per step.
+    public func metrics(jobID: Int64) throws -> [MetricPoint] {
+        var points: [Int: MetricPoint] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT step, epoch, name, value FROM job_metrics WHERE job_id = ? ORDER BY rowid", arguments: [jobID]) {
+            let step: Int = row["step"]
+            var point = points[step] ?? MetricPoint(step: step, epoch: nil, trainingLoss: nil, validationLoss: nil)
+            point.epoch = row["epoch"] ?? point.epoch
+            switch row["name"] as String {
+            case "train_loss", "training_loss": point.trainingLoss = row["value"]
+            case "validation_loss", "val_loss": point.validationLoss = row["value"]
+            default: break
+            }
+            points[step] = point
+        }
+        return points.values.sorted { $0.step < $1.step }
+    }
+
+    /// The job has ended: status, why, exit status, and the unit-seconds it kept busy.
+    public func finishJob(_ jobID: Int64, status: JobStatus, reason: String?, exitStatus: Int?, at: Date) throws {
+        guard let job = try job(id: jobID) else { return }
+        let busy = job.startedAt.map { max(0, at.timeIntervalSince($0)) * Double(job.units.count) } ?? 0
+        try db.execute(sql: """
+            UPDATE jobs SET status = ?, reason = ?, exit_status = ?, ended_at = ?, busy_unit_seconds = ?,
+            progress = CASE WHEN ? = 'completed' THEN 1 ELSE progress END WHERE id = ?
+            """, arguments: [status.rawValue, reason, exitStatus, at, busy, status.rawValue, jobID])
+        try addJobEvent(jobID, at: at, kind: status.rawValue, detail: reason ?? exitStatus.map { "exit status \($0)" } ?? "")
+    }
+
+    public func setJobLogPath(_ jobID: Int64, _ path: String) throws {
+        try db.execute(sql: "UPDATE jobs SET log_path = ? WHERE id = ?", arguments: [path, jobID])
+    }
+
+    public func setJobPID(_ jobID: Int64, pid: Int32?) throws {
+        try db.execute(sql: "UPDATE jobs SET pid = ? WHERE id = ?", arguments: [pid.map { Int64($0) }, jobID])
+    }
+
+    /// Asks a running job to stop: the supervisor signals it; it becomes `stopped` when it exits.
+    public func requestStop(_ jobID: Int64, reason: String, at: Date) throws {
+        try db.execute(sql: "UPDATE jobs SET status = 'stopping', reason = ? WHERE id = ? AND status = 'running'", arguments: [reason, jobID])
+        try addJobEvent(jobID, at: at, kind: "stop-requested", detail: reason)
+    }
+
+    /// Registers the custom model a completed training job made.
+    public func registerCustomModel(_ model: Model, now: Date) throws {
+        try ModelRecord(model, createdAt: now).insert(db)
+    }
+
+    func applyJobStep(_ step: PlanStep) throws {
+        switch step {
+        case .startJob(let id, let units, let at):
+            try db.execute(sql: "UPDATE jobs SET status = 'running', units = ?, started_at = ? WHERE id = ?",
+                           arguments: [String(decoding: try JSONEncoder().encode(units), as: UTF8.self), at, id])
+            try addJobEvent(id, at: at, kind: "started", detail: "on \(units.joined(separator: ","))")
+        case .stopJob(let id, let reason, let at):
+            try requestStop(id, reason: reason, at: at)
+        case .cancelJob(let id, let reason, let at):
+            try finishJob(id, status: .stopped, reason: reason, exitStatus: nil, at: at)
+        default:
+            break
+        }
+    }
+}
+
+/// The ledger's copy of a runner event (BerthStore does not see the wire module).
+public enum RunnerEventValue: Sendable, Equatable {
+    case progress(Double)
+    case metric(name: String, step: Int, epoch: Int?, value: Double)
+    case usage(input: Int, output: Int)
+}

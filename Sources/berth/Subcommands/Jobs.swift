@@ -1,0 +1,161 @@
+import ArgumentParser
+import BerthCore
+import BerthWire
+import Foundation
+
+extension Berth {
+    struct Jobs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List jobs, or show one in full with its metrics.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "A job id, to show that job in full.")
+        var id: String?
+
+        func validate() throws {
+            if let id { _ = try ArgumentCheck.jobID(id) }
+        }
+
+        func run() async throws {
+            if let id {
+                let path = try Self.path(id)
+                let reply = try await global.call(JobView.self, "GET", path)
+                if global.json {
+                    global.show(reply) { _ in "" }
+                    return
+                }
+                // `kubectl describe` shows what happened to an object under it; the API keeps
+                // that apart from the job, so a second request fetches it.
+                let events = try await global.call(JobEventList.self, "GET", path + "/events")
+                print(Self.detail(reply.value, events: events.value.events))
+            } else {
+                let reply = try await global.call(JobList.self, "GET", "/v1/jobs")
+                global.show(reply) { list in
+                    var table = Table(
+                        "id", "name", "owner", "kind", "reservation", "status", "progress", "units", "train loss",
+                        "val loss", "submitted")
+                    for job in list.jobs {
+                        let last = job.metrics.last
+                        table.append(
+                            String(job.id), job.name, job.owner, job.kind, job.reservation, Self.status(job),
+                            Format.percent(job.progress), Self.units(job), Format.loss(last?.trainingLoss),
+                            Format.loss(last?.validationLoss), Format.time(job.submittedAt))
+                    }
+                    return table.render()
+                }
+            }
+        }
+
+        /// `/v1/jobs/7` for an id already checked by `validate()`.
+        static func path(_ id: String) throws(ValidationError) -> String {
+            "/v1/jobs/\(try ArgumentCheck.jobID(id))"
+        }
+
+        /// `failed (exit status 3)`, `stopped (stopped by alice)`, `running`.
+        static func status(_ job: JobView) -> String {
+            guard let reason = job.reason, !reason.isEmpty else { return job.status }
+            return "\(job.status) (\(reason))"
+        }
+
+        /// The compute units it runs on, or how many there are when the list would not fit a column.
+        static func units(_ job: JobView) -> String {
+            job.units.count > 3 ? Format.plural(job.units.count, "unit") : Format.list(job.units)
+        }
+
+        static let terminalStatuses: Set<String> = ["completed", "failed", "stopped"]
+
+        /// Long curves show their first 5 and last 10 points.
+        static let metricsShownInFull = 20
+
+        /// Events that say what happened to the job; `progress`, `metric` and `usage` are shown
+        /// as the job's fields and curve instead.
+        static let lifecycleEventKinds: Set<String> = [
+            "submitted", "started", "exited", "stop-requested", "failed", "stopped", "completed",
+        ]
+
+        static func detail(_ job: JobView, events: [JobEventView]) -> String {
+            var fields: [(String, String)] = [
+                ("id", String(job.id)),
+                ("name", job.name),
+                ("owner", job.owner),
+                ("kind", job.kind),
+                ("reservation", job.reservation),
+                ("model", job.model),
+                ("status", job.status),
+                ("reason", Format.text(job.reason)),
+                ("progress", Format.percent(job.progress)),
+                ("priority", String(job.priority)),
+                ("model units", String(job.modelUnits)),
+                ("compute units", Format.list(job.units)),
+            ]
+            if let hyper = job.hyperparameters {
+                fields += [
+                    ("epochs", String(hyper.epochs)),
+                    ("batch size", String(hyper.batchSize)),
+                    ("learning rate", Format.number(hyper.learningRate)),
+                    ("warmup steps", String(hyper.warmupSteps)),
+                ]
+            } else {
+                fields.append(("hyperparameters", "-"))
+            }
+            fields += [
+                ("data", job.data),
+                ("validation data", Format.text(job.validationData)),
+                ("output", job.output),
+                ("model name", Format.text(job.modelName)),
+                ("submitted", Format.time(job.submittedAt)),
+                ("started", Format.time(job.startedAt)),
+                ("ended", Format.time(job.endedAt)),
+                ("exit status", Format.number(job.exitStatus)),
+                ("busy unit-seconds", busy(job.busyUnitSeconds)),
+                ("input tokens", String(job.inputTokens)),
+                ("output tokens", String(job.outputTokens)),
+            ]
+            if job.metrics.isEmpty { fields.append(("metrics", "-")) }
+            var sections = [Table.fields(fields)]
+            if !job.metrics.isEmpty { sections.append(metrics(job.metrics)) }
+            let history = events.filter { lifecycleEventKinds.contains($0.kind) }
+            if !history.isEmpty {
+                var table = Table("at", "event", "detail")
+                for event in history {
+                    table.append(Format.time(event.at), event.kind, Format.text(event.detail))
+                }
+                sections.append("events:\n" + table.render())
+            }
+            return sections.joined(separator: "\n\n")
+        }
+
+        /// The curve as a table; a long one as its first 5 points, `…`, and its last 10.
+        static func metrics(_ points: [MetricPointView]) -> String {
+            var table = Table("step", "epoch", "training loss", "validation loss")
+            let long = points.count > metricsShownInFull
+            let shown = long ? Array(points.prefix(5)) + Array(points.suffix(10)) : points
+            for point in shown {
+                table.append(
+                    String(point.step), Format.number(point.epoch), Format.loss(point.trainingLoss),
+                    Format.loss(point.validationLoss))
+            }
+            guard long else { return "metrics:\n" + table.render() }
+            var lines = table.render().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            lines.insert("…", at: 1 + 5)
+            return "metrics (\(points.count) points, the first 5 and the last 10):\n" + lines.joined(separator: "\n")
+        }
+
+        /// `7230.5 (2h30s)`: the number as the API gives it, and how long that is.
+        static func busy(_ seconds: Double) -> String {
+            let number = String(format: "%.1f", seconds)
+            return seconds >= 60 ? "\(number) (\(TimeExpression.formatDuration(seconds)))" : number
+        }
+    }
+}
+
+extension ArgumentCheck {
+    /// A job id: a positive whole number, as the daemon numbers jobs.
+    static func jobID(_ text: String) throws(ValidationError) -> Int64 {
+        guard let id = Int64(text), id > 0 else {
+            throw ValidationError("'\(text)' is not a job id: give the positive number that 'berth jobs' lists, such as 7")
+        }
+        return id
+    }
+}

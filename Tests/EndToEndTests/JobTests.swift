@@ -1,0 +1,259 @@
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// Jobs through the real daemon and CLI: submission checks, queues, runner processes.
+@Suite("Jobs end to end", .serialized)
+struct JobTests {
+    static let model = "amazon.nova-micro-v1:0"
+    static var examples: String { TemporaryDaemon.examples }
+
+    /// A daemon whose runner is the fake shell runner, with a training reservation `train` of
+    /// `units` model units.
+    func daemon(units: Int = 2, fake: Bool = true) throws -> (TemporaryDaemon, TemporaryDirectory) {
+        let scripts = try TemporaryDirectory(prefix: "berth-fake")
+        let runner = fake ? try FakeRunner.install(in: scripts) : nil
+        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(runner: runner))
+        try daemon.start()
+        let reserved = try daemon.cli(["reserve", "train", "--model", Self.model, "--units", String(units), "--purpose", "training"])
+        #expect(reserved.status == 0, "\(reserved)")
+        return (daemon, scripts)
+    }
+
+    /// A copy of an example dataset whose name tells the fake runner what to do.
+    func dataset(_ dir: TemporaryDirectory, named name: String, from example: String = "fine-tuning.jsonl") throws -> String {
+        let path = dir.file(name)
+        try FileManager.default.copyItem(atPath: "\(Self.examples)/\(example)", toPath: path)
+        chmod(path, 0o644)
+        return path
+    }
+
+    func submit(_ daemon: TemporaryDaemon, _ name: String, data: String, output: String, extra: [String] = [], as user: TestUser? = nil) throws -> CommandResult {
+        try daemon.cli(["submit", name, "--reservation", "train", "--kind", "fine-tuning", "--data", data, "--output", output,
+                        "--model-name", "custom-\(name)"] + extra, as: user)
+    }
+
+    func job(_ daemon: TemporaryDaemon, _ id: Int) throws -> [String: Any] {
+        try daemon.json(["jobs", String(id)])
+    }
+
+    /// Waits until job `id` reaches one of `statuses`.
+    @discardableResult
+    func wait(_ daemon: TemporaryDaemon, _ id: Int, for statuses: Set<String>, timeout: TimeInterval = 60) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var shown: [String: Any] = [:]
+        while Date() < deadline {
+            shown = try job(daemon, id)
+            if let status = shown["status"] as? String, statuses.contains(status) { return shown }
+            usleep(100_000)
+        }
+        Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log)")
+        return shown
+    }
+
+    /// Alive, and not a zombie waiting for a parent that does not reap (PID 1 in a container).
+    func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
+    func submittedID(_ result: CommandResult) throws -> Int {
+        let words = result.stdout.split(separator: " ")
+        return try #require(words.count > 2 ? Int(words[2]) : nil, "\(result)")
+    }
+
+    @Test("a job runs on its reservation's units, its events reach the ledger and its stray lines the log")
+    func runsAndRecords() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let out = daemon.directory.file("out-1")
+        let result = try submit(daemon, "ft", data: try dataset(daemon.directory, named: "ok.jsonl"), output: out)
+        #expect(result.status == 0, "\(result)")
+        let id = try submittedID(result)
+        let done = try wait(daemon, id, for: ["completed", "failed"])
+        #expect(done["status"] as? String == "completed")
+        #expect(done["progress"] as? Double == 1)
+        #expect(done["input_tokens"] as? Int == 100)
+        let metrics = try #require(done["metrics"] as? [[String: Any]])
+        #expect(metrics.compactMap { $0["training_loss"] as? Double } == [9, 8, 7])
+        // BERTH_UNITS is a subset of the units the reservation leases.
+        let seen = try String(contentsOfFile: daemon.directory.file("logs/jobs/\(id).units"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init)
+        let leased = try #require(try daemon.json(["reservations", "train"])["leases"] as? [[String: Any]]).compactMap { $0["unit"] as? String }
+        #expect(!seen.isEmpty && Set(seen).isSubset(of: Set(leased)))
+        let log = try daemon.cli(["logs", String(id)])
+        #expect(log.stdout.contains("fake runner: job \(id)"))
+        #expect(log.stdout.contains("a line that is not an event"))
+        // The custom model is registered with its metrics, and metrics.csv is beside it.
+        let model = try daemon.json(["models", "custom-ft"])
+        #expect(model["custom"] as? Bool == true)
+        #expect(model["base_model"] as? String == Self.model)
+        #expect((model["final_metrics"] as? [String: Double])?["validation_loss"] == 4.5)
+        let csv = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8)
+        #expect(csv.hasPrefix("step,epoch,training_loss,validation_loss\n1,1,9.0,"))
+    }
+
+    @Test("a dataset with a bad record on line 37 is refused naming line 37, and nothing is queued")
+    func badRecord() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let result = try submit(daemon, "bad", data: "\(Self.examples)/fine-tuning-bad-line-37.jsonl", output: daemon.directory.file("o"))
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("line 37"))
+        #expect(result.stderr.contains("completion"))
+        #expect((try daemon.json(["jobs"])["jobs"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test("a learning rate of 0.5 is refused naming the range")
+    func learningRateRange() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let result = try submit(daemon, "lr", data: "\(Self.examples)/fine-tuning.jsonl", output: daemon.directory.file("o"), extra: ["--learning-rate", "0.5"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("learning_rate"))
+        #expect(result.stderr.contains("0.000001–0.0001"))
+    }
+
+    @Test("a customization the model does not accept, or a reservation of the wrong purpose, is refused")
+    func wrongKindOrPurpose() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let cpt = try daemon.cli(["submit", "x", "--reservation", "train", "--kind", "continued-pretraining", "--data",
+                                  "\(Self.examples)/continued-pretraining.jsonl", "--output", daemon.directory.file("o"), "--model-name", "x"])
+        #expect(cpt.status == 2)
+        #expect(cpt.stderr.contains("does not accept continued-pretraining"))
+        let batch = try daemon.cli(["submit", "x", "--reservation", "train", "--kind", "batch-inference", "--data",
+                                    "\(Self.examples)/batch-inference.jsonl", "--output", daemon.directory.file("o")])
+        #expect(batch.status == 2)
+        #expect(batch.stderr.contains("needs a inference reservation") || batch.stderr.contains("inference reservation"))
+    }
+
+    @Test("another user's files are forbidden: --data /etc/shadow from an ordinary user, without echoing it")
+    func foreignFiles() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        #expect(try daemon.cli(["reserve", "mine", "--model", Self.model, "--units", "1", "--purpose", "training"], as: .nobody).status == 0)
+        let result = try daemon.cli(["submit", "steal", "--reservation", "mine", "--kind", "fine-tuning", "--data", "/etc/shadow",
+                                     "--output", "/tmp", "--model-name", "steal"], as: .nobody)
+        #expect(result.status == 4)
+        #expect(result.stderr.hasPrefix("berth: forbidden: "))
+        #expect(!result.stderr.contains("root:"))
+        let output = try daemon.cli(["submit", "out", "--reservation", "mine", "--kind", "fine-tuning", "--data",
+                                     "\(Self.examples)/fine-tuning.jsonl", "--output", "/root/stolen", "--model-name", "out"], as: .nobody)
+        #expect(output.status == 4)
+        // Nor can anyone submit to a reservation that is not theirs.
+        let theirs = try daemon.cli(["submit", "x", "--reservation", "train", "--kind", "fine-tuning", "--data",
+                                     "\(Self.examples)/fine-tuning.jsonl", "--output", "/tmp/x", "--model-name", "x"], as: .nobody)
+        #expect(theirs.status == 4)
+    }
+
+    @Test("two jobs on a one-unit reservation run one after the other, in priority order")
+    func priorityOrder() throws {
+        let (daemon, scripts) = try daemon(units: 1)
+        defer { scripts.remove() }
+        let data = try dataset(daemon.directory, named: "ok.jsonl")
+        let first = try submittedID(try submit(daemon, "first", data: data, output: daemon.directory.file("o1")))
+        let low = try submittedID(try submit(daemon, "low", data: data, output: daemon.directory.file("o2"), extra: ["--priority", "0"]))
+        let high = try submittedID(try submit(daemon, "high", data: data, output: daemon.directory.file("o3"), extra: ["--priority", "5"]))
+        #expect(try job(daemon, low)["status"] as? String == "queued")
+        let jobs = [first, high, low].map { id in (try? wait(daemon, id, for: ["completed", "failed"])) ?? [:] }
+        #expect(jobs.allSatisfy { $0["status"] as? String == "completed" })
+        func time(_ job: [String: Any], _ key: String) -> String { job[key] as? String ?? "" }
+        // Each starts only after the one before it ended: the unit is never shared.
+        #expect(time(jobs[0], "ended_at") <= time(jobs[1], "started_at"))
+        #expect(time(jobs[1], "ended_at") <= time(jobs[2], "started_at"))
+        let events = try daemon.json(["jobs", String(high)])
+        #expect((events["units"] as? [String])?.count == 1)
+    }
+
+    @Test("stop a running job: it ends stopped and its whole process group is gone")
+    func stopRunning() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let id = try submittedID(try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o")))
+        try wait(daemon, id, for: ["running"])
+        let childFile = daemon.directory.file("logs/jobs/\(id).child")
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
+        let pid = try #require(Int32(try String(contentsOfFile: daemon.directory.file("logs/jobs/\(id).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let stop = try daemon.cli(["stop", String(id)])
+        #expect(stop.status == 0, "\(stop)")
+        let stopped = try wait(daemon, id, for: ["stopped", "failed", "completed"], timeout: 15)
+        #expect(stopped["status"] as? String == "stopped")
+        #expect(!isAlive(pid), "the runner is still alive")
+        #expect(!isAlive(child), "the runner's child is still alive")
+        #expect(try daemon.cli(["stop", String(id)]).status == 4)
+    }
+
+    @Test("a runner that crashes: failed with its exit code, and its stderr is in the log")
+    func crash() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let id = try submittedID(try submit(daemon, "boom", data: try dataset(daemon.directory, named: "crash.jsonl"), output: daemon.directory.file("o")))
+        let failed = try wait(daemon, id, for: ["failed", "completed"])
+        #expect(failed["status"] as? String == "failed")
+        #expect(failed["exit_status"] as? Int == 3)
+        #expect((failed["reason"] as? String)?.contains("exit status 3") == true)
+        #expect(try daemon.cli(["logs", String(id)]).stdout.contains("failing on purpose"))
+        #expect(try daemon.cli(["models", "custom-boom"]).status == 3)
+    }
+
+    @Test("releasing a reservation stops its jobs first")
+    func releaseStopsJobs() throws {
+        let (daemon, scripts) = try daemon(units: 1)
+        defer { scripts.remove() }
+        let data = try dataset(daemon.directory, named: "slow.jsonl")
+        let running = try submittedID(try submit(daemon, "run", data: data, output: daemon.directory.file("o1")))
+        let queued = try submittedID(try submit(daemon, "wait", data: data, output: daemon.directory.file("o2")))
+        try wait(daemon, running, for: ["running"])
+        #expect(try daemon.cli(["release", "train"]).status == 0)
+        #expect(try wait(daemon, running, for: ["stopped", "failed"], timeout: 15)["reason"] as? String == "reservation-ended")
+        #expect(try wait(daemon, queued, for: ["stopped"])["reason"] as? String == "reservation-ended")
+    }
+
+    @Test("after a restart queued jobs are still queued, and a running job whose berthd died is failed daemon-restart")
+    func restart() throws {
+        let (daemon, scripts) = try daemon(units: 1)
+        defer { scripts.remove() }
+        let data = try dataset(daemon.directory, named: "slow.jsonl")
+        let running = try submittedID(try submit(daemon, "run", data: data, output: daemon.directory.file("o1")))
+        let queued = try submittedID(try submit(daemon, "next", data: data, output: daemon.directory.file("o2"), extra: ["--priority=-1"]))
+        try wait(daemon, running, for: ["running"])
+        let pidFile = daemon.directory.file("logs/jobs/\(running).pid")
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: pidFile) && Date() < deadline { usleep(50_000) }
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        daemon.kill9()
+        try daemon.start()
+        let failed = try job(daemon, running)
+        #expect(failed["status"] as? String == "failed")
+        #expect(failed["reason"] as? String == "daemon-restart")
+        // The orphaned runner was found by its BERTH_JOB_ID and killed.
+        usleep(200_000)
+        #expect(!isAlive(pid))
+        // The queued one was not lost: with the unit free again it runs now.
+        let next = try job(daemon, queued)
+        #expect(["queued", "running"].contains(next["status"] as? String ?? ""))
+    }
+
+    @Test("a clean stop leaves no runner behind: its job ends failed with daemon-stop")
+    func cleanStop() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let id = try submittedID(try submit(daemon, "run", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o1")))
+        try wait(daemon, id, for: ["running"])
+        let childFile = daemon.directory.file("logs/jobs/\(id).child")
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
+        let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(daemon.stop() == 0)
+        #expect(!isAlive(child))
+        try daemon.start()
+        let shown = try job(daemon, id)
+        #expect(shown["status"] as? String == "failed")
+        #expect(shown["reason"] as? String == "daemon-stop")
+    }
+}
