@@ -70,7 +70,9 @@ public struct Daemon: Sendable {
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
         try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger)
         try ledger.writeNow { tx in
-            try tx.syncCatalog(units: config.units, models: config.models, now: startedAt)
+            // As on SIGHUP: a unit a lease holds stays, whatever the new config says.
+            let reload = CatalogReload.plan(configured: config.units, current: try tx.units(), holders: try tx.unitHolders())
+            try tx.syncCatalog(units: reload.units, models: config.models, now: startedAt)
             _ = try Scheduler.cycle(tx, now: startedAt)
         }
         logger.info("ledger open", metadata: ["database": "\(databasePath)", "units": "\(config.units.count)", "models": "\(config.models.count)"])

@@ -95,6 +95,66 @@ struct JobTests {
         #expect(csv.hasPrefix("step,epoch,training_loss,validation_loss\n1,1,9.0,"))
     }
 
+    @Test("fine-tuning with the reference runner completes, and its custom model appears with metrics and metrics.csv")
+    func referenceFineTuning() throws {
+        let (daemon, scripts) = try daemon(fake: false)
+        defer { scripts.remove() }
+        let out = daemon.directory.file("nova-ft")
+        let result = try daemon.cli([
+            "submit", "ft", "--reservation", "train", "--kind", "fine-tuning", "--data", "\(Self.examples)/fine-tuning.jsonl",
+            "--validation-data", "\(Self.examples)/fine-tuning-validation.jsonl", "--output", out, "--model-name", "nova-berth",
+            "--epochs", "3", "--batch-size", "10",
+        ])
+        #expect(result.status == 0, "\(result)")
+        let id = try submittedID(result)
+        let done = try wait(daemon, id, for: ["completed", "failed"], timeout: 120)
+        let log = try daemon.cli(["logs", String(id)]).stdout
+        #expect(done["status"] as? String == "completed", "\(log)")
+        let metrics = try #require(done["metrics"] as? [[String: Any]])
+        // 100 records in batches of 10, for 3 epochs: 30 steps, a validation loss at each epoch's end.
+        #expect(metrics.count == 30)
+        #expect(metrics.compactMap { $0["validation_loss"] as? Double }.count == 3)
+        let losses = metrics.compactMap { $0["training_loss"] as? Double }
+        #expect(losses.count == 30 && losses.last! < losses.first!)
+        let model = try daemon.json(["models", "nova-berth"])
+        #expect(model["custom"] as? Bool == true)
+        #expect(model["on_demand"] as? Bool == false)
+        #expect(model["customization"] as? String == "fine-tuning")
+        #expect(model["artifact_dir"] as? String == (out as NSString).standardizingPath)
+        #expect((model["final_metrics"] as? [String: Double])?["training_loss"] != nil)
+        let csv = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "step,epoch,training_loss,validation_loss")
+        #expect(csv.count == 31)
+        #expect(FileManager.default.fileExists(atPath: out + "/model.json"))
+    }
+
+    @Test("batch inference with the reference runner writes one output per input record")
+    func referenceBatch() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "serve", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        let out = daemon.directory.file("batch-out")
+        let result = try daemon.cli(["submit", "b", "--reservation", "serve", "--kind", "batch-inference", "--data",
+                                     "\(Self.examples)/batch-inference.jsonl", "--output", out])
+        #expect(result.status == 0, "\(result)")
+        let id = try submittedID(result)
+        let done = try wait(daemon, id, for: ["completed", "failed"], timeout: 120)
+        #expect(done["status"] as? String == "completed")
+        let inputs = try String(contentsOfFile: "\(Self.examples)/batch-inference.jsonl", encoding: .utf8).split(separator: "\n")
+        let outputs = try String(contentsOfFile: out + "/output.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(outputs.count == inputs.count)
+        for (input, output) in zip(inputs, outputs) {
+            let i = try JSONSerialization.jsonObject(with: Data(input.utf8)) as? [String: Any]
+            let o = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+            #expect(i?["recordId"] as? String == o?["recordId"] as? String)
+            let modelOutput = o?["modelOutput"] as? [String: Any]
+            #expect(modelOutput?["text"] is String)
+            #expect((modelOutput?["input_tokens"] as? Int ?? 0) > 0)
+        }
+        #expect((done["input_tokens"] as? Int ?? 0) > 0)
+        #expect((done["output_tokens"] as? Int ?? 0) > 0)
+    }
+
     @Test("a dataset with a bad record on line 37 is refused naming line 37, and nothing is queued")
     func badRecord() throws {
         let (daemon, scripts) = try daemon()

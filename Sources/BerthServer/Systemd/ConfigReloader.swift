@@ -26,9 +26,11 @@ public struct CatalogReload: Sendable, Equatable {
             self.reason = reason
         }
 
-        public enum Reason: String, Sendable {
-            case dropped = "dropped from the config"
-            case poolChanged = "moved to another pool in the config"
+        public enum Reason: Sendable {
+            /// The config leaves it out.
+            case dropped
+            /// The config moves it to the shared pool.
+            case poolChanged
         }
     }
 
