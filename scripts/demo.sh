@@ -36,6 +36,33 @@ step reservations
 step reservations demo-train
 step capacity --to +2d
 step update demo-serve --units 3
+
+# A fine-tuning job on the training reservation, run by the reference runner, and then a batch
+# job through an inference reservation of the custom model it made.
+custom="demo-llama-$(date +%s)"
+wait_for() {
+    [ -n "$1" ] || return 0
+    for _ in $(seq 300); do
+        "$bin/berth" jobs "$1" --json | grep -Eq '"status" *: *"(completed|failed|stopped)"' && return 0
+        sleep 0.2
+    done
+}
+printf '\n$ berth submit demo-ft --reservation demo-train --kind fine-tuning --data examples/fine-tuning.jsonl ...\n'
+ft=$("$bin/berth" submit demo-ft --reservation demo-train --kind fine-tuning --data examples/fine-tuning.jsonl \
+    --validation-data examples/fine-tuning-validation.jsonl --output "run/out/$custom" --model-name "$custom" \
+    --epochs 3 --batch-size 10 | tee /dev/stderr | awk '{print $3}') || true
+wait_for "$ft"
+step jobs "$ft"
+step models "$custom"
+step reserve demo-custom --model "$custom" --units 1 --purpose inference
+printf '\n$ berth submit demo-batch --reservation demo-custom --kind batch-inference --data examples/batch-inference.jsonl ...\n'
+batch=$("$bin/berth" submit demo-batch --reservation demo-custom --kind batch-inference --data examples/batch-inference.jsonl \
+    --output "run/out/$custom-batch" | tee /dev/stderr | awk '{print $3}') || true
+wait_for "$batch"
+step jobs
+printf '\n$ head -3 run/out/%s-batch/output.jsonl\n' "$custom"
+head -3 "run/out/$custom-batch/output.jsonl" || true
+step release demo-custom
 step release demo-train
 step release demo-serve
 step release demo-later

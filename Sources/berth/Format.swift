@@ -18,7 +18,9 @@ enum Format {
 
     static func number(_ value: Double?) -> String {
         guard let value else { return "-" }
-        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
+        // 0.000035, not 3.5e-05: as prices and learning rates are written.
+        return abs(value) < 1e-3 && value != 0 ? HyperparameterCheck.plainDecimal(value) : String(value)
     }
 
     static func list(_ values: [String]) -> String {

@@ -43,7 +43,7 @@ extension Berth {
                 (order.firstIndex(of: $0) ?? order.count, $0) < (order.firstIndex(of: $1) ?? order.count, $1)
             }
             let unitHour = commitments.map { "\($0): \(Format.number(model.price.modelUnitHour[$0]))" }
-            return Table.fields([
+            let fields: [(String, String)] = [
                 ("id", model.id),
                 ("provider", model.provider),
                 ("custom", Format.yesNo(model.custom)),
@@ -63,7 +63,19 @@ extension Berth {
                 ("price per model unit-hour", unitHour.isEmpty ? "-" : unitHour.joined(separator: ", ")),
                 ("on-demand price per 1k input", Format.number(model.price.onDemandInputPerThousand)),
                 ("on-demand price per 1k output", Format.number(model.price.onDemandOutputPerThousand)),
-            ])
+            ]
+            var custom: [(String, String)] = []
+            if model.custom {
+                custom = [
+                    ("customization", Format.text(model.customization)),
+                    ("created", model.createdAt.map { Format.time($0) } ?? "-"),
+                    ("artifacts", Format.text(model.artifactDir)),
+                    ("made by job", model.jobId.map(String.init) ?? "-"),
+                    ("final training loss", Format.number(model.finalMetrics?["training_loss"])),
+                    ("final validation loss", Format.number(model.finalMetrics?["validation_loss"])),
+                ]
+            }
+            return Table.fields(custom.isEmpty ? fields : Array(fields.prefix(5)) + custom + fields.dropFirst(5))
         }
     }
 }
