@@ -38,43 +38,108 @@ public enum DatasetCheck {
     }
 
     /// The first `limit` problems of `data` (JSON Lines) for a job of `kind`, or its summary.
+    /// Large files are cut at line boundaries into one piece per core and checked in parallel:
+    /// parsing JSON is the cost, and a 100 MB dataset must be refused in seconds.
     public static func check(
         _ data: Data, kind: JobKind, maxTokens: Int, maxRecords: Int, limit: Int = 3
     ) -> Result<DatasetSummary, DatasetProblems> {
+        let pieces = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [Range<Int>] in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let count = data.count < 1 << 20 ? 1 : max(1, ProcessInfo.processInfo.activeProcessorCount)
+            var ranges: [Range<Int>] = []
+            var start = 0
+            for piece in 1...count {
+                var end = piece == count ? bytes.count : max(start, bytes.count * piece / count)
+                while end < bytes.count && end > 0 && bytes[end - 1] != 0x0A { end += 1 }
+                ranges.append(start..<end)
+                start = end
+            }
+            return ranges
+        }
+        var results = [Piece](repeating: Piece(), count: pieces.count)
+        results.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedSendable(out)
+            DispatchQueue.concurrentPerform(iterations: pieces.count) { index in
+                out.value[index] = checkPiece(data, pieces[index], kind: kind, maxTokens: maxTokens, limit: limit)
+            }
+        }
+        // Stitch the pieces together: line numbers, record counts and record ids run on.
         var problems: [DatasetProblem] = []
         var records = 0
         var tokens = 0
-        var seenIDs = Set<String>()
-        var lineNumber = 0
+        var lineOffset = 0
+        var seenIDs: [String: Int] = [:]
+        for piece in results {
+            for problem in piece.problems {
+                problems.append(DatasetProblem(line: problem.line + lineOffset, reason: problem.reason))
+            }
+            for (id, line) in piece.ids.sorted(by: { $0.value < $1.value }) {
+                if seenIDs[id] != nil {
+                    problems.append(DatasetProblem(line: line + lineOffset, reason: "\"recordId\" repeats an earlier record's; each must be unique"))
+                } else {
+                    seenIDs[id] = line + lineOffset
+                }
+            }
+            if records + piece.records > maxRecords, let line = piece.recordLines.dropFirst(maxRecords - records).first {
+                problems.append(DatasetProblem(line: line + lineOffset, reason: "more than \(maxRecords) records, the config's limit; split the dataset"))
+            }
+            records += piece.records
+            tokens += piece.tokens
+            lineOffset += piece.lines
+        }
+        problems.sort { $0.line < $1.line }
+        if problems.isEmpty && records == 0 {
+            problems.append(DatasetProblem(line: 1, reason: "the file has no records; each line must be one JSON object"))
+        }
+        return problems.isEmpty
+            ? .success(DatasetSummary(records: records, tokens: tokens))
+            : .failure(DatasetProblems(problems: Array(problems.prefix(limit))))
+    }
+
+    /// What one piece of a file held.
+    struct Piece {
+        var problems: [DatasetProblem] = []
+        var records = 0
+        var tokens = 0
+        var lines = 0
+        /// Batch record ids and the line of each, to find repeats across pieces.
+        var ids: [String: Int] = [:]
+        /// Lines of the first records, enough to name the one past the record limit.
+        var recordLines: [Int] = []
+    }
+
+    static func checkPiece(_ data: Data, _ range: Range<Int>, kind: JobKind, maxTokens: Int, limit: Int) -> Piece {
+        var piece = Piece()
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = raw.bindMemory(to: UInt8.self)
-            var start = 0
-            while start <= bytes.count && problems.count < limit {
+            var start = range.lowerBound
+            while start < range.upperBound {
                 var end = start
-                while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-                if start == bytes.count { break }
-                lineNumber += 1
+                while end < range.upperBound && bytes[end] != 0x0A { end += 1 }
+                piece.lines += 1
                 let line = UnsafeBufferPointer(rebasing: bytes[start..<end])
                 start = end + 1
                 // Blank lines (and a trailing newline) carry no record.
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                records += 1
-                if records > maxRecords {
-                    problems.append(DatasetProblem(line: lineNumber, reason: "more than \(maxRecords) records, the config's limit; split the dataset"))
-                    return
-                }
-                if let reason = checkRecord(Data(line), kind: kind, maxTokens: maxTokens, tokens: &tokens, seenIDs: &seenIDs) {
-                    problems.append(DatasetProblem(line: lineNumber, reason: reason))
+                piece.records += 1
+                if piece.recordLines.count < 1_000_000 { piece.recordLines.append(piece.lines) }
+                guard piece.problems.count < limit else { continue }
+                var recordID: String?
+                if let reason = checkRecord(Data(line), kind: kind, maxTokens: maxTokens, tokens: &piece.tokens, recordID: &recordID) {
+                    piece.problems.append(DatasetProblem(line: piece.lines, reason: reason))
+                } else if let recordID {
+                    if piece.ids[recordID] != nil {
+                        piece.problems.append(DatasetProblem(line: piece.lines, reason: "\"recordId\" repeats an earlier record's; each must be unique"))
+                    } else {
+                        piece.ids[recordID] = piece.lines
+                    }
                 }
             }
         }
-        if problems.isEmpty && records == 0 {
-            problems.append(DatasetProblem(line: 1, reason: "the file has no records; each line must be one JSON object"))
-        }
-        return problems.isEmpty ? .success(DatasetSummary(records: records, tokens: tokens)) : .failure(DatasetProblems(problems: problems))
+        return piece
     }
 
-    static func checkRecord(_ line: Data, kind: JobKind, maxTokens: Int, tokens: inout Int, seenIDs: inout Set<String>) -> String? {
+    static func checkRecord(_ line: Data, kind: JobKind, maxTokens: Int, tokens: inout Int, recordID: inout String?) -> String? {
         guard let object = try? JSONSerialization.jsonObject(with: line) else {
             return "not valid JSON; each line must be one JSON object"
         }
@@ -98,7 +163,7 @@ public enum DatasetCheck {
             }
             if kind == .batchInference && field == "recordId" {
                 if text.isEmpty { return "\"recordId\" is empty" }
-                if !seenIDs.insert(text).inserted { return "\"recordId\" repeats an earlier record's; each must be unique" }
+                recordID = text
                 continue
             }
             recordTokens += tokenCount(text)
@@ -122,4 +187,10 @@ public enum DatasetCheck {
 
 public struct DatasetProblems: Error, Sendable, Equatable {
     public var problems: [DatasetProblem]
+}
+
+/// A buffer written by `concurrentPerform`, each iteration to its own element.
+private struct UncheckedSendable<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

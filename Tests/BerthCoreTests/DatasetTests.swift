@@ -1,0 +1,73 @@
+import BerthCore
+import Foundation
+import Testing
+
+@Suite("Dataset checks")
+struct DatasetTests {
+    static let good = #"{"prompt": "What holds the units?", "completion": "The reservation holds them."}"#
+
+    func lines(_ count: Int, replacing: [Int: String] = [:]) -> Data {
+        Data((1...count).map { replacing[$0] ?? Self.good }.joined(separator: "\n").appending("\n").utf8)
+    }
+
+    func problems(_ result: Result<DatasetSummary, DatasetProblems>) -> [DatasetProblem] {
+        if case .failure(let bad) = result { return bad.problems }
+        return []
+    }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        var name: String
+        var line: String
+        var reason: String
+        var testDescription: String { name }
+    }
+
+    @Test(arguments: [
+        Case(name: "not JSON", line: "{oops", reason: "not valid JSON"),
+        Case(name: "not an object", line: "[1, 2]", reason: "not a JSON object"),
+        Case(name: "a missing field", line: #"{"prompt": "x"}"#, reason: #"missing "completion""#),
+        Case(name: "a field of the wrong type", line: #"{"prompt": "x", "completion": 3}"#, reason: #""completion" must be a string"#),
+        Case(name: "a record over max_tokens", line: #"{"prompt": "\#(String(repeating: "word ", count: 60))", "completion": "x"}"#, reason: "over the model's max_tokens of 50"),
+    ])
+    func badRecord(_ c: Case) {
+        let found = problems(DatasetCheck.check(lines(40, replacing: [37: c.line]), kind: .fineTuning, maxTokens: 50, maxRecords: 1000))
+        #expect(found.map(\.line) == [37])
+        #expect(found.first?.reason.contains(c.reason) == true, "\(found)")
+    }
+
+    @Test("a good file passes with its record and token counts; blank lines are not records")
+    func good() throws {
+        var data = lines(10)
+        data.append(Data("\n\n".utf8))
+        let summary = try DatasetCheck.check(data, kind: .fineTuning, maxTokens: 100, maxRecords: 100).get()
+        #expect(summary.records == 10)
+        #expect(summary.tokens == 10 * (DatasetCheck.tokenCount("What holds the units?") + DatasetCheck.tokenCount("The reservation holds them.")))
+    }
+
+    @Test("a large file checked in pieces reports the right line numbers, the first ones first")
+    func largeFileLineNumbers() {
+        let count = 40_000  // about 3 MB: several pieces
+        let found = problems(DatasetCheck.check(
+            lines(count, replacing: [7: "{", 25_001: "{", 39_999: "{", 40_000: "{"]), kind: .fineTuning, maxTokens: 100, maxRecords: 1_000_000))
+        #expect(found.map(\.line) == [7, 25_001, 39_999])
+    }
+
+    @Test("the record limit names the first record past it, even in a later piece")
+    func recordLimit() {
+        let found = problems(DatasetCheck.check(lines(40_000), kind: .fineTuning, maxTokens: 100, maxRecords: 30_000))
+        #expect(found.first?.line == 30_001)
+        #expect(found.first?.reason.contains("more than 30000 records") == true)
+    }
+
+    @Test("batch record ids must be unique across the whole file")
+    func uniqueIDs() {
+        let records = (1...30_000).map { #"{"recordId": "r\#($0 == 29_000 ? 5 : $0)", "modelInput": "hello there"}"# }
+        let found = problems(DatasetCheck.check(Data((records.joined(separator: "\n") + "\n").utf8), kind: .batchInference, maxTokens: 100, maxRecords: 1_000_000))
+        #expect(found.map(\.line) == [29_000])
+    }
+
+    @Test("an empty file is refused")
+    func empty() {
+        #expect(problems(DatasetCheck.check(Data(), kind: .distillation, maxTokens: 10, maxRecords: 10)).count == 1)
+    }
+}
