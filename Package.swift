@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "BerthServer",
             dependencies: [
-                "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig",
+                "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig", "BerthClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -48,16 +48,20 @@ wait_for() {
     done
 }
 printf '\n$ berth submit demo-ft --reservation demo-train --kind fine-tuning --data examples/fine-tuning.jsonl ...\n'
-ft=$("$bin/berth" submit demo-ft --reservation demo-train --kind fine-tuning --data examples/fine-tuning.jsonl \
+submitted=$("$bin/berth" submit demo-ft --reservation demo-train --kind fine-tuning --data examples/fine-tuning.jsonl \
     --validation-data examples/fine-tuning-validation.jsonl --output "run/out/$custom" --model-name "$custom" \
-    --epochs 3 --batch-size 10 | tee /dev/stderr | awk '{print $3}') || true
+    --epochs 3 --batch-size 10) || true
+echo "$submitted"
+ft=$(echo "$submitted" | awk '{print $3}')
 wait_for "$ft"
 step jobs "$ft"
 step models "$custom"
 step reserve demo-custom --model "$custom" --units 1 --purpose inference
 printf '\n$ berth submit demo-batch --reservation demo-custom --kind batch-inference --data examples/batch-inference.jsonl ...\n'
-batch=$("$bin/berth" submit demo-batch --reservation demo-custom --kind batch-inference --data examples/batch-inference.jsonl \
-    --output "run/out/$custom-batch" | tee /dev/stderr | awk '{print $3}') || true
+submitted=$("$bin/berth" submit demo-batch --reservation demo-custom --kind batch-inference --data examples/batch-inference.jsonl \
+    --output "run/out/$custom-batch") || true
+echo "$submitted"
+batch=$(echo "$submitted" | awk '{print $3}')
 wait_for "$batch"
 step jobs
 printf '\n$ head -3 run/out/%s-batch/output.jsonl\n' "$custom"

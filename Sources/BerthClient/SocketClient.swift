@@ -5,11 +5,21 @@ import NIOHTTP1
 import NIOPosix
 
 /// An HTTP/1.1 client for berthd's control socket: one connection per request, JSON bodies.
+/// It also speaks to a loopback TCP port (berthd to its serve processes).
 public struct SocketClient: Sendable {
     public let socketPath: String
+    /// Set for a TCP client; `socketPath` then only names it in errors.
+    public let port: Int?
 
     public init(socketPath: String) {
         self.socketPath = socketPath
+        self.port = nil
+    }
+
+    /// A client of `127.0.0.1:port`.
+    public init(loopbackPort port: Int) {
+        self.socketPath = "127.0.0.1:\(port)"
+        self.port = port
     }
 
     /// Sends one request and collects the whole response. A status that is not 2xx is still a
@@ -22,13 +32,19 @@ public struct SocketClient: Sendable {
     ) async throws(ClientError) -> Response {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(unixDomainSocketPath: socketPath) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
-                    }
+            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(5))
+            let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
                 }
+            }
+            if let port {
+                channel = try await bootstrap.connect(host: "127.0.0.1", port: port, channelInitializer: initializer)
+            } else {
+                channel = try await bootstrap.connect(unixDomainSocketPath: socketPath, channelInitializer: initializer)
+            }
         } catch {
             throw .unreachable(path: socketPath, reason: Self.describeConnectFailure(error))
         }

@@ -8,6 +8,8 @@ import Glibc
 /// stdout read line by line, stderr appended to the job's log, no shell.
 public final class RunnerProcess: Sendable {
     public let pid: pid_t
+    /// Spawns one at a time: the umask is process-wide while it is changed around a spawn.
+    private static let spawnLock = Mutex<Void>(())
     /// Shared with the reader and waiter threads (a class: mutexes cannot be captured).
     private final class Shared: Sendable {
         let pending = Mutex<(lines: [String], finished: Bool)>(([], false))
@@ -63,7 +65,13 @@ public final class RunnerProcess: Sendable {
             envp.forEach { free($0) }
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        // berthd keeps its own files private (umask 077); what a runner writes (models, outputs)
+        // is for the user who asked for it, so runners start with the usual 022.
+        let result = Self.spawnLock.withLock { _ in
+            let saved = umask(0o022)
+            defer { umask(saved) }
+            return posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        }
         close(writeEnd)
         guard result == 0 else {
             close(readEnd)
@@ -179,6 +187,17 @@ public final class RunnerProcess: Sendable {
     public static func isRunner(pid: Int32, jobID: Int64) -> Bool {
         guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
         return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "BERTH_JOB_ID=\(jobID)" }
+    }
+
+    /// Processes started for the ledger at `ledgerPath` (their `BERTH_LEDGER` says so) that
+    /// are still alive: what a berthd that died left behind.
+    public static func orphans(ledgerPath: String) -> [pid_t] {
+        let mark = "BERTH_LEDGER=\(ledgerPath)"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            pid != getpid() && (FileManager.default.contents(atPath: "/proc/\(pid)/environ")?
+                .split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == mark } ?? false)
+        }
     }
 
     /// The program `name` names: a path, or a file in `preferred` folders, then on `PATH`.

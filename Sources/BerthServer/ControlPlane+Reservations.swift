@@ -83,8 +83,18 @@ extension ControlPlane {
     func showReservation(_ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
         let name = try Self.parameter("name", context)
+        await meter.flush()
         let view = try await ledger.read { tx in
-            try Views.reservation(try Self.visibleReservation(name, caller: caller, tx), in: tx)
+            let r = try Self.visibleReservation(name, caller: caller, tx)
+            var view = try Views.reservation(r, in: tx)
+            if r.purpose == .inference {
+                let counts = try tx.invocationCounts(reservationID: r.id)
+                view.invocations = InvocationCountsView(
+                    calls: counts.calls, served: counts.served, throttled: counts.throttled,
+                    inputTokens: counts.inputTokens, outputTokens: counts.outputTokens)
+                view.serveRestarts = try tx.serveRestarts(reservationID: r.id)
+            }
+            return view
         }
         return try Requests.json(view)
     }

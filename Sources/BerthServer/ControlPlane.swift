@@ -14,10 +14,13 @@ public struct ControlPlane: Sendable {
     public let startedAt: Date
     public let jobs: JobSettings
     public let supervisor: JobSupervisor
+    public let serve: ServeSupervisor
+    public let meter: InvocationMeter
+    let limiter = ThroughputLimiter()
 
     public init(
         ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,
-        jobs: JobSettings, supervisor: JobSupervisor
+        jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter
     ) {
         self.ledger = ledger
         self.scheduler = scheduler
@@ -26,12 +29,15 @@ public struct ControlPlane: Sendable {
         self.startedAt = startedAt
         self.jobs = jobs
         self.supervisor = supervisor
+        self.serve = serve
+        self.meter = meter
     }
 
     /// After a change: the scheduler plans again, the supervisor starts or stops runners.
     func changed() {
         scheduler.wake()
         supervisor.wake()
+        serve.wake()
     }
 
     var now: Date { clock().wholeSeconds }
@@ -91,6 +97,7 @@ public struct ControlPlane: Sendable {
         v1.post("jobs/:id/stop") { _, context in try await self.stopJob(context) }
         v1.get("jobs/:id/events") { _, context in try await self.jobEvents(context) }
         v1.get("jobs/:id/log") { request, context in try await self.jobLog(request, context) }
+        v1.post("invoke") { request, context in try await self.invoke(request, context) }
         return router
     }
 

@@ -78,18 +78,24 @@ public struct Daemon: Sendable {
         logger.info("ledger open", metadata: ["database": "\(databasePath)", "units": "\(config.units.count)", "models": "\(config.models.count)"])
 
         // 3. Services in dependency order; the group stops them in reverse on SIGTERM/SIGINT.
-        let jobSettings = JobSettings(
+        var jobSettings = JobSettings(
             runners: config.runners, limits: config.limits, logDirectory: Self.logDirectory(config.daemon.logDirectory, databasePath: databasePath, logger: logger),
             stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000)),
             runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 })
+        jobSettings.ledgerPath = ledger.path
         let wakeScheduler = WakeRelay()
         let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
-        let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger) { supervisor.wake() }
+        let serve = ServeSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
+        let meter = InvocationMeter(ledger: ledger, logger: logger)
+        let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger) {
+            supervisor.wake()
+            serve.wake()
+        }
         wakeScheduler.connect { scheduler.wake() }
         let plane = ControlPlane(
             ledger: ledger, scheduler: scheduler,
             callers: CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups),
-            clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor)
+            clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor, serve: serve, meter: meter)
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
@@ -105,7 +111,7 @@ public struct Daemon: Sendable {
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
         // shutdown first and STOPPING=1 goes out as the shutdown begins.
         let group = ServiceGroup(
-            configuration: .init(services: [scheduler, supervisor, reloader, app, systemd], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [scheduler, supervisor, serve, meter, reloader, app, systemd], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
 
         // 4. In-flight requests are answered; now close the ledger (checkpointing the WAL).

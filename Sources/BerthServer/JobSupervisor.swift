@@ -20,6 +20,9 @@ public struct JobSettings: Sendable {
     /// Folders searched for a runner named without a path before `PATH`: berthd's own folder,
     /// so the shipped config finds the `berth-runner` built beside it.
     public var runnerFolders: [String]
+    /// Given to every runner as `BERTH_LEDGER`, so a restarted berthd can find the ones a
+    /// predecessor that died left behind.
+    public var ledgerPath: String = ""
 
     public init(runners: DaemonConfig.Runners, limits: DaemonConfig.Limits, logDirectory: String, stopGrace: Duration, runnerFolders: [String]) {
         self.runners = runners
@@ -65,6 +68,12 @@ public actor JobSupervisor: Service {
     /// Before serving: jobs the ledger says are running belong to a berthd that is gone. Their
     /// runners, if any survived, are killed; the jobs failed with `daemon-restart`.
     public static func reconcileAfterRestart(ledger: Ledger, now: Date, logger: Logger) throws {
+        // Serve processes (and any runner) of this ledger that outlived their berthd.
+        for pid in RunnerProcess.orphans(ledgerPath: ledger.path) {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            logger.warning("killed a runner left by the previous berthd", metadata: ["pid": "\(pid)"])
+        }
         let orphans = try ledger.readNow { tx in try tx.liveJobs().filter { $0.jobStatus != .queued } }
         for job in orphans {
             if let pid = job.pid, let id = job.id, RunnerProcess.isRunner(pid: Int32(pid), jobID: id) {
@@ -195,6 +204,8 @@ public actor JobSupervisor: Service {
             dataPath: job.data, validationDataPath: job.validationData, outputDir: job.output,
             modelDir: model?.artifactDir, seed: UInt64(job.seed), units: job.units, maxTokens: model?.maxTokens ?? 4096)
         try Wire.encoder(pretty: true).encode(spec).write(to: URL(fileURLWithPath: settings.specPath(jobID: id)))
+        // A fresh log: a ledger started anew reuses job ids, and its job 1 is not the old one.
+        FileManager.default.createFile(atPath: settings.logPath(jobID: id), contents: nil)
 
         let template = ArgvTemplate(kind == .batchInference ? settings.runners.batch : settings.runners.train)
         let argv = try template.expand([
@@ -216,6 +227,7 @@ public actor JobSupervisor: Service {
             "BERTH_JOB_SPEC": settings.specPath(jobID: id),
             "BERTH_UNITS": job.units.joined(separator: ","),
             "BERTH_DEVICES": devices,
+            "BERTH_LEDGER": settings.ledgerPath,
         ]
         // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
         if job.units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }

@@ -91,7 +91,7 @@ public final class Scheduler: Service, Sendable {
                 logger.info("queued job cancelled", metadata: ["job": "\(id)", "reason": "\(reason)"])
             }
         }
-        if plan.steps.contains(where: \.changesJobs) { afterJobChanges() }
+        if !plan.steps.isEmpty { afterJobChanges() }
         for noFit in plan.deferred {
             logger.debug("reservation not placed", metadata: ["reservation": "\(noFit.reservationID)", "reason": "\(noFit.reason)"])
         }

@@ -86,7 +86,8 @@ extension LedgerTransaction {
     public func insert(_ job: JobRecord) throws -> JobRecord {
         var record = job
         try record.insert(db)
-        try addJobEvent(record.id!, at: job.submittedAt, kind: "submitted", detail: "queued on reservation \(job.reservationId)")
+        let reservation = try String.fetchOne(db, sql: "SELECT name FROM reservations WHERE id = ?", arguments: [job.reservationId])
+        try addJobEvent(record.id!, at: job.submittedAt, kind: "submitted", detail: "queued on reservation \(reservation ?? String(job.reservationId))")
         return record
     }
 

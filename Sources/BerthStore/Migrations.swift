@@ -138,6 +138,38 @@ enum Migrations {
             }
         }
 
+        migrator.registerMigration("v3-invocations") { db in
+            try db.create(table: "invocations") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull()
+                t.column("owner", .text).notNull()
+                t.column("target", .text).notNull()
+                t.column("reservation_id", .integer).references("reservations")
+                t.column("model", .text).notNull()
+                t.column("tier", .text)
+                t.column("outcome", .text).notNull()
+                t.column("input_tokens", .integer).notNull()
+                t.column("output_tokens", .integer).notNull()
+                t.column("latency_ms", .double).notNull()
+                t.column("cost", .double).notNull()
+            }
+            try db.create(index: "invocations_reservation_at", on: "invocations", columns: ["reservation_id", "at"])
+            try db.create(index: "invocations_at", on: "invocations", columns: ["at"])
+            // Tokens used per reservation per minute, against its budget: utilization.
+            try db.create(table: "reservation_minutes") { t in
+                t.column("reservation_id", .integer).notNull().references("reservations")
+                t.column("minute", .datetime).notNull()
+                t.column("tokens", .integer).notNull()
+                t.column("calls", .integer).notNull()
+                t.column("throttled", .integer).notNull()
+                t.column("budget", .integer).notNull()
+                t.primaryKey(["reservation_id", "minute"])
+            }
+            try db.alter(table: "reservations") { t in
+                t.add(column: "serve_restarts", .integer).notNull().defaults(to: 0)
+            }
+        }
+
         return migrator
     }
 }

@@ -203,7 +203,7 @@ public struct JobList: Codable, Sendable, Equatable {
 /// `GET /v1/jobs/{id}/events`: what happened to a job, oldest first.
 public struct JobEventView: Codable, Sendable, Equatable {
     public var at: Date
-    /// `submitted`, `started`, `progress`, `metric`, `usage`, `exited`, `stop-requested`, `failed`, `stopped`, `completed`.
+    /// `submitted`, `started`, `stop-requested`, `completed`, `failed` or `stopped`.
     public var kind: String
     public var detail: String
 

@@ -257,6 +257,10 @@ public struct ReservationView: Codable, Sendable, Equatable {
     public var endedAt: Date?
     public var statusReason: String?
     public var leases: [LeaseView]
+    /// Inference reservations, in the single view: calls through it so far.
+    public var invocations: InvocationCountsView?
+    /// Inference reservations: times its serve process was restarted after dying.
+    public var serveRestarts: Int?
 
     public init(
         name: String, owner: String, model: String, purpose: String, modelUnits: Int, units: Int, commitment: String,
@@ -335,4 +339,16 @@ public struct CapacityView: Codable, Sendable, Equatable {
 
 public enum BerthVersion {
     public static let current = "0.1.0"
+}
+
+public struct InvocationCountsView: Codable, Sendable, Equatable {
+    public var calls: Int
+    public var served: Int
+    public var throttled: Int
+    public var inputTokens: Int
+    public var outputTokens: Int
+
+    public init(calls: Int, served: Int, throttled: Int, inputTokens: Int, outputTokens: Int) {
+        self.calls = calls; self.served = served; self.throttled = throttled; self.inputTokens = inputTokens; self.outputTokens = outputTokens
+    }
 }

@@ -39,7 +39,7 @@ struct ShippedConfigTests {
     func runners() {
         #expect(config.runners.train == ["berth-runner", "train", "--spec", "{spec}"])
         #expect(config.runners.batch == ["berth-runner", "batch", "--spec", "{spec}"])
-        #expect(config.runners.serve == ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}"])
+        #expect(config.runners.serve == ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"])
     }
 
     struct CatalogEntry: Sendable, CustomTestStringConvertible {

@@ -124,10 +124,25 @@ public final class TemporaryDaemon: @unchecked Sendable {
             on_demand_input_per_1k = 0.0003
             on_demand_output_per_1k = 0.0006
 
+            # A model with a tiny budget (one token a second), for throttling tests.
+            [[models]]
+            id = "test.tiny-v1"
+            provider = "Test"
+            input_modalities = ["text"]
+            output_modalities = ["text"]
+            max_tokens = 4096
+            on_demand = true
+            units_per_model_unit = 1
+            tokens_per_minute = 60
+            [models.price]
+            model_unit_hour = 1.0
+            on_demand_input_per_1k = 0.001
+            on_demand_output_per_1k = 0.002
+
             [runners]
             train = \(tomlArray(runner ?? ["berth-runner", "train", "--spec", "{spec}"]))
             batch = \(tomlArray(runner ?? ["berth-runner", "batch", "--spec", "{spec}"]))
-            serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+            serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"]
 
             """
         return toml + extra
@@ -222,8 +237,12 @@ public final class TemporaryDaemon: @unchecked Sendable {
     }
 
     deinit {
+        // A clean stop, so its runners and serve processes stop with it; SIGKILL if it hangs.
         if let process, process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
         directory.remove()

@@ -1,0 +1,192 @@
+import BerthClient
+import BerthCore
+import BerthStore
+import BerthWire
+import Foundation
+import Hummingbird
+
+/// Each inference reservation's token bucket, in memory: a restart starts it full, which errs
+/// toward the customer.
+actor ThroughputLimiter {
+    private var buckets: [Int64: TokenBucket] = [:]
+
+    func take(_ amount: Int, reservation: Int64, budget: Int, now: Date) -> TokenBucket.Decision {
+        if buckets[reservation]?.capacity != Double(budget) {
+            buckets[reservation] = TokenBucket(tokensPerMinute: budget, now: now)
+        }
+        return buckets[reservation]!.take(amount, now: now)
+    }
+
+    func reconcile(reservation: Int64, charged: Int, used: Int, now: Date) {
+        buckets[reservation]?.reconcile(charged: charged, used: used, now: now)
+    }
+}
+
+extension ControlPlane {
+    static let defaultMaxTokens = 64
+
+    /// Where a call goes: a reservation's own serve process, or a base model's on-demand one.
+    enum Route {
+        case provisioned(Reservation, Model)
+        case onDemand(Model)
+    }
+
+    func invoke(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let started = ContinuousClock.now
+        let caller = try await caller(context)
+        let body = try await Requests.body(request, context: context)
+        let input = try Requests.decode(InvokeRequest.self, from: body)
+        let now = clock()
+        guard !input.prompt.isEmpty else { throw APIError.invalid(field: "prompt", "is empty; give the text to complete") }
+
+        // 1. The target: a reservation of that name, else a model id.
+        let route: Route
+        do {
+            route = try await resolve(input.target, caller: caller)
+        } catch let error as APIError {
+            await meter.record(InvocationRecord(
+                at: now, owner: caller.user, target: input.target, reservationID: nil, model: input.target, tier: nil,
+                outcome: "refused", inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0))
+            throw error
+        }
+        let model: Model
+        var reservation: Reservation?
+        switch route {
+        case .provisioned(let r, let m): (reservation, model) = (r, m)
+        case .onDemand(let m): model = m
+        }
+        func refuse(_ error: APIError, outcome: String = "refused") async -> APIError {
+            await meter.record(InvocationRecord(
+                at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: nil,
+                outcome: outcome, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0,
+                budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+            return error
+        }
+
+        // 2. What the model can take.
+        if let image = input.image {
+            guard model.inputModalities.contains(.image) else {
+                throw await refuse(APIError(.unsupportedModality, "\(model.id) takes \(model.inputModalities.map(\.rawValue).joined(separator: ", ")) input, not images; leave out the image or choose a model that takes images"))
+            }
+            guard Data(base64Encoded: image) != nil else { throw await refuse(APIError.invalid(field: "image", "is not base64")) }
+        }
+        let maxTokens = input.maxTokens ?? min(Self.defaultMaxTokens, model.maxTokens)
+        guard maxTokens >= 1 else { throw await refuse(APIError.invalid(field: "max_tokens", "must be at least 1")) }
+        let inputTokens = DatasetCheck.tokenCount(input.prompt)
+        guard inputTokens + maxTokens <= model.maxTokens else {
+            throw await refuse(APIError.invalid(field: "prompt", "\(inputTokens) prompt tokens + max_tokens \(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); shorten the prompt or lower max_tokens"))
+        }
+
+        // 3. Provisioned calls are charged their estimate against the reservation's budget.
+        var tier = reservation == nil ? "on-demand" : "provisioned"
+        let estimate = inputTokens + maxTokens
+        var charged = 0
+        if let r = reservation {
+            let budget = r.modelUnits * model.tokensPerMinute
+            switch await limiter.take(estimate, reservation: r.id, budget: budget, now: now) {
+            case .granted:
+                charged = estimate
+            case .tooLarge:
+                throw await refuse(APIError.invalid(field: "max_tokens", "\(estimate) tokens (prompt + max_tokens) is more than '\(r.name)' can serve in a minute (\(budget)); lower max_tokens or add model units"))
+            case .throttled(let wait):
+                if r.spillover && !model.isCustom && model.onDemand {
+                    // Over budget: this reservation asked for overflow to go to the on-demand pool.
+                    tier = "on-demand"
+                } else {
+                    let seconds = max(1, Int(wait.rounded(.up)))
+                    throw await refuse(APIError(.throttled, "'\(r.name)' is over its \(budget) tokens per minute; retry after \(seconds) s, or add model units with berth update \(r.name) --units N", retryAfterSeconds: seconds), outcome: "throttled")
+                }
+            }
+        }
+
+        // 4. The call itself.
+        let key: ServeSupervisor.Key
+        let port: Int?
+        if tier == "provisioned", let r = reservation {
+            key = .reservation(r.id)
+            port = await serve.port(for: key)
+        } else {
+            key = .onDemand(model.id)
+            port = await serve.onDemandPort(model: model)
+        }
+        guard let port else {
+            if let r = reservation, charged > 0 { await limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
+            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
+        }
+        let completion: (text: String, finish: String?, input: Int, output: Int)
+        do {
+            completion = try await complete(port: port, model: model.id, prompt: input.prompt, maxTokens: maxTokens)
+        } catch {
+            await serve.reportFailure(key)
+            if let r = reservation, charged > 0 { await limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
+            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) did not answer (\(error)); it is restarted: retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
+        }
+        if let r = reservation, charged > 0 {
+            await limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())
+        }
+        let elapsed = (ContinuousClock.now - started).components
+        let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        let cost = tier == "on-demand"
+            ? Double(completion.input) / 1000 * (model.price.onDemandInputPer1k ?? 0) + Double(completion.output) / 1000 * (model.price.onDemandOutputPer1k ?? 0)
+            : 0
+        await meter.record(InvocationRecord(
+            at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
+            outcome: "served", inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
+            budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+        return try Requests.json(InvokeResponse(
+            target: input.target, reservation: reservation?.name, model: model.id, servedBy: tier, output: completion.text,
+            finishReason: completion.finish, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost))
+    }
+
+    func resolve(_ target: String, caller: Caller) async throws -> Route {
+        try await ledger.read { tx -> Route in
+            if let r = try tx.reservation(named: target) {
+                guard caller.canSee(owner: r.owner) else {
+                    throw APIError(.forbidden, "reservation '\(target)' belongs to another user; invoke through your own")
+                }
+                guard r.status == .active else {
+                    throw APIError(.invalidState, "reservation '\(target)' is \(r.status.rawValue)\(r.waiting ? " (waiting for capacity)" : ""); calls are served only while it is active")
+                }
+                guard r.purpose == .inference else {
+                    throw APIError(.invalidState, "reservation '\(target)' is for training; invoke through an inference reservation (berth reserve NAME --model \(r.model) --units 1 --purpose inference)")
+                }
+                guard let model = try tx.model(id: r.model) else {
+                    throw APIError(.invalidState, "reservation '\(target)' is for \(r.model), which is no longer in the catalog")
+                }
+                return .provisioned(r, model)
+            }
+            guard let model = try tx.model(id: target) else {
+                throw APIError(.notFound, "no reservation or model '\(target)'; `berth reservations` and `berth models` list them")
+            }
+            if model.isCustom {
+                throw APIError(.onDemandNotSupported, "\(model.id) is a custom model, and custom models are never served on demand: create an inference reservation for it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through it with berth invoke NAME --prompt …")
+            }
+            guard model.onDemand else {
+                throw APIError(.onDemandNotSupported, "\(model.id) is not offered on demand: reserve it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through the reservation")
+            }
+            return .onDemand(model)
+        }
+    }
+
+    /// `POST /v1/completions` to a serve process, in the OpenAI shape that vLLM, llama.cpp's
+    /// server and TGI share.
+    func complete(port: Int, model: String, prompt: String, maxTokens: Int) async throws -> (text: String, finish: String?, input: Int, output: Int) {
+        struct Body: Encodable { var model: String; var prompt: String; var max_tokens: Int }
+        struct Answer: Decodable {
+            struct Choice: Decodable { var text: String; var finish_reason: String? }
+            struct Usage: Decodable { var prompt_tokens: Int; var completion_tokens: Int }
+            var choices: [Choice]
+            var usage: Usage?
+        }
+        let body = try JSONEncoder().encode(Body(model: model, prompt: prompt, max_tokens: maxTokens))
+        let response = try await SocketClient(loopbackPort: port).send(
+            method: "POST", path: "/v1/completions", body: body, headers: [("Content-Type", "application/json")])
+        guard response.status == 200 else {
+            throw APIError(.internal, "serve process answered \(response.status)")
+        }
+        let answer = try JSONDecoder().decode(Answer.self, from: response.body)
+        let text = answer.choices.first?.text ?? ""
+        return (text, answer.choices.first?.finish_reason,
+                answer.usage?.prompt_tokens ?? DatasetCheck.tokenCount(prompt), answer.usage?.completion_tokens ?? DatasetCheck.tokenCount(text))
+    }
+}

@@ -1,0 +1,252 @@
+import BerthClient
+public import BerthCore
+import BerthRunner
+public import BerthStore
+public import Foundation
+public import Logging
+public import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the long-lived serve processes: one per active inference reservation, on its units,
+/// and one per on-demand base model on the shared pool (started at its first call). Each
+/// listens on a loopback port berthd chose and speaks `POST /v1/completions`.
+public actor ServeSupervisor: Service {
+    public enum Key: Hashable, Sendable, CustomStringConvertible {
+        case reservation(Int64)
+        case onDemand(String)
+
+        public var description: String {
+            switch self {
+            case .reservation(let id): "reservation-\(id)"
+            case .onDemand(let model): "on-demand-\(model.replacingOccurrences(of: "/", with: "_"))"
+            }
+        }
+    }
+
+    struct Server {
+        var process: RunnerProcess
+        var port: Int
+        var ready: Bool
+    }
+
+    private let ledger: Ledger
+    private let settings: JobSettings
+    private let clock: @Sendable () -> Date
+    private let logger: Logger
+    private let doorbell = Doorbell()
+    private var servers: [Key: Server] = [:]
+    /// After a crash: how many in a row, and not before when to start again.
+    private var backoff: [Key: (failures: Int, notBefore: ContinuousClock.Instant)] = [:]
+    private var shuttingDown = false
+    private let onReservationFailed: @Sendable () -> Void
+    /// How long a serve process may take to answer its first health check.
+    static let startTimeout: Duration = .seconds(30)
+
+    public init(ledger: Ledger, settings: JobSettings, clock: @escaping @Sendable () -> Date, logger: Logger,
+                onReservationFailed: @escaping @Sendable () -> Void) {
+        self.ledger = ledger
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        self.onReservationFailed = onReservationFailed
+    }
+
+    public nonisolated func wake() {
+        Task { await doorbell.ring() }
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            while !self.shuttingDown {
+                await self.reconcile()
+                await self.doorbell.wait(timeout: .seconds(1))
+            }
+        } onGracefulShutdown: {
+            Task { await self.beginShutdown() }
+        }
+        for server in servers.values { server.process.signalGroup(SIGTERM) }
+        let deadline = ContinuousClock.now + settings.stopGrace
+        while servers.values.contains(where: { !$0.process.hasExited }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for server in servers.values where !server.process.hasExited { server.process.signalGroup(SIGKILL) }
+    }
+
+    private func beginShutdown() async {
+        shuttingDown = true
+        await doorbell.ring()
+    }
+
+    /// The port of a ready serve process for `key`, waiting while it starts; `nil` if it is
+    /// not running (a reservation that is not active, or a crash being backed off).
+    public func port(for key: Key) async -> Int? {
+        let deadline = ContinuousClock.now + Self.startTimeout
+        while ContinuousClock.now < deadline && !shuttingDown {
+            guard let server = servers[key] else { return nil }
+            if server.ready { return server.port }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// The on-demand serve process of a base model, started if it is not running.
+    public func onDemandPort(model: Model) async -> Int? {
+        let key = Key.onDemand(model.id)
+        if servers[key] == nil, !isBackingOff(key) {
+            let shared = (try? await ledger.read { tx in try tx.units().filter { $0.pool == .shared } }) ?? []
+            // Spread models over the shared units by name, so the same model lands on the same unit.
+            let index = model.id.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF }
+            let unit = shared.isEmpty ? [] : [shared[index % shared.count].id]
+            await start(key, model: model, units: unit, reservation: nil)
+        }
+        return await port(for: key)
+    }
+
+    /// Called when a call to a serve process failed: it is checked on the next pass.
+    public func reportFailure(_ key: Key) {
+        wake()
+    }
+
+    public func isReady(_ key: Key) -> Bool { servers[key]?.ready ?? false }
+
+    private func isBackingOff(_ key: Key) -> Bool {
+        backoff[key].map { ContinuousClock.now < $0.notBefore } ?? false
+    }
+
+    private func reconcile() async {
+        guard !shuttingDown else { return }
+        let wanted: [(Reservation, Model?, [String])]
+        do {
+            wanted = try await ledger.read { tx in
+                try tx.liveReservations().filter { $0.status == .active && $0.purpose == .inference }.map { r in
+                    (r, try tx.model(id: r.model), try tx.leases(reservationID: r.id).filter { $0.end.map { $0 > Date() } ?? true }.map(\.unit))
+                }
+            }
+        } catch {
+            logger.error("cannot read reservations", metadata: ["error": "\(error)"])
+            return
+        }
+        // 1. Processes that died: count it, and back off before the next start.
+        for (key, server) in servers where server.process.hasExited {
+            servers[key] = nil
+            let failures = (backoff[key]?.failures ?? 0) + 1
+            let delay = Duration.milliseconds(min(30_000, 500 << min(failures - 1, 6)))
+            backoff[key] = (failures, ContinuousClock.now + delay)
+            logger.warning("serve process exited; restarting after a backoff", metadata: ["serve": "\(key)", "failures": "\(failures)", "backoff": "\(delay)"])
+            if case .reservation(let id) = key {
+                _ = try? await ledger.write { tx in try tx.countServeRestart(reservationID: id) }
+            }
+        }
+        // 2. Reservations that ended: stop their processes.
+        let live = Set(wanted.map { Key.reservation($0.0.id) })
+        for (key, server) in servers {
+            if case .reservation = key, !live.contains(key) {
+                server.process.signalGroup(SIGTERM)
+                let process = server.process
+                let grace = settings.stopGrace
+                Task {
+                    try? await Task.sleep(for: grace)
+                    process.signalGroup(SIGKILL)
+                }
+                servers[key] = nil
+                backoff[key] = nil
+                logger.info("serve process stopped", metadata: ["serve": "\(key)"])
+            }
+        }
+        // 3. Active inference reservations without a process: start one on their units.
+        for (reservation, model, units) in wanted {
+            let key = Key.reservation(reservation.id)
+            guard servers[key] == nil, !isBackingOff(key) else { continue }
+            guard let model else { continue }
+            await start(key, model: model, units: units, reservation: reservation)
+        }
+    }
+
+    private func start(_ key: Key, model: Model, units: [String], reservation: Reservation?) async {
+        do {
+            let port = try Self.freeLoopbackPort()
+            let argv = try ArgvTemplate(settings.runners.serve).expand([
+                "model_dir": model.artifactDir ?? "", "port": String(port), "model": model.id,
+            ])
+            guard let program = argv.first,
+                  let executable = RunnerProcess.resolve(program, preferring: settings.runnerFolders, path: ProcessInfo.processInfo.environment["PATH"])
+            else { throw APIError(.internal, "serve runner '\(argv.first ?? "")' not found; check [runners] serve in the config") }
+            let folder = settings.logDirectory + "/serve"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let unitRows = (try? await ledger.read { tx in try tx.units() }) ?? []
+            let byID = Dictionary(unitRows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let devices = units.compactMap { byID[$0]?.device }.map(String.init).joined(separator: ",")
+            var environment = [
+                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+                "LANG": "C.UTF-8", "HOME": folder,
+                "BERTH_SERVE": "\(key)", "BERTH_UNITS": units.joined(separator: ","), "BERTH_DEVICES": devices,
+                "BERTH_LEDGER": settings.ledgerPath,
+            ]
+            if units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
+            let process = try RunnerProcess(executable: executable, arguments: Array(argv.dropFirst()), environment: environment,
+                                            logPath: "\(folder)/\(key).log")
+            servers[key] = Server(process: process, port: port, ready: false)
+            logger.info("serve process started", metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "units": "\(units.joined(separator: ","))"])
+            Task { await self.awaitHealthy(key, process: process, port: port, reservation: reservation) }
+        } catch {
+            logger.error("serve process did not start", metadata: ["serve": "\(key)", "error": "\(error)"])
+            await fail(key, reservation: reservation, reason: "serve process did not start: \(error)")
+        }
+    }
+
+    /// Polls `GET /health` until it answers 200; a reservation whose server never does fails.
+    private func awaitHealthy(_ key: Key, process: RunnerProcess, port: Int, reservation: Reservation?) async {
+        let client = SocketClient(loopbackPort: port)
+        let deadline = ContinuousClock.now + Self.startTimeout
+        while ContinuousClock.now < deadline && !process.hasExited {
+            if let answer = try? await client.send(method: "GET", path: "/health"), answer.status == 200 {
+                if servers[key]?.process === process {
+                    servers[key]?.ready = true
+                    logger.info("serve process ready", metadata: ["serve": "\(key)", "port": "\(port)"])
+                }
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        guard servers[key]?.process === process else { return }
+        process.signalGroup(SIGKILL)
+        servers[key] = nil
+        let seconds = Self.startTimeout.components.seconds
+        await fail(key, reservation: reservation, reason: process.hasExited
+            ? "serve process exited before it answered; see \(settings.logDirectory)/serve/\(key).log"
+            : "serve process did not answer within \(seconds) s; see \(settings.logDirectory)/serve/\(key).log")
+    }
+
+    /// A reservation whose serve process cannot start is `failed`, with the reason.
+    private func fail(_ key: Key, reservation: Reservation?, reason: String) async {
+        guard let reservation else {
+            backoff[key] = (1, ContinuousClock.now + .seconds(5))
+            return
+        }
+        let now = clock().wholeSeconds
+        logger.error("inference reservation failed", metadata: ["reservation": "\(reservation.name)", "reason": "\(reason)"])
+        _ = try? await ledger.write { tx in
+            guard let current = try tx.reservation(id: reservation.id), current.status == .active else { return }
+            try tx.finish(reservationID: reservation.id, status: .failed, at: now, reason: reason)
+        }
+        onReservationFailed()
+    }
+
+    /// A port the kernel says is free on 127.0.0.1 now.
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

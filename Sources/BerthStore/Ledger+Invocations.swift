@@ -1,0 +1,90 @@
+public import Foundation
+import GRDB
+
+/// One real-time call, as metered: served, throttled or refused.
+public struct InvocationRecord: Sendable, Equatable {
+    public var at: Date
+    public var owner: String
+    public var target: String
+    public var reservationID: Int64?
+    public var model: String
+    /// `provisioned` or `on-demand`; `nil` when it was not served.
+    public var tier: String?
+    /// `served`, `throttled`, `refused` or `failed`.
+    public var outcome: String
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var latencyMs: Double
+    public var cost: Double
+    /// The reservation's budget per minute, for utilization.
+    public var budgetPerMinute: Int
+
+    public init(
+        at: Date, owner: String, target: String, reservationID: Int64?, model: String, tier: String?, outcome: String,
+        inputTokens: Int, outputTokens: Int, latencyMs: Double, cost: Double, budgetPerMinute: Int
+    ) {
+        self.at = at; self.owner = owner; self.target = target; self.reservationID = reservationID; self.model = model
+        self.tier = tier; self.outcome = outcome; self.inputTokens = inputTokens; self.outputTokens = outputTokens
+        self.latencyMs = latencyMs; self.cost = cost; self.budgetPerMinute = budgetPerMinute
+    }
+}
+
+public struct InvocationCounts: Sendable, Equatable {
+    public var calls: Int
+    public var served: Int
+    public var throttled: Int
+    public var inputTokens: Int
+    public var outputTokens: Int
+}
+
+extension LedgerTransaction {
+    /// Records a batch of calls and adds them to their reservations' per-minute rollups.
+    public func record(_ invocations: [InvocationRecord]) throws {
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO invocations (at, owner, target, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let rollup = try db.cachedStatement(sql: """
+            INSERT INTO reservation_minutes (reservation_id, minute, tokens, calls, throttled, budget) VALUES (?, ?, ?, 1, ?, ?)
+            ON CONFLICT (reservation_id, minute) DO UPDATE SET
+                tokens = tokens + excluded.tokens, calls = calls + 1, throttled = throttled + excluded.throttled
+            """)
+        for call in invocations {
+            try insert.execute(arguments: [
+                call.at, call.owner, call.target, call.reservationID, call.model, call.tier, call.outcome,
+                call.inputTokens, call.outputTokens, call.latencyMs, call.cost,
+            ])
+            // Only what the reservation itself served counts against its budget.
+            if let reservation = call.reservationID, call.tier != "on-demand" {
+                let minute = Date(timeIntervalSince1970: (call.at.timeIntervalSince1970 / 60).rounded(.down) * 60)
+                let tokens = call.outcome == "served" ? call.inputTokens + call.outputTokens : 0
+                try rollup.execute(arguments: [reservation, minute, tokens, call.outcome == "throttled" ? 1 : 0, call.budgetPerMinute])
+            }
+        }
+    }
+
+    /// Counts of calls to a reservation (or, with `nil`, to everything).
+    public func invocationCounts(reservationID: Int64?) throws -> InvocationCounts {
+        let filter = reservationID == nil ? "" : "WHERE reservation_id = ?"
+        let row = try Row.fetchOne(db, sql: """
+            SELECT COUNT(*), COALESCE(SUM(outcome = 'served'), 0), COALESCE(SUM(outcome = 'throttled'), 0),
+                   COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+            FROM invocations \(filter)
+            """, arguments: reservationID.map { [$0] } ?? [])
+        return InvocationCounts(calls: row?[0] ?? 0, served: row?[1] ?? 0, throttled: row?[2] ?? 0, inputTokens: row?[3] ?? 0, outputTokens: row?[4] ?? 0)
+    }
+
+    /// Tokens used ÷ tokens reservable, per minute, for an inference reservation.
+    public func utilization(reservationID: Int64) throws -> [(minute: Date, tokens: Int, budget: Int)] {
+        try Row.fetchAll(db, sql: "SELECT minute, tokens, budget FROM reservation_minutes WHERE reservation_id = ? ORDER BY minute",
+                         arguments: [reservationID]).map { ($0[0], $0[1], $0[2]) }
+    }
+
+    public func countServeRestart(reservationID: Int64) throws {
+        try db.execute(sql: "UPDATE reservations SET serve_restarts = serve_restarts + 1 WHERE id = ?", arguments: [reservationID])
+    }
+
+    public func serveRestarts(reservationID: Int64) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT serve_restarts FROM reservations WHERE id = ?", arguments: [reservationID]) ?? 0
+    }
+}

@@ -1,0 +1,147 @@
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// Real-time calls through the real daemon, the CLI and the reference runner's serve processes.
+@Suite("Inference end to end", .serialized)
+struct InferenceTests {
+    static let model = "amazon.nova-micro-v1:0"
+
+    func invocations(_ daemon: TemporaryDaemon, _ reservation: String) throws -> [String: Any] {
+        (try daemon.json(["reservations", reservation])["invocations"] as? [String: Any]) ?? [:]
+    }
+
+    /// Pids of the serve processes this daemon started for reservations.
+    func servePIDs(_ daemon: TemporaryDaemon) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return variables.contains { $0.hasPrefix("BERTH_SERVE=reservation-") } && variables.contains("BERTH_LEDGER=\(daemon.database)")
+        }
+    }
+
+    @Test("fine-tune, then: the custom model is refused on demand, served through an inference reservation, and metered")
+    func customModelFlow() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let submitted = try daemon.cli([
+            "submit", "ft", "--reservation", "train", "--kind", "fine-tuning", "--data", "\(TemporaryDaemon.examples)/fine-tuning.jsonl",
+            "--output", daemon.directory.file("custom"), "--model-name", "nova-harbour", "--epochs", "1",
+        ])
+        #expect(submitted.status == 0, "\(submitted)")
+        var status = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && !["completed", "failed"].contains(status) {
+            status = try daemon.json(["jobs", "1"])["status"] as? String ?? ""
+            usleep(100_000)
+        }
+        #expect(status == "completed")
+
+        let direct = try daemon.cli(["invoke", "nova-harbour", "--prompt", "what does the ledger keep"])
+        #expect(direct.status == 4)
+        #expect(direct.stderr.hasPrefix("berth: on-demand-not-supported: "))
+        #expect(direct.stderr.contains("berth reserve"))
+        #expect(direct.stderr.contains("--purpose inference"))
+
+        #expect(try daemon.cli(["reserve", "harbour", "--model", "nova-harbour", "--units", "1", "--purpose", "inference"]).status == 0)
+        let answer = try daemon.json(["invoke", "harbour", "--prompt", "what does the ledger keep", "--max-tokens", "12"])
+        #expect(answer["served_by"] as? String == "provisioned")
+        #expect(answer["model"] as? String == "nova-harbour")
+        #expect((answer["output_tokens"] as? Int ?? 0) > 0)
+        #expect((answer["input_tokens"] as? Int ?? 0) > 0)
+        #expect(answer["latency_ms"] is Double)
+        let metered = try invocations(daemon, "harbour")
+        #expect(metered["served"] as? Int == 1)
+        #expect(metered["output_tokens"] as? Int == answer["output_tokens"] as? Int)
+    }
+
+    @Test("an image to a text-only model is refused with unsupported-modality")
+    func imageToTextModel() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "text", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        let image = daemon.directory.file("pixel.png")
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]).write(to: URL(fileURLWithPath: image))
+        let refused = try daemon.cli(["invoke", "text", "--prompt", "describe this", "--image", image])
+        #expect(refused.status == 4)
+        #expect(refused.stderr.hasPrefix("berth: unsupported-modality: "))
+        #expect(try invocations(daemon, "text")["served"] as? Int == 0)
+    }
+
+    @Test("a burst over the budget gets exit 5 with a retry-after, and the throttle count rises")
+    func throttles() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        // A budget of 60 tokens a minute: a 40-word prompt with 10 more tokens fits once; the
+        // prompt is charged whatever the model answers, so the second call does not fit.
+        #expect(try daemon.cli(["reserve", "small", "--model", "test.tiny-v1", "--units", "1", "--purpose", "inference"]).status == 0)
+        let prompt = Array(repeating: "word", count: 40).joined(separator: " ")
+        let first = try daemon.cli(["invoke", "small", "--prompt", prompt, "--max-tokens", "10"])
+        #expect(first.status == 0, "\(first)")
+        let throttled = try daemon.cli(["invoke", "small", "--prompt", prompt, "--max-tokens", "10"])
+        #expect(throttled.status == 5)
+        #expect(throttled.stderr.hasPrefix("berth: throttled: "))
+        #expect(throttled.stderr.contains("retry after"))
+        let counts = try invocations(daemon, "small")
+        #expect((counts["throttled"] as? Int ?? 0) >= 1)
+        #expect(counts["served"] as? Int == 1)
+    }
+
+    @Test("with --spillover on a base model, the burst over budget is served on demand")
+    func spillover() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "spill", "--model", "test.tiny-v1", "--units", "1", "--purpose", "inference", "--spillover"]).status == 0)
+        let prompt = Array(repeating: "word", count: 40).joined(separator: " ")
+        var tiers: [String] = []
+        for _ in 0..<3 {
+            let answer = try daemon.json(["invoke", "spill", "--prompt", prompt, "--max-tokens", "10"])
+            tiers.append(answer["served_by"] as? String ?? "")
+        }
+        #expect(tiers == ["provisioned", "on-demand", "on-demand"])
+        #expect((try invocations(daemon, "spill")["throttled"] as? Int) == 0)
+        // A custom model can never spill over: refused at reserve.
+        let custom = try daemon.cli(["reserve", "x", "--model", "meta.llama3-8b-instruct-v1:0", "--units", "1", "--purpose", "training", "--spillover"])
+        #expect(custom.status == 2)
+    }
+
+    @Test("kill the serve process and the next calls work again after its restart, which is counted")
+    func serveRestarts() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "sturdy", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        #expect(try daemon.cli(["invoke", "sturdy", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
+        let pids = servePIDs(daemon)
+        #expect(pids.count == 1)
+        for pid in pids { kill(pid, SIGKILL) }
+        var worked = false
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !worked {
+            worked = try daemon.cli(["invoke", "sturdy", "--prompt", "hello again", "--max-tokens", "4"]).status == 0
+            if !worked { usleep(200_000) }
+        }
+        #expect(worked)
+        #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 1)
+    }
+
+    @Test("calls answered just before a clean stop are in the ledger after it; releasing stops the serve process")
+    func meteringSurvivesStop() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "brief", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        for _ in 0..<3 { #expect(try daemon.cli(["invoke", "brief", "--prompt", "hello", "--max-tokens", "4"]).status == 0) }
+        #expect(daemon.stop() == 0)
+        try daemon.start()
+        #expect(try invocations(daemon, "brief")["served"] as? Int == 3)
+        // After the restart the serve process is started again; release stops it.
+        #expect(try daemon.cli(["invoke", "brief", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
+        #expect(try daemon.cli(["release", "brief"]).status == 0)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !servePIDs(daemon).isEmpty { usleep(100_000) }
+        #expect(servePIDs(daemon).isEmpty)
+        let gone = try daemon.cli(["invoke", "brief", "--prompt", "hello"])
+        #expect(gone.status == 4)
+    }
+}
