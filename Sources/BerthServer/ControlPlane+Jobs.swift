@@ -229,9 +229,7 @@ extension ControlPlane {
         return JobView(
             id: id, name: job.name, owner: job.owner, kind: job.kind, reservation: name, model: job.model, status: job.status,
             reason: job.reason, progress: job.progress, priority: job.priority, modelUnits: job.modelUnits, units: job.units,
-            hyperparameters: job.hyperparameters.map {
-                Hyperparameters(epochs: $0.epochs, batchSize: $0.batchSize, learningRate: $0.learningRate, warmupSteps: $0.warmupSteps)
-            },
+            hyperparameters: job.hyperparameters,
             data: job.data, validationData: job.validationData, output: job.output, modelName: job.modelName,
             submittedAt: job.submittedAt, startedAt: job.startedAt, endedAt: job.endedAt, exitStatus: job.exitStatus,
             busyUnitSeconds: job.busyUnitSeconds, inputTokens: job.inputTokens, outputTokens: job.outputTokens,

@@ -1,5 +1,6 @@
 import BerthCore
 public import BerthConfig
+import BerthCore
 import BerthRunner
 public import BerthStore
 import BerthWire
@@ -33,6 +34,27 @@ public struct JobSettings: Sendable {
     }
 
     var jobsFolder: String { logDirectory + "/jobs" }
+
+    /// Starts a runner (a job's or a serve process) from its expanded argv, with the
+    /// environment every runner gets: its units and their devices, and the ledger it belongs to.
+    func spawn(
+        _ argv: [String], units: [String], catalog: [ComputeUnit], home: String, logPath: String, extra: [String: String]
+    ) throws -> RunnerProcess {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        guard let program = argv.first, let executable = RunnerProcess.resolve(program, preferring: runnerFolders, path: path) else {
+            throw APIError(.internal, "runner '\(argv.first ?? "")' not found; check [runners] in the config")
+        }
+        let byID = Dictionary(catalog.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let devices = units.compactMap { byID[$0]?.device }.map(String.init).joined(separator: ",")
+        var environment = [
+            "PATH": path, "LANG": "C.UTF-8", "HOME": home,
+            "BERTH_UNITS": units.joined(separator: ","), "BERTH_DEVICES": devices, "BERTH_LEDGER": ledgerPath,
+        ]
+        // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
+        if units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
+        environment.merge(extra) { _, new in new }
+        return try RunnerProcess(executable: executable, arguments: Array(argv.dropFirst()), environment: environment, logPath: logPath)
+    }
     func logPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).log" }
     func specPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).spec.json" }
 }
@@ -198,9 +220,7 @@ public actor JobSupervisor: Service {
 
         let spec = JobSpec(
             jobId: id, kind: kind.rawValue, model: job.model, baseModel: job.baseModel, modelName: job.modelName,
-            hyperparameters: job.hyperparameters.map {
-                Hyperparameters(epochs: $0.epochs, batchSize: $0.batchSize, learningRate: $0.learningRate, warmupSteps: $0.warmupSteps)
-            },
+            hyperparameters: job.hyperparameters,
             dataPath: job.data, validationDataPath: job.validationData, outputDir: job.output,
             modelDir: model?.artifactDir, seed: UInt64(job.seed), units: job.units, maxTokens: model?.maxTokens ?? 4096)
         try Wire.encoder(pretty: true).encode(spec).write(to: URL(fileURLWithPath: settings.specPath(jobID: id)))
@@ -212,27 +232,9 @@ public actor JobSupervisor: Service {
             "spec": settings.specPath(jobID: id), "job_id": String(id), "output": job.output, "data": job.data,
             "model_dir": model?.artifactDir ?? "", "model": job.model,
         ])
-        guard let program = argv.first, let executable = RunnerProcess.resolve(
-            program, preferring: settings.runnerFolders, path: ProcessInfo.processInfo.environment["PATH"])
-        else {
-            throw APIError(.internal, "runner '\(argv.first ?? "")' not found; check [runners] in the config")
-        }
-        let byID = Dictionary(unitRows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let devices = job.units.compactMap { byID[$0]?.device }.map(String.init).joined(separator: ",")
-        var environment = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "HOME": settings.jobsFolder,
-            "BERTH_JOB_ID": String(id),
-            "BERTH_JOB_SPEC": settings.specPath(jobID: id),
-            "BERTH_UNITS": job.units.joined(separator: ","),
-            "BERTH_DEVICES": devices,
-            "BERTH_LEDGER": settings.ledgerPath,
-        ]
-        // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
-        if job.units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
-        return try RunnerProcess(executable: executable, arguments: Array(argv.dropFirst()), environment: environment,
-                                 logPath: settings.logPath(jobID: id))
+        return try settings.spawn(
+            argv, units: job.units, catalog: unitRows, home: settings.jobsFolder, logPath: settings.logPath(jobID: id),
+            extra: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": settings.specPath(jobID: id)])
     }
 
     /// Reads the runner's events into the ledger until it exits, then records the end.

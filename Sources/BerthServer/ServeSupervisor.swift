@@ -170,23 +170,11 @@ public actor ServeSupervisor: Service {
             let argv = try ArgvTemplate(settings.runners.serve).expand([
                 "model_dir": model.artifactDir ?? "", "port": String(port), "model": model.id,
             ])
-            guard let program = argv.first,
-                  let executable = RunnerProcess.resolve(program, preferring: settings.runnerFolders, path: ProcessInfo.processInfo.environment["PATH"])
-            else { throw APIError(.internal, "serve runner '\(argv.first ?? "")' not found; check [runners] serve in the config") }
             let folder = settings.logDirectory + "/serve"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let unitRows = (try? await ledger.read { tx in try tx.units() }) ?? []
-            let byID = Dictionary(unitRows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            let devices = units.compactMap { byID[$0]?.device }.map(String.init).joined(separator: ",")
-            var environment = [
-                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-                "LANG": "C.UTF-8", "HOME": folder,
-                "BERTH_SERVE": "\(key)", "BERTH_UNITS": units.joined(separator: ","), "BERTH_DEVICES": devices,
-                "BERTH_LEDGER": settings.ledgerPath,
-            ]
-            if units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
-            let process = try RunnerProcess(executable: executable, arguments: Array(argv.dropFirst()), environment: environment,
-                                            logPath: "\(folder)/\(key).log")
+            let catalog = (try? await ledger.read { tx in try tx.units() }) ?? []
+            let process = try settings.spawn(
+                argv, units: units, catalog: catalog, home: folder, logPath: "\(folder)/\(key).log", extra: ["BERTH_SERVE": "\(key)"])
             servers[key] = Server(process: process, port: port, ready: false)
             logger.info("serve process started", metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "units": "\(units.joined(separator: ","))"])
             Task { await self.awaitHealthy(key, process: process, port: port, reservation: reservation) }

@@ -1,19 +1,8 @@
+public import BerthCore
 public import Foundation
 
-/// Hyperparameters of a customization job. Each is checked against the model's ranges.
-public struct Hyperparameters: Codable, Sendable, Equatable {
-    public var epochs: Int
-    public var batchSize: Int
-    public var learningRate: Double
-    public var warmupSteps: Int
-
-    public init(epochs: Int, batchSize: Int, learningRate: Double, warmupSteps: Int) {
-        self.epochs = epochs
-        self.batchSize = batchSize
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-    }
-}
+/// Hyperparameters of a customization job, as the core keeps them (snake_case on the wire).
+public typealias Hyperparameters = HyperparameterValues
 
 /// What a runner is told about its job: the file named by `BERTH_JOB_SPEC` (snake_case JSON).
 public struct JobSpec: Codable, Sendable, Equatable {
