@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "berthd", targets: ["berthd"]),
         .executable(name: "berth", targets: ["berth"]),
         .executable(name: "berth-runner", targets: ["berth-runner"]),
+        .executable(name: "berth-bench", targets: ["berth-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
@@ -97,6 +98,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // Load generator for the invocation benchmark (Benchmarks/run-invoke-bench.sh).
+        .executableTarget(
+            name: "berth-bench",
+            dependencies: [
+                "BerthClient", "BerthWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/berth-bench",
             swiftSettings: strictSettings
         ),
         .target(

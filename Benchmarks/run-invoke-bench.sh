@@ -88,10 +88,10 @@ if [ -z "$ready" ]; then
 fi
 
 # 4. The serve process's port: berthd shows it as serve_port; failing that, its log says
-#    "serve process ready … port=NNNN".
+#    "port=NNNN serve=reservation-N … serve process ready" (on-demand ones are left out).
 port=$("$bin/berth" reservations "$name" --json | sed -n 's/.*"serve_port" *: *\([0-9][0-9]*\).*/\1/p' | head -1)
 if [ -z "$port" ]; then
-    ready_lines=$(grep 'serve process ready' "$tmp/berthd.log" || true)
+    ready_lines=$(grep 'serve process ready' "$tmp/berthd.log" | grep -v 'on-demand' || true)
     port=$( (printf '%s\n' "$ready_lines" | grep -F "$name" || printf '%s\n' "$ready_lines") |
         sed -n 's/.*port="\{0,1\}\([0-9][0-9]*\).*/\1/p' | tail -1)
 fi

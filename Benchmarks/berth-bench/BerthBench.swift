@@ -80,7 +80,7 @@ struct BerthBench: AsyncParsableCommand {
     func run() async throws {
         do {
             try await bench()
-        } catch let stop as Stop {
+        } catch let stop as BenchFailure {
             note(stop.description)
             throw ExitCode.failure
         }
@@ -154,11 +154,11 @@ struct BerthBench: AsyncParsableCommand {
             let found = try await client.request(
                 ReservationTarget.self, method: "GET", path: "/v1/reservations/" + PercentEncoding.pathSegment(reservation))
             guard found.status == "active" else {
-                throw Stop("reservation '\(reservation)' is \(found.status), not active: wait until 'berth invoke \(reservation)' works")
+                throw BenchFailure("reservation '\(reservation)' is \(found.status), not active: wait until 'berth invoke \(reservation)' works")
             }
             return found
         } catch let error as ClientError {
-            throw Stop("cannot look up reservation '\(reservation)': \(error)")
+            throw BenchFailure("cannot look up reservation '\(reservation)': \(error)")
         }
     }
 
@@ -174,7 +174,7 @@ struct BerthBench: AsyncParsableCommand {
                 note("warning: the call was not served on the reservation's units: the figures are not provisioned throughput")
             }
         } catch {
-            throw Stop("a call through berthd failed: \(error)")
+            throw BenchFailure("a call through berthd failed: \(error)")
         }
         guard let direct, case .loopback(let port) = direct.endpoint else { return }
         do throws(ClientError) {
@@ -184,7 +184,7 @@ struct BerthBench: AsyncParsableCommand {
                 throw .transport("status \(response.status): \(String(decoding: response.body, as: UTF8.self))")
             }
         } catch {
-            throw Stop("a direct call to 127.0.0.1:\(port) failed: \(error)")
+            throw BenchFailure("a direct call to 127.0.0.1:\(port) failed: \(error)")
         }
     }
 
@@ -312,7 +312,7 @@ struct BenchDocument: Encodable {
 }
 
 /// A reason the bench cannot go on, printed as `berth-bench: <reason>` with exit status 1.
-struct Stop: Error, CustomStringConvertible {
+struct BenchFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }

@@ -179,8 +179,14 @@ extension ControlPlane {
             var usage: Usage?
         }
         let body = try JSONEncoder().encode(Body(model: model, prompt: prompt, max_tokens: maxTokens))
-        let response = try await SocketClient(loopbackPort: port).send(
-            method: "POST", path: "/v1/completions", body: body, headers: [("Content-Type", "application/json")])
+        let response: BerthClient.Response
+        do {
+            response = try await serveClient.send(port: port, method: "POST", path: "/v1/completions", body: body,
+                                                  headers: [("Content-Type", "application/json")])
+        } catch {
+            await serveClient.forget(port: port)
+            throw error
+        }
         guard response.status == 200 else {
             throw APIError(.internal, "serve process answered \(response.status)")
         }

@@ -96,6 +96,12 @@ extension ControlPlane {
             }
             return view
         }
+        if view.purpose == Purpose.inference.rawValue, view.status == ReservationStatus.active.rawValue,
+           let id = try await ledger.read({ tx in try tx.reservation(named: name)?.id }) {
+            var shown = view
+            shown.servePort = await serve.readyPort(for: .reservation(id))
+            return try Requests.json(shown)
+        }
         return try Requests.json(view)
     }
 

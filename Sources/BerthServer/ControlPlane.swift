@@ -1,4 +1,5 @@
 public import BerthStore
+import BerthClient
 import BerthCore
 import BerthWire
 public import Foundation
@@ -17,6 +18,8 @@ public struct ControlPlane: Sendable {
     public let serve: ServeSupervisor
     public let meter: InvocationMeter
     let limiter = ThroughputLimiter()
+    /// Kept-alive connections to the serve processes.
+    let serveClient = KeepAliveClient()
 
     public init(
         ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,

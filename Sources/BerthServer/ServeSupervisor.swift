@@ -109,7 +109,10 @@ public actor ServeSupervisor: Service {
         wake()
     }
 
-    public func isReady(_ key: Key) -> Bool { servers[key]?.ready ?? false }
+    /// The port if the serve process is ready now, without waiting.
+    public func readyPort(for key: Key) -> Int? {
+        servers[key].flatMap { $0.ready ? $0.port : nil }
+    }
 
     private func isBackingOff(_ key: Key) -> Bool {
         backoff[key].map { ContinuousClock.now < $0.notBefore } ?? false

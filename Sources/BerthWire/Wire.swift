@@ -261,6 +261,8 @@ public struct ReservationView: Codable, Sendable, Equatable {
     public var invocations: InvocationCountsView?
     /// Inference reservations: times its serve process was restarted after dying.
     public var serveRestarts: Int?
+    /// Inference reservations: the loopback port its serve process listens on, once ready.
+    public var servePort: Int?
 
     public init(
         name: String, owner: String, model: String, purpose: String, modelUnits: Int, units: Int, commitment: String,

@@ -95,7 +95,7 @@ struct CommandFailure: Error {
         switch error {
         case .unreachable:
             message += "; check that berthd is running and that --socket or BERTH_SOCKET names its socket"
-        case .api(_, _, let retryAfter?) where status == .throttled:
+        case .api(_, _, let retryAfter?) where status == .throttled && !message.contains("retry after"):
             message += " (retry after \(retryAfter)s)"
         default:
             break

@@ -47,7 +47,7 @@ extension Berth {
 
         func run() async throws {
             var outcomes: [(target: String, outcome: Outcome)] = []
-            // One after the other: run at once, the two would compete for the same units.
+            // One after the other, so neither call's latency includes the other's load.
             for target in [first, second] {
                 let request = InvokeRequest(target: target, prompt: prompt, maxTokens: maxTokens)
                 do {
