@@ -4,21 +4,51 @@ import BerthStore
 import BerthWire
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// Each inference reservation's token bucket, in memory: a restart starts it full, which errs
-/// toward the customer.
-actor ThroughputLimiter {
-    private var buckets: [Int64: TokenBucket] = [:]
+/// toward the customer. A lock, not an actor: every call passes here.
+final class ThroughputLimiter: Sendable {
+    private let buckets = Mutex<[Int64: TokenBucket]>([:])
 
     func take(_ amount: Int, reservation: Int64, budget: Int, now: Date) -> TokenBucket.Decision {
-        if buckets[reservation]?.capacity != Double(budget) {
-            buckets[reservation] = TokenBucket(tokensPerMinute: budget, now: now)
+        buckets.withLock { buckets in
+            if buckets[reservation]?.capacity != Double(budget) {
+                buckets[reservation] = TokenBucket(tokensPerMinute: budget, now: now)
+            }
+            return buckets[reservation]!.take(amount, now: now)
         }
-        return buckets[reservation]!.take(amount, now: now)
     }
 
     func reconcile(reservation: Int64, charged: Int, used: Int, now: Date) {
-        buckets[reservation]?.reconcile(charged: charged, used: used, now: now)
+        buckets.withLock { $0[reservation]?.reconcile(charged: charged, used: used, now: now) }
+    }
+}
+
+/// Where targets went, for a second: a call should not cost a ledger read. Any change through
+/// the API clears it, and an entry lives at most `lifetime`, so a reservation the scheduler
+/// ended stops being served within a second (its serve process is gone by then anyway).
+final class RouteCache: Sendable {
+    private let entries = Mutex<[String: (route: ControlPlane.Route, until: ContinuousClock.Instant)]>([:])
+    private let lifetime: Duration = .seconds(1)
+
+    func route(_ key: String) -> ControlPlane.Route? {
+        entries.withLock { entries in
+            guard let entry = entries[key] else { return nil }
+            if entry.until < .now {
+                entries[key] = nil
+                return nil
+            }
+            return entry.route
+        }
+    }
+
+    func store(_ route: ControlPlane.Route, for key: String) {
+        entries.withLock { $0[key] = (route, .now + lifetime) }
+    }
+
+    func clear() {
+        entries.withLock { $0.removeAll() }
     }
 }
 
@@ -26,7 +56,7 @@ extension ControlPlane {
     static let defaultMaxTokens = 64
 
     /// Where a call goes: a reservation's own serve process, or a base model's on-demand one.
-    enum Route {
+    enum Route: Sendable {
         case provisioned(Reservation, Model)
         case onDemand(Model)
     }
@@ -42,9 +72,15 @@ extension ControlPlane {
         // 1. The target: a reservation of that name, else a model id.
         let route: Route
         do {
-            route = try await resolve(input.target, caller: caller)
+            let cacheKey = "\(caller.user)|\(caller.isAdmin)|\(input.target)"
+            if let cached = routes.route(cacheKey) {
+                route = cached
+            } else {
+                route = try await resolve(input.target, caller: caller)
+                routes.store(route, for: cacheKey)
+            }
         } catch let error as APIError {
-            await meter.record(InvocationRecord(
+            meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: nil, model: input.target, tier: nil,
                 outcome: "refused", inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0))
             throw error
@@ -56,7 +92,7 @@ extension ControlPlane {
         case .onDemand(let m): model = m
         }
         func refuse(_ error: APIError, outcome: String = "refused") async -> APIError {
-            await meter.record(InvocationRecord(
+            meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: nil,
                 outcome: outcome, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0,
                 budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
@@ -83,7 +119,7 @@ extension ControlPlane {
         var charged = 0
         if let r = reservation {
             let budget = r.modelUnits * model.tokensPerMinute
-            switch await limiter.take(estimate, reservation: r.id, budget: budget, now: now) {
+            switch limiter.take(estimate, reservation: r.id, budget: budget, now: now) {
             case .granted:
                 charged = estimate
             case .tooLarge:
@@ -110,7 +146,7 @@ extension ControlPlane {
             port = await serve.onDemandPort(model: model)
         }
         guard let port else {
-            if let r = reservation, charged > 0 { await limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
+            if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
             throw await refuse(APIError(.invalidState, "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
         }
         let completion: (text: String, finish: String?, input: Int, output: Int)
@@ -118,18 +154,18 @@ extension ControlPlane {
             completion = try await complete(port: port, model: model.id, prompt: input.prompt, maxTokens: maxTokens)
         } catch {
             await serve.reportFailure(key)
-            if let r = reservation, charged > 0 { await limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
+            if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
             throw await refuse(APIError(.invalidState, "the serve process for \(input.target) did not answer (\(error)); it is restarted: retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
         }
         if let r = reservation, charged > 0 {
-            await limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())
+            limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())
         }
         let elapsed = (ContinuousClock.now - started).components
         let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
         let cost = tier == "on-demand"
             ? Double(completion.input) / 1000 * (model.price.onDemandInputPer1k ?? 0) + Double(completion.output) / 1000 * (model.price.onDemandOutputPer1k ?? 0)
             : 0
-        await meter.record(InvocationRecord(
+        meter.record(InvocationRecord(
             at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
             outcome: "served", inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
             budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))

@@ -18,6 +18,7 @@ public struct ControlPlane: Sendable {
     public let serve: ServeSupervisor
     public let meter: InvocationMeter
     let limiter = ThroughputLimiter()
+    let routes = RouteCache()
     /// Kept-alive connections to the serve processes.
     let serveClient = KeepAliveClient()
 
@@ -38,6 +39,7 @@ public struct ControlPlane: Sendable {
 
     /// After a change: the scheduler plans again, the supervisor starts or stops runners.
     func changed() {
+        routes.clear()
         scheduler.wake()
         supervisor.wake()
         serve.wake()
