@@ -155,7 +155,7 @@ extension ControlPlane {
         } catch {
             await serve.reportFailure(key)
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) did not answer (\(error)); it is restarted: retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
+            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
         }
         if let r = reservation, charged > 0 {
             limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())

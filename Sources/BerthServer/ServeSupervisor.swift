@@ -29,6 +29,9 @@ public actor ServeSupervisor: Service {
         var process: RunnerProcess
         var port: Int
         var ready: Bool
+        /// The model it serves: a reservation moved to another model gets a new process.
+        var model: String
+        var readySince: ContinuousClock.Instant?
     }
 
     private let ledger: Ledger
@@ -83,9 +86,17 @@ public actor ServeSupervisor: Service {
     /// not running (a reservation that is not active, or a crash being backed off).
     public func port(for key: Key) async -> Int? {
         let deadline = ContinuousClock.now + Self.startTimeout
+        // A reservation made a moment ago may not have its process yet: give the next pass a
+        // few seconds to start one before answering that there is none.
+        let startBy = ContinuousClock.now + .seconds(3)
         while ContinuousClock.now < deadline && !shuttingDown {
-            guard let server = servers[key] else { return nil }
-            if server.ready { return server.port }
+            if let server = servers[key] {
+                if server.ready { return server.port }
+            } else if ContinuousClock.now > startBy {
+                return nil
+            } else {
+                wake()
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
@@ -134,7 +145,9 @@ public actor ServeSupervisor: Service {
         // 1. Processes that died: count it, and back off before the next start.
         for (key, server) in servers where server.process.hasExited {
             servers[key] = nil
-            let failures = (backoff[key]?.failures ?? 0) + 1
+            // A process that served for a minute before it died starts the count afresh.
+            let longLived = server.readySince.map { ContinuousClock.now - $0 > .seconds(60) } ?? false
+            let failures = (longLived ? 0 : backoff[key]?.failures ?? 0) + 1
             let delay = Duration.milliseconds(min(30_000, 500 << min(failures - 1, 6)))
             backoff[key] = (failures, ContinuousClock.now + delay)
             logger.warning("serve process exited; restarting after a backoff", metadata: ["serve": "\(key)", "failures": "\(failures)", "backoff": "\(delay)"])
@@ -143,9 +156,9 @@ public actor ServeSupervisor: Service {
             }
         }
         // 2. Reservations that ended: stop their processes.
-        let live = Set(wanted.map { Key.reservation($0.0.id) })
+        let live = Dictionary(wanted.map { (Key.reservation($0.0.id), $0.0.model) }, uniquingKeysWith: { a, _ in a })
         for (key, server) in servers {
-            if case .reservation = key, !live.contains(key) {
+            if case .reservation = key, live[key] != server.model {
                 server.process.signalGroup(SIGTERM)
                 let process = server.process
                 let grace = settings.stopGrace
@@ -178,7 +191,17 @@ public actor ServeSupervisor: Service {
             let catalog = (try? await ledger.read { tx in try tx.units() }) ?? []
             let process = try settings.spawn(
                 argv, units: units, catalog: catalog, home: folder, logPath: "\(folder)/\(key).log", extra: ["BERTH_SERVE": "\(key)"])
-            servers[key] = Server(process: process, port: port, ready: false)
+            servers[key] = Server(process: process, port: port, ready: false, model: model.id)
+            // Its stdout is not berthd's business: into its log, so nothing piles up in memory.
+            let log = "\(folder)/\(key).log"
+            Task {
+                let handle = FileHandle(forWritingAtPath: log)
+                for await lines in process.lineBatches() {
+                    handle?.seekToEndOfFile()
+                    handle?.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+                }
+                try? handle?.close()
+            }
             logger.info("serve process started", metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "units": "\(units.joined(separator: ","))"])
             Task { await self.awaitHealthy(key, process: process, port: port, reservation: reservation) }
         } catch {
@@ -195,6 +218,7 @@ public actor ServeSupervisor: Service {
             if let answer = try? await client.send(method: "GET", path: "/health"), answer.status == 200 {
                 if servers[key]?.process === process {
                     servers[key]?.ready = true
+                    servers[key]?.readySince = .now
                     logger.info("serve process ready", metadata: ["serve": "\(key)", "port": "\(port)"])
                 }
                 return

@@ -20,7 +20,8 @@ enum Format {
         guard let value else { return "-" }
         if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
         // 0.000035, not 3.5e-05: as prices and learning rates are written.
-        return abs(value) < 1e-3 && value != 0 ? HyperparameterCheck.plainDecimal(value) : String(value)
+        // Ten significant digits: prices and costs without floating-point noise.
+        return abs(value) < 1e-3 && value != 0 ? HyperparameterCheck.plainDecimal(value) : String(format: "%.10g", value)
     }
 
     static func list(_ values: [String]) -> String {

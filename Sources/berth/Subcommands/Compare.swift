@@ -27,7 +27,7 @@ extension Berth {
         @Option(parsing: .unconditional, help: ArgumentHelp("The text to send to both.", valueName: "text"))
         var prompt: String
 
-        @Option(help: "The most tokens to generate (default: the model server's).")
+        @Option(help: "The most tokens to generate (default: 64, or the model's max_tokens if smaller).")
         var maxTokens: Int?
 
         /// How the output column is cut: lines of at most this many characters, at most this many lines.

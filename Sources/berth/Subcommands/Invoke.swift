@@ -14,8 +14,8 @@ extension Berth {
                 wait, unless the reservation spills over to on-demand. Prints the model's output, \
                 then which tier served it, the token counts and the latency.
 
-                A call is metered and is never retried: if the connection breaks, check \
-                'berth usage' before calling again.
+                A call is metered and is never retried: if the connection breaks, check the \
+                reservation's invocation counts ('berth reservations NAME --json') before calling again.
                 """
         )
 
@@ -27,7 +27,7 @@ extension Berth {
         @Option(parsing: .unconditional, help: ArgumentHelp("The text to send.", valueName: "text"))
         var prompt: String
 
-        @Option(help: "The most tokens to generate (default: the model server's).")
+        @Option(help: "The most tokens to generate (default: 64, or the model's max_tokens if smaller).")
         var maxTokens: Int?
 
         @Option(help: ArgumentHelp("An image to send with the prompt, for models that take images (at most 700 KiB).", valueName: "file"))
