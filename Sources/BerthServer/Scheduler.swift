@@ -124,15 +124,6 @@ public final class Scheduler: Service, Sendable {
     }
 }
 
-extension PlanStep {
-    var changesJobs: Bool {
-        switch self {
-        case .startJob, .stopJob, .cancelJob: true
-        case .activate, .grow, .expire: false
-        }
-    }
-}
-
 /// A wake-up call to a service made after the caller: two services that wake each other.
 public final class WakeRelay: Sendable {
     private let target = Mutex<(@Sendable () -> Void)?>(nil)

@@ -35,6 +35,11 @@ public struct InvocationCounts: Sendable, Equatable {
     public var throttled: Int
     public var inputTokens: Int
     public var outputTokens: Int
+
+    public init(calls: Int, served: Int, throttled: Int, inputTokens: Int, outputTokens: Int) {
+        self.calls = calls; self.served = served; self.throttled = throttled
+        self.inputTokens = inputTokens; self.outputTokens = outputTokens
+    }
 }
 
 extension LedgerTransaction {

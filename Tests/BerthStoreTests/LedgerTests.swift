@@ -142,4 +142,27 @@ struct LedgerTests {
             try ledger.writeNow { try $0.recordIdempotentAnswer(owner: "alice", key: "k1", answer: answer, now: t(1)) }
         }
     }
+
+    @Test("calls are recorded in one batch and rolled up per reservation per minute: served tokens, calls, throttles")
+    func invocationRollup() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
+        func call(_ seconds: Double, _ outcome: String, tier: String? = "provisioned", input: Int = 10, output: Int = 20) -> InvocationRecord {
+            InvocationRecord(at: t(0).addingTimeInterval(seconds), owner: "alice", target: "r0", reservationID: r.id, model: "m", tier: tier,
+                             outcome: outcome, inputTokens: input, outputTokens: output, latencyMs: 1, cost: 0, budgetPerMinute: 600)
+        }
+        try ledger.writeNow { tx in
+            try tx.record([call(5, "served"), call(30, "served"), call(50, "throttled", tier: nil, input: 0, output: 0),
+                           call(59, "served", tier: "on-demand"), call(65, "served")])
+        }
+        let minutes = try ledger.readNow { try $0.utilization(reservationID: r.id) }
+        // Spilled-over calls are not the reservation's own: they do not count against its budget.
+        #expect(minutes.map(\.minute) == [t(0), t(0).addingTimeInterval(60)])
+        #expect(minutes.map(\.tokens) == [60, 30])
+        #expect(minutes.allSatisfy { $0.budget == 600 })
+        let counts = try ledger.readNow { try $0.invocationCounts(reservationID: r.id) }
+        #expect(counts == InvocationCounts(calls: 5, served: 4, throttled: 1, inputTokens: 40, outputTokens: 80))
+    }
 }
