@@ -154,8 +154,11 @@ public enum Planner {
             }
             return free.count >= count ? Array(free.prefix(count)) : nil
         }
+        // A unit whose runner has not exited yet stays with its reservation past the end: the
+        // lease ends when the runner is gone, so no one else's work starts beside it.
+        let busyUnits = Set(snapshot.jobs.filter { $0.status == .running || $0.status == .stopping }.flatMap(\.units))
         func releaseUnits(of id: Int64, at time: Date) {
-            for (unit, owner) in holder where owner == id {
+            for (unit, owner) in holder where owner == id && !busyUnits.contains(unit) {
                 holder[unit] = nil
                 freeSince[unit] = time
             }

@@ -174,6 +174,12 @@ extension LedgerTransaction {
             progress = CASE WHEN ? = 'completed' THEN 1 ELSE progress END WHERE id = ?
             """, arguments: [status.rawValue, reason, exitStatus, at, busy, status.rawValue, jobID])
         try addJobEvent(jobID, at: at, kind: status.rawValue, detail: reason ?? exitStatus.map { "exit status \($0)" } ?? "")
+        // The runner is gone: units its ended reservation kept for it are free now.
+        try db.execute(sql: """
+            UPDATE leases SET held = 0, "end" = ?
+            WHERE held AND reservation_id = ? AND unit_id IN (SELECT value FROM json_each(?))
+              AND (SELECT status FROM reservations WHERE id = leases.reservation_id) NOT IN ('pending', 'active')
+            """, arguments: [at, job.reservationId, String(decoding: try JSONEncoder().encode(job.units), as: UTF8.self)])
     }
 
     public func setJobLogPath(_ jobID: Int64, _ path: String) throws {

@@ -168,10 +168,15 @@ public struct LedgerTransaction {
         try db.execute(sql: """
             UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
             """, arguments: [status.rawValue, at, reason, reservationID])
+        // Units a job of this reservation still runs on stay held until its runner is gone
+        // (`finishJob` closes them): the reservation's jobs stop first.
+        let busy = try JobRecord.fetchAll(db, sql: """
+            SELECT * FROM jobs WHERE reservation_id = ? AND status IN ('running', 'stopping')
+            """, arguments: [reservationID]).flatMap(\.units)
         try db.execute(sql: """
             UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END
-            WHERE reservation_id = ? AND held
-            """, arguments: [at, at, reservationID])
+            WHERE reservation_id = ? AND held AND unit_id NOT IN (SELECT value FROM json_each(?))
+            """, arguments: [at, at, reservationID, String(decoding: try JSONEncoder().encode(busy), as: UTF8.self)])
     }
 
     // MARK: Leases

@@ -59,6 +59,27 @@ struct JobPlanningTests {
         #expect(plan.steps == [.stopJob(jobID: 1, reason: "reservation-ended", at: t(1)), .cancelJob(jobID: 2, reason: "reservation-ended", at: t(1))])
     }
 
+    @Test("a reservation that ends keeps the units its runners still run on, and no one else gets them meanwhile")
+    func endedReservationKeepsBusyUnits() {
+        var sim = PlanSimulator(units: Fixtures.dedicatedUnits(2))
+        sim.reservations[1] = Fixtures.reservation(1, units: 2, start: t(0), end: t(2))
+        sim.apply(Planner.plan(sim.snapshot, now: t(0)))
+        sim.jobs[1] = job(1, units: 1, status: .running, running: ["cpu-0"])
+        sim.reservations[2] = Fixtures.reservation(2, units: 2, start: t(2), end: nil)
+        let plan = Planner.plan(sim.snapshot, now: t(2))
+        sim.apply(plan)
+        #expect(plan.steps.contains(.stopJob(jobID: 1, reason: "reservation-ended", at: t(2))))
+        // Reservation 2 waits for cpu-0: it is placed only once the runner is gone.
+        #expect(!plan.steps.contains { if case .activate(2, _, _, _, _) = $0 { true } else { false } })
+        #expect(sim.overlappingLeases(now: t(2)).isEmpty)
+        sim.jobs[1]?.status = .stopped
+        sim.close(1, at: t(2.1))
+        let later = Planner.plan(sim.snapshot, now: t(2.1))
+        sim.apply(later)
+        #expect(sim.reservations[2]?.status == .active)
+        #expect(sim.overlappingLeases(now: t(2.1)).isEmpty)
+    }
+
     @Test("a stopping job keeps its units until its process is gone")
     func stoppingHoldsUnits() {
         var sim = simulator(pool: 2, units: 1)

@@ -88,8 +88,9 @@ public struct PlanSimulator {
         close(id, at: at)
     }
 
-    mutating func close(_ id: Int64, at: Date) {
-        for i in held where leases[i].reservationID == id {
+    public mutating func close(_ id: Int64, at: Date) {
+        let busy = Set(jobs.values.filter { $0.status == .running || $0.status == .stopping }.flatMap(\.units))
+        for i in held where leases[i].reservationID == id && !busy.contains(leases[i].unit) {
             leases[i].end = min(leases[i].end ?? at, at)
             held.remove(i)
         }

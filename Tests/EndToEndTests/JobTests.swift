@@ -270,8 +270,14 @@ struct JobTests {
         let queued = try submittedID(try submit(daemon, "wait", data: data, output: daemon.directory.file("o2")))
         try wait(daemon, running, for: ["running"])
         #expect(try daemon.cli(["release", "train"]).status == 0)
-        #expect(try wait(daemon, running, for: ["stopped", "failed"], timeout: 15)["reason"] as? String == "reservation-ended")
+        let stopped = try wait(daemon, running, for: ["stopped", "failed"], timeout: 15)
+        #expect(stopped["reason"] as? String == "reservation-ended")
         #expect(try wait(daemon, queued, for: ["stopped"])["reason"] as? String == "reservation-ended")
+        // The unit stayed with the released reservation until its runner was gone.
+        let lease = try #require((try daemon.json(["reservations", "train"])["leases"] as? [[String: Any]])?.first)
+        #expect(lease["end"] as? String == stopped["ended_at"] as? String)
+        let units = try #require(try daemon.json(["units"])["units"] as? [[String: Any]])
+        #expect(units.allSatisfy { $0["holder"] == nil })
     }
 
     @Test("after a restart queued jobs are still queued, and a running job whose berthd died is failed daemon-restart")
