@@ -215,7 +215,8 @@ public actor JobSupervisor: Service {
         let (model, unitRows) = try await ledger.read { tx in (try tx.model(id: job.model), try tx.units()) }
         let fileManager = FileManager.default
         try fileManager.createDirectory(atPath: settings.jobsFolder, withIntermediateDirectories: true)
-        try fileManager.createDirectory(atPath: job.output, withIntermediateDirectories: true)
+        // Outputs are the submitter's to read, whatever berthd's own umask (077) is.
+        try fileManager.createDirectory(atPath: job.output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         if getuid() == 0 { chown(job.output, uid_t(job.callerUid), gid_t(job.callerGid)) }
 
         let spec = JobSpec(
@@ -324,6 +325,7 @@ public actor JobSupervisor: Service {
             }
             let path = job.output + "/metrics.csv"
             try Data(csv.utf8).write(to: URL(fileURLWithPath: path))
+            chmod(path, 0o644)
             if getuid() == 0 { chown(path, uid_t(job.callerUid), gid_t(job.callerGid)) }
         }
         try tx.finishJob(id, status: .completed, reason: nil, exitStatus: 0, at: now)
