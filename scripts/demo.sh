@@ -66,6 +66,13 @@ wait_for "$batch"
 step jobs
 printf '\n$ head -3 run/out/%s-batch/output.jsonl\n' "$custom"
 head -3 "run/out/$custom-batch/output.jsonl" || true
+# Calls: through the reservation (provisioned), a base model on demand, the custom model
+# refused on demand, and the two side by side.
+step invoke demo-custom --prompt "what does the ledger keep" --max-tokens 12
+step invoke amazon.nova-micro-v1:0 --prompt "what does the ledger keep" --max-tokens 12
+step invoke "$custom" --prompt "what does the ledger keep"
+step compare demo-custom amazon.nova-micro-v1:0 --prompt "what does the scheduler do" --max-tokens 12
+step reservations demo-custom --json
 step release demo-custom
 step release demo-train
 step release demo-serve
