@@ -29,8 +29,10 @@ public actor ServeSupervisor: Service {
         var process: RunnerProcess
         var port: Int
         var ready: Bool
-        /// The model it serves: a reservation moved to another model gets a new process.
+        /// The model it serves and the units it runs on: a reservation moved to another model,
+        /// or given more units, gets a new process.
         var model: String
+        var units: [String]
         var readySince: ContinuousClock.Instant?
     }
 
@@ -156,9 +158,9 @@ public actor ServeSupervisor: Service {
             }
         }
         // 2. Reservations that ended: stop their processes.
-        let live = Dictionary(wanted.map { (Key.reservation($0.0.id), $0.0.model) }, uniquingKeysWith: { a, _ in a })
+        let live = Dictionary(wanted.map { (Key.reservation($0.0.id), ($0.0.model, $0.2.sorted())) }, uniquingKeysWith: { a, _ in a })
         for (key, server) in servers {
-            if case .reservation = key, live[key] != server.model {
+            if case .reservation = key, live[key].map({ $0.0 != server.model || $0.1 != server.units.sorted() }) ?? true {
                 server.process.signalGroup(SIGTERM)
                 let process = server.process
                 let grace = settings.stopGrace
@@ -191,7 +193,7 @@ public actor ServeSupervisor: Service {
             let catalog = (try? await ledger.read { tx in try tx.units() }) ?? []
             let process = try settings.spawn(
                 argv, units: units, catalog: catalog, home: folder, logPath: "\(folder)/\(key).log", extra: ["BERTH_SERVE": "\(key)"])
-            servers[key] = Server(process: process, port: port, ready: false, model: model.id)
+            servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)
             // Its stdout is not berthd's business: into its log, so nothing piles up in memory.
             let log = "\(folder)/\(key).log"
             Task {

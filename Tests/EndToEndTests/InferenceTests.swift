@@ -126,6 +126,26 @@ struct InferenceTests {
         #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 1)
     }
 
+    @Test("adding units to an active inference reservation gives its serve process the new units")
+    func updateRestartsServe() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "grow", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        #expect(try daemon.cli(["invoke", "grow", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
+        #expect(try daemon.cli(["update", "grow", "--units", "2"]).status == 0)
+        func serveUnits() -> [String] {
+            servePIDs(daemon).compactMap { pid in
+                FileManager.default.contents(atPath: "/proc/\(pid)/environ")?.split(separator: 0)
+                    .map { String(decoding: $0, as: UTF8.self) }.first { $0.hasPrefix("BERTH_UNITS=") }
+            }
+        }
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline && !(serveUnits().count == 1 && serveUnits()[0].contains(",")) { usleep(100_000) }
+        #expect(serveUnits().count == 1)
+        #expect(serveUnits().first?.split(separator: ",").count == 2)
+        #expect(try daemon.cli(["invoke", "grow", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
+    }
+
     @Test("calls answered just before a clean stop are in the ledger after it; releasing stops the serve process")
     func meteringSurvivesStop() throws {
         let daemon = try TemporaryDaemon()
