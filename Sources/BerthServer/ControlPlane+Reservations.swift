@@ -67,24 +67,45 @@ extension ControlPlane {
             return (201, try Wire.encoder().encode(view))
         }
         context.logger.info("reserved", metadata: ["reservation": "\(input.name)", "owner": "\(caller.user)", "status": "\(response.status.code)"])
+        // An inference reservation is reported active only once its serve process answers:
+        // wait for it (or for its failure) before answering.
+        if purpose == .inference, let made = try await ledger.read({ tx in try tx.reservation(named: input.name) }),
+           made.status == .active, made.owner == caller.user {
+            _ = await serve.port(for: .reservation(made.id))
+            let view = try await ledger.read { tx in try Views.reservation(try tx.reservation(id: made.id) ?? made, in: tx) }
+            return try Requests.json(await presented(view, id: made.id), status: .created)
+        }
         return response
+    }
+
+    /// How the API shows a reservation: an active inference reservation whose serve process
+    /// does not answer yet is still `pending`, "starting its serve process".
+    func presented(_ view: ReservationView, id: Int64) async -> ReservationView {
+        guard view.purpose == Purpose.inference.rawValue, view.status == ReservationStatus.active.rawValue else { return view }
+        var shown = view
+        shown.servePort = await serve.readyPort(for: .reservation(id))
+        if shown.servePort == nil {
+            shown.status = ReservationStatus.pending.rawValue
+            shown.statusReason = "starting its serve process"
+        }
+        return shown
     }
 
     func listReservations(_ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
-        let list = try await ledger.read { tx in
-            ReservationList(reservations: try tx.reservations(owner: caller.isAdmin ? nil : caller.user).map {
-                try Views.reservation($0, in: tx)
-            })
+        let rows = try await ledger.read { tx in
+            try tx.reservations(owner: caller.isAdmin ? nil : caller.user).map { ($0.id, try Views.reservation($0, in: tx)) }
         }
-        return try Requests.json(list)
+        var shown: [ReservationView] = []
+        for (id, view) in rows { shown.append(await presented(view, id: id)) }
+        return try Requests.json(ReservationList(reservations: shown))
     }
 
     func showReservation(_ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
         let name = try Self.parameter("name", context)
         await meter.flush()
-        let view = try await ledger.read { tx in
+        let (id, view) = try await ledger.read { tx in
             let r = try Self.visibleReservation(name, caller: caller, tx)
             var view = try Views.reservation(r, in: tx)
             if r.purpose == .inference {
@@ -94,15 +115,9 @@ extension ControlPlane {
                     inputTokens: counts.inputTokens, outputTokens: counts.outputTokens)
                 view.serveRestarts = try tx.serveRestarts(reservationID: r.id)
             }
-            return view
+            return (r.id, view)
         }
-        if view.purpose == Purpose.inference.rawValue, view.status == ReservationStatus.active.rawValue,
-           let id = try await ledger.read({ tx in try tx.reservation(named: name)?.id }) {
-            var shown = view
-            shown.servePort = await serve.readyPort(for: .reservation(id))
-            return try Requests.json(shown)
-        }
-        return try Requests.json(view)
+        return try Requests.json(await presented(view, id: id))
     }
 
     func updateReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {

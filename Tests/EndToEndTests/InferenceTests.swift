@@ -57,6 +57,33 @@ struct InferenceTests {
         #expect(metered["output_tokens"] as? Int == answer["output_tokens"] as? Int)
     }
 
+    @Test("an inference reservation is reported active only once its serve process answers")
+    func activeOnceServing() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let reserved = try daemon.json(["reserve", "ready", "--model", Self.model, "--units", "1", "--purpose", "inference"])
+        #expect(reserved["status"] as? String == "active")
+        #expect(reserved["serve_port"] is Int)
+    }
+
+    @Test("an inference reservation whose serve process never answers is failed, with the reason")
+    func serveNeverAnswers() throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-serve")
+        defer { scripts.remove() }
+        let broken = scripts.file("broken-serve.sh")
+        try "#!/bin/sh\necho 'cannot load the model' >&2\nexit 1\n".write(toFile: broken, atomically: true, encoding: .utf8)
+        chmod(broken, 0o755)
+        let config = TemporaryDaemon.config().replacingOccurrences(
+            of: #"serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"]"#,
+            with: #"serve = ["\#(broken)", "{port}"]"#)
+        let daemon = try TemporaryDaemon(config: config)
+        try daemon.start()
+        let reserved = try daemon.json(["reserve", "doomed", "--model", Self.model, "--units", "1", "--purpose", "inference"])
+        #expect(reserved["status"] as? String == "failed")
+        #expect((reserved["status_reason"] as? String)?.contains("serve process") == true)
+        #expect((try daemon.json(["units"])["units"] as? [[String: Any]])?.allSatisfy { $0["holder"] == nil } == true)
+    }
+
     @Test("an image to a text-only model is refused with unsupported-modality")
     func imageToTextModel() throws {
         let daemon = try TemporaryDaemon()
