@@ -126,7 +126,7 @@ struct BerthBench: AsyncParsableCommand {
         if json {
             let document = BenchDocument(
                 reservation: reservation, model: model, clients: clients, threads: threadCount, seconds: duration,
-                prompt: prompt, maxTokens: maxTokens, runs: runs.map(BenchDocument.Run.init), overhead: comparison)
+                prompt: prompt, maxTokens: maxTokens, runs: runs, overhead: comparison)
             print(String(decoding: try Wire.encoder(pretty: true).encode(document), as: UTF8.self))
         } else {
             print(Self.report(runs, overhead: comparison))
@@ -280,26 +280,6 @@ struct Overhead: Encodable {
 
 /// `--json`: snake_case as the API is.
 struct BenchDocument: Encodable {
-    struct Run: Encodable {
-        var name: String
-        var endpoint: String
-        var calls: Int
-        var failures: Int
-        var firstFailure: String?
-        var seconds: Double
-        var callsPerSecond: Double
-        var p50Ms: Double?
-        var p90Ms: Double?
-        var p99Ms: Double?
-        var maxMs: Double?
-
-        init(_ figures: RunFigures) {
-            name = figures.name; endpoint = figures.endpoint; calls = figures.calls; failures = figures.failures
-            firstFailure = figures.firstFailure; seconds = figures.seconds; callsPerSecond = figures.callsPerSecond
-            p50Ms = figures.p50; p90Ms = figures.p90; p99Ms = figures.p99; maxMs = figures.max
-        }
-    }
-
     var reservation: String
     var model: String
     var clients: Int
@@ -307,7 +287,7 @@ struct BenchDocument: Encodable {
     var seconds: Double
     var prompt: String
     var maxTokens: Int
-    var runs: [Run]
+    var runs: [RunFigures]
     var overhead: Overhead?
 }
 

@@ -37,7 +37,7 @@ struct CallTemplate: Sendable {
 }
 
 /// A measured run: how many calls were answered, how fast, and the spread of their latencies.
-struct RunFigures: Sendable {
+struct RunFigures: Sendable, Encodable {
     var name: String
     var endpoint: String
     var calls: Int
@@ -50,6 +50,12 @@ struct RunFigures: Sendable {
     var p90: Double?
     var p99: Double?
     var max: Double?
+
+    /// In `--json`, latencies say their unit.
+    enum CodingKeys: String, CodingKey {
+        case name, endpoint, calls, failures, firstFailure, seconds, callsPerSecond
+        case p50 = "p50Ms", p90 = "p90Ms", p99 = "p99Ms", max = "maxMs"
+    }
 
     init(name: String, endpoint: Endpoint, tally: CallTally, seconds: Double) {
         self.name = name
