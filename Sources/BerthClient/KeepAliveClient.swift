@@ -6,7 +6,7 @@ import Synchronization
 
 /// HTTP/1.1 to loopback ports over kept-alive connections: berthd's calls to its serve
 /// processes. Opening a TCP connection per call costs more than the call itself.
-public actor KeepAliveClient {
+public final class KeepAliveClient: Sendable {
     /// One connection and the task that owns it, taking one exchange at a time.
     final class Connection: Sendable {
         typealias Job = (head: HTTPRequestHead, body: Data, answer: CheckedContinuation<Response, any Error>)
@@ -20,7 +20,8 @@ public actor KeepAliveClient {
         var isOpen: Bool { open.withLock { $0 } }
     }
 
-    private var idle: [Int: [Connection]] = [:]
+    /// Idle connections per port, behind a lock: every call takes one and gives it back.
+    private let idle = Mutex<[Int: [Connection]]>([:])
     /// Idle connections kept per port; more are opened under load and closed when returned.
     private let keepPerPort: Int
 
@@ -53,25 +54,30 @@ public actor KeepAliveClient {
     }
 
     private func take(_ port: Int) async throws -> (Connection, Bool) {
-        while let connection = idle[port]?.popLast() {
-            if connection.isOpen { return (connection, true) }
+        let kept = idle.withLock { idle -> Connection? in
+            while let connection = idle[port]?.popLast() {
+                if connection.isOpen { return connection }
+            }
+            return nil
         }
+        if let kept { return (kept, true) }
         return (try await Self.connect(port), false)
     }
 
     private func give(_ connection: Connection, port: Int) {
         guard connection.isOpen else { return }
-        if idle[port, default: []].count < keepPerPort {
+        let kept = idle.withLock { idle -> Bool in
+            guard idle[port, default: []].count < keepPerPort else { return false }
             idle[port, default: []].append(connection)
-        } else {
-            connection.jobs.finish()
+            return true
         }
+        if !kept { connection.jobs.finish() }
     }
 
     /// Forgets the connections to a port (its server is gone).
     public func forget(port: Int) {
-        for connection in idle[port] ?? [] { connection.jobs.finish() }
-        idle[port] = nil
+        let dropped = idle.withLock { idle in idle.removeValue(forKey: port) ?? [] }
+        for connection in dropped { connection.jobs.finish() }
     }
 
     static func connect(_ port: Int) async throws -> Connection {

@@ -140,10 +140,10 @@ extension ControlPlane {
         let port: Int?
         if tier == "provisioned", let r = reservation {
             key = .reservation(r.id)
-            port = await serve.port(for: key)
+            if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.port(for: key) }
         } else {
             key = .onDemand(model.id)
-            port = await serve.onDemandPort(model: model)
+            if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.onDemandPort(model: model) }
         }
         guard let port else {
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
@@ -220,7 +220,7 @@ extension ControlPlane {
             response = try await serveClient.send(port: port, method: "POST", path: "/v1/completions", body: body,
                                                   headers: [("Content-Type", "application/json")])
         } catch {
-            await serveClient.forget(port: port)
+            serveClient.forget(port: port)
             throw error
         }
         guard response.status == 200 else {

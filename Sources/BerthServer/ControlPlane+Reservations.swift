@@ -83,7 +83,7 @@ extension ControlPlane {
     func presented(_ view: ReservationView, id: Int64) async -> ReservationView {
         guard view.purpose == Purpose.inference.rawValue, view.status == ReservationStatus.active.rawValue else { return view }
         var shown = view
-        shown.servePort = await serve.readyPort(for: .reservation(id))
+        shown.servePort = serve.readyPort(for: .reservation(id))
         if shown.servePort == nil {
             shown.status = ReservationStatus.pending.rawValue
             shown.statusReason = "starting its serve process"

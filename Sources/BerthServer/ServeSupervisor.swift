@@ -5,6 +5,7 @@ public import BerthStore
 public import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,15 @@ public actor ServeSupervisor: Service {
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let doorbell = Doorbell()
-    private var servers: [Key: Server] = [:]
+    private var servers: [Key: Server] = [:] {
+        didSet {
+            let ready = servers.compactMapValues { $0.ready ? $0.port : nil }
+            readyPorts.withLock { $0 = ready }
+        }
+    }
+    /// The ports of ready serve processes, readable without a hop onto this actor: every call
+    /// asks.
+    private let readyPorts = Mutex<[Key: Int]>([:])
     /// After a crash: how many in a row, and not before when to start again.
     private var backoff: [Key: (failures: Int, notBefore: ContinuousClock.Instant)] = [:]
     private var shuttingDown = false
@@ -123,8 +132,8 @@ public actor ServeSupervisor: Service {
     }
 
     /// The port if the serve process is ready now, without waiting.
-    public func readyPort(for key: Key) -> Int? {
-        servers[key].flatMap { $0.ready ? $0.port : nil }
+    public nonisolated func readyPort(for key: Key) -> Int? {
+        readyPorts.withLock { $0[key] }
     }
 
     private func isBackingOff(_ key: Key) -> Bool {
