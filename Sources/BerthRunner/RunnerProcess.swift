@@ -182,13 +182,6 @@ public final class RunnerProcess: Sendable {
         kill(-pid, sig)
     }
 
-    /// Whether `pid` is a runner of job `jobID`: its environment says so. Guards against a
-    /// recycled pid when a restarted daemon cleans up after its predecessor.
-    public static func isRunner(pid: Int32, jobID: Int64) -> Bool {
-        guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
-        return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "BERTH_JOB_ID=\(jobID)" }
-    }
-
     /// Processes started for the ledger at `ledgerPath` (their `BERTH_LEDGER` says so) that
     /// are still alive: what a berthd that died left behind.
     public static func orphans(ledgerPath: String) -> [pid_t] {

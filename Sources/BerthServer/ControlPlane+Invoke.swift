@@ -153,7 +153,8 @@ extension ControlPlane {
         do {
             completion = try await complete(port: port, model: model.id, prompt: input.prompt, maxTokens: maxTokens)
         } catch {
-            await serve.reportFailure(key)
+            // The supervisor looks at it now rather than at its next pass.
+            serve.wake()
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
             throw await refuse(APIError(.invalidState, "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
         }

@@ -90,19 +90,14 @@ public actor JobSupervisor: Service {
     /// Before serving: jobs the ledger says are running belong to a berthd that is gone. Their
     /// runners, if any survived, are killed; the jobs failed with `daemon-restart`.
     public static func reconcileAfterRestart(ledger: Ledger, now: Date, logger: Logger) throws {
-        // Serve processes (and any runner) of this ledger that outlived their berthd.
+        // Job runners and serve processes of this ledger that outlived their berthd: each
+        // carries BERTH_LEDGER, so a recycled pid is never mistaken for one.
         for pid in RunnerProcess.orphans(ledgerPath: ledger.path) {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
             logger.warning("killed a runner left by the previous berthd", metadata: ["pid": "\(pid)"])
         }
         let orphans = try ledger.readNow { tx in try tx.liveJobs().filter { $0.jobStatus != .queued } }
-        for job in orphans {
-            if let pid = job.pid, let id = job.id, RunnerProcess.isRunner(pid: Int32(pid), jobID: id) {
-                kill(-Int32(pid), SIGKILL)
-                logger.warning("killed a runner left by the previous berthd", metadata: ["job": "\(id)", "pid": "\(pid)"])
-            }
-        }
         try ledger.writeNow { tx in
             for job in orphans {
                 if let id = job.id { try tx.finishJob(id, status: .failed, reason: "daemon-restart", exitStatus: nil, at: now) }

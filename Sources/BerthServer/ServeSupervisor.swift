@@ -126,11 +126,6 @@ public actor ServeSupervisor: Service {
         return await port(for: key)
     }
 
-    /// Called when a call to a serve process failed: it is checked on the next pass.
-    public func reportFailure(_ key: Key) {
-        wake()
-    }
-
     /// The port if the serve process is ready now, without waiting.
     public nonisolated func readyPort(for key: Key) -> Int? {
         readyPorts.withLock { $0[key] }

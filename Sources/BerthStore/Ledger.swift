@@ -186,11 +186,6 @@ public struct LedgerTransaction {
             .map(\.lease)
     }
 
-    /// Every lease ever written, oldest first.
-    public func allLeases() throws -> [Lease] {
-        try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases ORDER BY start, id").map(\.lease)
-    }
-
     public func heldLeases() throws -> [Lease] {
         try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases WHERE held ORDER BY id").map(\.lease)
     }
