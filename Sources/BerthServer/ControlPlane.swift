@@ -21,6 +21,8 @@ public struct ControlPlane: Sendable {
     let routes = RouteCache()
     /// Kept-alive connections to the serve processes.
     let serveClient = KeepAliveClient()
+    /// Reservations with no job and no call for longer than this are flagged as idle in usage reports.
+    public var idleThreshold: TimeInterval = 86_400
 
     public init(
         ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,
@@ -103,6 +105,7 @@ public struct ControlPlane: Sendable {
         v1.get("jobs/:id/events") { _, context in try await self.jobEvents(context) }
         v1.get("jobs/:id/log") { request, context in try await self.jobLog(request, context) }
         v1.post("invoke") { request, context in try await self.invoke(request, context) }
+        v1.get("usage") { request, context in try await self.usage(request, context) }
         return router
     }
 

@@ -92,10 +92,11 @@ public struct Daemon: Sendable {
             serve.wake()
         }
         wakeScheduler.connect { scheduler.wake() }
-        let plane = ControlPlane(
+        var plane = ControlPlane(
             ledger: ledger, scheduler: scheduler,
             callers: CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups),
             clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor, serve: serve, meter: meter)
+        plane.idleThreshold = config.daemon.idleThresholdSeconds
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)

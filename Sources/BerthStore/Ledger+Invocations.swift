@@ -66,6 +66,7 @@ extension LedgerTransaction {
                 try rollup.execute(arguments: [reservation, minute, tokens, call.outcome == "throttled" ? 1 : 0, call.budgetPerMinute])
             }
         }
+        try rollUp(invocations)
     }
 
     /// Counts of calls to a reservation (or, with `nil`, to everything).

@@ -170,6 +170,48 @@ enum Migrations {
             }
         }
 
+        migrator.registerMigration("v4-usage") { db in
+            // Calls added up per hour (epoch seconds of its start), reservation (0: called by
+            // model id, on demand), model and owner. `latency` is a `LatencyHistogram` of the
+            // served calls, `provisioned_tokens` what the reservation's own units served.
+            try db.execute(sql: """
+                CREATE TABLE usage_hours (
+                    hour INTEGER NOT NULL,
+                    reservation_id INTEGER NOT NULL,
+                    model TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    calls INTEGER NOT NULL,
+                    served INTEGER NOT NULL,
+                    throttled INTEGER NOT NULL,
+                    input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL,
+                    provisioned_tokens INTEGER NOT NULL,
+                    cost REAL NOT NULL,
+                    latency BLOB NOT NULL,
+                    PRIMARY KEY (hour, reservation_id, model, owner)
+                ) WITHOUT ROWID
+                """)
+            // Spans (epoch seconds) in which a reservation kept being called, for idle spells.
+            try db.create(table: "reservation_activity") { t in
+                t.column("reservation_id", .integer).notNull().references("reservations")
+                t.column("first_call", .double).notNull()
+                t.column("last_call", .double).notNull()
+            }
+            try db.create(index: "reservation_activity_last", on: "reservation_activity", columns: ["reservation_id", "last_call"])
+            // Jobs near a report's window, by reservation.
+            try db.create(index: "jobs_reservation_submitted", on: "jobs", columns: ["reservation_id", "submitted_at"])
+            // Calls recorded before this migration join the rollups.
+            let calls = try Row.fetchAll(db, sql: """
+                SELECT at, owner, target, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
+                FROM invocations ORDER BY at
+                """).map { row in
+                InvocationRecord(
+                    at: row[0], owner: row[1], target: row[2], reservationID: row[3], model: row[4], tier: row[5], outcome: row[6],
+                    inputTokens: row[7], outputTokens: row[8], latencyMs: row[9], cost: row[10], budgetPerMinute: 0)
+            }
+            try LedgerTransaction(db: db).rollUp(calls)
+        }
+
         return migrator
     }
 }

@@ -1,0 +1,522 @@
+public import Foundation
+
+/// How a usage report's rows are cut.
+public enum UsageGrouping: String, Codable, Sendable, CaseIterable {
+    case reservation, model, owner, day
+}
+
+/// What a usage report is asked for: the window `[from, to)`, the grouping, and the time now
+/// (leases and jobs still running count up to now, never into the future).
+public struct UsageQuery: Sendable {
+    public var from: Date
+    public var to: Date
+    public var now: Date
+    public var grouping: UsageGrouping
+    /// A reservation with no job running and no call for longer than this is idle.
+    public var idleThreshold: TimeInterval
+    /// Points of each row's series over the window, for charts and sparklines.
+    public var buckets: Int
+
+    public init(from: Date, to: Date, now: Date, grouping: UsageGrouping, idleThreshold: TimeInterval, buckets: Int) {
+        self.from = from; self.to = to; self.now = now; self.grouping = grouping
+        self.idleThreshold = idleThreshold; self.buckets = max(1, buckets)
+    }
+}
+
+/// A span of time; `end == nil` is still going (a held lease, a running job).
+public struct Span: Sendable, Equatable {
+    public var start: Date
+    public var end: Date?
+    public init(start: Date, end: Date?) { self.start = start; self.end = end }
+}
+
+/// What the report needs of one job.
+public struct JobFacts: Sendable, Equatable {
+    public var status: JobStatus
+    public var submittedAt: Date
+    public var startedAt: Date?
+    public var endedAt: Date?
+    /// Compute units it ran on.
+    public var units: Int
+
+    public init(status: JobStatus, submittedAt: Date, startedAt: Date?, endedAt: Date?, units: Int) {
+        self.status = status; self.submittedAt = submittedAt; self.startedAt = startedAt; self.endedAt = endedAt; self.units = units
+    }
+}
+
+/// What the report needs of one reservation: its leases, jobs and call activity near the window.
+public struct ReservationFacts: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var owner: String
+    public var model: String
+    public var purpose: Purpose
+    public var commitment: Commitment
+    public var unitsPerModelUnit: Int
+    public var tokensPerMinute: Int
+    /// The price of one model unit for an hour at its commitment.
+    public var pricePerModelUnitHour: Double
+    public var leases: [Span]
+    public var jobs: [JobFacts]
+    /// Spans in which calls kept coming (gaps of a minute or less joined).
+    public var activity: [Span]
+
+    public init(
+        id: Int64, name: String, owner: String, model: String, purpose: Purpose, commitment: Commitment,
+        unitsPerModelUnit: Int, tokensPerMinute: Int, pricePerModelUnitHour: Double,
+        leases: [Span], jobs: [JobFacts], activity: [Span]
+    ) {
+        self.id = id; self.name = name; self.owner = owner; self.model = model; self.purpose = purpose
+        self.commitment = commitment; self.unitsPerModelUnit = unitsPerModelUnit; self.tokensPerMinute = tokensPerMinute
+        self.pricePerModelUnitHour = pricePerModelUnitHour; self.leases = leases; self.jobs = jobs; self.activity = activity
+    }
+}
+
+/// Calls counted together: an hour of the ledger's rollup, or the calls of a part-hour at the
+/// window's edges. `at` places them in time (an hour's start, or the window's edge).
+public struct InvocationSlice: Sendable, Equatable {
+    public var at: Date
+    public var reservationID: Int64?
+    public var model: String
+    public var owner: String
+    public var calls: Int
+    public var served: Int
+    public var throttled: Int
+    public var inputTokens: Int
+    public var outputTokens: Int
+    /// Tokens the reservation's own units served (not spilled on demand): its busy time.
+    public var provisionedTokens: Int
+    public var cost: Double
+    /// Latencies of the served calls.
+    public var latency: LatencyHistogram
+
+    public init(
+        at: Date, reservationID: Int64?, model: String, owner: String, calls: Int = 0, served: Int = 0, throttled: Int = 0,
+        inputTokens: Int = 0, outputTokens: Int = 0, provisionedTokens: Int = 0, cost: Double = 0, latency: LatencyHistogram = .init()
+    ) {
+        self.at = at; self.reservationID = reservationID; self.model = model; self.owner = owner; self.calls = calls
+        self.served = served; self.throttled = throttled; self.inputTokens = inputTokens; self.outputTokens = outputTokens
+        self.provisionedTokens = provisionedTokens; self.cost = cost; self.latency = latency
+    }
+}
+
+/// Tokens a reservation served in one minute (or hour), for the series.
+public struct TokenSample: Sendable, Equatable {
+    public var reservationID: Int64
+    public var at: Date
+    public var tokens: Int
+    public init(reservationID: Int64, at: Date, tokens: Int) { self.reservationID = reservationID; self.at = at; self.tokens = tokens }
+}
+
+/// Everything a report is computed from, read from the ledger in one go.
+public struct UsageFacts: Sendable {
+    public var reservations: [ReservationFacts]
+    public var invocations: [InvocationSlice]
+    public var tokenSamples: [TokenSample]
+    public init(reservations: [ReservationFacts], invocations: [InvocationSlice], tokenSamples: [TokenSample]) {
+        self.reservations = reservations; self.invocations = invocations; self.tokenSamples = tokenSamples
+    }
+}
+
+// MARK: - The report
+
+public struct JobCounts: Codable, Sendable, Equatable {
+    public var queued = 0, running = 0, stopping = 0, completed = 0, failed = 0, stopped = 0
+    public init() {}
+
+    public var total: Int { queued + running + stopping + completed + failed + stopped }
+
+    mutating func count(_ status: JobStatus) {
+        switch status {
+        case .queued: queued += 1
+        case .running: running += 1
+        case .stopping: stopping += 1
+        case .completed: completed += 1
+        case .failed: failed += 1
+        case .stopped: stopped += 1
+        }
+    }
+
+    mutating func add(_ other: JobCounts) {
+        queued += other.queued; running += other.running; stopping += other.stopping
+        completed += other.completed; failed += other.failed; stopped += other.stopped
+    }
+}
+
+/// A row's values over the window, one point per bucket: average units reserved and busy, and
+/// for inference reservations tokens per minute against the budget.
+public struct UsageSeries: Codable, Sendable, Equatable {
+    public var reservedUnits: [Double]
+    public var busyUnits: [Double]
+    public var tokensPerMinute: [Double]
+    public var budgetPerMinute: [Double]
+
+    init(buckets: Int) {
+        reservedUnits = Array(repeating: 0, count: buckets); busyUnits = reservedUnits
+        tokensPerMinute = reservedUnits; budgetPerMinute = reservedUnits
+    }
+
+    mutating func add(_ other: UsageSeries) {
+        for i in reservedUnits.indices {
+            reservedUnits[i] += other.reservedUnits[i]; busyUnits[i] += other.busyUnits[i]
+            tokensPerMinute[i] += other.tokensPerMinute[i]; budgetPerMinute[i] += other.budgetPerMinute[i]
+        }
+    }
+}
+
+public struct UsageRow: Codable, Sendable, Equatable {
+    /// The reservation name, model id, owner or day (`2026-11-01`); `total` for the totals row.
+    public var key: String
+    /// For rows of one reservation.
+    public var owner: String?
+    public var model: String?
+    public var purpose: Purpose?
+    public var commitment: Commitment?
+    public var reservedUnitHours: Double = 0
+    public var busyUnitHours: Double = 0
+    /// Busy ÷ reserved unit-hours; 0 when nothing was reserved.
+    public var utilization: Double = 0
+    public var jobs = JobCounts()
+    /// Calls of every outcome: served, throttled, refused, failed.
+    public var invocations = 0
+    public var served = 0
+    public var throttled = 0
+    public var inputTokens = 0
+    public var outputTokens = 0
+    public var latencyP50Ms: Double?
+    public var latencyP99Ms: Double?
+    /// Model units × hours × the price for the commitment.
+    public var provisionedCost: Double = 0
+    /// Calls served on demand, per 1,000 input and output tokens.
+    public var onDemandCost: Double = 0
+    public var cost: Double = 0
+    /// Hours of idle spells longer than the threshold, and what the units cost meanwhile.
+    public var idleHours: Double = 0
+    public var idleCost: Double = 0
+    public var series: UsageSeries
+
+    init(key: String, buckets: Int) {
+        self.key = key
+        self.series = UsageSeries(buckets: buckets)
+    }
+}
+
+/// A reservation that sat idle longer than the threshold, with what that cost.
+public struct IdleReservation: Codable, Sendable, Equatable {
+    public var reservation: String
+    public var owner: String
+    public var model: String
+    public var idleHours: Double
+    public var idleCost: Double
+    /// The idle spells, clipped to the window.
+    public var periods: [IdlePeriod]
+}
+
+public struct IdlePeriod: Codable, Sendable, Equatable {
+    public var start: Date
+    public var end: Date
+    public var hours: Double
+}
+
+public struct UsageReport: Codable, Sendable, Equatable {
+    public var from: Date
+    public var to: Date
+    public var by: UsageGrouping
+    public var idleThresholdSeconds: Double
+    /// The series' first bucket starts at `from`; each is this long.
+    public var bucketSeconds: Double
+    public var rows: [UsageRow]
+    public var totals: UsageRow
+    public var idle: [IdleReservation]
+
+    /// Computes the report: pure, from the facts and the query alone.
+    public static func compute(_ facts: UsageFacts, _ query: UsageQuery) -> UsageReport {
+        var builder = UsageReportBuilder(query: query, reservations: facts.reservations)
+        // 1. Reservations: reserved and busy unit-hours, provisioned cost, jobs, idle spells.
+        for reservation in facts.reservations { builder.add(reservation, samples: facts.tokenSamples) }
+        // 2. Calls: counts, tokens, on-demand cost, latency.
+        for slice in facts.invocations { builder.add(slice) }
+        // 3. Finish: utilization, percentiles, money rounding, totals.
+        return builder.finish()
+    }
+}
+
+// MARK: - Computing it
+
+private struct UsageReportBuilder {
+    let query: UsageQuery
+    let window: (start: Date, end: Date)
+    let bucketSeconds: Double
+    var rows: [String: UsageRow] = [:]
+    var latencies: [String: LatencyHistogram] = [:]
+    var idle: [IdleReservation] = []
+    /// Reservation id → row key, for the calls.
+    var keys: [Int64: ReservationFacts] = [:]
+    var names: [Int64: String] = [:]
+
+    init(query: UsageQuery, reservations: [ReservationFacts]) {
+        self.query = query
+        self.window = (query.from, max(query.from, query.to))
+        self.bucketSeconds = window.end.timeIntervalSince(window.start) / Double(query.buckets)
+        // Names are reused once a reservation ends: two of them in one report keep apart.
+        let counts = Dictionary(reservations.map { ($0.name, 1) }, uniquingKeysWith: +)
+        for r in reservations {
+            keys[r.id] = r
+            names[r.id] = counts[r.name, default: 0] > 1 ? "\(r.name)#\(r.id)" : r.name
+        }
+    }
+
+    /// The parts of the window the rows cover: the whole window, or each UTC day of it.
+    func slices() -> [(key: String?, start: Date, end: Date)] {
+        guard query.grouping == .day else { return [(nil, window.start, window.end)] }
+        var out: [(String?, Date, Date)] = []
+        var day = UsageReportBuilder.dayStart(window.start)
+        while day < window.end {
+            let next = day.addingTimeInterval(86_400)
+            out.append((UsageReportBuilder.dayKey(day), max(day, window.start), min(next, window.end)))
+            day = next
+        }
+        return out
+    }
+
+    static func dayStart(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
+    }
+
+    static func dayKey(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+    }
+
+    func key(reservation r: ReservationFacts, day: String?) -> String {
+        switch query.grouping {
+        case .reservation: names[r.id] ?? r.name
+        case .model: r.model
+        case .owner: r.owner
+        case .day: day ?? ""
+        }
+    }
+
+    mutating func row(_ key: String, reservation r: ReservationFacts? = nil) -> String {
+        if rows[key] == nil {
+            var row = UsageRow(key: key, buckets: query.buckets)
+            if query.grouping == .reservation, let r {
+                row.owner = r.owner; row.model = r.model; row.purpose = r.purpose; row.commitment = r.commitment
+            }
+            rows[key] = row
+        }
+        return key
+    }
+
+    /// Seconds of `span` (open ends run to now) inside `[start, end)`.
+    func overlap(_ span: Span, _ start: Date, _ end: Date) -> Double {
+        let spanEnd = min(span.end ?? query.now, query.now)
+        let lo = max(span.start, start), hi = min(spanEnd, end)
+        return max(0, hi.timeIntervalSince(lo))
+    }
+
+    func unitSeconds(_ leases: [Span], _ start: Date, _ end: Date) -> Double {
+        leases.reduce(0) { $0 + overlap($1, start, end) }
+    }
+
+    mutating func add(_ r: ReservationFacts, samples: [TokenSample]) {
+        let upmu = Double(max(1, r.unitsPerModelUnit))
+        let spells = idleSpells(r)
+        let mySamples = samples.filter { $0.reservationID == r.id }
+        var idleTotal = 0.0, idleCostTotal = 0.0
+        var periods: [IdlePeriod] = []
+        for slice in slices() {
+            let reservedSeconds = unitSeconds(r.leases, slice.start, slice.end)
+            let jobSeconds = r.jobs.reduce(0.0) { sum, job in
+                guard let started = job.startedAt else { return sum }
+                return sum + overlap(Span(start: started, end: job.endedAt), slice.start, slice.end) * Double(job.units)
+            }
+            var jobs = JobCounts()
+            for job in r.jobs where job.submittedAt >= slice.start && job.submittedAt < slice.end { jobs.count(job.status) }
+            // Idle spells inside this slice: wall-clock hours and the unit-hours held meanwhile.
+            var idleSeconds = 0.0, idleUnitSeconds = 0.0
+            for spell in spells {
+                let lo = max(spell.start, slice.start), hi = min(spell.end, slice.end)
+                guard hi > lo else { continue }
+                idleSeconds += hi.timeIntervalSince(lo)
+                idleUnitSeconds += unitSeconds(r.leases, lo, hi)
+                periods.append(IdlePeriod(start: lo, end: hi, hours: hi.timeIntervalSince(lo) / 3600))
+            }
+            let touched = reservedSeconds > 0 || jobs.total > 0 || jobSeconds > 0
+            guard touched else { continue }
+            let key = row(key(reservation: r, day: slice.key), reservation: r)
+            let price = r.pricePerModelUnitHour / upmu / 3600
+            rows[key]!.reservedUnitHours += reservedSeconds / 3600
+            // Jobs only for now; served tokens are added with the calls, then capped in `finish`.
+            rows[key]!.busyUnitHours += min(reservedSeconds, jobSeconds) / 3600
+            rows[key]!.jobs.add(jobs)
+            rows[key]!.provisionedCost += reservedSeconds * price
+            rows[key]!.idleHours += idleSeconds / 3600
+            rows[key]!.idleCost += idleUnitSeconds * price
+            idleTotal += idleSeconds / 3600
+            idleCostTotal += idleUnitSeconds * price
+            rows[key]!.series.add(series(r, samples: mySamples, slice: (slice.start, slice.end)))
+        }
+        if idleTotal > 0 {
+            idle.append(IdleReservation(
+                reservation: names[r.id] ?? r.name, owner: r.owner, model: r.model,
+                idleHours: idleTotal, idleCost: idleCostTotal, periods: periods))
+        }
+    }
+
+    /// Busy unit-hours for served tokens: the time the reservation's model units need for them at
+    /// their rated throughput (tokens ÷ tokens per minute model-unit-minutes).
+    func serveUnitSeconds(tokens: Int, _ r: ReservationFacts) -> Double {
+        Double(tokens) / Double(max(1, r.tokensPerMinute)) * Double(max(1, r.unitsPerModelUnit)) * 60
+    }
+
+    func series(_ r: ReservationFacts, samples: [TokenSample], slice: (start: Date, end: Date)) -> UsageSeries {
+        var s = UsageSeries(buckets: query.buckets)
+        guard bucketSeconds > 0 else { return s }
+        for i in 0..<query.buckets {
+            let lo = max(window.start.addingTimeInterval(Double(i) * bucketSeconds), slice.start)
+            let hi = min(window.start.addingTimeInterval(Double(i + 1) * bucketSeconds), slice.end)
+            guard hi > lo else { continue }
+            let reserved = unitSeconds(r.leases, lo, hi)
+            let jobs = r.jobs.reduce(0.0) { sum, job in
+                guard let started = job.startedAt else { return sum }
+                return sum + overlap(Span(start: started, end: job.endedAt), lo, hi) * Double(job.units)
+            }
+            s.reservedUnits[i] = reserved / bucketSeconds
+            s.busyUnits[i] = jobs / bucketSeconds
+            if r.purpose == .inference {
+                s.budgetPerMinute[i] = reserved / Double(max(1, r.unitsPerModelUnit)) * Double(r.tokensPerMinute) / bucketSeconds
+            }
+        }
+        for sample in samples where sample.at >= slice.start && sample.at < slice.end && sample.at >= window.start {
+            let i = Int(sample.at.timeIntervalSince(window.start) / bucketSeconds)
+            guard i >= 0, i < query.buckets else { continue }
+            s.tokensPerMinute[i] += Double(sample.tokens) / (bucketSeconds / 60)
+            s.busyUnits[i] = min(s.reservedUnits[i], s.busyUnits[i] + serveUnitSeconds(tokens: sample.tokens, r) / bucketSeconds)
+        }
+        return s
+    }
+
+    /// Spells inside the reservation's leases with no job running and no call, longer than the
+    /// threshold. Looks a threshold beyond the window on both sides, so a spell that began
+    /// before the window still counts from its real start; never past now.
+    func idleSpells(_ r: ReservationFacts) -> [(start: Date, end: Date)] {
+        let lo = window.start.addingTimeInterval(-query.idleThreshold)
+        let hi = min(window.end.addingTimeInterval(query.idleThreshold), query.now)
+        guard hi > lo else { return [] }
+        func clipped(_ spans: [Span]) -> [(Date, Date)] {
+            spans.compactMap { span in
+                let s = max(span.start, lo), e = min(span.end ?? query.now, hi)
+                return e > s ? (s, e) : nil
+            }
+        }
+        let held = Self.union(clipped(r.leases))
+        let busySpans = r.jobs.compactMap { job in job.startedAt.map { Span(start: $0, end: job.endedAt) } } + r.activity
+        let busy = Self.union(clipped(busySpans))
+        var spells: [(start: Date, end: Date)] = []
+        for (start, end) in held {
+            var cursor = start
+            for (bs, be) in busy where be > cursor && bs < end {
+                if bs > cursor { spells.append((cursor, bs)) }
+                cursor = max(cursor, be)
+            }
+            if cursor < end { spells.append((cursor, end)) }
+        }
+        return spells.filter { $0.end.timeIntervalSince($0.start) > query.idleThreshold }
+    }
+
+    /// Sorted, non-overlapping spans covering the same time.
+    static func union(_ spans: [(Date, Date)]) -> [(Date, Date)] {
+        var out: [(Date, Date)] = []
+        for (s, e) in spans.sorted(by: { $0.0 < $1.0 }) {
+            if let last = out.last, s <= last.1 {
+                out[out.count - 1].1 = max(last.1, e)
+            } else {
+                out.append((s, e))
+            }
+        }
+        return out
+    }
+
+    mutating func add(_ slice: InvocationSlice) {
+        guard slice.at >= window.start, slice.at < window.end else { return }
+        let r = slice.reservationID.flatMap { keys[$0] }
+        let day = query.grouping == .day ? Self.dayKey(slice.at) : nil
+        let key: String
+        switch query.grouping {
+        case .reservation:
+            key = r.map { names[$0.id] ?? $0.name } ?? slice.reservationID.map { "reservation#\($0)" } ?? "on-demand:\(slice.model)"
+        case .model: key = slice.model
+        case .owner: key = slice.owner
+        case .day: key = day!
+        }
+        _ = row(key, reservation: r)
+        rows[key]!.invocations += slice.calls
+        rows[key]!.served += slice.served
+        rows[key]!.throttled += slice.throttled
+        rows[key]!.inputTokens += slice.inputTokens
+        rows[key]!.outputTokens += slice.outputTokens
+        rows[key]!.onDemandCost += slice.cost
+        if let r, slice.provisionedTokens > 0 {
+            rows[key]!.busyUnitHours += serveUnitSeconds(tokens: slice.provisionedTokens, r) / 3600
+        }
+        latencies[key, default: .init()].merge(slice.latency)
+    }
+
+    mutating func finish() -> UsageReport {
+        var total = UsageRow(key: "total", buckets: query.buckets)
+        var allLatencies = LatencyHistogram()
+        var out: [UsageRow] = []
+        for key in rows.keys.sorted() {
+            var row = rows[key]!
+            // Jobs and served tokens together never make a reservation busier than it was held.
+            row.busyUnitHours = min(row.busyUnitHours, row.reservedUnitHours)
+            let histogram = latencies[key] ?? .init()
+            row.latencyP50Ms = histogram.percentile(50)
+            row.latencyP99Ms = histogram.percentile(99)
+            allLatencies.merge(histogram)
+            total.reservedUnitHours += row.reservedUnitHours
+            total.busyUnitHours += row.busyUnitHours
+            total.jobs.add(row.jobs)
+            total.invocations += row.invocations; total.served += row.served; total.throttled += row.throttled
+            total.inputTokens += row.inputTokens; total.outputTokens += row.outputTokens
+            total.provisionedCost += row.provisionedCost; total.onDemandCost += row.onDemandCost
+            total.idleHours += row.idleHours; total.idleCost += row.idleCost
+            total.series.add(row.series)
+            out.append(Self.rounded(row))
+        }
+        total.latencyP50Ms = allLatencies.percentile(50)
+        total.latencyP99Ms = allLatencies.percentile(99)
+        return UsageReport(
+            from: window.start, to: window.end, by: query.grouping, idleThresholdSeconds: query.idleThreshold,
+            bucketSeconds: bucketSeconds, rows: out, totals: Self.rounded(total),
+            idle: idle.map { entry in
+                var entry = entry
+                entry.idleHours = Self.round(entry.idleHours); entry.idleCost = Self.round(entry.idleCost)
+                entry.periods = entry.periods.map { IdlePeriod(start: $0.start, end: $0.end, hours: Self.round($0.hours)) }
+                return entry
+            }.sorted { ($0.idleCost, $0.reservation) > ($1.idleCost, $1.reservation) })
+    }
+
+    /// Six decimals: money and hours read as the arithmetic says, not as binary fractions.
+    static func round(_ value: Double) -> Double { (value * 1_000_000).rounded() / 1_000_000 }
+
+    static func rounded(_ row: UsageRow) -> UsageRow {
+        var row = row
+        row.utilization = row.reservedUnitHours > 0 ? round(row.busyUnitHours / row.reservedUnitHours) : 0
+        row.reservedUnitHours = round(row.reservedUnitHours)
+        row.busyUnitHours = round(row.busyUnitHours)
+        row.provisionedCost = round(row.provisionedCost)
+        row.onDemandCost = round(row.onDemandCost)
+        row.cost = round(row.provisionedCost + row.onDemandCost)
+        row.idleHours = round(row.idleHours)
+        row.idleCost = round(row.idleCost)
+        row.series.reservedUnits = row.series.reservedUnits.map(round)
+        row.series.busyUnits = row.series.busyUnits.map(round)
+        row.series.tokensPerMinute = row.series.tokensPerMinute.map(round)
+        row.series.budgetPerMinute = row.series.budgetPerMinute.map(round)
+        return row
+    }
+}

@@ -1,0 +1,49 @@
+import BerthCore
+import BerthWire
+import Foundation
+import Hummingbird
+
+extension ControlPlane {
+    /// `GET /v1/usage?from=&to=&by=&buckets=`: the usage report over `[from, to)`. Admins see
+    /// everyone's; others only their own reservations and calls.
+    func usage(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let now = self.now
+        let query = request.uri.queryParameters
+        for (name, _) in query where !["from", "to", "by", "buckets"].contains(String(name)) {
+            throw APIError.invalid(field: String(name), "is not a parameter of /v1/usage; use from, to, by and buckets")
+        }
+        func time(_ name: String, default value: Date) throws -> Date {
+            guard let text = query[Substring(name)].map(String.init), !text.isEmpty else { return value }
+            guard let date = TimeExpression.parse(text, now: now) else {
+                throw APIError.invalid(field: name, "'\(text)' is not a time: use now, RFC 3339 (2026-11-01T00:00:00Z) or an offset such as -7d")
+            }
+            return date
+        }
+        let from = try time("from", default: Self.monthStart(now))
+        let to = try time("to", default: now)
+        guard to > from else { throw APIError.invalid(field: "to", "must be after from (\(TimeExpression.format(from)))") }
+        guard to.timeIntervalSince(from) <= 400 * 86_400 else {
+            throw APIError.invalid(field: "to", "a report covers at most 400 days; ask for a shorter window")
+        }
+        let byText = query["by"].map(String.init) ?? UsageGrouping.reservation.rawValue
+        guard let by = UsageGrouping(rawValue: byText) else {
+            throw APIError.invalid(field: "by", "'\(byText)' is not a grouping: use reservation, model, owner or day")
+        }
+        let bucketsText = query["buckets"].map(String.init) ?? "24"
+        guard let buckets = Int(bucketsText), (1...1000).contains(buckets) else {
+            throw APIError.invalid(field: "buckets", "'\(bucketsText)' must be a whole number from 1 to 1000")
+        }
+        let usageQuery = UsageQuery(from: from, to: to, now: now, grouping: by, idleThreshold: idleThreshold, buckets: buckets)
+        let owner = caller.isAdmin ? nil : caller.user
+        let facts = try await ledger.read { tx in try tx.usageFacts(usageQuery, owner: owner) }
+        return try Requests.json(UsageReport.compute(facts, usageQuery))
+    }
+
+    /// The first instant of `date`'s calendar month in UTC: reports cover this month by default.
+    static func monthStart(_ date: Date) -> Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar.date(from: calendar.dateComponents([.year, .month], from: date)) ?? date
+    }
+}

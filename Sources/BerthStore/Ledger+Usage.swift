@@ -1,0 +1,197 @@
+public import BerthCore
+public import Foundation
+import GRDB
+
+/// Usage rollups: what calls add up to per hour, and the spans in which a reservation was called.
+/// They are written in the same transaction as the calls themselves, so a report over a month
+/// reads hundreds of rows instead of millions, and can never disagree with the raw records.
+extension LedgerTransaction {
+    /// Calls with less than this between them belong to one span of activity.
+    static let activityJoin: TimeInterval = 60
+
+    /// Adds a batch of calls to the hourly rollup and to their reservations' activity spans.
+    func rollUp(_ calls: [InvocationRecord]) throws {
+        struct Key: Hashable { var hour: Int64; var reservation: Int64; var model: String; var owner: String }
+        var hours: [Key: InvocationSlice] = [:]
+        var called: [Int64: [Date]] = [:]
+        for call in calls {
+            let hour = Int64((call.at.timeIntervalSince1970 / 3600).rounded(.down)) * 3600
+            let key = Key(hour: hour, reservation: call.reservationID ?? 0, model: call.model, owner: call.owner)
+            var slice = hours[key] ?? InvocationSlice(
+                at: Date(timeIntervalSince1970: Double(hour)), reservationID: call.reservationID, model: call.model, owner: call.owner)
+            Self.count(call, into: &slice)
+            hours[key] = slice
+            if let reservation = call.reservationID, call.outcome == "served" || call.outcome == "throttled" {
+                called[reservation, default: []].append(call.at)
+            }
+        }
+        let existing = try db.cachedStatement(sql: "SELECT latency FROM usage_hours WHERE hour = ? AND reservation_id = ? AND model = ? AND owner = ?")
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO usage_hours (hour, reservation_id, model, owner, calls, served, throttled, input_tokens, output_tokens,
+                                     provisioned_tokens, cost, latency)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (hour, reservation_id, model, owner) DO UPDATE SET
+                calls = calls + excluded.calls, served = served + excluded.served, throttled = throttled + excluded.throttled,
+                input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+                provisioned_tokens = provisioned_tokens + excluded.provisioned_tokens, cost = cost + excluded.cost,
+                latency = excluded.latency
+            """)
+        for (key, slice) in hours {
+            var latency = slice.latency
+            if let stored = try Data.fetchOne(existing, arguments: [key.hour, key.reservation, key.model, key.owner]) {
+                latency.merge(encoded: [UInt8](stored))
+            }
+            try upsert.execute(arguments: [
+                key.hour, key.reservation, key.model, key.owner, slice.calls, slice.served, slice.throttled,
+                slice.inputTokens, slice.outputTokens, slice.provisionedTokens, slice.cost, Data(latency.encoded()),
+            ])
+        }
+        for (reservation, times) in called { try extendActivity(reservation: reservation, times: times.sorted()) }
+    }
+
+    static func count(_ call: InvocationRecord, into slice: inout InvocationSlice) {
+        slice.calls += 1
+        if call.outcome == "throttled" { slice.throttled += 1 }
+        guard call.outcome == "served" else { return }
+        slice.served += 1
+        slice.inputTokens += call.inputTokens
+        slice.outputTokens += call.outputTokens
+        slice.cost += call.cost
+        if call.reservationID != nil, call.tier != "on-demand" { slice.provisionedTokens += call.inputTokens + call.outputTokens }
+        slice.latency.add(milliseconds: call.latencyMs)
+    }
+
+    /// Joins sorted call times into spans and adds them, extending the reservation's last span
+    /// when the first call follows it closely.
+    private func extendActivity(reservation: Int64, times: [Date]) throws {
+        var spans: [(start: Double, end: Double)] = []
+        for time in times.map(\.timeIntervalSince1970) {
+            if let last = spans.last, time - last.end <= Self.activityJoin {
+                spans[spans.count - 1].end = max(last.end, time)
+            } else {
+                spans.append((time, time))
+            }
+        }
+        guard let first = spans.first else { return }
+        let last = try Row.fetchOne(db, sql: """
+            SELECT rowid, first_call, last_call FROM reservation_activity WHERE reservation_id = ? ORDER BY last_call DESC LIMIT 1
+            """, arguments: [reservation])
+        var rest = spans[...]
+        if let last, first.start - (last["last_call"] as Double) <= Self.activityJoin, first.end >= (last["first_call"] as Double) {
+            try db.execute(sql: "UPDATE reservation_activity SET first_call = min(first_call, ?), last_call = max(last_call, ?) WHERE rowid = ?",
+                           arguments: [first.start, first.end, last["rowid"] as Int64])
+            rest = rest.dropFirst()
+        }
+        for span in rest {
+            try db.execute(sql: "INSERT INTO reservation_activity (reservation_id, first_call, last_call) VALUES (?, ?, ?)",
+                           arguments: [reservation, span.start, span.end])
+        }
+    }
+
+    /// Everything a usage report over `query`'s window needs, in one read: the reservations near
+    /// the window with their leases, jobs and activity; the calls (whole hours from the rollup,
+    /// the part-hours at the edges from the raw records); tokens per minute (per hour for
+    /// windows over two days) for the series. `owner` limits it to one user's reservations and calls.
+    public func usageFacts(_ query: UsageQuery, owner: String?) throws -> UsageFacts {
+        let lo = query.from.addingTimeInterval(-query.idleThreshold)
+        let hi = query.to.addingTimeInterval(query.idleThreshold)
+        let ownerFilter = owner == nil ? "" : "AND owner = ?"
+        let ownerArgument: [(any DatabaseValueConvertible)?] = owner.map { [$0] } ?? []
+
+        // 1. Calls.
+        var slices: [InvocationSlice] = []
+        var samples: [TokenSample] = []
+        let hourly = query.to.timeIntervalSince(query.from) > 2 * 86_400
+        let fullStart = (query.from.timeIntervalSince1970 / 3600).rounded(.up) * 3600
+        let fullEnd = (query.to.timeIntervalSince1970 / 3600).rounded(.down) * 3600
+        var edges: [(Date, Date)] = []
+        if fullStart < fullEnd {
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT hour, reservation_id, model, owner, calls, served, throttled, input_tokens, output_tokens,
+                       provisioned_tokens, cost, latency
+                FROM usage_hours WHERE hour >= ? AND hour < ? \(ownerFilter)
+                """, arguments: StatementArguments([Int64(fullStart), Int64(fullEnd)] + ownerArgument))
+            while let row = try rows.next() {
+                let reservation: Int64 = row[1]
+                let slice = InvocationSlice(
+                    at: Date(timeIntervalSince1970: Double(row[0] as Int64)), reservationID: reservation == 0 ? nil : reservation,
+                    model: row[2], owner: row[3], calls: row[4], served: row[5], throttled: row[6], inputTokens: row[7],
+                    outputTokens: row[8], provisionedTokens: row[9], cost: row[10], latency: LatencyHistogram(encoded: [UInt8](row[11] as Data)))
+                if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
+                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
+                }
+                slices.append(slice)
+            }
+            if query.from.timeIntervalSince1970 < fullStart { edges.append((query.from, Date(timeIntervalSince1970: fullStart))) }
+            if fullEnd < query.to.timeIntervalSince1970 { edges.append((Date(timeIntervalSince1970: fullEnd), query.to)) }
+        } else {
+            edges.append((query.from, query.to))
+        }
+        for (start, end) in edges {
+            struct Key: Hashable { var reservation: Int64?; var model: String; var owner: String }
+            var byKey: [Key: InvocationSlice] = [:]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
+                FROM invocations WHERE at >= ? AND at < ? \(ownerFilter)
+                """, arguments: StatementArguments([start, end] + ownerArgument))
+            while let row = try rows.next() {
+                let call = InvocationRecord(
+                    at: row[0], owner: row[1], target: "", reservationID: row[2], model: row[3], tier: row[4], outcome: row[5],
+                    inputTokens: row[6], outputTokens: row[7], latencyMs: row[8], cost: row[9], budgetPerMinute: 0)
+                let key = Key(reservation: call.reservationID, model: call.model, owner: call.owner)
+                var slice = byKey[key] ?? InvocationSlice(at: start, reservationID: call.reservationID, model: call.model, owner: call.owner)
+                Self.count(call, into: &slice)
+                byKey[key] = slice
+            }
+            for slice in byKey.values {
+                slices.append(slice)
+                if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
+                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
+                }
+            }
+        }
+
+        // 2. Reservations: those holding units near the window, with jobs submitted in it, or called in it.
+        var ids = Set(try Int64.fetchAll(db, sql: """
+            SELECT DISTINCT leases.reservation_id FROM leases JOIN reservations ON reservations.id = leases.reservation_id
+            WHERE leases.start < ? AND (leases."end" IS NULL OR leases."end" > ?) \(ownerFilter)
+            UNION
+            SELECT reservation_id FROM jobs WHERE submitted_at >= ? AND submitted_at < ? \(ownerFilter)
+            """, arguments: StatementArguments([hi, lo] + ownerArgument + [query.from, query.to] + ownerArgument)))
+        ids.formUnion(slices.compactMap(\.reservationID))
+        var reservations: [ReservationFacts] = []
+        var models: [String: Model] = [:]
+        for id in ids.sorted() {
+            guard let r = try reservation(id: id) else { continue }
+            if let owner, r.owner != owner { continue }
+            if models[r.model] == nil { models[r.model] = try model(id: r.model) }
+            guard let model = models[r.model] else { continue }
+            let jobs = try Row.fetchAll(db, sql: """
+                SELECT status, submitted_at, started_at, ended_at, units_needed FROM jobs
+                WHERE reservation_id = ? AND submitted_at < ? AND (ended_at IS NULL OR ended_at > ?)
+                """, arguments: [id, hi, lo]).map { row in
+                JobFacts(status: JobStatus(rawValue: row[0]) ?? .failed, submittedAt: row[1], startedAt: row[2], endedAt: row[3], units: row[4])
+            }
+            let activity = try Row.fetchAll(db, sql: """
+                SELECT first_call, last_call FROM reservation_activity WHERE reservation_id = ? AND last_call >= ? AND first_call < ?
+                """, arguments: [id, lo.timeIntervalSince1970, hi.timeIntervalSince1970]).map { row in
+                Span(start: Date(timeIntervalSince1970: row[0]), end: Date(timeIntervalSince1970: row[1]))
+            }
+            let price = model.price.modelUnitHour[r.commitment] ?? model.price.modelUnitHour[.none] ?? 0
+            reservations.append(ReservationFacts(
+                id: id, name: r.name, owner: r.owner, model: r.model, purpose: r.purpose, commitment: r.commitment,
+                unitsPerModelUnit: model.unitsPerModelUnit, tokensPerMinute: model.tokensPerMinute, pricePerModelUnitHour: price,
+                leases: try leases(reservationID: id).map { Span(start: $0.start, end: $0.end) }, jobs: jobs, activity: activity))
+        }
+
+        // 3. Tokens per minute, for short windows.
+        if !hourly, !reservations.isEmpty {
+            let list = reservations.map { String($0.id) }.joined(separator: ",")
+            samples = try Row.fetchAll(db, sql: """
+                SELECT reservation_id, minute, tokens FROM reservation_minutes
+                WHERE minute >= ? AND minute < ? AND tokens > 0 AND reservation_id IN (\(list))
+                """, arguments: [query.from, query.to]).map { TokenSample(reservationID: $0[0], at: $0[1], tokens: $0[2]) }
+        }
+        return UsageFacts(reservations: reservations, invocations: slices, tokenSamples: samples)
+    }
+}
