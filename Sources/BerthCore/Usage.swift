@@ -216,6 +216,7 @@ public struct IdlePeriod: Codable, Sendable, Equatable {
     public var start: Date
     public var end: Date
     public var hours: Double
+    public init(start: Date, end: Date, hours: Double) { self.start = start; self.end = end; self.hours = hours }
 }
 
 public struct UsageReport: Codable, Sendable, Equatable {
@@ -406,10 +407,11 @@ private struct UsageReportBuilder {
         let lo = window.start.addingTimeInterval(-query.idleThreshold)
         let hi = min(window.end.addingTimeInterval(query.idleThreshold), query.now)
         guard hi > lo else { return [] }
+        // A single call is a span of no length, and still breaks a spell.
         func clipped(_ spans: [Span]) -> [(Date, Date)] {
             spans.compactMap { span in
                 let s = max(span.start, lo), e = min(span.end ?? query.now, hi)
-                return e > s ? (s, e) : nil
+                return e >= s ? (s, e) : nil
             }
         }
         let held = Self.union(clipped(r.leases))
