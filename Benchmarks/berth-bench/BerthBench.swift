@@ -5,12 +5,22 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-/// `berth-bench`: invocation throughput and latency through berthd, next to the same calls sent
-/// straight to the reservation's serve process, so the figures say what berthd adds.
+/// `berth-bench`: berth's benchmarks, one subcommand each. `invoke` is the default, so
+/// `berth-bench --reservation R` still runs the invocation benchmark.
 @main
 struct BerthBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-bench",
+        abstract: "berth's benchmarks: invocation throughput, usage reports over a large ledger.",
+        subcommands: [InvokeBench.self, UsageBench.self],
+        defaultSubcommand: InvokeBench.self)
+}
+
+/// Invocation throughput and latency through berthd, next to the same calls sent straight to
+/// the reservation's serve process, so the figures say what berthd adds.
+struct InvokeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invoke",
         abstract: "Measure invocation calls/s and latency through berthd and straight to the serve process.",
         discussion: """
             Sends the same prompt from many clients at once, each on its own keep-alive \

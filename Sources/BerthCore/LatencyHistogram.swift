@@ -6,20 +6,54 @@ public import Foundation
 /// rows, and it is still exact for the rounded values: p50 and p99 are nearest-rank percentiles
 /// of the latencies as rounded.
 public struct LatencyHistogram: Sendable, Equatable {
-    /// Rounded latency (as a code, see `code(milliseconds:)`) → number of calls.
-    public private(set) var counts: [UInt16: Int] = [:]
+    /// Rounded latencies present (as codes, see `code(milliseconds:)`), ascending, and how many
+    /// calls had each. Sorted arrays rather than a dictionary: reports merge thousands of these,
+    /// and a merge of sorted lists needs no hashing.
+    public private(set) var codes: [UInt16] = []
+    public private(set) var counts: [Int] = []
 
     public init() {}
 
-    public var total: Int { counts.values.reduce(0, +) }
-    public var isEmpty: Bool { counts.isEmpty }
+    public var total: Int { counts.reduce(0, +) }
+    public var isEmpty: Bool { codes.isEmpty }
 
     public mutating func add(milliseconds: Double, count: Int = 1) {
-        counts[Self.code(milliseconds: milliseconds), default: 0] += count
+        add(code: Self.code(milliseconds: milliseconds), count: count)
+    }
+
+    mutating func add(code: UInt16, count: Int) {
+        // Binary search for the code's place.
+        var lo = 0, hi = codes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if codes[mid] < code { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < codes.count, codes[lo] == code {
+            counts[lo] += count
+        } else {
+            codes.insert(code, at: lo)
+            counts.insert(count, at: lo)
+        }
     }
 
     public mutating func merge(_ other: LatencyHistogram) {
-        for (code, count) in other.counts { counts[code, default: 0] += count }
+        guard !other.isEmpty else { return }
+        guard !isEmpty else { self = other; return }
+        var mergedCodes: [UInt16] = [], mergedCounts: [Int] = []
+        mergedCodes.reserveCapacity(codes.count + other.codes.count)
+        mergedCounts.reserveCapacity(codes.count + other.codes.count)
+        var i = 0, j = 0
+        while i < codes.count || j < other.codes.count {
+            if j == other.codes.count || (i < codes.count && codes[i] < other.codes[j]) {
+                mergedCodes.append(codes[i]); mergedCounts.append(counts[i]); i += 1
+            } else if i == codes.count || other.codes[j] < codes[i] {
+                mergedCodes.append(other.codes[j]); mergedCounts.append(other.counts[j]); j += 1
+            } else {
+                mergedCodes.append(codes[i]); mergedCounts.append(counts[i] + other.counts[j]); i += 1; j += 1
+            }
+        }
+        codes = mergedCodes
+        counts = mergedCounts
     }
 
     /// The nearest-rank percentile (`p` in 0...100): the smallest latency that at least `p` % of
@@ -29,11 +63,11 @@ public struct LatencyHistogram: Sendable, Equatable {
         guard total > 0 else { return nil }
         let rank = max(1, Int((p / 100 * Double(total)).rounded(.up)))
         var seen = 0
-        for code in counts.keys.sorted() {
-            seen += counts[code]!
+        for (code, count) in zip(codes, counts) {
+            seen += count
             if seen >= rank { return Self.milliseconds(code: code) }
         }
-        return Self.milliseconds(code: counts.keys.max()!)
+        return Self.milliseconds(code: codes.last!)
     }
 
     // MARK: Rounding
@@ -68,11 +102,11 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     // MARK: Storage
 
-    /// Six bytes per distinct latency: the code and the count, little-endian.
+    /// Six bytes per distinct latency: the code and the count, little-endian, codes ascending.
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(counts.count * 6)
-        for (code, count) in counts.sorted(by: { $0.key < $1.key }) {
+        bytes.reserveCapacity(codes.count * 6)
+        for (code, count) in zip(codes, counts) {
             let clamped = UInt32(clamping: count)
             bytes.append(UInt8(code & 0xff)); bytes.append(UInt8(code >> 8))
             for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8((clamped >> UInt32(shift)) & 0xff)) }
@@ -82,16 +116,26 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     /// Adds the counts of an `encoded()` histogram; bytes that do not make a whole entry are ignored.
     public mutating func merge(encoded bytes: [UInt8]) {
+        merge(LatencyHistogram(encoded: bytes))
+    }
+
+    /// Reads an `encoded()` histogram. Stored ones are sorted; anything else is put in order.
+    public init(encoded bytes: [UInt8]) {
         var i = 0
+        codes.reserveCapacity(bytes.count / 6)
+        counts.reserveCapacity(bytes.count / 6)
+        var sorted = true
         while i + 6 <= bytes.count {
             let code = UInt16(bytes[i]) | UInt16(bytes[i + 1]) << 8
             let count = UInt32(bytes[i + 2]) | UInt32(bytes[i + 3]) << 8 | UInt32(bytes[i + 4]) << 16 | UInt32(bytes[i + 5]) << 24
-            counts[code, default: 0] += Int(count)
+            if let last = codes.last, last >= code { sorted = false }
+            codes.append(code); counts.append(Int(count))
             i += 6
         }
-    }
-
-    public init(encoded bytes: [UInt8]) {
-        merge(encoded: bytes)
+        if !sorted {
+            let pairs = zip(codes, counts).sorted { $0.0 < $1.0 }
+            codes = []; counts = []
+            for (code, count) in pairs { add(code: code, count: count) }
+        }
     }
 }

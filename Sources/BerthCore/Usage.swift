@@ -249,7 +249,7 @@ private struct UsageReportBuilder {
     let window: (start: Date, end: Date)
     let bucketSeconds: Double
     var rows: [String: UsageRow] = [:]
-    var latencies: [String: LatencyHistogram] = [:]
+    var latencies: [String: DenseLatencies] = [:]
     var idle: [IdleReservation] = []
     /// Reservation id → row key, for the calls.
     var keys: [Int64: ReservationFacts] = [:]
@@ -464,7 +464,7 @@ private struct UsageReportBuilder {
         if let r, slice.provisionedTokens > 0 {
             rows[key]!.busyUnitHours += serveUnitSeconds(tokens: slice.provisionedTokens, r) / 3600
         }
-        latencies[key, default: .init()].merge(slice.latency)
+        latencies[key, default: DenseLatencies()].add(slice.latency)
     }
 
     mutating func finish() -> UsageReport {
@@ -475,7 +475,7 @@ private struct UsageReportBuilder {
             var row = rows[key]!
             // Jobs and served tokens together never make a reservation busier than it was held.
             row.busyUnitHours = min(row.busyUnitHours, row.reservedUnitHours)
-            let histogram = latencies[key] ?? .init()
+            let histogram = latencies[key]?.histogram ?? LatencyHistogram()
             row.latencyP50Ms = histogram.percentile(50)
             row.latencyP99Ms = histogram.percentile(99)
             allLatencies.merge(histogram)
@@ -520,5 +520,21 @@ private struct UsageReportBuilder {
         row.series.tokensPerMinute = row.series.tokensPerMinute.map(round)
         row.series.budgetPerMinute = row.series.budgetPerMinute.map(round)
         return row
+    }
+}
+
+/// A row's latencies while a report adds up its slices: a count for every possible code, so
+/// adding a slice is a walk over its entries with no search.
+private struct DenseLatencies {
+    var counts = [Int](repeating: 0, count: Int(UInt16.max) + 1)
+
+    mutating func add(_ histogram: LatencyHistogram) {
+        for (code, count) in zip(histogram.codes, histogram.counts) { counts[Int(code)] += count }
+    }
+
+    var histogram: LatencyHistogram {
+        var out = LatencyHistogram()
+        for (code, count) in counts.enumerated() where count > 0 { out.add(code: UInt16(code), count: count) }
+        return out
     }
 }
