@@ -82,7 +82,8 @@ extension ControlPlane {
         } catch let error as APIError {
             meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: nil, model: input.target, tier: nil,
-                outcome: "refused", inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0))
+                outcome: "refused", inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0),
+                targetResolved: false)
             throw error
         }
         let model: Model

@@ -17,6 +17,8 @@ public struct ControlPlane: Sendable {
     public let supervisor: JobSupervisor
     public let serve: ServeSupervisor
     public let meter: InvocationMeter
+    /// The Prometheus series `GET /metrics` writes out.
+    public let metrics: DaemonMetrics
     let limiter = ThroughputLimiter()
     let routes = RouteCache()
     /// Kept-alive connections to the serve processes.
@@ -26,7 +28,7 @@ public struct ControlPlane: Sendable {
 
     public init(
         ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,
-        jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter
+        jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter, metrics: DaemonMetrics
     ) {
         self.ledger = ledger
         self.scheduler = scheduler
@@ -37,6 +39,7 @@ public struct ControlPlane: Sendable {
         self.supervisor = supervisor
         self.serve = serve
         self.meter = meter
+        self.metrics = metrics
     }
 
     /// After a change: the scheduler plans again, the supervisor starts or stops runners.
@@ -87,6 +90,7 @@ public struct ControlPlane: Sendable {
     public func router() -> Router<BerthRequestContext> {
         let router = Router(context: BerthRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        router.get("metrics") { _, _ in try await self.scrape() }
         let v1 = router.group("v1")
         v1.get("health") { _, _ in try await self.health() }
         v1.get("units") { _, context in try await self.units(context) }

@@ -6,6 +6,7 @@ public import Foundation
 public import Hummingbird
 public import Logging
 import NIOCore
+public import Prometheus
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -22,14 +23,19 @@ public struct Daemon: Sendable {
     public var databasePath: String
     public var logger: Logger
     public var clock: @Sendable () -> Date
+    /// Where `GET /metrics` series live. berthd passes the registry it bootstrapped
+    /// swift-metrics with; a test can pass its own, or none.
+    public var metricsRegistry: PrometheusCollectorRegistry
 
     public init(config: DaemonConfig, socketPath: String? = nil, databasePath: String? = nil, logger: Logger,
-                clock: @escaping @Sendable () -> Date = { Date() }) {
+                clock: @escaping @Sendable () -> Date = { Date() },
+                metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.config = config
         self.socketPath = socketPath ?? config.daemon.socket
         self.databasePath = databasePath ?? config.daemon.database
         self.logger = logger
         self.clock = clock
+        self.metricsRegistry = metricsRegistry
     }
 
     public func run() async throws {
@@ -64,7 +70,8 @@ public struct Daemon: Sendable {
         }
 
         // 2. The ledger: open, bring the catalog up to the config, catch up on what fell due.
-        let ledger = try Ledger(path: databasePath)
+        let metrics = DaemonMetrics(registry: metricsRegistry)
+        let ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) })
         let startedAt = clock().wholeSeconds
         let config = self.config
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
@@ -86,7 +93,7 @@ public struct Daemon: Sendable {
         let wakeScheduler = WakeRelay()
         let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
         let serve = ServeSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
-        let meter = InvocationMeter(ledger: ledger, logger: logger)
+        let meter = InvocationMeter(ledger: ledger, logger: logger, metrics: metrics)
         let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger) {
             supervisor.wake()
             serve.wake()
@@ -95,7 +102,8 @@ public struct Daemon: Sendable {
         var plane = ControlPlane(
             ledger: ledger, scheduler: scheduler,
             callers: CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups),
-            clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor, serve: serve, meter: meter)
+            clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor, serve: serve, meter: meter,
+            metrics: metrics)
         plane.idleThreshold = config.daemon.idleThresholdSeconds
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.

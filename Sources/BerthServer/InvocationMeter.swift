@@ -9,17 +9,22 @@ import Synchronization
 public final class InvocationMeter: Service, Sendable {
     private let ledger: Ledger
     private let logger: Logger
+    private let metrics: DaemonMetrics
     private let doorbell = Doorbell()
     /// Calls not yet written, and whether the service is stopping. A lock, not an actor: the
     /// hot path only appends.
     private let state = Mutex<(buffer: [InvocationRecord], stopping: Bool)>(([], false))
 
-    public init(ledger: Ledger, logger: Logger) {
+    public init(ledger: Ledger, logger: Logger, metrics: DaemonMetrics) {
         self.ledger = ledger
         self.logger = logger
+        self.metrics = metrics
     }
 
-    public func record(_ call: InvocationRecord) {
+    /// Counts the call in `/metrics` now and queues it for the ledger. `targetResolved` is
+    /// false when the target named no reservation or model the caller may call.
+    public func record(_ call: InvocationRecord, targetResolved: Bool = true) {
+        metrics.invocation(call, targetResolved: targetResolved)
         let count = state.withLock { state -> Int in
             state.buffer.append(call)
             return state.buffer.count

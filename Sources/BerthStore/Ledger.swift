@@ -7,10 +7,13 @@ import GRDB
 public final class Ledger: Sendable {
     private let writer: any DatabaseWriter
     public let path: String
+    /// Told how long each write took, waiting for the writer included: that wait and the
+    /// fsync at commit are what every change through the API pays (berthd's `/metrics`).
+    private let writeTimer: @Sendable (Duration) -> Void
 
     /// Opens (creating if needed) the ledger at `path` in WAL mode with `synchronous = FULL`,
     /// and brings its schema up to date.
-    public init(path: String) throws {
+    public init(path: String, writeTimer: @escaping @Sendable (Duration) -> Void = { _ in }) throws {
         var configuration = Configuration()
         configuration.label = "berth-ledger"
         configuration.foreignKeysEnabled = true
@@ -22,6 +25,7 @@ public final class Ledger: Sendable {
         try Migrations.migrator.migrate(pool)
         self.writer = pool
         self.path = path
+        self.writeTimer = writeTimer
     }
 
     /// A private in-memory ledger, for tests.
@@ -30,10 +34,13 @@ public final class Ledger: Sendable {
         try Migrations.migrator.migrate(queue)
         self.writer = queue
         self.path = ":memory:"
+        self.writeTimer = { _ in }
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
-        try await writer.write { db in try body(LedgerTransaction(db: db)) }
+        let started = ContinuousClock.now
+        defer { writeTimer(ContinuousClock.now - started) }
+        return try await writer.write { db in try body(LedgerTransaction(db: db)) }
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
@@ -42,7 +49,9 @@ public final class Ledger: Sendable {
 
     /// Synchronous variants, for start-up and tests.
     public func writeNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        try writer.write { db in try body(LedgerTransaction(db: db)) }
+        let started = ContinuousClock.now
+        defer { writeTimer(ContinuousClock.now - started) }
+        return try writer.write { db in try body(LedgerTransaction(db: db)) }
     }
 
     public func readNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {

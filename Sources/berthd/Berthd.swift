@@ -3,6 +3,8 @@ import BerthConfig
 import BerthServer
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 
 @main
 struct Berthd: AsyncParsableCommand {
@@ -52,8 +54,13 @@ struct Run: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "berthd")
+        // One registry for GET /metrics: berthd's own series, and any a library makes through
+        // swift-metrics.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let daemon = Daemon(
-            config: loaded, socketPath: socket.map(Self.absolute), databasePath: database.map(Self.absolute), logger: logger)
+            config: loaded, socketPath: socket.map(Self.absolute), databasePath: database.map(Self.absolute), logger: logger,
+            metricsRegistry: registry)
         do {
             try await daemon.run()
         } catch let error as Daemon.StartupError {

@@ -1,0 +1,94 @@
+public import Foundation
+import GRDB
+
+/// The ledger's state in counts, as `GET /metrics` shows it: read in one transaction at scrape
+/// time, so the figures agree with each other and are right straight after a restart.
+public struct LedgerCensus: Sendable, Equatable {
+    /// Compute units of one pool in one state: `leased` (held by a lease now), `retired`
+    /// (dropped from the config, no lease), or `free`.
+    public struct UnitCount: Sendable, Equatable {
+        public var pool: String
+        public var state: String
+        public var count: Int
+
+        public init(pool: String, state: String, count: Int) {
+            self.pool = pool; self.state = state; self.count = count
+        }
+    }
+
+    /// A pending or active reservation, with what `/metrics` says about it.
+    public struct LiveReservation: Sendable, Equatable {
+        public var id: Int64
+        public var name: String
+        public var model: String
+        public var purpose: String
+        public var status: String
+        public var queuedJobs: Int
+        /// How often its serve process was started again after it died (inference only).
+        public var serveRestarts: Int
+        /// Tokens it served in the last full minute, and its budget in that minute: the one
+        /// recorded with its calls then, else its budget now.
+        public var tokensLastMinute: Int
+        public var budgetPerMinute: Int
+
+        public init(
+            id: Int64, name: String, model: String, purpose: String, status: String, queuedJobs: Int, serveRestarts: Int,
+            tokensLastMinute: Int, budgetPerMinute: Int
+        ) {
+            self.id = id; self.name = name; self.model = model; self.purpose = purpose; self.status = status
+            self.queuedJobs = queuedJobs; self.serveRestarts = serveRestarts
+            self.tokensLastMinute = tokensLastMinute; self.budgetPerMinute = budgetPerMinute
+        }
+    }
+
+    public var units: [UnitCount]
+    /// Every reservation the ledger holds, finished ones included, by status.
+    public var reservationsByStatus: [String: Int]
+    /// Every job the ledger holds, by status.
+    public var jobsByStatus: [String: Int]
+    public var liveReservations: [LiveReservation]
+
+    public init(units: [UnitCount], reservationsByStatus: [String: Int], jobsByStatus: [String: Int], liveReservations: [LiveReservation]) {
+        self.units = units
+        self.reservationsByStatus = reservationsByStatus
+        self.jobsByStatus = jobsByStatus
+        self.liveReservations = liveReservations
+    }
+}
+
+extension LedgerTransaction {
+    /// The census at `now`. "The last full minute" is the minute before the one `now` is in:
+    /// the current minute is still filling up, so its figure would always read low.
+    public func census(now: Date) throws -> LedgerCensus {
+        let units = try Row.fetchAll(db, sql: """
+            SELECT pool,
+                   CASE WHEN EXISTS (SELECT 1 FROM leases WHERE leases.unit_id = units.id AND leases.held) THEN 'leased'
+                        WHEN retired THEN 'retired' ELSE 'free' END,
+                   COUNT(*)
+            FROM units GROUP BY 1, 2 ORDER BY 1, 2
+            """).map { LedgerCensus.UnitCount(pool: $0[0], state: $0[1], count: $0[2]) }
+        func byStatus(_ table: String) throws -> [String: Int] {
+            let rows = try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM \(table) GROUP BY status")
+            return Dictionary(rows.map { ($0[0] as String, $0[1] as Int) }, uniquingKeysWith: +)
+        }
+        // The same minute arithmetic as the rollup in `record(_:)`, one minute back.
+        let lastMinute = Date(timeIntervalSince1970: (now.timeIntervalSince1970 / 60).rounded(.down) * 60 - 60)
+        let live = try Row.fetchAll(db, sql: """
+            SELECT r.id, r.name, r.model, r.purpose, r.status, r.serve_restarts,
+                   (SELECT COUNT(*) FROM jobs WHERE jobs.reservation_id = r.id AND jobs.status = 'queued'),
+                   COALESCE(m.tokens, 0), COALESCE(m.budget, r.model_units * models.tokens_per_minute, 0)
+            FROM reservations r
+            LEFT JOIN models ON models.id = r.model
+            LEFT JOIN reservation_minutes m ON m.reservation_id = r.id AND m.minute = ?
+            WHERE r.status IN ('pending', 'active')
+            ORDER BY r.id
+            """, arguments: [lastMinute]).map { row in
+            LedgerCensus.LiveReservation(
+                id: row[0], name: row[1], model: row[2], purpose: row[3], status: row[4], queuedJobs: row[6],
+                serveRestarts: row[5], tokensLastMinute: row[7], budgetPerMinute: row[8])
+        }
+        return LedgerCensus(
+            units: units, reservationsByStatus: try byStatus("reservations"), jobsByStatus: try byStatus("jobs"),
+            liveReservations: live)
+    }
+}
