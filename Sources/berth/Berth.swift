@@ -18,7 +18,7 @@ struct Berth: AsyncParsableCommand {
             """,
         subcommands: [
             Status.self, Units.self, Models.self, Reserve.self, Reservations.self, Update.self, Release.self,
-            Capacity.self, Submit.self, Jobs.self, Stop.self, Logs.self, Invoke.self, Compare.self,
+            Capacity.self, Submit.self, Jobs.self, Stop.self, Logs.self, Invoke.self, Compare.self, Usage.self,
         ]
     )
 
