@@ -10,7 +10,9 @@ public struct Snapshot: Sendable {
     public var heldLeases: [Lease]
     /// When each unit's last closed lease ended; a unit is not handed out for a time before that.
     public var unitFreeSince: [String: Date]
-    /// Jobs that are not finished: queued, running or stopping.
+    /// Jobs running or stopping, and queued jobs: each live reservation's queue, or at least its
+    /// head (a job needs a unit, so a reservation of N units starts at most N jobs in a cycle;
+    /// the ledger hands over no more than that).
     public var jobs: [Job]
 
     public init(

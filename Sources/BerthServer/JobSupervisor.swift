@@ -97,7 +97,7 @@ public actor JobSupervisor: Service {
             kill(pid, SIGKILL)
             logger.warning("killed a runner left by the previous berthd", metadata: ["pid": "\(pid)"])
         }
-        let orphans = try ledger.readNow { tx in try tx.liveJobs().filter { $0.jobStatus != .queued } }
+        let orphans = try ledger.readNow { tx in try tx.runningJobs() }
         try ledger.writeNow { tx in
             for job in orphans {
                 if let id = job.id { try tx.finishJob(id, status: .failed, reason: "daemon-restart", exitStatus: nil, at: now) }
@@ -151,7 +151,7 @@ public actor JobSupervisor: Service {
         guard !shuttingDown else { return }
         let jobs: [JobRecord]
         do {
-            jobs = try await ledger.read { tx in try tx.liveJobs().filter { $0.jobStatus != .queued } }
+            jobs = try await ledger.read { tx in try tx.runningJobs() }
         } catch {
             logger.error("cannot read jobs", metadata: ["error": "\(error)"])
             return

@@ -108,6 +108,34 @@ extension LedgerTransaction {
         try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'stopping') ORDER BY id")
     }
 
+    /// Jobs that hold units: running or stopping.
+    public func runningJobs() throws -> [JobRecord] {
+        try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE status IN ('running', 'stopping') ORDER BY id")
+    }
+
+    /// The first `limit` queued jobs of a reservation, in queue order (priority, then
+    /// submission). A job needs at least one unit, so a reservation of N units can start at
+    /// most its first N queued jobs in one cycle: the scheduler reads no more than that,
+    /// however long the queue (a range scan of the `jobs_queue` index).
+    public func queueHead(reservationID: Int64, limit: Int) throws -> [JobRecord] {
+        try JobRecord.fetchAll(db, sql: """
+            SELECT * FROM jobs WHERE reservation_id = ? AND status = 'queued'
+            ORDER BY priority DESC, submitted_at, id LIMIT ?
+            """, arguments: [reservationID, limit])
+    }
+
+    /// A reservation that ends takes its queue with it: every job still queued on it is
+    /// stopped, in one statement, with an event each.
+    func cancelQueue(reservationID: Int64, reason: String, at: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO job_events (job_id, at, kind, detail)
+            SELECT id, ?, 'stopped', ? FROM jobs WHERE reservation_id = ? AND status = 'queued'
+            """, arguments: [at, reason, reservationID])
+        try db.execute(sql: """
+            UPDATE jobs SET status = 'stopped', reason = ?, ended_at = ? WHERE reservation_id = ? AND status = 'queued'
+            """, arguments: [reason, at, reservationID])
+    }
+
     /// Whether a job not yet finished will register a custom model of that name.
     public func customModelNamePending(_ name: String) throws -> Bool {
         try Bool.fetchOne(db, sql: """
@@ -210,6 +238,8 @@ extension LedgerTransaction {
         case .stopJob(let id, let reason, let at):
             try requestStop(id, reason: reason, at: at)
         case .cancelJob(let id, let reason, let at):
+            // Its reservation's end may have stopped it already, with the rest of the queue.
+            guard let job = try job(id: id), job.jobStatus == .queued else { return }
             try finishJob(id, status: .stopped, reason: reason, exitStatus: nil, at: at)
         default:
             break

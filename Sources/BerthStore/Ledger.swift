@@ -177,6 +177,7 @@ public struct LedgerTransaction {
         try db.execute(sql: """
             UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
             """, arguments: [status.rawValue, at, reason, reservationID])
+        try cancelQueue(reservationID: reservationID, reason: "reservation-ended", at: at)
         // Units a job of this reservation still runs on stay held until its runner is gone
         // (`finishJob` closes them): the reservation's jobs stop first.
         let busy = try JobRecord.fetchAll(db, sql: """
@@ -221,7 +222,18 @@ public struct LedgerTransaction {
             reservations: try liveReservations(),
             heldLeases: try heldLeases(),
             unitFreeSince: Dictionary(freeSince.map { ($0[0] as String, $0[1] as Date) }, uniquingKeysWith: max),
-            jobs: try liveJobs().map(\.job))
+            jobs: try schedulableJobs().map(\.job))
+    }
+
+    /// The jobs a scheduling cycle needs: those holding units, and the head of each live
+    /// reservation's queue (as many as it has units), in queue order. A cycle costs the same
+    /// with ten queued jobs or a hundred thousand.
+    func schedulableJobs() throws -> [JobRecord] {
+        var jobs = try runningJobs()
+        for r in try liveReservations() {
+            jobs += try queueHead(reservationID: r.id, limit: r.units)
+        }
+        return jobs
     }
 
     /// Applies a plan's steps in order. The caller's transaction makes them one change.

@@ -212,6 +212,13 @@ enum Migrations {
             try LedgerTransaction(db: db).rollUp(calls)
         }
 
+        migrator.registerMigration("v5-job-queues") { db in
+            // Each reservation's queue in order, queued jobs only: the scheduler reads the head.
+            try db.execute(sql: """
+                CREATE INDEX jobs_queue ON jobs(reservation_id, priority DESC, submitted_at, id) WHERE status = 'queued'
+                """)
+        }
+
         return migrator
     }
 }

@@ -1,0 +1,56 @@
+import BerthCore
+import BerthStore
+import BerthTestSupport
+import Foundation
+import Testing
+
+private let t = Fixtures.t
+
+@Suite("Job queues in the ledger")
+struct JobQueueTests {
+    /// A ledger with one active 2-unit reservation and `queued` jobs on it, priorities mixed.
+    func ledger(queued: Int) throws -> (Ledger, Int64, TemporaryDirectory) {
+        let dir = try TemporaryDirectory()
+        let ledger = try Ledger(path: dir.file("berth.db"))
+        let id = try ledger.writeNow { tx -> Int64 in
+            try tx.syncCatalog(units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
+                               models: [Fixtures.textModel], now: t(0))
+            let r = try tx.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil))
+            try tx.apply(Planner.plan(try tx.snapshot(), now: t(0)))
+            for i in 0..<queued {
+                _ = try tx.insert(JobRecord(
+                    name: "j\(i)", owner: "alice", kind: .fineTuning, reservationId: r.id, model: Fixtures.textModel.id,
+                    baseModel: Fixtures.textModel.id, priority: i % 3, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil,
+                    data: "/d", validationData: nil, output: "/o", modelName: nil, seed: 1, submittedAt: t(1 + Double(i) / 3600),
+                    logPath: "/l", callerUid: 0, callerGid: 0))
+            }
+            return r.id
+        }
+        return (ledger, id, dir)
+    }
+
+    @Test("the scheduler's snapshot holds only the head of a long queue, in queue order")
+    func snapshotHoldsHead() throws {
+        let (ledger, id, dir) = try ledger(queued: 1000)
+        defer { dir.remove() }
+        let jobs = try ledger.readNow { try $0.snapshot().jobs }
+        #expect(jobs.count == 2)  // the reservation has 2 units
+        // Priority 2 first (jobs 3, 6, … by index 2, 5, …), earliest submitted first.
+        #expect(jobs.map(\.name) == ["j2", "j5"])
+        #expect(jobs.allSatisfy { $0.reservationID == id && $0.status == .queued })
+        let plan = try ledger.readNow { Planner.plan(try $0.snapshot(), now: t(2)) }
+        #expect(plan.steps.count == 2)
+    }
+
+    @Test("a reservation that ends stops its whole queue, each job with an event")
+    func endingStopsQueue() throws {
+        let (ledger, id, dir) = try ledger(queued: 50)
+        defer { dir.remove() }
+        try ledger.writeNow { try $0.finish(reservationID: id, status: .deleted, at: t(3), reason: "released") }
+        let statuses = try ledger.readNow { tx in try tx.jobs().map(\.status) }
+        #expect(statuses.count == 50 && statuses.allSatisfy { $0 == "stopped" })
+        let events = try ledger.readNow { try $0.jobEvents(1) }
+        #expect(events.last?.kind == "stopped" && events.last?.detail == "reservation-ended")
+        #expect(try ledger.readNow { try $0.snapshot().jobs }.isEmpty)
+    }
+}
