@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["BerthTestSupport", "BerthWire", "BerthClient"],
+            dependencies: ["BerthTestSupport", "BerthWire", "BerthClient", "BerthStore"],
             swiftSettings: strictSettings
         ),
     ]

@@ -112,9 +112,10 @@ extension ControlPlane {
                 hyperparameters: chosen, data: data, validationData: validation, output: output, modelName: input.modelName,
                 seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid))
             try tx.setJobLogPath(record.id!, settings.logPath(jobID: record.id!))
-            _ = try Scheduler.cycle(tx, now: now)
-            let view = try Self.jobView(try tx.job(id: record.id!) ?? record, tx: tx, fullMetrics: true, reservationName: live.name)
-            return (201, try Wire.encoder().encode(view))
+            // The scheduler runs before the answer is rendered: a job that fits is answered running.
+            return Change(status: 201) { tx in
+                try Wire.encoder().encode(try Self.jobView(try tx.job(id: record.id!) ?? record, tx: tx, fullMetrics: true, reservationName: live.name))
+            }
         }
         context.logger.info("job submitted", metadata: ["job_name": "\(input.name)", "kind": "\(kind.rawValue)", "owner": "\(caller.user)"])
         return response

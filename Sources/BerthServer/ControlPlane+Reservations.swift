@@ -61,10 +61,11 @@ extension ControlPlane {
                     waiting: true, spillover: spillover, createdAt: now)
             }
             let inserted = try tx.insert(reservation)
-            // 4. Activate now if it starts now, in the same transaction, so the answer shows its leases.
-            _ = try Scheduler.cycle(tx, now: now)
-            let view = try Views.reservation(try tx.reservation(id: inserted.id) ?? inserted, in: tx)
-            return (201, try Wire.encoder().encode(view))
+            // 4. The scheduler runs before the answer is rendered, in the same transaction: one
+            //    that starts now is answered active, with its leases.
+            return Change(status: 201) { tx in
+                try Wire.encoder().encode(try Views.reservation(try tx.reservation(id: inserted.id) ?? inserted, in: tx))
+            }
         }
         context.logger.info("reserved", metadata: ["reservation": "\(input.name)", "owner": "\(caller.user)", "status": "\(response.status.code)"])
         // An inference reservation is reported active only once its serve process answers:

@@ -23,6 +23,8 @@ public struct ControlPlane: Sendable {
     let routes = RouteCache()
     /// Kept-alive connections to the serve processes.
     let serveClient = KeepAliveClient()
+    /// Group commit for the POSTs that create reservations and jobs.
+    let commits: CommitGroup
     /// Reservations with no job and no call for longer than this are flagged as idle in usage reports.
     public var idleThreshold: TimeInterval = 86_400
 
@@ -31,6 +33,7 @@ public struct ControlPlane: Sendable {
         jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter, metrics: DaemonMetrics
     ) {
         self.ledger = ledger
+        self.commits = CommitGroup(ledger: ledger, clock: clock)
         self.scheduler = scheduler
         self.callers = callers
         self.clock = clock
@@ -59,29 +62,17 @@ public struct ControlPlane: Sendable {
 
     /// Runs a POST once per `Idempotency-Key`: a retry with the same key and body gets the first
     /// answer back, from the same transaction that made the change, so a crash between the two
-    /// cannot make it act twice.
+    /// cannot make it act twice. Changes are group-committed (`CommitGroup`): the scheduler
+    /// runs after `perform`, before the answer is rendered.
     func idempotent(
         _ request: Request, caller: Caller, body: Data, route: String,
-        perform: @escaping @Sendable (LedgerTransaction) throws -> (status: Int, body: Data)
+        perform: @escaping @Sendable (LedgerTransaction) throws -> Change
     ) async throws -> Response {
         let key = request.headers[.init("Idempotency-Key")!]
         if let key, key.isEmpty || key.utf8.count > 255 {
             throw APIError.invalid(field: "Idempotency-Key", "must be 1 to 255 characters; a UUID is a good key")
         }
-        let owner = caller.user
-        let now = self.now
-        let answer = try await ledger.write { tx -> IdempotentAnswer in
-            if let key, let first = try tx.idempotentAnswer(owner: owner, key: key) {
-                guard first.route == route, first.request == body else {
-                    throw APIError(.idempotencyKeyReused, "Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request")
-                }
-                return first
-            }
-            let result = try perform(tx)
-            let answer = IdempotentAnswer(route: route, request: body, status: result.status, response: result.body)
-            if let key { try tx.recordIdempotentAnswer(owner: owner, key: key, answer: answer, now: now) }
-            return answer
-        }
+        let answer = try await commits.commit(owner: caller.user, key: key, route: route, body: body, perform: perform)
         changed()
         return Requests.respond(status: answer.status, body: answer.response)
     }

@@ -263,6 +263,18 @@ public struct LedgerTransaction {
         }
     }
 
+    /// Runs `body` in a savepoint: if it throws, its changes are undone and the rest of the
+    /// transaction goes on. Lets one transaction carry many requests' changes (group commit)
+    /// while each request still succeeds or fails whole.
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try db.inSavepoint {
+            result = try body()
+            return .commit
+        }
+        return result!
+    }
+
     // MARK: Idempotency
 
     public func idempotentAnswer(owner: String, key: String) throws -> IdempotentAnswer? {

@@ -1,0 +1,124 @@
+import BerthStore
+import Foundation
+import Synchronization
+
+/// A change a request makes: its status, and how to show the result once the scheduler has run.
+struct Change: Sendable {
+    var status: Int
+    var render: @Sendable (LedgerTransaction) throws -> Data
+}
+
+/// Group commit for the control socket's POSTs: changes that arrive while a transaction is
+/// being written wait for the next one, which carries all of them. Each change runs in its own
+/// savepoint (a refused one undoes only itself), then one scheduling cycle runs for the
+/// batch, then each answer is rendered and stored with its Idempotency-Key, and the batch
+/// commits: one fsync for a burst instead of one per request. Nobody is answered before the
+/// commit, so every acknowledged change is durable.
+final class CommitGroup: Sendable {
+    struct Request: Sendable {
+        var owner: String
+        var key: String?
+        var route: String
+        var body: Data
+        var perform: @Sendable (LedgerTransaction) throws -> Change
+        var continuation: CheckedContinuation<IdempotentAnswer, any Error>
+    }
+
+    private let ledger: Ledger
+    private let clock: @Sendable () -> Date
+    /// Waiting requests, and whether a batch is being written now.
+    private let state = Mutex<(waiting: [Request], writing: Bool)>(([], false))
+
+    init(ledger: Ledger, clock: @escaping @Sendable () -> Date) {
+        self.ledger = ledger
+        self.clock = clock
+    }
+
+    /// Performs the change in the next batch; returns its answer once the batch is committed.
+    func commit(
+        owner: String, key: String?, route: String, body: Data,
+        perform: @escaping @Sendable (LedgerTransaction) throws -> Change
+    ) async throws -> IdempotentAnswer {
+        try await withCheckedThrowingContinuation { continuation in
+            let lead = state.withLock { state -> Bool in
+                state.waiting.append(Request(owner: owner, key: key, route: route, body: body, perform: perform, continuation: continuation))
+                if state.writing { return false }
+                state.writing = true
+                return true
+            }
+            // The first request of a quiet moment writes, and keeps writing batches until no
+            // one is waiting; the others only wait for their answer.
+            if lead { Task { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLock { state -> [Request] in
+                // Two requests with the same Idempotency-Key never share a batch: the second
+                // must see the first one's stored answer.
+                var taken: [Request] = [], keys = Set<String>(), left: [Request] = []
+                for request in state.waiting {
+                    if let key = request.key, !keys.insert("\(request.owner)\u{0}\(key)").inserted {
+                        left.append(request)
+                    } else {
+                        taken.append(request)
+                    }
+                }
+                state.waiting = left
+                if taken.isEmpty { state.writing = false }
+                return taken
+            }
+            guard !batch.isEmpty else { return }
+            await write(batch)
+        }
+    }
+
+    private func write(_ batch: [Request]) async {
+        enum Outcome: Sendable {
+            case stored(IdempotentAnswer)
+            case made(Change)
+            case refused(any Error)
+        }
+        let now = clock().wholeSeconds
+        do {
+            let results = try await ledger.write { tx -> [Result<IdempotentAnswer, any Error>] in
+                // 1. Each change in its savepoint.
+                let outcomes: [Outcome] = batch.map { request in
+                    do {
+                        return try tx.savepoint {
+                            if let key = request.key, let first = try tx.idempotentAnswer(owner: request.owner, key: key) {
+                                guard first.route == request.route, first.request == request.body else {
+                                    throw APIError(.idempotencyKeyReused, "Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request")
+                                }
+                                return .stored(first)
+                            }
+                            return .made(try request.perform(tx))
+                        }
+                    } catch {
+                        return .refused(error)
+                    }
+                }
+                // 2. One scheduling cycle for all of them, so answers show leases and started jobs.
+                _ = try Scheduler.cycle(tx, now: now)
+                // 3. The answers, stored with their keys in the same transaction.
+                return try zip(batch, outcomes).map { request, outcome in
+                    switch outcome {
+                    case .stored(let answer):
+                        return .success(answer)
+                    case .refused(let error):
+                        return .failure(error)
+                    case .made(let change):
+                        let answer = IdempotentAnswer(route: request.route, request: request.body, status: change.status, response: try change.render(tx))
+                        if let key = request.key { try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now) }
+                        return .success(answer)
+                    }
+                }
+            }
+            for (request, result) in zip(batch, results) { request.continuation.resume(with: result) }
+        } catch {
+            // Nothing of the batch was committed: every request gets the error, none acted.
+            for request in batch { request.continuation.resume(throwing: error) }
+        }
+    }
+}
