@@ -11,8 +11,8 @@ import NIOPosix
 struct BerthBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-bench",
-        abstract: "berth's benchmarks: invocation throughput, usage reports over a large ledger.",
-        subcommands: [InvokeBench.self, UsageBench.self],
+        abstract: "berth's benchmarks: invocations, usage reports, control-plane throughput, scheduling, start-up.",
+        subcommands: [InvokeBench.self, UsageBench.self, ControlBench.self, SchedulerBench.self, BigLedgerBench.self],
         defaultSubcommand: InvokeBench.self)
 }
 

@@ -213,8 +213,10 @@ public enum Planner {
         }
 
         // 3. Top up active reservations that were given more units.
+        var heldCount: [Int64: Int] = [:]
+        for owner in holder.values { heldCount[owner, default: 0] += 1 }
         for r in reservations.values.sorted(by: { $0.id < $1.id }) where r.status == .active {
-            let missing = r.units - holder.values.filter { $0 == r.id }.count
+            let missing = r.units - heldCount[r.id, default: 0]
             guard missing > 0 else { continue }
             if let units = place(missing, at: now) {
                 for unit in units { holder[unit] = r.id }
@@ -261,9 +263,13 @@ public enum Planner {
             }
         }
         let queues = Dictionary(grouping: snapshot.jobs.filter { $0.status == .queued && live.contains($0.reservationID) }, by: \.reservationID)
+        var heldUnits: [Int64: [String]] = [:]
+        if !queues.isEmpty {
+            for unit in snapshot.dedicatedUnits { if let owner = holder[unit], queues[owner] != nil { heldUnits[owner, default: []].append(unit) } }
+        }
         for (reservationID, queue) in queues.sorted(by: { $0.key < $1.key }) {
             guard reservations[reservationID]?.status == .active else { continue }
-            let held = snapshot.dedicatedUnits.filter { holder[$0] == reservationID }
+            let held = heldUnits[reservationID] ?? []
             var free = held.filter { !(busy[reservationID]?.contains($0) ?? false) }
             for job in queue.sorted(by: Job.queueOrder) {
                 guard job.unitsNeeded <= free.count else { break }

@@ -5,8 +5,11 @@ public import GRDB
 /// A job as the ledger keeps it: what was asked, where it runs, how it went.
 public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
     public static let databaseTableName = "jobs"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
+    public enum CodingKeys: String, CodingKey {
+        case id, name, owner, kind, reservationId = "reservation_id", model, baseModel = "base_model", status, reason, priority, modelUnits = "model_units", unitsNeeded = "units_needed", units, hyperparameters, data, validationData = "validation_data", output, modelName = "model_name", seed, submittedAt = "submitted_at", startedAt = "started_at", endedAt = "ended_at", exitStatus = "exit_status", progress, busyUnitSeconds = "busy_unit_seconds", inputTokens = "input_tokens", outputTokens = "output_tokens", logPath = "log_path", callerUid = "caller_uid", callerGid = "caller_gid", pid
+    }
 
     public var id: Int64?
     public var name: String
@@ -110,7 +113,7 @@ extension LedgerTransaction {
 
     /// Jobs that hold units: running or stopping.
     public func runningJobs() throws -> [JobRecord] {
-        try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE status IN ('running', 'stopping') ORDER BY id")
+        try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM jobs WHERE status IN ('running', 'stopping') ORDER BY id"))
     }
 
     /// The first `limit` queued jobs of a reservation, in queue order (priority, then
@@ -118,10 +121,10 @@ extension LedgerTransaction {
     /// most its first N queued jobs in one cycle: the scheduler reads no more than that,
     /// however long the queue (a range scan of the `jobs_queue` index).
     public func queueHead(reservationID: Int64, limit: Int) throws -> [JobRecord] {
-        try JobRecord.fetchAll(db, sql: """
+        try JobRecord.fetchAll(db.cachedStatement(sql: """
             SELECT * FROM jobs WHERE reservation_id = ? AND status = 'queued'
             ORDER BY priority DESC, submitted_at, id LIMIT ?
-            """, arguments: [reservationID, limit])
+            """), arguments: [reservationID, limit])
     }
 
     /// A reservation that ends takes its queue with it: every job still queued on it is

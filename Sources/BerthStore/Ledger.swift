@@ -118,7 +118,7 @@ public struct LedgerTransaction {
 
     /// A model of the catalog; models the config dropped are not offered any more.
     public func model(id: String) throws -> Model? {
-        try ModelRecord.fetchOne(db, sql: "SELECT * FROM models WHERE id = ? AND NOT retired", arguments: [id]).map(\.model)
+        try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(\.model)
     }
 
     // MARK: Reservations
@@ -136,7 +136,7 @@ public struct LedgerTransaction {
     }
 
     public func liveReservations() throws -> [Reservation] {
-        try ReservationRecord.fetchAll(db, sql: "SELECT * FROM reservations WHERE status IN ('pending', 'active') ORDER BY id")
+        try ReservationRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM reservations WHERE status IN ('pending', 'active') ORDER BY id"))
             .map(\.reservation)
     }
 
@@ -197,7 +197,7 @@ public struct LedgerTransaction {
     }
 
     public func heldLeases() throws -> [Lease] {
-        try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases WHERE held ORDER BY id").map(\.lease)
+        try LeaseRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM leases WHERE held ORDER BY id")).map(\.lease)
     }
 
     /// Which live reservation holds each unit now: unit id → reservation name.
@@ -213,27 +213,51 @@ public struct LedgerTransaction {
 
     /// What the planner needs, read in this transaction.
     public func snapshot() throws -> Snapshot {
-        let dedicated = try String.fetchAll(db, sql: "SELECT id FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position")
-        let freeSince = try Row.fetchAll(db, sql: """
-            SELECT unit_id, MAX("end") FROM leases WHERE NOT held AND "end" IS NOT NULL GROUP BY unit_id
-            """)
+        let units = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT id, free_since FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position
+            """))
+        var freeSince: [String: Date] = [:]
+        for row in units { if let since = row[1] as Date? { freeSince[row[0]] = since } }
+        let reservations = try liveReservations()
+        let held = try heldLeases()
         return Snapshot(
-            dedicatedUnits: dedicated,
-            reservations: try liveReservations(),
-            heldLeases: try heldLeases(),
-            unitFreeSince: Dictionary(freeSince.map { ($0[0] as String, $0[1] as Date) }, uniquingKeysWith: max),
-            jobs: try schedulableJobs().map(\.job))
+            dedicatedUnits: units.map { $0[0] }, reservations: reservations, heldLeases: held,
+            unitFreeSince: freeSince, jobs: try schedulableJobs(reservations: reservations))
     }
 
-    /// The jobs a scheduling cycle needs: those holding units, and the head of each live
-    /// reservation's queue (as many as it has units), in queue order. A cycle costs the same
-    /// with ten queued jobs or a hundred thousand.
-    func schedulableJobs() throws -> [JobRecord] {
-        var jobs = try runningJobs()
-        for r in try liveReservations() {
-            jobs += try queueHead(reservationID: r.id, limit: r.units)
+    /// The jobs a scheduling cycle needs: those holding units, and the head of the queue of
+    /// each live reservation that has units to spare (a job needs one at least, so no more
+    /// than that many), in queue order. A cycle costs the same with ten queued jobs or a
+    /// hundred thousand, and a busy pool reads no queue at all.
+    func schedulableJobs(reservations: [Reservation]) throws -> [Job] {
+        var jobs = try Self.jobs(db.cachedStatement(sql: "\(Self.jobColumns) WHERE status IN ('running', 'stopping') ORDER BY id"))
+        var busy: [Int64: Int] = [:]
+        for job in jobs { busy[job.reservationID, default: 0] += job.units.count }
+        let head = try db.cachedStatement(sql: """
+            \(Self.jobColumns) WHERE reservation_id = ? AND status = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT ?
+            """)
+        for r in reservations {
+            let spare = r.units - busy[r.id, default: 0]
+            if spare > 0 { jobs += try Self.jobs(head, arguments: [r.id, spare]) }
         }
         return jobs
+    }
+
+    /// Exactly the columns the planner uses, decoded by hand: this runs on every cycle.
+    static let jobColumns = """
+        SELECT id, name, owner, kind, reservation_id, status, priority, model_units, units_needed,
+               (SELECT group_concat(value, char(31)) FROM json_each(jobs.units)), submitted_at FROM jobs
+        """
+
+    static func jobs(_ statement: Statement, arguments: StatementArguments = []) throws -> [Job] {
+        try Row.fetchAll(statement, arguments: arguments).map { row in
+            // SQLite's json_each unpacked the JSON list, joined by the unit separator character.
+            let units = (row[9] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+            return Job(
+                id: row[0], name: row[1], owner: row[2], kind: JobKind(rawValue: row[3]) ?? .fineTuning, reservationID: row[4],
+                status: JobStatus(rawValue: row[5]) ?? .failed, priority: row[6], modelUnits: row[7], unitsNeeded: row[8],
+                units: units, submittedAt: row[10])
+        }
     }
 
     /// Applies a plan's steps in order. The caller's transaction makes them one change.

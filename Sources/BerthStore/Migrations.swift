@@ -217,6 +217,21 @@ enum Migrations {
             try db.execute(sql: """
                 CREATE INDEX jobs_queue ON jobs(reservation_id, priority DESC, submitted_at, id) WHERE status = 'queued'
                 """)
+            // A submission asks whether a live job will make a model of its name: no table scan.
+            try db.create(index: "jobs_model_name", on: "jobs", columns: ["model_name"])
+            // When each unit's last lease ended, kept on the unit by the ledger itself: the
+            // scheduler reads one row per unit instead of every lease ever written.
+            try db.alter(table: "units") { t in t.add(column: "free_since", .datetime) }
+            try db.execute(sql: """
+                UPDATE units SET free_since = (SELECT MAX("end") FROM leases WHERE leases.unit_id = units.id AND NOT held AND "end" IS NOT NULL)
+                """)
+            try db.execute(sql: """
+                CREATE TRIGGER leases_closed AFTER UPDATE OF held ON leases
+                WHEN OLD.held AND NOT NEW.held AND NEW."end" IS NOT NULL
+                BEGIN
+                    UPDATE units SET free_since = MAX(COALESCE(free_since, NEW."end"), NEW."end") WHERE id = NEW.unit_id;
+                END
+                """)
         }
 
         return migrator

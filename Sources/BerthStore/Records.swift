@@ -6,8 +6,11 @@ import GRDB
 
 struct UnitRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "units"
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
+    enum CodingKeys: String, CodingKey {
+        case id, kind, device, pool, retired, position
+    }
 
     var id: String
     var kind: String
@@ -33,8 +36,11 @@ struct UnitRecord: Codable, FetchableRecord, PersistableRecord {
 
 struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "models"
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
+    enum CodingKeys: String, CodingKey {
+        case id, provider, inputModalities = "input_modalities", outputModalities = "output_modalities", maxTokens = "max_tokens", onDemand = "on_demand", customizations, hyperparameters, unitsPerModelUnit = "units_per_model_unit", tokensPerMinute = "tokens_per_minute", price, baseModel = "base_model", owner, retired, createdAt = "created_at", customization, artifactDir = "artifact_dir", jobId = "job_id", finalMetrics = "final_metrics"
+    }
 
     struct Range<T: Codable & Comparable>: Codable {
         var min: T
@@ -126,8 +132,11 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
 
 struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
     static let databaseTableName = "reservations"
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
+    enum CodingKeys: String, CodingKey {
+        case id, name, owner, model, purpose, modelUnits = "model_units", units, commitment, start, end, duration, status, waiting, spillover, createdAt = "created_at", endedAt = "ended_at", statusReason = "status_reason"
+    }
 
     var id: Int64?
     var name: String
@@ -147,6 +156,15 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
     /// When it became expired, deleted or failed.
     var endedAt: Date?
     var statusReason: String?
+
+    /// Decoded by hand: the scheduler reads every live reservation on each cycle, and GRDB's
+    /// Codable decoding costs several times the query.
+    init(row: Row) throws {
+        id = row["id"]; name = row["name"]; owner = row["owner"]; model = row["model"]; purpose = row["purpose"]
+        modelUnits = row["model_units"]; units = row["units"]; commitment = row["commitment"]; start = row["start"]
+        end = row["end"]; duration = row["duration"]; status = row["status"]; waiting = row["waiting"]; spillover = row["spillover"]
+        createdAt = row["created_at"]; endedAt = row["ended_at"]; statusReason = row["status_reason"]
+    }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
         id = inserted.rowID
@@ -183,8 +201,11 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
 struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
     static let databaseTableName = "leases"
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
+    enum CodingKeys: String, CodingKey {
+        case id, unitId = "unit_id", reservationId = "reservation_id", start, end, held
+    }
 
     var id: Int64?
     var unitId: String
@@ -194,6 +215,15 @@ struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var end: Date?
     /// Whether the lease still holds its unit.
     var held: Bool
+
+    /// Decoded by hand, as reservations are: every held lease is read on each cycle.
+    init(row: Row) throws {
+        id = row["id"]; unitId = row["unit_id"]; reservationId = row["reservation_id"]; start = row["start"]; end = row["end"]; held = row["held"]
+    }
+
+    init(id: Int64?, unitId: String, reservationId: Int64, start: Date, end: Date?, held: Bool) {
+        self.id = id; self.unitId = unitId; self.reservationId = reservationId; self.start = start; self.end = end; self.held = held
+    }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
         id = inserted.rowID
@@ -206,8 +236,11 @@ struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
 struct IdempotencyRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "idempotency_keys"
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
+    enum CodingKeys: String, CodingKey {
+        case owner, key, route, request, status, response, createdAt = "created_at"
+    }
 
     var owner: String
     var key: String
