@@ -64,7 +64,15 @@ public struct Daemon: Sendable {
         }
 
         // 2. The ledger: open, bring the catalog up to the config, catch up on what fell due.
-        let ledger = try Ledger(path: databasePath)
+        let ledger: Ledger
+        do {
+            ledger = try Ledger(path: databasePath)
+        } catch let error as LedgerFileError {
+            throw StartupError(description: error.description)
+        }
+        for loose in ledger.looseFiles {
+            logger.warning("the ledger was readable by other users; made it private", metadata: ["file": "\(loose.path)", "was": "\(String(loose.formerMode, radix: 8))", "now": "600"])
+        }
         let startedAt = clock().wholeSeconds
         let config = self.config
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.

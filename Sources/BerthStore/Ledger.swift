@@ -7,10 +7,13 @@ import GRDB
 public final class Ledger: Sendable {
     private let writer: any DatabaseWriter
     public let path: String
+    /// Ledger files that others could read when it was opened, now made private (0600).
+    public let looseFiles: [LooseLedgerFile]
 
     /// Opens (creating if needed) the ledger at `path` in WAL mode with `synchronous = FULL`,
-    /// and brings its schema up to date.
+    /// and brings its schema up to date. Its files are made 0600 first (`LedgerFileMode`).
     public init(path: String) throws {
+        self.looseFiles = try LedgerFileMode.secure(path)
         var configuration = Configuration()
         configuration.label = "berth-ledger"
         configuration.foreignKeysEnabled = true
@@ -30,6 +33,7 @@ public final class Ledger: Sendable {
         try Migrations.migrator.migrate(queue)
         self.writer = queue
         self.path = ":memory:"
+        self.looseFiles = []
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
