@@ -109,12 +109,14 @@ public struct Daemon: Sendable {
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
         let reloader = await ConfigReloader(config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger)
         let app: any Service = if let activated {
-            ActivatedSocketServer(socket: activated, router: plane.router(), logger: logger) {
+            ActivatedSocketServer(socket: activated, router: plane.router(), connections: ConnectionPolicy(limits: config.limits), logger: logger) {
                 logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
                 await systemd.ready()
             }
         } else {
-            buildApplication(plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup, logger: logger) { await systemd.ready() }
+            buildApplication(
+                plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup,
+                connections: ConnectionPolicy(limits: config.limits), logger: logger) { await systemd.ready() }
         }
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
         // shutdown first and STOPPING=1 goes out as the shutdown begins.
@@ -167,11 +169,11 @@ public struct Daemon: Sendable {
 }
 
 /// Assembles the control-socket application; `Daemon.run` only builds and runs it.
-public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, logger: Logger,
+public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, connections: ConnectionPolicy, logger: Logger,
                              onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
     Application(
         router: plane.router(),
-        server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+        server: .http1(configuration: connections.http1Configuration(logger: logger)),
         configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socketPath), serverName: "berthd/\(BerthVersion.current)"),
         onServerRunning: { _ in
             // Users in the socket's group may connect; nobody else.
