@@ -113,6 +113,16 @@ extension ControlPlane {
                 seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid))
             try tx.setJobLogPath(record.id!, settings.logPath(jobID: record.id!))
             _ = try Scheduler.cycle(tx, now: now)
+            // Counted after the cycle, in this transaction: a job that starts at once is not
+            // queued, and concurrent submissions are serialised, so none can overshoot the cap.
+            // Throwing rolls the insert back.
+            let cap = settings.limits.maxQueuedJobsPerUser
+            if try tx.queuedJobCount(owner: caller.user) > cap {
+                throw APIError(.tooManyQueuedJobs, """
+                    you already have \(cap) jobs queued, the most one user may ([limits] max_queued_jobs_per_user); \
+                    wait for some to start, or stop queued ones with berth stop ID (berth jobs lists them)
+                    """)
+            }
             let view = try Self.jobView(try tx.job(id: record.id!) ?? record, tx: tx, fullMetrics: true, reservationName: live.name)
             return (201, try Wire.encoder().encode(view))
         }
