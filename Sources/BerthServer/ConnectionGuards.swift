@@ -159,6 +159,11 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
 /// takes to answer does not count; a connection with nothing to read is the idle timeout's
 /// business), and must be well-formed HTTP/1. A request that fails either is refused with an
 /// answer in the API's error shape when no other answer is under way, and its connection closes.
+///
+/// One rule above the others: a handler reading a request's body must see a broken body fail,
+/// never end. Hummingbird takes a body stream that stops without its end as a complete body,
+/// so a parse error there (including the one the decoder raises when the connection closes
+/// mid-body) is always passed on, never swallowed.
 struct RequestArrival {
     enum Refusal: Equatable {
         case timedOut
@@ -175,19 +180,24 @@ struct RequestArrival {
         /// Close without a word: the request's handler is still waiting for its body, or has
         /// answered it already.
         case close(Refusal)
+        /// Pass the parse error on to the handler reading the body, so its read fails.
+        case forward
     }
 
     let timeout: TimeAmount
     /// Set while a request is arriving: from its first byte until its end is read.
     private(set) var deadline: NIODeadline?
+    /// The head of the request now arriving was read and its end was not: its handler may be
+    /// reading the body.
+    private(set) var bodyOpen = false
     /// Requests whose head was read and whose response has not ended.
     private(set) var answering = 0
-    /// The head of the request now arriving was read.
-    private(set) var arrivingHeadRead = false
-    /// The request now arriving was answered already (a 413 before its whole body came).
+    /// The request whose body is open was answered already (a 413 before its whole body came).
     private(set) var answeredEarly = false
     /// A refusal that waits for the response under way to end.
     private(set) var pending: Refusal?
+    /// A parse error went to the handler reading the body: the connection ends after its answer.
+    private(set) var broken = false
     private(set) var isClosing = false
 
     init(timeout: TimeAmount) {
@@ -204,33 +214,47 @@ struct RequestArrival {
         guard !isClosing else { return .none }
         answering += 1
         let action = deadline == nil ? start(now) : .none
-        arrivingHeadRead = true
+        bodyOpen = true
         return action
     }
 
     mutating func endRead() -> Action {
         deadline = nil
-        arrivingHeadRead = false
+        bodyOpen = false
         answeredEarly = false
         return .cancel
     }
 
     /// The bytes are not HTTP/1 (or not HTTP this server can take).
     mutating func parseFailed(_ reason: String) -> Action {
+        if bodyOpen, !answeredEarly {
+            deadline = nil
+            broken = true
+            return .forward
+        }
         guard !isClosing else { return .none }
         deadline = nil
-        guard answering == 0 else {
-            pending = .malformed(reason)
+        if answeredEarly {
+            isClosing = true
+            return .close(.malformed(reason))
+        }
+        if answering > 0 {
+            pending = pending ?? .malformed(reason)
             return .cancel
         }
         isClosing = true
-        return answeredEarly ? .close(.malformed(reason)) : .refuse(.malformed(reason))
+        return .refuse(.malformed(reason))
     }
 
     mutating func responseEnded() -> Action {
         answering = max(0, answering - 1)
-        if deadline != nil, arrivingHeadRead, answering == 0 { answeredEarly = true }
-        if answering == 0, let pending, !isClosing {
+        if bodyOpen, answering == 0 { answeredEarly = true }
+        guard answering == 0, !isClosing else { return .none }
+        if broken {
+            isClosing = true
+            return .close(.malformed("the request's body was not valid HTTP/1.1"))
+        }
+        if let pending {
             self.pending = nil
             isClosing = true
             return .refuse(pending)
@@ -249,7 +273,6 @@ struct RequestArrival {
     private mutating func start(_ now: NIODeadline) -> Action {
         let deadline = now + timeout
         self.deadline = deadline
-        arrivingHeadRead = false
         answeredEarly = false
         return .schedule(deadline)
     }
@@ -301,20 +324,33 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.fireErrorCaught(error)
             return
         }
-        perform(state.parseFailed(reason), context)
+        let action = state.parseFailed(reason)
+        if action == .forward {
+            context.fireErrorCaught(error)
+        } else {
+            perform(action, context)
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let ended = if case .end = unwrapOutboundIn(data) { true } else { false }
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
         context.write(data, promise: promise)
-        if ended {
-            perform(state.responseEnded(), context)
+        let action = state.responseEnded()
+        if action != .none {
+            // The answer goes out before anything that closes the connection.
+            context.flush()
+            perform(action, context)
         }
     }
 
     /// What is wrong with the bytes, when `error` says they are not HTTP/1 we can take.
     static func malformed(_ error: any Error) -> String? {
         switch error {
+        case ByteToMessageDecoderError.dataReceivedInErrorState(let underlying, _):
+            malformed(underlying)
         case HTTPParserError.headerOverflow:
             "the request line and headers are over the limit (80 KiB); send shorter headers"
         case let error as HTTPParserError:
@@ -328,7 +364,7 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func perform(_ action: RequestArrival.Action, _ context: ChannelHandlerContext) {
         switch action {
-        case .none:
+        case .none, .forward:
             break
         case .schedule(let deadline):
             wakeUp?.cancel()

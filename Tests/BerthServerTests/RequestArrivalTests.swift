@@ -34,11 +34,24 @@ struct RequestArrivalTests {
         #expect(state.timerFired(now: at(90)) == .none)
     }
 
-    @Test("a head whose body stalls is closed without an answer: its handler is waiting for the body")
+    @Test("a head whose body stalls is closed without an answer, and the handler reading the body sees it fail")
     func stalledBody() {
         var state = RequestArrival(timeout: Self.timeout)
         #expect(state.headRead(now: t0) == .schedule(at(30)))
         #expect(state.timerFired(now: at(30)) == .close(.timedOut))
+        // Closing makes the decoder report the cut-off body: that must reach the handler, or
+        // Hummingbird would take the half body for a whole one.
+        #expect(state.parseFailed("stream ended at an unexpected time") == .forward)
+    }
+
+    @Test("a body whose framing breaks fails for the handler reading it, and the connection closes after its answer")
+    func brokenBody() {
+        var state = RequestArrival(timeout: Self.timeout)
+        #expect(state.headRead(now: t0) == .schedule(at(30)))
+        #expect(state.parseFailed("invalid chunk size") == .forward)
+        #expect(state.parseFailed("data received in error state") == .forward)
+        #expect(state.timerFired(now: at(30)) == .none)
+        #expect(state.responseEnded() == .close(.malformed("the request's body was not valid HTTP/1.1")))
     }
 
     @Test("a body still arriving after an early answer (413) is closed without a second answer")
@@ -47,6 +60,8 @@ struct RequestArrivalTests {
         #expect(state.headRead(now: t0) == .schedule(at(30)))
         #expect(state.responseEnded() == .none)
         #expect(state.timerFired(now: at(30)) == .close(.timedOut))
+        // The handler is done with the body: the decoder's complaint at the close goes nowhere.
+        #expect(state.parseFailed("stream ended at an unexpected time") == .none)
     }
 
     @Test("the time a handler takes to answer does not count, and the next request's clock starts at its first byte")
