@@ -8,6 +8,7 @@ import Glibc
 public final class RawSocket {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public let fd: Int32
@@ -96,8 +97,9 @@ public final class RawSocket {
         return buffered
     }
 
-    /// Reads one HTTP/1.1 response; nil if the peer closed before sending one.
-    public func readResponse() throws -> RawResponse? {
+    /// Reads one HTTP/1.1 response; nil if the peer closed before sending one. The answer to
+    /// a HEAD request has no body (`bodyExpected` false).
+    public func readResponse(bodyExpected: Bool = true) throws -> RawResponse? {
         var headEnd: Int?
         while headEnd == nil {
             headEnd = Self.find([13, 10, 13, 10], in: buffered)
@@ -119,7 +121,9 @@ public final class RawSocket {
         }
         let response = RawResponse(status: status, headers: headers, body: [])
         var body: [UInt8] = []
-        if let length = response.header("content-length").flatMap(Int.init) {
+        if !bodyExpected {
+            // Nothing to read.
+        } else if let length = response.header("content-length").flatMap(Int.init) {
             while buffered.count < length {
                 if try !fill() { throw Failure(description: "the connection closed inside a body of \(length) bytes") }
             }
