@@ -1,6 +1,5 @@
 public import BerthConfig
 import BerthWire
-import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
