@@ -75,13 +75,47 @@ struct ConfigDecoder {
     }
 
     private func decodeLimits(_ table: TableReader) -> DaemonConfig.Limits {
-        table.rejectUnknownKeys(["max_data_file_bytes", "max_data_records"])
-        var limits = DaemonConfig.Limits()
+        table.rejectUnknownKeys([
+            "max_data_file_bytes", "max_data_records", "max_queued_jobs_per_user", "max_connections",
+            "request_timeout_seconds", "idle_timeout_seconds",
+        ])
+        typealias Limits = DaemonConfig.Limits
+        var limits = Limits()
         if let bytes = table.int("max_data_file_bytes", .optional, minimum: 1) {
             limits.maxDataFileBytes = bytes
         }
         if let records = table.int("max_data_records", .optional, minimum: 1) {
             limits.maxDataRecords = records
+        }
+        if let jobs = table.int("max_queued_jobs_per_user", .optional, minimum: 1) {
+            limits.maxQueuedJobsPerUser = jobs
+        }
+        if let connections = table.int("max_connections", .optional, minimum: 1) {
+            if connections > Limits.maxConnectionsCeiling {
+                log.report(
+                    table.keyPath("max_connections"),
+                    "must be at most \(Limits.maxConnectionsCeiling), found \(connections); each connection holds a file descriptor, so lower it")
+            } else {
+                limits.maxConnections = connections
+            }
+        }
+        if let seconds = table.number("request_timeout_seconds", .optional, minimum: 0, exclusive: true) {
+            if seconds > Limits.requestTimeoutCeiling {
+                log.report(
+                    table.keyPath("request_timeout_seconds"),
+                    "must be at most \(ValueReader.format(Limits.requestTimeoutCeiling)), found \(ValueReader.format(seconds)); a request of at most 1 MiB needs seconds, not hours")
+            } else {
+                limits.requestTimeoutSeconds = seconds
+            }
+        }
+        if let seconds = table.number("idle_timeout_seconds", .optional, minimum: 0, exclusive: true) {
+            if seconds > Limits.idleTimeoutCeiling {
+                log.report(
+                    table.keyPath("idle_timeout_seconds"),
+                    "must be at most \(ValueReader.format(Limits.idleTimeoutCeiling)) (a day), found \(ValueReader.format(seconds)); lower it")
+            } else {
+                limits.idleTimeoutSeconds = seconds
+            }
         }
         return limits
     }

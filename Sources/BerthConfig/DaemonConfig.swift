@@ -48,14 +48,39 @@ public struct DaemonConfig: Sendable {
         }
     }
 
-    /// Bounds on a job's data files, checked at submission.
+    /// Bounds on what one submission, one user and one client can take of the daemon.
     public struct Limits: Sendable {
+        /// A job's data files, checked at submission.
         public var maxDataFileBytes: Int
         public var maxDataRecords: Int
+        /// Jobs one user may have queued at once; the next submission is refused with
+        /// `too-many-queued-jobs`.
+        public var maxQueuedJobsPerUser: Int
+        /// Connections the control socket serves at once; each one over it is answered 503
+        /// `too-many-connections` and closed.
+        public var maxConnections: Int
+        /// A request must arrive whole (head and body) within this long of its first byte, or
+        /// its connection is answered 408 and closed: a stalled or trickling client cannot hold
+        /// a connection.
+        public var requestTimeoutSeconds: Double
+        /// A kept-alive connection that sends no request for this long is closed.
+        public var idleTimeoutSeconds: Double
 
-        public init(maxDataFileBytes: Int = 100 * 1024 * 1024, maxDataRecords: Int = 1_000_000) {
+        /// Bounds above which a value is a mistake rather than a choice.
+        public static let maxConnectionsCeiling = 65_536
+        public static let requestTimeoutCeiling: Double = 3_600
+        public static let idleTimeoutCeiling: Double = 86_400
+
+        public init(
+            maxDataFileBytes: Int = 100 * 1024 * 1024, maxDataRecords: Int = 1_000_000, maxQueuedJobsPerUser: Int = 1_000,
+            maxConnections: Int = 256, requestTimeoutSeconds: Double = 30, idleTimeoutSeconds: Double = 60
+        ) {
             self.maxDataFileBytes = maxDataFileBytes
             self.maxDataRecords = maxDataRecords
+            self.maxQueuedJobsPerUser = maxQueuedJobsPerUser
+            self.maxConnections = maxConnections
+            self.requestTimeoutSeconds = requestTimeoutSeconds
+            self.idleTimeoutSeconds = idleTimeoutSeconds
         }
     }
 

@@ -109,8 +109,13 @@ extension ControlPlane {
         }
         let maxTokens = input.maxTokens ?? min(Self.defaultMaxTokens, model.maxTokens)
         guard maxTokens >= 1 else { throw await refuse(APIError.invalid(field: "max_tokens", "must be at least 1")) }
+        guard maxTokens <= model.maxTokens else {
+            throw await refuse(APIError.invalid(field: "max_tokens", "\(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); ask for at most that"))
+        }
         let inputTokens = DatasetCheck.tokenCount(input.prompt)
-        guard inputTokens + maxTokens <= model.maxTokens else {
+        // Both are at most the model's max_tokens now, so the sum cannot overflow (a
+        // max_tokens of Int.max once crashed berthd here).
+        guard inputTokens <= model.maxTokens - maxTokens else {
             throw await refuse(APIError.invalid(field: "prompt", "\(inputTokens) prompt tokens + max_tokens \(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); shorten the prompt or lower max_tokens"))
         }
 

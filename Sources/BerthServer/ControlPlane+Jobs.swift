@@ -112,6 +112,16 @@ extension ControlPlane {
                 hyperparameters: chosen, data: data, validationData: validation, output: output, modelName: input.modelName,
                 seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid))
             try tx.setJobLogPath(record.id!, settings.logPath(jobID: record.id!))
+            // Counted in this transaction (group-committed submissions run one after another
+            // in it), so concurrent submissions cannot overshoot; throwing rolls the insert back.
+            // The new job counts as queued: the scheduler runs for the batch afterwards.
+            let cap = settings.limits.maxQueuedJobsPerUser
+            if try tx.queuedJobCount(owner: caller.user) > cap {
+                throw APIError(.tooManyQueuedJobs, """
+                    you already have \(cap) jobs queued, the most one user may ([limits] max_queued_jobs_per_user); \
+                    wait for some to start, or stop queued ones with berth stop ID (berth jobs lists them)
+                    """)
+            }
             // The scheduler runs before the answer is rendered: a job that fits is answered running.
             return Change(status: 201) { tx in
                 try Wire.encoder().encode(try Self.jobView(try tx.job(id: record.id!) ?? record, tx: tx, fullMetrics: true, reservationName: live.name))

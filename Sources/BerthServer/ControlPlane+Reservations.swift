@@ -221,6 +221,9 @@ extension ControlPlane {
         return value
     }
 
+    /// How far ahead an advance reservation may start: as far as `berth capacity` looks.
+    static let maxAdvanceSeconds: TimeInterval = 10 * 366 * 86_400
+
     /// `now`, a future time, or an offset. A start a little in the past (a slow client) is now.
     static func startTime(_ text: String?, now: Date) throws -> Date {
         guard let text else { return now }
@@ -229,6 +232,12 @@ extension ControlPlane {
         }
         if start < now.addingTimeInterval(-300) {
             throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is in the past; use now or a future time")
+        }
+        // The ledger keeps times as four-digit years: a start in year 9999 plus a duration
+        // once made a reservation that SQLite stored and could not read back (a 500).
+        let latest = now.addingTimeInterval(maxAdvanceSeconds)
+        if start > latest {
+            throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is more than 10 years ahead; start by \(TimeExpression.format(latest))")
         }
         return max(start, now)
     }

@@ -71,7 +71,15 @@ public struct Daemon: Sendable {
 
         // 2. The ledger: open, bring the catalog up to the config, catch up on what fell due.
         let metrics = DaemonMetrics(registry: metricsRegistry)
-        let ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) })
+        let ledger: Ledger
+        do {
+            ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) })
+        } catch let error as LedgerFileError {
+            throw StartupError(description: error.description)
+        }
+        for loose in ledger.looseFiles {
+            logger.warning("the ledger was readable by other users; made it private", metadata: ["file": "\(loose.path)", "was": "\(String(loose.formerMode, radix: 8))", "now": "600"])
+        }
         let startedAt = clock().wholeSeconds
         let config = self.config
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
@@ -110,12 +118,14 @@ public struct Daemon: Sendable {
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
         let reloader = await ConfigReloader(config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger)
         let app: any Service = if let activated {
-            ActivatedSocketServer(socket: activated, router: plane.router(), logger: logger) {
+            ActivatedSocketServer(socket: activated, router: plane.router(), connections: ConnectionPolicy(limits: config.limits), logger: logger) {
                 logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
                 await systemd.ready()
             }
         } else {
-            buildApplication(plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup, logger: logger) { await systemd.ready() }
+            buildApplication(
+                plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup,
+                connections: ConnectionPolicy(limits: config.limits), logger: logger) { await systemd.ready() }
         }
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
         // shutdown first and STOPPING=1 goes out as the shutdown begins.
@@ -168,11 +178,11 @@ public struct Daemon: Sendable {
 }
 
 /// Assembles the control-socket application; `Daemon.run` only builds and runs it.
-public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, logger: Logger,
+public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, connections: ConnectionPolicy, logger: Logger,
                              onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
     Application(
         router: plane.router(),
-        server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+        server: .http1(configuration: connections.http1Configuration(logger: logger)),
         configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socketPath), serverName: "berthd/\(BerthVersion.current)"),
         onServerRunning: { _ in
             // Users in the socket's group may connect; nobody else.

@@ -12,6 +12,12 @@ enum Requests {
             return Data(buffer: buffer)
         } catch is NIOTooManyBytesError {
             throw APIError(.payloadTooLarge, "request body is over 1 MiB: send a smaller body")
+        } catch {
+            // The body broke off or its framing is not HTTP/1.1 (RequestArrivalHandler passes
+            // such errors on, so a cut-off body is never taken for a whole one): the client's
+            // mistake, not the daemon's.
+            guard let reason = RequestArrivalHandler.malformed(error) else { throw error }
+            throw APIError(.invalidArgument, "request body: \(reason)")
         }
     }
 

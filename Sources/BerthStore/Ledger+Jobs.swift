@@ -106,6 +106,11 @@ extension LedgerTransaction {
         return try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
     }
 
+    /// How many of a user's jobs wait in queues.
+    public func queuedJobCount(owner: String) throws -> Int {
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status = 'queued'"), arguments: [owner]) ?? 0
+    }
+
     /// Jobs that are queued, running or stopping.
     public func liveJobs() throws -> [JobRecord] {
         try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'stopping') ORDER BY id")

@@ -10,10 +10,13 @@ public final class Ledger: Sendable {
     /// Told how long each write took, waiting for the writer included: that wait and the
     /// fsync at commit are what every change through the API pays (berthd's `/metrics`).
     private let writeTimer: @Sendable (Duration) -> Void
+    /// Ledger files that others could read when it was opened, now made private (0600).
+    public let looseFiles: [LooseLedgerFile]
 
     /// Opens (creating if needed) the ledger at `path` in WAL mode with `synchronous = FULL`,
-    /// and brings its schema up to date.
+    /// and brings its schema up to date. Its files are made 0600 first (`LedgerFileMode`).
     public init(path: String, writeTimer: @escaping @Sendable (Duration) -> Void = { _ in }) throws {
+        self.looseFiles = try LedgerFileMode.secure(path)
         var configuration = Configuration()
         configuration.label = "berth-ledger"
         configuration.foreignKeysEnabled = true
@@ -35,6 +38,7 @@ public final class Ledger: Sendable {
         self.writer = queue
         self.path = ":memory:"
         self.writeTimer = { _ in }
+        self.looseFiles = []
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {

@@ -219,6 +219,8 @@ enum Migrations {
                 """)
             // A submission asks whether a live job will make a model of its name: no table scan.
             try db.create(index: "jobs_model_name", on: "jobs", columns: ["model_name"])
+            // A submission counts its owner's queued jobs against max_queued_jobs_per_user.
+            try db.execute(sql: "CREATE INDEX jobs_queued_owner ON jobs(owner) WHERE status = 'queued'")
             // When each unit's last lease ended, kept on the unit by the ledger itself: the
             // scheduler reads one row per unit instead of every lease ever written.
             try db.alter(table: "units") { t in t.add(column: "free_since", .datetime) }

@@ -54,6 +54,12 @@ public enum ErrorCode: String, Codable, Sendable {
     case unsupportedModality = "unsupported-modality"
     case throttled
     case shuttingDown = "shutting-down"
+    /// A user's queued jobs are at `[limits] max_queued_jobs_per_user`.
+    case tooManyQueuedJobs = "too-many-queued-jobs"
+    /// The control socket serves `[limits] max_connections` already.
+    case tooManyConnections = "too-many-connections"
+    /// A request did not arrive whole within `[limits] request_timeout_seconds`.
+    case requestTimeout = "request-timeout"
     case `internal`
 
     public var httpStatus: Int {
@@ -62,10 +68,11 @@ public enum ErrorCode: String, Codable, Sendable {
         case .forbidden: 403
         case .notFound: 404
         case .insufficientCapacity, .commitmentActive, .nameTaken, .invalidState, .idempotencyKeyReused,
-             .onDemandNotSupported, .unsupportedModality: 409
+             .onDemandNotSupported, .unsupportedModality, .tooManyQueuedJobs: 409
+        case .requestTimeout: 408
         case .payloadTooLarge: 413
         case .throttled: 429
-        case .shuttingDown: 503
+        case .shuttingDown, .tooManyConnections: 503
         case .internal: 500
         }
     }

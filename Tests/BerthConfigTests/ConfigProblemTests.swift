@@ -159,6 +159,38 @@ private let problemCases: [ProblemCase] = [
         toml: F.config(limits: "[limits]\nmax_data_records = 0\n"),
         keyPath: "limits.max_data_records", message: "must be at least 1, found 0"),
     ProblemCase(
+        sentence: "A zero queued-job cap is refused",
+        toml: F.config(limits: "[limits]\nmax_queued_jobs_per_user = 0\n"),
+        keyPath: "limits.max_queued_jobs_per_user", message: "must be at least 1, found 0"),
+    ProblemCase(
+        sentence: "A connection cap written as a string is a type error",
+        toml: F.config(limits: "[limits]\nmax_connections = \"256\"\n"),
+        keyPath: "limits.max_connections", message: "expected an integer, found a string"),
+    ProblemCase(
+        sentence: "A connection cap of zero would lock everyone out and is refused",
+        toml: F.config(limits: "[limits]\nmax_connections = 0\n"),
+        keyPath: "limits.max_connections", message: "must be at least 1, found 0"),
+    ProblemCase(
+        sentence: "A connection cap above the ceiling is refused with the ceiling",
+        toml: F.config(limits: "[limits]\nmax_connections = 1000000\n"),
+        keyPath: "limits.max_connections", message: "must be at most 65536, found 1000000"),
+    ProblemCase(
+        sentence: "A zero request timeout is refused",
+        toml: F.config(limits: "[limits]\nrequest_timeout_seconds = 0\n"),
+        keyPath: "limits.request_timeout_seconds", message: "must be greater than 0, found 0"),
+    ProblemCase(
+        sentence: "A request timeout of hours is refused",
+        toml: F.config(limits: "[limits]\nrequest_timeout_seconds = 7200\n"),
+        keyPath: "limits.request_timeout_seconds", message: "must be at most 3600, found 7200"),
+    ProblemCase(
+        sentence: "A negative idle timeout is refused",
+        toml: F.config(limits: "[limits]\nidle_timeout_seconds = -5\n"),
+        keyPath: "limits.idle_timeout_seconds", message: "must be greater than 0, found -5"),
+    ProblemCase(
+        sentence: "A misspelt limit is reported with the key it probably meant",
+        toml: F.config(limits: "[limits]\nmax_conections = 10\n"),
+        keyPath: "limits.max_conections", message: "did you mean 'max_connections'?"),
+    ProblemCase(
         sentence: "A negative price is refused",
         toml: F.valid(replacing: "model_unit_hour_1m = 18.4", with: "model_unit_hour_1m = -18.4"),
         keyPath: "models[0].price.model_unit_hour_1m", message: "must be at least 0, found -18.4"),

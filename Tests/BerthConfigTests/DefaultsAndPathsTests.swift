@@ -17,6 +17,10 @@ func sectionDefaults() throws {
     #expect(config.daemon.logLevel == "info")
     #expect(config.limits.maxDataFileBytes == 100 * 1024 * 1024)
     #expect(config.limits.maxDataRecords == 1_000_000)
+    #expect(config.limits.maxQueuedJobsPerUser == 1_000)
+    #expect(config.limits.maxConnections == 256)
+    #expect(config.limits.requestTimeoutSeconds == 30)
+    #expect(config.limits.idleTimeoutSeconds == 60)
     #expect(config.sourcePath == nil)
 }
 
@@ -24,11 +28,15 @@ func sectionDefaults() throws {
 func setKeysOverrideDefaults() throws {
     let config = try DaemonConfig.parse(ConfigFixture.config(
         daemon: "[daemon]\nstop_grace_seconds = 2.5\nidle_threshold_seconds = 3600\nlog_level = \"debug\"\n",
-        limits: "[limits]\nmax_data_records = 10\n"))
+        limits: "[limits]\nmax_data_records = 10\nmax_queued_jobs_per_user = 3\nmax_connections = 8\nrequest_timeout_seconds = 2.5\nidle_timeout_seconds = 5\n"))
     #expect(config.daemon.stopGraceSeconds == 2.5)
     #expect(config.daemon.idleThresholdSeconds == 3600)
     #expect(config.daemon.logLevel == "debug")
     #expect(config.limits.maxDataRecords == 10)
+    #expect(config.limits.maxQueuedJobsPerUser == 3)
+    #expect(config.limits.maxConnections == 8)
+    #expect(config.limits.requestTimeoutSeconds == 2.5)
+    #expect(config.limits.idleTimeoutSeconds == 5)
     #expect(config.limits.maxDataFileBytes == 100 * 1024 * 1024)
 }
 

@@ -39,6 +39,37 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: daemon.socket))
     }
 
+    /// The connection cap and the request timeout guard the passed socket as they guard one
+    /// berthd binds itself.
+    @Test func aSocketActivatedBerthdCapsConnectionsAndTimesOutStalledRequests() throws {
+        let daemon = try LaunchedDaemon(config: TemporaryDaemon.config(extra: "\n[limits]\nmax_connections = 1\nrequest_timeout_seconds = 1\n"))
+        try daemon.startSocketActivated()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: daemon.socket) && Date() < deadline { usleep(20_000) }
+        try daemon.waitUntilAnswering()
+
+        // One connection, kept alive after an answer, takes the only place (once the CLI's
+        // connection above has given it back).
+        var held = try RawSocket(path: daemon.socket)
+        for _ in 0..<300 {
+            held = try RawSocket(path: daemon.socket)
+            #expect(held.send("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+            if try held.readResponse()?.status == 200 { break }
+            usleep(50_000)
+        }
+        let refused = try RawSocket(path: daemon.socket)
+        #expect(refused.send("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+        let answer = try #require(try refused.readResponse())
+        #expect(answer.status == 503 && answer.error?.code == "too-many-connections", "\(answer)")
+
+        // The held connection stalls halfway through its next request: 408, and closed.
+        #expect(held.send("GET /v1/units HTTP/1.1\r\nHo"))
+        let timedOut = try #require(try held.readResponse())
+        #expect(timedOut.status == 408 && timedOut.error?.code == "request-timeout", "\(timedOut)")
+        #expect(try held.readToEnd().isEmpty && held.sawEOF)
+        #expect(daemon.stop() == 0, "log:\n\(daemon.log)")
+    }
+
     @Test func aSocketActivatedBerthdTellsSystemdItIsReady() throws {
         let daemon = try LaunchedDaemon()
         let listener = try NotifyListener(path: daemon.files.directory.file("notify.sock"))

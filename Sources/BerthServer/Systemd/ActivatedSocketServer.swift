@@ -16,14 +16,17 @@ public import ServiceLifecycle
 public struct ActivatedSocketServer: Service {
     public let socket: ListeningSocket
     private let responder: RouterResponder<BerthRequestContext>
+    /// The connection cap and the request and idle timeouts, as for a socket berthd binds.
+    public let connections: ConnectionPolicy
     public let logger: Logger
     /// Called once connections are being accepted.
     public let onServerRunning: @Sendable () async -> Void
 
-    public init(socket: ListeningSocket, router: Router<BerthRequestContext>, logger: Logger,
+    public init(socket: ListeningSocket, router: Router<BerthRequestContext>, connections: ConnectionPolicy, logger: Logger,
                 onServerRunning: @escaping @Sendable () async -> Void = {}) {
         self.socket = socket
         self.responder = router.buildResponder()
+        self.connections = connections
         self.logger = logger
         self.onServerRunning = onServerRunning
     }
@@ -46,7 +49,7 @@ public struct ActivatedSocketServer: Service {
                 response.headers[.server] = serverName
                 try await responseWriter.write(response: response.head, body: response.body)
             },
-            configuration: .init(idleTimeout: .seconds(60)))
+            configuration: connections.http1Configuration(logger: logger))
 
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)
