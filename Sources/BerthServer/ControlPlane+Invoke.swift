@@ -110,7 +110,8 @@ extension ControlPlane {
         let maxTokens = input.maxTokens ?? min(Self.defaultMaxTokens, model.maxTokens)
         guard maxTokens >= 1 else { throw await refuse(APIError.invalid(field: "max_tokens", "must be at least 1")) }
         let inputTokens = DatasetCheck.tokenCount(input.prompt)
-        guard inputTokens + maxTokens <= model.maxTokens else {
+        // Subtracted, not added: a max_tokens near Int.max must be refused, not overflow.
+        guard maxTokens <= model.maxTokens, inputTokens <= model.maxTokens - maxTokens else {
             throw await refuse(APIError.invalid(field: "prompt", "\(inputTokens) prompt tokens + max_tokens \(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); shorten the prompt or lower max_tokens"))
         }
 

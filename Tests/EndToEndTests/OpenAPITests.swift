@@ -299,6 +299,9 @@ struct OpenAPITests {
         try await api.send("no such target", "POST", "/v1/invoke", json: #"{"target":"nope","prompt":"hello"}"#, expect: 404)
         try await api.send("someone else's reservation", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello"}"#, as: .nobody, expect: 403)
         try await api.send("prompt and max_tokens over the model's", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello","max_tokens":200000}"#, expect: 400)
+        try await api.send("the largest max_tokens", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello","max_tokens":\#(Int64.max)}"#, expect: 400)
+        try await api.send("the largest max_tokens on demand", "POST", "/v1/invoke",
+                           json: #"{"target":"\#(Self.model)","prompt":"hello","max_tokens":\#(Int64.max)}"#, expect: 400)
         let refusedShapes: [(String, String)] = [
             ("an empty prompt", #"{"target":"chat","prompt":""}"#),
             ("no prompt", #"{"target":"chat"}"#),
