@@ -9,6 +9,9 @@ extension ControlPlane {
     /// multiplying by a model's size cannot overflow.
     static let maxModelUnits = 100_000
 
+    /// Latest start of an advance reservation, from now: 100 years, the longest DUR.
+    static let maxStartAhead: TimeInterval = 100 * 365 * 86_400
+
     func createReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
         let body = try await Requests.body(request, context: context)
@@ -228,6 +231,11 @@ extension ControlPlane {
         }
         if start < now.addingTimeInterval(-300) {
             throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is in the past; use now or a future time")
+        }
+        // As far ahead as a DUR reaches; further, the end could pass year 9999, which the
+        // ledger cannot store.
+        if start > now.addingTimeInterval(maxStartAhead) {
+            throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is more than 100 years away; choose a nearer start")
         }
         return max(start, now)
     }

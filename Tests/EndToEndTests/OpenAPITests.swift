@@ -130,6 +130,8 @@ struct OpenAPITests {
         let refusedValues: [(String, String)] = [
             ("a start that is not a time", #"{"name":"a","model":"\#(Self.model)","model_units":1,"start":"yesterday"}"#),
             ("a start in the past", #"{"name":"a","model":"\#(Self.model)","model_units":1,"start":"-1d"}"#),
+            ("a start the ledger could not store the end of",
+             #"{"name":"a","model":"\#(Self.model)","model_units":1,"purpose":"training","commitment":"6m","start":"9999-12-31T23:59:59Z"}"#),
             ("a duration with a commitment", #"{"name":"a","model":"\#(Self.model)","model_units":1,"commitment":"1m","duration":"2h"}"#),
             ("a duration that is not one", #"{"name":"a","model":"\#(Self.model)","model_units":1,"duration":"forever"}"#),
             ("training a model without customizations", #"{"name":"a","model":"test.tiny-v1","model_units":1,"purpose":"training"}"#),
