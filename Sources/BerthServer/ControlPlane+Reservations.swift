@@ -9,6 +9,7 @@ extension ControlPlane {
     /// multiplying by a model's size cannot overflow.
     static let maxModelUnits = 100_000
 
+
     func createReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
         let body = try await Requests.body(request, context: context)

@@ -191,7 +191,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:
-                throw APIError(.notFound, "no endpoint \(request.method) \(request.uri.path); see SPEC.md for the API")
+                throw APIError(.notFound, "no endpoint \(request.method) \(request.uri.path); docs/openapi.yaml lists the API")
             case .contentTooLarge:
                 throw APIError(.payloadTooLarge, "request body is over 1 MiB: send a smaller body")
             default:

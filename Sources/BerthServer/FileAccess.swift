@@ -26,12 +26,15 @@ struct FileAccess {
         return stat(path, &info) == 0 ? info : nil
     }
 
-    /// Every folder on the way to `path` must let the caller through.
+    /// Every folder on the way to `path` must let the caller through. The walk ends at the first
+    /// folder that does not exist: the path then names no file, which the caller may be told, as
+    /// every folder before it let them through.
     func canTraverse(to path: String) -> Bool {
         var folder = ""
         for component in path.split(separator: "/").dropLast() {
             folder += "/" + component
-            guard let info = Self.status(folder), allows(info, 1) else { return false }
+            guard let info = Self.status(folder) else { return true }
+            guard allows(info, 1) else { return false }
         }
         return true
     }
