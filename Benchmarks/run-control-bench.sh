@@ -50,7 +50,7 @@ start_berthd() {
 stop_berthd() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 echo "== scheduling decisions (in-process)"
-"$bin/berth-bench" scheduler --folder "$tmp/scheduler"
+[ -n "${BENCH_SKIP_SCHEDULER:-}" ] || "$bin/berth-bench" scheduler --folder "$tmp/scheduler"
 
 echo
 echo "== start-up on a ledger of about a million rows"

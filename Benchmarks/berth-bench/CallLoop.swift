@@ -29,8 +29,9 @@ final class CallLoop: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
 
-    private let head: HTTPRequestHead
-    private let body: ByteBuffer
+    private let template: CallTemplate
+    private let connection: Int
+    private var calls = 0
     private let deadline: NIODeadline
     private let done: EventLoopPromise<CallTally>
 
@@ -42,9 +43,9 @@ final class CallLoop: ChannelInboundHandler {
     private var failureBody: ByteBuffer?
     private var reported = false
 
-    init(head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline, done: EventLoopPromise<CallTally>) {
-        self.head = head
-        self.body = body
+    init(template: CallTemplate, connection: Int, deadline: NIODeadline, done: EventLoopPromise<CallTally>) {
+        self.template = template
+        self.connection = connection
         self.deadline = deadline
         self.done = done
         tally.latencies.reserveCapacity(4096)
@@ -97,6 +98,8 @@ final class CallLoop: ChannelInboundHandler {
     }
 
     private func send(context: ChannelHandlerContext) {
+        let (head, body) = template.vary?(connection, calls) ?? (template.head, template.body)
+        calls += 1
         sentAt = NIODeadline.now()
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if body.readableBytes > 0 {

@@ -5,10 +5,11 @@ import BerthCore
 import BerthStore
 import BerthWire
 import Foundation
+import NIOPosix
 
 /// Control-plane throughput over the socket: reservations made and released, and jobs
-/// submitted, per second, with 1, 8 and 64 clients. Each request is what `berth` sends: one
-/// connection per request, the caller known by SO_PEERCRED.
+/// submitted, per second, with 1, 8 and 64 clients, each on its own keep-alive connection
+/// sending one request at a time (as an API client would; `berth` opens one per command).
 struct ControlBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "control",
@@ -49,78 +50,55 @@ struct ControlBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = SocketClient(socketPath: socket)
+        let endpoint = Endpoint.unixSocket(socket)
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let model = self.model, data = self.data, output = self.output
         var runs: [ControlFigures] = []
-        for count in clientCounts {
-            runs.append(try await measure("reserve+release", clients: count) { task, i in
-                let name = "churn-\(count)-\(task)-\(i)"
-                let made = try await client.send(method: "POST", path: "/v1/reservations", body: Data("""
-                    {"name":"\(name)","model":"\(model)","model_units":1,"purpose":"training","duration":"1h"}
-                    """.utf8))
-                guard made.status == 201 else { return "reserve \(made.status): \(String(decoding: made.body, as: UTF8.self))" }
-                let released = try await client.send(method: "DELETE", path: "/v1/reservations/\(name)")
-                return released.status == 200 ? nil : "release \(released.status): \(String(decoding: released.body, as: UTF8.self))"
-            })
+        func measure(_ operation: String, _ template: CallTemplate, perOperation: Int = 1) async {
+            for count in clientCounts {
+                let (tally, seconds) = await LoadRun.run(template, clients: count, seconds: duration, on: eventLoops)
+                let figures = RunFigures(name: operation, endpoint: endpoint, tally: tally, seconds: seconds)
+                runs.append(ControlFigures(
+                    operation: operation, clients: count, done: figures.calls / perOperation, seconds: seconds,
+                    perSecond: figures.callsPerSecond / Double(perOperation), p50Ms: figures.p50 ?? 0, p99Ms: figures.p99 ?? 0,
+                    failures: figures.failures, firstFailure: figures.firstFailure))
+            }
         }
+        // The floor: a GET that reads the ledger once and changes nothing.
+        await measure("health", .varying(to: endpoint) { _, _ in (.GET, "/v1/health", nil) })
+        // A reservation made, then released, on the same connection: two requests per operation.
+        await measure("reserve+release", .varying(to: endpoint) { connection, call in
+            let name = "churn-\(connection)-\(call / 2)"
+            if call % 2 == 1 { return (.DELETE, "/v1/reservations/\(name)", nil) }
+            return (.POST, "/v1/reservations", Data("""
+                {"name":"\(name)","model":"\(model)","model_units":1,"purpose":"training","duration":"1h"}
+                """.utf8))
+        }, perOperation: 2)
         // One training reservation takes every job; its first job runs, the rest queue.
         let reservation = "bench-jobs-\(ProcessInfo.processInfo.processIdentifier)"
-        let made = try await client.send(method: "POST", path: "/v1/reservations", body: Data("""
+        let made = try await SocketClient(socketPath: socket).send(method: "POST", path: "/v1/reservations", body: Data("""
             {"name":"\(reservation)","model":"\(model)","model_units":1,"purpose":"training","duration":"1d"}
             """.utf8))
         guard made.status == 201 else { throw BenchFailure("cannot reserve for the jobs: \(made.status) \(String(decoding: made.body, as: UTF8.self))") }
-        for count in clientCounts {
-            runs.append(try await measure("submit", clients: count) { task, i in
-                let submitted = try await client.send(method: "POST", path: "/v1/jobs", body: Data("""
-                    {"name":"bench","reservation":"\(reservation)","kind":"fine-tuning","data":"\(data)","output":"\(output)",\
-                    "model_name":"bench-\(reservation)-\(count)-\(task)-\(i)"}
-                    """.utf8))
-                return submitted.status == 201 ? nil : "submit \(submitted.status): \(String(decoding: submitted.body, as: UTF8.self))"
-            })
-        }
+        await measure("submit", .varying(to: endpoint) { connection, call in
+            (.POST, "/v1/jobs", Data("""
+                {"name":"bench","reservation":"\(reservation)","kind":"fine-tuning","data":"\(data)","output":"\(output)",\
+                "model_name":"bench-\(reservation)-\(connection)-\(call)"}
+                """.utf8))
+        })
+        try await eventLoops.shutdownGracefully()
         if json {
             print(String(decoding: try Wire.encoder(pretty: true).encode(runs), as: UTF8.self))
         } else {
-            print("operation        clients  done     per s   p50 ms   p99 ms  failed")
+            print("operation        clients    done    per s   p50 ms   p99 ms  failed")
             for r in runs {
                 print(r.operation.padding(toLength: 16, withPad: " ", startingAt: 0)
-                    + String(format: " %7d %6d %9.0f %8.2f %8.2f %7d", r.clients, r.done, r.perSecond, r.p50Ms, r.p99Ms, r.failures))
+                    + String(format: " %7d %7d %8.0f %8.2f %8.2f %7d", r.clients, r.done, r.perSecond, r.p50Ms, r.p99Ms, r.failures))
             }
             for r in runs where r.failures > 0 {
                 FileHandle.standardError.write(Data("\(r.operation) × \(r.clients): \(r.failures) failed; the first: \(r.firstFailure ?? "?")\n".utf8))
             }
         }
-    }
-
-    /// Runs `clients` tasks calling `operation` back to back for `duration`; a returned string is a failure.
-    private func measure(
-        _ name: String, clients: Int, _ operation: @escaping @Sendable (Int, Int) async throws -> String?
-    ) async throws -> ControlFigures {
-        let started = ContinuousClock.now
-        let deadline = started + .milliseconds(Int64(duration * 1000))
-        let results = await withTaskGroup(of: (latencies: [Double], failures: Int, first: String?).self) { group in
-            for task in 0..<clients {
-                group.addTask {
-                    var latencies: [Double] = [], failures = 0, first: String?
-                    var i = 0
-                    while ContinuousClock.now < deadline {
-                        let begin = ContinuousClock.now
-                        let failure: String?
-                        do { failure = try await operation(task, i) } catch { failure = "\(error)" }
-                        if let failure { failures += 1; first = first ?? failure } else { latencies.append(UsageBench.seconds(ContinuousClock.now - begin) * 1000) }
-                        i += 1
-                    }
-                    return (latencies, failures, first)
-                }
-            }
-            return await group.reduce(into: [(latencies: [Double], failures: Int, first: String?)]()) { $0.append($1) }
-        }
-        let elapsed = UsageBench.seconds(ContinuousClock.now - started)
-        let latencies = results.flatMap(\.latencies).sorted()
-        func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        return ControlFigures(
-            operation: name, clients: clients, done: latencies.count, seconds: elapsed, perSecond: Double(latencies.count) / elapsed,
-            p50Ms: percentile(0.5), p99Ms: percentile(0.99), failures: results.map(\.failures).reduce(0, +),
-            firstFailure: results.compactMap(\.first).first)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Where the calls go: berthd's control socket, or a serve process's loopback port.
 enum Endpoint: Sendable, CustomStringConvertible {
@@ -16,11 +17,35 @@ enum Endpoint: Sendable, CustomStringConvertible {
     }
 }
 
-/// The one request a run sends over and over.
+/// The one request a run sends over and over, or, with `vary`, a request made afresh for each
+/// call from the connection's number and the call's number on it.
 struct CallTemplate: Sendable {
     var endpoint: Endpoint
     var head: HTTPRequestHead
     var body: ByteBuffer
+    var vary: (@Sendable (_ connection: Int, _ call: Int) -> (HTTPRequestHead, ByteBuffer))?
+
+    init(endpoint: Endpoint, head: HTTPRequestHead, body: ByteBuffer) {
+        self.endpoint = endpoint
+        self.head = head
+        self.body = body
+    }
+
+    /// Requests made per call over the socket: `make` gives the method, path and JSON body.
+    static func varying(
+        to endpoint: Endpoint, _ make: @escaping @Sendable (_ connection: Int, _ call: Int) -> (HTTPMethod, String, Data?)
+    ) -> CallTemplate {
+        var template = CallTemplate(endpoint: endpoint, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), body: ByteBuffer())
+        template.vary = { connection, call in
+            let (method, path, json) = make(connection, call)
+            var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+            head.headers.add(name: "Host", value: "localhost")
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: String(json?.count ?? 0))
+            return (head, json.map { ByteBuffer(bytes: $0) } ?? ByteBuffer())
+        }
+        return template
+    }
 
     /// `POST path` with a JSON body, keeping the connection open (HTTP/1.1's default).
     static func post(_ path: String, json: Data, to endpoint: Endpoint) -> CallTemplate {
@@ -80,6 +105,9 @@ struct RunFigures: Sendable, Encodable {
     }
 }
 
+/// Numbers connections across runs, so varying requests never repeat a name.
+private let connections = Atomic<Int>(0)
+
 /// Many clients, each on its own keep-alive connection, sending one call at a time for a while.
 enum LoadRun {
     static func run(
@@ -114,7 +142,8 @@ enum LoadRun {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(
-                            CallLoop(head: template.head, body: template.body, deadline: deadline, done: done))
+                            CallLoop(template: template, connection: connections.wrappingAdd(1, ordering: .relaxed).oldValue,
+                                     deadline: deadline, done: done))
                     }
                 }
             do {
