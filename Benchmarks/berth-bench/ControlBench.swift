@@ -39,6 +39,9 @@ struct ControlBench: AsyncParsableCommand {
     @Option(help: "The model the reservations are for.")
     var model = "amazon.nova-micro-v1:0"
 
+    @Option(help: "Operations to measure, comma-separated: health, reserve, submit.")
+    var operations = "health,reserve,submit"
+
     @Flag(help: "Print the figures as one JSON document.")
     var json = false
 
@@ -54,7 +57,9 @@ struct ControlBench: AsyncParsableCommand {
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let model = self.model, data = self.data, output = self.output
         var runs: [ControlFigures] = []
+        let chosen = Set(operations.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         func measure(_ operation: String, _ template: CallTemplate, perOperation: Int = 1) async {
+            guard chosen.contains(String(operation.prefix { $0 != "+" })) else { return }
             for count in clientCounts {
                 let (tally, seconds) = await LoadRun.run(template, clients: count, seconds: duration, on: eventLoops)
                 let figures = RunFigures(name: operation, endpoint: endpoint, tally: tally, seconds: seconds)
