@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "berth-bench",
             dependencies: [
-                "BerthClient", "BerthWire", "BerthCore", "BerthStore", "BerthConfig",
+                "BerthClient", "BerthWire", "BerthCore", "BerthStore", "BerthConfig", "BerthNGram",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

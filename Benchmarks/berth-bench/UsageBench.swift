@@ -2,6 +2,7 @@ import ArgumentParser
 import BerthClient
 import BerthConfig
 import BerthCore
+import BerthNGram
 import BerthStore
 import BerthWire
 import Foundation
@@ -149,7 +150,8 @@ struct UsageBench: AsyncParsableCommand {
             }
             return made
         }
-        var random = SplitMix(seed: 42)
+        // Seeded (the n-gram model's generator): the same command builds the same ledger.
+        var random = SplitMix64(seed: 42)
         let step = end.timeIntervalSince(start) / Double(calls)
         let batchSize = 100_000
         var written = 0
@@ -159,13 +161,13 @@ struct UsageBench: AsyncParsableCommand {
             var batch: [InvocationRecord] = []
             batch.reserveCapacity(count)
             for i in written..<(written + count) {
-                let at = start.addingTimeInterval((Double(i) + random.unit()) * step)
+                let at = start.addingTimeInterval((Double(i) + random.nextUnit()) * step)
                 // Latencies of a few milliseconds, with a tail: one call in a hundred is slow.
-                let latency = random.unit() < 0.01 ? 20 + random.unit() * 180 : 0.8 - log(1 - random.unit()) * 3
+                let latency = random.nextUnit() < 0.01 ? 20 + random.nextUnit() * 180 : 0.8 - log(1 - random.nextUnit()) * 3
                 let input = 20 + Int(random.next() % 200), output = 10 + Int(random.next() % 300)
-                if random.unit() < 0.8 {
+                if random.nextUnit() < 0.8 {
                     let r = inference[Int(random.next() % UInt64(inference.count))]
-                    let throttled = random.unit() < 0.02
+                    let throttled = random.nextUnit() < 0.02
                     batch.append(InvocationRecord(
                         at: at, owner: r.owner, target: "", reservationID: r.id, model: model.id, tier: throttled ? nil : "provisioned",
                         outcome: throttled ? "throttled" : "served", inputTokens: throttled ? 0 : input, outputTokens: throttled ? 0 : output,
@@ -204,19 +206,4 @@ struct UsageDocument: Encodable {
     var runs: Int
     var reports: [UsageFigures]
     var rawScanMs: Double?
-}
-
-/// A small seeded generator, so the same command builds the same ledger.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
