@@ -1,3 +1,4 @@
+import BerthCore
 import BerthStore
 import Foundation
 import Synchronization
@@ -26,12 +27,16 @@ final class CommitGroup: Sendable {
 
     private let ledger: Ledger
     private let clock: @Sendable () -> Date
+    /// Told once per committed batch, with what its scheduling cycle did: the services that
+    /// follow the ledger look again once per batch, not once per request.
+    private let afterBatch: @Sendable (Plan) -> Void
     /// Waiting requests, and whether a batch is being written now.
     private let state = Mutex<(waiting: [Request], writing: Bool)>(([], false))
 
-    init(ledger: Ledger, clock: @escaping @Sendable () -> Date) {
+    init(ledger: Ledger, clock: @escaping @Sendable () -> Date, afterBatch: @escaping @Sendable (Plan) -> Void) {
         self.ledger = ledger
         self.clock = clock
+        self.afterBatch = afterBatch
     }
 
     /// Performs the change in the next batch; returns its answer once the batch is committed.
@@ -82,7 +87,7 @@ final class CommitGroup: Sendable {
         }
         let now = clock().wholeSeconds
         do {
-            let results = try await ledger.write { tx -> [Result<IdempotentAnswer, any Error>] in
+            let (plan, results) = try await ledger.write { tx -> (Plan, [Result<IdempotentAnswer, any Error>]) in
                 // 1. Each change in its savepoint.
                 let outcomes: [Outcome] = batch.map { request in
                     do {
@@ -100,9 +105,9 @@ final class CommitGroup: Sendable {
                     }
                 }
                 // 2. One scheduling cycle for all of them, so answers show leases and started jobs.
-                _ = try Scheduler.cycle(tx, now: now)
+                let plan = try Scheduler.cycle(tx, now: now)
                 // 3. The answers, stored with their keys in the same transaction.
-                return try zip(batch, outcomes).map { request, outcome in
+                return (plan, try zip(batch, outcomes).map { request, outcome in
                     switch outcome {
                     case .stored(let answer):
                         return .success(answer)
@@ -113,8 +118,9 @@ final class CommitGroup: Sendable {
                         if let key = request.key { try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now) }
                         return .success(answer)
                     }
-                }
+                })
             }
+            afterBatch(plan)
             for (request, result) in zip(batch, results) { request.continuation.resume(with: result) }
         } catch {
             // Nothing of the batch was committed: every request gets the error, none acted.

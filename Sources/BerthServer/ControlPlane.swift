@@ -20,7 +20,7 @@ public struct ControlPlane: Sendable {
     /// The Prometheus series `GET /metrics` writes out.
     public let metrics: DaemonMetrics
     let limiter = ThroughputLimiter()
-    let routes = RouteCache()
+    let routes: RouteCache
     /// Kept-alive connections to the serve processes.
     let serveClient = KeepAliveClient()
     /// Group commit for the POSTs that create reservations and jobs.
@@ -33,7 +33,18 @@ public struct ControlPlane: Sendable {
         jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter, metrics: DaemonMetrics
     ) {
         self.ledger = ledger
-        self.commits = CommitGroup(ledger: ledger, clock: clock)
+        let routes = RouteCache()
+        self.routes = routes
+        self.commits = CommitGroup(ledger: ledger, clock: clock) { [scheduler, supervisor, serve] plan in
+            routes.clear()
+            // The batch's own cycle already placed what it could; the scheduler looks again
+            // for its next wake-up, and the supervisors only if that cycle started or stopped something.
+            scheduler.wake()
+            if !plan.steps.isEmpty {
+                supervisor.wake()
+                serve.wake()
+            }
+        }
         self.scheduler = scheduler
         self.callers = callers
         self.clock = clock
@@ -73,7 +84,6 @@ public struct ControlPlane: Sendable {
             throw APIError.invalid(field: "Idempotency-Key", "must be 1 to 255 characters; a UUID is a good key")
         }
         let answer = try await commits.commit(owner: caller.user, key: key, route: route, body: body, perform: perform)
-        changed()
         return Requests.respond(status: answer.status, body: answer.response)
     }
 
