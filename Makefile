@@ -2,7 +2,7 @@
 # `make test` runs every test. Both install what is missing first.
 SWIFT ?= swift
 
-.PHONY: deps build test run stop clean
+.PHONY: deps build test run stop clean bench
 
 deps:
 	@./scripts/install-deps.sh
@@ -24,6 +24,12 @@ stop:
 
 clean:
 	rm -rf .build run
+
+# Every benchmark, one after the other (release builds; README "Benchmarks" has the figures).
+bench: deps
+	./Benchmarks/run-invoke-bench.sh
+	./Benchmarks/run-usage-bench.sh
+	./Benchmarks/run-control-bench.sh
 
 # `make install` builds release binaries and installs them with the config, the systemd units
 # and the sysusers.d/tmpfiles.d entries (README: "Install as a service"). PREFIX (default
