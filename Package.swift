@@ -120,7 +120,11 @@ let package = Package(
         ),
         .target(
             name: "BerthTestSupport",
-            dependencies: ["BerthCore", "BerthConfig", "BerthServer", "BerthStore"],
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthServer", "BerthStore",
+                // LedgerInvariants reads the ledger file itself, read-only.
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Tests/BerthTestSupport",
             swiftSettings: strictSettings
         ),
