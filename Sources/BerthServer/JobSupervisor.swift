@@ -160,7 +160,12 @@ public actor JobSupervisor: Service {
             guard let id = job.id else { continue }
             switch job.jobStatus {
             case .running where processes[id] == nil:
-                await launch(job)
+                // The list was read before the awaits of this loop: meanwhile this job's runner
+                // may have exited and its end been recorded. Only a job still running and
+                // without a runner gets one, never a second run of a finished job.
+                guard let current = try? await ledger.read({ tx in try tx.job(id: id) }),
+                      current.jobStatus == .running, processes[id] == nil else { continue }
+                await launch(current)
             case .stopping:
                 if let process = processes[id] {
                     if !signalled.contains(id) {
@@ -173,9 +178,11 @@ public actor JobSupervisor: Service {
                         }
                     }
                 } else {
-                    // Nothing runs it (its start failed, or it never got one): it is stopped.
+                    // Nothing runs it (its start failed, or it never got one): it is stopped,
+                    // unless its runner ended and recorded that since the list was read.
                     _ = try? await ledger.write { [now = clock().wholeSeconds] tx in
-                        try tx.finishJob(id, status: .stopped, reason: job.reason, exitStatus: nil, at: now)
+                        guard let current = try tx.job(id: id), current.jobStatus == .stopping else { return }
+                        try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: nil, at: now)
                     }
                     onJobEnded()
                 }
