@@ -37,17 +37,16 @@ struct CrashUnderLoadTests {
         #expect(Self.mode(daemon.database) == 0o600, "the ledger file must be created 0600")
 
         let book = Book()
-        let epoch = Epoch()
         let stop = StopSignal()
         let cycles = Int.random(in: 4...6, using: &plan)
         let clientSeeds = (0..<Self.clients).map { _ in plan.next() }
 
         // The clients run until told to stop; the harness kills and restarts berthd meanwhile.
-        let pending = try await withThrowingTaskGroup(of: [PendingCall].self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, clientSeed) in clientSeeds.enumerated() {
                 group.addTask {
-                    var client = LoadClient(index: index, seed: clientSeed, socket: daemon.socket, files: files, book: book, epoch: epoch)
-                    return await client.run(until: stop)
+                    var client = LoadClient(index: index, seed: clientSeed, socket: daemon.socket, files: files, book: book)
+                    await client.run(until: stop)
                 }
             }
             // The harness: blocking process work, on its own thread so the clients keep the pool.
@@ -56,7 +55,6 @@ struct CrashUnderLoadTests {
                 var harnessPlan = SeededGenerator(seed: harnessSeed)
                 for cycle in 1...cycles {
                     usleep(UInt32.random(in: 1_500_000...4_000_000, using: &harnessPlan))
-                    epoch.begin()
                     daemon.kill9()
                     book.afterCrash(try LedgerContents.read(databaseAt: daemon.database), label: "after kill \(cycle)")
                     // Now and then, a second crash while the new berthd starts up and reconciles.
@@ -67,21 +65,16 @@ struct CrashUnderLoadTests {
                         book.afterCrash(try LedgerContents.read(databaseAt: daemon.database), label: "after kill \(cycle) during start-up")
                     }
                     try daemon.start()
-                    epoch.end()
                 }
                 usleep(2_000_000)
             }
             stop.raise()
-            var pending: [PendingCall] = []
-            for try await calls in group { pending += calls }
+            try await group.waitForAll()
             try harness.get()
-            return pending
         }
 
-        // A clean stop: every answered call is flushed, runners are stopped, the WAL checkpointed.
-        let finalEpoch = epoch.current
+        // A clean stop: runners and serve processes are stopped, the WAL checkpointed.
         #expect(daemon.stop() == 0, "berthd did not stop cleanly:\n\(daemon.log.suffix(4000))")
-        book.promote(pending.filter { $0.epoch == finalEpoch })
 
         let ledger = try LedgerContents.read(databaseAt: daemon.database)
         let violations = LedgerInvariants.violations(in: ledger) + book.violations(finalLedger: ledger)
@@ -126,7 +119,7 @@ struct CrashUnderLoadTests {
     }
 }
 
-// MARK: - Seeds and epochs
+// MARK: - Seeds
 
 /// SplitMix64: small, fast, and the same sequence for the same seed everywhere.
 struct SeededGenerator: RandomNumberGenerator, Sendable {
@@ -145,30 +138,12 @@ struct SeededGenerator: RandomNumberGenerator, Sendable {
     mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
 }
 
-/// Which berthd answered: even while one berthd serves, odd from just before it is killed until
-/// the next one answers. A request that read the same even number before it was sent and after
-/// it was answered was answered by that berthd, and nobody was killed meanwhile.
-final class Epoch: Sendable {
-    private let value = Atomic<Int>(0)
-
-    var current: Int { value.load(ordering: .sequentiallyConsistent) }
-    func begin() { value.add(1, ordering: .sequentiallyConsistent) }
-    func end() { value.add(1, ordering: .sequentiallyConsistent) }
-}
-
 /// Tells the clients to finish.
 final class StopSignal: Sendable {
     private let raised = Atomic<Bool>(false)
 
     var isRaised: Bool { raised.load(ordering: .sequentiallyConsistent) }
     func raise() { raised.store(true, ordering: .sequentiallyConsistent) }
-}
-
-/// A served call that may still sit in berthd's meter: durable once its berthd flushed the
-/// meter for a later request (`GET /v1/reservations/NAME`) or stopped cleanly.
-struct PendingCall: Sendable {
-    var target: String
-    var epoch: Int
 }
 
 // MARK: - What the API acknowledged
@@ -202,9 +177,8 @@ final class Book: Sendable {
         /// Acknowledged reservations the clients may still act on, with their purpose.
         var live: [String: String] = [:]
         var jobIDs: [Int64] = []
-        /// Served calls acknowledged, and those known flushed (by target).
+        /// Served calls acknowledged, by target.
         var served: [String: Int] = [:]
-        var durable: [String: Int] = [:]
         /// The highest `invocations.served` an acknowledged `GET /v1/reservations/NAME` showed.
         var reported: [String: Int] = [:]
         /// Jobs that were running or stopping when a berthd was killed.
@@ -235,10 +209,6 @@ final class Book: Sendable {
                 state.orphaned[job.id] = label
             }
         }
-    }
-
-    func promote(_ calls: [PendingCall]) {
-        with { state in for call in calls { state.durable[call.target, default: 0] += 1 } }
     }
 
     /// What the final ledger must show of what was acknowledged.
@@ -290,8 +260,8 @@ final class Book: Sendable {
             for job in ledger.jobs where job.status == "running" || job.status == "stopping" {
                 found.append("job \(job.id) is still \(job.status) after berthd stopped cleanly")
             }
-            for (target, count) in state.durable.sorted(by: { $0.key < $1.key }) where ledger.servedCalls[target, default: 0] < count {
-                found.append("\(count) calls to '\(target)' were answered and flushed (a later GET or the clean stop) but the ledger has \(ledger.servedCalls[target, default: 0])")
+            for (target, count) in state.served.sorted(by: { $0.key < $1.key }) where ledger.servedCalls[target, default: 0] < count {
+                found.append("\(count) calls to '\(target)' were answered but the ledger has \(ledger.servedCalls[target, default: 0]) served")
             }
             for (name, count) in state.reported.sorted(by: { $0.key < $1.key }) where ledger.servedCalls[name, default: 0] < count {
                 found.append("GET /v1/reservations/\(name) once showed \(count) served calls but the ledger now has \(ledger.servedCalls[name, default: 0])")
@@ -302,11 +272,10 @@ final class Book: Sendable {
 
     func summary(_ ledger: LedgerContents) -> String {
         with { state in
-            let lost = state.served.reduce(0) { sum, entry in sum + max(0, entry.value - ledger.servedCalls[entry.key, default: 0]) }
             let counts = state.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             return "\(counts); \(ledger.reservations.count) reservations, \(ledger.jobs.count) jobs, \(ledger.leases.count) leases in the ledger; "
-                + "\(state.orphaned.count) jobs orphaned by kills; served calls answered \(state.served.values.reduce(0, +)), "
-                + "known flushed \(state.durable.values.reduce(0, +)), answered but not in the ledger \(lost) (the meter's documented crash window)"
+                + "\(state.orphaned.count) jobs orphaned by kills; \(state.served.values.reduce(0, +)) served calls answered, "
+                + "\(ledger.servedCalls.values.reduce(0, +)) in the ledger"
         }
     }
 }
@@ -349,28 +318,25 @@ struct LoadClient {
     let client: SocketClient
     let files: Files
     let book: Book
-    let epoch: Epoch
     var serial = 0
     /// Idempotent requests whose answer was lost: sent again, with the same key and body.
     var retries: [(operation: Book.Operation, path: String, body: Data, key: String, tries: Int)] = []
-    var pending: [PendingCall] = []
 
-    init(index: Int, seed: UInt64, socket: String, files: Files, book: Book, epoch: Epoch) {
+    init(index: Int, seed: UInt64, socket: String, files: Files, book: Book) {
         self.index = index
         self.random = SeededGenerator(seed: seed)
         self.client = SocketClient(socketPath: socket)
         self.files = files
         self.book = book
-        self.epoch = epoch
     }
 
-    /// What came back: an answer, and the epoch it surely came from (nil: a kill came between).
+    /// What came back: an answer, or none (berthd was down or killed mid-request).
     enum Outcome {
-        case answered(Response, epoch: Int?)
+        case answered(Response)
         case unreachable
     }
 
-    mutating func run(until stop: StopSignal) async -> [PendingCall] {
+    mutating func run(until stop: StopSignal) async {
         while !stop.isRaised {
             if !retries.isEmpty, random.chance(0.5) {
                 await retry()
@@ -380,15 +346,11 @@ struct LoadClient {
             // A little think time: two cores are shared by the clients, berthd and its runners.
             try? await Task.sleep(for: .milliseconds(Int.random(in: 2...25, using: &random)))
         }
-        return pending
     }
 
     func send(_ method: String, _ path: String, body: Data? = nil, key: String? = nil) async -> Outcome {
-        let before = epoch.current
         do {
-            let response = try await client.send(method: method, path: path, body: body, headers: key.map { [("Idempotency-Key", $0)] } ?? [])
-            let after = epoch.current
-            return .answered(response, epoch: before == after && before % 2 == 0 ? before : nil)
+            return .answered(try await client.send(method: method, path: path, body: body, headers: key.map { [("Idempotency-Key", $0)] } ?? []))
         } catch {
             // Refused, reset or closed: berthd is down or was killed mid-request.
             try? await Task.sleep(for: .milliseconds(30))
@@ -438,13 +400,13 @@ struct LoadClient {
 
     mutating func release(_ name: String) async {
         switch await send("DELETE", "/v1/reservations/\(name)") {
-        case .answered(let response, _) where (200..<300).contains(response.status):
+        case .answered(let response) where (200..<300).contains(response.status):
             book.with { state in
                 state.released.insert(name)
                 state.live[name] = nil
             }
             book.count(.release, "ok")
-        case .answered(let response, _):
+        case .answered(let response):
             noteRefusal(.release, response)
             // Expired, failed or released by another client: no longer worth acting on.
             if response.apiError.code == "invalid-state" { book.with { $0.live[name] = nil } }
@@ -472,13 +434,13 @@ struct LoadClient {
 
     mutating func stop(_ id: Int64) async {
         switch await send("POST", "/v1/jobs/\(id)/stop") {
-        case .answered(let response, _) where (200..<300).contains(response.status):
+        case .answered(let response) where (200..<300).contains(response.status):
             book.with { state in
                 state.stopped.insert(id)
                 state.jobIDs.removeAll { $0 == id }
             }
             book.count(.stop, "ok")
-        case .answered(let response, _):
+        case .answered(let response):
             noteRefusal(.stop, response)
             if response.apiError.code == "invalid-state" { book.with { $0.jobIDs.removeAll { $0 == id } } }
         case .unreachable:
@@ -491,32 +453,27 @@ struct LoadClient {
         let target = reservations.isEmpty || random.chance(0.25) ? CrashUnderLoadTests.nova : reservations.randomElement(using: &random)!
         let body = try! Wire.encoder().encode(InvokeRequest(target: target, prompt: "what does the ledger keep \(index) \(serial)", maxTokens: 8))
         switch await send("POST", "/v1/invoke", body: body) {
-        case .answered(let response, let answeredBy) where response.status == 200:
+        case .answered(let response) where response.status == 200:
             book.with { $0.served[target, default: 0] += 1 }
             book.count(.invoke, "ok")
-            if let answeredBy { pending.append(PendingCall(target: target, epoch: answeredBy)) }
-        case .answered(let response, _):
+        case .answered(let response):
             noteRefusal(.invoke, response)
         case .unreachable:
             book.count(.invoke, "unanswered")
         }
     }
 
-    /// `GET /v1/reservations/NAME` flushes the meter before it reads: the calls this client was
-    /// answered before, by the same berthd, are in the ledger from then on.
+    /// `GET /v1/reservations/NAME` shows the reservation's calls as the ledger has them: a later
+    /// ledger may show more, never fewer.
     mutating func show(live: [String: String]) async {
         guard let name = live.keys.sorted().randomElement(using: &random) else { return }
         switch await send("GET", "/v1/reservations/\(name)") {
-        case .answered(let response, let answeredBy) where response.status == 200:
+        case .answered(let response) where response.status == 200:
             book.count(.show, "ok")
-            if let answeredBy {
-                book.promote(pending.filter { $0.epoch == answeredBy })
-                pending.removeAll()
-            }
             if let view = try? response.decoded(as: ReservationView.self), let served = view.invocations?.served {
                 book.with { $0.reported[name] = max($0.reported[name] ?? 0, served) }
             }
-        case .answered(let response, _):
+        case .answered(let response):
             noteRefusal(.show, response)
         case .unreachable:
             book.count(.show, "unanswered")
@@ -529,9 +486,9 @@ struct LoadClient {
     /// carried an Idempotency-Key is sent again later.
     mutating func deliver(_ operation: Book.Operation, _ path: String, body: Data, key: String?, tries: Int = 0) async {
         switch await send("POST", path, body: body, key: key) {
-        case .answered(let response, _) where (200..<300).contains(response.status):
+        case .answered(let response) where (200..<300).contains(response.status):
             acknowledge(operation, response, body: body, retried: tries > 0)
-        case .answered(let response, _):
+        case .answered(let response):
             noteRefusal(operation, response)
             if tries > 0, ["name-taken", "idempotency-key-reused"].contains(response.apiError.code) {
                 book.problem("a retry of \(operation) with Idempotency-Key \(key ?? "") and the same body was refused: \(response.apiError)")
