@@ -131,7 +131,11 @@ let package = Package(
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BerthNGramTests", dependencies: ["BerthNGram", "BerthWire", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BerthConfigTests", dependencies: ["BerthConfig", "BerthTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", "BerthTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BerthStoreTests",
+            dependencies: ["BerthStore", "BerthTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "BerthServerTests",
             dependencies: ["BerthServer", "BerthRunner", "BerthStore", "BerthWire", "BerthTestSupport"],

@@ -47,6 +47,8 @@ public struct LedgerContents: Sendable {
 
     public var reservations: [ReservationRow]
     public var leases: [LeaseRow]
+    /// Ids of the units in the dedicated pool, retired ones included.
+    public var dedicatedUnits: Set<String>
     public var jobs: [JobRow]
     /// Custom models: model id → the job that made it.
     public var customModels: [String: Int64?]
@@ -79,6 +81,7 @@ public struct LedgerContents: Sendable {
                     modelUnits: row["model_units"], units: row["units"], status: row["status"], start: row["start"],
                     end: row["end"], endedAt: row["ended_at"], statusReason: row["status_reason"])
             }
+            let dedicated = Set(try String.fetchAll(db, sql: "SELECT id FROM units WHERE pool = 'dedicated'"))
             let leases = try Row.fetchAll(db, sql: #"SELECT id, unit_id, reservation_id, start, "end", held FROM leases ORDER BY id"#).map { row in
                 LeaseRow(id: row["id"], unit: row["unit_id"], reservationID: row["reservation_id"], start: row["start"], end: row["end"], held: row["held"])
             }
@@ -112,7 +115,7 @@ public struct LedgerContents: Sendable {
                 "row \(row[1] as Int64? ?? -1) of \(row[0] as String? ?? "?") points at a missing row of \(row[2] as String? ?? "?")"
             }
             return LedgerContents(
-                reservations: reservations, leases: leases, jobs: jobs, customModels: customModels, servedCalls: served,
+                reservations: reservations, leases: leases, dedicatedUnits: dedicated, jobs: jobs, customModels: customModels, servedCalls: served,
                 integrityCheck: integrity, foreignKeyProblems: foreignKeys)
         }
     }
@@ -150,6 +153,7 @@ public enum LedgerInvariants {
             return "lease \(lease.id) of '\(names[lease.reservationID] ?? "?")' (from \(format(lease.start)), \(end))"
         }
         for lease in ledger.leases {
+            if !ledger.dedicatedUnits.contains(lease.unit) { found.append("\(describe(lease)) is on \(lease.unit), which is not a dedicated unit") }
             if !lease.held && lease.end == nil { found.append("\(describe(lease)) on \(lease.unit) was closed without an end time") }
             if let end = lease.end, !lease.held, end < lease.start { found.append("\(describe(lease)) on \(lease.unit) ends before it starts") }
         }
@@ -169,8 +173,9 @@ public enum LedgerInvariants {
         return found
     }
 
-    /// An active reservation holds all its units; a pending one none; a finished one none but
-    /// the units its still-running jobs are on, and it says when it ended.
+    /// An active reservation holds units, at most as many as it has (fewer only while units it
+    /// was given by `update` wait to be free); a pending one none; a finished one none but the
+    /// units its still-running jobs are on, and it says when it ended.
     static func reservationViolations(_ ledger: LedgerContents) -> [String] {
         var found: [String] = []
         let held = Dictionary(grouping: ledger.leases.filter(\.held), by: \.reservationID)
@@ -182,7 +187,7 @@ public enum LedgerInvariants {
             if !reservationStatuses.contains(r.status) { found.append("reservation '\(r.name)' (\(r.id)) has an unknown status '\(r.status)'") }
             switch r.status {
             case "active":
-                if heldCount != r.units {
+                if heldCount == 0 || heldCount > r.units {
                     found.append("reservation '\(r.name)' (\(r.id)) is active with \(heldCount) held leases for its \(r.units) units")
                 }
                 if r.endedAt != nil { found.append("reservation '\(r.name)' (\(r.id)) is active but has ended_at \(format(r.endedAt!))") }

@@ -79,7 +79,7 @@ struct CrashUnderLoadTests {
         let ledger = try LedgerContents.read(databaseAt: daemon.database)
         let violations = LedgerInvariants.violations(in: ledger) + book.violations(finalLedger: ledger)
         let summary = book.summary(ledger)
-        print("crash-under-load: seed \(seed), \(cycles) kills, \(String(format: "%.1f", Date().timeIntervalSince(started))) s; \(summary)")
+        print("crash-under-load: seed \(seed), \(String(format: "%.1f", Date().timeIntervalSince(started))) s; \(summary)")
         #expect(violations.isEmpty, "seed \(seed): \(violations.count) violations:\n\(violations.prefix(40).joined(separator: "\n"))")
         #expect(book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0,
                 "seed \(seed): the load did too little to test anything: \(summary)")
@@ -183,8 +183,17 @@ final class Book: Sendable {
         var reported: [String: Int] = [:]
         /// Jobs that were running or stopping when a berthd was killed.
         var orphaned: [Int64: String] = [:]
+        var crashes: [String] = []
         var problems: [String] = []
         var counts: [String: Int] = [:]
+    }
+
+    /// Nothing here grows a reservation (no update), so an active one holds all its units.
+    static func partlyLeased(_ ledger: LedgerContents) -> [String] {
+        ledger.reservations.filter { $0.status == "active" }.compactMap { r in
+            let held = ledger.leases.filter { $0.held && $0.reservationID == r.id }.count
+            return held == r.units ? nil : "reservation '\(r.name)' is active with \(held) held leases for its \(r.units) units"
+        }
     }
 
     private let state = Mutex(State())
@@ -202,8 +211,9 @@ final class Book: Sendable {
     /// The ledger as a crash left it: its invariants hold there too, and its running jobs are
     /// the ones the next berthd must fail with `daemon-restart`.
     func afterCrash(_ ledger: LedgerContents, label: String) {
-        let violations = LedgerInvariants.violations(in: ledger)
+        let violations = LedgerInvariants.violations(in: ledger) + Self.partlyLeased(ledger)
         with { state in
+            state.crashes.append(label)
             state.problems += violations.map { "\(label): \($0)" }
             for job in ledger.jobs where job.status == "running" || job.status == "stopping" {
                 state.orphaned[job.id] = label
@@ -228,6 +238,7 @@ final class Book: Sendable {
             for name in state.reservationNamesSent.sorted() where ledger.reservation(named: name).count > 1 {
                 found.append("reservation name '\(name)' was sent for one reservation but the ledger has \(ledger.reservation(named: name).count): a retry acted twice")
             }
+            found += Self.partlyLeased(ledger)
             for name in state.released.sorted() {
                 if let row = ledger.reservation(named: name).first, row.status != "deleted" {
                     found.append("reservation '\(name)' was acknowledged released but the ledger has it \(row.status)")
@@ -273,7 +284,8 @@ final class Book: Sendable {
     func summary(_ ledger: LedgerContents) -> String {
         with { state in
             let counts = state.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            return "\(counts); \(ledger.reservations.count) reservations, \(ledger.jobs.count) jobs, \(ledger.leases.count) leases in the ledger; "
+            let startUps = state.crashes.filter { $0.hasSuffix("during start-up") }.count
+            return "\(state.crashes.count) kills (\(startUps) during start-up); \(counts); \(ledger.reservations.count) reservations, \(ledger.jobs.count) jobs, \(ledger.leases.count) leases in the ledger; "
                 + "\(state.orphaned.count) jobs orphaned by kills; \(state.served.values.reduce(0, +)) served calls answered, "
                 + "\(ledger.servedCalls.values.reduce(0, +)) in the ledger"
         }
