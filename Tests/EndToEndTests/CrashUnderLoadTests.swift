@@ -34,7 +34,9 @@ struct CrashUnderLoadTests {
         let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(dedicated: 10, runner: runner))
         let files = try Files(daemon.directory)
         try daemon.start()
-        #expect(Self.mode(daemon.database) == 0o600, "the ledger file must be created 0600")
+        for file in [daemon.database, daemon.database + "-wal", daemon.database + "-shm"] {
+            #expect(Self.mode(file) == 0o600, "\(file) must be created 0600, not \(String(Self.mode(file), radix: 8))")
+        }
 
         let book = Book()
         let stop = StopSignal()
@@ -84,7 +86,7 @@ struct CrashUnderLoadTests {
         #expect(book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0,
                 "seed \(seed): the load did too little to test anything: \(summary)")
         let survivors = Self.processes(ofLedger: daemon.database)
-        #expect(survivors.isEmpty, "runner or serve processes outlived berthd: \(survivors)")
+        #expect(survivors.isEmpty, "runner or serve processes outlived berthd: \(survivors.map(Self.describe))")
     }
 
     /// Runs blocking work (process control, sleeps) on a thread of its own.
@@ -97,6 +99,15 @@ struct CrashUnderLoadTests {
     static func mode(_ path: String) -> mode_t {
         var info = stat()
         return stat(path, &info) == 0 ? info.st_mode & 0o777 : 0
+    }
+
+    /// A process's pid, command line and berthd's name for it (`BERTH_SERVE`, `BERTH_JOB_ID`).
+    static func describe(_ pid: Int32) -> String {
+        let split = { (path: String) in
+            (FileManager.default.contents(atPath: path) ?? Data()).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        }
+        let names = split("/proc/\(pid)/environ").filter { $0.hasPrefix("BERTH_SERVE=") || $0.hasPrefix("BERTH_JOB_ID=") }
+        return "\(pid) \(split("/proc/\(pid)/cmdline").joined(separator: " ")) \(names.joined(separator: " "))"
     }
 
     /// Live processes (not zombies) started for this ledger: each carries `BERTH_LEDGER`. A
