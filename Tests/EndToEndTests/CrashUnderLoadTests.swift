@@ -29,8 +29,7 @@ struct CrashUnderLoadTests {
         let scripts = try TemporaryDirectory(prefix: "berth-fake")
         defer { scripts.remove() }
         let runner = try FakeRunner.install(in: scripts)
-        // Enough dedicated units for several reservations at once, and a short grace so a clean
-        // stop is quick.
+        // Enough dedicated units for several reservations at once.
         let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(dedicated: 10, runner: runner))
         let files = try Files(daemon.directory)
         try daemon.start()
@@ -87,6 +86,7 @@ struct CrashUnderLoadTests {
                 "seed \(seed): the load did too little to test anything: \(summary)")
         let survivors = Self.processes(ofLedger: daemon.database)
         #expect(survivors.isEmpty, "runner or serve processes outlived berthd: \(survivors.map(Self.describe))")
+        for pid in survivors { kill(pid, SIGKILL) }
     }
 
     /// Runs blocking work (process control, sleeps) on a thread of its own.
@@ -209,6 +209,7 @@ final class Book: Sendable {
 
     private let state = Mutex(State())
 
+    @discardableResult
     func with<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
 
     func count(_ operation: Operation, _ outcome: String) {
