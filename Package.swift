@@ -123,14 +123,22 @@ let package = Package(
         ),
         .target(
             name: "BerthTestSupport",
-            dependencies: ["BerthCore", "BerthConfig", "BerthServer", "BerthStore"],
+            dependencies: [
+                "BerthCore", "BerthConfig", "BerthServer", "BerthStore",
+                // LedgerInvariants reads the ledger file itself, read-only.
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Tests/BerthTestSupport",
             swiftSettings: strictSettings
         ),
         .testTarget(name: "BerthCoreTests", dependencies: ["BerthCore", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BerthNGramTests", dependencies: ["BerthNGram", "BerthWire", "BerthTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "BerthConfigTests", dependencies: ["BerthConfig", "BerthTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", "BerthTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "BerthStoreTests",
+            dependencies: ["BerthStore", "BerthTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "BerthServerTests",
             dependencies: ["BerthServer", "BerthRunner", "BerthStore", "BerthWire", "BerthTestSupport"],

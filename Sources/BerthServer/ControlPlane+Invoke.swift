@@ -80,7 +80,7 @@ extension ControlPlane {
                 routes.store(route, for: cacheKey)
             }
         } catch let error as APIError {
-            meter.record(InvocationRecord(
+            try? await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: nil, model: input.target, tier: nil,
                 outcome: "refused", inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0),
                 targetResolved: false)
@@ -93,7 +93,8 @@ extension ControlPlane {
         case .onDemand(let m): model = m
         }
         func refuse(_ error: APIError, outcome: String = "refused") async -> APIError {
-            meter.record(InvocationRecord(
+            // The refusal stands even if its record cannot be written (the meter logs that).
+            try? await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: nil,
                 outcome: outcome, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0,
                 budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
@@ -172,10 +173,15 @@ extension ControlPlane {
         let cost = tier == "on-demand"
             ? Double(completion.input) / 1000 * (model.price.onDemandInputPer1k ?? 0) + Double(completion.output) / 1000 * (model.price.onDemandOutputPer1k ?? 0)
             : 0
-        meter.record(InvocationRecord(
-            at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
-            outcome: "served", inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
-            budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+        // Group commit: the call is answered once its record is in the ledger, with others'.
+        do {
+            try await meter.record(InvocationRecord(
+                at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
+                outcome: "served", inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
+                budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+        } catch {
+            throw APIError(.internal, "the call was served but its record could not be written to the ledger; the daemon's log has the details")
+        }
         return try Requests.json(InvokeResponse(
             target: input.target, reservation: reservation?.name, model: model.id, servedBy: tier, output: completion.text,
             finishReason: completion.finish, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost))

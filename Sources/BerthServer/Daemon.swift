@@ -128,9 +128,11 @@ public struct Daemon: Sendable {
                 connections: ConnectionPolicy(limits: config.limits), logger: logger) { await systemd.ready() }
         }
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
-        // shutdown first and STOPPING=1 goes out as the shutdown begins.
+        // shutdown first and STOPPING=1 goes out as the shutdown begins. The scheduler stops
+        // before the supervisors: a runner stopped at shutdown frees its units, and a scheduler
+        // still running would start the next queued job with nobody left to run it.
         let group = ServiceGroup(
-            configuration: .init(services: [scheduler, supervisor, serve, meter, reloader, app, systemd], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [supervisor, serve, scheduler, meter, reloader, app, systemd], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
 
         // 4. In-flight requests are answered; now close the ledger (checkpointing the WAL).

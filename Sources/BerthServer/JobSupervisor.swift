@@ -127,21 +127,29 @@ public actor JobSupervisor: Service {
     }
 
     /// A clean stop leaves no runner behind: each gets SIGTERM, then SIGKILL after the grace
-    /// period, and its job ends `failed` with `daemon-stop` (it did not finish; resubmit it).
+    /// period, and its job ends `failed` with `daemon-stop` (it did not finish; resubmit it),
+    /// or `stopped` if a stop was asked for. A job the ledger shows running whose runner was not
+    /// started yet ends the same way: no job is left running with nothing running it. (The
+    /// scheduler has stopped before this, so no queued job starts meanwhile.)
     private func stopAll() async {
-        guard !processes.isEmpty else { return }
-        logger.info("stopping runners", metadata: ["count": "\(processes.count)"])
-        for process in processes.values { process.signalGroup(SIGTERM) }
-        let deadline = ContinuousClock.now + settings.stopGrace
-        while processes.values.contains(where: { !$0.hasExited }) && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        if !processes.isEmpty {
+            logger.info("stopping runners", metadata: ["count": "\(processes.count)"])
+            for process in processes.values { process.signalGroup(SIGTERM) }
+            let deadline = ContinuousClock.now + settings.stopGrace
+            while processes.values.contains(where: { !$0.hasExited }) && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            for process in processes.values where !process.hasExited { process.signalGroup(SIGKILL) }
         }
-        for process in processes.values where !process.hasExited { process.signalGroup(SIGKILL) }
         let now = clock().wholeSeconds
-        let ids = Array(processes.keys)
         _ = try? await ledger.write { tx in
-            for id in ids where try tx.job(id: id).map({ !$0.jobStatus.isTerminal }) ?? false {
-                try tx.finishJob(id, status: .failed, reason: "daemon-stop", exitStatus: nil, at: now)
+            for job in try tx.liveJobs() where job.jobStatus != .queued {
+                guard let id = job.id else { continue }
+                if job.jobStatus == .stopping {
+                    try tx.finishJob(id, status: .stopped, reason: job.reason, exitStatus: nil, at: now)
+                } else {
+                    try tx.finishJob(id, status: .failed, reason: "daemon-stop", exitStatus: nil, at: now)
+                }
             }
         }
     }
@@ -160,7 +168,12 @@ public actor JobSupervisor: Service {
             guard let id = job.id else { continue }
             switch job.jobStatus {
             case .running where processes[id] == nil:
-                await launch(job)
+                // The list was read before the awaits of this loop: meanwhile this job's runner
+                // may have exited and its end been recorded. Only a job still running and
+                // without a runner gets one, never a second run of a finished job.
+                guard let current = try? await ledger.read({ tx in try tx.job(id: id) }),
+                      current.jobStatus == .running, processes[id] == nil else { continue }
+                await launch(current)
             case .stopping:
                 if let process = processes[id] {
                     if !signalled.contains(id) {
@@ -173,9 +186,11 @@ public actor JobSupervisor: Service {
                         }
                     }
                 } else {
-                    // Nothing runs it (its start failed, or it never got one): it is stopped.
+                    // Nothing runs it (its start failed, or it never got one): it is stopped,
+                    // unless its runner ended and recorded that since the list was read.
                     _ = try? await ledger.write { [now = clock().wholeSeconds] tx in
-                        try tx.finishJob(id, status: .stopped, reason: job.reason, exitStatus: nil, at: now)
+                        guard let current = try tx.job(id: id), current.jobStatus == .stopping else { return }
+                        try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: nil, at: now)
                     }
                     onJobEnded()
                 }

@@ -51,6 +51,9 @@ public actor ServeSupervisor: Service {
     /// The ports of ready serve processes, readable without a hop onto this actor: every call
     /// asks.
     private let readyPorts = Mutex<[Key: Int]>([:])
+    /// Keys whose process is being started: `start` awaits before it records the process, and
+    /// a second start meanwhile would run a second process and lose track of the first.
+    private var starting: Set<Key> = []
     /// After a crash: how many in a row, and not before when to start again.
     private var backoff: [Key: (failures: Int, notBefore: ContinuousClock.Instant)] = [:]
     private var shuttingDown = false
@@ -116,7 +119,8 @@ public actor ServeSupervisor: Service {
     /// The on-demand serve process of a base model, started if it is not running.
     public func onDemandPort(model: Model) async -> Int? {
         let key = Key.onDemand(model.id)
-        if servers[key] == nil, !isBackingOff(key) {
+        // Claimed before the first await: calls that arrive together start one process.
+        if servers[key] == nil, !isBackingOff(key), claim(key) {
             let shared = (try? await ledger.read { tx in try tx.units().filter { $0.pool == .shared } }) ?? []
             // Spread models over the shared units by name, so the same model lands on the same unit.
             let index = model.id.unicodeScalars.reduce(0) { ($0 &* 31 &+ Int($1.value)) & 0xFFFF }
@@ -180,13 +184,19 @@ public actor ServeSupervisor: Service {
         // 3. Active inference reservations without a process: start one on their units.
         for (reservation, model, units) in wanted {
             let key = Key.reservation(reservation.id)
-            guard servers[key] == nil, !isBackingOff(key) else { continue }
-            guard let model else { continue }
+            guard servers[key] == nil, !isBackingOff(key), let model, claim(key) else { continue }
             await start(key, model: model, units: units, reservation: reservation)
         }
     }
 
+    /// Marks `key` as being started; false if it already is.
+    private func claim(_ key: Key) -> Bool {
+        starting.insert(key).inserted
+    }
+
+    /// Starts a process for `key`, which the caller has claimed.
     private func start(_ key: Key, model: Model, units: [String], reservation: Reservation?) async {
+        defer { starting.remove(key) }
         do {
             let port = try Self.freeLoopbackPort()
             let argv = try ArgvTemplate(settings.runners.serve).expand([
@@ -195,6 +205,8 @@ public actor ServeSupervisor: Service {
             let folder = settings.logDirectory + "/serve"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let catalog = (try? await ledger.read { tx in try tx.units() }) ?? []
+            // A process started after the shutdown's last look would outlive berthd.
+            guard !shuttingDown else { return }
             let process = try settings.spawn(
                 argv, units: units, catalog: catalog, home: folder, logPath: "\(folder)/\(key).log", extra: ["BERTH_SERVE": "\(key)"])
             servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)

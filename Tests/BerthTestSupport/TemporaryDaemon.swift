@@ -169,6 +169,20 @@ public final class TemporaryDaemon: @unchecked Sendable {
 
     /// Starts berthd and waits until its socket answers.
     public func start() throws {
+        try launch()
+        guard let process else { return }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !process.isRunning { throw StartFailure(log: self.log) }
+            if let health = try? cli(["status"]), health.status == 0 { return }
+            usleep(50_000)
+        }
+        throw StartFailure(log: "berthd did not answer within 30 s\n" + self.log)
+    }
+
+    /// Starts berthd and returns at once, before it answers: for a test that kills it while it
+    /// starts up.
+    public func launch() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Products.path("berthd"))
         process.arguments = ["--config", configPath, "--socket", socket, "--database", database]
@@ -180,13 +194,6 @@ public final class TemporaryDaemon: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         self.process = process
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if !process.isRunning { throw StartFailure(log: self.log) }
-            if let health = try? cli(["status"]), health.status == 0 { return }
-            usleep(50_000)
-        }
-        throw StartFailure(log: "berthd did not answer within 30 s\n" + self.log)
     }
 
     public struct StartFailure: Error, CustomStringConvertible {

@@ -198,18 +198,6 @@ struct FuzzFiles {
 // MARK: - The generator
 
 /// SplitMix64: a tiny seedable generator, so a seed means the same requests on every machine.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 struct HostileRequest {
     /// Whether the bytes are a complete HTTP/1.1 request, which must get an answer.
     enum Framing { case complete, broken }

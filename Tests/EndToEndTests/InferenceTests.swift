@@ -1,4 +1,6 @@
+import BerthClient
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -190,5 +192,32 @@ struct InferenceTests {
         #expect(servePIDs(daemon).isEmpty)
         let gone = try daemon.cli(["invoke", "brief", "--prompt", "hello"])
         #expect(gone.status == 4)
+    }
+
+    @Test("first on-demand calls that arrive together start one serve process, and a clean stop stops it")
+    func oneOnDemandServer() async throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let client = SocketClient(socketPath: daemon.socket)
+        let body = try Wire.encoder().encode(InvokeRequest(target: Self.model, prompt: "hello", maxTokens: 4))
+        let answers = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<12 {
+                group.addTask { (try? await client.send(method: "POST", path: "/v1/invoke", body: body).status) ?? 0 }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(answers.allSatisfy { $0 == 200 }, "\(answers)")
+        let onDemand = { () -> [Int32] in
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+                guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+                let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                return variables.contains { $0.hasPrefix("BERTH_SERVE=on-demand-") } && variables.contains("BERTH_LEDGER=\(daemon.database)")
+            }
+        }
+        #expect(onDemand().count == 1)
+        #expect(daemon.stop() == 0)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !onDemand().isEmpty { usleep(100_000) }
+        #expect(onDemand().isEmpty, "serve processes outlived a clean stop")
     }
 }

@@ -322,4 +322,23 @@ struct JobTests {
         #expect(shown["status"] as? String == "failed")
         #expect(shown["reason"] as? String == "daemon-stop")
     }
+
+    @Test("a clean stop leaves the job queued behind a running one queued, not running with nothing running it")
+    func cleanStopKeepsQueue() throws {
+        let (daemon, scripts) = try daemon(units: 1)
+        defer { scripts.remove() }
+        let slow = try dataset(daemon.directory, named: "slow.jsonl")
+        let running = try submittedID(try submit(daemon, "first", data: slow, output: daemon.directory.file("o1")))
+        try wait(daemon, running, for: ["running"])
+        let queued = try submittedID(try submit(daemon, "second", data: slow, output: daemon.directory.file("o2")))
+        #expect(try job(daemon, queued)["status"] as? String == "queued")
+        // Stopping the first runner frees the unit: a scheduler still at work would start the
+        // second job while the supervisor is already gone.
+        #expect(daemon.stop() == 0)
+        let ledger = try LedgerContents.read(databaseAt: daemon.database)
+        #expect(ledger.job(id: Int64(running))?.status == "failed")
+        #expect(ledger.job(id: Int64(running))?.reason == "daemon-stop")
+        #expect(ledger.job(id: Int64(queued))?.status == "queued")
+        #expect(LedgerInvariants.violations(in: ledger) == [])
+    }
 }
