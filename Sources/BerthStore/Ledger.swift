@@ -157,10 +157,10 @@ public struct LedgerTransaction {
 
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
-        try ReservationRecord.fetchOne(db, sql: """
+        try ReservationRecord.fetchOne(db.cachedStatement(sql: """
             SELECT * FROM reservations WHERE name = ?
             ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
-            """, arguments: [name]).map(\.reservation)
+            """), arguments: [name]).map(\.reservation)
     }
 
     public func reservation(id: Int64) throws -> Reservation? {

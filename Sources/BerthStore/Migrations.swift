@@ -219,6 +219,9 @@ enum Migrations {
                 """)
             // A submission asks whether a live job will make a model of its name: no table scan.
             try db.create(index: "jobs_model_name", on: "jobs", columns: ["model_name"])
+            // Names are looked up on every reserve, submit and release, finished ones included:
+            // without this, each lookup read every reservation ever made.
+            try db.create(index: "reservations_name", on: "reservations", columns: ["name"])
             // A submission counts its owner's queued jobs against max_queued_jobs_per_user.
             try db.execute(sql: "CREATE INDEX jobs_queued_owner ON jobs(owner) WHERE status = 'queued'")
             // When each unit's last lease ended, kept on the unit by the ledger itself: the
