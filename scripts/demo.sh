@@ -78,6 +78,9 @@ step release demo-train
 step release demo-serve
 step release demo-later
 step units
+# What it all used and cost, over the last hour, and a chart of it.
+step usage --from -1h --chart run/usage.svg
+step usage --from -1h --by model --format csv
 
 cat <<MSG
 
@@ -86,6 +89,7 @@ Use the CLI against it:
 
     export BERTH_SOCKET=$BERTH_SOCKET
     $bin/berth status
+    $bin/berth usage --from -1h          # the chart of this run is run/usage.svg
     $bin/berth reserve mine --model amazon.nova-micro-v1:0 --units 1
     curl --unix-socket \$BERTH_SOCKET http://localhost/v1/reservations
 

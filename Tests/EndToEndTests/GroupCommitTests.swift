@@ -29,10 +29,11 @@ struct GroupCommitTests {
         let made = answers.filter { $0.1 == 201 }
         let refused = answers.filter { $0.1 == 409 }
         #expect(made.count + refused.count == answers.count, "\(answers.filter { $0.1 != 201 && $0.1 != 409 })")
-        // The keyed request is one reservation, answered the same every time (or refused every time).
+        // The keyed request is one reservation, answered the same every time; or it is refused
+        // every time (a refusal is not stored: its message names the second it was refused in).
         let keyed = answers.filter { $0.0 == "keyed" }
-        #expect(Set(keyed.map(\.2)).count == 1)
-        #expect(Set(keyed.map(\.1)).count == 1)
+        #expect(Set(keyed.map(\.1)).count == 1, "\(keyed)")
+        if keyed.first?.1 == 201 { #expect(Set(keyed.map(\.2)).count == 1, "\(keyed)") }
         // Exactly 4 units' worth were made, each answered active with its lease.
         let distinct = Set(made.map(\.0))
         #expect(distinct.count == 4)
