@@ -1,12 +1,34 @@
 import BerthCore
 import BerthStore
+import BerthWire
 import Foundation
 import Synchronization
 
 /// A change a request makes: its status, and how to show the result once the scheduler has run.
 struct Change: Sendable {
     var status: Int
-    var render: @Sendable (LedgerTransaction) throws -> Data
+    /// Reads what the answer shows, in the batch's transaction after the scheduling cycle.
+    var view: @Sendable (LedgerTransaction) throws -> any Encodable & Sendable
+
+    init<View: Encodable & Sendable>(status: Int, view: @escaping @Sendable (LedgerTransaction) throws -> View) {
+        self.status = status
+        self.view = { tx in try view(tx) }
+    }
+}
+
+/// An answer of a committed batch: its bytes, or the view to encode them from. Encoding
+/// happens on the request's own task after the commit, not on the writer, which every change
+/// waits for; only an answer stored with its Idempotency-Key is encoded in the transaction.
+enum BatchAnswer: Sendable {
+    case stored(IdempotentAnswer)
+    case view(status: Int, any Encodable & Sendable)
+
+    func encoded() throws -> (status: Int, body: Data) {
+        switch self {
+        case .stored(let answer): (answer.status, answer.response)
+        case .view(let status, let view): (status, try Wire.encoder().encode(view))
+        }
+    }
 }
 
 /// Group commit for the control socket's POSTs: changes that arrive while a transaction is
@@ -22,7 +44,7 @@ final class CommitGroup: Sendable {
         var route: String
         var body: Data
         var perform: @Sendable (LedgerTransaction) throws -> Change
-        var continuation: CheckedContinuation<IdempotentAnswer, any Error>
+        var continuation: CheckedContinuation<BatchAnswer, any Error>
     }
 
     private let ledger: Ledger
@@ -43,7 +65,7 @@ final class CommitGroup: Sendable {
     func commit(
         owner: String, key: String?, route: String, body: Data,
         perform: @escaping @Sendable (LedgerTransaction) throws -> Change
-    ) async throws -> IdempotentAnswer {
+    ) async throws -> BatchAnswer {
         try await withCheckedThrowingContinuation { continuation in
             let lead = state.withLock { state -> Bool in
                 state.waiting.append(Request(owner: owner, key: key, route: route, body: body, perform: perform, continuation: continuation))
@@ -87,7 +109,7 @@ final class CommitGroup: Sendable {
         }
         let now = clock().wholeSeconds
         do {
-            let (plan, results) = try await ledger.write { tx -> (Plan, [Result<IdempotentAnswer, any Error>]) in
+            let (plan, results) = try await ledger.write { tx -> (Plan, [Result<BatchAnswer, any Error>]) in
                 // 1. Each change in its savepoint.
                 let outcomes: [Outcome] = batch.map { request in
                     do {
@@ -110,13 +132,16 @@ final class CommitGroup: Sendable {
                 return (plan, try zip(batch, outcomes).map { request, outcome in
                     switch outcome {
                     case .stored(let answer):
-                        return .success(answer)
+                        return .success(.stored(answer))
                     case .refused(let error):
                         return .failure(error)
                     case .made(let change):
-                        let answer = IdempotentAnswer(route: request.route, request: request.body, status: change.status, response: try change.render(tx))
-                        if let key = request.key { try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now) }
-                        return .success(answer)
+                        let view = try change.view(tx)
+                        guard let key = request.key else { return .success(.view(status: change.status, view)) }
+                        let answer = IdempotentAnswer(
+                            route: request.route, request: request.body, status: change.status, response: try Wire.encoder().encode(view))
+                        try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now)
+                        return .success(.stored(answer))
                     }
                 })
             }

@@ -40,7 +40,7 @@ extension ControlPlane {
         }
 
         // 2. The reservation and its model decide what the job may be.
-        let (reservation, model) = try await ledger.read { tx -> (Reservation, Model) in
+        let (reservation, model) = try ledger.readNow { tx -> (Reservation, Model) in
             let r = try Self.visibleReservation(input.reservation, caller: caller, tx)
             guard !r.status.isTerminal else {
                 throw APIError(.invalidState, "reservation '\(r.name)' is \(r.status.rawValue); submit to a pending or active reservation")
@@ -106,12 +106,13 @@ extension ControlPlane {
             if let name = input.modelName, try tx.modelIDTaken(name) || tx.customModelNamePending(name) {
                 throw APIError(.nameTaken, "a model named '\(name)' exists or is being made; choose another --model-name")
             }
-            let record = try tx.insert(JobRecord(
+            var record = try tx.insert(JobRecord(
                 name: input.name, owner: caller.user, kind: kind, reservationId: reservation.id, model: model.id,
                 baseModel: model.family, priority: priority, modelUnits: modelUnits, unitsNeeded: modelUnits * model.unitsPerModelUnit,
                 hyperparameters: chosen, data: data, validationData: validation, output: output, modelName: input.modelName,
-                seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid))
-            try tx.setJobLogPath(record.id!, settings.logPath(jobID: record.id!))
+                seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid), reservationName: live.name)
+            record.logPath = settings.logPath(jobID: record.id!)
+            try tx.setJobLogPath(record.id!, record.logPath)
             // Counted in this transaction (group-committed submissions run one after another
             // in it), so concurrent submissions cannot overshoot; throwing rolls the insert back.
             // The new job counts as queued: the scheduler runs for the batch afterwards.
@@ -123,8 +124,14 @@ extension ControlPlane {
                     """)
             }
             // The scheduler runs before the answer is rendered: a job that fits is answered running.
+            let submitted = record
             return Change(status: 201) { tx in
-                try Wire.encoder().encode(try Self.jobView(try tx.job(id: record.id!) ?? record, tx: tx, fullMetrics: true, reservationName: live.name))
+                var job = submitted
+                if let placed = try tx.placement(jobID: submitted.id!) {
+                    job.status = placed.status; job.units = placed.units; job.startedAt = placed.startedAt
+                }
+                // No metrics yet: a job's runner starts only after this batch commits.
+                return Self.jobView(job, reservationName: live.name, metrics: [])
             }
         }
         context.logger.info("job submitted", metadata: ["job_name": "\(input.name)", "kind": "\(kind.rawValue)", "owner": "\(caller.user)"])
@@ -232,13 +239,15 @@ extension ControlPlane {
         return job
     }
 
-    static func jobView(_ job: JobRecord, tx: LedgerTransaction, fullMetrics: Bool, reservationName: String? = nil) throws -> JobView {
-        let id = job.id!
-        let metrics = try tx.metrics(jobID: id)
-        let shown = fullMetrics ? metrics : Array(metrics.suffix(1))
-        let name = try reservationName ?? tx.reservation(id: job.reservationId)?.name ?? String(job.reservationId)
-        return JobView(
-            id: id, name: job.name, owner: job.owner, kind: job.kind, reservation: name, model: job.model, status: job.status,
+    static func jobView(_ job: JobRecord, tx: LedgerTransaction, fullMetrics: Bool) throws -> JobView {
+        let metrics = try tx.metrics(jobID: job.id!)
+        let name = try tx.reservation(id: job.reservationId)?.name ?? String(job.reservationId)
+        return jobView(job, reservationName: name, metrics: fullMetrics ? metrics : Array(metrics.suffix(1)))
+    }
+
+    static func jobView(_ job: JobRecord, reservationName name: String, metrics shown: [MetricPoint]) -> JobView {
+        JobView(
+            id: job.id!, name: job.name, owner: job.owner, kind: job.kind, reservation: name, model: job.model, status: job.status,
             reason: job.reason, progress: job.progress, priority: job.priority, modelUnits: job.modelUnits, units: job.units,
             hyperparameters: job.hyperparameters,
             data: job.data, validationData: job.validationData, output: job.output, modelName: job.modelName,

@@ -65,7 +65,7 @@ extension ControlPlane {
             // 4. The scheduler runs before the answer is rendered, in the same transaction: one
             //    that starts now is answered active, with its leases.
             return Change(status: 201) { tx in
-                try Wire.encoder().encode(try Views.reservation(try tx.reservation(id: inserted.id) ?? inserted, in: tx))
+                try Views.reservation(try tx.reservation(id: inserted.id) ?? inserted, in: tx)
             }
         }
         context.logger.info("reserved", metadata: ["reservation": "\(input.name)", "owner": "\(caller.user)", "status": "\(response.status.code)"])

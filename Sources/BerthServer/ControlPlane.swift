@@ -83,8 +83,8 @@ public struct ControlPlane: Sendable {
         if let key, key.isEmpty || key.utf8.count > 255 {
             throw APIError.invalid(field: "Idempotency-Key", "must be 1 to 255 characters; a UUID is a good key")
         }
-        let answer = try await commits.commit(owner: caller.user, key: key, route: route, body: body, perform: perform)
-        return Requests.respond(status: answer.status, body: answer.response)
+        let answer = try await commits.commit(owner: caller.user, key: key, route: route, body: body, perform: perform).encoded()
+        return Requests.respond(status: answer.status, body: answer.body)
     }
 
     /// The router with every endpoint of the control socket.

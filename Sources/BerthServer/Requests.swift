@@ -21,7 +21,51 @@ enum Requests {
         }
     }
 
+    /// Decodes a request body in one pass of JSONDecoder when it is well-formed; a body it does
+    /// not take goes through `strictDecode`, which says what is wrong.
     static func decode<T: StrictBody>(_ type: T.Type, from data: Data) throws -> T {
+        if let value = try? fastDecoder(for: T.self).decode(StrictEnvelope<T>.self, from: data).value { return value }
+        return try strictDecode(T.self, from: data)
+    }
+
+    /// The wire decoder, but a top-level key is accepted only in the exact snake_case form of
+    /// one of `T`'s fields; any other comes out as a name no field has, which the envelope refuses.
+    static func fastDecoder<T: StrictBody>(for type: T.Type) -> JSONDecoder {
+        var fields: [String: String] = [:]
+        for key in T.CodingKeys.allCases { fields[Wire.snakeCase(key.stringValue)] = key.stringValue }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        decoder.keyDecodingStrategy = .custom { path in
+            let raw = path.last!.stringValue
+            return FieldKey(path.count == 1 ? fields[raw] ?? "\u{0}" + raw : Wire.camelCase(raw))
+        }
+        return decoder
+    }
+
+    struct FieldKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// A request body whose keys are all fields of `T`, decoded as `T`.
+    struct StrictEnvelope<T: StrictBody>: Decodable {
+        struct UnknownField: Error {}
+        var value: T
+
+        init(from decoder: any Decoder) throws {
+            let known = Set(T.CodingKeys.allCases.map(\.stringValue))
+            guard try decoder.container(keyedBy: FieldKey.self).allKeys.allSatisfy({ known.contains($0.stringValue) }) else {
+                throw UnknownField()
+            }
+            value = try T(from: decoder)
+        }
+    }
+
+    /// Reads a body field by field, so that whatever is wrong with it is named in the error.
+    static func strictDecode<T: StrictBody>(_ type: T.Type, from data: Data) throws -> T {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: data, options: [])

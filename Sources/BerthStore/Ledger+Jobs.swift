@@ -48,6 +48,52 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         id = inserted.rowID
     }
 
+    /// Every column, in the order `init(row:)` reads them. Reads name these columns (never
+    /// `SELECT *`) so rows are decoded by position: going through Codable, or looking each
+    /// column up by name, cost more than the query on a submission's path.
+    static let selection = """
+        id, name, owner, kind, reservation_id, model, base_model, status, reason, priority, model_units, units_needed, \
+        units, hyperparameters, data, validation_data, output, model_name, seed, submitted_at, started_at, ended_at, \
+        exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid
+        """
+
+    /// A row of `SELECT \(selection)`.
+    public init(row: Row) throws {
+        id = row[0]; name = row[1]; owner = row[2]; kind = row[3]; reservationId = row[4]; model = row[5]; baseModel = row[6]
+        status = row[7]; reason = row[8]; priority = row[9]; modelUnits = row[10]; unitsNeeded = row[11]
+        units = try Self.decodeUnits(row[12])
+        hyperparameters = try (row[13] as String?).map { try JSONDecoder().decode(HyperparameterValues.self, from: Data($0.utf8)) }
+        data = row[14]; validationData = row[15]; output = row[16]; modelName = row[17]; seed = row[18]; submittedAt = row[19]
+        startedAt = row[20]; endedAt = row[21]; exitStatus = row[22]; progress = row[23]; busyUnitSeconds = row[24]
+        inputTokens = row[25]; outputTokens = row[26]; logPath = row[27]; callerUid = row[28]; callerGid = row[29]; pid = row[30]
+    }
+
+    public func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id; container["name"] = name; container["owner"] = owner; container["kind"] = kind
+        container["reservation_id"] = reservationId; container["model"] = model; container["base_model"] = baseModel
+        container["status"] = status; container["reason"] = reason; container["priority"] = priority
+        container["model_units"] = modelUnits; container["units_needed"] = unitsNeeded; container["units"] = try Self.encodeJSON(units)
+        container["hyperparameters"] = try hyperparameters.map(Self.encodeJSON); container["data"] = data
+        container["validation_data"] = validationData; container["output"] = output; container["model_name"] = modelName
+        container["seed"] = seed; container["submitted_at"] = submittedAt; container["started_at"] = startedAt
+        container["ended_at"] = endedAt; container["exit_status"] = exitStatus; container["progress"] = progress
+        container["busy_unit_seconds"] = busyUnitSeconds; container["input_tokens"] = inputTokens
+        container["output_tokens"] = outputTokens; container["log_path"] = logPath; container["caller_uid"] = callerUid
+        container["caller_gid"] = callerGid; container["pid"] = pid
+    }
+
+    /// Unit ids as the column keeps them, a JSON array; most jobs are queued, on none.
+    static func decodeUnits(_ text: String) throws -> [String] {
+        text == "[]" ? [] : try JSONDecoder().decode([String].self, from: Data(text.utf8))
+    }
+
+    /// JSON columns are written as GRDB writes Codable values: compact, keys sorted.
+    static func encodeJSON<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     public init(
         name: String, owner: String, kind: JobKind, reservationId: Int64, model: String, baseModel: String, priority: Int,
         modelUnits: Int, unitsNeeded: Int, hyperparameters: HyperparameterValues?, data: String, validationData: String?,
@@ -86,39 +132,62 @@ public struct JobEvent: Sendable, Equatable {
 }
 
 extension LedgerTransaction {
-    public func insert(_ job: JobRecord) throws -> JobRecord {
+    /// Queues a job, with its `submitted` event, and returns it with its id. The caller may
+    /// name the job's reservation, which it has at hand, to spare a read.
+    public func insert(_ job: JobRecord, reservationName: String? = nil) throws -> JobRecord {
         var record = job
-        try record.insert(db)
-        let reservation = try String.fetchOne(db, sql: "SELECT name FROM reservations WHERE id = ?", arguments: [job.reservationId])
+        // A prepared INSERT of plain values: GRDB's record persistence builds the statement's
+        // arguments through a container per row, which cost a good part of a submission.
+        try db.cachedStatement(sql: """
+            INSERT INTO jobs (name, owner, kind, reservation_id, model, base_model, status, reason, priority, model_units, \
+            units_needed, units, hyperparameters, data, validation_data, output, model_name, seed, submitted_at, started_at, \
+            ended_at, exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid) \
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                job.name, job.owner, job.kind, job.reservationId, job.model, job.baseModel, job.status, job.reason, job.priority,
+                job.modelUnits, job.unitsNeeded, try JobRecord.encodeJSON(job.units), try job.hyperparameters.map(JobRecord.encodeJSON),
+                job.data, job.validationData, job.output, job.modelName, job.seed, job.submittedAt, job.startedAt, job.endedAt,
+                job.exitStatus, job.progress, job.busyUnitSeconds, job.inputTokens, job.outputTokens, job.logPath, job.callerUid,
+                job.callerGid, job.pid,
+            ])
+        record.id = db.lastInsertedRowID
+        let reservation = try reservationName
+            ?? String.fetchOne(db.cachedStatement(sql: "SELECT name FROM reservations WHERE id = ?"), arguments: [job.reservationId])
         try addJobEvent(record.id!, at: job.submittedAt, kind: "submitted", detail: "queued on reservation \(reservation ?? String(job.reservationId))")
         return record
     }
 
+    /// What a scheduling cycle may have changed in a job: its status, units and start.
+    public func placement(jobID: Int64) throws -> (status: String, units: [String], startedAt: Date?)? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT status, units, started_at FROM jobs WHERE id = ?"), arguments: [jobID])
+            .map { row in (row[0], try JobRecord.decodeUnits(row[1]), row[2]) }
+    }
+
     public func job(id: Int64) throws -> JobRecord? {
-        try JobRecord.fetchOne(db, key: id)
+        try JobRecord.fetchOne(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs WHERE id = ?"), arguments: [id])
     }
 
     /// Jobs, newest first; `owner` limits them to one user's.
     public func jobs(owner: String? = nil, limit: Int = 1000) throws -> [JobRecord] {
         if let owner {
-            return try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE owner = ? ORDER BY id DESC LIMIT ?", arguments: [owner, limit])
+            return try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs WHERE owner = ? ORDER BY id DESC LIMIT ?"), arguments: [owner, limit])
         }
-        return try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
+        return try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs ORDER BY id DESC LIMIT ?"), arguments: [limit])
     }
 
-    /// How many of a user's jobs wait in queues.
+    /// How many of a user's jobs wait in queues (a count the ledger's triggers keep).
     public func queuedJobCount(owner: String) throws -> Int {
-        try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status = 'queued'"), arguments: [owner]) ?? 0
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT queued FROM queued_jobs WHERE owner = ?"), arguments: [owner]) ?? 0
     }
 
     /// Jobs that are queued, running or stopping.
     public func liveJobs() throws -> [JobRecord] {
-        try JobRecord.fetchAll(db, sql: "SELECT * FROM jobs WHERE status IN ('queued', 'running', 'stopping') ORDER BY id")
+        try JobRecord.fetchAll(db, sql: "SELECT \(JobRecord.selection) FROM jobs WHERE status IN ('queued', 'running', 'stopping') ORDER BY id")
     }
 
     /// Jobs that hold units: running or stopping.
     public func runningJobs() throws -> [JobRecord] {
-        try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM jobs WHERE status IN ('running', 'stopping') ORDER BY id"))
+        try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs WHERE status IN ('running', 'stopping') ORDER BY id"))
     }
 
     /// The first `limit` queued jobs of a reservation, in queue order (priority, then
@@ -127,7 +196,7 @@ extension LedgerTransaction {
     /// however long the queue (a range scan of the `jobs_queue` index).
     public func queueHead(reservationID: Int64, limit: Int) throws -> [JobRecord] {
         try JobRecord.fetchAll(db.cachedStatement(sql: """
-            SELECT * FROM jobs WHERE reservation_id = ? AND status = 'queued'
+            SELECT \(JobRecord.selection) FROM jobs WHERE reservation_id = ? AND status = 'queued'
             ORDER BY priority DESC, submitted_at, id LIMIT ?
             """), arguments: [reservationID, limit])
     }
@@ -146,18 +215,18 @@ extension LedgerTransaction {
 
     /// Whether a job not yet finished will register a custom model of that name.
     public func customModelNamePending(_ name: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: """
+        try Bool.fetchOne(db.cachedStatement(sql: """
             SELECT EXISTS (SELECT 1 FROM jobs WHERE model_name = ? AND status IN ('queued', 'running', 'stopping'))
-            """, arguments: [name]) ?? false
+            """), arguments: [name]) ?? false
     }
 
     /// Any model of that id, retired ones included: a custom model may not reuse it.
     public func modelIDTaken(_ id: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM models WHERE id = ?)", arguments: [id]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM models WHERE id = ?)"), arguments: [id]) ?? false
     }
 
     public func addJobEvent(_ jobID: Int64, at: Date, kind: String, detail: String) throws {
-        try db.execute(sql: "INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?)", arguments: [jobID, at, kind, detail])
+        try db.cachedStatement(sql: "INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?)").execute(arguments: [jobID, at, kind, detail])
     }
 
     public func jobEvents(_ jobID: Int64) throws -> [JobEvent] {
@@ -187,7 +256,7 @@ extension LedgerTransaction {
     /// The training curve, one point per step.
     public func metrics(jobID: Int64) throws -> [MetricPoint] {
         var points: [Int: MetricPoint] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT step, epoch, name, value FROM job_metrics WHERE job_id = ? ORDER BY rowid", arguments: [jobID]) {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT step, epoch, name, value FROM job_metrics WHERE job_id = ? ORDER BY rowid"), arguments: [jobID]) {
             let step: Int = row["step"]
             var point = points[step] ?? MetricPoint(step: step, epoch: nil, trainingLoss: nil, validationLoss: nil)
             point.epoch = row["epoch"] ?? point.epoch
@@ -219,7 +288,7 @@ extension LedgerTransaction {
     }
 
     public func setJobLogPath(_ jobID: Int64, _ path: String) throws {
-        try db.execute(sql: "UPDATE jobs SET log_path = ? WHERE id = ?", arguments: [path, jobID])
+        try db.cachedStatement(sql: "UPDATE jobs SET log_path = ? WHERE id = ?").execute(arguments: [path, jobID])
     }
 
     public func setJobPID(_ jobID: Int64, pid: Int32?) throws {

@@ -6,6 +6,8 @@ import GRDB
 /// Every change is made inside one `write` transaction, committed before the caller answers.
 public final class Ledger: Sendable {
     private let writer: any DatabaseWriter
+    /// Models as last committed, for reads (`ModelCache`).
+    private let models = ModelCache()
     public let path: String
     /// Told how long each write took, waiting for the writer included: that wait and the
     /// fsync at commit are what every change through the API pays (berthd's `/metrics`).
@@ -26,6 +28,7 @@ public final class Ledger: Sendable {
         // survive both, so FULL is set here, after opening.
         try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         try Migrations.migrator.migrate(pool)
+        pool.add(transactionObserver: models, extent: .observerLifetime)
         self.writer = pool
         self.path = path
         self.writeTimer = writeTimer
@@ -35,6 +38,7 @@ public final class Ledger: Sendable {
     public init(inMemory: Void = ()) throws {
         let queue = try DatabaseQueue()
         try Migrations.migrator.migrate(queue)
+        queue.add(transactionObserver: models, extent: .observerLifetime)
         self.writer = queue
         self.path = ":memory:"
         self.writeTimer = { _ in }
@@ -48,7 +52,8 @@ public final class Ledger: Sendable {
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
-        try await writer.read { db in try body(LedgerTransaction(db: db)) }
+        let catalog = LedgerTransaction.Catalog(cache: models, generation: models.generation)
+        return try await writer.read { db in try body(LedgerTransaction(db: db, catalog: catalog)) }
     }
 
     /// Synchronous variants, for start-up and tests.
@@ -58,8 +63,11 @@ public final class Ledger: Sendable {
         return try writer.write { db in try body(LedgerTransaction(db: db)) }
     }
 
+    /// A read on the calling thread. Short reads on a request's path use it: the hop to a
+    /// reader's queue and back cost more than reading a few rows.
     public func readNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        try writer.read { db in try body(LedgerTransaction(db: db)) }
+        let catalog = LedgerTransaction.Catalog(cache: models, generation: models.generation)
+        return try writer.read { db in try body(LedgerTransaction(db: db, catalog: catalog)) }
     }
 
     /// Checkpoints the WAL into the database file and closes the connections: after a clean
@@ -95,6 +103,19 @@ public struct IdempotentAnswer: Sendable, Equatable {
 /// Reads and writes inside one transaction of the ledger.
 public struct LedgerTransaction {
     let db: Database
+    /// Set in read transactions only: where `model(id:)` looks first.
+    var catalog: Catalog?
+
+    struct Catalog {
+        var cache: ModelCache
+        /// The cache's generation before this transaction began.
+        var generation: UInt64
+    }
+
+    init(db: Database, catalog: Catalog? = nil) {
+        self.db = db
+        self.catalog = catalog
+    }
 
     // MARK: Catalog
 
@@ -122,7 +143,10 @@ public struct LedgerTransaction {
 
     /// A model of the catalog; models the config dropped are not offered any more.
     public func model(id: String) throws -> Model? {
-        try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(\.model)
+        if let known = catalog?.cache.model(id) { return known }
+        let model = try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(\.model)
+        if let model, let catalog { catalog.cache.store(model, readSince: catalog.generation) }
+        return model
     }
 
     // MARK: Reservations
@@ -143,28 +167,36 @@ public struct LedgerTransaction {
     /// and decoded by position, which costs a fraction of decoding records by column name.
     public func liveReservations() throws -> [Reservation] {
         try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting,
-                   spillover, created_at, ended_at, status_reason
-            FROM reservations WHERE status IN ('pending', 'active') ORDER BY id
-            """)).map { row in
-            Reservation(
-                id: row[0], name: row[1], owner: row[2], model: row[3], purpose: Purpose(rawValue: row[4]) ?? .training,
-                modelUnits: row[5], units: row[6], commitment: Commitment(rawValue: row[7]) ?? .none, start: row[8], end: row[9],
-                duration: row[10], status: ReservationStatus(rawValue: row[11]) ?? .failed, waiting: row[12], spillover: row[13],
-                createdAt: row[14], endedAt: row[15], statusReason: row[16])
-        }
+            SELECT \(Self.reservationSelection) FROM reservations WHERE status IN ('pending', 'active') ORDER BY id
+            """)).map(Self.reservation(row:))
     }
 
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
-        try ReservationRecord.fetchOne(db.cachedStatement(sql: """
-            SELECT * FROM reservations WHERE name = ?
+        try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT \(Self.reservationSelection) FROM reservations WHERE name = ?
             ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
-            """), arguments: [name]).map(\.reservation)
+            """), arguments: [name]).map(Self.reservation(row:))
     }
 
     public func reservation(id: Int64) throws -> Reservation? {
-        try ReservationRecord.fetchOne(db, key: id).map(\.reservation)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.reservationSelection) FROM reservations WHERE id = ?"), arguments: [id])
+            .map(Self.reservation(row:))
+    }
+
+    /// The columns `reservation(row:)` reads, by position: reservations are read on every
+    /// scheduling cycle and every submission, where decoding by column name cost more than the query.
+    static let reservationSelection = """
+        id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting, \
+        spillover, created_at, ended_at, status_reason
+        """
+
+    static func reservation(row: Row) -> Reservation {
+        Reservation(
+            id: row[0], name: row[1], owner: row[2], model: row[3], purpose: Purpose(rawValue: row[4]) ?? .training,
+            modelUnits: row[5], units: row[6], commitment: Commitment(rawValue: row[7]) ?? .none, start: row[8], end: row[9],
+            duration: row[10], status: ReservationStatus(rawValue: row[11]) ?? .failed, waiting: row[12], spillover: row[13],
+            createdAt: row[14], endedAt: row[15], statusReason: row[16])
     }
 
     /// Inserts a new reservation and returns it with its id.
@@ -196,7 +228,7 @@ public struct LedgerTransaction {
         // Units a job of this reservation still runs on stay held until its runner is gone
         // (`finishJob` closes them): the reservation's jobs stop first.
         let busy = try JobRecord.fetchAll(db, sql: """
-            SELECT * FROM jobs WHERE reservation_id = ? AND status IN ('running', 'stopping')
+            SELECT \(JobRecord.selection) FROM jobs WHERE reservation_id = ? AND status IN ('running', 'stopping')
             """, arguments: [reservationID]).flatMap(\.units)
         try db.execute(sql: """
             UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END

@@ -239,6 +239,37 @@ enum Migrations {
                 """)
         }
 
+        migrator.registerMigration("v6-queued-counts") { db in
+            // Each user's queued jobs, kept by the ledger itself: a submission checks its owner
+            // against max_queued_jobs_per_user by reading one row, where counting the queue read
+            // every queued job (tens of thousands under load).
+            try db.execute(sql: """
+                CREATE TABLE queued_jobs (owner TEXT PRIMARY KEY, queued INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO queued_jobs (owner, queued) SELECT owner, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY owner;
+                CREATE TRIGGER jobs_queued_insert AFTER INSERT ON jobs WHEN NEW.status = 'queued'
+                BEGIN
+                    INSERT INTO queued_jobs (owner, queued) VALUES (NEW.owner, 1)
+                    ON CONFLICT (owner) DO UPDATE SET queued = queued + 1;
+                END;
+                CREATE TRIGGER jobs_queued_left AFTER UPDATE OF status ON jobs
+                WHEN OLD.status = 'queued' AND NEW.status <> 'queued'
+                BEGIN
+                    UPDATE queued_jobs SET queued = queued - 1 WHERE owner = OLD.owner;
+                END;
+                CREATE TRIGGER jobs_queued_again AFTER UPDATE OF status ON jobs
+                WHEN OLD.status <> 'queued' AND NEW.status = 'queued'
+                BEGIN
+                    INSERT INTO queued_jobs (owner, queued) VALUES (NEW.owner, 1)
+                    ON CONFLICT (owner) DO UPDATE SET queued = queued + 1;
+                END;
+                CREATE TRIGGER jobs_queued_delete AFTER DELETE ON jobs WHEN OLD.status = 'queued'
+                BEGIN
+                    UPDATE queued_jobs SET queued = queued - 1 WHERE owner = OLD.owner;
+                END;
+                DROP INDEX jobs_queued_owner;
+                """)
+        }
+
         return migrator
     }
 }

@@ -53,4 +53,23 @@ struct JobQueueTests {
         #expect(events.last?.kind == "stopped" && events.last?.detail == "reservation-ended")
         #expect(try ledger.readNow { try $0.snapshot().jobs }.isEmpty)
     }
+
+    @Test("each user's queued count follows jobs as they queue, start, stop and end with their reservation")
+    func queuedCountsFollowJobs() throws {
+        let (ledger, id, dir) = try ledger(queued: 10)
+        defer { dir.remove() }
+        #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 10)
+        #expect(try ledger.readNow { try $0.queuedJobCount(owner: "bob") } == 0)
+        // The scheduler starts two (the reservation has two units).
+        try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(2))) }
+        #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 8)
+        // One stopped while queued.
+        let queued = try ledger.readNow { tx in try tx.jobs().filter { $0.status == "queued" }.map { $0.id! } }
+        try ledger.writeNow { try $0.finishJob(queued[0], status: .stopped, reason: "stopped by alice", exitStatus: nil, at: t(3)) }
+        #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 7)
+        // The reservation ends: its queue goes with it.
+        try ledger.writeNow { try $0.finish(reservationID: id, status: .deleted, at: t(4), reason: "released") }
+        #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 0)
+        #expect(try LedgerInvariants.violations(databaseAt: dir.file("berth.db")).isEmpty)
+    }
 }

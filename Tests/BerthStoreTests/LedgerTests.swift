@@ -51,6 +51,55 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.reservation(named: "r0") } == expected)
     }
 
+    @Test("a read after a model changed sees the change, not what an earlier read kept; a rolled-back change is not seen")
+    func modelReadsFollowChanges() async throws {
+        struct Undo: Error {}
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let units = [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)]
+        #expect(try ledger.readNow { try $0.model(id: Fixtures.textModel.id) }?.tokensPerMinute == Fixtures.textModel.tokensPerMinute)
+        var faster = Fixtures.textModel
+        faster.tokensPerMinute *= 2
+        try ledger.writeNow { try $0.syncCatalog(units: units, models: [faster], now: t(1)) }
+        #expect(try ledger.readNow { try $0.model(id: faster.id) } == faster)
+        let expected = faster
+        #expect(try await ledger.read { try $0.model(id: expected.id) } == expected)
+        // A change that rolls back, read inside its own transaction first.
+        var slower = faster
+        slower.tokensPerMinute = 1
+        #expect(throws: Undo.self) {
+            try ledger.writeNow { tx in
+                try tx.syncCatalog(units: units, models: [slower], now: t(2))
+                #expect(try tx.model(id: slower.id) == slower)
+                throw Undo()
+            }
+        }
+        #expect(try ledger.readNow { try $0.model(id: faster.id) } == faster)
+    }
+
+    @Test("a job round-trips with its hyperparameters and units")
+    func jobRoundTrips() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let reservation = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil)) }
+        var job = JobRecord(
+            name: "tune", owner: "alice", kind: .fineTuning, reservationId: reservation.id, model: Fixtures.textModel.id,
+            baseModel: Fixtures.textModel.id, priority: 3, modelUnits: 1, unitsNeeded: 2,
+            hyperparameters: HyperparameterValues(epochs: 2, batchSize: 8, learningRate: 0.00001, warmupSteps: 1),
+            data: "/d/train.jsonl", validationData: "/d/val.jsonl", output: "/o", modelName: "mine", seed: 7,
+            submittedAt: t(0.5), logPath: "/l/1.log", callerUid: 1000, callerGid: 100)
+        let inserted = try ledger.writeNow { try $0.insert(job) }
+        job.id = inserted.id
+        #expect(try ledger.readNow { try $0.job(id: job.id!) } == job)
+        #expect(try ledger.readNow { try $0.jobEvents(job.id!) }.map(\.detail) == ["queued on reservation r0"])
+        try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(1))) }
+        let started = try #require(try ledger.readNow { try $0.job(id: job.id!) })
+        #expect(started.status == "running" && started.units.count == 2 && started.startedAt == t(1))
+        #expect(try ledger.readNow { try $0.placement(jobID: job.id!) }.map { [$0.status] + $0.units } == ["running"] + started.units)
+    }
+
     @Test("a config that drops a unit or a model retires it instead of deleting it")
     func retiresUnits() throws {
         let dir = try TemporaryDirectory()

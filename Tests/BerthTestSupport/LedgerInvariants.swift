@@ -54,6 +54,8 @@ public struct LedgerContents: Sendable {
     public var customModels: [String: Int64?]
     /// Served calls by the target they named (a reservation name or a model id).
     public var servedCalls: [String: Int]
+    /// Queued jobs per owner as the ledger's `queued_jobs` counts them (absent before v6).
+    public var queuedCounts: [String: Int]?
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     public var integrityCheck: String
     /// Rows of `PRAGMA foreign_key_check`, one sentence each.
@@ -110,13 +112,18 @@ public struct LedgerContents: Sendable {
             for row in try Row.fetchAll(db, sql: "SELECT target, COUNT(*) FROM invocations WHERE outcome = 'served' GROUP BY target") {
                 served[row[0]] = row[1]
             }
+            var queuedCounts: [String: Int]?
+            if try db.tableExists("queued_jobs") {
+                queuedCounts = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT owner, queued FROM queued_jobs") { queuedCounts?[row[0]] = row[1] }
+            }
             let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
             let foreignKeys = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").map { row in
                 "row \(row[1] as Int64? ?? -1) of \(row[0] as String? ?? "?") points at a missing row of \(row[2] as String? ?? "?")"
             }
             return LedgerContents(
                 reservations: reservations, leases: leases, dedicatedUnits: dedicated, jobs: jobs, customModels: customModels, servedCalls: served,
-                integrityCheck: integrity, foreignKeyProblems: foreignKeys)
+                queuedCounts: queuedCounts, integrityCheck: integrity, foreignKeyProblems: foreignKeys)
         }
     }
 }
@@ -243,6 +250,13 @@ public enum LedgerInvariants {
             // A completed customization job registered its custom model.
             if job.status == "completed", job.kind != "batch-inference", let model = job.modelName, ledger.customModels[model] == nil {
                 found.append("\(name) completed but its custom model '\(model)' is not in the catalog")
+            }
+        }
+        // The per-user counts max_queued_jobs_per_user is checked against are the queues' real lengths.
+        if let counted = ledger.queuedCounts {
+            let real = Dictionary(grouping: ledger.jobs.filter { $0.status == "queued" }, by: \.owner).mapValues(\.count)
+            for owner in Set(real.keys).union(counted.keys).sorted() where (counted[owner] ?? 0) != (real[owner] ?? 0) {
+                found.append("\(owner) has \(real[owner] ?? 0) queued jobs but queued_jobs counts \(counted[owner] ?? 0)")
             }
         }
         return found
