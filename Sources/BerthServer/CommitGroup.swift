@@ -26,7 +26,7 @@ enum BatchAnswer: Sendable {
     func encoded() throws -> (status: Int, body: Data) {
         switch self {
         case .stored(let answer): (answer.status, answer.response)
-        case .view(let status, let view): (status, try Wire.encoder().encode(view))
+        case .view(let status, let view): (status, try Wire.encode(view))
         }
     }
 }
@@ -139,7 +139,7 @@ final class CommitGroup: Sendable {
                         let view = try change.view(tx)
                         guard let key = request.key else { return .success(.view(status: change.status, view)) }
                         let answer = IdempotentAnswer(
-                            route: request.route, request: request.body, status: change.status, response: try Wire.encoder().encode(view))
+                            route: request.route, request: request.body, status: change.status, response: try Wire.encode(view))
                         try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now)
                         return .success(.stored(answer))
                     }

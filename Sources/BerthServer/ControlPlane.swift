@@ -37,9 +37,10 @@ public struct ControlPlane: Sendable {
         self.routes = routes
         self.commits = CommitGroup(ledger: ledger, clock: clock) { [scheduler, supervisor, serve] plan in
             routes.clear()
-            // The batch's own cycle already placed what it could; the scheduler looks again
-            // for its next wake-up, and the supervisors only if that cycle started or stopped something.
-            scheduler.wake()
+            // The batch's own cycle already placed what it could: the scheduler only needs to
+            // know when the next start or end falls due, and the supervisors need to look only
+            // if that cycle started or stopped something.
+            scheduler.cycleRan(nextDue: plan.nextWake)
             if !plan.steps.isEmpty {
                 supervisor.wake()
                 serve.wake()

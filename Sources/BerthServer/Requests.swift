@@ -2,6 +2,7 @@ import BerthWire
 import Foundation
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// Reading request bodies strictly: a JSON object of known fields, each of the right type.
 enum Requests {
@@ -31,8 +32,7 @@ enum Requests {
     /// The wire decoder, but a top-level key is accepted only in the exact snake_case form of
     /// one of `T`'s fields; any other comes out as a name no field has, which the envelope refuses.
     static func fastDecoder<T: StrictBody>(for type: T.Type) -> JSONDecoder {
-        var fields: [String: String] = [:]
-        for key in T.CodingKeys.allCases { fields[Wire.snakeCase(key.stringValue)] = key.stringValue }
+        let fields = StrictFields.of(T.self).bySnakeCase
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         decoder.keyDecodingStrategy = .custom { path in
@@ -50,13 +50,33 @@ enum Requests {
         init?(intValue: Int) { nil }
     }
 
+    /// The fields of a request type, worked out once per type.
+    struct StrictFields: Sendable {
+        var names: Set<String>
+        /// The wire (snake_case) name of each field → its name in Swift.
+        var bySnakeCase: [String: String]
+
+        private static let known = Mutex<[ObjectIdentifier: StrictFields]>([:])
+
+        static func of<T: StrictBody>(_ type: T.Type) -> StrictFields {
+            known.withLock { known in
+                if let fields = known[ObjectIdentifier(type)] { return fields }
+                let names = T.CodingKeys.allCases.map(\.stringValue)
+                let fields = StrictFields(
+                    names: Set(names), bySnakeCase: Dictionary(uniqueKeysWithValues: names.map { (Wire.snakeCase($0), $0) }))
+                known[ObjectIdentifier(type)] = fields
+                return fields
+            }
+        }
+    }
+
     /// A request body whose keys are all fields of `T`, decoded as `T`.
     struct StrictEnvelope<T: StrictBody>: Decodable {
         struct UnknownField: Error {}
         var value: T
 
         init(from decoder: any Decoder) throws {
-            let known = Set(T.CodingKeys.allCases.map(\.stringValue))
+            let known = StrictFields.of(T.self).names
             guard try decoder.container(keyedBy: FieldKey.self).allKeys.allSatisfy({ known.contains($0.stringValue) }) else {
                 throw UnknownField()
             }
@@ -144,7 +164,7 @@ enum Requests {
     }
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
-        respond(status: status.code, body: try Wire.encoder().encode(value))
+        respond(status: status.code, body: try Wire.encode(value))
     }
 
     static func respond(status: Int, body: Data) -> Response {

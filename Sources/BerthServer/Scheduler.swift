@@ -43,7 +43,10 @@ public final class Scheduler: Service, Sendable {
     private let logger: Logger
     private let doorbell = Doorbell()
     /// Even with nothing due, look again this often: a safety net against a clock jump, not polling.
-    private let longestSleep: Duration = .seconds(60)
+    private let longestSleep: TimeInterval = 60
+    /// Why the loop should run its next cycle: a change asked for one now, or the earliest
+    /// time a cycle that already ran (the loop's own, or a commit batch's) said it is due.
+    private let wanted = Mutex<(now: Bool, due: Date?)>((false, nil))
     /// Told after every cycle that started or stopped jobs (the job supervisor).
     private let afterJobChanges: @Sendable () -> Void
 
@@ -64,7 +67,21 @@ public final class Scheduler: Service, Sendable {
 
     /// Asks for a cycle soon: something changed.
     public func wake() {
+        wanted.withLock { $0.now = true }
         Task { await doorbell.ring() }
+    }
+
+    /// Another transaction has just run a full cycle (`cycle`) after its changes: nothing is
+    /// left to place now, so no cycle is needed until `due`, the next start or end it found.
+    /// The loop only wakes earlier than it meant to if that time is earlier.
+    public func cycleRan(nextDue due: Date?) {
+        guard let due else { return }
+        let earlier = wanted.withLock { wanted -> Bool in
+            guard wanted.due.map({ due < $0 }) ?? true else { return false }
+            wanted.due = due
+            return true
+        }
+        if earlier { Task { await doorbell.ring() } }
     }
 
     /// Runs one cycle in its own transaction and logs what it did.
@@ -100,19 +117,31 @@ public final class Scheduler: Service, Sendable {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
+            // The first cycle runs at once (start-up reconciles what is due).
+            var lastCycle = Date.distantPast
             while !Task.isCancelled {
-                var sleep = self.longestSleep
-                do {
-                    let plan = try await self.runCycle()
-                    if let next = plan.nextWake {
-                        let seconds = max(0, next.timeIntervalSince(self.clock()))
-                        sleep = min(sleep, .milliseconds(Int64(seconds * 1000) + 5))
-                    }
-                } catch {
-                    // A failed cycle changed nothing (its transaction rolled back); try again soon.
-                    self.logger.error("scheduling cycle failed", metadata: ["error": "\(error)"])
-                    sleep = .seconds(1)
+                let now = self.clock()
+                let due = self.wanted.withLock { wanted -> Bool in
+                    let due = wanted.now || (wanted.due.map { $0 <= now } ?? false) || now >= lastCycle.addingTimeInterval(self.longestSleep)
+                    if due { wanted = (false, nil) }
+                    return due
                 }
+                if due {
+                    lastCycle = now
+                    do {
+                        let plan = try await self.runCycle()
+                        self.cycleRan(nextDue: plan.nextWake)
+                    } catch {
+                        // A failed cycle changed nothing (its transaction rolled back); try again soon.
+                        self.logger.error("scheduling cycle failed", metadata: ["error": "\(error)"])
+                        self.cycleRan(nextDue: self.clock().addingTimeInterval(1))
+                    }
+                }
+                let until = self.wanted.withLock { wanted in
+                    wanted.now ? now : min(wanted.due ?? .distantFuture, lastCycle.addingTimeInterval(self.longestSleep))
+                }
+                // 5 ms past the due time, so the next cycle does not wake a hair too early.
+                let sleep = Duration.milliseconds(Int64(max(0, until.timeIntervalSince(self.clock())) * 1000) + 5)
                 let doorbell = self.doorbell
                 await withTaskCancellationHandler {
                     await doorbell.wait(timeout: sleep)

@@ -6,8 +6,8 @@ import GRDB
 /// Every change is made inside one `write` transaction, committed before the caller answers.
 public final class Ledger: Sendable {
     private let writer: any DatabaseWriter
-    /// Models as last committed, for reads (`ModelCache`).
-    private let models = ModelCache()
+    /// Models and reservations as last committed, for reads (`CommittedRows`).
+    private let cached = CachedReads()
     public let path: String
     /// Told how long each write took, waiting for the writer included: that wait and the
     /// fsync at commit are what every change through the API pays (berthd's `/metrics`).
@@ -28,7 +28,7 @@ public final class Ledger: Sendable {
         // survive both, so FULL is set here, after opening.
         try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         try Migrations.migrator.migrate(pool)
-        pool.add(transactionObserver: models, extent: .observerLifetime)
+        cached.register(on: pool)
         self.writer = pool
         self.path = path
         self.writeTimer = writeTimer
@@ -38,7 +38,7 @@ public final class Ledger: Sendable {
     public init(inMemory: Void = ()) throws {
         let queue = try DatabaseQueue()
         try Migrations.migrator.migrate(queue)
-        queue.add(transactionObserver: models, extent: .observerLifetime)
+        cached.register(on: queue)
         self.writer = queue
         self.path = ":memory:"
         self.writeTimer = { _ in }
@@ -52,8 +52,8 @@ public final class Ledger: Sendable {
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
-        let catalog = LedgerTransaction.Catalog(cache: models, generation: models.generation)
-        return try await writer.read { db in try body(LedgerTransaction(db: db, catalog: catalog)) }
+        let cached = cached.session()
+        return try await writer.read { db in try body(LedgerTransaction(db: db, cached: cached)) }
     }
 
     /// Synchronous variants, for start-up and tests.
@@ -66,8 +66,8 @@ public final class Ledger: Sendable {
     /// A read on the calling thread. Short reads on a request's path use it: the hop to a
     /// reader's queue and back cost more than reading a few rows.
     public func readNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
-        let catalog = LedgerTransaction.Catalog(cache: models, generation: models.generation)
-        return try writer.read { db in try body(LedgerTransaction(db: db, catalog: catalog)) }
+        let cached = cached.session()
+        return try writer.read { db in try body(LedgerTransaction(db: db, cached: cached)) }
     }
 
     /// Checkpoints the WAL into the database file and closes the connections: after a clean
@@ -103,18 +103,20 @@ public struct IdempotentAnswer: Sendable, Equatable {
 /// Reads and writes inside one transaction of the ledger.
 public struct LedgerTransaction {
     let db: Database
-    /// Set in read transactions only: where `model(id:)` looks first.
-    var catalog: Catalog?
+    /// Set in read transactions only: where `model(id:)` and `reservation(named:)` look first.
+    var cached: Cached?
 
-    struct Catalog {
-        var cache: ModelCache
-        /// The cache's generation before this transaction began.
-        var generation: UInt64
+    struct Cached {
+        var models: CommittedRows<Model>
+        /// The caches' generations before this transaction began.
+        var modelsSince: UInt64
+        var reservations: CommittedRows<Reservation>
+        var reservationsSince: UInt64
     }
 
-    init(db: Database, catalog: Catalog? = nil) {
+    init(db: Database, cached: Cached? = nil) {
         self.db = db
-        self.catalog = catalog
+        self.cached = cached
     }
 
     // MARK: Catalog
@@ -143,9 +145,9 @@ public struct LedgerTransaction {
 
     /// A model of the catalog; models the config dropped are not offered any more.
     public func model(id: String) throws -> Model? {
-        if let known = catalog?.cache.model(id) { return known }
+        if let known = cached?.models.row(id) { return known }
         let model = try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(\.model)
-        if let model, let catalog { catalog.cache.store(model, readSince: catalog.generation) }
+        if let model, let cached { cached.models.store(model, for: id, readSince: cached.modelsSince) }
         return model
     }
 
@@ -173,10 +175,13 @@ public struct LedgerTransaction {
 
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
-        try Row.fetchOne(db.cachedStatement(sql: """
+        if let known = cached?.reservations.row(name) { return known }
+        let reservation = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT \(Self.reservationSelection) FROM reservations WHERE name = ?
             ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
             """), arguments: [name]).map(Self.reservation(row:))
+        if let reservation, let cached { cached.reservations.store(reservation, for: name, readSince: cached.reservationsSince) }
+        return reservation
     }
 
     public func reservation(id: Int64) throws -> Reservation? {

@@ -268,6 +268,9 @@ enum Migrations {
                 END;
                 DROP INDEX jobs_queued_owner;
                 """)
+            // jobs_reservation_submitted (reservation_id, submitted_at) serves every lookup by
+            // reservation: one index fewer to update on each submission.
+            try db.execute(sql: "DROP INDEX jobs_on_reservation_id")
         }
 
         return migrator

@@ -42,3 +42,23 @@ public struct InvokeResponse: Codable, Sendable, Equatable {
         self.outputTokens = outputTokens; self.latencyMs = latencyMs; self.cost = cost
     }
 }
+
+extension InvokeResponse: SnakeCaseEncodable {
+    enum WireKeys: String, CodingKey {
+        case target, reservation, model, served_by, output, finish_reason, input_tokens, output_tokens, latency_ms, cost
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: WireKeys.self)
+        try c.encode(target, forKey: .target)
+        try c.encodeIfPresent(reservation, forKey: .reservation)
+        try c.encode(model, forKey: .model)
+        try c.encode(servedBy, forKey: .served_by)
+        try c.encode(output, forKey: .output)
+        try c.encodeIfPresent(finishReason, forKey: .finish_reason)
+        try c.encode(inputTokens, forKey: .input_tokens)
+        try c.encode(outputTokens, forKey: .output_tokens)
+        try c.encode(latencyMs, forKey: .latency_ms)
+        try c.encode(cost, forKey: .cost)
+    }
+}

@@ -184,6 +184,67 @@ public struct JobView: Codable, Sendable, Equatable {
     }
 }
 
+extension MetricPointView: SnakeCaseEncodable {
+    enum WireKeys: String, CodingKey {
+        case step, epoch, training_loss, validation_loss
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: WireKeys.self)
+        try c.encode(step, forKey: .step)
+        try c.encodeIfPresent(epoch, forKey: .epoch)
+        try c.encodeIfPresent(trainingLoss, forKey: .training_loss)
+        try c.encodeIfPresent(validationLoss, forKey: .validation_loss)
+    }
+}
+
+extension JobView: SnakeCaseEncodable {
+    enum WireKeys: String, CodingKey {
+        case id, name, owner, kind, reservation, model, status, reason, progress, priority, model_units, units, hyperparameters
+        case data, validation_data, output, model_name, submitted_at, started_at, ended_at, exit_status, busy_unit_seconds
+        case input_tokens, output_tokens, metrics
+    }
+
+    enum HyperparameterKeys: String, CodingKey {
+        case epochs, batch_size, learning_rate, warmup_steps
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: WireKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(name, forKey: .name)
+        try c.encode(owner, forKey: .owner)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(reservation, forKey: .reservation)
+        try c.encode(model, forKey: .model)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encode(progress, forKey: .progress)
+        try c.encode(priority, forKey: .priority)
+        try c.encode(modelUnits, forKey: .model_units)
+        try c.encode(units, forKey: .units)
+        if let h = hyperparameters {
+            var nested = c.nestedContainer(keyedBy: HyperparameterKeys.self, forKey: .hyperparameters)
+            try nested.encode(h.epochs, forKey: .epochs)
+            try nested.encode(h.batchSize, forKey: .batch_size)
+            try nested.encode(h.learningRate, forKey: .learning_rate)
+            try nested.encode(h.warmupSteps, forKey: .warmup_steps)
+        }
+        try c.encode(data, forKey: .data)
+        try c.encodeIfPresent(validationData, forKey: .validation_data)
+        try c.encode(output, forKey: .output)
+        try c.encodeIfPresent(modelName, forKey: .model_name)
+        try c.encode(submittedAt, forKey: .submitted_at)
+        try c.encodeIfPresent(startedAt, forKey: .started_at)
+        try c.encodeIfPresent(endedAt, forKey: .ended_at)
+        try c.encodeIfPresent(exitStatus, forKey: .exit_status)
+        try c.encode(busyUnitSeconds, forKey: .busy_unit_seconds)
+        try c.encode(inputTokens, forKey: .input_tokens)
+        try c.encode(outputTokens, forKey: .output_tokens)
+        try c.encode(metrics, forKey: .metrics)
+    }
+}
+
 public struct JobList: Codable, Sendable, Equatable {
     public var jobs: [JobView]
     public init(jobs: [JobView]) { self.jobs = jobs }

@@ -17,6 +17,17 @@ public enum Wire {
         return decoder
     }
 
+    /// Encodes an answer. A `SnakeCaseEncodable` value writes its own snake_case keys, so
+    /// the encoder need not convert them: converting every key was half the cost of encoding
+    /// a job. The bytes are the same either way.
+    public static func encode(_ value: some Encodable) throws -> Data {
+        guard value is any SnakeCaseEncodable else { return try encoder().encode(value) }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
     /// `model_units` → `modelUnits`, as `convertFromSnakeCase` does.
     public static func camelCase(_ key: String) -> String {
         let parts = key.split(separator: "_", omittingEmptySubsequences: false)
@@ -33,6 +44,10 @@ public enum Wire {
         return out
     }
 }
+
+/// A wire type whose `encode(to:)` writes snake_case keys itself, nested values included
+/// (`Wire.encode` then skips the key conversion). It still decodes with `Wire.decoder()`.
+public protocol SnakeCaseEncodable: Encodable {}
 
 /// A request body whose every field is known: anything else is refused, naming the field.
 public protocol StrictBody: Codable, Sendable {
