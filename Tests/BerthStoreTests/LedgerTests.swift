@@ -78,6 +78,22 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.model(id: faster.id) } == faster)
     }
 
+    @Test("a reservation read by name after it changed shows the change, not what an earlier read kept")
+    func reservationReadsFollowChanges() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let made = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
+        #expect(try ledger.readNow { try $0.reservation(named: "r0") }?.status == .pending)
+        try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(1))) }
+        #expect(try ledger.readNow { try $0.reservation(named: "r0") }?.status == .active)
+        try ledger.writeNow { try $0.finish(reservationID: made.id, status: .deleted, at: t(2), reason: "released") }
+        #expect(try await ledger.read { try $0.reservation(named: "r0") }?.status == .deleted)
+        // A new one of the same name is the one a name means now.
+        let again = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(3), end: nil)) }
+        #expect(try ledger.readNow { try $0.reservation(named: "r0") }?.id == again.id)
+    }
+
     @Test("a job round-trips with its hyperparameters and units")
     func jobRoundTrips() throws {
         let dir = try TemporaryDirectory()
