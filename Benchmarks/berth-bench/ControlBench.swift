@@ -30,6 +30,11 @@ struct ControlBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long each measured run lasts.", valueName: "seconds"))
     var duration = 5.0
 
+    @Option(help: ArgumentHelp(
+        "How long each operation runs, with the most clients, before it is measured (a fresh berthd's first second is slower: threads, caches and files grow).",
+        valueName: "seconds"))
+    var warmup = 1.0
+
     @Option(help: ArgumentHelp("A small fine-tuning dataset every job names (checked at each submission).", valueName: "file"))
     var data: String
 
@@ -50,6 +55,7 @@ struct ControlBench: AsyncParsableCommand {
     func validate() throws {
         guard !clientCounts.isEmpty, clientCounts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--clients: give counts such as 1,8,64") }
         guard duration > 0 else { throw ValidationError("--duration: must be positive") }
+        guard warmup >= 0 else { throw ValidationError("--warmup: must be 0 or more") }
     }
 
     func run() async throws {
@@ -58,10 +64,26 @@ struct ControlBench: AsyncParsableCommand {
         let model = self.model, data = self.data, output = self.output
         var runs: [ControlFigures] = []
         let chosen = Set(operations.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        let socket = self.socket
+        /// A run's clients stop at its deadline, some between a reserve and its release: those
+        /// reservations would hold units through the next run, so they are released first.
+        func releaseLeftovers() async {
+            let client = SocketClient(socketPath: socket)
+            guard let list = try? await client.send(method: "GET", path: "/v1/reservations", body: Data()),
+                  let names = try? JSONDecoder().decode(Names.self, from: list.body) else { return }
+            for r in names.reservations where r.name.hasPrefix("churn-") && (r.status == "active" || r.status == "pending") {
+                _ = try? await client.send(method: "DELETE", path: "/v1/reservations/\(r.name)", body: Data())
+            }
+        }
         func measure(_ operation: String, _ template: CallTemplate, perOperation: Int = 1) async {
             guard chosen.contains(String(operation.prefix { $0 != "+" })) else { return }
+            if warmup > 0 {
+                _ = await LoadRun.run(template, clients: clientCounts.max()!, seconds: warmup, on: eventLoops)
+                await releaseLeftovers()
+            }
             for count in clientCounts {
                 let (tally, seconds) = await LoadRun.run(template, clients: count, seconds: duration, on: eventLoops)
+                await releaseLeftovers()
                 let figures = RunFigures(name: operation, endpoint: endpoint, tally: tally, seconds: seconds)
                 runs.append(ControlFigures(
                     operation: operation, clients: count, done: figures.calls / perOperation, seconds: seconds,
@@ -105,6 +127,12 @@ struct ControlBench: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// The reservation list, as far as the cleanup between runs reads it.
+struct Names: Decodable {
+    struct Entry: Decodable { var name: String; var status: String }
+    var reservations: [Entry]
 }
 
 struct ControlFigures: Encodable {

@@ -346,12 +346,27 @@ public struct LedgerTransaction {
     /// transaction goes on. Lets one transaction carry many requests' changes (group commit)
     /// while each request still succeeds or fails whole.
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
-        var result: T?
-        try db.inSavepoint {
-            result = try body()
-            return .commit
+        guard db.isInsideTransaction else {
+            var result: T?
+            try db.inSavepoint {
+                result = try body()
+                return .commit
+            }
+            return result!
         }
-        return result!
+        // Prepared once: GRDB's `inSavepoint` compiles its two statements on every call, and a
+        // batch runs one savepoint per request.
+        try db.cachedStatement(sql: "SAVEPOINT request").execute()
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT request").execute()
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT request").execute()
+            throw error
+        }
+        try db.cachedStatement(sql: "RELEASE SAVEPOINT request").execute()
+        return result
     }
 
     // MARK: Idempotency

@@ -40,18 +40,11 @@ struct Run: AsyncParsableCommand {
         }
         let level = Logger.Level(rawValue: loaded.daemon.logLevel) ?? .info
         // Under systemd stderr goes to the journal, which stamps each line itself.
-        if JournalLogHandler.stderrIsJournal(environment: ProcessInfo.processInfo.environment) {
-            LoggingSystem.bootstrap { label in
-                var handler = JournalLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            }
-        } else {
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+        let journal = StderrLogHandler.stderrIsJournal(environment: ProcessInfo.processInfo.environment)
+        LoggingSystem.bootstrap { label in
+            var handler = StderrLogHandler(label: label, journal: journal)
+            handler.logLevel = level
+            return handler
         }
         let logger = Logger(label: "berthd")
         // One registry for GET /metrics: berthd's own series, and any a library makes through

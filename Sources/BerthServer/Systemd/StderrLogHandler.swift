@@ -4,16 +4,21 @@ public import Logging
 import Glibc
 #endif
 
-/// Log lines on stderr for journald: no timestamp (the journal adds its own) and a `<N>`
-/// syslog priority prefix, so `journalctl -p warning -u berthd` works. Otherwise the same
-/// line as swift-log's `StreamLogHandler`.
-public struct JournalLogHandler: LogHandler {
+/// Log lines on stderr, as swift-log's `StreamLogHandler` writes them. For journald
+/// (`journal`): no timestamp (the journal adds its own) and a `<N>` syslog priority prefix, so
+/// `journalctl -p warning -u berthd` works.
+///
+/// Metadata is turned into text only when a line is written: `StreamLogHandler` does it each
+/// time metadata is set, and the HTTP server sets a request id on every request, logged or not.
+public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     public let label: String
+    public let journal: Bool
 
-    public init(label: String) {
+    public init(label: String, journal: Bool) {
         self.label = label
+        self.journal = journal
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -33,6 +38,16 @@ public struct JournalLogHandler: LogHandler {
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 
+    /// Local time as `StreamLogHandler` writes it: 2026-11-25T08:40:12+0000.
+    static func timestamp() -> String {
+        var now = time(nil)
+        var local = tm()
+        localtime_r(&now, &local)
+        var buffer = [Int8](repeating: 0, count: 32)
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &local)
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The sd-daemon(3) priority prefix of a level.
     public static func priority(_ level: Logger.Level) -> Int {
         switch level {
@@ -50,7 +65,9 @@ public struct JournalLogHandler: LogHandler {
         if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
         if let error = event.error { merged["error.message"] = "\(error)" }
         let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
-        let line = "<\(Self.priority(event.level))>\(event.level) \(label):\(pretty) [\(event.source)] \(event.message)\n"
+        let line = journal
+            ? "<\(Self.priority(event.level))>\(event.level) \(label):\(pretty) [\(event.source)] \(event.message)\n"
+            : "\(Self.timestamp()) \(event.level) \(label):\(pretty) [\(event.source)] \(event.message)\n"
         // One write per line, so lines from several threads never interleave.
         let bytes = Array(line.utf8)
         bytes.withUnsafeBytes { buffer in
