@@ -4,23 +4,29 @@ public import ServiceLifecycle
 import Synchronization
 
 /// Meters calls with group commit: every call's record is in the ledger before the call is
-/// answered, without an fsync per call. Records that arrive while a transaction commits wait
-/// for the next one, which takes all of them; each caller resumes once its record is committed.
+/// answered, without an fsync per call. The first caller of a quiet moment writes its record
+/// itself; records that arrive while a transaction commits wait for the next one, which takes
+/// all of them, and each caller resumes once its record is committed.
+///
+/// Batches commit without waiting for the disk (`Ledger.writeUnsynced`): a killed berthd loses
+/// none of them. Once a second, if calls were recorded, the meter syncs the ledger to disk, as
+/// does any change through the API: a power cut loses at most the last second of call records.
 /// It stops after the socket server, so no call is left waiting.
 public final class InvocationMeter: Service, Sendable {
     private let ledger: Ledger
     private let logger: Logger
     private let metrics: DaemonMetrics
-    private let doorbell = Doorbell()
+    private let syncEvery: Duration = .seconds(1)
 
     /// Calls not yet written and who waits for them. A lock, not an actor: the hot path only
     /// appends.
     private struct State {
         var buffer: [InvocationRecord] = []
         var waiting: [CheckedContinuation<Void, any Error>] = []
-        var stopping = false
-        /// The loop has ended: a late caller commits its own record.
-        var stopped = false
+        /// A batch is being written; whoever writes it writes the next one too.
+        var writing = false
+        /// Calls were committed since the last sync to disk.
+        var unsynced = false
     }
 
     private let state = Mutex(State())
@@ -36,67 +42,107 @@ public final class InvocationMeter: Service, Sendable {
     /// call. Throws if the ledger cannot be written; the record is kept for the next commit.
     public func record(_ call: InvocationRecord, targetResolved: Bool = true) async throws {
         metrics.invocation(call, targetResolved: targetResolved)
-        try await commitWith([call])
-    }
-
-    /// Returns once every call recorded before it is committed.
-    public func flush() async {
-        try? await commitWith([])
-    }
-
-    private func commitWith(_ calls: [InvocationRecord]) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let (first, stopped) = state.withLock { state -> (Bool, Bool) in
-                state.buffer.append(contentsOf: calls)
-                state.waiting.append(continuation)
-                return (state.waiting.count == 1, state.stopped)
-            }
-            if stopped {
-                Task { await self.commit() }
-            } else if first {
-                Task { await doorbell.ring() }
-            }
+        let lead = state.withLock { state -> Bool in
+            guard !state.writing else { return false }
+            state.writing = true
+            state.buffer.append(call)
+            return true
         }
+        if lead {
+            // Nobody is writing: this call's task writes (no hop to another task and back).
+            try await writeBatch(leading: true)
+            return
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let start = state.withLock { state -> Bool in
+                state.buffer.append(call)
+                state.waiting.append(continuation)
+                if state.writing { return false }
+                state.writing = true
+                return true
+            }
+            // The writer finished between the two looks: someone must write this one.
+            if start { Task { try? await self.writeBatch(leading: false) } }
+        }
+    }
+
+    /// Returns once every call recorded before it is committed and synced to disk.
+    public func flush() async {
+        while state.withLock({ $0.writing }) { try? await Task.sleep(for: .milliseconds(1)) }
+        await sync()
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !self.state.withLock({ $0.stopping }) {
-                // Rung by the first record after an idle spell; records that come while a
-                // commit runs make the next batch, which goes as soon as that commit is done.
-                await self.doorbell.wait(timeout: .milliseconds(200))
-                await self.commit()
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: self.syncEvery)
+                await self.sync()
             }
-        } onGracefulShutdown: {
-            Task { await self.stop() }
         }
-        state.withLock { $0.stopped = true }
-        await commit()
+        await flush()
     }
 
-    private func stop() async {
-        state.withLock { $0.stopping = true }
-        await doorbell.ring()
+    /// Writes what is buffered in one transaction and resumes its callers, as long as callers
+    /// keep coming. If the write fails they get the error and the records stay for the next try.
+    private func writeBatch(leading: Bool) async throws {
+        var ownError: (any Error)?
+        var first = leading
+        while true {
+            let (batch, waiting) = state.withLock { state in
+                defer {
+                    state.buffer.removeAll(keepingCapacity: true)
+                    state.waiting.removeAll(keepingCapacity: true)
+                }
+                return (state.buffer, state.waiting)
+            }
+            if batch.isEmpty {
+                state.withLock { $0.writing = false }
+                for caller in waiting { caller.resume() }
+                break
+            }
+            do {
+                if first {
+                    // The caller's own thread writes: a few rows, committed without an fsync.
+                    try ledger.writeUnsyncedNow { tx in try tx.record(batch) }
+                } else {
+                    try await ledger.writeUnsynced { tx in try tx.record(batch) }
+                }
+                state.withLock { $0.unsynced = true }
+                for caller in waiting { caller.resume() }
+            } catch {
+                logger.error("cannot record invocations; will retry", metadata: ["count": "\(batch.count)", "error": "\(error)"])
+                state.withLock { $0.buffer.insert(contentsOf: batch, at: 0) }
+                for caller in waiting { caller.resume(throwing: error) }
+                if first { ownError = error }
+                state.withLock { $0.writing = false }
+                break
+            }
+            if first {
+                first = false
+                // The leader's own call is answered now; anyone who came meanwhile is written
+                // by a task of its own.
+                let more = state.withLock { state -> Bool in
+                    if state.buffer.isEmpty { state.writing = false; return false }
+                    return true
+                }
+                if more { Task { try? await self.writeBatch(leading: false) } }
+                break
+            }
+        }
+        if let ownError { throw ownError }
     }
 
-    /// Writes everything gathered so far in one transaction, then resumes its callers. If the
-    /// write fails they get the error and the records stay for the next try.
-    private func commit() async {
-        let (batch, waiting) = state.withLock { state in
-            defer {
-                state.buffer.removeAll(keepingCapacity: true)
-                state.waiting.removeAll(keepingCapacity: true)
-            }
-            return (state.buffer, state.waiting)
-        }
-        guard !batch.isEmpty || !waiting.isEmpty else { return }
+    /// Syncs the ledger to disk if calls were committed since the last time.
+    private func sync() async {
+        guard state.withLock({ state -> Bool in
+            defer { state.unsynced = false }
+            return state.unsynced
+        }) else { return }
         do {
-            if !batch.isEmpty { try await ledger.write { tx in try tx.record(batch) } }
-            for caller in waiting { caller.resume() }
+            try ledger.syncToDisk()
         } catch {
-            logger.error("cannot record invocations; will retry", metadata: ["count": "\(batch.count)", "error": "\(error)"])
-            state.withLock { $0.buffer.insert(contentsOf: batch, at: 0) }
-            for caller in waiting { caller.resume(throwing: error) }
+            state.withLock { $0.unsynced = true }
+            logger.error("cannot sync call records to disk; will retry", metadata: ["error": "\(error)"])
         }
     }
 }

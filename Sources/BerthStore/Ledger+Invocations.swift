@@ -50,10 +50,12 @@ extension LedgerTransaction {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let rollup = try db.cachedStatement(sql: """
-            INSERT INTO reservation_minutes (reservation_id, minute, tokens, calls, throttled, budget) VALUES (?, ?, ?, 1, ?, ?)
+            INSERT INTO reservation_minutes (reservation_id, minute, tokens, calls, throttled, budget) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (reservation_id, minute) DO UPDATE SET
-                tokens = tokens + excluded.tokens, calls = calls + 1, throttled = throttled + excluded.throttled
+                tokens = tokens + excluded.tokens, calls = calls + excluded.calls, throttled = throttled + excluded.throttled
             """)
+        struct Minute: Hashable { var reservation: Int64; var minute: Date }
+        var minutes: [Minute: (tokens: Int, calls: Int, throttled: Int, budget: Int)] = [:]
         for call in invocations {
             try insert.execute(arguments: [
                 call.at, call.owner, call.target, call.reservationID, call.model, call.tier, call.outcome,
@@ -61,10 +63,17 @@ extension LedgerTransaction {
             ])
             // Only what the reservation itself served counts against its budget.
             if let reservation = call.reservationID, call.tier != "on-demand" {
-                let minute = Date(timeIntervalSince1970: (call.at.timeIntervalSince1970 / 60).rounded(.down) * 60)
-                let tokens = call.outcome == "served" ? call.inputTokens + call.outputTokens : 0
-                try rollup.execute(arguments: [reservation, minute, tokens, call.outcome == "throttled" ? 1 : 0, call.budgetPerMinute])
+                let key = Minute(reservation: reservation, minute: Date(timeIntervalSince1970: (call.at.timeIntervalSince1970 / 60).rounded(.down) * 60))
+                var sum = minutes[key] ?? (0, 0, 0, call.budgetPerMinute)
+                sum.tokens += call.outcome == "served" ? call.inputTokens + call.outputTokens : 0
+                sum.calls += 1
+                sum.throttled += call.outcome == "throttled" ? 1 : 0
+                minutes[key] = sum
             }
+        }
+        // One row update per reservation and minute for the whole batch, not one per call.
+        for (key, sum) in minutes {
+            try rollup.execute(arguments: [key.reservation, key.minute, sum.tokens, sum.calls, sum.throttled, sum.budget])
         }
         try rollUp(invocations)
     }

@@ -94,6 +94,22 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.reservation(named: "r0") }?.id == again.id)
     }
 
+    @Test("a write left unsynced (call records) commits, and the writer is back to synchronous FULL after it, even when it fails")
+    func unsyncedWriteRestoresFull() async throws {
+        struct Refused: Error {}
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let call = InvocationRecord(
+            at: t(1), owner: "alice", target: Fixtures.textModel.id, reservationID: nil, model: Fixtures.textModel.id,
+            tier: "on-demand", outcome: "served", inputTokens: 3, outputTokens: 4, latencyMs: 1.5, cost: 0.01, budgetPerMinute: 0)
+        try await ledger.writeUnsynced { tx in try tx.record([call, call]) }
+        #expect(try ledger.pragma("synchronous") == "2")
+        await #expect(throws: Refused.self) { try await ledger.writeUnsynced { _ in throw Refused() } }
+        #expect(try ledger.pragma("synchronous") == "2")
+        #expect(try ledger.readNow { try $0.invocationCounts(reservationID: nil) }.served == 2)
+    }
+
     @Test("a job round-trips with its hyperparameters and units")
     func jobRoundTrips() throws {
         let dir = try TemporaryDirectory()
