@@ -132,7 +132,9 @@ public struct Daemon: Sendable {
         // before the supervisors: a runner stopped at shutdown frees its units, and a scheduler
         // still running would start the next queued job with nobody left to run it.
         let group = ServiceGroup(
-            configuration: .init(services: [supervisor, serve, scheduler, meter, reloader, app, systemd], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader, app, systemd],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
 
         // 4. In-flight requests are answered; now close the ledger (checkpointing the WAL).

@@ -11,6 +11,8 @@ public final class Ledger: Sendable {
     private let writer: any DatabaseWriter
     /// Models and reservations as last committed, for reads (`CommittedRows`).
     private let cached = CachedReads()
+    /// A connection of its own for checkpoints (`checkpoint()`); `nil` in memory.
+    private let checkpoints: DatabaseQueue?
     public let path: String
     /// Told how long each write took, waiting for the writer included: that wait and the
     /// fsync at commit are what every change through the API pays (berthd's `/metrics`).
@@ -29,7 +31,18 @@ public final class Ledger: Sendable {
         // GRDB sets `synchronous = NORMAL` on the WAL writer after `prepareDatabase`, which
         // survives a crash of the process but not of the machine. An acknowledged change must
         // survive both, so FULL is set here, after opening.
-        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // SQLite would otherwise checkpoint inside whichever commit takes the log past 1,000
+            // pages, and that request would wait for the copy and its fsyncs (the slowest 1 %
+            // of calls). `checkpoint()` does it from another connection, beside the writes;
+            // SQLite still checkpoints by itself past 10,000 pages, should nobody call it
+            // (tools that open a ledger, or a checkpointer that fell behind).
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
+        }
+        var checkpointing = Configuration()
+        checkpointing.label = "berth-ledger-checkpoints"
+        self.checkpoints = try DatabaseQueue(path: path, configuration: checkpointing)
         try Migrations.migrator.migrate(pool)
         cached.register(on: pool)
         self.writer = pool
@@ -46,6 +59,18 @@ public final class Ledger: Sendable {
         self.path = ":memory:"
         self.writeTimer = { _ in }
         self.looseFiles = []
+        self.checkpoints = nil
+    }
+
+    /// Copies what the write-ahead log holds into the database file, from a connection of its
+    /// own, without waiting for readers or the writer (a passive checkpoint); the log is
+    /// synced first, so every commit so far is then durable. berthd calls it a few times a
+    /// second (`LedgerCheckpointer`). Returns the frames in the log and how many are copied.
+    @discardableResult
+    public func checkpoint() async throws -> (logFrames: Int, copied: Int) {
+        guard let checkpoints else { return (0, 0) }
+        let result = try await checkpoints.writeWithoutTransaction { try $0.checkpoint(.passive) }
+        return (result.walFrameCount, result.checkpointedFrameCount)
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
@@ -121,6 +146,7 @@ public final class Ledger: Sendable {
     /// Checkpoints the WAL into the database file and closes the connections: after a clean
     /// shutdown the database file alone holds everything (the -wal and -shm files are empty).
     public func close() throws {
+        try checkpoints?.close()
         if let pool = writer as? DatabasePool {
             try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         }

@@ -110,6 +110,22 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.invocationCounts(reservationID: nil) }.served == 2)
     }
 
+    @Test("checkpoints run from their own connection: commits leave them to it, and it copies the whole log")
+    func checkpointsBesideWrites() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        #expect(try ledger.pragma("wal_autocheckpoint") == "10000")
+        for i in 0..<50 {
+            _ = try ledger.writeNow { try $0.insert(Fixtures.reservation(Int64(i), units: 1, start: t(Double(i)), end: t(Double(i) + 1))) }
+        }
+        let done = try await ledger.checkpoint()
+        #expect(done.logFrames > 0)
+        #expect(done.copied == done.logFrames)
+        #expect(try ledger.readNow { try $0.reservation(named: "r49") } != nil)
+        #expect(try ledger.pragma("synchronous") == "2")
+    }
+
     @Test("a job round-trips with its hyperparameters and units")
     func jobRoundTrips() throws {
         let dir = try TemporaryDirectory()
