@@ -75,13 +75,17 @@ public final class Scheduler: Service, Sendable {
     /// left to place now, so no cycle is needed until `due`, the next start or end it found.
     /// The loop only wakes earlier than it meant to if that time is earlier.
     public func cycleRan(nextDue due: Date?) {
-        guard let due else { return }
-        let earlier = wanted.withLock { wanted -> Bool in
+        if noteDue(due) { Task { await doorbell.ring() } }
+    }
+
+    /// Keeps the earlier of `due` and the time already noted; says whether `due` was earlier.
+    private func noteDue(_ due: Date?) -> Bool {
+        guard let due else { return false }
+        return wanted.withLock { wanted -> Bool in
             guard wanted.due.map({ due < $0 }) ?? true else { return false }
             wanted.due = due
             return true
         }
-        if earlier { Task { await doorbell.ring() } }
     }
 
     /// Runs one cycle in its own transaction and logs what it did.
@@ -129,12 +133,12 @@ public final class Scheduler: Service, Sendable {
                 if due {
                     lastCycle = now
                     do {
-                        let plan = try await self.runCycle()
-                        self.cycleRan(nextDue: plan.nextWake)
+                        // The loop is about to work out its sleep from this: no need to ring.
+                        _ = self.noteDue(try await self.runCycle().nextWake)
                     } catch {
                         // A failed cycle changed nothing (its transaction rolled back); try again soon.
                         self.logger.error("scheduling cycle failed", metadata: ["error": "\(error)"])
-                        self.cycleRan(nextDue: self.clock().addingTimeInterval(1))
+                        _ = self.noteDue(self.clock().addingTimeInterval(1))
                     }
                 }
                 let until = self.wanted.withLock { wanted in
