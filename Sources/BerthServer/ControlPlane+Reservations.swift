@@ -106,7 +106,7 @@ extension ControlPlane {
     func showReservation(_ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
         let name = try Self.parameter("name", context)
-        await meter.flush()
+        // Every answered call is in the ledger already (the meter commits it before the answer).
         let (id, view) = try await ledger.read { tx in
             let r = try Self.visibleReservation(name, caller: caller, tx)
             var view = try Views.reservation(r, in: tx)

@@ -66,8 +66,9 @@ public final class InvocationMeter: Service, Sendable {
         }
     }
 
-    /// Returns once every call recorded before it is committed and synced to disk.
-    public func flush() async {
+    /// Returns once the calls being written are committed, and syncs them to disk. For the
+    /// end of `run`, when the socket server has stopped and no call comes any more.
+    func flush() async {
         while state.withLock({ $0.writing }) { try? await Task.sleep(for: .milliseconds(1)) }
         await sync()
     }
