@@ -63,7 +63,10 @@ struct FileAccess {
     /// existing parent is.
     func writableFolder(_ path: String, field: String) throws -> String {
         guard path.hasPrefix("/") else { throw APIError.invalid(field: field, "'\(path)' is not an absolute path") }
-        let normalized = (path as NSString).standardizingPath
+        // The folder's real path: realpath(3) when it exists (one call; Foundation's
+        // standardizingPath looks at each component in turn, a good part of a submission),
+        // else Foundation's, which also resolves the part that exists.
+        let normalized = Self.realPath(path) ?? (path as NSString).standardizingPath
         var candidate = normalized
         while true {
             if let info = Self.status(candidate) {
@@ -77,6 +80,12 @@ struct FileAccess {
             if parent == candidate || parent.isEmpty { throw Self.forbidden(path, field: field, "write") }
             candidate = parent
         }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     static func forbidden(_ path: String, field: String, _ verb: String) -> APIError {

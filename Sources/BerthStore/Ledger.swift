@@ -27,6 +27,9 @@ public final class Ledger: Sendable {
         var configuration = Configuration()
         configuration.label = "berth-ledger"
         configuration.foreignKeysEnabled = true
+        // Two connections write to the file (the writer, and checkpoints beside it): a lock one
+        // of them holds for an instant makes the other wait, not fail its transaction.
+        configuration.busyMode = .timeout(5)
         let pool = try DatabasePool(path: path, configuration: configuration)
         // GRDB sets `synchronous = NORMAL` on the WAL writer after `prepareDatabase`, which
         // survives a crash of the process but not of the machine. An acknowledged change must
@@ -42,6 +45,7 @@ public final class Ledger: Sendable {
         }
         var checkpointing = Configuration()
         checkpointing.label = "berth-ledger-checkpoints"
+        checkpointing.busyMode = .timeout(1)
         self.checkpoints = try DatabaseQueue(path: path, configuration: checkpointing)
         try Migrations.migrator.migrate(pool)
         cached.register(on: pool)
