@@ -180,7 +180,11 @@ struct UsageBench: AsyncParsableCommand {
                         cost: Double(input + output) / 1000 * 0.0002, budgetPerMinute: 0))
                 }
             }
-            try store.writeNow { tx in try tx.record(batch) }
+            try store.writeNow { tx in
+                try tx.record(batch)
+                // As berthd's meter does in the background.
+                while try tx.rollUpRecorded() > 0 {}
+            }
             written += count
             if written % 1_000_000 == 0 || written == calls {
                 FileHandle.standardError.write(Data("  \(written) calls written (\(String(format: "%.0f", Self.seconds(ContinuousClock.now - started))) s)\n".utf8))

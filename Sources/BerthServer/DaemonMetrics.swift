@@ -67,7 +67,7 @@ public final class DaemonMetrics: Sendable {
             name: "berth_invocation_duration_seconds", help: "Time berthd took to answer a served call, the serve process's time included.")
         static let ledgerWriteDuration = Family(
             name: "berth_ledger_write_duration_seconds",
-            help: "Time a write to the ledger took, from asking for the writer to the commit (fsync included).")
+            help: "Time a write to the ledger took, from asking for the writer to the commit and its fsync (call records commit without one).")
 
         /// From a fast call on a small model to a long generation.
         static let invocationBuckets: [Duration] = [

@@ -11,12 +11,15 @@ import Synchronization
 /// Batches commit without waiting for the disk (`Ledger.writeUnsynced`): a killed berthd loses
 /// none of them. Once a second, if calls were recorded, the meter syncs the ledger to disk, as
 /// does any change through the API: a power cut loses at most the last second of call records.
+/// Four times a second it rolls the new records up into the hourly usage rows.
 /// It stops after the socket server, so no call is left waiting.
 public final class InvocationMeter: Service, Sendable {
     private let ledger: Ledger
     private let logger: Logger
     private let metrics: DaemonMetrics
     private let syncEvery: Duration = .seconds(1)
+    private let rollUpEvery: Duration = .milliseconds(250)
+    private static let rollUpBatch = 50_000
 
     /// Calls not yet written and who waits for them. A lock, not an actor: the hot path only
     /// appends.
@@ -70,17 +73,34 @@ public final class InvocationMeter: Service, Sendable {
     /// end of `run`, when the socket server has stopped and no call comes any more.
     func flush() async {
         while state.withLock({ $0.writing }) { try? await Task.sleep(for: .milliseconds(1)) }
+        await rollUp()
         await sync()
     }
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            var lastSync = ContinuousClock.now
             while !Task.isCancelled {
-                try await Task.sleep(for: self.syncEvery)
-                await self.sync()
+                try await Task.sleep(for: self.rollUpEvery)
+                await self.rollUp()
+                if ContinuousClock.now - lastSync >= self.syncEvery {
+                    lastSync = .now
+                    await self.sync()
+                }
             }
         }
         await flush()
+    }
+
+    /// Adds the calls recorded since the last time to the hourly rows and activity spans
+    /// (`rollUpRecorded`), so that each call's own write stays small.
+    private func rollUp() async {
+        do {
+            while try await ledger.writeUnsynced({ tx in try tx.rollUpRecorded(limit: Self.rollUpBatch) }) == Self.rollUpBatch {}
+            state.withLock { $0.unsynced = true }
+        } catch {
+            logger.error("cannot roll up call records; will retry", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Writes what is buffered in one transaction and resumes its callers, as long as callers

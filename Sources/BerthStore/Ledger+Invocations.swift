@@ -75,7 +75,7 @@ extension LedgerTransaction {
         for (key, sum) in minutes {
             try rollup.execute(arguments: [key.reservation, key.minute, sum.tokens, sum.calls, sum.throttled, sum.budget])
         }
-        try rollUp(invocations)
+        // The hourly rows and activity spans follow in `rollUpRecorded`.
     }
 
     /// Counts of calls to a reservation (or, with `nil`, to everything).

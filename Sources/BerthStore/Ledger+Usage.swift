@@ -64,28 +64,67 @@ extension LedgerTransaction {
     /// Joins sorted call times into spans and adds them, extending the reservation's last span
     /// when the first call follows it closely.
     private func extendActivity(reservation: Int64, times: [Date]) throws {
-        var spans: [(start: Double, end: Double)] = []
-        for time in times.map(\.timeIntervalSince1970) {
-            if let last = spans.last, time - last.end <= Self.activityJoin {
-                spans[spans.count - 1].end = max(last.end, time)
-            } else {
-                spans.append((time, time))
-            }
-        }
+        let spans = Self.joined(times.map(\.timeIntervalSince1970))
         guard let first = spans.first else { return }
-        let last = try Row.fetchOne(db, sql: """
-            SELECT rowid, first_call, last_call FROM reservation_activity WHERE reservation_id = ? ORDER BY last_call DESC LIMIT 1
-            """, arguments: [reservation])
+        let last = try lastActivity(reservation: reservation)
         var rest = spans[...]
-        if let last, first.start - (last["last_call"] as Double) <= Self.activityJoin, first.end >= (last["first_call"] as Double) {
+        if let last, Self.extends(first, last: (last.first, last.last)) {
             try db.execute(sql: "UPDATE reservation_activity SET first_call = min(first_call, ?), last_call = max(last_call, ?) WHERE rowid = ?",
-                           arguments: [first.start, first.end, last["rowid"] as Int64])
+                           arguments: [first.start, first.end, last.rowid])
             rest = rest.dropFirst()
         }
         for span in rest {
             try db.execute(sql: "INSERT INTO reservation_activity (reservation_id, first_call, last_call) VALUES (?, ?, ?)",
                            arguments: [reservation, span.start, span.end])
         }
+    }
+
+    /// Sorted call times (epoch seconds) joined into spans: calls closer than `activityJoin`
+    /// are one span.
+    static func joined(_ times: [Double]) -> [(start: Double, end: Double)] {
+        var spans: [(start: Double, end: Double)] = []
+        for time in times {
+            if let last = spans.last, time - last.end <= activityJoin {
+                spans[spans.count - 1].end = max(last.end, time)
+            } else {
+                spans.append((time, time))
+            }
+        }
+        return spans
+    }
+
+    /// Whether a new span continues a reservation's last stored one.
+    static func extends(_ span: (start: Double, end: Double), last: (first: Double, last: Double)) -> Bool {
+        span.start - last.last <= activityJoin && span.end >= last.first
+    }
+
+    private func lastActivity(reservation: Int64) throws -> (rowid: Int64, first: Double, last: Double)? {
+        try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT rowid, first_call, last_call FROM reservation_activity WHERE reservation_id = ? ORDER BY last_call DESC LIMIT 1
+            """), arguments: [reservation]).map { ($0[0], $0[1], $0[2]) }
+    }
+
+    /// Rolls up calls recorded since the last roll-up, at most `limit` of them, oldest first,
+    /// and moves the mark past them: the per-call write stays one insert, and the hourly rows
+    /// and activity spans follow within a moment (the meter calls this a few times a second).
+    /// Returns how many it rolled up.
+    @discardableResult
+    public func rollUpRecorded(limit: Int = 50_000) throws -> Int {
+        let through = try Int64.fetchOne(db.cachedStatement(sql: "SELECT through FROM usage_rollup WHERE id = 1")) ?? 0
+        var last = through
+        let calls = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT id, at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
+            FROM invocations WHERE id > ? ORDER BY id LIMIT ?
+            """), arguments: [through, limit]).map { row -> InvocationRecord in
+            last = max(last, row[0])
+            return InvocationRecord(
+                at: row[1], owner: row[2], target: "", reservationID: row[3], model: row[4], tier: row[5], outcome: row[6],
+                inputTokens: row[7], outputTokens: row[8], latencyMs: row[9], cost: row[10], budgetPerMinute: 0)
+        }
+        guard !calls.isEmpty else { return 0 }
+        try rollUp(calls)
+        try db.cachedStatement(sql: "UPDATE usage_rollup SET through = ? WHERE id = 1").execute(arguments: [last])
+        return calls.count
     }
 
     /// Everything a usage report over `query`'s window needs, in one read: the reservations near
@@ -98,7 +137,8 @@ extension LedgerTransaction {
         let ownerFilter = owner == nil ? "" : "AND owner = ?"
         let ownerArgument: [(any DatabaseValueConvertible)?] = owner.map { [$0] } ?? []
 
-        // 1. Calls.
+        // 1. Calls. Those after the roll-up mark are not in the hourly rows yet.
+        let through = try Int64.fetchOne(db, sql: "SELECT through FROM usage_rollup WHERE id = 1") ?? 0
         var slices: [InvocationSlice] = []
         var samples: [TokenSample] = []
         let hourly = query.to.timeIntervalSince(query.from) > 2 * 86_400
@@ -117,6 +157,30 @@ extension LedgerTransaction {
                     at: Date(timeIntervalSince1970: Double(row[0] as Int64)), reservationID: reservation == 0 ? nil : reservation,
                     model: row[2], owner: row[3], calls: row[4], served: row[5], throttled: row[6], inputTokens: row[7],
                     outputTokens: row[8], provisionedTokens: row[9], cost: row[10], latency: LatencyHistogram(encoded: [UInt8](row[11] as Data)))
+                if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
+                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
+                }
+                slices.append(slice)
+            }
+            // Calls of those hours not rolled up yet, counted from their records.
+            struct Key: Hashable { var hour: Int64; var reservation: Int64?; var model: String; var owner: String }
+            var pending: [Key: InvocationSlice] = [:]
+            let recent = try Row.fetchCursor(db, sql: """
+                SELECT at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
+                FROM invocations WHERE id > ? AND at >= ? AND at < ? \(ownerFilter)
+                """, arguments: StatementArguments([through, Date(timeIntervalSince1970: fullStart), Date(timeIntervalSince1970: fullEnd)] + ownerArgument))
+            while let row = try recent.next() {
+                let call = InvocationRecord(
+                    at: row[0], owner: row[1], target: "", reservationID: row[2], model: row[3], tier: row[4], outcome: row[5],
+                    inputTokens: row[6], outputTokens: row[7], latencyMs: row[8], cost: row[9], budgetPerMinute: 0)
+                let hour = Int64((call.at.timeIntervalSince1970 / 3600).rounded(.down)) * 3600
+                let key = Key(hour: hour, reservation: call.reservationID, model: call.model, owner: call.owner)
+                var slice = pending[key] ?? InvocationSlice(
+                    at: Date(timeIntervalSince1970: Double(hour)), reservationID: call.reservationID, model: call.model, owner: call.owner)
+                Self.count(call, into: &slice)
+                pending[key] = slice
+            }
+            for slice in pending.values {
                 if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
                     samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
                 }
@@ -172,11 +236,7 @@ extension LedgerTransaction {
                 """, arguments: [id, hi, lo]).map { row in
                 JobFacts(status: JobStatus(rawValue: row[0]) ?? .failed, submittedAt: row[1], startedAt: row[2], endedAt: row[3], units: row[4])
             }
-            let activity = try Row.fetchAll(db, sql: """
-                SELECT first_call, last_call FROM reservation_activity WHERE reservation_id = ? AND last_call >= ? AND first_call < ?
-                """, arguments: [id, lo.timeIntervalSince1970, hi.timeIntervalSince1970]).map { row in
-                Span(start: Date(timeIntervalSince1970: row[0]), end: Date(timeIntervalSince1970: row[1]))
-            }
+            let activity = try activity(reservation: id, from: lo.timeIntervalSince1970, to: hi.timeIntervalSince1970, since: through)
             let price = model.price.modelUnitHour[r.commitment] ?? model.price.modelUnitHour[.none] ?? 0
             reservations.append(ReservationFacts(
                 id: id, name: r.name, owner: r.owner, model: r.model, purpose: r.purpose, commitment: r.commitment,
@@ -193,5 +253,27 @@ extension LedgerTransaction {
                 """, arguments: [query.from, query.to]).map { TokenSample(reservationID: $0[0], at: $0[1], tokens: $0[2]) }
         }
         return UsageFacts(reservations: reservations, invocations: slices, tokenSamples: samples)
+    }
+
+    /// A reservation's activity spans that reach into `[from, to)`, with its calls recorded
+    /// after the roll-up mark `since` joined in as the roll-up will join them.
+    private func activity(reservation: Int64, from: Double, to: Double, since: Int64) throws -> [Span] {
+        var spans: [Int64: (start: Double, end: Double)] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT rowid, first_call, last_call FROM reservation_activity WHERE reservation_id = ? AND last_call >= ? AND first_call < ?
+            """, arguments: [reservation, from, to]) {
+            spans[row[0] as Int64] = (row[1], row[2])
+        }
+        let times = try Date.fetchAll(db, sql: """
+            SELECT at FROM invocations WHERE id > ? AND reservation_id = ? AND outcome IN ('served', 'throttled') ORDER BY at
+            """, arguments: [since, reservation]).map(\.timeIntervalSince1970)
+        var fresh = Self.joined(times)[...]
+        if let first = fresh.first, let last = try lastActivity(reservation: reservation), Self.extends(first, last: (last.first, last.last)) {
+            spans[last.rowid] = (min(last.first, first.start), max(last.last, first.end))
+            fresh = fresh.dropFirst()
+        }
+        let all = Array(spans.values) + fresh.map { ($0.start, $0.end) }
+        return all.filter { $0.end >= from && $0.start < to }.sorted { $0.start < $1.start }
+            .map { Span(start: Date(timeIntervalSince1970: $0.start), end: Date(timeIntervalSince1970: $0.end)) }
     }
 }

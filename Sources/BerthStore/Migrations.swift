@@ -273,6 +273,16 @@ enum Migrations {
             try db.execute(sql: "DROP INDEX jobs_on_reservation_id")
         }
 
+        migrator.registerMigration("v7-rollup-mark") { db in
+            // Calls up to `through` are in usage_hours and reservation_activity; later ones are
+            // rolled up in the background (`rollUpRecorded`), and reports count them from their
+            // records meanwhile. Every call so far was rolled up as it was recorded.
+            try db.execute(sql: """
+                CREATE TABLE usage_rollup (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL);
+                INSERT INTO usage_rollup (id, through) VALUES (1, COALESCE((SELECT MAX(id) FROM invocations), 0));
+                """)
+        }
+
         return migrator
     }
 }

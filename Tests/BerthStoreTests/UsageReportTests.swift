@@ -84,6 +84,29 @@ struct UsageReportTests {
         try #require(report.rows.first { $0.key == key }, "no row \(key) in \(report.rows.map(\.key))")
     }
 
+    /// Every report this suite checks, over whole and part hours, each grouping, with and
+    /// without the idle threshold that flags spells.
+    func everyReport() throws -> [UsageReport] {
+        var reports: [UsageReport] = []
+        for (from, to) in [(t(0), t(30)), (t(-24), t(0)), (t(0.5), t(20.75)), (t(-48), t(30))] {
+            for by in [UsageGrouping.reservation, .model, .owner, .day] {
+                for threshold in [6 * 3600.0, 60.0] { reports.append(try report(from: from, to: to, by: by, threshold: threshold)) }
+            }
+        }
+        return reports
+    }
+
+    @Test("calls not rolled up yet count the same as rolled-up ones, whole or in steps, idle spells included")
+    func rollUpChangesNoReport() throws {
+        let pending = try everyReport()
+        // In two steps: the mark can fall between calls of the same hour.
+        #expect(try ledger.writeNow { try $0.rollUpRecorded(limit: 3) } == 3)
+        #expect(try everyReport() == pending)
+        #expect(try ledger.writeNow { try $0.rollUpRecorded() } == 6)
+        #expect(try ledger.writeNow { try $0.rollUpRecorded() } == 0)
+        #expect(try everyReport() == pending)
+    }
+
     @Test("November by reservation: hours clipped at the month boundary, costs by commitment, p50/p99, idle spells")
     func novemberByReservation() throws {
         let report = try report(from: t(0), to: t(24))
