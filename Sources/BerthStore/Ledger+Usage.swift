@@ -162,12 +162,14 @@ extension LedgerTransaction {
                 }
                 slices.append(slice)
             }
-            // Calls of those hours not rolled up yet, counted from their records.
+            // Calls of those hours not rolled up yet, counted from their records. The unary
+            // plus keeps SQLite on the short rowid range past the mark instead of an index over
+            // the whole window (millions of calls).
             struct Key: Hashable { var hour: Int64; var reservation: Int64?; var model: String; var owner: String }
             var pending: [Key: InvocationSlice] = [:]
             let recent = try Row.fetchCursor(db, sql: """
                 SELECT at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
-                FROM invocations WHERE id > ? AND at >= ? AND at < ? \(ownerFilter)
+                FROM invocations WHERE id > ? AND +at >= ? AND +at < ? \(owner == nil ? "" : "AND +owner = ?")
                 """, arguments: StatementArguments([through, Date(timeIntervalSince1970: fullStart), Date(timeIntervalSince1970: fullEnd)] + ownerArgument))
             while let row = try recent.next() {
                 let call = InvocationRecord(
@@ -264,9 +266,11 @@ extension LedgerTransaction {
             """, arguments: [reservation, from, to]) {
             spans[row[0] as Int64] = (row[1], row[2])
         }
+        // Sorted here: an ORDER BY at would have SQLite walk the whole `at` index in order
+        // instead of the few rows past the mark.
         let times = try Date.fetchAll(db, sql: """
-            SELECT at FROM invocations WHERE id > ? AND reservation_id = ? AND outcome IN ('served', 'throttled') ORDER BY at
-            """, arguments: [since, reservation]).map(\.timeIntervalSince1970)
+            SELECT at FROM invocations WHERE id > ? AND +reservation_id = ? AND outcome IN ('served', 'throttled')
+            """, arguments: [since, reservation]).map(\.timeIntervalSince1970).sorted()
         var fresh = Self.joined(times)[...]
         if let first = fresh.first, let last = try lastActivity(reservation: reservation), Self.extends(first, last: (last.first, last.last)) {
             spans[last.rowid] = (min(last.first, first.start), max(last.last, first.end))
