@@ -96,8 +96,13 @@ public final class InvocationMeter: Service, Sendable {
     /// (`rollUpRecorded`), so that each call's own write stays small.
     private func rollUp() async {
         do {
-            while try await ledger.writeUnsynced({ tx in try tx.rollUpRecorded(limit: Self.rollUpBatch) }) == Self.rollUpBatch {}
-            state.withLock { $0.unsynced = true }
+            // An idle daemon only reads here: no write transaction, nothing to sync.
+            guard try await ledger.read({ tx in try tx.callsToRollUp() }) else { return }
+            var rolled = Self.rollUpBatch
+            while rolled == Self.rollUpBatch {
+                rolled = try await ledger.writeUnsynced { tx in try tx.rollUpRecorded(limit: Self.rollUpBatch) }
+                if rolled > 0 { state.withLock { $0.unsynced = true } }
+            }
         } catch {
             logger.error("cannot roll up call records; will retry", metadata: ["error": "\(error)"])
         }

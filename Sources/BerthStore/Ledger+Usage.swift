@@ -104,6 +104,13 @@ extension LedgerTransaction {
             """), arguments: [reservation]).map { ($0[0], $0[1], $0[2]) }
     }
 
+    /// Whether calls were recorded since the last roll-up.
+    public func callsToRollUp() throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: """
+            SELECT EXISTS (SELECT 1 FROM invocations WHERE id > (SELECT through FROM usage_rollup WHERE id = 1))
+            """)) ?? false
+    }
+
     /// Rolls up calls recorded since the last roll-up, at most `limit` of them, oldest first,
     /// and moves the mark past them: the per-call write stays one insert, and the hourly rows
     /// and activity spans follow within a moment (the meter calls this a few times a second).
