@@ -72,9 +72,20 @@ public final class InvocationMeter: Service, Sendable {
     /// Returns once the calls being written are committed, and syncs them to disk. For the
     /// end of `run`, when the socket server has stopped and no call comes any more.
     func flush() async {
+        await writeLeftovers()
         while state.withLock({ $0.writing }) { try? await Task.sleep(for: .milliseconds(1)) }
         await rollUp()
         await sync()
+    }
+
+    /// Writes records a failed write left in the buffer, if no caller came to write them.
+    private func writeLeftovers() async {
+        let start = state.withLock { state -> Bool in
+            guard !state.writing, !state.buffer.isEmpty else { return false }
+            state.writing = true
+            return true
+        }
+        if start { try? await writeBatch(leading: false) }
     }
 
     public func run() async throws {
@@ -82,6 +93,7 @@ public final class InvocationMeter: Service, Sendable {
             var lastSync = ContinuousClock.now
             while !Task.isCancelled {
                 try await Task.sleep(for: self.rollUpEvery)
+                await self.writeLeftovers()
                 await self.rollUp()
                 if ContinuousClock.now - lastSync >= self.syncEvery {
                     lastSync = .now
