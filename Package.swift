@@ -124,7 +124,7 @@ let package = Package(
         .target(
             name: "BerthTestSupport",
             dependencies: [
-                "BerthCore", "BerthConfig", "BerthServer", "BerthStore",
+                "BerthCore", "BerthConfig", "BerthServer", "BerthStore", "BerthNGram",
                 // LedgerInvariants reads the ledger file itself, read-only.
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],

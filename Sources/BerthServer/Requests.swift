@@ -95,7 +95,7 @@ enum Requests {
         guard let fields = object as? [String: Any] else {
             throw APIError(.invalidArgument, "request body: expected a JSON object of fields")
         }
-        let allowed = Set(T.CodingKeys.allCases.map(\.stringValue))
+        let allowed = StrictFields.of(T.self).names
         for key in fields.keys.sorted() where !allowed.contains(Wire.camelCase(key)) || key != Wire.snakeCase(Wire.camelCase(key)) {
             let names = T.CodingKeys.allCases.map { Wire.snakeCase($0.stringValue) }.joined(separator: ", ")
             throw APIError.invalid(field: key, "unknown field; the known fields are \(names)")

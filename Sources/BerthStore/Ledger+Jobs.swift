@@ -68,20 +68,6 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         inputTokens = row[25]; outputTokens = row[26]; logPath = row[27]; callerUid = row[28]; callerGid = row[29]; pid = row[30]
     }
 
-    public func encode(to container: inout PersistenceContainer) throws {
-        container["id"] = id; container["name"] = name; container["owner"] = owner; container["kind"] = kind
-        container["reservation_id"] = reservationId; container["model"] = model; container["base_model"] = baseModel
-        container["status"] = status; container["reason"] = reason; container["priority"] = priority
-        container["model_units"] = modelUnits; container["units_needed"] = unitsNeeded; container["units"] = try Self.encodeJSON(units)
-        container["hyperparameters"] = try hyperparameters.map(Self.encodeJSON); container["data"] = data
-        container["validation_data"] = validationData; container["output"] = output; container["model_name"] = modelName
-        container["seed"] = seed; container["submitted_at"] = submittedAt; container["started_at"] = startedAt
-        container["ended_at"] = endedAt; container["exit_status"] = exitStatus; container["progress"] = progress
-        container["busy_unit_seconds"] = busyUnitSeconds; container["input_tokens"] = inputTokens
-        container["output_tokens"] = outputTokens; container["log_path"] = logPath; container["caller_uid"] = callerUid
-        container["caller_gid"] = callerGid; container["pid"] = pid
-    }
-
     /// Unit ids as the column keeps them, a JSON array; most jobs are queued, on none.
     static func decodeUnits(_ text: String) throws -> [String] {
         text == "[]" ? [] : try JSONDecoder().decode([String].self, from: Data(text.utf8))

@@ -1,18 +1,14 @@
-/// SplitMix64, for tests that draw at random: the same seed gives the same sequence
-/// everywhere, so a failing seed can be replayed.
+import BerthNGram
+
+/// SplitMix64 (the n-gram model's generator), for tests that draw at random: the same seed
+/// gives the same sequence everywhere, so a failing seed can be replayed.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    public var state: UInt64
+    private var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
-    public init(state: UInt64) { self.state = state }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    public init(state: UInt64) { self.init(seed: state) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// True with the given probability.
     public mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
