@@ -40,15 +40,18 @@ extension ControlPlane {
         }
 
         // 2. The reservation and its model decide what the job may be.
-        let (reservation, model) = try ledger.readNow { tx -> (Reservation, Model) in
+        //    What the ledger last committed, from memory if a read put it there; the write
+        //    below checks the reservation again.
+        let (reservation, model) = try ledger.committedReservation(named: input.reservation) ?? ledger.readNow { tx in
             let r = try Self.visibleReservation(input.reservation, caller: caller, tx)
-            guard !r.status.isTerminal else {
-                throw APIError(.invalidState, "reservation '\(r.name)' is \(r.status.rawValue); submit to a pending or active reservation")
-            }
             guard let model = try tx.model(id: r.model) else {
                 throw APIError(.invalidState, "reservation '\(r.name)' is for \(r.model), which is no longer in the catalog")
             }
             return (r, model)
+        }
+        try Self.checkVisible(reservation, caller: caller)
+        guard !reservation.status.isTerminal else {
+            throw APIError(.invalidState, "reservation '\(reservation.name)' is \(reservation.status.rawValue); submit to a pending or active reservation")
         }
         guard reservation.owner == caller.user else {
             throw APIError(.forbidden, "reservation '\(reservation.name)' belongs to \(reservation.owner); jobs run only on your own reservations")

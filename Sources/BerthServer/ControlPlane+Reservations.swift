@@ -276,10 +276,14 @@ extension ControlPlane {
         guard let r = try tx.reservation(named: name) else {
             throw APIError(.notFound, "no reservation '\(name)'; `berth reservations` lists yours")
         }
-        guard caller.canSee(owner: r.owner) else {
-            throw APIError(.forbidden, "reservation '\(name)' belongs to another user; you can see and change only your own")
-        }
+        try checkVisible(r, caller: caller)
         return r
+    }
+
+    static func checkVisible(_ reservation: Reservation, caller: Caller) throws {
+        guard caller.canSee(owner: reservation.owner) else {
+            throw APIError(.forbidden, "reservation '\(reservation.name)' belongs to another user; you can see and change only your own")
+        }
     }
 
     static func capacityError(_ refusal: CapacityRefusal, start: Date, end: Date?) -> APIError {
