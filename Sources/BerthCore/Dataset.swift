@@ -27,11 +27,23 @@ public enum DatasetCheck {
         var count = 0
         var inWord = false
         for scalar in text.unicodeScalars {
-            if scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) {
+            let value = scalar.value
+            let isWordPart: Bool
+            let isSpace: Bool
+            if value < 0x80 {
+                // ASCII, the usual case, without a look-up of Unicode properties per character
+                // (that look-up was most of counting): letters and digits, and the six spaces.
+                isWordPart = (0x41...0x5A).contains(value) || (0x61...0x7A).contains(value) || (0x30...0x39).contains(value)
+                isSpace = value == 0x20 || (0x09...0x0D).contains(value)
+            } else {
+                isWordPart = scalar.properties.isAlphabetic
+                isSpace = scalar.properties.isWhitespace
+            }
+            if isWordPart {
                 if !inWord { count += 1; inWord = true }
             } else {
                 inWord = false
-                if !scalar.properties.isWhitespace { count += 1 }
+                if !isSpace { count += 1 }
             }
         }
         return count

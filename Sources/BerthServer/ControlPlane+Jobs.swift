@@ -8,8 +8,14 @@ import NIOCore
 extension ControlPlane {
     /// A custom model's name: it becomes a model id, so letters, digits and `._:-`.
     static func checkModelName(_ name: String) throws {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
-        guard let first = name.first, first.isLetter || first.isNumber, name.count <= 128, name.allSatisfy(allowed.contains) else {
+        // Byte by byte: every allowed character is ASCII, so one byte is one character.
+        func isLetterOrDigit(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        let bytes = name.utf8
+        guard let first = bytes.first, isLetterOrDigit(first), bytes.count <= 128,
+              bytes.allSatisfy({ isLetterOrDigit($0) || "._:-".utf8.contains($0) }) else {
             throw APIError.invalid(field: "model_name", "'\(name)' is not a valid model name: use up to 128 letters, digits and . _ : -, starting with a letter or digit")
         }
     }
@@ -142,11 +148,13 @@ extension ControlPlane {
     }
 
     func checkDataset(_ path: String, field: String, kind: JobKind, model: Model) throws {
-        guard let info = FileAccess.status(path) else { throw APIError.invalid(field: field, "\(path): cannot read it") }
-        guard Int(info.st_size) <= jobs.limits.maxDataFileBytes else {
-            throw APIError.invalid(field: field, "\(path) is \(info.st_size) bytes, over the config's limit of \(jobs.limits.maxDataFileBytes); split the dataset")
-        }
-        guard let contents = FileManager.default.contents(atPath: path) else {
+        let contents: Data
+        switch FileAccess.contents(path, limit: jobs.limits.maxDataFileBytes) {
+        case .data(let data):
+            contents = data
+        case .tooLarge(let bytes):
+            throw APIError.invalid(field: field, "\(path) is \(bytes) bytes, over the config's limit of \(jobs.limits.maxDataFileBytes); split the dataset")
+        case .unreadable:
             throw APIError.invalid(field: field, "\(path): cannot read it")
         }
         switch DatasetCheck.check(contents, kind: kind, maxTokens: model.maxTokens, maxRecords: jobs.limits.maxDataRecords) {

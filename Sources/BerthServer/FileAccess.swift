@@ -82,6 +82,41 @@ struct FileAccess {
         }
     }
 
+    enum Contents {
+        case data(Data)
+        case tooLarge(bytes: Int)
+        case unreadable
+    }
+
+    /// A regular file's bytes, if there are at most `limit`, read through one descriptor: the
+    /// size is that of the file opened, so a file swapped or grown after it was checked cannot
+    /// get past the limit, and a FIFO put in its place does not block the request.
+    static func contents(_ path: String, limit: Int) -> Contents {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { return .unreadable }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return .unreadable }
+        guard Int(info.st_size) <= limit else { return .tooLarge(bytes: Int(info.st_size)) }
+        // One byte more than the size, to see a file that grew since.
+        var buffer = [UInt8](repeating: 0, count: Int(info.st_size) + 1)
+        var filled = 0
+        while true {
+            if filled == buffer.count {
+                guard buffer.count <= limit else { return .tooLarge(bytes: filled) }
+                buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit + 1 - buffer.count)))
+            }
+            let count = buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + filled, raw.count - filled) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .unreadable
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        return filled > limit ? .tooLarge(bytes: filled) : .data(Data(buffer[..<filled]))
+    }
+
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }

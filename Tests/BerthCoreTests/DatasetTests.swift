@@ -35,6 +35,39 @@ struct DatasetTests {
         #expect(found.first?.reason.contains(c.reason) == true, "\(found)")
     }
 
+    /// The count by Unicode properties alone, as it was before ASCII got its own path.
+    static func referenceTokenCount(_ text: String) -> Int {
+        var count = 0
+        var inWord = false
+        for scalar in text.unicodeScalars {
+            if scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) {
+                if !inWord { count += 1; inWord = true }
+            } else {
+                inWord = false
+                if !scalar.properties.isWhitespace { count += 1 }
+            }
+        }
+        return count
+    }
+
+    @Test("tokens are runs of letters and digits and each other visible character; ASCII counts as by Unicode's properties")
+    func tokenCounts() {
+        #expect(DatasetCheck.tokenCount("What holds the units?") == 5)
+        #expect(DatasetCheck.tokenCount("  a1b2,c\t\n(d) ") == 6)
+        #expect(DatasetCheck.tokenCount("") == 0)
+        #expect(DatasetCheck.tokenCount("naïve café: 3 €") == 5)
+        for value in 0..<0x80 {
+            let text = "x" + String(UnicodeScalar(UInt8(value))) + "y 7"
+            #expect(DatasetCheck.tokenCount(text) == Self.referenceTokenCount(text), "scalar \(value)")
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("aZ09 _-.,;:!?\t\n\u{85}\u{a0}éß中文١٢€😀\u{301}")
+        for _ in 0..<500 {
+            let text = String((0..<Int.random(in: 0...24, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            #expect(DatasetCheck.tokenCount(text) == Self.referenceTokenCount(text), "\(text.debugDescription)")
+        }
+    }
+
     @Test("a good file passes with its record and token counts; blank lines are not records")
     func good() throws {
         var data = lines(10)
