@@ -109,7 +109,7 @@ extension ControlPlane {
         // 4. Queue it, and start it now if its reservation has the units.
         let settings = jobs
         let response = try await idempotent(request, caller: caller, body: body, route: "POST /v1/jobs") { tx in
-            guard let live = try tx.reservation(id: reservation.id), !live.status.isTerminal else {
+            guard let live = try tx.reservationState(id: reservation.id), !live.status.isTerminal else {
                 throw APIError(.invalidState, "reservation '\(reservation.name)' ended meanwhile")
             }
             if let name = input.modelName, try tx.modelIDTaken(name) || tx.customModelNamePending(name) {

@@ -281,6 +281,12 @@ public struct LedgerTransaction {
         return reservation
     }
 
+    /// A reservation's name and status, all a submission's transaction looks at again.
+    public func reservationState(id: Int64) throws -> (name: String, status: ReservationStatus)? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT name, status FROM reservations WHERE id = ?"), arguments: [id])
+            .map { row in (row[0], ReservationStatus(rawValue: row[1]) ?? .failed) }
+    }
+
     public func reservation(id: Int64) throws -> Reservation? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.reservationSelection) FROM reservations WHERE id = ?"), arguments: [id])
             .map(Self.reservation(row:))
