@@ -1,0 +1,79 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A runner started in the background, its stdout and stderr going to files.
+public final class RunningProcess: @unchecked Sendable {
+    public let process = Process()
+    public let outPath: String
+    public let errPath: String
+
+    public init(_ executable: String, _ arguments: [String], in folder: TemporaryDirectory) throws {
+        outPath = folder.file("process-\(UUID().uuidString).out")
+        errPath = outPath + ".err"
+        guard FileManager.default.createFile(atPath: outPath, contents: nil),
+              FileManager.default.createFile(atPath: errPath, contents: nil) else { throw Failure("cannot create \(outPath)") }
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+    public var isRunning: Bool { process.isRunning }
+
+    public func signal(_ signal: Int32) {
+        Foundation.kill(process.processIdentifier, signal)
+    }
+
+    public func waitForOutput(timeout: TimeInterval, until condition: (String) -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition(stdout) { return }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        throw Failure("no expected output within \(timeout) s; stdout: \(stdout.suffix(500)) stderr: \(stderr)")
+    }
+
+    /// The exit status; a death by signal is reported as 128 + the signal.
+    public func waitForExit(timeout: TimeInterval) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else { throw Failure("still running after \(timeout) s") }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    public func kill() {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+}
+
+/// A loopback port nothing listens on right now.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
