@@ -204,7 +204,7 @@ extension ControlPlane {
                 }
                 return .provisioned(r, model)
             }
-            guard let model = try tx.model(id: target) else {
+            guard let model = try tx.model(id: target), Self.isVisible(model, to: caller) else {
                 throw APIError(.notFound, "no reservation or model '\(target)'; `berth reservations` and `berth models` list them")
             }
             if model.isCustom {

@@ -36,7 +36,7 @@ extension ControlPlane {
 
         let response = try await idempotent(request, caller: caller, body: body, route: "POST /v1/reservations") { tx in
             // 2. The model decides the size and what the purpose allows.
-            let model = try Self.liveModel(input.model, tx)
+            let model = try Self.visibleModel(input.model, caller: caller, tx)
             try Self.checkPurpose(purpose, model: model, spillover: spillover)
             let units = input.modelUnits * model.unitsPerModelUnit
             if let taken = try tx.reservation(named: input.name), !taken.status.isTerminal {
@@ -146,7 +146,7 @@ extension ControlPlane {
             }
             var model = try Self.liveModel(r.model, tx, field: "model")
             if let modelID = input.model, modelID != r.model {
-                let target = try Self.liveModel(modelID, tx)
+                let target = try Self.visibleModel(modelID, caller: caller, tx)
                 guard target.family == model.family else {
                     throw APIError.invalid(field: "model", "'\(modelID)' is not of the same base as '\(r.model)' (\(model.family)); a reservation can only move within its base model's family")
                 }
@@ -248,6 +248,21 @@ extension ControlPlane {
             throw APIError(.notFound, "\(field): no model '\(id)'; `berth models` lists the catalog")
         }
         return model
+    }
+
+    /// A model the caller may reserve or look at: the catalog's base models, and custom models
+    /// of their own (any, for an admin). A custom model is made from its owner's data, so to
+    /// anyone else it does not exist.
+    static func visibleModel(_ id: String, caller: Caller, _ tx: LedgerTransaction, field: String = "model") throws -> Model {
+        let model = try liveModel(id, tx, field: field)
+        guard isVisible(model, to: caller) else {
+            throw APIError(.notFound, "\(field): no model '\(id)'; `berth models` lists the catalog")
+        }
+        return model
+    }
+
+    static func isVisible(_ model: Model, to caller: Caller) -> Bool {
+        !model.isCustom || caller.canSee(owner: model.owner ?? "")
     }
 
     /// Training reserves a base model that accepts customization; spillover to the on-demand

@@ -96,7 +96,7 @@ public struct ControlPlane: Sendable {
         let v1 = router.group("v1")
         v1.get("health") { _, _ in try await self.health() }
         v1.get("units") { _, context in try await self.units(context) }
-        v1.get("models") { _, _ in try await self.models() }
+        v1.get("models") { _, context in try await self.models(context) }
         v1.get("models/:id") { _, context in try await self.model(context) }
         v1.post("reservations") { request, context in try await self.createReservation(request, context) }
         v1.get("reservations") { _, context in try await self.listReservations(context) }
@@ -152,14 +152,19 @@ public struct ControlPlane: Sendable {
         return try Requests.json(list)
     }
 
-    func models() async throws -> Response {
-        let list = try await ledger.read { tx in ModelList(models: try tx.models().map(Views.model)) }
+    /// The catalog, with the caller's own custom models (everyone's for an admin).
+    func models(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let list = try await ledger.read { tx in
+            ModelList(models: try tx.models().filter { Self.isVisible($0, to: caller) }.map(Views.model))
+        }
         return try Requests.json(list)
     }
 
     func model(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
         let id = try Self.parameter("id", context)
-        guard let model = try await ledger.read({ tx in try tx.model(id: id) }) else {
+        guard let model = try await ledger.read({ tx in try tx.model(id: id) }), Self.isVisible(model, to: caller) else {
             throw APIError(.notFound, "no model '\(id)'; `berth models` lists the catalog")
         }
         return try Requests.json(Views.model(model))

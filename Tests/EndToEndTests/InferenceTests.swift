@@ -47,6 +47,16 @@ struct InferenceTests {
         #expect(direct.stderr.contains("berth reserve"))
         #expect(direct.stderr.contains("--purpose inference"))
 
+        // Made from root's data, the model is root's (and admins'): to anyone else it does not exist.
+        let listed = try daemon.cli(["models", "--json"], as: .nobody)
+        #expect(listed.status == 0 && listed.stdout.contains(Self.model) && !listed.stdout.contains("nova-harbour"), "\(listed)")
+        #expect(try daemon.cli(["models", "nova-harbour"], as: .nobody).status == 3)
+        let theirs = try daemon.cli(["reserve", "theirs", "--model", "nova-harbour", "--units", "1", "--purpose", "inference"], as: .nobody)
+        #expect(theirs.status == 3, "\(theirs)")
+        #expect(theirs.stderr.contains("no model 'nova-harbour'"), "\(theirs)")
+        #expect(try daemon.cli(["invoke", "nova-harbour", "--prompt", "what does the ledger keep"], as: .nobody).status == 3)
+        #expect((try daemon.json(["models"])["models"] as? [[String: Any]])?.contains { $0["id"] as? String == "nova-harbour" } == true)
+
         #expect(try daemon.cli(["reserve", "harbour", "--model", "nova-harbour", "--units", "1", "--purpose", "inference"]).status == 0)
         let answer = try daemon.json(["invoke", "harbour", "--prompt", "what does the ledger keep", "--max-tokens", "12"])
         #expect(answer["served_by"] as? String == "provisioned")
