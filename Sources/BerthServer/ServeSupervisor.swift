@@ -268,7 +268,7 @@ public actor ServeSupervisor: Service {
     }
 
     /// A port the kernel says is free on 127.0.0.1 now.
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         defer { close(fd) }

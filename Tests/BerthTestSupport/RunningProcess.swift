@@ -1,7 +1,5 @@
 public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import BerthServer
 
 /// A runner started in the background, its stdout and stderr going to files.
 public final class RunningProcess: @unchecked Sendable {
@@ -61,19 +59,7 @@ public final class RunningProcess: @unchecked Sendable {
     }
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now (as berthd picks its serve processes' ports).
 public func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EIO) }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    try ServeSupervisor.freeLoopbackPort()
 }
