@@ -252,7 +252,7 @@ extension ControlPlane {
 
     static func jobView(_ job: JobRecord, tx: LedgerTransaction, fullMetrics: Bool) throws -> JobView {
         let metrics = try tx.metrics(jobID: job.id!)
-        let name = try tx.reservation(id: job.reservationId)?.name ?? String(job.reservationId)
+        let name = try tx.reservationState(id: job.reservationId)?.name ?? String(job.reservationId)
         return jobView(job, reservationName: name, metrics: fullMetrics ? metrics : Array(metrics.suffix(1)))
     }
 

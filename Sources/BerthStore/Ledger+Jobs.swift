@@ -137,8 +137,7 @@ extension LedgerTransaction {
                 job.callerGid, job.pid,
             ])
         record.id = db.lastInsertedRowID
-        let reservation = try reservationName
-            ?? String.fetchOne(db.cachedStatement(sql: "SELECT name FROM reservations WHERE id = ?"), arguments: [job.reservationId])
+        let reservation = try reservationName ?? reservationState(id: job.reservationId)?.name
         try addJobEvent(record.id!, at: job.submittedAt, kind: "submitted", detail: "queued on reservation \(reservation ?? String(job.reservationId))")
         return record
     }

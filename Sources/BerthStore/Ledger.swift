@@ -281,7 +281,8 @@ public struct LedgerTransaction {
         return reservation
     }
 
-    /// A reservation's name and status, all a submission's transaction looks at again.
+    /// A reservation's name and status, without reading the rest of its row: what a
+    /// submission's transaction checks again, and the name a job shows.
     public func reservationState(id: Int64) throws -> (name: String, status: ReservationStatus)? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT name, status FROM reservations WHERE id = ?"), arguments: [id])
             .map { row in (row[0], ReservationStatus(rawValue: row[1]) ?? .failed) }
