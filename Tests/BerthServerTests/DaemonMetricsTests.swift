@@ -85,5 +85,13 @@ struct DaemonMetricsTests {
         #expect(lines.contains(#"berth_invocation_duration_seconds_sum{reservation="a",model="m",tier="provisioned"} 0.0125"#))
         #expect(lines.contains(#"berth_invocation_duration_seconds_bucket{reservation="a",model="m",tier="provisioned",le="0.025"} 1"#))
         #expect(lines.contains(#"berth_invocation_duration_seconds_bucket{reservation="a",model="m",tier="provisioned",le="0.01"} 0"#))
+
+        // The next call of the same kind adds to the same series.
+        metrics.invocation(call("a", reservation: 1, tier: "provisioned", outcome: "served"), targetResolved: true)
+        let again = samples(metrics)
+        #expect(again.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 2"#))
+        #expect(again.contains(#"berth_invocation_tokens_total{reservation="a",model="m",tier="provisioned",type="output"} 12"#))
+        #expect(again.contains(#"berth_invocation_duration_seconds_count{reservation="a",model="m",tier="provisioned"} 2"#))
+        #expect(again.filter { $0.hasPrefix("berth_invocations_total{") }.count == 3)
     }
 }
