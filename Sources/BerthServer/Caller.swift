@@ -1,5 +1,5 @@
 import BerthConfig
-public import Foundation
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -236,7 +236,9 @@ public actor JobSupervisor: Service {
             modelDir: model?.artifactDir, seed: UInt64(job.seed), units: job.units, maxTokens: model?.maxTokens ?? 4096)
         try Wire.encoder(pretty: true).encode(spec).write(to: URL(fileURLWithPath: settings.specPath(jobID: id)))
         // A fresh log: a ledger started anew reuses job ids, and its job 1 is not the old one.
-        FileManager.default.createFile(atPath: settings.logPath(jobID: id), contents: nil)
+        guard FileManager.default.createFile(atPath: settings.logPath(jobID: id), contents: nil) else {
+            throw APIError(.internal, "cannot create the job's log \(settings.logPath(jobID: id)); check that berthd may write to its jobs folder")
+        }
 
         let template = ArgvTemplate(kind == .batchInference ? settings.runners.batch : settings.runners.train)
         let argv = try template.expand([

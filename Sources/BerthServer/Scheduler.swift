@@ -27,7 +27,7 @@ actor Doorbell {
         }
         let timer = Task {
             try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { await self.ring() }
+            if !Task.isCancelled { self.ring() }
         }
         await withCheckedContinuation { waiter = $0 }
         timer.cancel()

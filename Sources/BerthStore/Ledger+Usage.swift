@@ -1,5 +1,5 @@
 public import BerthCore
-public import Foundation
+import Foundation
 import GRDB
 
 /// Usage rollups: what calls add up to per hour, and the spans in which a reservation was called.

@@ -165,7 +165,7 @@ public final class Ledger: Sendable {
     public func close() throws {
         try checkpoints?.close()
         if let pool = writer as? DatabasePool {
-            try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            _ = try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         }
         try writer.close()
     }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A runner written as a shell script, for tests that need a runner to crash, hang, or report
 /// what it was given. What it does is chosen by words in its data file's name: `crash` exits 3,

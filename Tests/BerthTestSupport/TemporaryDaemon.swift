@@ -31,8 +31,8 @@ public enum Products {
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> CommandResult {
         let dir = try TemporaryDirectory(prefix: "berth-run")
         defer { dir.remove() }
-        FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
-        FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -186,7 +186,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Products.path("berthd"))
         process.arguments = ["--config", configPath, "--socket", socket, "--database", database]
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log

@@ -1,6 +1,6 @@
 import BerthCore
 public import BerthStore
-public import Foundation
+import Foundation
 public import Logging
 public import ServiceLifecycle
 
