@@ -204,6 +204,67 @@ struct InferenceTests {
         #expect(gone.status == 4)
     }
 
+    @Test("berth compare puts a reservation and an on-demand model side by side, and both calls are metered")
+    func compare() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "side", "--model", "test.tiny-v1", "--units", "1", "--purpose", "inference"]).status == 0)
+        let prompt = "the harbour keeps"
+
+        let document = try daemon.json(["compare", "side", "test.tiny-v1", "--prompt", prompt, "--max-tokens", "8"])
+        let results = document["results"] as? [[String: Any]] ?? []
+        #expect(results.count == 2)
+        let provisioned = results.first ?? [:], onDemand = results.last ?? [:]
+        #expect(provisioned["target"] as? String == "side")
+        #expect(provisioned["served_by"] as? String == "provisioned")
+        #expect(provisioned["reservation"] as? String == "side")
+        #expect(provisioned["cost"] as? Double == 0)
+        #expect(onDemand["target"] as? String == "test.tiny-v1")
+        #expect(onDemand["served_by"] as? String == "on-demand")
+        for answer in results {
+            #expect(answer["input_tokens"] as? Int == 3, "\(answer)")
+            #expect((1...8).contains(answer["output_tokens"] as? Int ?? 0), "\(answer)")
+            #expect(!(answer["output"] as? String ?? "").isEmpty)
+            #expect((answer["latency_ms"] as? Double ?? 0) > 0)
+        }
+        // On demand, priced per 1,000 tokens: 0.001 in and 0.002 out in the test config.
+        let expected = 3.0 / 1000 * 0.001 + Double(onDemand["output_tokens"] as? Int ?? 0) / 1000 * 0.002
+        #expect(abs((onDemand["cost"] as? Double ?? 0) - expected) < 1e-12, "\(onDemand)")
+
+        // The table: a column per target, a row per field.
+        let table = try daemon.cli(["compare", "side", "test.tiny-v1", "--prompt", prompt, "--max-tokens", "8"])
+        #expect(table.status == 0, "\(table)")
+        let rows = table.stdout.split(separator: "\n").map(String.init)
+        #expect(rows.first?.split(separator: " ", omittingEmptySubsequences: true) == ["side", "test.tiny-v1"], "\(table.stdout)")
+        func cells(_ label: String) -> [String] {
+            guard let row = rows.first(where: { $0.hasPrefix(label + "  ") }) else { return [] }
+            return row.dropFirst(label.count).split(separator: "  ", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        #expect(cells("served by") == ["provisioned (side)", "on-demand"], "\(table.stdout)")
+        #expect(cells("model") == ["test.tiny-v1", "test.tiny-v1"], "\(table.stdout)")
+        #expect(cells("input tokens") == ["3", "3"], "\(table.stdout)")
+        #expect(cells("latency").count == 2 && cells("latency").allSatisfy { $0.hasSuffix(" ms") }, "\(table.stdout)")
+        #expect(cells("cost").first == "0", "\(table.stdout)")
+        #expect(rows.contains { $0.hasPrefix("output ") }, "\(table.stdout)")
+
+        // Two compares, two calls each: the reservation's side is in its own counts.
+        #expect(try invocations(daemon, "side")["served"] as? Int == 2)
+
+        // One side refused: its column says why, the other is still answered, and berth exits
+        // with the refused call's status; with both refused, the higher of the two.
+        let oneRefused = try daemon.cli(["compare", "side", "no-such-target", "--prompt", prompt, "--max-tokens", "8"])
+        #expect(oneRefused.status == 3, "\(oneRefused)")
+        #expect(oneRefused.stdout.contains("not-found"), "\(oneRefused)")
+        #expect(oneRefused.stdout.contains("provisioned (side)"), "\(oneRefused)")
+        #expect(oneRefused.stderr.hasPrefix("berth: not-found: 'no-such-target': "), "\(oneRefused)")
+        #expect(try invocations(daemon, "side")["served"] as? Int == 3)
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let bothRefused = try daemon.cli(["compare", "no-such-target", "train", "--prompt", prompt])
+        #expect(bothRefused.status == 4, "\(bothRefused)")
+        #expect(bothRefused.stderr.contains("berth: not-found: 'no-such-target': "), "\(bothRefused)")
+        #expect(bothRefused.stderr.contains("berth: invalid-state: 'train': "), "\(bothRefused)")
+    }
+
     @Test("first on-demand calls that arrive together start one serve process, and a clean stop stops it")
     func oneOnDemandServer() async throws {
         let daemon = try TemporaryDaemon()
