@@ -55,7 +55,7 @@ public actor ServeSupervisor: Service {
     /// a second start meanwhile would run a second process and lose track of the first.
     private var starting: Set<Key> = []
     /// After a crash: how many in a row, and not before when to start again.
-    private var backoff: [Key: (failures: Int, notBefore: ContinuousClock.Instant)] = [:]
+    private var backoff: [Key: RestartBackoff] = [:]
     private var shuttingDown = false
     private let onReservationFailed: @Sendable () -> Void
     /// How long a serve process may take to answer its first health check.
@@ -136,7 +136,7 @@ public actor ServeSupervisor: Service {
     }
 
     private func isBackingOff(_ key: Key) -> Bool {
-        backoff[key].map { ContinuousClock.now < $0.notBefore } ?? false
+        backoff[key].map { !$0.allowsStart(at: .now) } ?? false
     }
 
     private func reconcile() async {
@@ -155,12 +155,11 @@ public actor ServeSupervisor: Service {
         // 1. Processes that died: count it, and back off before the next start.
         for (key, server) in servers where server.process.hasExited {
             servers[key] = nil
-            // A process that served for a minute before it died starts the count afresh.
-            let longLived = server.readySince.map { ContinuousClock.now - $0 > .seconds(60) } ?? false
-            let failures = (longLived ? 0 : backoff[key]?.failures ?? 0) + 1
-            let delay = Duration.milliseconds(min(30_000, 500 << min(failures - 1, 6)))
-            backoff[key] = (failures, ContinuousClock.now + delay)
-            logger.warning("serve process exited; restarting after a backoff", metadata: ["serve": "\(key)", "failures": "\(failures)", "backoff": "\(delay)"])
+            let now = ContinuousClock.now
+            let next = RestartBackoff.afterCrash(backoff[key], readySince: server.readySince, now: now)
+            backoff[key] = next
+            logger.warning("serve process exited; restarting after a backoff",
+                           metadata: ["serve": "\(key)", "failures": "\(next.failures)", "backoff": "\(next.notBefore - now)"])
             if case .reservation(let id) = key {
                 _ = try? await ledger.write { tx in try tx.countServeRestart(reservationID: id) }
             }
@@ -255,7 +254,8 @@ public actor ServeSupervisor: Service {
     /// A reservation whose serve process cannot start is `failed`, with the reason.
     private func fail(_ key: Key, reservation: Reservation?, reason: String) async {
         guard let reservation else {
-            backoff[key] = (1, ContinuousClock.now + .seconds(5))
+            // An on-demand process has no reservation to fail: calls get "not ready" for 5 s, then it is tried again.
+            backoff[key] = RestartBackoff(failures: 1, notBefore: .now + .seconds(5))
             return
         }
         let now = clock().wholeSeconds

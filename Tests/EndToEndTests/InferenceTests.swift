@@ -214,6 +214,21 @@ struct InferenceTests {
         }
         #expect(worked)
         #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 1)
+
+        // A second crash soon after the restart is one of a run: it backs off longer (1 s), and
+        // calls work again after it.
+        for pid in servePIDs(daemon) { kill(pid, SIGKILL) }
+        worked = false
+        let again = Date().addingTimeInterval(20)
+        while Date() < again && !worked {
+            worked = try daemon.cli(["invoke", "sturdy", "--prompt", "and again", "--max-tokens", "4"]).status == 0
+            if !worked { usleep(200_000) }
+        }
+        #expect(worked)
+        #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 2)
+        let backoffs = daemon.log.split(separator: "\n").filter { $0.contains("restarting after a backoff") }
+        #expect(backoffs.contains { $0.contains("failures=1") && $0.contains("backoff=0.5 seconds") }, "\(backoffs)")
+        #expect(backoffs.contains { $0.contains("failures=2") && $0.contains("backoff=1.0 seconds") }, "\(backoffs)")
     }
 
     @Test("adding units to an active inference reservation gives its serve process the new units")
