@@ -331,6 +331,25 @@ struct InferenceTests {
         #expect(bothRefused.stderr.contains("berth: invalid-state: 'train': "), "\(bothRefused)")
     }
 
+    @Test("an inference reservation that reaches its end is expired and its serve process stopped")
+    func expiryStopsServe() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "short", "--model", Self.model, "--units", "1", "--purpose", "inference", "--duration", "3s"]).status == 0)
+        #expect(try daemon.cli(["invoke", "short", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
+        #expect(servePIDs(daemon).count == 1)
+        var status = ""
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && (status != "expired" || !servePIDs(daemon).isEmpty) {
+            usleep(200_000)
+            status = try daemon.json(["reservations", "short"])["status"] as? String ?? ""
+        }
+        #expect(status == "expired")
+        #expect(servePIDs(daemon).isEmpty)
+        let late = try daemon.cli(["invoke", "short", "--prompt", "hello"])
+        #expect(late.status == 4 && late.stderr.contains("is expired"), "\(late)")
+    }
+
     @Test("first on-demand calls that arrive together start one serve process, and a clean stop stops it")
     func oneOnDemandServer() async throws {
         let daemon = try TemporaryDaemon()
