@@ -102,11 +102,16 @@ extension ControlPlane {
         }
 
         // 2. What the model can take.
+        var imageURL: String?
         if let image = input.image {
             guard model.inputModalities.contains(.image) else {
                 throw await refuse(APIError(.unsupportedModality, "\(model.id) takes \(model.inputModalities.map(\.rawValue).joined(separator: ", ")) input, not images; leave out the image or choose a model that takes images"))
             }
-            guard Data(base64Encoded: image) != nil else { throw await refuse(APIError.invalid(field: "image", "is not base64")) }
+            guard let bytes = Data(base64Encoded: image) else { throw await refuse(APIError.invalid(field: "image", "is not base64")) }
+            guard let format = ImageFormat(bytes: bytes) else {
+                throw await refuse(APIError.invalid(field: "image", "is not a PNG, JPEG, GIF or WebP image; send one of those"))
+            }
+            imageURL = "data:\(format.mediaType);base64,\(image)"
         }
         let maxTokens = input.maxTokens ?? min(Self.defaultMaxTokens, model.maxTokens)
         guard maxTokens >= 1 else { throw await refuse(APIError.invalid(field: "max_tokens", "must be at least 1")) }
@@ -158,7 +163,7 @@ extension ControlPlane {
         }
         let completion: (text: String, finish: String?, input: Int, output: Int)
         do {
-            completion = try await complete(port: port, model: model.id, prompt: input.prompt, maxTokens: maxTokens)
+            completion = try await complete(port: port, model: model.id, prompt: input.prompt, maxTokens: maxTokens, imageURL: imageURL)
         } catch {
             // The supervisor looks at it now rather than at its next pass.
             serve.wake()
@@ -218,30 +223,70 @@ extension ControlPlane {
     }
 
     /// `POST /v1/completions` to a serve process, in the OpenAI shape that vLLM, llama.cpp's
-    /// server and TGI share.
-    func complete(port: Int, model: String, prompt: String, maxTokens: Int) async throws -> (text: String, finish: String?, input: Int, output: Int) {
+    /// server and TGI share; a call with an image goes to `POST /v1/chat/completions` instead,
+    /// the image as a `data:` URL in the user's message, the one shape in which those servers
+    /// all take images.
+    func complete(port: Int, model: String, prompt: String, maxTokens: Int, imageURL: String? = nil)
+        async throws -> (text: String, finish: String?, input: Int, output: Int)
+    {
         struct Body: Encodable { var model: String; var prompt: String; var max_tokens: Int }
+        struct Usage: Decodable { var prompt_tokens: Int; var completion_tokens: Int }
         struct Answer: Decodable {
             struct Choice: Decodable { var text: String; var finish_reason: String? }
-            struct Usage: Decodable { var prompt_tokens: Int; var completion_tokens: Int }
             var choices: [Choice]
             var usage: Usage?
         }
-        let body = try JSONEncoder().encode(Body(model: model, prompt: prompt, max_tokens: maxTokens))
+        struct ChatBody: Encodable {
+            struct Message: Encodable { var role = "user"; var content: [Part] }
+            struct Part: Encodable {
+                struct ImageURL: Encodable { var url: String }
+                var type: String
+                var text: String?
+                var image_url: ImageURL?
+            }
+            var model: String
+            var messages: [Message]
+            var max_tokens: Int
+        }
+        struct ChatAnswer: Decodable {
+            struct Choice: Decodable {
+                struct Message: Decodable { var content: String? }
+                var message: Message
+                var finish_reason: String?
+            }
+            var choices: [Choice]
+            var usage: Usage?
+        }
+        let path: String
+        let body: Data
+        if let imageURL {
+            path = "/v1/chat/completions"
+            body = try JSONEncoder().encode(ChatBody(model: model, messages: [.init(content: [
+                .init(type: "text", text: prompt), .init(type: "image_url", image_url: .init(url: imageURL)),
+            ])], max_tokens: maxTokens))
+        } else {
+            path = "/v1/completions"
+            body = try JSONEncoder().encode(Body(model: model, prompt: prompt, max_tokens: maxTokens))
+        }
         let response: BerthClient.Response
         do {
-            response = try await serveClient.send(port: port, method: "POST", path: "/v1/completions", body: body,
+            response = try await serveClient.send(port: port, method: "POST", path: path, body: body,
                                                   headers: [("Content-Type", "application/json")])
         } catch {
             serveClient.forget(port: port)
             throw error
         }
         guard response.status == 200 else {
-            throw APIError(.internal, "serve process answered \(response.status)")
+            throw APIError(.internal, "serve process answered \(response.status) to \(path)")
         }
-        let answer = try JSONDecoder().decode(Answer.self, from: response.body)
-        let text = answer.choices.first?.text ?? ""
-        return (text, answer.choices.first?.finish_reason,
-                answer.usage?.prompt_tokens ?? DatasetCheck.tokenCount(prompt), answer.usage?.completion_tokens ?? DatasetCheck.tokenCount(text))
+        let text: String, finish: String?, usage: Usage?
+        if imageURL != nil {
+            let answer = try JSONDecoder().decode(ChatAnswer.self, from: response.body)
+            (text, finish, usage) = (answer.choices.first?.message.content ?? "", answer.choices.first?.finish_reason, answer.usage)
+        } else {
+            let answer = try JSONDecoder().decode(Answer.self, from: response.body)
+            (text, finish, usage) = (answer.choices.first?.text ?? "", answer.choices.first?.finish_reason, answer.usage)
+        }
+        return (text, finish, usage?.prompt_tokens ?? DatasetCheck.tokenCount(prompt), usage?.completion_tokens ?? DatasetCheck.tokenCount(text))
     }
 }

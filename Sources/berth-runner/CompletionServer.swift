@@ -55,19 +55,9 @@ struct CompletionRequest: Equatable {
     }
 
     init(body: Data) throws(CompletionError) {
-        let value: JSONValue
-        do {
-            value = try JSONValue.parse(body)
-        } catch {
-            throw .invalid("the request body is not valid JSON")
-        }
-        guard let fields = value.object else { throw .invalid("the request body must be a JSON object, not \(value.typeName)") }
-        func optional(_ name: String) -> JSONValue? {
-            guard let value = fields[name], value != .null else { return nil }
-            return value
-        }
-
-        switch optional("prompt") {
+        let fields = try Self.object(body)
+        let prompt: String
+        switch fields.optional("prompt") {
         case .string(let text)?:
             prompt = text
         case .array(let items)? where items.count == 1 && items[0].string != nil:
@@ -77,14 +67,43 @@ struct CompletionRequest: Equatable {
         default:
             throw .invalid("'prompt' must be a string (or an array of exactly one string)", param: "prompt")
         }
+        try self.init(prompt: prompt, fields: fields, maxTokensFields: ["max_tokens"])
+    }
+
+    /// A request body's top-level fields.
+    static func object(_ body: Data) throws(CompletionError) -> Fields {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(body)
+        } catch {
+            throw .invalid("the request body is not valid JSON")
+        }
+        guard let fields = value.object else { throw .invalid("the request body must be a JSON object, not \(value.typeName)") }
+        return Fields(values: fields)
+    }
+
+    struct Fields {
+        var values: [String: JSONValue]
+        /// A field that is there and not `null`.
+        func optional(_ name: String) -> JSONValue? {
+            guard let value = values[name], value != .null else { return nil }
+            return value
+        }
+    }
+
+    /// The fields the text and chat completion requests share. `maxTokensFields`: the names
+    /// the limit may come under, the first one present counting.
+    init(prompt: String, fields: Fields, maxTokensFields: [String]) throws(CompletionError) {
+        self.prompt = prompt
+        func optional(_ name: String) -> JSONValue? { fields.optional(name) }
         if let value = optional("model") {
             guard let text = value.string else { throw .invalid("'model' must be a string", param: "model") }
             model = text
         }
         maxTokens = Self.defaultMaxTokens
-        if let value = optional("max_tokens") {
+        if let name = maxTokensFields.first(where: { optional($0) != nil }), let value = optional(name) {
             guard let number = value.integer, (0...Self.maxTokensLimit).contains(number) else {
-                throw .invalid("'max_tokens' must be a whole number from 0 to \(Self.maxTokensLimit)", param: "max_tokens")
+                throw .invalid("'\(name)' must be a whole number from 0 to \(Self.maxTokensLimit)", param: name)
             }
             maxTokens = number
         }
@@ -114,6 +133,105 @@ struct CompletionRequest: Equatable {
         if let value = optional("n"), value.integer != 1 {
             throw .invalid("only one choice per request: leave 'n' out or set it to 1", param: "n")
         }
+    }
+}
+
+/// A `POST /v1/chat/completions` body, checked: OpenAI's chat shape, which is how vLLM,
+/// llama.cpp's server and TGI take images. The word model continues the messages' text, one
+/// message a line; it cannot see images, so it only checks and counts them.
+struct ChatCompletionRequest: Equatable {
+    var completion: CompletionRequest
+    var images: [Image]
+
+    /// An `image_url` part: a `data:` URL's media type and size, or a URL the server would fetch.
+    struct Image: Equatable {
+        var mediaType: String?
+        var bytes: Int?
+        var url: String?
+    }
+
+    init(body: Data) throws(CompletionError) {
+        let fields = try CompletionRequest.object(body)
+        guard case .array(let messages)? = fields.optional("messages"), !messages.isEmpty else {
+            throw .invalid("'messages' must be a non-empty array of {\"role\", \"content\"}", param: "messages")
+        }
+        var lines: [String] = []
+        var images: [Image] = []
+        for (index, message) in messages.enumerated() {
+            let param = "messages[\(index)]"
+            guard let message = message.object, message["role"]?.string != nil else {
+                throw .invalid("\(param) must be an object with a 'role' string and a 'content'", param: param)
+            }
+            switch message["content"] {
+            case .string(let text)?:
+                lines.append(text)
+            case .array(let parts)?:
+                var texts: [String] = []
+                for (partIndex, part) in parts.enumerated() {
+                    let partParam = "\(param).content[\(partIndex)]"
+                    switch part.object?["type"]?.string {
+                    case "text":
+                        guard let text = part.object?["text"]?.string else { throw .invalid("\(partParam).text must be a string", param: partParam) }
+                        texts.append(text)
+                    case "image_url":
+                        guard let url = part.object?["image_url"]?.object?["url"]?.string else {
+                            throw .invalid("\(partParam).image_url.url must be a string", param: partParam)
+                        }
+                        images.append(try Self.image(url, param: partParam))
+                    default:
+                        throw .invalid("\(partParam).type must be 'text' or 'image_url'", param: partParam)
+                    }
+                }
+                lines.append(texts.joined(separator: " "))
+            default:
+                throw .invalid("\(param).content must be a string or an array of parts", param: param)
+            }
+        }
+        completion = try CompletionRequest(prompt: lines.joined(separator: "\n"), fields: fields, maxTokensFields: ["max_completion_tokens", "max_tokens"])
+        self.images = images
+    }
+
+    /// `data:<type>;base64,<bytes>` is decoded to count its bytes; any other URL is taken as given.
+    static func image(_ url: String, param: String) throws(CompletionError) -> Image {
+        guard url.hasPrefix("data:") else { return Image(url: url) }
+        guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64"),
+              let bytes = Data(base64Encoded: String(url[url.index(after: comma)...])) else {
+            throw .invalid("\(param).image_url.url: a data URL must be data:<type>;base64,<bytes>", param: param)
+        }
+        let mediaType = url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count)
+        return Image(mediaType: mediaType.isEmpty ? nil : String(mediaType), bytes: bytes.count)
+    }
+}
+
+/// `POST /v1/chat/completions` answers, OpenAI's chat shape.
+struct ChatCompletionResponse: Encodable, Equatable {
+    struct Choice: Encodable, Equatable {
+        struct Message: Encodable, Equatable {
+            var role = "assistant"
+            var content: String
+        }
+        var index: Int
+        var message: Message
+        var finishReason: String
+        enum CodingKeys: String, CodingKey {
+            case index, message
+            case finishReason = "finish_reason"
+        }
+    }
+
+    var id: String
+    var object = "chat.completion"
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: CompletionResponse.Usage
+
+    init(_ completion: CompletionResponse) {
+        id = "chat" + completion.id
+        created = completion.created
+        model = completion.model
+        choices = completion.choices.map { Choice(index: $0.index, message: .init(content: $0.text), finishReason: $0.finishReason) }
+        usage = completion.usage
     }
 }
 
@@ -191,8 +309,9 @@ final class CompletionServer: Sendable {
                          totalTokens: completion.promptTokens + completionTokens))
     }
 
-    /// Request bodies over this are refused.
-    static let bodyLimit = 1 << 20
+    /// Request bodies over this are refused: room for berthd's largest call (a 1 MiB body, an
+    /// image in it) in the chat shape.
+    static let bodyLimit = 2 << 20
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -203,18 +322,32 @@ final class CompletionServer: Sendable {
             Self.json(ModelList(data: [.init(id: self.modelID ?? Self.defaultModelID)]))
         }
         router.post("v1/completions") { request, _ -> Response in
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: Self.bodyLimit)
-            } catch {
-                throw CompletionError(
-                    status: .contentTooLarge, message: "the request body is over \(Self.bodyLimit) bytes",
-                    type: "invalid_request_error", param: nil)
-            }
-            let parsed = try CompletionRequest(body: Data(body.readableBytesView))
+            let parsed = try CompletionRequest(body: try await Self.body(request))
             return Self.json(self.complete(parsed, now: Date()))
         }
+        router.post("v1/chat/completions") { request, _ -> Response in
+            let parsed = try ChatCompletionRequest(body: try await Self.body(request))
+            if !parsed.images.isEmpty {
+                // The word model cannot see them; the log says what came, for whoever wonders why
+                // the answer ignores the picture.
+                let described = parsed.images.map { image in
+                    image.url.map { "a URL, not fetched: \($0.prefix(80))" } ?? "\(image.bytes ?? 0) bytes, \(image.mediaType ?? "no media type")"
+                }
+                FileHandle.standardError.write(Data("chat completion with \(parsed.images.count) image(s) (\(described.joined(separator: "; "))); the word model reads only the text\n".utf8))
+            }
+            return Self.json(ChatCompletionResponse(self.complete(parsed.completion, now: Date())))
+        }
         return router
+    }
+
+    static func body(_ request: Request) async throws -> Data {
+        do {
+            return Data(try await request.body.collect(upTo: Self.bodyLimit).readableBytesView)
+        } catch {
+            throw CompletionError(
+                status: .contentTooLarge, message: "the request body is over \(Self.bodyLimit) bytes",
+                type: "invalid_request_error", param: nil)
+        }
     }
 
     struct ModelList: Encodable {

@@ -208,7 +208,7 @@ import FoundationNetworking
 
     // MARK: serve
 
-    @Test func serveAnswersHealthAndCompletionsLikeOpenAIAndExitsZeroOnSigterm() async throws {
+    @Test func serveAnswersHealthCompletionsAndChatCompletionsLikeOpenAIAndExitsZeroOnSigterm() async throws {
         let folder = try TemporaryDirectory(prefix: "berth-runner")
         defer { folder.remove() }
         let port = try freePort()
@@ -260,7 +260,34 @@ import FoundationNetworking
             #expect(error["message"] is String && error["type"] as? String == "invalid_request_error")
         }
 
-        // 4. SIGTERM: a clean exit.
+        // 4. A chat completion, as calls with an image come: the messages' text is the prompt,
+        // the answer is in the chat shape, and the image is checked and logged.
+        let pixel = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]).base64EncodedString()
+        let chat = #"{"model":"amazon.nova-micro-v1:0","max_tokens":6,"seed":5,"messages":[{"role":"user","content":[{"type":"text","text":"The harbour"},{"type":"image_url","image_url":{"url":"data:image/png;base64,\#(pixel)"}}]}]}"#
+        let (chatBody, chatStatus) = try await http("POST", "\(base)/v1/chat/completions", body: chat)
+        #expect(chatStatus == 200, "\(String(decoding: chatBody, as: UTF8.self))")
+        let chatAnswer = try #require(try JSONSerialization.jsonObject(with: chatBody) as? [String: Any])
+        #expect(chatAnswer["object"] as? String == "chat.completion")
+        #expect(chatAnswer["model"] as? String == "amazon.nova-micro-v1:0")
+        let chatChoice = try #require((chatAnswer["choices"] as? [[String: Any]])?.first)
+        let message = try #require(chatChoice["message"] as? [String: Any])
+        #expect(message["role"] as? String == "assistant")
+        #expect(message["content"] is String)
+        #expect(["length", "stop"].contains(chatChoice["finish_reason"] as? String))
+        let chatUsage = try #require(chatAnswer["usage"] as? [String: Int])
+        #expect(chatUsage["prompt_tokens"] == 2)
+        #expect((chatUsage["completion_tokens"] ?? 99) <= 6)
+        #expect(process.stderr.contains("chat completion with 1 image(s) (8 bytes, image/png)"), "\(process.stderr)")
+        for bad in [#"{"messages":[]}"#, #"{"messages":[{"content":"x"}]}"#, #"{"messages":[{"role":"user","content":[{"type":"audio"}]}]}"#,
+                    #"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%%%"}}]}]}"#,
+                    #"{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-2}"#] {
+            let (errorBody, errorStatus) = try await http("POST", "\(base)/v1/chat/completions", body: bad)
+            #expect(errorStatus == 400, "\(bad)")
+            let error = try #require((try JSONSerialization.jsonObject(with: errorBody) as? [String: Any])?["error"] as? [String: Any])
+            #expect(error["message"] is String && error["type"] as? String == "invalid_request_error")
+        }
+
+        // 5. SIGTERM: a clean exit.
         process.signal(SIGTERM)
         #expect(try process.waitForExit(timeout: 10) == 0)
         #expect(process.stdout.isEmpty)

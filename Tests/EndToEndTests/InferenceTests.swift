@@ -160,6 +160,53 @@ struct InferenceTests {
         #expect(try invocations(daemon, "train")["served"] as? Int ?? 0 == 0)
     }
 
+    @Test("an image to a model that takes images reaches its serve process as a data: URL in a chat completion")
+    func imageToImageModel() throws {
+        let vision = """
+
+            [[models]]
+            id = "test.vision-v1"
+            provider = "Test"
+            input_modalities = ["text", "image"]
+            output_modalities = ["text"]
+            max_tokens = 4096
+            on_demand = true
+            units_per_model_unit = 1
+            tokens_per_minute = 6000
+            [models.price]
+            model_unit_hour = 1.0
+            on_demand_input_per_1k = 0.001
+            on_demand_output_per_1k = 0.002
+
+            """
+        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(extra: vision))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "eyes", "--model", "test.vision-v1", "--units", "1", "--purpose", "inference"]).status == 0)
+        let image = daemon.directory.file("harbour.png")
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 7, count: 92)).write(to: URL(fileURLWithPath: image))
+
+        let answer = try daemon.json(["invoke", "eyes", "--prompt", "describe the harbour", "--image", image, "--max-tokens", "8"])
+        #expect(answer["served_by"] as? String == "provisioned")
+        #expect(answer["input_tokens"] as? Int == 3)
+        #expect((1...8).contains(answer["output_tokens"] as? Int ?? 0), "\(answer)")
+        #expect(!(answer["output"] as? String ?? "").isEmpty)
+        let serveLog = (try? String(contentsOfFile: daemon.directory.file("logs/serve/reservation-1.log"), encoding: .utf8)) ?? ""
+        #expect(serveLog.contains("chat completion with 1 image(s) (100 bytes, image/png)"), "\(serveLog)")
+
+        // The same reservation without an image: a text completion, as before.
+        #expect(try daemon.cli(["invoke", "eyes", "--prompt", "and now in words", "--max-tokens", "4"]).status == 0)
+        #expect(try invocations(daemon, "eyes")["served"] as? Int == 2)
+
+        // A file that is no image the servers take is refused before it reaches the model.
+        let notImage = daemon.directory.file("notes.txt")
+        try "the harbour at dawn".write(toFile: notImage, atomically: true, encoding: .utf8)
+        let refused = try daemon.cli(["invoke", "eyes", "--prompt", "describe this", "--image", notImage])
+        #expect(refused.status == 2, "\(refused)")
+        #expect(refused.stderr.hasPrefix("berth: invalid-argument: "), "\(refused)")
+        #expect(refused.stderr.contains("is not a PNG, JPEG, GIF or WebP image"), "\(refused)")
+        #expect(try invocations(daemon, "eyes")["served"] as? Int == 2)
+    }
+
     @Test("a burst over the budget gets exit 5 with a retry-after, and the throttle count rises")
     func throttles() throws {
         let daemon = try TemporaryDaemon()

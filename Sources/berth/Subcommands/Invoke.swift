@@ -30,7 +30,7 @@ extension Berth {
         @Option(help: "The most tokens to generate (default: 64, or the model's max_tokens if smaller).")
         var maxTokens: Int?
 
-        @Option(help: ArgumentHelp("An image to send with the prompt, for models that take images (at most 700 KiB).", valueName: "file"))
+        @Option(help: ArgumentHelp("An image to send with the prompt, for models that take images: PNG, JPEG, GIF or WebP, at most 700 KiB.", valueName: "file"))
         var image: String?
 
         /// Requests are capped at 1 MiB and base64 makes 3 bytes 4: 700 KiB leaves room for the prompt.
