@@ -23,12 +23,15 @@ public struct SocketClient: Sendable {
     }
 
     /// Sends one request and collects the whole response. A status that is not 2xx is still a
-    /// `Response`; only a failure to talk to the daemon at all throws.
+    /// `Response`; only a failure to talk to the daemon at all throws. With a `timeout`, an
+    /// answer not complete by then is a `.transport` error: a peer that took the request and
+    /// never answers (a stopped process) would otherwise hold the caller forever.
     public func send(
         method: String,
         path: String,
         body: Data? = nil,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [],
+        timeout: Duration? = nil
     ) async throws(ClientError) -> Response {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
@@ -61,6 +64,11 @@ public struct SocketClient: Sendable {
             head.headers.replaceOrAdd(name: name, value: value)
         }
 
+        // Closing the connection ends the wait for the answer below.
+        let deadline = timeout.map { limit in
+            channel.channel.eventLoop.scheduleTask(in: TimeAmount(limit)) { channel.channel.close(promise: nil) }
+        }
+        defer { deadline?.cancel() }
         do {
             return try await channel.executeThenClose { inbound, outbound in
                 // One write for the whole request: with a Content-Length the server may answer

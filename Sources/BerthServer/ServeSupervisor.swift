@@ -35,6 +35,8 @@ public actor ServeSupervisor: Service {
         var model: String
         var units: [String]
         var readySince: ContinuousClock.Instant?
+        /// Health checks once it is ready.
+        var liveness: LivenessProbe?
     }
 
     private let ledger: Ledger
@@ -164,7 +166,16 @@ public actor ServeSupervisor: Service {
                 _ = try? await ledger.write { tx in try tx.countServeRestart(reservationID: id) }
             }
         }
-        // 2. Reservations that ended: stop their processes.
+        // 2. Processes that are up but stopped answering: check them every few seconds.
+        let now = ContinuousClock.now
+        for (key, server) in servers where !server.process.hasExited {
+            guard var probe = server.liveness, probe.isDue(at: now) else { continue }
+            probe.started(at: now)
+            servers[key]?.liveness = probe
+            let (process, port) = (server.process, server.port)
+            Task { await self.checkHealth(key, process: process, port: port) }
+        }
+        // 3. Reservations that ended: stop their processes.
         let live = Dictionary(wanted.map { (Key.reservation($0.0.id), ($0.0.model, $0.2.sorted())) }, uniquingKeysWith: { a, _ in a })
         for (key, server) in servers {
             if case .reservation = key, live[key].map({ $0.0 != server.model || $0.1 != server.units.sorted() }) ?? true {
@@ -180,7 +191,7 @@ public actor ServeSupervisor: Service {
                 logger.info("serve process stopped", metadata: ["serve": "\(key)"])
             }
         }
-        // 3. Active inference reservations without a process: start one on their units.
+        // 4. Active inference reservations without a process: start one on their units.
         for (reservation, model, units) in wanted {
             let key = Key.reservation(reservation.id)
             guard servers[key] == nil, !isBackingOff(key), let model, claim(key) else { continue }
@@ -236,6 +247,7 @@ public actor ServeSupervisor: Service {
                 if servers[key]?.process === process {
                     servers[key]?.ready = true
                     servers[key]?.readySince = .now
+                    servers[key]?.liveness = LivenessProbe(readyAt: .now)
                     logger.info("serve process ready", metadata: ["serve": "\(key)", "port": "\(port)"])
                 }
                 return
@@ -249,6 +261,27 @@ public actor ServeSupervisor: Service {
         await fail(key, reservation: reservation, reason: process.hasExited
             ? "serve process exited before it answered; see \(settings.logDirectory)/serve/\(key).log"
             : "serve process did not answer within \(seconds) s; see \(settings.logDirectory)/serve/\(key).log")
+    }
+
+    /// One liveness check of a ready process. One that fails `LivenessProbe.failuresToRestart`
+    /// in a row is killed; the next pass counts that as a crash and starts it again.
+    private func checkHealth(_ key: Key, process: RunnerProcess, port: Int) async {
+        let answer = try? await SocketClient(loopbackPort: port).send(method: "GET", path: "/health", timeout: LivenessProbe.timeout)
+        guard servers[key]?.process === process, var probe = servers[key]?.liveness else { return }
+        let verdict = probe.answered(healthy: answer?.status == 200)
+        servers[key]?.liveness = probe
+        let seen = answer.map { "answered \($0.status)" } ?? "no answer within \(LivenessProbe.timeout)"
+        switch verdict {
+        case .healthy:
+            break
+        case .failing(let failures):
+            logger.warning("serve process failed a health check", metadata: ["serve": "\(key)", "port": "\(port)", "failures": "\(failures)", "check": "\(seen)"])
+        case .restart:
+            logger.error("serve process stopped answering its health checks; killing it to start it again",
+                         metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "check": "\(seen)"])
+            process.signalGroup(SIGKILL)
+            wake()
+        }
     }
 
     /// A reservation whose serve process cannot start is `failed`, with the reason.

@@ -278,6 +278,31 @@ struct InferenceTests {
         #expect(backoffs.contains { $0.contains("failures=2") && $0.contains("backoff=1.0 seconds") }, "\(backoffs)")
     }
 
+    @Test("a serve process that is up but stops answering is killed after three failed health checks and started again")
+    func wedgedServeRestarts() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "wedged", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        #expect(try daemon.cli(["invoke", "wedged", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
+        let pids = servePIDs(daemon)
+        #expect(pids.count == 1)
+        // Stopped, it keeps its port and takes connections, but answers nothing.
+        for pid in pids { kill(pid, SIGSTOP) }
+        var worked = false
+        let deadline = Date().addingTimeInterval(45)
+        while Date() < deadline && !worked {
+            usleep(500_000)
+            guard servePIDs(daemon).allSatisfy({ !pids.contains($0) }) else { continue }
+            worked = try daemon.cli(["invoke", "wedged", "--prompt", "hello again", "--max-tokens", "4"]).status == 0
+        }
+        #expect(worked, "\(daemon.log)")
+        #expect((try daemon.json(["reservations", "wedged"])["serve_restarts"] as? Int ?? 0) == 1)
+        let lines = daemon.log.split(separator: "\n")
+        #expect(lines.filter { $0.contains("serve process failed a health check") }.count >= 2, "\(daemon.log)")
+        #expect(lines.contains { $0.contains("stopped answering its health checks") }, "\(daemon.log)")
+        for pid in pids { kill(pid, SIGKILL) }
+    }
+
     @Test("adding units to an active inference reservation gives its serve process the new units")
     func updateRestartsServe() throws {
         let daemon = try TemporaryDaemon()
