@@ -7,9 +7,9 @@ import Synchronization
 ///
 /// Two kinds. Counters and histograms of things that happen (calls, tokens, ledger writes) are
 /// updated where they happen, costing a look-up in a table of their own and an atomic add.
-/// Gauges of the ledger's state (units, reservations, jobs, queues, utilization) and the serve-restart
-/// counter, which the ledger keeps, are set from one ledger read at scrape time, so they are
-/// right straight after a restart and never drift from what `berth` shows.
+/// Gauges of the ledger's state (units, reservations, jobs, queues, utilization) and the
+/// serve-restart counter, which the ledger keeps, are set from one ledger read at scrape time,
+/// so they are right straight after a restart and never drift from what `berth` shows.
 ///
 /// berth's own series are made on the registry itself rather than through swift-metrics, so
 /// that each family has its `# HELP` line: swift-prometheus makes swift-metrics' series without

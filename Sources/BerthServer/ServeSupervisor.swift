@@ -287,7 +287,8 @@ public actor ServeSupervisor: Service {
     /// A reservation whose serve process cannot start is `failed`, with the reason.
     private func fail(_ key: Key, reservation: Reservation?, reason: String) async {
         guard let reservation else {
-            // An on-demand process has no reservation to fail: calls get "not ready" for 5 s, then it is tried again.
+            // An on-demand process has no reservation to fail: calls get "not ready" for 5 s,
+            // then it is tried again.
             backoff[key] = RestartBackoff(failures: 1, notBefore: .now + .seconds(5))
             return
         }
