@@ -23,6 +23,16 @@ struct InferenceTests {
         }
     }
 
+    /// Calls `reservation` until a call works or `seconds` pass; whether one did.
+    func callsWorkAgain(_ daemon: TemporaryDaemon, _ reservation: String, within seconds: TimeInterval = 20) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try daemon.cli(["invoke", reservation, "--prompt", "hello again", "--max-tokens", "4"]).status == 0 { return true }
+            usleep(200_000)
+        }
+        return false
+    }
+
     @Test("fine-tune, then: the custom model is refused on demand, served through an inference reservation, and metered")
     func customModelFlow() throws {
         let daemon = try TemporaryDaemon()
@@ -253,25 +263,13 @@ struct InferenceTests {
         let pids = servePIDs(daemon)
         #expect(pids.count == 1)
         for pid in pids { kill(pid, SIGKILL) }
-        var worked = false
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && !worked {
-            worked = try daemon.cli(["invoke", "sturdy", "--prompt", "hello again", "--max-tokens", "4"]).status == 0
-            if !worked { usleep(200_000) }
-        }
-        #expect(worked)
+        #expect(try callsWorkAgain(daemon, "sturdy"))
         #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 1)
 
         // A second crash soon after the restart is one of a run: it backs off longer (1 s), and
         // calls work again after it.
         for pid in servePIDs(daemon) { kill(pid, SIGKILL) }
-        worked = false
-        let again = Date().addingTimeInterval(20)
-        while Date() < again && !worked {
-            worked = try daemon.cli(["invoke", "sturdy", "--prompt", "and again", "--max-tokens", "4"]).status == 0
-            if !worked { usleep(200_000) }
-        }
-        #expect(worked)
+        #expect(try callsWorkAgain(daemon, "sturdy"))
         #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 2)
         let backoffs = daemon.log.split(separator: "\n").filter { $0.contains("restarting after a backoff") }
         #expect(backoffs.contains { $0.contains("failures=1") && $0.contains("backoff=0.5 seconds") }, "\(backoffs)")
