@@ -226,7 +226,7 @@ extension ControlPlane {
     /// server and TGI share; a call with an image goes to `POST /v1/chat/completions` instead,
     /// the image as a `data:` URL in the user's message, the one shape in which those servers
     /// all take images.
-    func complete(port: Int, model: String, prompt: String, maxTokens: Int, imageURL: String? = nil)
+    func complete(port: Int, model: String, prompt: String, maxTokens: Int, imageURL: String?)
         async throws -> (text: String, finish: String?, input: Int, output: Int)
     {
         struct Body: Encodable { var model: String; var prompt: String; var max_tokens: Int }
