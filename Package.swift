@@ -45,15 +45,17 @@ let package = Package(
             dependencies: ["BerthCore", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strictSettings
         ),
+        // fork to exec of a runner with its user's identity: only C may run in that window.
+        .target(name: "CBerthSpawn"),
         .target(
             name: "BerthRunner",
-            dependencies: ["BerthCore"],
+            dependencies: ["BerthCore", "CBerthSpawn"],
             swiftSettings: strictSettings
         ),
         .target(
             name: "BerthServer",
             dependencies: [
-                "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig", "BerthClient",
+                "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig", "BerthClient", "CBerthSpawn",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

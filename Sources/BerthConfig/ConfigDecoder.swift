@@ -428,10 +428,17 @@ struct ConfigDecoder {
             return runners
         }
         guard let table = root.subtable("runners", .optional) else { return runners }
-        table.rejectUnknownKeys(["train", "batch", "serve"])
+        table.rejectUnknownKeys(["train", "batch", "serve", "service_user"])
         runners.train = argv(table, "train", example: #"["berth-runner", "train", "--spec", "{spec}"]"#)
         runners.batch = argv(table, "batch", example: #"["berth-runner", "batch", "--spec", "{spec}"]"#)
         runners.serve = argv(table, "serve", example: #"["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]"#)
+        if let user = table.string("service_user", .optional) {
+            if user.isEmpty || user.contains(where: { $0.isWhitespace || $0 == ":" || $0 == "/" }) {
+                log.report(table.keyPath("service_user"), "must be a user name, such as \"berth\"")
+            } else {
+                runners.serviceUser = user
+            }
+        }
         return runners
     }
 

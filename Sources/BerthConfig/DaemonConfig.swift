@@ -90,11 +90,15 @@ public struct DaemonConfig: Sendable {
         public var train: [String]
         public var batch: [String]
         public var serve: [String]
+        /// The user serve processes of base models run as when berthd is root (a custom
+        /// model's runs as its owner, a job's runner as its submitter).
+        public var serviceUser: String
 
-        public init(train: [String], batch: [String], serve: [String]) {
+        public init(train: [String], batch: [String], serve: [String], serviceUser: String = "berth") {
             self.train = train
             self.batch = batch
             self.serve = serve
+            self.serviceUser = serviceUser
         }
     }
 

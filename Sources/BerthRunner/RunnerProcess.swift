@@ -1,15 +1,15 @@
 public import Foundation
 import Synchronization
+import CBerthSpawn
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A runner started by berthd: its own process group (so stopping it reaches its children),
-/// stdout read line by line, stderr appended to the job's log, no shell.
+/// stdout read line by line, stderr appended to the job's log, no shell; as the user it acts
+/// for when berthd is root, so the kernel checks every file it opens.
 public final class RunnerProcess: Sendable {
-    public let pid: pid_t
-    /// Spawns one at a time: the umask is process-wide while it is changed around a spawn.
-    private static let spawnLock = Mutex<Void>(())
+    public let pid: Int32
     /// Shared with the reader and waiter threads (a class: mutexes cannot be captured).
     private final class Shared: Sendable {
         let pending = Mutex<(lines: [String], finished: Bool)>(([], false))
@@ -19,63 +19,111 @@ public final class RunnerProcess: Sendable {
     private let signal: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
 
+    /// A runner that did not start, and why: the step, the path it was at, the system's reason.
     public struct SpawnError: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
-    /// Starts `executable` with `arguments` (argv[1...]) and exactly `environment`.
-    public init(executable: String, arguments: [String], environment: [String: String], logPath: String) throws {
+    /// What to start and how.
+    public struct Launch: Sendable {
+        public var executable: String
+        /// argv[1...].
+        public var arguments: [String]
+        /// Exactly the runner's environment.
+        public var environment: [String: String]
+        /// Whom it runs as; `nil` is berthd's own user.
+        public var identity: RunnerIdentity?
+        /// Its stderr is appended here; berthd opens it, so it stays berthd's file.
+        public var logPath: String
+        /// Descriptors the runner gets as 3, 4, ...; they stay the caller's to close.
+        public var passedDescriptors: [Int32] = []
+        /// Folders made with the runner's rights before it starts, each with what it is for
+        /// (a field name), and files it must be able to read; a failure names the field.
+        public var folders: [(field: String, path: String)] = []
+        public var readableFiles: [(field: String, path: String)] = []
+        public var workingDirectory = "/"
+
+        public init(executable: String, arguments: [String], environment: [String: String], identity: RunnerIdentity?, logPath: String) {
+            self.executable = executable
+            self.arguments = arguments
+            self.environment = environment
+            self.identity = identity
+            self.logPath = logPath
+        }
+    }
+
+    /// Starts `launch`: its own process group, default signal handling, no descriptor of
+    /// berthd's but those it is given, and umask 022 (what a runner writes is for the user who
+    /// asked for it, whatever berthd's own umask is).
+    public init(_ launch: Launch) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
         let (readEnd, writeEnd) = (fds[0], fds[1])
         // Neither end may leak into other children; the runner gets the write end as its stdout.
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
         _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_APPEND | O_CREAT, 0o640)
-        // Nothing else of the daemon's may reach the runner: not every library marks its
-        // descriptors close-on-exec, and a runner that outlived berthd holding its listening
-        // socket would keep the socket answering for a daemon that is gone.
-        Self.closeFrom(3, in: &actions)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Its own process group; default handlers and an empty mask, whatever the daemon set
-        // up for itself (an ignored SIGTERM would otherwise be inherited across exec).
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&defaults, sig) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { close(writeEnd) }
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if devNull >= 0 { close(devNull) } }
+        // The log is opened here, by berthd, and never through a link planted in its place.
+        let log = open(launch.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
+        defer { if log >= 0 { close(log) } }
+        guard devNull >= 0, log >= 0 else {
+            close(readEnd)
+            throw SpawnError(description: "cannot open \(log < 0 ? launch.logPath : "/dev/null"): \(String(cString: strerror(errno)))")
+        }
+        let descriptors = [devNull, writeEnd, log] + launch.passedDescriptors
+        let groups = (launch.identity?.groups ?? []).map { gid_t($0) }
+        let argv = ([launch.executable] + launch.arguments).map { strdup($0) } + [nil]
+        let envp = launch.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let folders = launch.folders.map { strdup($0.path) }
+        let files = launch.readableFiles.map { strdup($0.path) }
+        let cwd = strdup(launch.workingDirectory)
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
+            folders.forEach { free($0) }
+            files.forEach { free($0) }
+            free(cwd)
         }
         var child: pid_t = 0
-        // berthd keeps its own files private (umask 077); what a runner writes (models, outputs)
-        // is for the user who asked for it, so runners start with the usual 022.
-        let result = Self.spawnLock.withLock { _ in
-            let saved = umask(0o022)
-            defer { umask(saved) }
-            return posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        var failure = berth_spawn_failure()
+        let result = descriptors.withUnsafeBufferPointer { fdBuffer in
+            groups.withUnsafeBufferPointer { groupBuffer in
+                folders.map { UnsafePointer($0) }.withUnsafeBufferPointer { folderBuffer in
+                    files.map { UnsafePointer($0) }.withUnsafeBufferPointer { fileBuffer in
+                        argv.withUnsafeBufferPointer { argvBuffer in
+                            envp.withUnsafeBufferPointer { envpBuffer in
+                                var request = berth_spawn_request()
+                                request.path = UnsafePointer(argv[0])
+                                request.argv = argvBuffer.baseAddress
+                                request.envp = envpBuffer.baseAddress
+                                if let identity = launch.identity {
+                                    request.set_ids = 1
+                                    request.uid = uid_t(identity.uid)
+                                    request.gid = gid_t(identity.gid)
+                                    request.groups = groupBuffer.baseAddress
+                                    request.group_count = Int32(groupBuffer.count)
+                                }
+                                request.fds = fdBuffer.baseAddress
+                                request.fd_count = Int32(fdBuffer.count)
+                                request.cwd = UnsafePointer(cwd)
+                                request.umask = 0o022
+                                request.make_folders = folderBuffer.baseAddress
+                                request.make_folder_count = Int32(folderBuffer.count)
+                                request.read_files = fileBuffer.baseAddress
+                                request.read_file_count = Int32(fileBuffer.count)
+                                return berth_spawn(&request, &child, &failure)
+                            }
+                        }
+                    }
+                }
+            }
         }
-        close(writeEnd)
         guard result == 0 else {
             close(readEnd)
-            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(result)))")
+            throw SpawnError(description: Self.describe(failure, launch))
         }
         pid = child
         let spawned = child
@@ -125,18 +173,32 @@ public final class RunnerProcess: Sendable {
         waiter.start()
     }
 
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-
-    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), looked up at run time since
-    /// Swift's Glibc module leaves GNU extensions out; else one close per open descriptor.
-    private static func closeFrom(_ lowest: Int32, in actions: inout posix_spawn_file_actions_t) {
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
-            let addCloseFrom = unsafeBitCast(symbol, to: CloseFrom.self)
-            if addCloseFrom(&actions, lowest) == 0 { return }
+    /// What a failed start reports: which of the runner's paths, and the system's reason.
+    static func describe(_ failure: berth_spawn_failure, _ launch: Launch) -> String {
+        let reason = String(cString: strerror(failure.error))
+        let who = launch.identity.map { " as \($0.user)" } ?? ""
+        let index = Int(failure.index)
+        func entry(_ list: [(field: String, path: String)]) -> (field: String, path: String) {
+            list.indices.contains(index) ? list[index] : ("path", "?")
         }
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
-        for fd in open where fd >= lowest && fcntl(fd, F_GETFD) >= 0 {
-            posix_spawn_file_actions_addclose(&actions, fd)
+        switch Int(failure.step) {
+        case BERTH_STEP_MKDIR:
+            let (field, path) = entry(launch.folders)
+            return "\(field): cannot create \(path)\(who): \(reason)"
+        case BERTH_STEP_WRITABLE:
+            let (field, path) = entry(launch.folders)
+            return "\(field): cannot write to \(path)\(who): \(reason)"
+        case BERTH_STEP_READ:
+            let (field, path) = entry(launch.readableFiles)
+            return "\(field): cannot read \(path)\(who): \(reason)"
+        case BERTH_STEP_IDS:
+            return "cannot take the identity\(who): \(reason)"
+        case BERTH_STEP_EXEC:
+            return "cannot start \(launch.executable)\(who): \(reason)"
+        case BERTH_STEP_CWD:
+            return "cannot enter \(launch.workingDirectory)\(who): \(reason)"
+        default:
+            return "cannot start \(launch.executable): \(reason)"
         }
     }
 
@@ -184,7 +246,7 @@ public final class RunnerProcess: Sendable {
 
     /// Processes started for the ledger at `ledgerPath` (their `BERTH_LEDGER` says so) that
     /// are still alive: what a berthd that died left behind.
-    public static func orphans(ledgerPath: String) -> [pid_t] {
+    public static func orphans(ledgerPath: String) -> [Int32] {
         let mark = "BERTH_LEDGER=\(ledgerPath)"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in

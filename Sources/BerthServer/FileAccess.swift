@@ -1,3 +1,4 @@
+import CBerthSpawn
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -125,5 +126,131 @@ struct FileAccess {
 
     static func forbidden(_ path: String, field: String, _ verb: String) -> APIError {
         APIError(.forbidden, "\(field): you cannot \(verb) \(path); berthd reads and writes only where you could yourself")
+    }
+}
+
+/// A job's path opened again at the moment it is used, one component at a time from `/`,
+/// following no symbolic link, with the caller's rights checked on each folder passed and on
+/// what was opened. For a berthd that is not root, whose runners act with berthd's own rights:
+/// a name checked at submission may since have been swapped for a link to berthd's own files.
+/// The runner is then given the descriptor, never the name.
+struct PathResolver {
+    private let oPath = berth_o_path()
+    var access: FileAccess
+    /// The user the checks are for, in messages.
+    var user: String
+
+    struct Refusal: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A regular file the caller may read, opened for reading.
+    func openFile(_ path: String, field: String) throws(Refusal) -> Int32 {
+        let (folder, name) = try walk(path, field: field, creating: false)
+        defer { close(folder) }
+        let fd = openat(folder, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw refusal(field, path, at: folder, name, errno: errno) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw Refusal(description: "\(field): \(path) is no longer a regular file; resubmit the job")
+        }
+        guard access.allows(info, 4) else {
+            close(fd)
+            throw Refusal(description: "\(field): \(user) can no longer read \(path); resubmit the job once they can")
+        }
+        return fd
+    }
+
+    /// A folder the caller may use (`bits` of the mode: 3 to write, 5 to read), opened as a
+    /// path. With `create`, the folders missing at its end are made, by berthd: a missing
+    /// folder has only missing folders below it, so every one that exists has been checked
+    /// before anything is made, and a refused path creates nothing.
+    func openFolder(_ path: String, field: String, bits: UInt32, create: Bool) throws(Refusal) -> Int32 {
+        let (folder, name) = try walk(path, field: field, creating: create)
+        defer { close(folder) }
+        var fd = openat(folder, name, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0, errno == ENOENT, create {
+            fd = try make(name, in: folder, field: field, path: path)
+        }
+        guard fd >= 0 else { throw refusal(field, path, at: folder, name, errno: errno) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, access.allows(info, bits) else {
+            close(fd)
+            let verb = bits & 2 != 0 ? "write to" : "read"
+            throw Refusal(description: "\(field): \(user) can no longer \(verb) \(path); resubmit the job once they can")
+        }
+        return fd
+    }
+
+    /// Makes `name` in `folder` if the caller may write there, and opens it.
+    private func make(_ name: String, in folder: Int32, field: String, path: String) throws(Refusal) -> Int32 {
+        var info = stat()
+        guard fstat(folder, &info) == 0, access.allows(info, 3) else {
+            throw Refusal(description: "\(field): \(user) can no longer write in the folder that holds \(path); resubmit the job once they can")
+        }
+        guard mkdirat(folder, name, 0o755) == 0 else {
+            throw Refusal(description: "\(field): cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        let made = openat(folder, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard made >= 0 else { throw refusal(field, path, at: folder, name, errno: errno) }
+        // Made a moment ago by berthd, so its mode is berthd's to set (its umask is 077).
+        fchmod(made, 0o755)
+        return made
+    }
+
+    /// Opens every folder above `path`'s last component, checking the caller may pass each.
+    /// With `creating`, folders that do not exist yet are made (after the checks above them).
+    private func walk(_ path: String, field: String, creating: Bool) throws(Refusal) -> (folder: Int32, name: String) {
+        let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard path.hasPrefix("/"), let name = components.last, !components.contains(where: { $0 == "." || $0 == ".." }) else {
+            throw Refusal(description: "\(field): \(path) is not an absolute, normalized path; resubmit the job")
+        }
+        var folder = open("/", oPath | O_DIRECTORY | O_CLOEXEC)
+        guard folder >= 0 else { throw Refusal(description: "\(field): cannot open /: \(String(cString: strerror(errno)))") }
+        var walked = ""
+        for component in components.dropLast() {
+            var info = stat()
+            guard fstat(folder, &info) == 0, access.allows(info, 1) else {
+                close(folder)
+                throw Refusal(description: "\(field): \(user) can no longer reach \(walked.isEmpty ? "/" : walked); resubmit the job once they can")
+            }
+            walked += "/" + component
+            var next = openat(folder, component, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0, errno == ENOENT, creating {
+                do throws(Refusal) {
+                    next = try make(component, in: folder, field: field, path: walked)
+                } catch {
+                    close(folder)
+                    throw error
+                }
+            }
+            guard next >= 0 else {
+                let failure = refusal(field, walked, at: folder, component, errno: errno)
+                close(folder)
+                throw failure
+            }
+            close(folder)
+            folder = next
+        }
+        var info = stat()
+        guard fstat(folder, &info) == 0, access.allows(info, 1) else {
+            close(folder)
+            throw Refusal(description: "\(field): \(user) can no longer reach \(walked.isEmpty ? "/" : walked); resubmit the job once they can")
+        }
+        return (folder, name)
+    }
+
+    /// Why `name` in `folder` did not open, in words: a link where a folder or file was, or gone.
+    private func refusal(_ field: String, _ path: String, at folder: Int32, _ name: String, errno code: Int32) -> Refusal {
+        var info = stat()
+        if fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            return Refusal(description: "\(field): \(path) changed since submission: it is now a symbolic link, which berthd does not follow; resubmit the job with the real path")
+        }
+        switch code {
+        case ENOENT: return Refusal(description: "\(field): \(path) no longer exists; resubmit the job")
+        case ENOTDIR: return Refusal(description: "\(field): \(path) changed since submission: it is no longer a folder; resubmit the job")
+        default: return Refusal(description: "\(field): cannot open \(path): \(String(cString: strerror(code)))")
+        }
     }
 }

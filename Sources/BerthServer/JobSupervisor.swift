@@ -2,6 +2,7 @@ import BerthCore
 public import BerthConfig
 import BerthCore
 import BerthRunner
+import CBerthSpawn
 public import BerthStore
 import BerthWire
 public import Foundation
@@ -35,10 +36,17 @@ public struct JobSettings: Sendable {
 
     var jobsFolder: String { logDirectory + "/jobs" }
 
-    /// Starts a runner (a job's or a serve process) from its expanded argv, with the
-    /// environment every runner gets: its units and their devices, and the ledger it belongs to.
+    /// Whether runners run as the users they act for: berthd can change identity only as root.
+    /// Otherwise they run as berthd's own user, and the paths a job names are resolved again,
+    /// with the caller's rights, when it starts (`PathResolver`).
+    var runnersActAsCallers: Bool { geteuid() == 0 }
+
+    /// Starts a runner (a job's or a serve process) from its expanded argv, as `identity` (`nil`:
+    /// berthd's own user), with the environment every runner gets: its units and their devices,
+    /// the ledger it belongs to, and who it runs as.
     func spawn(
-        _ argv: [String], units: [String], catalog: [ComputeUnit], home: String, logPath: String, extra: [String: String]
+        _ argv: [String], units: [String], catalog: [ComputeUnit], identity: RunnerIdentity?, logPath: String,
+        extra: [String: String], prepare: (inout RunnerProcess.Launch) -> Void = { _ in }
     ) throws -> RunnerProcess {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         guard let program = argv.first, let executable = RunnerProcess.resolve(program, preferring: runnerFolders, path: path) else {
@@ -47,14 +55,26 @@ public struct JobSettings: Sendable {
         let byID = Dictionary(catalog.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let devices = units.compactMap { byID[$0]?.device }.map(String.init).joined(separator: ",")
         var environment = [
-            "PATH": path, "LANG": "C.UTF-8", "HOME": home,
+            "PATH": path, "LANG": "C.UTF-8",
             "BERTH_UNITS": units.joined(separator: ","), "BERTH_DEVICES": devices, "BERTH_LEDGER": ledgerPath,
         ]
+        environment.merge((identity ?? .daemon).environment) { _, new in new }
         // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
         if units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
         environment.merge(extra) { _, new in new }
-        return try RunnerProcess(executable: executable, arguments: Array(argv.dropFirst()), environment: environment, logPath: logPath)
+        var launch = RunnerProcess.Launch(
+            executable: executable, arguments: Array(argv.dropFirst()), environment: environment, identity: identity, logPath: logPath)
+        prepare(&launch)
+        return try RunnerProcess(launch)
     }
+
+    /// The user on-demand and base-model serve processes run as when berthd is root: the
+    /// config's service user, else `nobody` (with a warning at start-up) so a first try on a
+    /// machine without the `berth` user still serves.
+    var serviceIdentity: RunnerIdentity? {
+        RunnerIdentity.named(runners.serviceUser) ?? RunnerIdentity.named("nobody")
+    }
+
     func logPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).log" }
     func specPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).spec.json" }
 }
@@ -218,36 +238,96 @@ public actor JobSupervisor: Service {
         }
     }
 
-    /// Writes the spec, builds argv and environment, and spawns the runner.
+    /// Writes the spec, builds argv and environment, and spawns the runner: as the submitter
+    /// when berthd is root, so the kernel checks each file the runner opens with the
+    /// submitter's rights, at the moment it opens it; else as berthd, given descriptors of
+    /// the job's paths opened again now, with the submitter's rights checked on what was opened.
     private func start(_ job: JobRecord) async throws -> RunnerProcess {
         let id = job.id!
         let kind = job.jobKind
         let (model, unitRows) = try await ledger.read { tx in (try tx.model(id: job.model), try tx.units()) }
-        let fileManager = FileManager.default
-        try fileManager.createDirectory(atPath: settings.jobsFolder, withIntermediateDirectories: true)
-        // Outputs are the submitter's to read, whatever berthd's own umask (077) is.
-        try fileManager.createDirectory(atPath: job.output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        if getuid() == 0 { chown(job.output, uid_t(job.callerUid), gid_t(job.callerGid)) }
+        try FileManager.default.createDirectory(atPath: settings.jobsFolder, withIntermediateDirectories: true)
+
+        let submitter = job.submitter
+        var paths = (data: job.data, validation: job.validationData, output: job.output, modelDir: model?.artifactDir)
+        // The runner's descriptors from 3 on: the spec first, then what the resolver opened.
+        var passed: [Int32] = []
+        defer { passed.forEach { close($0) } }
+        func pass(_ fd: Int32) -> String {
+            passed.append(fd)
+            return "/proc/self/fd/\(2 + passed.count)"
+        }
+        let specFD = try openSpec(id)
+        passed.append(specFD)
+        let specPath = "/proc/self/fd/3"
+        if !settings.runnersActAsCallers {
+            let resolver = PathResolver(access: FileAccess(uid: submitter.uid, groups: Set(submitter.groups)), user: submitter.user)
+            do throws(PathResolver.Refusal) {
+                paths.data = pass(try resolver.openFile(job.data, field: "data"))
+                if let validation = job.validationData {
+                    paths.validation = pass(try resolver.openFile(validation, field: "validation_data"))
+                }
+                if let dir = model?.artifactDir {
+                    paths.modelDir = pass(try resolver.openFolder(dir, field: "model_dir", bits: 5, create: false))
+                }
+                paths.output = pass(try resolver.openFolder(job.output, field: "output", bits: 3, create: true))
+            } catch {
+                throw RunnerProcess.SpawnError(description: error.description)
+            }
+        }
 
         let spec = JobSpec(
             jobId: id, kind: kind.rawValue, model: job.model, baseModel: job.baseModel, modelName: job.modelName,
             hyperparameters: job.hyperparameters,
-            dataPath: job.data, validationDataPath: job.validationData, outputDir: job.output,
-            modelDir: model?.artifactDir, seed: UInt64(job.seed), units: job.units, maxTokens: model?.maxTokens ?? 4096)
-        try Wire.encoder(pretty: true).encode(spec).write(to: URL(fileURLWithPath: settings.specPath(jobID: id)))
+            dataPath: paths.data, validationDataPath: paths.validation, outputDir: paths.output,
+            modelDir: paths.modelDir, seed: UInt64(job.seed), units: job.units, maxTokens: model?.maxTokens ?? 4096)
+        try writeSpec(spec, id: id)
         // A fresh log: a ledger started anew reuses job ids, and its job 1 is not the old one.
-        guard FileManager.default.createFile(atPath: settings.logPath(jobID: id), contents: nil) else {
-            throw APIError(.internal, "cannot create the job's log \(settings.logPath(jobID: id)); check that berthd may write to its jobs folder")
-        }
+        unlink(settings.logPath(jobID: id))
 
         let template = ArgvTemplate(kind == .batchInference ? settings.runners.batch : settings.runners.train)
         let argv = try template.expand([
-            "spec": settings.specPath(jobID: id), "job_id": String(id), "output": job.output, "data": job.data,
-            "model_dir": model?.artifactDir ?? "", "model": job.model,
+            "spec": specPath, "job_id": String(id), "output": paths.output, "data": paths.data,
+            "model_dir": paths.modelDir ?? "", "model": job.model,
         ])
+        let identity = settings.runnersActAsCallers ? submitter : nil
         return try settings.spawn(
-            argv, units: job.units, catalog: unitRows, home: settings.jobsFolder, logPath: settings.logPath(jobID: id),
-            extra: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": settings.specPath(jobID: id)])
+            argv, units: job.units, catalog: unitRows, identity: identity, logPath: settings.logPath(jobID: id),
+            extra: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath]
+        ) { launch in
+            launch.passedDescriptors = passed
+            if identity != nil {
+                // Made and opened by the runner's own process, as its user, before it starts:
+                // a path it may not use fails the job with the path and the reason.
+                launch.folders = [("output", job.output)]
+                launch.readableFiles = [("data", job.data)] + (job.validationData.map { [("validation_data", $0)] } ?? [])
+            }
+        }
+    }
+
+    /// The spec berthd keeps for a job, written anew (never through a link in its place), and
+    /// a read-only descriptor of it for the runner: the jobs folder is berthd's own, so the
+    /// runner reads the spec as `/proc/self/fd/3` rather than by name.
+    private func openSpec(_ id: Int64) throws -> Int32 {
+        let path = settings.specPath(jobID: id)
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw APIError(.internal, "cannot create the job's spec \(path): \(String(cString: strerror(errno))); check that berthd may write to its jobs folder")
+        }
+        // berthd's umask is 077; the spec it just made is for the runner to read.
+        fchmod(fd, 0o644)
+        close(fd)
+        let reader = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard reader >= 0 else { throw APIError(.internal, "cannot open the job's spec \(path): \(String(cString: strerror(errno)))") }
+        return reader
+    }
+
+    private func writeSpec(_ spec: JobSpec, id: Int64) throws {
+        let fd = open(settings.specPath(jobID: id), O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw APIError(.internal, "cannot write the job's spec: \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        try handle.write(contentsOf: try Wire.encoder(pretty: true).encode(spec))
     }
 
     /// Reads the runner's events into the ledger until it exits, then records the end.
@@ -290,8 +370,10 @@ public actor JobSupervisor: Service {
     private func finish(_ job: JobRecord, exitStatus: Int) async {
         let id = job.id!
         let now = clock().wholeSeconds
-        if getuid() == 0 { Self.chownTree(job.output, uid: uid_t(job.callerUid), gid: gid_t(job.callerGid)) }
         let daemonStopping = shuttingDown
+        if exitStatus == 0, !daemonStopping, job.jobKind.customization != nil {
+            await writeMetricsFile(job)
+        }
         do {
             try await ledger.write { tx in
                 guard let current = try tx.job(id: id), !current.jobStatus.isTerminal else { return }
@@ -331,24 +413,65 @@ public actor JobSupervisor: Service {
                 Model.custom(id: name, base: base, owner: job.owner, customization: customization, artifactDir: job.output,
                              finalMetrics: final, jobID: id, createdAt: now),
                 now: now)
-            var csv = "step,epoch,training_loss,validation_loss\n"
-            for point in metrics {
-                csv += "\(point.step),\(point.epoch.map(String.init) ?? ""),\(point.trainingLoss.map { "\($0)" } ?? ""),\(point.validationLoss.map { "\($0)" } ?? "")\n"
-            }
-            let path = job.output + "/metrics.csv"
-            try Data(csv.utf8).write(to: URL(fileURLWithPath: path))
-            chmod(path, 0o644)
-            if getuid() == 0 { chown(path, uid_t(job.callerUid), gid_t(job.callerGid)) }
         }
         try tx.finishJob(id, status: .completed, reason: nil, exitStatus: 0, at: now)
     }
 
-    /// Hands a job's output folder to the user who asked for it.
-    static func chownTree(_ root: String, uid: uid_t, gid: gid_t) {
-        chown(root, uid, gid)
-        guard let walker = FileManager.default.enumerator(atPath: root) else { return }
-        for case let relative as String in walker {
-            lchown(root + "/" + relative, uid, gid)
+    /// `metrics.csv` in a training job's output folder, written with the submitter's rights:
+    /// as them (their file-system identity, on this thread only) when berthd is root, else
+    /// through the output folder opened again as `PathResolver` does. A folder the submitter
+    /// can no longer write gets no file, and the log says why; the job still completes.
+    private func writeMetricsFile(_ job: JobRecord) async {
+        guard let id = job.id, let metrics = try? await ledger.read({ tx in try tx.metrics(jobID: id) }) else { return }
+        var csv = "step,epoch,training_loss,validation_loss\n"
+        for point in metrics {
+            csv += "\(point.step),\(point.epoch.map(String.init) ?? ""),\(point.trainingLoss.map { "\($0)" } ?? ""),\(point.validationLoss.map { "\($0)" } ?? "")\n"
+        }
+        let bytes = Array(csv.utf8)
+        let submitter = job.submitter
+        let failure: String?
+        if settings.runnersActAsCallers {
+            let groups = submitter.groups.map { gid_t($0) }
+            let code = berth_write_file_as(uid_t(submitter.uid), gid_t(submitter.gid), groups, Int32(groups.count),
+                                           job.output + "/metrics.csv", bytes, bytes.count, 0o644)
+            failure = code == 0 ? nil : String(cString: strerror(code))
+        } else {
+            failure = Self.writeResolved(bytes, name: "metrics.csv", in: job.output, submitter: submitter)
+        }
+        if let failure {
+            logger.warning("cannot write metrics.csv in the job's output folder", metadata: ["job": "\(id)", "output": "\(job.output)", "error": "\(failure)"])
         }
     }
+
+    /// Writes a new file `name` into `folder`, opened again with `submitter`'s rights checked.
+    static func writeResolved(_ bytes: [UInt8], name: String, in folder: String, submitter: RunnerIdentity) -> String? {
+        let resolver = PathResolver(access: FileAccess(uid: submitter.uid, groups: Set(submitter.groups)), user: submitter.user)
+        let dir: Int32
+        do {
+            dir = try resolver.openFolder(folder, field: "output", bits: 3, create: false)
+        } catch {
+            return error.description
+        }
+        defer { close(dir) }
+        if unlinkat(dir, name, 0) != 0 && errno != ENOENT { return String(cString: strerror(errno)) }
+        let fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        defer { close(fd) }
+        fchmod(fd, 0o644)
+        var offset = 0
+        while offset < bytes.count {
+            let wrote = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if wrote < 0 {
+                if errno == EINTR { continue }
+                return String(cString: strerror(errno))
+            }
+            offset += wrote
+        }
+        return nil
+    }
+}
+
+extension JobRecord {
+    /// Who submitted the job, as the kernel reported the connection, with their groups now.
+    var submitter: RunnerIdentity { RunnerIdentity.of(uid: UInt32(callerUid), gid: UInt32(callerGid)) }
 }

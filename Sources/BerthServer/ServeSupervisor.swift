@@ -209,16 +209,40 @@ public actor ServeSupervisor: Service {
         defer { starting.remove(key) }
         do {
             let port = try Self.freeLoopbackPort()
-            let argv = try ArgvTemplate(settings.runners.serve).expand([
-                "model_dir": model.artifactDir ?? "", "port": String(port), "model": model.id,
-            ])
             let folder = settings.logDirectory + "/serve"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let catalog = (try? await ledger.read { tx in try tx.units() }) ?? []
+            let (identity, owner) = await Self.identity(of: model, ledger: ledger, settings: settings)
+            if settings.runnersActAsCallers && identity == nil {
+                throw RunnerProcess.SpawnError(description: model.isCustom
+                    ? "the owner of \(model.id) is not a user of this machine; berthd runs no model as root for someone else"
+                    : "the service user '\(settings.runners.serviceUser)' does not exist, nor does nobody; create it (make install does) or set [runners] service_user")
+            }
+            // As root, a custom model is served as its owner and a base model as the service
+            // user; otherwise as berthd, with the owner's model folder opened again now.
+            var modelDir = model.artifactDir ?? ""
+            var passed: [Int32] = []
+            defer { passed.forEach { close($0) } }
+            if !settings.runnersActAsCallers, let dir = model.artifactDir, let owner {
+                let resolver = PathResolver(access: FileAccess(uid: owner.uid, groups: Set(owner.groups)), user: owner.user)
+                do throws(PathResolver.Refusal) {
+                    passed.append(try resolver.openFolder(dir, field: "model_dir", bits: 5, create: false))
+                } catch {
+                    throw RunnerProcess.SpawnError(description: error.description)
+                }
+                modelDir = "/proc/self/fd/3"
+            }
+            let argv = try ArgvTemplate(settings.runners.serve).expand([
+                "model_dir": modelDir, "port": String(port), "model": model.id,
+            ])
             // A process started after the shutdown's last look would outlive berthd.
             guard !shuttingDown else { return }
             let process = try settings.spawn(
-                argv, units: units, catalog: catalog, home: folder, logPath: "\(folder)/\(key).log", extra: ["BERTH_SERVE": "\(key)"])
+                argv, units: units, catalog: catalog, identity: identity, logPath: "\(folder)/\(key).log",
+                extra: ["BERTH_SERVE": "\(key)"]
+            ) { launch in
+                launch.passedDescriptors = passed
+            }
             servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)
             // Its stdout is not berthd's business: into its log, so nothing piles up in memory.
             let log = "\(folder)/\(key).log"
@@ -299,6 +323,23 @@ public actor ServeSupervisor: Service {
             try tx.finish(reservationID: reservation.id, status: .failed, at: now, reason: reason)
         }
         onReservationFailed()
+    }
+
+    /// Whom a serve process of `model` runs as (`nil`: berthd's own user), and the owner whose
+    /// rights its model folder is checked with: a custom model's owner, as the job that made it
+    /// ran; a base model's is the service user's.
+    static func identity(of model: Model, ledger: Ledger, settings: JobSettings) async -> (run: RunnerIdentity?, owner: RunnerIdentity?) {
+        var owner: RunnerIdentity?
+        if model.isCustom {
+            if let jobID = model.jobID, let job = try? await ledger.read({ tx in try tx.job(id: jobID) }) {
+                owner = job.submitter
+            } else if let name = model.owner {
+                owner = RunnerIdentity.named(name) ?? UInt32(name).map { RunnerIdentity.of(uid: $0, gid: $0) }
+            }
+        } else {
+            owner = settings.serviceIdentity
+        }
+        return (settings.runnersActAsCallers ? owner : nil, owner)
     }
 
     /// A port the kernel says is free on 127.0.0.1 now.

@@ -4,13 +4,13 @@ import Foundation
 /// what it was given. What it does is chosen by words in its data file's name: `crash` exits 3,
 /// `slow` runs for a minute (with a child process, to check the whole group is stopped),
 /// anything else reports three steps and exits 0. It leaves `<job>.units` and `<job>.pid`
-/// beside the job's spec.
+/// beside itself (the spec is a descriptor, `/proc/self/fd/3`, in no folder of its own).
 public enum FakeRunner {
     public static let script = #"""
         #!/bin/sh
         spec="$1"
         data=$(sed -n 's/.*"data_path" *: *"\([^"]*\)".*/\1/p' "$spec")
-        dir=$(dirname "$spec")
+        dir=$(dirname "$0")
         echo "$BERTH_UNITS" > "$dir/$BERTH_JOB_ID.units"
         echo $$ > "$dir/$BERTH_JOB_ID.pid"
         echo "fake runner: job $BERTH_JOB_ID on $BERTH_UNITS (devices $BERTH_DEVICES)" >&2

@@ -143,6 +143,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
             train = \(tomlArray(runner ?? ["berth-runner", "train", "--spec", "{spec}"]))
             batch = \(tomlArray(runner ?? ["berth-runner", "batch", "--spec", "{spec}"]))
             serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"]
+            service_user = "nobody"
 
             """
         return toml + extra

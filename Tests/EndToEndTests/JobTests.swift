@@ -79,7 +79,7 @@ struct JobTests {
         let metrics = try #require(done["metrics"] as? [[String: Any]])
         #expect(metrics.compactMap { $0["training_loss"] as? Double } == [9, 8, 7])
         // BERTH_UNITS is a subset of the units the reservation leases.
-        let seen = try String(contentsOfFile: daemon.directory.file("logs/jobs/\(id).units"), encoding: .utf8)
+        let seen = try String(contentsOfFile: scripts.file("\(id).units"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init)
         let leased = try #require(try daemon.json(["reservations", "train"])["leases"] as? [[String: Any]]).compactMap { $0["unit"] as? String }
         #expect(!seen.isEmpty && Set(seen).isSubset(of: Set(leased)))
@@ -256,10 +256,10 @@ struct JobTests {
         defer { scripts.remove() }
         let id = try submittedID(try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o")))
         try wait(daemon, id, for: ["running"])
-        let childFile = daemon.directory.file("logs/jobs/\(id).child")
+        let childFile = scripts.file("\(id).child")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
-        let pid = try #require(Int32(try String(contentsOfFile: daemon.directory.file("logs/jobs/\(id).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pid = try #require(Int32(try String(contentsOfFile: scripts.file("\(id).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         let stop = try daemon.cli(["stop", String(id)])
         #expect(stop.status == 0, "\(stop)")
@@ -333,7 +333,7 @@ struct JobTests {
         let running = try submittedID(try submit(daemon, "run", data: data, output: daemon.directory.file("o1")))
         let queued = try submittedID(try submit(daemon, "next", data: data, output: daemon.directory.file("o2"), extra: ["--priority=-1"]))
         try wait(daemon, running, for: ["running"])
-        let pidFile = daemon.directory.file("logs/jobs/\(running).pid")
+        let pidFile = scripts.file("\(running).pid")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: pidFile) && Date() < deadline { usleep(50_000) }
         let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -356,7 +356,7 @@ struct JobTests {
         defer { scripts.remove() }
         let id = try submittedID(try submit(daemon, "run", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o1")))
         try wait(daemon, id, for: ["running"])
-        let childFile = daemon.directory.file("logs/jobs/\(id).child")
+        let childFile = scripts.file("\(id).child")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
         let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
