@@ -169,9 +169,10 @@ struct PathResolver {
     func openFolder(_ path: String, field: String, bits: UInt32, create: Bool) throws(Refusal) -> Int32 {
         let (folder, name) = try walk(path, field: field, creating: create)
         defer { close(folder) }
-        var fd = openat(folder, name, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = openat(folder, name, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0, errno == ENOENT, create {
-            fd = try make(name, in: folder, field: field, path: path)
+            // Made now by berthd, in a folder the caller may write: theirs to use.
+            return try make(name, in: folder, field: field, path: path)
         }
         guard fd >= 0 else { throw refusal(field, path, at: folder, name, errno: errno) }
         var info = stat()

@@ -88,6 +88,9 @@ public actor JobSupervisor: Service {
     private let logger: Logger
     private let doorbell = Doorbell()
     private var processes: [Int64: RunnerProcess] = [:]
+    /// When berthd is not root: each running job's output folder as it was opened and checked
+    /// at its start, so what berthd writes there at its end goes to that folder and no other.
+    private var outputFolders: [Int64: Int32] = [:]
     /// Jobs already sent SIGTERM, so the signal (and the SIGKILL after the grace) is sent once.
     private var signalled: Set<Int64> = []
     private var shuttingDown = false
@@ -230,6 +233,7 @@ public actor JobSupervisor: Service {
             Task { await self.follow(job, process) }
         } catch {
             logger.error("runner did not start", metadata: ["job": "\(id)", "error": "\(error)"])
+            if processes[id] == nil, let folder = outputFolders.removeValue(forKey: id) { close(folder) }
             let now = clock().wholeSeconds
             _ = try? await ledger.write { tx in
                 try tx.finishJob(id, status: .failed, reason: "runner did not start: \(error)", exitStatus: nil, at: now)
@@ -270,7 +274,9 @@ public actor JobSupervisor: Service {
                 if let dir = model?.artifactDir {
                     paths.modelDir = pass(try resolver.openFolder(dir, field: "model_dir", bits: 5, create: false))
                 }
-                paths.output = pass(try resolver.openFolder(job.output, field: "output", bits: 3, create: true))
+                let output = try resolver.openFolder(job.output, field: "output", bits: 3, create: true)
+                outputFolders[id] = dup(output)
+                paths.output = pass(output)
             } catch {
                 throw RunnerProcess.SpawnError(description: error.description)
             }
@@ -363,6 +369,7 @@ public actor JobSupervisor: Service {
         let status = await process.exitStatus()
         await finish(job, exitStatus: Int(status))
         processes[id] = nil
+        if let folder = outputFolders.removeValue(forKey: id) { close(folder) }
         signalled.remove(id)
         onJobEnded()
     }
@@ -435,24 +442,18 @@ public actor JobSupervisor: Service {
             let code = berth_write_file_as(uid_t(submitter.uid), gid_t(submitter.gid), groups, Int32(groups.count),
                                            job.output + "/metrics.csv", bytes, bytes.count, 0o644)
             failure = code == 0 ? nil : String(cString: strerror(code))
+        } else if let folder = outputFolders[id] {
+            failure = Self.writeFile(bytes, name: "metrics.csv", in: folder)
         } else {
-            failure = Self.writeResolved(bytes, name: "metrics.csv", in: job.output, submitter: submitter)
+            failure = "the output folder was not opened when the job started"
         }
         if let failure {
             logger.warning("cannot write metrics.csv in the job's output folder", metadata: ["job": "\(id)", "output": "\(job.output)", "error": "\(failure)"])
         }
     }
 
-    /// Writes a new file `name` into `folder`, opened again with `submitter`'s rights checked.
-    static func writeResolved(_ bytes: [UInt8], name: String, in folder: String, submitter: RunnerIdentity) -> String? {
-        let resolver = PathResolver(access: FileAccess(uid: submitter.uid, groups: Set(submitter.groups)), user: submitter.user)
-        let dir: Int32
-        do {
-            dir = try resolver.openFolder(folder, field: "output", bits: 3, create: false)
-        } catch {
-            return error.description
-        }
-        defer { close(dir) }
+    /// Writes a new file `name` into the folder open as `dir`, following no link at `name`.
+    static func writeFile(_ bytes: [UInt8], name: String, in dir: Int32) -> String? {
         if unlinkat(dir, name, 0) != 0 && errno != ENOENT { return String(cString: strerror(errno)) }
         let fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return String(cString: strerror(errno)) }

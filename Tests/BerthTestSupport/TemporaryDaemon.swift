@@ -62,6 +62,8 @@ public final class TemporaryDaemon: @unchecked Sendable {
     public var configPath: String { directory.file("berthd.toml") }
     public var logPath: String { directory.file("berthd.log") }
     private var process: Process?
+    /// The user berthd runs as; `nil` is the test's own (root). The daemon's folder is theirs.
+    public let user: TestUser?
 
     /// A laptop-sized pool: `dedicated` CPU units, two shared, and two models.
     /// `runner`, when given, is the train and batch argv instead of the reference runner.
@@ -163,9 +165,14 @@ public final class TemporaryDaemon: @unchecked Sendable {
         return "examples"
     }
 
-    public init(config: String = TemporaryDaemon.config()) throws {
+    public init(config: String = TemporaryDaemon.config(), as user: TestUser? = nil) throws {
         directory = try TemporaryDirectory(prefix: "berthd")
+        self.user = user
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        if let user {
+            chown(directory.path, user.uid, 65534)
+            chmod(configPath, 0o644)
+        }
     }
 
     /// Starts berthd and waits until its socket answers.
@@ -185,8 +192,15 @@ public final class TemporaryDaemon: @unchecked Sendable {
     /// starts up.
     public func launch() throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Products.path("berthd"))
-        process.arguments = ["--config", configPath, "--socket", socket, "--database", database]
+        let arguments = ["--config", configPath, "--socket", socket, "--database", database]
+        if let user {
+            // setpriv execs berthd in its own place, so the pid is berthd's.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user.uid)", "--regid=65534", "--clear-groups", Products.path("berthd")] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Products.path("berthd"))
+            process.arguments = arguments
+        }
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
