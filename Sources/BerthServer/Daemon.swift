@@ -1,5 +1,6 @@
 public import BerthConfig
 import BerthCore
+import BerthRunner
 import BerthStore
 import BerthWire
 public import Foundation
@@ -67,6 +68,14 @@ public struct Daemon: Sendable {
         }
         if activated == nil, Self.socketAnswers(socketPath) {
             throw StartupError(description: "something already listens on \(socketPath); stop it first or choose another --socket")
+        }
+
+        // As root, runners take their users' identities; base models are served as the service user.
+        if geteuid() == 0, RunnerIdentity.named(config.runners.serviceUser) == nil {
+            logger.warning("""
+                service user '\(config.runners.serviceUser)' does not exist: base models are served as nobody; \
+                create it (make install does) or set [runners] service_user
+                """)
         }
 
         // 2. The ledger: open, bring the catalog up to the config, catch up on what fell due.

@@ -248,6 +248,10 @@ private let problemCases: [ProblemCase] = [
 
     // Runners.
     ProblemCase(
+        sentence: "A service user that cannot be a user name is refused",
+        toml: F.config(runners: F.runners + "service_user = \"berth staff\"\n"),
+        keyPath: "runners.service_user", message: "must be a user name"),
+    ProblemCase(
         sentence: "An empty runner argv is refused",
         toml: F.valid(replacing: "serve = [\"berth-runner\", \"serve\", \"--model-dir\", \"{model_dir}\", \"--port\", \"{port}\"]", with: "serve = []"),
         keyPath: "runners.serve", message: "must not be empty"),

@@ -197,4 +197,50 @@ struct RunnerRightsTests {
             #expect(!FileManager.default.fileExists(atPath: "\(home)/o-data"))
         }
     }
+
+    /// The uid a process runs as, from the kernel's view of it.
+    func uid(of pid: Int32) -> UInt32? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return nil }
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { UInt32($0) }
+    }
+
+    /// Pids of this daemon's serve processes whose BERTH_SERVE starts with `prefix`.
+    func servePIDs(_ daemon: TemporaryDaemon, _ prefix: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return variables.contains { $0.hasPrefix("BERTH_SERVE=\(prefix)") } && variables.contains("BERTH_LEDGER=\(daemon.database)")
+        }
+    }
+
+    @Test("with berthd as root, a custom model is served as its owner and a base model on demand as the service user")
+    func serveIdentities() throws {
+        // `daemon` (uid 1) as the service user, so it cannot be mistaken for the owner, nobody.
+        let config = TemporaryDaemon.config().replacingOccurrences(of: "service_user = \"nobody\"", with: "service_user = \"daemon\"")
+        let daemon = try TemporaryDaemon(config: config)
+        try daemon.start()
+        let home = daemon.directory.file("home")
+        make(home, folderOwnedBy: TestUser.nobody.uid, mode: 0o755)
+        try copy("fine-tuning.jsonl", to: "\(home)/data.jsonl", owner: TestUser.nobody.uid)
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"], as: .nobody).status == 0)
+        let id = try submitted(try daemon.cli([
+            "submit", "ft", "--reservation", "train", "--kind", "fine-tuning", "--data", "\(home)/data.jsonl",
+            "--output", "\(home)/model", "--model-name", "nobodys-model", "--epochs", "1",
+        ], as: .nobody))
+        let done = try waitFor(daemon, id, as: .nobody, ["completed", "failed"])
+        #expect(done["status"] as? String == "completed", "\(done)")
+
+        #expect(try daemon.cli(["reserve", "mine", "--model", "nobodys-model", "--units", "1", "--purpose", "inference"], as: .nobody).status == 0)
+        let call = try daemon.cli(["invoke", "mine", "--prompt", "what does the ledger keep", "--max-tokens", "4"], as: .nobody)
+        #expect(call.status == 0, "\(call)\n\(daemon.log)")
+        let owned = servePIDs(daemon, "reservation-")
+        #expect(!owned.isEmpty && owned.allSatisfy { uid(of: $0) == TestUser.nobody.uid }, "\(owned.map { uid(of: $0) as Any })")
+
+        let onDemand = try daemon.cli(["invoke", Self.model, "--prompt", "what does the ledger keep", "--max-tokens", "4"])
+        #expect(onDemand.status == 0, "\(onDemand)\n\(daemon.log)")
+        let shared = servePIDs(daemon, "on-demand-")
+        #expect(!shared.isEmpty && shared.allSatisfy { uid(of: $0) == 1 }, "\(shared.map { uid(of: $0) as Any })")
+    }
 }
