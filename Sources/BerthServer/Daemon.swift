@@ -1,6 +1,7 @@
 public import BerthConfig
 import BerthCore
 import BerthRunner
+import CBerthSpawn
 import BerthStore
 import BerthWire
 public import Foundation
@@ -199,16 +200,18 @@ public func buildApplication(plane: ControlPlane, socketPath: String, socketGrou
         configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socketPath), serverName: "berthd/\(BerthVersion.current)"),
         onServerRunning: { _ in
             // Users in the socket's group may connect; nobody else.
+            var gid = gid_t.max
             if let socketGroup {
-                if let gid = CallerDirectory.groupID(name: socketGroup) {
-                    if chown(socketPath, uid_t.max, gid) != 0 {
-                        logger.warning("cannot give the socket to group \(socketGroup): \(String(cString: strerror(errno)))")
-                    }
+                if let found = CallerDirectory.groupID(name: socketGroup) {
+                    gid = found
                 } else {
                     logger.warning("socket group '\(socketGroup)' does not exist; only \(CallerDirectory.userName(uid: getuid()) ?? "the daemon's user") can connect")
                 }
             }
-            chmod(socketPath, 0o660)
+            let failed = berth_restrict_socket(socketPath, gid, 0o660)
+            if failed != 0 {
+                logger.warning("cannot give the socket to group \(socketGroup ?? "-") with mode 0660: \(String(cString: strerror(failed)))")
+            }
             logger.info("listening", metadata: ["socket": "\(socketPath)", "version": "\(BerthVersion.current)"])
             await onListening()
         },

@@ -41,11 +41,15 @@ enum LedgerFileMode {
         }
         var tightened: [LooseLedgerFile] = []
         for file in [path, path + "-wal", path + "-shm"] {
+            // By descriptor, and never through a link: what is tightened is the file itself.
+            let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { continue }  // -wal and -shm exist only while open
+            defer { close(fd) }
             var info = stat()
-            guard stat(file, &info) == 0 else { continue }  // -wal and -shm exist only while open
+            guard fstat(fd, &info) == 0 else { continue }
             let permissions = UInt32(info.st_mode) & 0o777
             guard permissions & 0o077 != 0 else { continue }
-            guard chmod(file, mode) == 0 else {
+            guard fchmod(fd, mode) == 0 else {
                 throw LedgerFileError(description: """
                     the ledger file \(file) is mode \(String(permissions, radix: 8)), so other users could read it, and berthd \
                     cannot change that: \(String(cString: strerror(errno))); run `chmod 600 \(file)` as its owner, or give it to berthd's user

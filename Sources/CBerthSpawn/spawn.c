@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -207,3 +208,26 @@ int berth_write_file_as(uid_t uid, gid_t gid, const gid_t *groups, int group_cou
 }
 
 int berth_o_path(void) { return O_PATH; }
+
+int berth_restrict_socket(const char *path, gid_t gid, mode_t mode) {
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno;
+    struct stat info;
+    int result = 0;
+    if (fstat(fd, &info) != 0) {
+        result = errno;
+    } else if (!S_ISSOCK(info.st_mode)) {
+        result = ENOTSOCK;
+    } else if (info.st_uid != geteuid()) {
+        result = EPERM;
+    } else if (gid != (gid_t)-1 && fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) != 0) {
+        result = errno;
+    } else {
+        /* chmod has no descriptor form for an O_PATH descriptor; its /proc link is the inode. */
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        if (chmod(link, mode) != 0) result = errno;
+    }
+    close(fd);
+    return result;
+}

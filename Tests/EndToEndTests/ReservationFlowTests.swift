@@ -145,7 +145,13 @@ struct ReservationFlowTests {
         #expect(result.status == 0)
         daemon.kill9()
         try daemon.start()
-        let shown = try reservation(daemon, "durable")
+        // Active again once the restarted daemon's serve process for it answers.
+        var shown = try reservation(daemon, "durable")
+        let deadline = Date().addingTimeInterval(30)
+        while shown["status"] as? String == "pending" && Date() < deadline {
+            usleep(50_000)
+            shown = try reservation(daemon, "durable")
+        }
         #expect(shown["status"] as? String == "active")
         #expect((shown["leases"] as? [Any])?.count == 4)
     }

@@ -58,6 +58,11 @@ int berth_spawn(const berth_spawn_request *request, pid_t *pid, berth_spawn_fail
 int berth_write_file_as(uid_t uid, gid_t gid, const gid_t *groups, int group_count, const char *path,
                         const void *bytes, size_t length, mode_t mode);
 
+/// Gives the socket at `path` to group `gid` (unless it is (gid_t)-1) and mode `mode`, by
+/// descriptor: a link put in its place is not followed, and anything but a socket owned by
+/// this process's user is left alone. Returns 0, or an errno (ENOTSOCK, EPERM, ...).
+int berth_restrict_socket(const char *path, gid_t gid, mode_t mode);
+
 /// O_PATH, which Swift's Glibc module leaves out with the other GNU extensions.
 int berth_o_path(void);
 
