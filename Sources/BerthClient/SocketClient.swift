@@ -194,6 +194,8 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case api(status: Int, body: ErrorBody, retryAfter: Int?)
     /// A 2xx answer whose body is not what the request promises.
     case undecodable(String)
+    /// berthd took the connection but did not answer in time: stopped, wedged or overloaded.
+    case timedOut(path: String, after: Duration, request: String)
 
     public var code: String {
         switch self {
@@ -201,6 +203,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .transport: "transport"
         case .api(_, let body, _): body.error.code
         case .undecodable: "bad-response"
+        case .timedOut: "timeout"
         }
     }
 
@@ -210,12 +213,17 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .transport(let reason): reason
         case .api(_, let body, _): body.error.message
         case .undecodable(let reason): reason
+        case .timedOut(let path, let limit, let request):
+            """
+            berthd at \(path) did not answer \(request) within \(limit.components.seconds) s; it may be stopped or wedged: \
+            look with `systemctl status berthd` and its log (`journalctl -u berthd`), or wait longer with --timeout
+            """
         }
     }
 
     public var exitStatus: ExitStatus {
         switch self {
-        case .unreachable: .unreachable
+        case .unreachable, .timedOut: .unreachable
         case .transport, .undecodable: .failure
         case .api(let status, _, _): ExitStatus(httpStatus: status)
         }

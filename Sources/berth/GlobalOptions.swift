@@ -16,6 +16,38 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print the API's JSON document instead of a table.")
     var json = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to wait for each answer of berthd (default: $BERTH_TIMEOUT, else \(Int(Self.defaultTimeout))).",
+            valueName: "seconds"))
+    var timeout: Double?
+
+    static let defaultTimeout: Double = 30
+
+    /// How long one exchange may take; a bad $BERTH_TIMEOUT is a usage error, not ignored.
+    var timeoutDuration: Duration {
+        get throws(CommandFailure) {
+            var seconds = Self.defaultTimeout
+            if let timeout {
+                seconds = timeout
+            } else if let text = ProcessInfo.processInfo.environment["BERTH_TIMEOUT"], !text.isEmpty {
+                guard let value = Double(text) else {
+                    throw .invalidArgument("BERTH_TIMEOUT: '\(text)' is not a number of seconds")
+                }
+                seconds = value
+            }
+            guard seconds > 0, seconds <= 86_400 else {
+                throw .invalidArgument("--timeout: must be more than 0 and at most 86400 seconds, got \(seconds)")
+            }
+            return .milliseconds(Int64(seconds * 1000))
+        }
+    }
+
+    /// A connection to berthd for one exchange at a time, with the deadline above.
+    var connection: ControlConnection {
+        get throws(CommandFailure) { ControlConnection(socketPath: socketPath, timeout: try timeoutDuration) }
+    }
+
     var socketPath: String {
         if let socket, !socket.isEmpty { return socket }
         if let fromEnvironment = ProcessInfo.processInfo.environment["BERTH_SOCKET"], !fromEnvironment.isEmpty {
@@ -34,7 +66,7 @@ struct GlobalOptions: ParsableArguments {
         body: (any Encodable)? = nil,
         idempotencyKey: String? = nil
     ) async throws(CommandFailure) -> Reply<T> {
-        let client = SocketClient(socketPath: socketPath)
+        let client = try connection
         var data: Data?
         if let body {
             do {
@@ -49,7 +81,7 @@ struct GlobalOptions: ParsableArguments {
         while true {
             attempt += 1
             do {
-                let response = try await client.send(method: method, path: path, body: data, headers: headers)
+                let response = try client.send(method: method, path: path, body: data, headers: headers)
                 return Reply(value: try response.decoded(as: T.self), body: response.body)
             } catch {
                 if case .transport = error, retryable, attempt < 2 { continue }

@@ -54,12 +54,12 @@ extension Berth {
 
         /// Log bytes from the offset in the path, and the file's whole size (`Berth-Log-Size`).
         private func fetch(_ path: String) async throws(CommandFailure) -> (bytes: Data, size: Int64?) {
-            let client = SocketClient(socketPath: global.socketPath)
+            let client = try global.connection
             var attempt = 0
             while true {
                 attempt += 1
                 do throws(ClientError) {
-                    let response = try await client.send(method: "GET", path: path, headers: [("Accept", "text/plain")])
+                    let response = try client.send(method: "GET", path: path, headers: [("Accept", "text/plain")])
                     guard (200..<300).contains(response.status) else { throw response.apiError }
                     let size = response.header("Berth-Log-Size").flatMap {
                         Int64($0.trimmingCharacters(in: .whitespaces))

@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# berth's command line against a real single-node Slurm (Debian's slurm-wlm 22.05), side by side,
+# on the same machine in the same run. Each row does the same work with both and prints a ratio
+# that is above 1 when berth is faster:
+#
+#   1. 1,000 job submissions, one CLI call after another: `sbatch` vs `berth submit`, jobs/s;
+#   2. a reservation made and deleted, CLI: `scontrol create|delete reservation` vs
+#      `berth reserve|release`, ms per call;
+#   3. listing those 1,000 queued jobs: `squeue` vs `berth jobs --all` (and the default
+#      `berth jobs`), median ms;
+#   4. 20 trivial jobs on one unit, from the first submit to the last one done, seconds;
+#   5. a CLI's start-up: `berth status` vs `squeue --version` (process start only) and vs `sinfo`
+#      (start plus one round trip to its daemon), median ms of 200 runs.
+#
+# It installs what it lacks (munge, slurmctld, slurmd, slurm-client, hyperfine; apt-get), builds
+# berth's release binaries if they are missing or older than the sources, and starts munged,
+# slurmctld, slurmd and berthd as plain background processes on a temporary folder (no systemd,
+# no accounting database), all stopped by PID when it ends. It runs as root: slurmd must, and
+# berthd runs its jobs as their submitter only as root. About two to three minutes.
+#
+#     Benchmarks/run-cli-bench.sh
+#
+# Environment: BENCH_JOBS (default 1000), BENCH_TRIVIAL (20), BENCH_RESERVATIONS (create/delete
+# pairs, 100), BENCH_STARTUP_RUNS (200), BENCH_LIST_RUNS (20), BENCH_KEEP=1 keeps the temporary
+# folder (configs, ledger, logs), SWIFT (default swift, else /opt/swift/usr/bin/swift).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LC_ALL=C   # "." in $EPOCHREALTIME and in awk's numbers
+export PATH="$PATH:/usr/sbin:/sbin"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "slurmd needs root: running again under sudo" >&2
+    exec sudo -E env "PATH=$PATH" bash "$0" "$@"
+fi
+
+jobs_n=${BENCH_JOBS:-1000}
+trivial_n=${BENCH_TRIVIAL:-20}
+reservations_n=${BENCH_RESERVATIONS:-100}
+startup_runs=${BENCH_STARTUP_RUNS:-200}
+list_runs=${BENCH_LIST_RUNS:-20}
+model=amazon.nova-micro-v1:0   # one compute unit per model unit in the config below
+data=$PWD/examples/fine-tuning.jsonl
+
+# 1. What Slurm and the measuring need, from Debian's packages.
+need=()
+command -v munged >/dev/null 2>&1 || need+=(munge)
+command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld)
+command -v slurmd >/dev/null 2>&1 || need+=(slurmd)
+command -v sbatch >/dev/null 2>&1 || need+=(slurm-client)
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+command -v python3 >/dev/null 2>&1 || need+=(python3)   # reads berth jobs --json
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${need[@]}" >&2
+fi
+
+# 2. berth's release binaries, statically linked with the Swift runtime as they ship.
+swift=${SWIFT:-swift}
+if ! command -v "$swift" >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then swift=/opt/swift/usr/bin/swift; fi
+bin=$PWD/.build/release
+for product in berthd berth; do
+    if [ ! -x "$bin/$product" ] || [ -n "$(find Sources Package.swift Package.resolved -newer "$bin/$product" -print -quit)" ]; then
+        echo "building $product (release, --static-swift-stdlib)" >&2
+        "$swift" build -c release --static-swift-stdlib --product "$product" >&2
+    fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-cli-bench.XXXXXX")
+chmod 755 "$tmp"   # munged wants its socket's folders searchable by all
+mkdir -p "$tmp/munge" "$tmp/run" "$tmp/slurm/state" "$tmp/slurm/spool" "$tmp/slurm/work" "$tmp/logs" "$tmp/out"
+chmod 700 "$tmp/munge"
+export SLURM_CONF=$tmp/slurm/slurm.conf
+export BERTH_SOCKET=$tmp/berthd.sock
+unset SLURM_JOB_ID SLURM_JOBID SLURM_CLUSTERS SQUEUE_FORMAT SQUEUE_FORMAT2 SINFO_FORMAT
+
+munged_pid= ctld_pid= slurmd_pid= berthd_pid=
+stop_pid() {   # TERM, up to 10 s, then KILL; the processes are this shell's children
+    local pid=$1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+finish() {
+    status=$?
+    trap - EXIT INT TERM
+    if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null; then
+        # No job of this private cluster outlives it: a running one's slurmstepd would.
+        timeout 10 scancel --user=root >/dev/null 2>&1 || true
+        for _ in $(seq 100); do [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
+    fi
+    stop_pid "$berthd_pid"
+    stop_pid "$slurmd_pid"
+    stop_pid "$ctld_pid"
+    stop_pid "$munged_pid"
+    if [ "$status" -ne 0 ]; then
+        for log in berthd.log slurm/slurmctld.log slurm/slurmd.log munge/munged.log; do
+            [ -s "$tmp/$log" ] && { echo "--- $log" >&2; tail -15 "$tmp/$log" >&2; }
+        done
+    fi
+    if [ "$status" -ne 0 ] || [ "${BENCH_KEEP:-}" = 1 ]; then
+        echo "kept $tmp (configs, ledger, logs)" >&2
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$status"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# Arithmetic on decimals: calc EXPRESSION [DIGITS].
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+# How many jobs of `berth jobs --json` on stdin are on reservation $1 with status $2.
+count_jobs() {
+    python3 -c 'import json, sys; print(sum(1 for j in json.load(sys.stdin)["jobs"] if j["reservation"] == sys.argv[1] and j["status"] == sys.argv[2]))' "$@"
+}
+# The median of hyperfine's runs in ms, from its JSON export.
+median_ms() { awk -F: '/"median"/ { gsub(/[ ,]/, "", $2); printf "%.2f", $2 * 1000; exit }' "$1"; }
+
+# 3. Slurm: munged with its own key and socket, then slurmctld and slurmd on a minimal config.
+dd if=/dev/urandom of="$tmp/munge/munge.key" bs=1024 count=1 status=none
+chmod 400 "$tmp/munge/munge.key"
+munged --foreground --socket="$tmp/run/munge.sock" --key-file="$tmp/munge/munge.key" \
+    --pid-file="$tmp/run/munged.pid" --seed-file="$tmp/munge/munged.seed" --log-file="$tmp/munge/munged.log" \
+    >>"$tmp/munge/munged.log" 2>&1 &
+munged_pid=$!
+for _ in $(seq 100); do [ -S "$tmp/run/munge.sock" ] && break; sleep 0.05; done
+[ -S "$tmp/run/munge.sock" ] || { echo "munged did not start" >&2; exit 1; }
+
+# Two free TCP ports for slurmctld and slurmd (6817/6818 unless a Slurm already has them).
+port=6817
+if command -v ss >/dev/null 2>&1; then
+    listening=$(ss -Hltn | awk '{ n = split($4, a, ":"); print a[n] }')
+    while grep -qx -e "$port" -e "$((port + 1))" <<<"$listening"; do port=$((port + 2)); done
+fi
+host=$(hostname -s)
+cat >"$SLURM_CONF" <<EOF
+ClusterName=berthbench
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$tmp/run/munge.sock
+StateSaveLocation=$tmp/slurm/state
+SlurmdSpoolDir=$tmp/slurm/spool
+SlurmctldPidFile=$tmp/run/slurmctld.pid
+SlurmdPidFile=$tmp/run/slurmd.pid
+SlurmctldLogFile=$tmp/slurm/slurmctld.log
+SlurmdLogFile=$tmp/slurm/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MailProg=/bin/true
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+PartitionName=bench Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+slurmctld -D -f "$SLURM_CONF" >>"$tmp/slurm/slurmctld.out" 2>&1 &
+ctld_pid=$!
+slurmd -D -f "$SLURM_CONF" >>"$tmp/slurm/slurmd.out" 2>&1 &
+slurmd_pid=$!
+idle=
+for _ in $(seq 120); do
+    kill -0 "$ctld_pid" 2>/dev/null || { echo "slurmctld exited" >&2; exit 1; }
+    kill -0 "$slurmd_pid" 2>/dev/null || { echo "slurmd exited" >&2; exit 1; }
+    [ "$(sinfo -h -N -o %T 2>/dev/null)" = idle ] && { idle=1; break; }
+    sleep 0.5
+done
+[ -n "$idle" ] || { echo "sinfo never showed $host idle: $(sinfo -N 2>&1)" >&2; exit 1; }
+slurm_version=$(sinfo --version)
+
+# 4. berthd: a temporary config with four dedicated units, one model, and /bin/true for every
+#    runner, so a job that starts is done at once; a high queued-jobs limit.
+{
+    printf '[daemon]\nsocket_group = "%s"\nadmins = []\nlog_level = "warning"\nlog_directory = "%s/logs"\nstop_grace_seconds = 2\n\n' "$(id -gn)" "$tmp"
+    printf '[limits]\nmax_queued_jobs_per_user = 1000000\n\n'
+    for i in 0 1 2 3; do printf '[[units]]\nid = "u-%d"\nkind = "cpu"\ndevice = %d\npool = "dedicated"\n\n' "$i" "$i"; done
+    cat <<'TOML'
+[[models]]
+id = "amazon.nova-micro-v1:0"
+provider = "Amazon"
+input_modalities = ["text"]
+output_modalities = ["text"]
+max_tokens = 128000
+on_demand = false
+customizations = ["fine-tuning"]
+units_per_model_unit = 1
+tokens_per_minute = 60000
+[models.price]
+model_unit_hour = 12.0
+
+[runners]
+train = ["/bin/true"]
+batch = ["/bin/true"]
+serve = ["/bin/true"]
+TOML
+} >"$tmp/berthd.toml"
+"$bin/berthd" check-config --config "$tmp/berthd.toml" >/dev/null
+"$bin/berthd" --config "$tmp/berthd.toml" --socket "$BERTH_SOCKET" --database "$tmp/berth.db" >"$tmp/berthd.log" 2>&1 &
+berthd_pid=$!
+for _ in $(seq 600); do
+    "$bin/berth" status >/dev/null 2>&1 && break
+    kill -0 "$berthd_pid" 2>/dev/null || { echo "berthd did not start" >&2; exit 1; }
+    sleep 0.05
+done
+berth_version=$("$bin/berth" status --json | sed -n 's/.*"version" *: *"\([^"]*\)".*/\1/p')
+berth=$bin/berth
+
+echo "$(date -u +%Y-%m-%dT%H:%M:%SZ)  $(nproc) cores, $(uname -sr)  $slurm_version  berth $berth_version" >&2
+
+# 5. Start-up: each CLI run on its own, no shell between (hyperfine -N).
+echo "== start-up: $startup_runs runs each" >&2
+hf() {
+    local out=$1
+    shift
+    hyperfine -N --style none --warmup 10 --export-json "$tmp/$out.json" "$@" >"$tmp/$out.txt" 2>&1 ||
+        { cat "$tmp/$out.txt" >&2; return 1; }
+}
+hf squeue-version --runs "$startup_runs" "squeue --version"
+hf sinfo --runs "$startup_runs" "sinfo"
+hf berth-status --runs "$startup_runs" "$berth status"
+startup_squeue=$(median_ms "$tmp/squeue-version.json")
+startup_sinfo=$(median_ms "$tmp/sinfo.json")
+startup_berth=$(median_ms "$tmp/berth-status.json")
+
+# 6. Reservations made and deleted, one CLI call at a time: Slurm reserves its one node now for
+#    10 minutes, berth one dedicated unit now for 10 minutes.
+echo "== reservations: $reservations_n made and deleted on each" >&2
+s_create=0 s_delete=0 b_create=0 b_delete=0
+for i in $(seq "$reservations_n"); do
+    t0=$EPOCHREALTIME
+    scontrol create reservation ReservationName="r$i" StartTime=now Duration=10 Users=root NodeCnt=1 >/dev/null
+    t1=$EPOCHREALTIME
+    scontrol delete reservation "r$i" >/dev/null
+    t2=$EPOCHREALTIME
+    s_create=$(calc "$s_create + $t1 - $t0" 6) s_delete=$(calc "$s_delete + $t2 - $t1" 6)
+done
+for i in $(seq "$reservations_n"); do
+    t0=$EPOCHREALTIME
+    "$berth" reserve "r-$i" --model "$model" --units 1 --purpose training --duration 10m >/dev/null
+    t1=$EPOCHREALTIME
+    "$berth" release "r-$i" >/dev/null
+    t2=$EPOCHREALTIME
+    b_create=$(calc "$b_create + $t1 - $t0" 6) b_delete=$(calc "$b_delete + $t2 - $t1" 6)
+done
+s_create=$(calc "$s_create * 1000 / $reservations_n" 2) s_delete=$(calc "$s_delete * 1000 / $reservations_n" 2)
+b_create=$(calc "$b_create * 1000 / $reservations_n" 2) b_delete=$(calc "$b_delete * 1000 / $reservations_n" 2)
+
+# 7. Submissions, one CLI call after another, that stay queued on both sides: each queues behind
+#    a reservation that starts in an hour. Slurm: `sbatch --wrap true` into a reservation of
+#    its node from now+1h (the job pends with reason Reservation). berth: a fine-tuning job on
+#    examples/fine-tuning.jsonl (100 records, which berthd reads and checks at every submit)
+#    into a 1-unit training reservation that starts at +1h (the job stays queued).
+echo "== submissions: $jobs_n on each" >&2
+scontrol create reservation ReservationName=queue StartTime=now+1hour Duration=60 Users=root Nodes=ALL >/dev/null
+"$berth" reserve queue --model "$model" --units 1 --purpose training --start +1h --duration 1h >/dev/null
+t0=$EPOCHREALTIME
+for i in $(seq "$jobs_n"); do
+    sbatch --reservation=queue --chdir="$tmp/slurm/work" --job-name=bench --wrap true >/dev/null
+done
+t1=$EPOCHREALTIME
+for i in $(seq "$jobs_n"); do
+    "$berth" submit bench --reservation queue --kind fine-tuning --data "$data" --output "$tmp/out" --model-name "q-$i" >/dev/null
+done
+t2=$EPOCHREALTIME
+submit_slurm=$(calc "$jobs_n / ($t1 - $t0)")
+submit_berth=$(calc "$jobs_n / ($t2 - $t1)")
+queued_slurm=$(squeue -h -t PD -o %i | wc -l)
+queued_berth=$("$berth" jobs --json | count_jobs queue queued)
+
+# 8. Listing them. `berth jobs --all` lists every job; plain `berth jobs` shows the newest 100.
+#    Before --limit/--all exist, --all is refused as an unknown option and plain `berth jobs`,
+#    which then lists everything, stands in for it.
+echo "== listing $jobs_n queued jobs" >&2
+all_note=
+if ! "$berth" jobs --all >/dev/null 2>"$tmp/all.err"; then
+    if grep -qi 'unknown option' "$tmp/all.err"; then
+        all_note="(no --all yet: plain 'berth jobs')"
+    else
+        echo "berth jobs --all failed: $(cat "$tmp/all.err")" >&2
+        exit 1
+    fi
+fi
+hf squeue --runs "$list_runs" "squeue"
+if [ -z "$all_note" ]; then
+    hf berth-jobs-all --runs "$list_runs" "$berth jobs --all"
+    hf berth-jobs --runs "$list_runs" "$berth jobs"
+else
+    hf berth-jobs-all --runs "$list_runs" "$berth jobs"
+fi
+list_squeue=$(median_ms "$tmp/squeue.json")
+list_berth_all=$(median_ms "$tmp/berth-jobs-all.json")
+rows_squeue=$(($(squeue | wc -l) - 1))
+if [ -z "$all_note" ]; then
+    rows_berth_all=$(($("$berth" jobs --all | wc -l) - 1))
+    list_berth=$(median_ms "$tmp/berth-jobs.json")
+    rows_berth=$(($("$berth" jobs | wc -l) - 1))
+else
+    rows_berth_all=$(($("$berth" jobs | wc -l) - 1))
+fi
+
+# Both sides drop their queue before the next row, so no scheduler has 1,000 jobs to look at.
+scancel --state=PENDING --user=root
+scontrol delete reservation queue
+"$berth" release queue >/dev/null
+
+# 9. 20 trivial jobs on one unit, one after another, from the first submit to the last done,
+#    both polled every 50 ms. Slurm: `sbatch --exclusive -n1 --wrap true` (the node takes one
+#    at a time), done when squeue is empty. berth: a 1-unit training reservation whose runner is
+#    /bin/true, done when its last job is completed (they run in order).
+echo "== $trivial_n trivial jobs on one unit" >&2
+"$berth" reserve trivial --model "$model" --units 1 --purpose training --duration 1h >/dev/null
+for _ in $(seq 100); do [ -z "$(squeue -h -o %i)" ] && break; sleep 0.1; done
+t0=$EPOCHREALTIME
+for i in $(seq "$trivial_n"); do
+    sbatch --exclusive -n1 --chdir="$tmp/slurm/work" --job-name=trivial --wrap true >/dev/null
+done
+while [ -n "$(squeue -h -o %i)" ]; do sleep 0.05; done
+t1=$EPOCHREALTIME
+last=
+for i in $(seq "$trivial_n"); do
+    last=$("$berth" submit trivial --reservation trivial --kind fine-tuning --data "$data" --output "$tmp/out" --model-name "t-$i" |
+        sed -n 's/^submitted job \([0-9]*\).*/\1/p')
+done
+for _ in $(seq 6000); do
+    state=$("$berth" jobs "$last" --json | sed -n 's/.*"status" *: *"\([a-z]*\)".*/\1/p' | head -1)
+    case $state in completed | failed | stopped) break ;; esac
+    sleep 0.05
+done
+t2=$EPOCHREALTIME
+trivial_slurm=$(calc "$t1 - $t0" 2)
+trivial_berth=$(calc "$t2 - $t1" 2)
+completed_berth=$("$berth" jobs --json | count_jobs trivial completed)
+[ "$state" = completed ] || echo "warning: berth's last trivial job ended $state" >&2
+
+# 10. The table: each row's figures and their ratio, above 1 when berth is faster.
+ratio_rate() { calc "$2 / $1" 2; }   # berth ÷ Slurm, for rates
+ratio_time() { calc "$1 / $2" 2; }   # Slurm ÷ berth, for times
+row() { printf '%-44s %14s %14s %8s\n' "$@"; }
+echo
+echo "berth vs Slurm, CLI: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)"
+echo "$slurm_version (Debian, single node, no accounting); berth $berth_version (release, static stdlib)"
+echo "ratio: berth ÷ Slurm for rates, Slurm ÷ berth for times; above 1 means berth is faster"
+echo
+row "" "Slurm" "berth" "ratio"
+row "submit $jobs_n jobs, one call after another (jobs/s)" "$submit_slurm" "$submit_berth" "$(ratio_rate "$submit_slurm" "$submit_berth")"
+row "reservation create (ms per call)" "$s_create" "$b_create" "$(ratio_time "$s_create" "$b_create")"
+row "reservation delete (ms per call)" "$s_delete" "$b_delete" "$(ratio_time "$s_delete" "$b_delete")"
+row "list queued jobs, median (ms)" "$list_squeue" "$list_berth_all" "$(ratio_time "$list_squeue" "$list_berth_all")"
+row "  rows listed: squeue / berth jobs --all" "$rows_squeue" "$rows_berth_all" ""
+if [ -z "$all_note" ]; then
+    row "  plain berth jobs (newest $rows_berth), median (ms)" "$list_squeue" "$list_berth" "$(ratio_time "$list_squeue" "$list_berth")"
+else
+    echo "  $all_note"
+fi
+row "$trivial_n trivial jobs on one unit, submit to done (s)" "$trivial_slurm" "$trivial_berth" "$(ratio_time "$trivial_slurm" "$trivial_berth")"
+row "start-up: berth status vs squeue --version (ms)" "$startup_squeue" "$startup_berth" "$(ratio_time "$startup_squeue" "$startup_berth")"
+row "start-up + round trip: vs sinfo (ms)" "$startup_sinfo" "$startup_berth" "$(ratio_time "$startup_sinfo" "$startup_berth")"
+echo
+echo "queued after the submissions: Slurm $queued_slurm, berth $queued_berth; berth's trivial jobs completed: $completed_berth of $trivial_n"
