@@ -92,7 +92,7 @@ public struct ControlPlane: Sendable {
     public func router() -> Router<BerthRequestContext> {
         let router = Router(context: BerthRequestContext.self)
         router.add(middleware: ErrorMiddleware())
-        router.get("metrics") { _, _ in try await self.scrape() }
+        router.get("metrics") { _, context in try await self.scrape(context) }
         let v1 = router.group("v1")
         v1.get("health") { _, _ in try await self.health() }
         v1.get("units") { _, context in try await self.units(context) }

@@ -106,6 +106,44 @@ struct MetricsTests {
         #expect(parsed.value("berth_compute_units", ["pool": "dedicated", "state": "free"]) == 8)
     }
 
+    @Test("a user who is not an admin reads only their own reservation's series and the daemon-wide ones; root reads everyone's")
+    func eachUserSeesTheirOwn() async throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "roots-secret", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        let mine = try daemon.cli(["reserve", "nobodys-own", "--model", Self.model, "--units", "1", "--purpose", "inference"], as: .nobody)
+        #expect(mine.status == 0, "\(mine)")
+        // Both reservations have call series, not only gauges.
+        _ = try daemon.json(["invoke", "roots-secret", "--prompt", "what does the ledger keep", "--max-tokens", "4"])
+        _ = try daemon.json(["invoke", "nobodys-own", "--prompt", "what does the ledger keep", "--max-tokens", "4"], as: .nobody)
+
+        let curl = try Products.run(
+            "/usr/bin/setpriv",
+            ["--reuid=\(TestUser.nobody.uid)", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-sSf", "--unix-socket", daemon.socket,
+             "http://localhost/metrics"])
+        #expect(curl.status == 0, "\(curl)")
+        let theirs = try Exposition(parsing: curl.stdout)
+        let own = ["reservation": "nobodys-own", "model": Self.model, "tier": "provisioned"]
+        #expect(theirs.value("berth_invocations_total", own.merging(["outcome": "served"]) { $1 }) == 1)
+        #expect(theirs.value("berth_reservation_queued_jobs", ["reservation": "nobodys-own"]) == 0)
+        #expect(theirs.value("berth_serve_restarts_total", ["reservation": "nobodys-own"]) == 0)
+        #expect(theirs.value("berth_invocation_duration_seconds_count", own) == 1)
+        // Nothing names root's reservation or root, not even a HELP line; the daemon-wide
+        // gauges are there.
+        #expect(!curl.stdout.contains("roots-secret"), "\(curl.stdout)")
+        #expect(!theirs.samples.contains { $0.labels.values.contains("root") || $0.labels["owner"] != nil })
+        #expect(theirs.value("berth_compute_units", ["pool": "dedicated", "state": "leased"]) == 2)
+        #expect(theirs.value("berth_reservations", ["status": "active"]) == 2)
+        #expect(theirs.families["berth_invocations_total"]?.type == "counter")
+
+        let everything = try await scrape(daemon)
+        for name in ["roots-secret", "nobodys-own"] {
+            #expect(everything.value("berth_reservation_queued_jobs", ["reservation": name]) == 0, "\(name)")
+            let served = ["reservation": name, "model": Self.model, "tier": "provisioned", "outcome": "served"]
+            #expect(everything.value("berth_invocations_total", served) == 1, "\(name)")
+        }
+    }
+
     @Test("the parser refuses what a Prometheus server would", arguments: [
         "berth_x 1\n",  // no TYPE
         "# TYPE berth_x gauge\nberth_x{a=\"1\"} one\n",  // not a number
