@@ -17,6 +17,13 @@ extension ControlPlane {
         return Self.exposition(scope.map { $0.filter(exposition) } ?? exposition)
     }
 
+    /// `GET /metrics` on `[metrics] listen`: every series, to whoever reaches the port.
+    func scrapeAll() async throws -> Response {
+        let now = clock()
+        let census = try await ledger.read { tx in try tx.census(now: now) }
+        return Self.exposition(refreshed(census))
+    }
+
     private func refreshed(_ census: LedgerCensus) -> [UInt8] {
         metrics.refresh(from: census)
         return metrics.exposition()
