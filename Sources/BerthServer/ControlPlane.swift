@@ -204,6 +204,9 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as LedgerFullError {
+            // The ledger logs the episode once; each refused request is not logged again.
+            throw APIError(.ledgerFull, error.description)
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:

@@ -76,7 +76,16 @@ public struct Daemon: Sendable {
         let metrics = DaemonMetrics(registry: metricsRegistry)
         let ledger: Ledger
         do {
-            ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) })
+            ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) }) { [logger] change in
+                switch change {
+                case .full(let error, let cause):
+                    logger.error(
+                        "the ledger's disk is full: every change is refused (503 ledger-full) until there is room; nothing recorded is lost",
+                        metadata: ["folder": "\(error.folder)", "error": "\(cause)"])
+                case .recovered(let folder):
+                    logger.notice("the ledger's disk has room again: changes are recorded", metadata: ["folder": "\(folder)"])
+                }
+            }
         } catch let error as LedgerFileError {
             throw StartupError(description: error.description)
         }

@@ -75,6 +75,9 @@ public enum ErrorCode: String, Codable, Sendable {
     case tooManyConnections = "too-many-connections"
     /// A request did not arrive whole within `[limits] request_timeout_seconds`.
     case requestTimeout = "request-timeout"
+    /// The ledger's file system is full: the change was not recorded, and none will be until
+    /// there is room. Nothing recorded before is lost.
+    case ledgerFull = "ledger-full"
     case `internal`
 
     public var httpStatus: Int {
@@ -87,7 +90,7 @@ public enum ErrorCode: String, Codable, Sendable {
         case .requestTimeout: 408
         case .payloadTooLarge: 413
         case .throttled: 429
-        case .shuttingDown, .tooManyConnections: 503
+        case .shuttingDown, .tooManyConnections, .ledgerFull: 503
         case .internal: 500
         }
     }
