@@ -26,6 +26,7 @@ extension ControlPlane {
 
     private func refreshed(_ census: LedgerCensus) -> [UInt8] {
         metrics.refresh(from: census)
+        metrics.ledger(full: ledger.isFull)
         return metrics.exposition()
     }
 

@@ -133,7 +133,8 @@ public struct ControlPlane: Sendable {
                 status: "ok", version: BerthVersion.current, startedAt: self.startedAt,
                 uptimeSeconds: Int(now.timeIntervalSince(self.startedAt)),
                 units: .init(dedicated: dedicated, shared: units.count - dedicated, leased: leased, free: dedicated - leased),
-                reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count))
+                reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count),
+                ledger: self.ledger.isFull ? .init(full: true, folder: self.ledger.folder) : .init(full: false))
         }
         return try Requests.json(view)
     }
