@@ -11,14 +11,15 @@ struct ConfigDecoder {
     let sourcePath: String?
 
     func decode(_ root: TableReader) -> DaemonConfig {
-        root.rejectUnknownKeys(["daemon", "limits", "units", "models", "runners"])
+        root.rejectUnknownKeys(["daemon", "limits", "metrics", "units", "models", "runners"])
         let daemon = root.subtable("daemon", .optional).map(decodeDaemon) ?? DaemonConfig.Daemon()
         let limits = root.subtable("limits", .optional).map(decodeLimits) ?? DaemonConfig.Limits()
+        let metrics = root.subtable("metrics", .optional).map(decodeMetrics) ?? DaemonConfig.Metrics()
         let pool = decodeUnits(root)
         let models = decodeModels(root, pool: pool)
         let runners = decodeRunners(root)
         return DaemonConfig(
-            daemon: daemon, limits: limits, units: pool.units, models: models, runners: runners,
+            daemon: daemon, limits: limits, metrics: metrics, units: pool.units, models: models, runners: runners,
             sourcePath: sourcePath)
     }
 
@@ -118,6 +119,22 @@ struct ConfigDecoder {
             }
         }
         return limits
+    }
+
+    // MARK: - [metrics]
+
+    private func decodeMetrics(_ table: TableReader) -> DaemonConfig.Metrics {
+        table.rejectUnknownKeys(["listen"])
+        var metrics = DaemonConfig.Metrics()
+        guard let text = table.string("listen", .optional) else { return metrics }
+        if let address = DaemonConfig.ListenAddress(parsing: text) {
+            metrics.listen = address
+        } else {
+            log.report(
+                table.keyPath("listen"),
+                "'\(text)' is not an IP address and port; write HOST:PORT with a port from 1 to 65535, such as \"127.0.0.1:9464\" or \"[::1]:9464\", or leave the key out to open no port")
+        }
+        return metrics
     }
 
     /// Relative paths are taken from the config file's folder, so a config and its data can

@@ -102,8 +102,58 @@ public struct DaemonConfig: Sendable {
         }
     }
 
+    /// `[metrics]`: where else than the control socket `GET /metrics` is served.
+    public struct Metrics: Sendable {
+        /// A TCP address that serves only `GET /metrics`, all series, to whoever reaches it:
+        /// Prometheus cannot read a UNIX socket. `nil` (the default) opens no port.
+        public var listen: ListenAddress?
+
+        public init(listen: ListenAddress? = nil) {
+            self.listen = listen
+        }
+    }
+
+    /// An IP address and a TCP port, as `metrics.listen` writes them: `127.0.0.1:9464`,
+    /// `[::1]:9464`.
+    public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+        /// The address without brackets: `127.0.0.1`, `::1`.
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Reads `HOST:PORT` with an IPv4 address or a bracketed IPv6 address; a host name is
+        /// refused, since it may name several addresses or change between restarts.
+        public init?(parsing text: String) {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            var host = String(text[..<colon])
+            let port = text[text.index(after: colon)...]
+            if host.hasPrefix("["), host.hasSuffix("]") {
+                host = String(host.dropFirst().dropLast())
+                guard Self.isAddress(host, family: AF_INET6) else { return nil }
+            } else {
+                guard Self.isAddress(host, family: AF_INET) else { return nil }
+            }
+            guard port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), let number = Int(port), (1...65_535).contains(number) else {
+                return nil
+            }
+            self.init(host: host, port: number)
+        }
+
+        private static func isAddress(_ text: String, family: Int32) -> Bool {
+            var buffer = [UInt8](repeating: 0, count: 16)
+            return inet_pton(family, text, &buffer) == 1
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
     public var daemon: Daemon
     public var limits: Limits
+    public var metrics: Metrics
     public var units: [ComputeUnit]
     public var models: [Model]
     public var runners: Runners
@@ -111,11 +161,12 @@ public struct DaemonConfig: Sendable {
     public var sourcePath: String?
 
     public init(
-        daemon: Daemon = Daemon(), limits: Limits = Limits(), units: [ComputeUnit], models: [Model],
+        daemon: Daemon = Daemon(), limits: Limits = Limits(), metrics: Metrics = Metrics(), units: [ComputeUnit], models: [Model],
         runners: Runners, sourcePath: String? = nil
     ) {
         self.daemon = daemon
         self.limits = limits
+        self.metrics = metrics
         self.units = units
         self.models = models
         self.runners = runners

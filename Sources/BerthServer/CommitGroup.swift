@@ -123,7 +123,7 @@ final class CommitGroup: Sendable {
                             return .made(try request.perform(tx))
                         }
                     } catch {
-                        return .refused(error)
+                        return .refused(self.ledger.recognizingFullDisk(error))
                     }
                 }
                 // 2. One scheduling cycle for all of them, so answers show leases and started jobs.

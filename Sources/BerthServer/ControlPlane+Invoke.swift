@@ -184,6 +184,9 @@ extension ControlPlane {
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
                 outcome: "served", inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
                 budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+        } catch let error as LedgerFullError {
+            // The meter keeps the record and writes it once there is room: the call is billed.
+            throw APIError(.ledgerFull, "the ledger's disk is full: free space on \(error.folder); the call was served, and its record waits in berthd until it can be written")
         } catch {
             throw APIError(.internal, "the call was served but its record could not be written to the ledger; the daemon's log has the details")
         }

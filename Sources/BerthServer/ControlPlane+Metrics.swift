@@ -3,16 +3,36 @@ import Hummingbird
 import NIOCore
 
 extension ControlPlane {
-    /// `GET /metrics`: every series in the Prometheus text format. Anyone who can connect to
-    /// the socket may read it, as with `/v1/health`: the socket's mode and group are the
-    /// boundary. It names every live reservation and its model, and shows no owner, prompt or
-    /// output.
-    func scrape() async throws -> Response {
+    /// `GET /metrics` on the socket. An admin reads every series. Anyone else in the socket's
+    /// group reads only the series that name none of another user's reservations or custom
+    /// models (`MetricsScope`): their own reservations' series, and the daemon-wide ones
+    /// (units, counts by status, on-demand calls to base models, ledger writes).
+    func scrape(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try await caller(context)
+        let now = clock()
+        let (census, scope) = try await ledger.read { tx in
+            (try tx.census(now: now), caller.isAdmin ? nil : try tx.metricsScope(owner: caller.user))
+        }
+        let exposition = refreshed(census)
+        return Self.exposition(scope.map { $0.filter(exposition) } ?? exposition)
+    }
+
+    /// `GET /metrics` on `[metrics] listen`: every series, to whoever reaches the port.
+    func scrapeAll() async throws -> Response {
         let now = clock()
         let census = try await ledger.read { tx in try tx.census(now: now) }
+        return Self.exposition(refreshed(census))
+    }
+
+    private func refreshed(_ census: LedgerCensus) -> [UInt8] {
         metrics.refresh(from: census)
-        return Response(
+        metrics.ledger(full: ledger.isFull)
+        return metrics.exposition()
+    }
+
+    private static func exposition(_ bytes: [UInt8]) -> Response {
+        Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

@@ -92,7 +92,7 @@ public struct ControlPlane: Sendable {
     public func router() -> Router<BerthRequestContext> {
         let router = Router(context: BerthRequestContext.self)
         router.add(middleware: ErrorMiddleware())
-        router.get("metrics") { _, _ in try await self.scrape() }
+        router.get("metrics") { _, context in try await self.scrape(context) }
         let v1 = router.group("v1")
         v1.get("health") { _, _ in try await self.health() }
         v1.get("units") { _, context in try await self.units(context) }
@@ -133,7 +133,8 @@ public struct ControlPlane: Sendable {
                 status: "ok", version: BerthVersion.current, startedAt: self.startedAt,
                 uptimeSeconds: Int(now.timeIntervalSince(self.startedAt)),
                 units: .init(dedicated: dedicated, shared: units.count - dedicated, leased: leased, free: dedicated - leased),
-                reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count))
+                reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count),
+                ledger: self.ledger.isFull ? .init(full: true, folder: self.ledger.folder) : .init(full: false))
         }
         return try Requests.json(view)
     }
@@ -204,6 +205,9 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as LedgerFullError {
+            // The ledger logs the episode once; each refused request is not logged again.
+            throw APIError(.ledgerFull, error.description)
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:

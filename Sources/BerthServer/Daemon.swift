@@ -70,6 +70,9 @@ public struct Daemon: Sendable {
         if activated == nil, Self.socketAnswers(socketPath) {
             throw StartupError(description: "something already listens on \(socketPath); stop it first or choose another --socket")
         }
+        if let address = config.metrics.listen, let reason = Self.cannotBind(address) {
+            throw StartupError(description: "cannot serve metrics on \(address) (metrics.listen): \(reason); choose another address, or stop what listens there")
+        }
 
         // As root, runners take their users' identities; base models are served as the service user.
         if geteuid() == 0, RunnerIdentity.named(config.runners.serviceUser) == nil {
@@ -83,7 +86,16 @@ public struct Daemon: Sendable {
         let metrics = DaemonMetrics(registry: metricsRegistry)
         let ledger: Ledger
         do {
-            ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) })
+            ledger = try Ledger(path: databasePath, writeTimer: { metrics.ledgerWrite($0) }) { [logger] change in
+                switch change {
+                case .full(let error, let cause):
+                    logger.error(
+                        "the ledger's disk is full: every change is refused (503 ledger-full) until there is room; nothing recorded is lost",
+                        metadata: ["folder": "\(error.folder)", "error": "\(cause)"])
+                case .recovered(let folder):
+                    logger.notice("the ledger's disk has room again: changes are recorded", metadata: ["folder": "\(folder)"])
+                }
+            }
         } catch let error as LedgerFileError {
             throw StartupError(description: error.description)
         }
@@ -137,13 +149,21 @@ public struct Daemon: Sendable {
                 plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup,
                 connections: ConnectionPolicy(limits: config.limits), logger: logger) { await systemd.ready() }
         }
+        // Beside the socket, not instead of it: only GET /metrics, on TCP, if the config asks.
+        let metricsListener: [any Service] = config.metrics.listen.map { address in
+            [MetricsListener(
+                address: address,
+                application: buildMetricsApplication(plane: plane, address: address, connections: ConnectionPolicy(limits: config.limits), logger: logger),
+                logger: logger)]
+        } ?? []
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
         // shutdown first and STOPPING=1 goes out as the shutdown begins. The scheduler stops
         // before the supervisors: a runner stopped at shutdown frees its units, and a scheduler
         // still running would start the next queued job with nobody left to run it.
         let group = ServiceGroup(
             configuration: .init(
-                services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader, app, systemd],
+                services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader]
+                    + metricsListener + [app, systemd],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
 
@@ -170,6 +190,25 @@ public struct Daemon: Sendable {
     /// The folder of the running berthd executable.
     static var executableFolder: String? {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")).map { ($0 as NSString).deletingLastPathComponent }
+    }
+
+    /// Why a TCP socket cannot be bound to `address` now, or nil if it can. Asked before any
+    /// service starts, so that a taken port stops berthd at once with the key to change.
+    static func cannotBind(_ address: DaemonConfig.ListenAddress) -> String? {
+        var hints = addrinfo()
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let looked = getaddrinfo(address.host, String(address.port), &hints, &found)
+        guard looked == 0, let info = found else { return String(cString: gai_strerror(looked)) }
+        defer { freeaddrinfo(found) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        defer { close(fd) }
+        // As the server will: a port some closed connection still holds in TIME_WAIT is free.
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        return bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 ? nil : String(cString: strerror(errno))
     }
 
     /// Whether a server answers on `path`: a live socket must never be taken over.
@@ -216,4 +255,41 @@ public func buildApplication(plane: ControlPlane, socketPath: String, socketGrou
             await onListening()
         },
         logger: logger)
+}
+
+/// Assembles the `[metrics] listen` application: `GET /metrics` with every series, for a
+/// Prometheus server, which cannot read a UNIX socket. It has no other route, so any other
+/// path is 404; and no caller, since TCP carries no peer credentials: whoever reaches the
+/// address reads everything.
+public func buildMetricsApplication(plane: ControlPlane, address: DaemonConfig.ListenAddress, connections: ConnectionPolicy, logger: Logger)
+    -> some ApplicationProtocol
+{
+    let router = Router()
+    router.get("metrics") { _, _ in try await plane.scrapeAll() }
+    return Application(
+        router: router,
+        server: .http1(configuration: connections.http1Configuration(logger: logger)),
+        configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "berthd/\(BerthVersion.current)"),
+        onServerRunning: { _ in logger.info("serving metrics", metadata: ["address": "\(address)"]) },
+        logger: logger)
+}
+
+/// Runs the metrics application. `Daemon.run` checked that the address is free; should it be
+/// taken in between, the failure is logged and the rest of berthd goes on serving the socket,
+/// whose `/metrics` still works.
+struct MetricsListener: Service {
+    let address: DaemonConfig.ListenAddress
+    let application: any ApplicationProtocol
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch {
+            logger.error(
+                "cannot serve metrics (metrics.listen); the socket's /metrics still answers",
+                metadata: ["address": "\(address)", "error": "\(error)"])
+            try? await gracefulShutdown()
+        }
+    }
 }

@@ -19,6 +19,7 @@ public final class DaemonMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     /// Made once: every ledger write records into it without a lookup.
     private let ledgerWrites: DurationHistogram
+    private let ledgerFull: Gauge
     /// What the last scrape set, so the next one can drop series whose reservation is gone.
     private let scraped = Mutex(Scraped())
 
@@ -33,6 +34,7 @@ public final class DaemonMetrics: Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         ledgerWrites = registry.makeDurationHistogram(descriptor: Family.ledgerWriteDuration.descriptor, buckets: Family.ledgerWriteBuckets)
+        ledgerFull = registry.makeGauge(descriptor: Family.ledgerFull.descriptor)
     }
 
     /// One family: its name (with the unit, and `_total` for counters) and its help line.
@@ -68,6 +70,10 @@ public final class DaemonMetrics: Sendable {
         static let ledgerWriteDuration = Family(
             name: "berth_ledger_write_duration_seconds",
             help: "Time a write to the ledger took, from asking for the writer to the commit and its fsync (call records commit without one).")
+
+        static let ledgerFull = Family(
+            name: "berth_ledger_full",
+            help: "1 while the ledger's file system is full and every change is refused with 503 ledger-full, else 0.")
 
         /// From a fast call on a small model to a long generation.
         static let invocationBuckets: [Duration] = [
@@ -142,6 +148,11 @@ public final class DaemonMetrics: Sendable {
     }
 
     // MARK: At scrape time
+
+    /// Whether the ledger's file system is full (`Ledger.isFull`), set at scrape time.
+    func ledger(full: Bool) {
+        ledgerFull.set(to: full ? 1 : 0)
+    }
 
     /// Sets the ledger-state series from `census` and drops those of reservations that ended.
     /// A scrape runs it under its own lock: two scrapes at once never interleave their changes.

@@ -116,7 +116,7 @@ public final class InvocationMeter: Service, Sendable {
                 if rolled > 0 { state.withLock { $0.unsynced = true } }
             }
         } catch {
-            logger.error("cannot roll up call records; will retry", metadata: ["error": "\(error)"])
+            logger.log(level: error is LedgerFullError ? .debug : .error, "cannot roll up call records; will retry", metadata: ["error": "\(error)"])
         }
     }
 
@@ -148,7 +148,9 @@ public final class InvocationMeter: Service, Sendable {
                 state.withLock { $0.unsynced = true }
                 for caller in waiting { caller.resume() }
             } catch {
-                logger.error("cannot record invocations; will retry", metadata: ["count": "\(batch.count)", "error": "\(error)"])
+                logger.log(
+                    level: error is LedgerFullError ? .debug : .error, "cannot record invocations; will retry",
+                    metadata: ["count": "\(batch.count)", "error": "\(error)"])
                 state.withLock { $0.buffer.insert(contentsOf: batch, at: 0) }
                 for caller in waiting { caller.resume(throwing: error) }
                 if first { ownError = error }

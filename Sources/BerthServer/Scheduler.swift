@@ -137,7 +137,8 @@ public final class Scheduler: Service, Sendable {
                         _ = self.noteDue(try await self.runCycle().nextWake)
                     } catch {
                         // A failed cycle changed nothing (its transaction rolled back); try again soon.
-                        self.logger.error("scheduling cycle failed", metadata: ["error": "\(error)"])
+                        // A full disk is logged once, by the ledger, not once a second here.
+                        self.logger.log(level: error is LedgerFullError ? .debug : .error, "scheduling cycle failed", metadata: ["error": "\(error)"])
                         _ = self.noteDue(self.clock().addingTimeInterval(1))
                     }
                 }

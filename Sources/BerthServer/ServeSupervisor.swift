@@ -77,12 +77,18 @@ public actor ServeSupervisor: Service {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !self.shuttingDown {
-                await self.reconcile()
-                await self.doorbell.wait(timeout: .seconds(1))
+        // Cancelled (another service of the group failed) ends the loop as a shutdown does:
+        // a loop that only heard graceful shutdowns would spin on cancelled reads for ever.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                while !self.shuttingDown {
+                    await self.reconcile()
+                    await self.doorbell.wait(timeout: .seconds(1))
+                }
+            } onGracefulShutdown: {
+                Task { await self.beginShutdown() }
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             Task { await self.beginShutdown() }
         }
         for server in servers.values { server.process.signalGroup(SIGTERM) }

@@ -92,3 +92,32 @@ extension LedgerTransaction {
             liveReservations: live)
     }
 }
+
+/// What `GET /metrics` may name to a user who is not an admin.
+public struct MetricsScope: Sendable, Equatable {
+    /// The user.
+    public var owner: String
+    /// Reservation names only this user has held. A call's series is kept under its
+    /// reservation's name, so a name another user held before counts their calls too.
+    public var reservations: Set<String>
+    /// Base models, and this user's own custom models.
+    public var models: Set<String>
+
+    public init(owner: String, reservations: Set<String>, models: Set<String>) {
+        self.owner = owner
+        self.reservations = reservations
+        self.models = models
+    }
+}
+
+extension LedgerTransaction {
+    /// The reservation names and models `/metrics` may show `owner`; finished reservations and
+    /// retired models count, since their series stay until berthd restarts.
+    public func metricsScope(owner: String) throws -> MetricsScope {
+        let names = try String.fetchAll(db, sql: """
+            SELECT name FROM reservations GROUP BY name HAVING MIN(owner) = ? AND MAX(owner) = ?
+            """, arguments: [owner, owner])
+        let models = try String.fetchAll(db, sql: "SELECT id FROM models WHERE base_model IS NULL OR owner = ?", arguments: [owner])
+        return MetricsScope(owner: owner, reservations: Set(names), models: Set(models))
+    }
+}

@@ -19,10 +19,17 @@ public final class Ledger: Sendable {
     private let writeTimer: @Sendable (Duration) -> Void
     /// Ledger files that others could read when it was opened, now made private (0600).
     public let looseFiles: [LooseLedgerFile]
+    /// Whether the file system is full, as the writes find it (`LedgerSpace`).
+    private let space: LedgerSpace
 
     /// Opens (creating if needed) the ledger at `path` in WAL mode with `synchronous = FULL`,
     /// and brings its schema up to date. Its files are made 0600 first (`LedgerFileMode`).
-    public init(path: String, writeTimer: @escaping @Sendable (Duration) -> Void = { _ in }) throws {
+    /// `spaceChanged` is told when a write first finds the file system full, and when one gets
+    /// through again (`LedgerSpace`).
+    public init(
+        path: String, writeTimer: @escaping @Sendable (Duration) -> Void = { _ in },
+        spaceChanged: @escaping @Sendable (LedgerSpaceChange) -> Void = { _ in }
+    ) throws {
         self.looseFiles = try LedgerFileMode.secure(path)
         var configuration = Configuration()
         configuration.label = "berth-ledger"
@@ -57,6 +64,7 @@ public final class Ledger: Sendable {
         self.writer = pool
         self.path = path
         self.writeTimer = writeTimer
+        self.space = LedgerSpace(folder: (path as NSString).deletingLastPathComponent, changed: spaceChanged)
     }
 
     /// A private in-memory ledger, for tests.
@@ -69,6 +77,22 @@ public final class Ledger: Sendable {
         self.writeTimer = { _ in }
         self.looseFiles = []
         self.checkpoints = nil
+        self.space = LedgerSpace(folder: "", changed: { _ in })
+    }
+
+    /// Whether the last writes found the file system full: from the first one SQLite refused
+    /// for want of room until one gets through with room again.
+    public var isFull: Bool { space.isFull }
+
+    /// The folder of the database, where room must be made when the disk is full.
+    public var folder: String { space.folder }
+
+    /// What a caller should see for an error that came out of a statement inside a write: a
+    /// `LedgerFullError` if it was SQLite out of room, else the error itself. The write methods
+    /// do this for what they throw; a caller that catches inside its transaction (a savepoint
+    /// per request) does it for what it caught.
+    public func recognizingFullDisk(_ error: any Error) -> any Error {
+        space.refused(error)
     }
 
     /// Copies what the write-ahead log holds into the database file, from a connection of its
@@ -85,7 +109,7 @@ public final class Ledger: Sendable {
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try await writer.write { db in try body(LedgerTransaction(db: db)) }
+        return try await watched { try await writer.write { db in try Self.counting(db) { try body(LedgerTransaction(db: db)) } } }
     }
 
     /// A write committed without waiting for the disk: it survives berthd being killed (the
@@ -95,7 +119,7 @@ public final class Ledger: Sendable {
     public func writeUnsynced<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try await writer.writeWithoutTransaction { db in try Self.unsynced(db, body) }
+        return try await watched { try await writer.writeWithoutTransaction { db in try Self.counting(db) { try Self.unsynced(db, body) } } }
     }
 
     /// `writeUnsynced` on the calling thread, which waits while another write holds the
@@ -104,7 +128,37 @@ public final class Ledger: Sendable {
     public func writeUnsyncedNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try writer.writeWithoutTransaction { db in try Self.unsynced(db, body) }
+        return try watchedNow { try writer.writeWithoutTransaction { db in try Self.counting(db) { try Self.unsynced(db, body) } } }
+    }
+
+    /// A write's value, and whether it changed rows: only such a write can show that the disk
+    /// takes writes again (a transaction that changed nothing commits without writing).
+    private static func counting<T>(_ db: Database, _ body: () throws -> T) throws -> (T, changedRows: Bool) {
+        let before = db.totalChangesCount
+        let value = try body()
+        return (value, db.totalChangesCount != before)
+    }
+
+    private func watched<T>(_ write: () async throws -> (T, changedRows: Bool)) async throws -> T {
+        let value: T, changedRows: Bool
+        do {
+            (value, changedRows) = try await write()
+        } catch {
+            throw space.refused(error)
+        }
+        space.committed(changedRows: changedRows)
+        return value
+    }
+
+    private func watchedNow<T>(_ write: () throws -> (T, changedRows: Bool)) throws -> T {
+        let value: T, changedRows: Bool
+        do {
+            (value, changedRows) = try write()
+        } catch {
+            throw space.refused(error)
+        }
+        space.committed(changedRows: changedRows)
+        return value
     }
 
     private static func unsynced<T>(_ db: Database, _ body: (LedgerTransaction) throws -> T) throws -> T {
@@ -142,7 +196,7 @@ public final class Ledger: Sendable {
     public func writeNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try writer.write { db in try body(LedgerTransaction(db: db)) }
+        return try watchedNow { try writer.write { db in try Self.counting(db) { try body(LedgerTransaction(db: db)) } } }
     }
 
     /// A read on the calling thread. Short reads on a request's path use it: the hop to a

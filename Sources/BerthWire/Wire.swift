@@ -75,6 +75,9 @@ public enum ErrorCode: String, Codable, Sendable {
     case tooManyConnections = "too-many-connections"
     /// A request did not arrive whole within `[limits] request_timeout_seconds`.
     case requestTimeout = "request-timeout"
+    /// The ledger's file system is full: the change was not recorded, and none will be until
+    /// there is room. Nothing recorded before is lost.
+    case ledgerFull = "ledger-full"
     case `internal`
 
     public var httpStatus: Int {
@@ -87,7 +90,7 @@ public enum ErrorCode: String, Codable, Sendable {
         case .requestTimeout: 408
         case .payloadTooLarge: 413
         case .throttled: 429
-        case .shuttingDown, .tooManyConnections: 503
+        case .shuttingDown, .tooManyConnections, .ledgerFull: 503
         case .internal: 500
         }
     }
@@ -146,16 +149,28 @@ public struct HealthView: Codable, Sendable, Equatable {
         public init(pending: Int, active: Int) { self.pending = pending; self.active = active }
     }
 
+    /// Whether the ledger takes writes. `folder` is where to make room, given only when full.
+    public struct LedgerState: Codable, Sendable, Equatable {
+        public var full: Bool
+        public var folder: String?
+        public init(full: Bool, folder: String? = nil) { self.full = full; self.folder = folder }
+    }
+
     public var status: String
     public var version: String
     public var startedAt: Date
     public var uptimeSeconds: Int
     public var units: UnitCounts
     public var reservations: ReservationCounts
+    /// Optional so that the CLI still reads a berthd that does not send it.
+    public var ledger: LedgerState?
 
-    public init(status: String, version: String, startedAt: Date, uptimeSeconds: Int, units: UnitCounts, reservations: ReservationCounts) {
+    public init(
+        status: String, version: String, startedAt: Date, uptimeSeconds: Int, units: UnitCounts, reservations: ReservationCounts,
+        ledger: LedgerState? = nil
+    ) {
         self.status = status; self.version = version; self.startedAt = startedAt
-        self.uptimeSeconds = uptimeSeconds; self.units = units; self.reservations = reservations
+        self.uptimeSeconds = uptimeSeconds; self.units = units; self.reservations = reservations; self.ledger = ledger
     }
 }
 

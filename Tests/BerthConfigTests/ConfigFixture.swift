@@ -62,10 +62,10 @@ enum ConfigFixture {
     static let valid = config()
 
     static func config(
-        daemon: String = "", limits: String = "", units: String = units, models: String = model,
+        daemon: String = "", limits: String = "", metrics: String = "", units: String = units, models: String = model,
         runners: String = runners
     ) -> String {
-        [daemon, limits, units, models, runners].joined(separator: "\n")
+        [daemon, limits, metrics, units, models, runners].joined(separator: "\n")
     }
 
     /// The valid config with `old` replaced; `old` must occur, or the case would test nothing.

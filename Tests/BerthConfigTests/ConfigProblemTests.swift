@@ -191,6 +191,34 @@ private let problemCases: [ProblemCase] = [
         toml: F.config(limits: "[limits]\nmax_conections = 10\n"),
         keyPath: "limits.max_conections", message: "did you mean 'max_connections'?"),
     ProblemCase(
+        sentence: "A metrics address without a port is refused with what to write",
+        toml: F.config(metrics: "[metrics]\nlisten = \"127.0.0.1\"\n"),
+        keyPath: "metrics.listen", message: "'127.0.0.1' is not an IP address and port; write HOST:PORT"),
+    ProblemCase(
+        sentence: "A metrics address with a host name instead of an IP address is refused",
+        toml: F.config(metrics: "[metrics]\nlisten = \"localhost:9464\"\n"),
+        keyPath: "metrics.listen", message: "such as \"127.0.0.1:9464\""),
+    ProblemCase(
+        sentence: "A metrics port above 65535 is refused",
+        toml: F.config(metrics: "[metrics]\nlisten = \"127.0.0.1:70000\"\n"),
+        keyPath: "metrics.listen", message: "a port from 1 to 65535"),
+    ProblemCase(
+        sentence: "A metrics port of 0 is refused: Prometheus needs a port it can be told",
+        toml: F.config(metrics: "[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+        keyPath: "metrics.listen", message: "a port from 1 to 65535"),
+    ProblemCase(
+        sentence: "An IPv6 metrics address without brackets is refused",
+        toml: F.config(metrics: "[metrics]\nlisten = \"::1:9464\"\n"),
+        keyPath: "metrics.listen", message: "[::1]:9464"),
+    ProblemCase(
+        sentence: "A metrics address written as a number is a type error",
+        toml: F.config(metrics: "[metrics]\nlisten = 9464\n"),
+        keyPath: "metrics.listen", message: "expected a string, found an integer"),
+    ProblemCase(
+        sentence: "A misspelt metrics key is reported with the key it probably meant",
+        toml: F.config(metrics: "[metrics]\nlistn = \"127.0.0.1:9464\"\n"),
+        keyPath: "metrics.listn", message: "did you mean 'listen'?"),
+    ProblemCase(
         sentence: "A negative price is refused",
         toml: F.valid(replacing: "model_unit_hour_1m = 18.4", with: "model_unit_hour_1m = -18.4"),
         keyPath: "models[0].price.model_unit_hour_1m", message: "must be at least 0, found -18.4"),

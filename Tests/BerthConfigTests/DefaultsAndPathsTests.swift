@@ -21,7 +21,17 @@ func sectionDefaults() throws {
     #expect(config.limits.maxConnections == 256)
     #expect(config.limits.requestTimeoutSeconds == 30)
     #expect(config.limits.idleTimeoutSeconds == 60)
+    #expect(config.metrics.listen == nil)
     #expect(config.sourcePath == nil)
+}
+
+@Test("metrics.listen takes an IPv4 address or a bracketed IPv6 address with a port", arguments: [
+    ("127.0.0.1:9464", "127.0.0.1", 9464), ("0.0.0.0:1", "0.0.0.0", 1), ("[::1]:9464", "::1", 9464), ("[::]:65535", "::", 65535),
+])
+func metricsListen(_ text: String, host: String, port: Int) throws {
+    let config = try DaemonConfig.parse(ConfigFixture.config(metrics: "[metrics]\nlisten = \"\(text)\"\n"))
+    #expect(config.metrics.listen == DaemonConfig.ListenAddress(host: host, port: port))
+    #expect(config.metrics.listen?.description == text)
 }
 
 @Test("A set key overrides its default, and an integer is taken where a number is expected")

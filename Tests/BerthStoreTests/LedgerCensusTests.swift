@@ -72,3 +72,37 @@ struct LedgerCensusTests {
         #expect(census.liveReservations.map(\.budgetPerMinute) == [Fixtures.textModel.tokensPerMinute])
     }
 }
+
+@Suite("Metrics scope in the ledger")
+struct MetricsScopeQueryTests {
+    @Test("a user's scope: names only they have held, finished ones included; base models and their own custom models")
+    func scope() throws {
+        let ledger = try Ledger()
+        try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(0)) }
+        try ledger.writeNow { tx in
+            func insert(_ id: Int64, _ name: String, _ owner: String, _ status: ReservationStatus) throws {
+                var reservation = Fixtures.reservation(id, units: 1, start: t(0), end: t(1), status: status)
+                reservation.name = name
+                reservation.owner = owner
+                _ = try tx.insert(reservation)
+            }
+            try insert(1, "alices", "alice", .pending)
+            try insert(2, "alices-old", "alice", .expired)
+            try insert(3, "bobs", "bob", .pending)
+            // Held by bob, then by alice: its series count both users' calls.
+            try insert(4, "passed-on", "bob", .deleted)
+            try insert(5, "passed-on", "alice", .pending)
+            for owner in ["alice", "bob"] {
+                var custom = Fixtures.textModel
+                custom.id = "\(owner)-tuned"
+                custom.baseModel = Fixtures.textModel.id
+                custom.owner = owner
+                try tx.registerCustomModel(custom, now: t(0))
+            }
+        }
+        let alice = try ledger.readNow { try $0.metricsScope(owner: "alice") }
+        #expect(alice == MetricsScope(owner: "alice", reservations: ["alices", "alices-old"], models: [Fixtures.textModel.id, "alice-tuned"]))
+        let carol = try ledger.readNow { try $0.metricsScope(owner: "carol") }
+        #expect(carol.reservations.isEmpty && carol.models == [Fixtures.textModel.id])
+    }
+}

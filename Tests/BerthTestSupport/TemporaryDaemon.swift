@@ -58,7 +58,8 @@ public enum Products {
 public final class TemporaryDaemon: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public var socket: String { directory.file("berthd.sock") }
-    public var database: String { directory.file("berth.db") }
+    /// `berth.db` in `directory`, unless the test put it elsewhere (on a file system of its own).
+    public let database: String
     public var configPath: String { directory.file("berthd.toml") }
     public var logPath: String { directory.file("berthd.log") }
     private var process: Process?
@@ -165,8 +166,9 @@ public final class TemporaryDaemon: @unchecked Sendable {
         return "examples"
     }
 
-    public init(config: String = TemporaryDaemon.config(), as user: TestUser? = nil) throws {
+    public init(config: String = TemporaryDaemon.config(), database: String? = nil, as user: TestUser? = nil) throws {
         directory = try TemporaryDirectory(prefix: "berthd")
+        self.database = database ?? directory.file("berth.db")
         self.user = user
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         if let user {

@@ -106,6 +106,111 @@ struct MetricsTests {
         #expect(parsed.value("berth_compute_units", ["pool": "dedicated", "state": "free"]) == 8)
     }
 
+    @Test("a user who is not an admin reads only their own reservation's series and the daemon-wide ones; root reads everyone's")
+    func eachUserSeesTheirOwn() async throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "roots-secret", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        let mine = try daemon.cli(["reserve", "nobodys-own", "--model", Self.model, "--units", "1", "--purpose", "inference"], as: .nobody)
+        #expect(mine.status == 0, "\(mine)")
+        // Both reservations have call series, not only gauges.
+        _ = try daemon.json(["invoke", "roots-secret", "--prompt", "what does the ledger keep", "--max-tokens", "4"])
+        _ = try daemon.json(["invoke", "nobodys-own", "--prompt", "what does the ledger keep", "--max-tokens", "4"], as: .nobody)
+
+        let curl = try Products.run(
+            "/usr/bin/setpriv",
+            ["--reuid=\(TestUser.nobody.uid)", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-sSf", "--unix-socket", daemon.socket,
+             "http://localhost/metrics"])
+        #expect(curl.status == 0, "\(curl)")
+        let theirs = try Exposition(parsing: curl.stdout)
+        let own = ["reservation": "nobodys-own", "model": Self.model, "tier": "provisioned"]
+        #expect(theirs.value("berth_invocations_total", own.merging(["outcome": "served"]) { $1 }) == 1)
+        #expect(theirs.value("berth_reservation_queued_jobs", ["reservation": "nobodys-own"]) == 0)
+        #expect(theirs.value("berth_serve_restarts_total", ["reservation": "nobodys-own"]) == 0)
+        #expect(theirs.value("berth_invocation_duration_seconds_count", own) == 1)
+        // Nothing names root's reservation or root, not even a HELP line; the daemon-wide
+        // gauges are there.
+        #expect(!curl.stdout.contains("roots-secret"), "\(curl.stdout)")
+        #expect(!theirs.samples.contains { $0.labels.values.contains("root") || $0.labels["owner"] != nil })
+        #expect(theirs.value("berth_compute_units", ["pool": "dedicated", "state": "leased"]) == 2)
+        #expect(theirs.value("berth_reservations", ["status": "active"]) == 2)
+        #expect(theirs.families["berth_invocations_total"]?.type == "counter")
+
+        let everything = try await scrape(daemon)
+        for name in ["roots-secret", "nobodys-own"] {
+            #expect(everything.value("berth_reservation_queued_jobs", ["reservation": name]) == 0, "\(name)")
+            let served = ["reservation": name, "model": Self.model, "tier": "provisioned", "outcome": "served"]
+            #expect(everything.value("berth_invocations_total", served) == 1, "\(name)")
+        }
+    }
+
+    @Test("with [metrics] listen, GET /metrics on that TCP address is the whole exposition, and every other path is 404")
+    func tcpListener() async throws {
+        let port = try TCPPort.free()
+        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(extra: "\n[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
+        try daemon.start()
+        #expect(daemon.log.contains("serving metrics"), "\(daemon.log)")
+        #expect(try daemon.cli(["reserve", "roots-secret", "--model", Self.model, "--units", "1"]).status == 0)
+        #expect(try daemon.cli(["reserve", "nobodys-own", "--model", Self.model, "--units", "1"], as: .nobody).status == 0)
+
+        let scraped = try TCPPort.get(port: port, path: "/metrics")
+        #expect(scraped.status == 200, "\(scraped)")
+        #expect(scraped.contentType == "text/plain; version=0.0.4; charset=utf-8")
+        let parsed = try Exposition(parsing: scraped.body)
+        #expect(parsed.value("berth_reservation_queued_jobs", ["reservation": "roots-secret"]) == 0)
+        #expect(parsed.value("berth_reservation_queued_jobs", ["reservation": "nobodys-own"]) == 0)
+        #expect(parsed.value("berth_compute_units", ["pool": "dedicated", "state": "leased"]) == 2)
+        for path in ["/v1/health", "/v1/reservations", "/", "/metrics/extra"] {
+            #expect(try TCPPort.get(port: port, path: path).status == 404, "\(path)")
+        }
+        // The socket still serves everything.
+        #expect(try daemon.cli(["status"]).status == 0)
+    }
+
+    @Test("without [metrics] listen, berthd listens on no TCP port")
+    func noListenerByDefault() throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let pid = try #require(daemon.pid)
+        #expect(!daemon.log.contains("serving metrics"))
+        // The daemon's sockets by inode, against the listening TCP sockets (state 0A) of the
+        // kernel's tables.
+        let inodes = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { fd -> String? in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix("socket:[") else {
+                return nil
+            }
+            return String(target.dropFirst(8).dropLast())
+        })
+        #expect(!inodes.isEmpty)
+        for table in ["tcp", "tcp6"] {
+            let rows = (try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8)) ?? ""
+            for row in rows.split(separator: "\n").dropFirst() {
+                let fields: [Substring] = row.split(separator: " ")
+                guard fields.count > 9, fields[3] == "0A" else { continue }
+                #expect(!inodes.contains(String(fields[9])), "\(table): \(row)")
+            }
+        }
+    }
+
+    @Test("a bad metrics.listen is a config problem naming the key, and berthd does not start")
+    func badListen() throws {
+        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(extra: "\n[metrics]\nlisten = \"localhost:9464\"\n"))
+        let checked = try Products.run(Products.path("berthd"), ["check-config", "--config", daemon.configPath])
+        #expect(checked.status == 2, "\(checked)")
+        #expect(checked.stderr.contains("metrics.listen: 'localhost:9464' is not an IP address and port"), "\(checked)")
+        #expect(throws: TemporaryDaemon.StartFailure.self) { try daemon.start() }
+        #expect(daemon.log.contains("metrics.listen"), "\(daemon.log)")
+    }
+
+    @Test("a metrics address something else listens on stops berthd with a message naming metrics.listen")
+    func listenAddressTaken() throws {
+        let taken = try TCPPort.listening()
+        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(extra: "\n[metrics]\nlisten = \"127.0.0.1:\(taken.port)\"\n"))
+        #expect(throws: TemporaryDaemon.StartFailure.self) { try daemon.start() }
+        #expect(daemon.log.contains("cannot serve metrics on 127.0.0.1:\(taken.port) (metrics.listen)"), "\(daemon.log)")
+        withExtendedLifetime(taken) {}
+    }
+
     @Test("the parser refuses what a Prometheus server would", arguments: [
         "berth_x 1\n",  // no TYPE
         "# TYPE berth_x gauge\nberth_x{a=\"1\"} one\n",  // not a number
@@ -119,6 +224,57 @@ struct MetricsTests {
     ])
     func parserIsStrict(_ text: String) {
         #expect(throws: Exposition.Malformed.self) { try Exposition(parsing: text) }
+    }
+}
+
+/// Plain TCP for the `[metrics] listen` tests: a port, a listener that holds one, and a GET.
+enum TCPPort {
+    /// A listening socket on 127.0.0.1, closed when it goes.
+    final class Listener {
+        let fd: Int32
+        let port: Int
+        init(fd: Int32, port: Int) { self.fd = fd; self.port = port }
+        deinit { close(fd) }
+    }
+
+    static func listening() throws -> Listener {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawSocket.Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else {
+            close(fd)
+            throw RawSocket.Failure(description: "bind: \(String(cString: strerror(errno)))")
+        }
+        return Listener(fd: fd, port: Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    /// A port nothing listens on, as of now.
+    static func free() throws -> Int { try listening().port }
+
+    struct Answer: CustomStringConvertible {
+        var status: Int
+        var contentType: String
+        var body: String
+        var description: String { "\(status) \(contentType)\n\(body)" }
+    }
+
+    static func get(port: Int, path: String) throws -> Answer {
+        let result = try Products.run(
+            "/usr/bin/curl", ["-sS", "-o", "-", "-w", "\n%{http_code} %{content_type}", "http://127.0.0.1:\(port)\(path)"], timeout: 10)
+        guard result.status == 0, let last = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).last else {
+            throw RawSocket.Failure(description: "curl: \(result)")
+        }
+        let fields = last.split(separator: " ", maxSplits: 1).map(String.init)
+        return Answer(
+            status: Int(fields[0]) ?? 0, contentType: fields.count > 1 ? fields[1] : "",
+            body: String(result.stdout.dropLast(last.count + 1)))
     }
 }
 

@@ -12,7 +12,7 @@ extension Berth {
         func run() async throws {
             let reply = try await global.call(HealthView.self, "GET", "/v1/health")
             global.show(reply) { health in
-                Table.fields([
+                var fields = [
                     ("status", health.status),
                     ("version", health.version),
                     ("started", Format.time(health.startedAt)),
@@ -20,7 +20,11 @@ extension Berth {
                     ("dedicated units", "\(health.units.dedicated) (\(health.units.leased) leased, \(health.units.free) free)"),
                     ("shared units", String(health.units.shared)),
                     ("reservations", "\(health.reservations.active) active, \(health.reservations.pending) pending"),
-                ])
+                ]
+                if let ledger = health.ledger {
+                    fields.append(("ledger", ledger.full ? "full — free space on \(ledger.folder ?? "the ledger's folder"); changes are refused until then" : "ok"))
+                }
+                return Table.fields(fields)
             }
         }
     }
