@@ -7,8 +7,12 @@ SWIFT ?= swift
 deps:
 	@./scripts/install-deps.sh
 
+# Executables link the Swift standard library and Foundation statically: `berth` starts
+# faster without a dozen shared libraries to load (docs: benchmarks).
+STATIC ?= --static-swift-stdlib
+
 build: deps
-	$(SWIFT) build
+	$(SWIFT) build $(STATIC)
 
 test: deps
 	$(SWIFT) build --build-tests

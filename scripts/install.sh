@@ -55,8 +55,10 @@ do_install() {
     if [ -n "${BIN_DIR:-}" ]; then
         built=$BIN_DIR
     else
-        [ "${SKIP_BUILD:-}" = 1 ] || "$SWIFT" build -c release
-        built=$("$SWIFT" build -c release --show-bin-path)
+        # The standard library and Foundation linked in: a CLI command starts in a few
+        # milliseconds instead of loading a dozen shared libraries first.
+        [ "${SKIP_BUILD:-}" = 1 ] || "$SWIFT" build -c release --static-swift-stdlib
+        built=$("$SWIFT" build -c release --static-swift-stdlib --show-bin-path)
     fi
     for name in berthd berth; do
         [ -x "$built/$name" ] || { echo "no $name in $built: build it first (swift build -c release)" >&2; exit 1; }

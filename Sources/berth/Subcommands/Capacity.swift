@@ -7,6 +7,7 @@ import Foundation
 extension Berth {
     struct Capacity: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "capacity",
             abstract: "Show how many dedicated units are free over time.")
 
         @OptionGroup var global: GlobalOptions

@@ -5,6 +5,7 @@ import Foundation
 extension Berth {
     struct Compare: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "compare",
             abstract: "Run one prompt on two targets and show the answers side by side.",
             discussion: """
                 Each TARGET is a reservation name or a base model id, as for 'berth invoke'. The \

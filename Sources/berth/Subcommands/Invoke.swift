@@ -5,6 +5,7 @@ import Foundation
 extension Berth {
     struct Invoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "invoke",
             abstract: "Call a model in real time, through a reservation or on demand.",
             discussion: """
                 TARGET is an inference reservation's name (served on its units: provisioned) or a \

@@ -6,6 +6,7 @@ import Foundation
 extension Berth {
     struct Jobs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "jobs",
             abstract: "List jobs, or show one in full with its metrics.")
 
         @OptionGroup var global: GlobalOptions

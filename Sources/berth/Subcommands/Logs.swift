@@ -6,6 +6,7 @@ import Foundation
 extension Berth {
     struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "logs",
             abstract: "Print a job's log (its runner's stderr).",
             discussion: """
                 The log is written to stdout byte for byte; --json has no effect. With --follow, \

@@ -5,6 +5,7 @@ import BerthWire
 extension Berth {
     struct Models: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "models",
             abstract: "List the base and custom models, or show one in full.")
 
         @OptionGroup var global: GlobalOptions

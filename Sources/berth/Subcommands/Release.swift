@@ -6,6 +6,7 @@ import Foundation
 extension Berth {
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "release",
             abstract: "Delete a reservation and free its units.",
             discussion: "A reservation inside its commitment term cannot be deleted (commitment-active)."
         )

@@ -5,6 +5,7 @@ import BerthWire
 extension Berth {
     struct Reservations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reservations",
             abstract: "List reservations, or show one in full with its leases.")
 
         @OptionGroup var global: GlobalOptions

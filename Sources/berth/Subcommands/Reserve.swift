@@ -5,6 +5,7 @@ import Foundation
 extension Berth {
     struct Reserve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reserve",
             abstract: "Reserve dedicated model units for a model (provisioned throughput).",
             discussion: """
                 The reservation is admitted only if enough dedicated units are free for its whole \

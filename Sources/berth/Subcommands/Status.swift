@@ -5,6 +5,7 @@ import BerthWire
 extension Berth {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Show the daemon's version, uptime and a summary of the pool.")
 
         @OptionGroup var global: GlobalOptions

@@ -5,6 +5,7 @@ import Foundation
 extension Berth {
     struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "stop",
             abstract: "Stop a job.",
             discussion: """
                 A queued job is stopped at once. A running one is sent SIGTERM, then SIGKILL after \

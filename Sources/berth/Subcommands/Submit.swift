@@ -5,6 +5,7 @@ import Foundation
 extension Berth {
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "submit",
             abstract: "Submit a customization or batch-inference job to a reservation's queue.",
             discussion: """
                 Training kinds (fine-tuning, continued-pretraining, distillation) need a training \

@@ -4,6 +4,7 @@ import BerthWire
 extension Berth {
     struct Units: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "units",
             abstract: "List the compute units: pool, kind, device and the reservation holding each.")
 
         @OptionGroup var global: GlobalOptions

@@ -5,6 +5,7 @@ import BerthWire
 extension Berth {
     struct Update: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "update",
             abstract: "Rename a reservation, move it to another model of the same base, or add model units.",
             discussion: "Model units are only ever added: a reservation keeps what it holds until its term ends."
         )

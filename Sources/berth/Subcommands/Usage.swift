@@ -7,6 +7,7 @@ import Foundation
 extension Berth {
     struct Usage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "usage",
             abstract: "Report reserved and busy unit-hours, jobs, calls, tokens, cost and idle reservations.",
             discussion: """
                 The window is [--from, --to): by default from the start of this month (UTC) to now. \
