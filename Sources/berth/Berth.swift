@@ -5,7 +5,7 @@ import Foundation
 /// `berth`: the command-line client of berthd. Each subcommand is one request to the control
 /// socket; errors are printed as `berth: <code>: <message>` and mapped to SPEC.md's exit codes.
 @main
-struct Berth: AsyncParsableCommand {
+struct Berth: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "Reserve dedicated compute for models and see how it is used.",
@@ -27,14 +27,10 @@ struct Berth: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     /// ArgumentParser's own `main()` exits 64 on a usage error; SPEC.md says 2, so parse and run here.
-    static func main() async {
+    static func main() {
         do {
             var command = try parseAsRoot()
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
+            try command.run()
         } catch let failure as CommandFailure {
             failure.report()
             Foundation.exit(failure.status.rawValue)

@@ -65,7 +65,7 @@ struct GlobalOptions: ParsableArguments {
         _ path: String,
         body: (any Encodable)? = nil,
         idempotencyKey: String? = nil
-    ) async throws(CommandFailure) -> Reply<T> {
+    ) throws(CommandFailure) -> Reply<T> {
         let client = try connection
         var data: Data?
         if let body {

@@ -5,7 +5,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Capacity: AsyncParsableCommand {
+    struct Capacity: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "capacity",
             abstract: "Show how many dedicated units are free over time.")
@@ -28,9 +28,9 @@ extension Berth {
             }
         }
 
-        func run() async throws {
+        func run() throws {
             let path = "/v1/capacity" + PercentEncoding.query([("from", from), ("to", to)])
-            let reply = try await global.call(CapacityView.self, "GET", path)
+            let reply = try global.call(CapacityView.self, "GET", path)
             global.show(reply) { capacity in
                 var table = Table("start", "end", "free", "reserved")
                 for step in capacity.steps {

@@ -3,7 +3,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Compare: AsyncParsableCommand {
+    struct Compare: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "compare",
             abstract: "Run one prompt on two targets and show the answers side by side.",
@@ -46,14 +46,14 @@ extension Berth {
             case failed(CommandFailure)
         }
 
-        func run() async throws {
+        func run() throws {
             var outcomes: [(target: String, outcome: Outcome)] = []
             // One after the other, so neither call's latency includes the other's load.
             for target in [first, second] {
                 let request = InvokeRequest(target: target, prompt: prompt, maxTokens: maxTokens)
                 do {
                     // No Idempotency-Key, so no retry: each call is metered (see `Invoke`).
-                    let reply = try await global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
+                    let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
                     outcomes.append((target, .answered(reply)))
                 } catch where error.status == .unreachable {
                     // No daemon: the other call cannot be made either, and there is nothing to compare.

@@ -3,7 +3,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Invoke: AsyncParsableCommand {
+    struct Invoke: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "invoke",
             abstract: "Call a model in real time, through a reservation or on demand.",
@@ -42,12 +42,12 @@ extension Berth {
             if let image, image.isEmpty { throw ValidationError("--image: give a path, not an empty string") }
         }
 
-        func run() async throws {
+        func run() throws {
             let encoded = try image.map { try Self.readImage($0).base64EncodedString() }
             let request = InvokeRequest(target: target, prompt: prompt, maxTokens: maxTokens, image: encoded)
             // No Idempotency-Key, so `call` does not retry: a call is metered, and one that
             // reached the model before the connection broke must not run (and cost) twice.
-            let reply = try await global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
+            let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
             global.show(reply, human: Self.human)
         }
 

@@ -4,7 +4,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Jobs: AsyncParsableCommand {
+    struct Jobs: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "jobs",
             abstract: "List jobs, or show one in full with its metrics.")
@@ -18,20 +18,20 @@ extension Berth {
             if let id { _ = try ArgumentCheck.jobID(id) }
         }
 
-        func run() async throws {
+        func run() throws {
             if let id {
                 let path = try Self.path(id)
-                let reply = try await global.call(JobView.self, "GET", path)
+                let reply = try global.call(JobView.self, "GET", path)
                 if global.json {
                     global.show(reply) { _ in "" }
                     return
                 }
                 // `kubectl describe` shows what happened to an object under it; the API keeps
                 // that apart from the job, so a second request fetches it.
-                let events = try await global.call(JobEventList.self, "GET", path + "/events")
+                let events = try global.call(JobEventList.self, "GET", path + "/events")
                 print(Self.detail(reply.value, events: events.value.events))
             } else {
-                let reply = try await global.call(JobList.self, "GET", "/v1/jobs")
+                let reply = try global.call(JobList.self, "GET", "/v1/jobs")
                 global.show(reply) { list in
                     var table = Table(
                         "id", "name", "owner", "kind", "reservation", "status", "progress", "units", "train loss",

@@ -4,7 +4,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Logs: AsyncParsableCommand {
+    struct Logs: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "logs",
             abstract: "Print a job's log (its runner's stderr).",
@@ -24,37 +24,37 @@ extension Berth {
         var follow = false
 
         /// How long to wait before asking again when there was nothing new.
-        static let pollInterval: Duration = .milliseconds(500)
+        static let pollInterval: TimeInterval = 0.5
 
         func validate() throws {
             _ = try ArgumentCheck.jobID(id)
         }
 
-        func run() async throws {
+        func run() throws {
             let path = try Jobs.path(id)
             var offset: Int64 = 0
             var jobEnded = false
             while true {
-                let chunk = try await fetch(path + "/log?offset=\(offset)")
+                let chunk = try fetch(path + "/log?offset=\(offset)")
                 try Self.write(chunk.bytes)
                 offset += Int64(chunk.bytes.count)
                 // At most 1 MiB comes per answer: ask again at once while the file is longer.
                 if !chunk.bytes.isEmpty, chunk.size.map({ offset < $0 }) ?? true { continue }
                 guard follow, !jobEnded else { return }
                 if chunk.bytes.isEmpty {
-                    let job = try await global.call(JobView.self, "GET", path).value
+                    let job = try global.call(JobView.self, "GET", path).value
                     // One more fetch after the job has ended, for what it wrote before it ended.
                     if Jobs.terminalStatuses.contains(job.status) {
                         jobEnded = true
                         continue
                     }
                 }
-                try await Task.sleep(for: Self.pollInterval)
+                Thread.sleep(forTimeInterval: Self.pollInterval)
             }
         }
 
         /// Log bytes from the offset in the path, and the file's whole size (`Berth-Log-Size`).
-        private func fetch(_ path: String) async throws(CommandFailure) -> (bytes: Data, size: Int64?) {
+        private func fetch(_ path: String) throws(CommandFailure) -> (bytes: Data, size: Int64?) {
             let client = try global.connection
             var attempt = 0
             while true {

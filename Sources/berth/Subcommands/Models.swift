@@ -3,7 +3,7 @@ import BerthClient
 import BerthWire
 
 extension Berth {
-    struct Models: AsyncParsableCommand {
+    struct Models: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "models",
             abstract: "List the base and custom models, or show one in full.")
@@ -13,13 +13,13 @@ extension Berth {
         @Argument(help: "A model id, to show that model in full.")
         var id: String?
 
-        func run() async throws {
+        func run() throws {
             if let id {
-                let reply = try await global.call(
+                let reply = try global.call(
                     ModelView.self, "GET", "/v1/models/" + PercentEncoding.pathSegment(id))
                 global.show(reply, human: Self.detail)
             } else {
-                let reply = try await global.call(ModelList.self, "GET", "/v1/models")
+                let reply = try global.call(ModelList.self, "GET", "/v1/models")
                 global.show(reply) { list in
                     var table = Table(
                         "id", "provider", "input", "output", "max tokens", "on demand", "customizations", "base model")

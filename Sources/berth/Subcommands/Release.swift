@@ -4,7 +4,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Release: AsyncParsableCommand {
+    struct Release: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "release",
             abstract: "Delete a reservation and free its units.",
@@ -20,8 +20,8 @@ extension Berth {
             try ArgumentCheck.reservationName(name, field: "name")
         }
 
-        func run() async throws {
-            let reply = try await global.call(
+        func run() throws {
+            let reply = try global.call(
                 Released.self, "DELETE", "/v1/reservations/" + PercentEncoding.pathSegment(name))
             global.show(reply) { _ in "released '\(name)'" }
         }

@@ -3,7 +3,7 @@ import BerthClient
 import BerthWire
 
 extension Berth {
-    struct Reservations: AsyncParsableCommand {
+    struct Reservations: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reservations",
             abstract: "List reservations, or show one in full with its leases.")
@@ -17,13 +17,13 @@ extension Berth {
             if let name { try ArgumentCheck.reservationName(name, field: "name") }
         }
 
-        func run() async throws {
+        func run() throws {
             if let name {
-                let reply = try await global.call(
+                let reply = try global.call(
                     ReservationView.self, "GET", "/v1/reservations/" + PercentEncoding.pathSegment(name))
                 global.show(reply, human: Self.detail)
             } else {
-                let reply = try await global.call(ReservationList.self, "GET", "/v1/reservations")
+                let reply = try global.call(ReservationList.self, "GET", "/v1/reservations")
                 global.show(reply) { list in
                     var table = Table(
                         "name", "owner", "model", "purpose", "model units", "compute units", "commitment", "start", "end",

@@ -3,7 +3,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Reserve: AsyncParsableCommand {
+    struct Reserve: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reserve",
             abstract: "Reserve dedicated model units for a model (provisioned throughput).",
@@ -60,12 +60,12 @@ extension Berth {
             try ArgumentCheck.duration(duration, option: "--duration")
         }
 
-        func run() async throws {
+        func run() throws {
             let request = CreateReservationRequest(
                 name: name, model: model, modelUnits: units, purpose: purpose?.rawValue,
                 commitment: commitment?.rawValue, start: start, duration: duration,
                 wait: wait ? true : nil, spillover: spillover ? true : nil)
-            let reply = try await global.call(
+            let reply = try global.call(
                 ReservationView.self, "POST", "/v1/reservations", body: request,
                 idempotencyKey: UUID().uuidString.lowercased())
             global.show(reply) { "reserved '\($0.name)': " + Self.summary($0) }

@@ -3,15 +3,15 @@ import BerthCore
 import BerthWire
 
 extension Berth {
-    struct Status: AsyncParsableCommand {
+    struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
             abstract: "Show the daemon's version, uptime and a summary of the pool.")
 
         @OptionGroup var global: GlobalOptions
 
-        func run() async throws {
-            let reply = try await global.call(HealthView.self, "GET", "/v1/health")
+        func run() throws {
+            let reply = try global.call(HealthView.self, "GET", "/v1/health")
             global.show(reply) { health in
                 var fields = [
                     ("status", health.status),

@@ -3,7 +3,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Stop: AsyncParsableCommand {
+    struct Stop: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "stop",
             abstract: "Stop a job.",
@@ -22,8 +22,8 @@ extension Berth {
             _ = try ArgumentCheck.jobID(id)
         }
 
-        func run() async throws {
-            let reply = try await global.call(
+        func run() throws {
+            let reply = try global.call(
                 JobView.self, "POST", try Jobs.path(id) + "/stop", idempotencyKey: UUID().uuidString.lowercased())
             global.show(reply) { job in
                 switch job.status {

@@ -3,7 +3,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Submit: AsyncParsableCommand {
+    struct Submit: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "submit",
             abstract: "Submit a customization or batch-inference job to a reservation's queue.",
@@ -76,13 +76,13 @@ extension Berth {
             }
         }
 
-        func run() async throws {
+        func run() throws {
             let request = SubmitJobRequest(
                 name: name, reservation: reservation, kind: kind.rawValue, data: Self.absolute(data),
                 validationData: validationData.map(Self.absolute), output: Self.absolute(output), modelName: modelName,
                 epochs: epochs, batchSize: batchSize, learningRate: learningRate, warmupSteps: warmupSteps,
                 modelUnits: units, priority: priority)
-            let reply = try await global.call(
+            let reply = try global.call(
                 JobView.self, "POST", "/v1/jobs", body: request, idempotencyKey: UUID().uuidString.lowercased())
             global.show(reply) { "submitted job \($0.id) '\($0.name)' on '\($0.reservation)': " + Jobs.status($0) }
         }

@@ -2,15 +2,15 @@ import ArgumentParser
 import BerthWire
 
 extension Berth {
-    struct Units: AsyncParsableCommand {
+    struct Units: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "units",
             abstract: "List the compute units: pool, kind, device and the reservation holding each.")
 
         @OptionGroup var global: GlobalOptions
 
-        func run() async throws {
-            let reply = try await global.call(UnitList.self, "GET", "/v1/units")
+        func run() throws {
+            let reply = try global.call(UnitList.self, "GET", "/v1/units")
             global.show(reply) { list in
                 var table = Table("id", "kind", "device", "pool", "holder")
                 for unit in list.units {

@@ -3,7 +3,7 @@ import BerthClient
 import BerthWire
 
 extension Berth {
-    struct Update: AsyncParsableCommand {
+    struct Update: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "update",
             abstract: "Rename a reservation, move it to another model of the same base, or add model units.",
@@ -33,9 +33,9 @@ extension Berth {
             if let rename { try ArgumentCheck.reservationName(rename, field: "--rename") }
         }
 
-        func run() async throws {
+        func run() throws {
             let request = UpdateReservationRequest(name: rename, model: model, modelUnits: units)
-            let reply = try await global.call(
+            let reply = try global.call(
                 ReservationView.self, "PATCH", "/v1/reservations/" + PercentEncoding.pathSegment(name), body: request)
             global.show(reply) { reservation in
                 let renamed = reservation.name == name ? "" : " (now '\(reservation.name)')"

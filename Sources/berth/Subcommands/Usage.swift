@@ -5,7 +5,7 @@ import BerthWire
 import Foundation
 
 extension Berth {
-    struct Usage: AsyncParsableCommand {
+    struct Usage: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "usage",
             abstract: "Report reserved and busy unit-hours, jobs, calls, tokens, cost and idle reservations.",
@@ -76,14 +76,14 @@ extension Berth {
             global.json ? .json : format.flatMap(OutputFormat.init(rawValue:)) ?? .table
         }
 
-        func run() async throws {
+        func run() throws {
             // One report for everything printed and drawn, so the chart and the table agree; the
             // chart wants finer buckets than the sparkline, which groups them.
             let buckets = chart == nil ? UsageTable.sparklineWidth : UsageChart.buckets
             let path = "/v1/usage" + PercentEncoding.query([
                 ("from", from), ("to", to), ("by", by), ("buckets", String(buckets)),
             ])
-            let reply = try await global.call(UsageReport.self, "GET", path)
+            let reply = try global.call(UsageReport.self, "GET", path)
             let report = reply.value
             if let chart { try Self.write(UsageChart.svg(report), to: chart) }
             switch outputFormat {
