@@ -10,25 +10,28 @@
 #      `berth jobs`), median ms;
 #   4. 20 trivial jobs on one unit, from the first submit to the last one done, seconds;
 #   5. a CLI's start-up: `berth status` vs `squeue --version` (process start only) and vs `sinfo`
-#      (start plus one round trip to its daemon), median ms of 200 runs.
+#      (start plus one round trip to its daemon), median ms of 200 runs; also `berth status`
+#      with no daemon to answer, its start-up alone.
 #
 # It installs what it lacks (munge, slurmctld, slurmd, slurm-client, hyperfine; apt-get), builds
 # berth's release binaries if they are missing or older than the sources, and starts munged,
 # slurmctld, slurmd and berthd as plain background processes on a temporary folder (no systemd,
-# no accounting database), all stopped by PID when it ends. It runs as root: slurmd must, and
-# berthd runs its jobs as their submitter only as root. About two to three minutes.
+# no accounting database), all stopped by PID when it ends. It runs as root, as slurmd must;
+# berthd runs as root too, as it does in production. About two and a half minutes, plus a build.
 #
 #     Benchmarks/run-cli-bench.sh
 #
 # Environment: BENCH_JOBS (default 1000), BENCH_TRIVIAL (20), BENCH_RESERVATIONS (create/delete
 # pairs, 100), BENCH_STARTUP_RUNS (200), BENCH_LIST_RUNS (20), BENCH_KEEP=1 keeps the temporary
-# folder (configs, ledger, logs), SWIFT (default swift, else /opt/swift/usr/bin/swift).
+# folder (configs, ledger, logs; otherwise it is removed, even after a failure, once the last
+# lines of each log are shown), SWIFT (default swift, else /opt/swift/usr/bin/swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C   # "." in $EPOCHREALTIME and in awk's numbers
 export PATH="$PATH:/usr/sbin:/sbin"
 
 if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "slurmd needs root: run this as root" >&2; exit 1; }
     echo "slurmd needs root: running again under sudo" >&2
     exec sudo -E env "PATH=$PATH" bash "$0" "$@"
 fi
@@ -101,10 +104,11 @@ finish() {
             [ -s "$tmp/$log" ] && { echo "--- $log" >&2; tail -15 "$tmp/$log" >&2; }
         done
     fi
-    if [ "$status" -ne 0 ] || [ "${BENCH_KEEP:-}" = 1 ]; then
+    if [ "${BENCH_KEEP:-}" = 1 ]; then
         echo "kept $tmp (configs, ledger, logs)" >&2
     else
         rm -rf "$tmp"
+        [ "$status" -ne 0 ] && echo "(BENCH_KEEP=1 keeps the temporary folder with every log)" >&2
     fi
     exit "$status"
 }
@@ -117,6 +121,8 @@ calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 count_jobs() {
     python3 -c 'import json, sys; print(sum(1 for j in json.load(sys.stdin)["jobs"] if j["reservation"] == sys.argv[1] and j["status"] == sys.argv[2]))' "$@"
 }
+# The rows of a listing on stdin that start with a job id (not its header or a footer).
+count_rows() { grep -c '^ *[0-9]' || true; }
 # The median of hyperfine's runs in ms, from its JSON export.
 median_ms() { awk -F: '/"median"/ { gsub(/[ ,]/, "", $2); printf "%.2f", $2 * 1000; exit }' "$1"; }
 
@@ -231,9 +237,13 @@ hf() {
 hf squeue-version --runs "$startup_runs" "squeue --version"
 hf sinfo --runs "$startup_runs" "sinfo"
 hf berth-status --runs "$startup_runs" "$berth status"
+# berth's start-up alone: the same command against a socket that does not exist (it fails at
+# once, without a daemon to answer).
+hf berth-nosocket --runs "$startup_runs" -i "$berth status --socket $tmp/no-such.sock"
 startup_squeue=$(median_ms "$tmp/squeue-version.json")
 startup_sinfo=$(median_ms "$tmp/sinfo.json")
 startup_berth=$(median_ms "$tmp/berth-status.json")
+startup_berth_alone=$(median_ms "$tmp/berth-nosocket.json")
 
 # 6. Reservations made and deleted, one CLI call at a time: Slurm reserves its one node now for
 #    10 minutes, berth one dedicated unit now for 10 minutes.
@@ -278,21 +288,21 @@ t2=$EPOCHREALTIME
 submit_slurm=$(calc "$jobs_n / ($t1 - $t0)")
 submit_berth=$(calc "$jobs_n / ($t2 - $t1)")
 queued_slurm=$(squeue -h -t PD -o %i | wc -l)
-queued_berth=$("$berth" jobs --json | count_jobs queue queued)
 
 # 8. Listing them. `berth jobs --all` lists every job; plain `berth jobs` shows the newest 100.
 #    Before --limit/--all exist, --all is refused as an unknown option and plain `berth jobs`,
 #    which then lists everything, stands in for it.
 echo "== listing $jobs_n queued jobs" >&2
-all_note=
+all_note= all=(--all)
 if ! "$berth" jobs --all >/dev/null 2>"$tmp/all.err"; then
     if grep -qi 'unknown option' "$tmp/all.err"; then
-        all_note="(no --all yet: plain 'berth jobs')"
+        all_note="(no --all yet: plain 'berth jobs')" all=()
     else
         echo "berth jobs --all failed: $(cat "$tmp/all.err")" >&2
         exit 1
     fi
 fi
+queued_berth=$("$berth" jobs ${all[@]+"${all[@]}"} --json | count_jobs queue queued)
 hf squeue --runs "$list_runs" "squeue"
 if [ -z "$all_note" ]; then
     hf berth-jobs-all --runs "$list_runs" "$berth jobs --all"
@@ -302,13 +312,13 @@ else
 fi
 list_squeue=$(median_ms "$tmp/squeue.json")
 list_berth_all=$(median_ms "$tmp/berth-jobs-all.json")
-rows_squeue=$(($(squeue | wc -l) - 1))
+rows_squeue=$(squeue | count_rows)
 if [ -z "$all_note" ]; then
-    rows_berth_all=$(($("$berth" jobs --all | wc -l) - 1))
+    rows_berth_all=$("$berth" jobs --all | count_rows)
     list_berth=$(median_ms "$tmp/berth-jobs.json")
-    rows_berth=$(($("$berth" jobs | wc -l) - 1))
+    rows_berth=$("$berth" jobs | count_rows)
 else
-    rows_berth_all=$(($("$berth" jobs | wc -l) - 1))
+    rows_berth_all=$("$berth" jobs | count_rows)
 fi
 
 # Both sides drop their queue before the next row, so no scheduler has 1,000 jobs to look at.
@@ -354,7 +364,7 @@ for _ in $(seq 6000); do
     sleep 0.05
 done
 trivial_berth=$(calc "$EPOCHREALTIME - $t0" 2)
-completed_berth=$("$berth" jobs --json | count_jobs trivial completed)
+completed_berth=$("$berth" jobs ${all[@]+"${all[@]}"} --json | count_jobs trivial completed)
 [ "$state" = completed ] || echo "warning: berth's last trivial job ended ${state:-nowhere}" >&2
 
 # 10. The table: each row's figures and their ratio, above 1 when berth is faster.
@@ -380,6 +390,7 @@ fi
 row "$trivial_n trivial jobs on one unit, submit to done (s)" "$trivial_slurm" "$trivial_berth" "$(ratio_time "$trivial_slurm" "$trivial_berth")"
 row "  the same, Slurm with batch_sched_delay=0 (s)" "$trivial_slurm_tuned" "$trivial_berth" "$(ratio_time "$trivial_slurm_tuned" "$trivial_berth")"
 row "start-up: berth status vs squeue --version (ms)" "$startup_squeue" "$startup_berth" "$(ratio_time "$startup_squeue" "$startup_berth")"
+row "  berth status with no daemon (start-up only)" "$startup_squeue" "$startup_berth_alone" "$(ratio_time "$startup_squeue" "$startup_berth_alone")"
 row "start-up + round trip: vs sinfo (ms)" "$startup_sinfo" "$startup_berth" "$(ratio_time "$startup_sinfo" "$startup_berth")"
 echo
 echo "queued after the submissions: Slurm $queued_slurm, berth $queued_berth; berth's trivial jobs completed: $completed_berth of $trivial_n"
