@@ -38,7 +38,7 @@ struct ControlSocketTests {
             #expect(error(response)?.error.message.contains(field) == true, "\(json): \(String(decoding: response.body, as: UTF8.self))")
         }
         let list = try await client.send(method: "GET", path: "/v1/reservations")
-        #expect(String(decoding: list.body, as: UTF8.self) == #"{"reservations":[]}"#)
+        #expect(String(decoding: list.body, as: UTF8.self) == #"{"more":0,"reservations":[]}"#)
     }
 
     @Test("a body over 1 MiB is refused with 413")
