@@ -1,5 +1,6 @@
 import BerthCore
 import BerthStore
+import BerthWire
 import Foundation
 import Hummingbird
 
@@ -8,8 +9,6 @@ import Hummingbird
 /// value that does not parse, a parameter given twice that takes one value, and a parameter
 /// the listing does not know are each a 400 naming the parameter.
 struct ListingQuery {
-    static let defaultLimit = 100
-
     private let parameters: Parameters
     /// Items per page.
     let limit: Int
@@ -34,12 +33,12 @@ struct ListingQuery {
 
         let limitText = parameters.get("limit")
         if let limitText {
-            guard let limit = Int(limitText), (1...LedgerTransaction.maxListingLimit).contains(limit) else {
-                throw APIError.invalid(field: "limit", "'\(limitText)' must be a whole number from 1 to \(LedgerTransaction.maxListingLimit)")
+            guard let limit = Int(limitText), (1...ListingLimit.maximum).contains(limit) else {
+                throw APIError.invalid(field: "limit", "'\(limitText)' must be a whole number from 1 to \(ListingLimit.maximum)")
             }
             self.limit = limit
         } else {
-            self.limit = Self.defaultLimit
+            self.limit = ListingLimit.standard
         }
 
         if let cursor = parameters.get("cursor") {

@@ -78,9 +78,6 @@ struct ListingConditions {
 }
 
 extension LedgerTransaction {
-    /// Highest `limit` a listing takes.
-    public static let maxListingLimit = 10_000
-
     /// A page of the jobs `filter` lets through, newest first: at most `limit`, and only jobs
     /// older than `before` (the last id of the previous page) when given.
     public func jobs(_ filter: JobFilter, before: Int64?, limit: Int) throws -> ListingPage<JobRecord> {

@@ -298,6 +298,15 @@ public struct ReservationView: Codable, Sendable, Equatable {
     }
 }
 
+/// How many items a page of a listing (`GET /v1/jobs`, `GET /v1/reservations`) holds: the
+/// server's bounds on `limit`, which the CLI checks before it asks.
+public enum ListingLimit {
+    /// When a request gives no `limit`.
+    public static let standard = 100
+    /// The most a `limit` may be.
+    public static let maximum = 10_000
+}
+
 /// `GET /v1/reservations`: one page of reservations, newest first.
 public struct ReservationList: Codable, Sendable, Equatable {
     public var reservations: [ReservationView]

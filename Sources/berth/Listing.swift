@@ -1,15 +1,8 @@
-// Public: a conformance of a public type to a public protocol is public itself.
-public import ArgumentParser
+import ArgumentParser
 import BerthClient
-public import BerthCore
+import BerthCore
 import BerthWire
 import Foundation
-
-// Core enums as option values: ArgumentParser refuses any other value and lists the valid ones.
-extension JobStatus: ExpressibleByArgument {}
-extension JobKind: ExpressibleByArgument {}
-extension ReservationStatus: ExpressibleByArgument {}
-extension Purpose: ExpressibleByArgument {}
 
 /// A page of a listing as the API answers it (`JobList`, `ReservationList`).
 protocol ListingPage: Codable {
@@ -36,22 +29,18 @@ extension ReservationList: ListingPage {
 /// How much of a listing to show: `--limit N` or `--all`, as `berth jobs` and
 /// `berth reservations` take them.
 struct ListingOptions: ParsableArguments {
-    /// What berthd shows when no limit is given.
-    static let defaultLimit = 100
-    /// Highest `--limit`, as berthd takes it.
-    static let maxLimit = 10_000
     /// Items asked for per request by `--all`: a page of jobs is about 0.7 KB a job.
     static let allPageSize = 1_000
 
-    @Option(help: ArgumentHelp("Show at most this many, newest first (default: \(defaultLimit); at most \(maxLimit)).", valueName: "n"))
+    @Option(help: ArgumentHelp("Show at most this many, newest first (default: \(ListingLimit.standard); at most \(ListingLimit.maximum)).", valueName: "n"))
     var limit: Int?
 
     @Flag(help: "Show every one that matches, asking berthd page by page.")
     var all = false
 
     func validate() throws {
-        if let limit, !(1...Self.maxLimit).contains(limit) {
-            throw ValidationError("--limit: must be 1 to \(Self.maxLimit), not \(limit); --all shows every one")
+        if let limit, !(1...ListingLimit.maximum).contains(limit) {
+            throw ValidationError("--limit: must be 1 to \(ListingLimit.maximum), not \(limit); --all shows every one")
         }
         if limit != nil && all {
             throw ValidationError("--limit and --all ask for two things: give one of them")
@@ -98,7 +87,7 @@ struct ListingOptions: ParsableArguments {
     static func moreLine(shown: Int, more: Int) -> String? {
         guard more > 0 else { return nil }
         let total = shown + more
-        return total <= maxLimit ? "… \(more) more; --limit \(total) or --all shows them" : "… \(more) more; --all shows them"
+        return total <= ListingLimit.maximum ? "… \(more) more; --limit \(total) or --all shows them" : "… \(more) more; --all shows them"
     }
 }
 
