@@ -9,3 +9,4 @@ extension JobStatus: ExpressibleByArgument {}
 extension JobKind: ExpressibleByArgument {}
 extension ReservationStatus: ExpressibleByArgument {}
 extension Purpose: ExpressibleByArgument {}
+extension Commitment: ExpressibleByArgument {}
