@@ -159,6 +159,16 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
 /// business), and must be well-formed HTTP/1. A request that fails either is refused with an
 /// answer in the API's error shape when no other answer is under way, and its connection closes.
 ///
+/// A request answered before its body has all arrived (a 413 once the body passes 1 MiB, or a
+/// refusal that never reads it) ends its connection: the answer says `Connection: close`, the
+/// rest of the body is read and dropped, up to `drainLimit` bytes, and the connection closes
+/// when it ends. A client that writes its whole body before reading anything (most do) thus
+/// finishes its write and reads the answer at once. Left alone, Hummingbird would stop reading
+/// a `Connection: close` request after its answer and leave such a client blocked in its write
+/// until the request timeout; and a kept-alive connection would carry on after a body the
+/// daemon never meant to take. A client that sent `Expect: 100-continue` will not send the
+/// body after a final answer, so its connection closes as soon as the answer is out.
+///
 /// One rule above the others: a handler reading a request's body must see a broken body fail,
 /// never end. Hummingbird takes a body stream that stops without its end as a complete body,
 /// so a parse error there (including the one the decoder raises when the connection closes
@@ -181,6 +191,14 @@ struct RequestArrival {
         case close(Refusal)
         /// Pass the parse error on to the handler reading the body, so its read fails.
         case forward
+        /// The request was answered before its body arrived: read the rest and drop it, even
+        /// if the handler has stopped reading.
+        case drain
+        /// Drop this part of the body.
+        case drop
+        /// The request answered early has ended (or sent more than `drainLimit`): close once
+        /// the answer is out.
+        case closeAfterAnswer
     }
 
     let timeout: TimeAmount
@@ -191,13 +209,25 @@ struct RequestArrival {
     private(set) var bodyOpen = false
     /// Requests whose head was read and whose response has not ended.
     private(set) var answering = 0
-    /// The request whose body is open was answered already (a 413 before its whole body came).
+    /// The request whose body is open was answered already (a 413 before its whole body came):
+    /// its body is read and dropped.
     private(set) var answeredEarly = false
+    /// Bytes of that body dropped so far.
+    private(set) var dropped = 0
+    /// The request whose body is open sent `Expect: 100-continue`.
+    private(set) var expectsContinue = false
     /// A refusal that waits for the response under way to end.
     private(set) var pending: Refusal?
     /// A parse error went to the handler reading the body: the connection ends after its answer.
     private(set) var broken = false
     private(set) var isClosing = false
+
+    /// The body of a request answered early is being read and dropped.
+    var isDraining: Bool { answeredEarly && !isClosing }
+
+    /// How much of a body answered early is read and dropped before the connection is closed
+    /// anyway: eight times the largest body the API takes.
+    static let drainLimit = 8 << 20
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -209,19 +239,40 @@ struct RequestArrival {
         return start(now)
     }
 
-    mutating func headRead(now: NIODeadline) -> Action {
+    mutating func headRead(now: NIODeadline, expectsContinue: Bool = false) -> Action {
         guard !isClosing else { return .none }
         answering += 1
         let action = deadline == nil ? start(now) : .none
         bodyOpen = true
+        self.expectsContinue = expectsContinue
         return action
+    }
+
+    /// `bytes` of the open request's body were read: passed on, or dropped if it was answered.
+    mutating func bodyRead(_ bytes: Int) -> Action {
+        guard answeredEarly, !isClosing else { return .none }
+        dropped += bytes
+        guard dropped > Self.drainLimit else { return .drop }
+        deadline = nil
+        isClosing = true
+        return .closeAfterAnswer
     }
 
     mutating func endRead() -> Action {
         deadline = nil
         bodyOpen = false
+        if answeredEarly, !isClosing {
+            isClosing = true
+            return .closeAfterAnswer
+        }
         answeredEarly = false
         return .cancel
+    }
+
+    /// Whether the answer now starting must say `Connection: close`: it answers the request
+    /// whose body is still arriving, so the connection ends after it.
+    var answerEndsConnection: Bool {
+        bodyOpen && answering == 1
     }
 
     /// The bytes are not HTTP/1 (or not HTTP this server can take).
@@ -247,7 +298,6 @@ struct RequestArrival {
 
     mutating func responseEnded() -> Action {
         answering = max(0, answering - 1)
-        if bodyOpen, answering == 0 { answeredEarly = true }
         guard answering == 0, !isClosing else { return .none }
         if broken {
             isClosing = true
@@ -258,7 +308,14 @@ struct RequestArrival {
             isClosing = true
             return .refuse(pending)
         }
-        return .none
+        guard bodyOpen else { return .none }
+        answeredEarly = true
+        dropped = 0
+        if expectsContinue {
+            isClosing = true
+            return .closeAfterAnswer
+        }
+        return .drain
     }
 
     mutating func timerFired(now: NIODeadline) -> Action {
@@ -292,6 +349,8 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var state: RequestArrival
     private let logger: Logger
     private var wakeUp: Scheduled<Void>?
+    /// Done when an answer that ends the connection is written: the close waits for it.
+    private var answerSent: EventLoopFuture<Void>?
 
     init(timeout: TimeAmount, logger: Logger) {
         self.state = RequestArrival(timeout: timeout)
@@ -305,16 +364,29 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !state.isClosing else { return }
-        switch unwrapInboundIn(data) {
-        case .head: perform(state.headRead(now: .now()), context)
-        case .body: break
-        case .end: perform(state.endRead(), context)
+        let action = switch unwrapInboundIn(data) {
+        case .head(let head):
+            state.headRead(now: .now(), expectsContinue: head.headerFields[.expect]?.lowercased() == "100-continue")
+        case .body(let bytes):
+            state.bodyRead(bytes.readableBytes)
+        case .end:
+            state.endRead()
         }
-        context.fireChannelRead(data)
+        perform(action, context)
+        switch action {
+        case .drop, .closeAfterAnswer:
+            // A body its handler no longer reads, or the connection ends here.
+            break
+        default:
+            context.fireChannelRead(data)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         perform(state.bytesArrived(now: .now()), context)
+        // NIOAsyncChannel reads no more once its handler stops taking parts (Hummingbird stops
+        // after answering a `Connection: close` request); a body being dropped is read anyway.
+        if state.isDraining { context.read() }
         context.fireChannelReadComplete()
     }
 
@@ -332,16 +404,27 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end = unwrapOutboundIn(data) else {
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where state.answerEndsConnection:
+            head.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case .end:
+            if state.answerEndsConnection {
+                let sent = context.eventLoop.makePromise(of: Void.self)
+                sent.futureResult.cascade(to: promise)
+                answerSent = sent.futureResult
+                context.write(data, promise: sent)
+            } else {
+                context.write(data, promise: promise)
+            }
+            let action = state.responseEnded()
+            if action != .none {
+                // The answer goes out before anything that closes the connection.
+                context.flush()
+                perform(action, context)
+            }
+        default:
             context.write(data, promise: promise)
-            return
-        }
-        context.write(data, promise: promise)
-        let action = state.responseEnded()
-        if action != .none {
-            // The answer goes out before anything that closes the connection.
-            context.flush()
-            perform(action, context)
         }
     }
 
@@ -363,8 +446,10 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func perform(_ action: RequestArrival.Action, _ context: ChannelHandlerContext) {
         switch action {
-        case .none, .forward:
+        case .none, .forward, .drop:
             break
+        case .drain:
+            context.read()
         case .schedule(let deadline):
             wakeUp?.cancel()
             let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
@@ -376,6 +461,11 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .cancel:
             wakeUp?.cancel()
             wakeUp = nil
+        case .closeAfterAnswer:
+            wakeUp?.cancel()
+            logger.debug("closing a connection whose request was answered before its body arrived", metadata: ["dropped_bytes": "\(state.dropped)"])
+            let channel = context.channel
+            (answerSent ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in channel.close(promise: nil) }
         case .close(let refusal):
             wakeUp?.cancel()
             log(refusal)

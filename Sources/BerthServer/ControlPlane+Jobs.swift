@@ -165,10 +165,35 @@ extension ControlPlane {
         }
     }
 
-    func listJobs(_ context: BerthRequestContext) async throws -> Response {
+    /// `GET /v1/jobs?status=&reservation=&owner=&kind=&since=&limit=&cursor=`: a page of the
+    /// jobs the filters let through, newest first (`ListingQuery`).
+    func listJobs(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
+        let query = try ListingQuery(
+            request.uri.queryParameters, path: "/v1/jobs", what: "jobs", filters: ["status", "reservation", "kind"],
+            caller: caller, now: now)
+        let reservation = query.text("reservation")
+        if let reservation {
+            do {
+                try ReservationName.validate(reservation, field: "reservation")
+            } catch {
+                throw APIError.invalid(field: error.field, error.message)
+            }
+        }
+        let filter = JobFilter(
+            statuses: try query.values("status", "a job status"), reservation: reservation, owner: query.owner,
+            kind: try query.value("kind", "a job kind"), since: query.since)
         let list = try await ledger.read { tx in
-            JobList(jobs: try tx.jobs(owner: caller.isAdmin ? nil : caller.user).map { try Self.jobView($0, tx: tx, fullMetrics: false) })
+            let page = try tx.jobs(filter, before: query.before, limit: query.limit)
+            var names: [Int64: String] = [:]
+            var views: [JobView] = []
+            views.reserveCapacity(page.items.count)
+            for job in page.items {
+                let name = try names[job.reservationId] ?? Self.reservationName(job.reservationId, tx)
+                names[job.reservationId] = name
+                views.append(Self.jobView(job, reservationName: name, metrics: try tx.lastMetricPoint(jobID: job.id!).map { [$0] } ?? []))
+            }
+            return JobList(jobs: views, nextCursor: ListingQuery.nextCursor(after: page.items.last?.id, more: page.more), more: page.more)
         }
         return try Requests.json(list)
     }
@@ -250,10 +275,14 @@ extension ControlPlane {
         return job
     }
 
+    /// A job with its whole curve (`fullMetrics`), or with its last point as lists show it.
     static func jobView(_ job: JobRecord, tx: LedgerTransaction, fullMetrics: Bool) throws -> JobView {
-        let metrics = try tx.metrics(jobID: job.id!)
-        let name = try tx.reservationState(id: job.reservationId)?.name ?? String(job.reservationId)
-        return jobView(job, reservationName: name, metrics: fullMetrics ? metrics : Array(metrics.suffix(1)))
+        let metrics = fullMetrics ? try tx.metrics(jobID: job.id!) : try tx.lastMetricPoint(jobID: job.id!).map { [$0] } ?? []
+        return jobView(job, reservationName: try reservationName(job.reservationId, tx), metrics: metrics)
+    }
+
+    static func reservationName(_ id: Int64, _ tx: LedgerTransaction) throws -> String {
+        try tx.reservationState(id: id)?.name ?? String(id)
     }
 
     static func jobView(_ job: JobRecord, reservationName name: String, metrics shown: [MetricPoint]) -> JobView {

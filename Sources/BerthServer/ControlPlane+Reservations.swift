@@ -93,14 +93,26 @@ extension ControlPlane {
         return shown
     }
 
-    func listReservations(_ context: BerthRequestContext) async throws -> Response {
+    /// `GET /v1/reservations?status=&owner=&purpose=&since=&limit=&cursor=`: a page of the
+    /// reservations the filters let through, newest first (`ListingQuery`). `since` is the time
+    /// a reservation was made (`created_at`). `status` filters on the status the ledger keeps:
+    /// an active inference reservation whose serve process is starting is listed as active
+    /// and shown as `pending` (`presented`).
+    func listReservations(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
-        let rows = try await ledger.read { tx in
-            try tx.reservations(owner: caller.isAdmin ? nil : caller.user).map { ($0.id, try Views.reservation($0, in: tx)) }
+        let query = try ListingQuery(
+            request.uri.queryParameters, path: "/v1/reservations", what: "reservations", filters: ["status", "purpose"],
+            caller: caller, now: now)
+        let filter = ReservationFilter(
+            statuses: try query.values("status", "a reservation status"), owner: query.owner,
+            purpose: try query.value("purpose", "a purpose"), since: query.since)
+        let (rows, more, lastID) = try await ledger.read { tx in
+            let page = try tx.reservations(filter, before: query.before, limit: query.limit)
+            return (try page.items.map { ($0.id, try Views.reservation($0, in: tx)) }, page.more, page.items.last?.id)
         }
         var shown: [ReservationView] = []
         for (id, view) in rows { shown.append(await presented(view, id: id)) }
-        return try Requests.json(ReservationList(reservations: shown))
+        return try Requests.json(ReservationList(reservations: shown, nextCursor: ListingQuery.nextCursor(after: lastID, more: more), more: more))
     }
 
     func showReservation(_ context: BerthRequestContext) async throws -> Response {

@@ -99,13 +99,13 @@ public struct ControlPlane: Sendable {
         v1.get("models") { _, context in try await self.models(context) }
         v1.get("models/:id") { _, context in try await self.model(context) }
         v1.post("reservations") { request, context in try await self.createReservation(request, context) }
-        v1.get("reservations") { _, context in try await self.listReservations(context) }
+        v1.get("reservations") { request, context in try await self.listReservations(request, context) }
         v1.get("reservations/:name") { _, context in try await self.showReservation(context) }
         v1.patch("reservations/:name") { request, context in try await self.updateReservation(request, context) }
         v1.delete("reservations/:name") { _, context in try await self.releaseReservation(context) }
         v1.get("capacity") { request, _ in try await self.capacity(request) }
         v1.post("jobs") { request, context in try await self.submitJob(request, context) }
-        v1.get("jobs") { _, context in try await self.listJobs(context) }
+        v1.get("jobs") { request, context in try await self.listJobs(request, context) }
         v1.get("jobs/:id") { _, context in try await self.showJob(context) }
         v1.post("jobs/:id/stop") { _, context in try await self.stopJob(context) }
         v1.get("jobs/:id/events") { _, context in try await self.jobEvents(context) }

@@ -242,17 +242,36 @@ extension LedgerTransaction {
     public func metrics(jobID: Int64) throws -> [MetricPoint] {
         var points: [Int: MetricPoint] = [:]
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT step, epoch, name, value FROM job_metrics WHERE job_id = ? ORDER BY rowid"), arguments: [jobID]) {
-            let step: Int = row["step"]
+            let step: Int = row[0]
             var point = points[step] ?? MetricPoint(step: step, epoch: nil, trainingLoss: nil, validationLoss: nil)
-            point.epoch = row["epoch"] ?? point.epoch
-            switch row["name"] as String {
-            case "train_loss", "training_loss": point.trainingLoss = row["value"]
-            case "validation_loss", "val_loss": point.validationLoss = row["value"]
-            default: break
-            }
+            Self.merge(row, into: &point)
             points[step] = point
         }
         return points.values.sorted { $0.step < $1.step }
+    }
+
+    /// The curve's last point (its highest step), as `metrics(jobID:).last`, without reading
+    /// the rest: lists show it for every job (the `job_metrics_job_step` index).
+    public func lastMetricPoint(jobID: Int64) throws -> MetricPoint? {
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT step, epoch, name, value FROM job_metrics
+            WHERE job_id = ? AND step = (SELECT MAX(step) FROM job_metrics WHERE job_id = ?) ORDER BY rowid
+            """), arguments: [jobID, jobID])
+        guard let first = rows.first else { return nil }
+        var point = MetricPoint(step: first[0], epoch: nil, trainingLoss: nil, validationLoss: nil)
+        for row in rows { Self.merge(row, into: &point) }
+        return point
+    }
+
+    /// One `step, epoch, name, value` row of `job_metrics` into its step's point: a later row
+    /// of the same step wins.
+    private static func merge(_ row: Row, into point: inout MetricPoint) {
+        point.epoch = row[1] ?? point.epoch
+        switch row[2] as String {
+        case "train_loss", "training_loss": point.trainingLoss = row[3]
+        case "validation_loss", "val_loss": point.validationLoss = row[3]
+        default: break
+        }
     }
 
     /// The job has ended: status, why, exit status, and the unit-seconds it kept busy.

@@ -283,6 +283,20 @@ enum Migrations {
                 """)
         }
 
+        migrator.registerMigration("v8-listings") { db in
+            // Listings narrow jobs by kind and by submission time, newest first, and count what
+            // matches beyond a page: each is then a range of an index, in id order within it
+            // (SQLite ends every index with the rowid). Owner and status have theirs since v2,
+            // a reservation's jobs `jobs_reservation_submitted`.
+            try db.create(index: "jobs_kind", on: "jobs", columns: ["kind"])
+            try db.create(index: "jobs_submitted_at", on: "jobs", columns: ["submitted_at"])
+            try db.create(index: "reservations_created_at", on: "reservations", columns: ["created_at"])
+            // A listing shows each job's last metric point: its step is the end of this index's
+            // range for the job, where the index on job_id alone had every point read.
+            try db.create(index: "job_metrics_job_step", on: "job_metrics", columns: ["job_id", "step"])
+            try db.execute(sql: "DROP INDEX job_metrics_on_job_id")
+        }
+
         return migrator
     }
 }

@@ -245,9 +245,43 @@ extension JobView: SnakeCaseEncodable {
     }
 }
 
+/// `GET /v1/jobs`: one page of jobs, newest first.
 public struct JobList: Codable, Sendable, Equatable {
     public var jobs: [JobView]
-    public init(jobs: [JobView]) { self.jobs = jobs }
+    /// Given back as `cursor`, asks for the page after this one; absent on the last page.
+    /// Opaque to clients.
+    public var nextCursor: String?
+    /// How many jobs match after this page.
+    public var more: Int
+
+    public init(jobs: [JobView], nextCursor: String? = nil, more: Int = 0) {
+        self.jobs = jobs; self.nextCursor = nextCursor; self.more = more
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case jobs, nextCursor, more
+    }
+
+    /// An answer of a berthd that did not page yet has no `more`: it listed everything.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        jobs = try c.decode([JobView].self, forKey: .jobs)
+        nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
+        more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
+    }
+}
+
+extension JobList: SnakeCaseEncodable {
+    enum WireKeys: String, CodingKey {
+        case jobs, next_cursor, more
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: WireKeys.self)
+        try c.encode(jobs, forKey: .jobs)
+        try c.encodeIfPresent(nextCursor, forKey: .next_cursor)
+        try c.encode(more, forKey: .more)
+    }
 }
 
 /// `GET /v1/jobs/{id}/events`: what happened to a job, oldest first.

@@ -313,9 +313,39 @@ public struct ReservationView: Codable, Sendable, Equatable {
     }
 }
 
+/// How many items a page of a listing (`GET /v1/jobs`, `GET /v1/reservations`) holds: the
+/// server's bounds on `limit`, which the CLI checks before it asks.
+public enum ListingLimit {
+    /// When a request gives no `limit`.
+    public static let standard = 100
+    /// The most a `limit` may be.
+    public static let maximum = 10_000
+}
+
+/// `GET /v1/reservations`: one page of reservations, newest first.
 public struct ReservationList: Codable, Sendable, Equatable {
     public var reservations: [ReservationView]
-    public init(reservations: [ReservationView]) { self.reservations = reservations }
+    /// Given back as `cursor`, asks for the page after this one; absent on the last page.
+    /// Opaque to clients.
+    public var nextCursor: String?
+    /// How many reservations match after this page.
+    public var more: Int
+
+    public init(reservations: [ReservationView], nextCursor: String? = nil, more: Int = 0) {
+        self.reservations = reservations; self.nextCursor = nextCursor; self.more = more
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reservations, nextCursor, more
+    }
+
+    /// An answer of a berthd that did not page yet has no `more`: it listed everything.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reservations = try c.decode([ReservationView].self, forKey: .reservations)
+        nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
+        more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
+    }
 }
 
 /// `POST /v1/reservations`. `start` is a TIME (`now`, RFC 3339, `+2h`); `duration` a DUR (`8h`).

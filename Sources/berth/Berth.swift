@@ -16,6 +16,7 @@ struct Berth: ParsableCommand {
             TIME is RFC 3339, 'now', or an offset from now such as +2h, +1d, -7d.
             DUR is a number with a unit: 90s, 30m, 8h, 2d.
             """,
+        version: BerthVersion.current,
         subcommands: [
             Status.self, Units.self, Models.self, Reserve.self, Reservations.self, Update.self, Release.self,
             Capacity.self, Submit.self, Jobs.self, Stop.self, Logs.self, Invoke.self, Compare.self, Usage.self,
@@ -36,7 +37,9 @@ struct Berth: ParsableCommand {
             Foundation.exit(failure.status.rawValue)
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
-            CommandFailure.invalidArgument(usageMessage(for: error)).report()
+            let commands = configuration.subcommands.map { $0._commandName }
+            let unknown = UnknownCommand.message(arguments: Array(CommandLine.arguments.dropFirst()), commands: commands + ["help"])
+            CommandFailure.invalidArgument(unknown ?? usageMessage(for: error)).report()
             Foundation.exit(ExitStatus.usage.rawValue)
         }
     }

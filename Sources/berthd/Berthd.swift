@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthConfig
 import BerthServer
+import BerthWire
 import Foundation
 import Logging
 import Metrics
@@ -11,6 +12,7 @@ struct Berthd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berthd",
         abstract: "The berth daemon: provisioned-throughput capacity on a pool of dedicated units.",
+        version: BerthVersion.current,
         subcommands: [Run.self, CheckConfig.self],
         defaultSubcommand: Run.self)
 }

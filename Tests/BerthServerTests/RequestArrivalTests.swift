@@ -58,10 +58,60 @@ struct RequestArrivalTests {
     func stalledAfterEarlyAnswer() {
         var state = RequestArrival(timeout: Self.timeout)
         #expect(state.headRead(now: t0) == .schedule(at(30)))
-        #expect(state.responseEnded() == .none)
+        #expect(state.responseEnded() == .drain)
         #expect(state.timerFired(now: at(30)) == .close(.timedOut))
         // The handler is done with the body: the decoder's complaint at the close goes nowhere.
         #expect(state.parseFailed("stream ended at an unexpected time") == .none)
+    }
+
+    @Test("the rest of a body answered early (413) is read and dropped, and the connection closes at its end")
+    func drainedAfterEarlyAnswer() {
+        var state = RequestArrival(timeout: Self.timeout)
+        #expect(state.headRead(now: t0) == .schedule(at(30)))
+        #expect(state.bodyRead(1 << 20) == .none)
+        #expect(state.answerEndsConnection)
+        #expect(state.responseEnded() == .drain)
+        #expect(state.isDraining)
+        #expect(state.bodyRead(1 << 20) == .drop)
+        #expect(state.bodyRead(1 << 20) == .drop)
+        #expect(state.endRead() == .closeAfterAnswer)
+        #expect(!state.isDraining)
+        #expect(state.bytesArrived(now: at(1)) == .none)
+        #expect(state.timerFired(now: at(30)) == .none)
+    }
+
+    @Test("a body answered early that goes on past the drain limit is cut off")
+    func drainLimit() {
+        var state = RequestArrival(timeout: Self.timeout)
+        #expect(state.headRead(now: t0) == .schedule(at(30)))
+        #expect(state.responseEnded() == .drain)
+        #expect(state.bodyRead(RequestArrival.drainLimit) == .drop)
+        #expect(state.bodyRead(1) == .closeAfterAnswer)
+        #expect(state.bodyRead(1) == .none)
+        #expect(state.endRead() == .cancel)
+    }
+
+    @Test("a request that sent Expect: 100-continue and is answered before its body is closed at once: its body will not come")
+    func expectContinueAnsweredEarly() {
+        var state = RequestArrival(timeout: Self.timeout)
+        #expect(state.headRead(now: t0, expectsContinue: true) == .schedule(at(30)))
+        #expect(state.answerEndsConnection)
+        #expect(state.responseEnded() == .closeAfterAnswer)
+        #expect(state.timerFired(now: at(30)) == .none)
+    }
+
+    @Test("an answer to a request read whole keeps the connection, and the next request's body is its own")
+    func answerAfterWholeRequest() {
+        var state = RequestArrival(timeout: Self.timeout)
+        #expect(state.headRead(now: t0) == .schedule(at(30)))
+        #expect(state.bodyRead(100) == .none)
+        #expect(state.endRead() == .cancel)
+        #expect(!state.answerEndsConnection)
+        #expect(state.responseEnded() == .none)
+        #expect(state.headRead(now: at(1)) == .schedule(at(31)))
+        #expect(state.bodyRead(100) == .none)
+        #expect(state.endRead() == .cancel)
+        #expect(state.responseEnded() == .none)
     }
 
     @Test("the time a handler takes to answer does not count, and the next request's clock starts at its first byte")

@@ -3,7 +3,8 @@ import Foundation
 import Testing
 
 /// Answers whose types write their own snake_case keys (`SnakeCaseEncodable`) must come out
-/// byte for byte as the converting encoder writes them, every field included.
+/// byte for byte as the converting encoder writes them, every field included; and every
+/// answer decodes back to what was encoded.
 @Suite("Answers encoded with their own keys")
 struct WireEncodingTests {
     static let job = JobView(
@@ -37,6 +38,29 @@ struct WireEncodingTests {
         let bytes = try Wire.encode(job)
         #expect(bytes == (try Wire.encoder().encode(job)))
         #expect(try Wire.decoder().decode(JobView.self, from: bytes) == job)
+    }
+
+    @Test("a page of jobs, with and without a next page: same bytes, and it decodes back whole")
+    func jobList() throws {
+        for list in [JobList(jobs: [Self.job], nextCursor: "7", more: 30), JobList(jobs: [Self.job]), JobList(jobs: [])] {
+            let bytes = try Wire.encode(list)
+            #expect(bytes == (try Wire.encoder().encode(list)))
+            #expect(try Wire.decoder().decode(JobList.self, from: bytes) == list)
+        }
+        let text = String(decoding: try Wire.encode(JobList(jobs: [], nextCursor: "7", more: 30)), as: UTF8.self)
+        #expect(text == #"{"jobs":[],"more":30,"next_cursor":"7"}"#)
+        // The last page says there is no more, and has no cursor.
+        #expect(String(decoding: try Wire.encode(JobList(jobs: [])), as: UTF8.self) == #"{"jobs":[],"more":0}"#)
+    }
+
+    @Test("a list from a berthd that did not page decodes with nothing more")
+    func unpagedLists() throws {
+        #expect(try Wire.decoder().decode(JobList.self, from: Data(#"{"jobs":[]}"#.utf8)) == JobList(jobs: []))
+        #expect(try Wire.decoder().decode(ReservationList.self, from: Data(#"{"reservations":[]}"#.utf8)) == ReservationList(reservations: []))
+        let page = ReservationList(reservations: [], nextCursor: "12", more: 3)
+        let bytes = try Wire.encode(page)
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"more":3,"next_cursor":"12","reservations":[]}"#)
+        #expect(try Wire.decoder().decode(ReservationList.self, from: bytes) == page)
     }
 
     @Test("a call's answer: same bytes, and it decodes back whole")

@@ -72,4 +72,27 @@ struct JobQueueTests {
         #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 0)
         #expect(try LedgerInvariants.violations(databaseAt: dir.file("berth.db")).isEmpty)
     }
+
+    @Test(
+        "a job's last metric point is the last of its whole curve: its highest step, with every name recorded at that step",
+        arguments: [
+            [],
+            [("train_loss", 1, 1, 3.0)],
+            [("train_loss", 1, 1, 3.0), ("train_loss", 2, 1, 2.0), ("validation_loss", 2, 1, 2.5), ("accuracy", 2, 1, 0.5)],
+            // A late validation loss for an earlier step, and a step recorded twice: the highest
+            // step is last, and the later value of a name wins.
+            [("train_loss", 3, nil, 1.0), ("validation_loss", 1, 1, 4.0), ("train_loss", 3, 2, 0.9), ("val_loss", 2, 1, 3.0)],
+        ] as [[(String, Int, Int?, Double)]])
+    func lastMetricPoint(events: [(String, Int, Int?, Double)]) throws {
+        let (ledger, _, dir) = try ledger(queued: 1)
+        defer { dir.remove() }
+        let (last, curve) = try ledger.writeNow { tx in
+            let id = try #require(try tx.queueHead(reservationID: 1, limit: 1).first?.id)
+            for (name, step, epoch, value) in events {
+                try tx.record(.metric(name: name, step: step, epoch: epoch, value: value), jobID: id, at: t(2))
+            }
+            return (try tx.lastMetricPoint(jobID: id), try tx.metrics(jobID: id))
+        }
+        #expect(last == curve.last)
+    }
 }

@@ -15,9 +15,12 @@ public final class RawSocket {
     private var buffered: [UInt8] = []
     /// The peer closed its side (a read returned 0).
     public private(set) var sawEOF = false
+    /// Why the last `send` stopped short (`errno`): `EAGAIN` when the send timeout passed with
+    /// the peer not reading, `EPIPE` or `ECONNRESET` when it had closed.
+    public private(set) var sendError: Int32 = 0
 
     /// Connects to `path`. Reads give up after `readTimeout` (so a test cannot hang on a
-    /// daemon that never answers) and report it as a failure.
+    /// daemon that never answers) and report it as a failure; sends give up after it too.
     public init(path: String, readTimeout: TimeInterval = 30) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
@@ -53,6 +56,7 @@ public final class RawSocket {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if sent < 0 {
                 if errno == EINTR { continue }
+                sendError = errno
                 return false
             }
             offset += sent

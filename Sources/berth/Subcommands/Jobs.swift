@@ -7,15 +7,51 @@ extension Berth {
     struct Jobs: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "jobs",
-            abstract: "List jobs, or show one in full with its metrics.")
+            abstract: "List jobs, or show one in full with its metrics.",
+            discussion: """
+                Lists the jobs that match the filters, newest first, 100 unless --limit or --all says \
+                otherwise: your own, or everyone's for an admin (--owner names one user's). berthd \
+                filters and counts them itself. When more match than are shown, the table ends with \
+                how many more and how to see them; --json has them as `more` and `next_cursor`.
+                """)
 
         @OptionGroup var global: GlobalOptions
 
         @Argument(help: "A job id, to show that job in full.")
         var id: String?
 
+        @Option(
+            parsing: .singleValue,
+            help: ArgumentHelp(
+                "Only jobs in these statuses: \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")), separated by commas.",
+                valueName: "status[,status]"),
+            transform: ArgumentCheck.values)
+        var status: [[JobStatus]] = []
+
+        @Option(help: ArgumentHelp("Only the jobs of this reservation.", valueName: "name"))
+        var reservation: String?
+
+        @Option(help: ArgumentHelp("Only this user's jobs (an admin may name anyone; others only themselves).", valueName: "user"))
+        var owner: String?
+
+        @Option(help: "Only jobs of this kind.")
+        var kind: JobKind?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Only jobs submitted at or after this time.", valueName: "time"))
+        var since: String?
+
+        @OptionGroup var listing: ListingOptions
+
         func validate() throws {
-            if let id { _ = try ArgumentCheck.jobID(id) }
+            if let id {
+                _ = try ArgumentCheck.jobID(id)
+                if !status.isEmpty || reservation != nil || owner != nil || kind != nil || since != nil || listing.given {
+                    throw ValidationError("job \(id) is shown in full by itself: leave out the listing's options, or the id")
+                }
+            }
+            if let reservation { try ArgumentCheck.reservationName(reservation, field: "--reservation") }
+            try ArgumentCheck.owner(owner)
+            _ = try ArgumentCheck.since(since)
         }
 
         func run() throws {
@@ -31,7 +67,12 @@ extension Berth {
                 let events = try global.call(JobEventList.self, "GET", path + "/events")
                 print(Self.detail(reply.value, events: events.value.events))
             } else {
-                let reply = try global.call(JobList.self, "GET", "/v1/jobs")
+                let statuses = status.joined().map(\.rawValue)
+                let filters: [(String, String?)] = [
+                    ("status", statuses.isEmpty ? nil : statuses.joined(separator: ",")), ("reservation", reservation),
+                    ("owner", owner), ("kind", kind?.rawValue), ("since", try ArgumentCheck.since(since)),
+                ]
+                let reply = try listing.fetch(JobList.self, "/v1/jobs", filters: filters, global: global)
                 global.show(reply) { list in
                     var table = Table(
                         "id", "name", "owner", "kind", "reservation", "status", "progress", "units", "train loss",
@@ -43,7 +84,8 @@ extension Berth {
                             Format.percent(job.progress), Self.units(job), Format.loss(last?.trainingLoss),
                             Format.loss(last?.validationLoss), Format.time(job.submittedAt))
                     }
-                    return table.render()
+                    return ([table.render()] + [ListingOptions.moreLine(shown: list.jobs.count, more: list.more)].compactMap { $0 })
+                        .joined(separator: "\n")
                 }
             }
         }

@@ -1,20 +1,53 @@
 import ArgumentParser
 import BerthClient
+import BerthCore
 import BerthWire
 
 extension Berth {
     struct Reservations: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reservations",
-            abstract: "List reservations, or show one in full with its leases.")
+            abstract: "List reservations, or show one in full with its leases.",
+            discussion: """
+                Lists the reservations that match the filters, newest first, finished ones included, \
+                100 unless --limit or --all says otherwise: your own, or everyone's for an admin \
+                (--owner names one user's). When more match than are shown, the table ends with how \
+                many more and how to see them; --json has them as `more` and `next_cursor`.
+                """)
 
         @OptionGroup var global: GlobalOptions
 
         @Argument(help: "A reservation name, to show it in full.")
         var name: String?
 
+        @Option(
+            parsing: .singleValue,
+            help: ArgumentHelp(
+                "Only reservations in these statuses: \(ReservationStatus.allCases.map(\.rawValue).joined(separator: ", ")), separated by commas.",
+                valueName: "status[,status]"),
+            transform: ArgumentCheck.values)
+        var status: [[ReservationStatus]] = []
+
+        @Option(help: ArgumentHelp("Only this user's reservations (an admin may name anyone; others only themselves).", valueName: "user"))
+        var owner: String?
+
+        @Option(help: "Only reservations for training jobs or for inference calls.")
+        var purpose: Purpose?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Only reservations made at or after this time.", valueName: "time"))
+        var since: String?
+
+        @OptionGroup var listing: ListingOptions
+
         func validate() throws {
-            if let name { try ArgumentCheck.reservationName(name, field: "name") }
+            if let name {
+                try ArgumentCheck.reservationName(name, field: "name")
+                if !status.isEmpty || owner != nil || purpose != nil || since != nil || listing.given {
+                    throw ValidationError("reservation '\(name)' is shown in full by itself: leave out the listing's options, or the name")
+                }
+            }
+            try ArgumentCheck.owner(owner)
+            _ = try ArgumentCheck.since(since)
         }
 
         func run() throws {
@@ -23,7 +56,12 @@ extension Berth {
                     ReservationView.self, "GET", "/v1/reservations/" + PercentEncoding.pathSegment(name))
                 global.show(reply, human: Self.detail)
             } else {
-                let reply = try global.call(ReservationList.self, "GET", "/v1/reservations")
+                let statuses = status.joined().map(\.rawValue)
+                let filters: [(String, String?)] = [
+                    ("status", statuses.isEmpty ? nil : statuses.joined(separator: ",")), ("owner", owner),
+                    ("purpose", purpose?.rawValue), ("since", try ArgumentCheck.since(since)),
+                ]
+                let reply = try listing.fetch(ReservationList.self, "/v1/reservations", filters: filters, global: global)
                 global.show(reply) { list in
                     var table = Table(
                         "name", "owner", "model", "purpose", "model units", "compute units", "commitment", "start", "end",
@@ -33,7 +71,8 @@ extension Berth {
                             r.name, r.owner, r.model, r.purpose, String(r.modelUnits), String(r.units), r.commitment,
                             Format.time(r.start), Format.time(r.end), Self.status(r))
                     }
-                    return table.render()
+                    return ([table.render()] + [ListingOptions.moreLine(shown: list.reservations.count, more: list.more)].compactMap { $0 })
+                        .joined(separator: "\n")
                 }
             }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCore
 import BerthWire
 import Foundation
 
@@ -13,16 +14,6 @@ extension Berth {
                 With --wait it is queued until capacity frees up instead.
                 """
         )
-
-        enum Purpose: String, ExpressibleByArgument, CaseIterable {
-            case training, inference
-        }
-
-        enum Commitment: String, ExpressibleByArgument, CaseIterable {
-            case none
-            case oneMonth = "1m"
-            case sixMonths = "6m"
-        }
 
         @OptionGroup var global: GlobalOptions
 

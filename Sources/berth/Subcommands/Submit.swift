@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCore
 import BerthWire
 import Foundation
 
@@ -16,13 +17,6 @@ extension Berth {
                 """
         )
 
-        enum Kind: String, ExpressibleByArgument, CaseIterable {
-            case fineTuning = "fine-tuning"
-            case continuedPretraining = "continued-pretraining"
-            case distillation
-            case batchInference = "batch-inference"
-        }
-
         @OptionGroup var global: GlobalOptions
 
         @Argument(help: "The job's name: 1 to 63 of a-z, 0-9 and '-'.")
@@ -32,7 +26,7 @@ extension Berth {
         var reservation: String
 
         @Option(help: "What the job does.")
-        var kind: Kind
+        var kind: JobKind
 
         @Option(help: ArgumentHelp("The training or input records (JSON Lines).", valueName: "file"))
         var data: String
