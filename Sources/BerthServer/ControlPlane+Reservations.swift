@@ -188,11 +188,14 @@ extension ControlPlane {
         return try Requests.json(view)
     }
 
-    func releaseReservation(_ context: BerthRequestContext) async throws -> Response {
+    /// Released in the commit group with the creations, so a burst of releases shares one
+    /// transaction, one fsync and one scheduling cycle (which starts what the freed units let
+    /// start), as a burst of reservations does.
+    func releaseReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try await caller(context)
         let name = try Self.parameter("name", context)
         let now = self.now
-        let view = try await ledger.write { tx -> ReservationView in
+        let response = try await idempotent(request, caller: caller, body: Data(), route: "DELETE /v1/reservations/\(name)") { tx in
             let r = try Self.visibleReservation(name, caller: caller, tx)
             switch Planner.release(r, now: now) {
             case .alreadyFinished(let status):
@@ -202,13 +205,12 @@ extension ControlPlane {
             case .release(let at):
                 try tx.finish(reservationID: r.id, status: .deleted, at: at, reason: "released by \(caller.user)")
             }
-            // Capacity was freed: queued reservations may start now.
-            _ = try Scheduler.cycle(tx, now: now)
-            return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
+            return Change(status: 200) { tx in try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx) }
         }
         context.logger.info("released", metadata: ["reservation": "\(name)", "by": "\(caller.user)"])
+        // Its jobs are stopping and its serve process must stop: the supervisors look now.
         changed()
-        return try Requests.json(view)
+        return response
     }
 
     // MARK: Checks

@@ -102,7 +102,7 @@ public struct ControlPlane: Sendable {
         v1.get("reservations") { request, context in try await self.listReservations(request, context) }
         v1.get("reservations/:name") { _, context in try await self.showReservation(context) }
         v1.patch("reservations/:name") { request, context in try await self.updateReservation(request, context) }
-        v1.delete("reservations/:name") { _, context in try await self.releaseReservation(context) }
+        v1.delete("reservations/:name") { request, context in try await self.releaseReservation(request, context) }
         v1.get("capacity") { request, _ in try await self.capacity(request) }
         v1.post("jobs") { request, context in try await self.submitJob(request, context) }
         v1.get("jobs") { request, context in try await self.listJobs(request, context) }
