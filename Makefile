@@ -7,12 +7,11 @@ SWIFT ?= swift
 deps:
 	@./scripts/install-deps.sh
 
-# Executables link the Swift standard library and Foundation statically: `berth` starts
-# faster without a dozen shared libraries to load (docs: benchmarks).
-STATIC ?= --static-swift-stdlib
-
+# A debug build, linked dynamically (a debug build linked with --static-swift-stdlib misses
+# Foundation's ICU symbols). `make install` builds release binaries with the standard library
+# and Foundation linked statically, which is what makes `berth` start fast (docs/benchmarks.md).
 build: deps
-	$(SWIFT) build $(STATIC)
+	$(SWIFT) build
 
 test: deps
 	$(SWIFT) build --build-tests

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=$(swift build --static-swift-stdlib --show-bin-path)
+bin=$(swift build --show-bin-path)
 run="$PWD/run"
 mkdir -p "$run"
 export BERTH_SOCKET="$run/berthd.sock"
