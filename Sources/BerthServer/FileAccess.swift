@@ -146,7 +146,7 @@ struct PathResolver {
 
     /// A regular file the caller may read, opened for reading.
     func openFile(_ path: String, field: String) throws(Refusal) -> Int32 {
-        let (folder, name) = try walk(path, field: field, creating: false)
+        let (folder, name, _) = try walk(path, field: field, creating: false)
         defer { close(folder) }
         let fd = openat(folder, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw refusal(field, path, at: folder, name, errno: errno) }
@@ -167,12 +167,12 @@ struct PathResolver {
     /// folder has only missing folders below it, so every one that exists has been checked
     /// before anything is made, and a refused path creates nothing.
     func openFolder(_ path: String, field: String, bits: UInt32, create: Bool) throws(Refusal) -> Int32 {
-        let (folder, name) = try walk(path, field: field, creating: create)
+        let (folder, name, parentMade) = try walk(path, field: field, creating: create)
         defer { close(folder) }
         let fd = openat(folder, name, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0, errno == ENOENT, create {
             // Made now by berthd, in a folder the caller may write: theirs to use.
-            return try make(name, in: folder, field: field, path: path)
+            return try make(name, in: folder, field: field, path: path, parentMade: parentMade)
         }
         guard fd >= 0 else { throw refusal(field, path, at: folder, name, errno: errno) }
         var info = stat()
@@ -184,10 +184,11 @@ struct PathResolver {
         return fd
     }
 
-    /// Makes `name` in `folder` if the caller may write there, and opens it.
-    private func make(_ name: String, in folder: Int32, field: String, path: String) throws(Refusal) -> Int32 {
+    /// Makes `name` in `folder` if the caller may write there (or berthd made `folder` for
+    /// them a moment ago, on this same path), and opens it.
+    private func make(_ name: String, in folder: Int32, field: String, path: String, parentMade: Bool) throws(Refusal) -> Int32 {
         var info = stat()
-        guard fstat(folder, &info) == 0, access.allows(info, 3) else {
+        guard parentMade || (fstat(folder, &info) == 0 && access.allows(info, 3)) else {
             throw Refusal(description: "\(field): \(user) can no longer write in the folder that holds \(path); resubmit the job once they can")
         }
         guard mkdirat(folder, name, 0o755) == 0 else {
@@ -202,7 +203,7 @@ struct PathResolver {
 
     /// Opens every folder above `path`'s last component, checking the caller may pass each.
     /// With `creating`, folders that do not exist yet are made (after the checks above them).
-    private func walk(_ path: String, field: String, creating: Bool) throws(Refusal) -> (folder: Int32, name: String) {
+    private func walk(_ path: String, field: String, creating: Bool) throws(Refusal) -> (folder: Int32, name: String, made: Bool) {
         let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard path.hasPrefix("/"), let name = components.last, !components.contains(where: { $0 == "." || $0 == ".." }) else {
             throw Refusal(description: "\(field): \(path) is not an absolute, normalized path; resubmit the job")
@@ -210,9 +211,11 @@ struct PathResolver {
         var folder = open("/", oPath | O_DIRECTORY | O_CLOEXEC)
         guard folder >= 0 else { throw Refusal(description: "\(field): cannot open /: \(String(cString: strerror(errno)))") }
         var walked = ""
+        // Whether `folder` is one berthd made in this walk: its own, made for the caller.
+        var made = false
         for component in components.dropLast() {
             var info = stat()
-            guard fstat(folder, &info) == 0, access.allows(info, 1) else {
+            guard made || (fstat(folder, &info) == 0 && access.allows(info, 1)) else {
                 close(folder)
                 throw Refusal(description: "\(field): \(user) can no longer reach \(walked.isEmpty ? "/" : walked); resubmit the job once they can")
             }
@@ -220,7 +223,8 @@ struct PathResolver {
             var next = openat(folder, component, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0, errno == ENOENT, creating {
                 do throws(Refusal) {
-                    next = try make(component, in: folder, field: field, path: walked)
+                    next = try make(component, in: folder, field: field, path: walked, parentMade: made)
+                    made = true
                 } catch {
                     close(folder)
                     throw error
@@ -235,11 +239,11 @@ struct PathResolver {
             folder = next
         }
         var info = stat()
-        guard fstat(folder, &info) == 0, access.allows(info, 1) else {
+        guard made || (fstat(folder, &info) == 0 && access.allows(info, 1)) else {
             close(folder)
             throw Refusal(description: "\(field): \(user) can no longer reach \(walked.isEmpty ? "/" : walked); resubmit the job once they can")
         }
-        return (folder, name)
+        return (folder, name, made)
     }
 
     /// Why `name` in `folder` did not open, in words: a link where a folder or file was, or gone.
