@@ -1,4 +1,3 @@
-import BerthWire
 public import Foundation
 import NIOCore
 import NIOEmbedded
@@ -29,16 +28,7 @@ public struct ControlConnection: Sendable {
         let fd = try connect()
         defer { close(fd) }
 
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
-        head.headers.add(name: "Host", value: "localhost")
-        head.headers.add(name: "Accept", value: "application/json")
-        head.headers.add(name: "Connection", value: "close")
-        if let body {
-            head.headers.add(name: "Content-Type", value: "application/json")
-            head.headers.add(name: "Content-Length", value: String(body.count))
-        }
-        for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
-
+        let head = SocketClient.requestHead(method: method, path: path, body: body, headers: headers)
         let channel = EmbeddedChannel()
         defer { _ = try? channel.finish() }
         do {
@@ -95,21 +85,6 @@ public struct ControlConnection: Sendable {
             body: Data(collected.readableBytesView))
     }
 
-    /// Sends a JSON body (if any) and decodes a 2xx answer; any other status throws `.api`.
-    public func request<T: Decodable>(
-        _ type: T.Type = T.self, method: String, path: String, body: (any Encodable)? = nil, headers: [(String, String)] = []
-    ) throws(ClientError) -> T {
-        var data: Data?
-        if let body {
-            do {
-                data = try Wire.encoder().encode(body)
-            } catch {
-                throw .transport("cannot encode the request body: \(error)")
-            }
-        }
-        return try send(method: method, path: path, body: data, headers: headers).decoded(as: T.self)
-    }
-
     private func connect() throws(ClientError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .unreachable(path: socketPath, reason: String(cString: strerror(errno))) }
@@ -136,6 +111,7 @@ public struct ControlConnection: Sendable {
         return fd
     }
 
+    /// What a failed `connect` to the control socket means, in words the CLI shows.
     static func describeConnectFailure(_ code: Int32) -> String {
         switch code {
         case ENOENT: "no such socket"

@@ -52,17 +52,7 @@ public struct SocketClient: Sendable {
             throw .unreachable(path: socketPath, reason: Self.describeConnectFailure(error))
         }
 
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
-        head.headers.add(name: "Host", value: "localhost")
-        head.headers.add(name: "Accept", value: "application/json")
-        head.headers.add(name: "Connection", value: "close")
-        if let body {
-            head.headers.add(name: "Content-Type", value: "application/json")
-            head.headers.add(name: "Content-Length", value: String(body.count))
-        }
-        for (name, value) in headers {
-            head.headers.replaceOrAdd(name: name, value: value)
-        }
+        let head = Self.requestHead(method: method, path: path, body: body, headers: headers)
 
         // Closing the connection ends the wait for the answer below.
         let deadline = timeout.map { limit in
@@ -126,15 +116,25 @@ public struct SocketClient: Sendable {
         return try await send(method: method, path: path, body: data, headers: headers).decoded(as: T.self)
     }
 
+    /// The head of a one-shot request: JSON both ways, and the connection closes after it.
+    static func requestHead(method: String, path: String, body: Data?, headers: [(String, String)]) -> HTTPRequestHead {
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
+        head.headers.add(name: "Host", value: "localhost")
+        head.headers.add(name: "Accept", value: "application/json")
+        head.headers.add(name: "Connection", value: "close")
+        if let body {
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: String(body.count))
+        }
+        for (name, value) in headers {
+            head.headers.replaceOrAdd(name: name, value: value)
+        }
+        return head
+    }
+
     private static func describeConnectFailure(_ error: any Error) -> String {
         if let io = error as? IOError {
-            switch io.errnoCode {
-            case ENOENT: return "no such socket"
-            case ECONNREFUSED: return "connection refused: nothing is listening"
-            case EACCES, EPERM: return "permission denied: your user must be in the socket's group, or an admin"
-            case ENOTSOCK: return "not a socket"
-            default: return String(cString: strerror(io.errnoCode))
-            }
+            return ControlConnection.describeConnectFailure(io.errnoCode)
         }
         if case SocketAddressError.unixDomainSocketPathTooLong = error {
             return "the socket path is too long"
