@@ -250,6 +250,17 @@ public final class TemporaryDaemon: @unchecked Sendable {
             environment: ["BERTH_SOCKET": socket])
     }
 
+    /// Pids of the serve processes this daemon started whose `BERTH_SERVE` starts with `prefix`
+    /// (`reservation-` for reservations' ones, `on-demand-` for base models called on demand).
+    public func servePIDs(_ prefix: String = "reservation-") -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return variables.contains { $0.hasPrefix("BERTH_SERVE=\(prefix)") } && variables.contains("BERTH_LEDGER=\(database)")
+        }
+    }
+
     /// `berth --json ...`, decoded.
     public func json(_ arguments: [String], as user: TestUser? = nil) throws -> [String: Any] {
         // `--json` after the subcommand's name, where the subcommand's options go.

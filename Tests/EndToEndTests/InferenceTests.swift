@@ -13,16 +13,6 @@ struct InferenceTests {
         (try daemon.json(["reservations", reservation])["invocations"] as? [String: Any]) ?? [:]
     }
 
-    /// Pids of the serve processes this daemon started for reservations.
-    func servePIDs(_ daemon: TemporaryDaemon) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { pid in
-            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
-            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return variables.contains { $0.hasPrefix("BERTH_SERVE=reservation-") } && variables.contains("BERTH_LEDGER=\(daemon.database)")
-        }
-    }
-
     /// Calls `reservation` until a call works or `seconds` pass; whether one did.
     func callsWorkAgain(_ daemon: TemporaryDaemon, _ reservation: String, within seconds: TimeInterval = 20) throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -260,7 +250,7 @@ struct InferenceTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "sturdy", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
         #expect(try daemon.cli(["invoke", "sturdy", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
-        let pids = servePIDs(daemon)
+        let pids = daemon.servePIDs()
         #expect(pids.count == 1)
         for pid in pids { kill(pid, SIGKILL) }
         #expect(try callsWorkAgain(daemon, "sturdy"))
@@ -268,7 +258,7 @@ struct InferenceTests {
 
         // A second crash soon after the restart is one of a run: it backs off longer (1 s), and
         // calls work again after it.
-        for pid in servePIDs(daemon) { kill(pid, SIGKILL) }
+        for pid in daemon.servePIDs() { kill(pid, SIGKILL) }
         #expect(try callsWorkAgain(daemon, "sturdy"))
         #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 2)
         let backoffs = daemon.log.split(separator: "\n").filter { $0.contains("restarting after a backoff") }
@@ -282,13 +272,13 @@ struct InferenceTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "wedged", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
         #expect(try daemon.cli(["invoke", "wedged", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
-        let pids = servePIDs(daemon)
+        let pids = daemon.servePIDs()
         #expect(pids.count == 1)
         // Stopped, it keeps its port and takes connections, but answers nothing.
         for pid in pids { kill(pid, SIGSTOP) }
         // Calls are tried once it is gone (one sent to it before would wait until then).
         let deadline = Date().addingTimeInterval(45)
-        while Date() < deadline && servePIDs(daemon).contains(where: pids.contains) { usleep(500_000) }
+        while Date() < deadline && daemon.servePIDs().contains(where: pids.contains) { usleep(500_000) }
         #expect(try callsWorkAgain(daemon, "wedged"), "\(daemon.log)")
         #expect((try daemon.json(["reservations", "wedged"])["serve_restarts"] as? Int ?? 0) == 1)
         let lines = daemon.log.split(separator: "\n")
@@ -305,7 +295,7 @@ struct InferenceTests {
         #expect(try daemon.cli(["invoke", "grow", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         #expect(try daemon.cli(["update", "grow", "--units", "2"]).status == 0)
         func serveUnits() -> [String] {
-            servePIDs(daemon).compactMap { pid in
+            daemon.servePIDs().compactMap { pid in
                 FileManager.default.contents(atPath: "/proc/\(pid)/environ")?.split(separator: 0)
                     .map { String(decoding: $0, as: UTF8.self) }.first { $0.hasPrefix("BERTH_UNITS=") }
             }
@@ -330,8 +320,8 @@ struct InferenceTests {
         #expect(try daemon.cli(["invoke", "brief", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         #expect(try daemon.cli(["release", "brief"]).status == 0)
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && !servePIDs(daemon).isEmpty { usleep(100_000) }
-        #expect(servePIDs(daemon).isEmpty)
+        while Date() < deadline && !daemon.servePIDs().isEmpty { usleep(100_000) }
+        #expect(daemon.servePIDs().isEmpty)
         let gone = try daemon.cli(["invoke", "brief", "--prompt", "hello"])
         #expect(gone.status == 4)
     }
@@ -403,15 +393,15 @@ struct InferenceTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "short", "--model", Self.model, "--units", "1", "--purpose", "inference", "--duration", "3s"]).status == 0)
         #expect(try daemon.cli(["invoke", "short", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
-        #expect(servePIDs(daemon).count == 1)
+        #expect(daemon.servePIDs().count == 1)
         var status = ""
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && (status != "expired" || !servePIDs(daemon).isEmpty) {
+        while Date() < deadline && (status != "expired" || !daemon.servePIDs().isEmpty) {
             usleep(200_000)
             status = try daemon.json(["reservations", "short"])["status"] as? String ?? ""
         }
         #expect(status == "expired")
-        #expect(servePIDs(daemon).isEmpty)
+        #expect(daemon.servePIDs().isEmpty)
         let late = try daemon.cli(["invoke", "short", "--prompt", "hello"])
         #expect(late.status == 4 && late.stderr.contains("is expired"), "\(late)")
     }

@@ -205,16 +205,6 @@ struct RunnerRightsTests {
         return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { UInt32($0) }
     }
 
-    /// Pids of this daemon's serve processes whose BERTH_SERVE starts with `prefix`.
-    func servePIDs(_ daemon: TemporaryDaemon, _ prefix: String) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { pid in
-            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
-            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return variables.contains { $0.hasPrefix("BERTH_SERVE=\(prefix)") } && variables.contains("BERTH_LEDGER=\(daemon.database)")
-        }
-    }
-
     @Test("with berthd as root, a custom model is served as its owner and a base model on demand as the service user")
     func serveIdentities() throws {
         // `daemon` (uid 1) as the service user, so it cannot be mistaken for the owner, nobody.
@@ -235,12 +225,12 @@ struct RunnerRightsTests {
         #expect(try daemon.cli(["reserve", "mine", "--model", "nobodys-model", "--units", "1", "--purpose", "inference"], as: .nobody).status == 0)
         let call = try daemon.cli(["invoke", "mine", "--prompt", "what does the ledger keep", "--max-tokens", "4"], as: .nobody)
         #expect(call.status == 0, "\(call)\n\(daemon.log)")
-        let owned = servePIDs(daemon, "reservation-")
+        let owned = daemon.servePIDs("reservation-")
         #expect(!owned.isEmpty && owned.allSatisfy { uid(of: $0) == TestUser.nobody.uid }, "\(owned.map { uid(of: $0) as Any })")
 
         let onDemand = try daemon.cli(["invoke", Self.model, "--prompt", "what does the ledger keep", "--max-tokens", "4"])
         #expect(onDemand.status == 0, "\(onDemand)\n\(daemon.log)")
-        let shared = servePIDs(daemon, "on-demand-")
+        let shared = daemon.servePIDs("on-demand-")
         #expect(!shared.isEmpty && shared.allSatisfy { uid(of: $0) == 1 }, "\(shared.map { uid(of: $0) as Any })")
     }
 }
