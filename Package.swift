@@ -48,14 +48,14 @@ let package = Package(
         // fork to exec of a runner with its user's identity: only C may run in that window.
         .target(name: "CBerthSpawn"),
         .target(
-            name: "BerthRunner",
+            name: "BerthExecutors",
             dependencies: ["BerthCore", "CBerthSpawn"],
             swiftSettings: strictSettings
         ),
         .target(
             name: "BerthServer",
             dependencies: [
-                "BerthCore", "BerthWire", "BerthStore", "BerthRunner", "BerthConfig", "BerthClient", "CBerthSpawn",
+                "BerthCore", "BerthWire", "BerthStore", "BerthExecutors", "BerthConfig", "BerthClient", "CBerthSpawn",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -144,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthServerTests",
-            dependencies: ["BerthServer", "BerthRunner", "BerthStore", "BerthWire", "BerthTestSupport"],
+            dependencies: ["BerthServer", "BerthExecutors", "BerthStore", "BerthWire", "BerthTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),

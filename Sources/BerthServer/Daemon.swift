@@ -1,6 +1,6 @@
 public import BerthConfig
 import BerthCore
-import BerthRunner
+import BerthExecutors
 import CBerthSpawn
 import BerthStore
 import BerthWire
@@ -115,14 +115,21 @@ public struct Daemon: Sendable {
         logger.info("ledger open", metadata: ["database": "\(databasePath)", "units": "\(config.units.count)", "models": "\(config.models.count)"])
 
         // 3. Services in dependency order; the group stops them in reverse on SIGTERM/SIGINT.
-        var jobSettings = JobSettings(
+        let jobSettings = JobSettings(
             runners: config.runners, limits: config.limits, logDirectory: Self.logDirectory(config.daemon.logDirectory, databasePath: databasePath, logger: logger),
-            stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000)),
-            runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 })
-        jobSettings.ledgerPath = ledger.path
+            stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000)))
+        // Runners named without a path are looked for beside berthd first, so the shipped
+        // config finds the `berth-runner` built with it.
+        let executor = LocalExecutor(
+            runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 },
+            ledgerPath: ledger.path)
         let wakeScheduler = WakeRelay()
-        let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
-        let serve = ServeSupervisor(ledger: ledger, settings: jobSettings, clock: clock, logger: logger) { wakeScheduler.fire() }
+        let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
+            wakeScheduler.fire()
+        }
+        let serve = ServeSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
+            wakeScheduler.fire()
+        }
         let meter = InvocationMeter(ledger: ledger, logger: logger, metrics: metrics)
         let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger) {
             supervisor.wake()

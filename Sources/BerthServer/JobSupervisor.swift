@@ -1,7 +1,7 @@
 import BerthCore
 public import BerthConfig
 import BerthCore
-import BerthRunner
+public import BerthExecutors
 import CBerthSpawn
 public import BerthStore
 import BerthWire
@@ -19,19 +19,12 @@ public struct JobSettings: Sendable {
     /// Job logs and specs go under `<logDirectory>/jobs/`.
     public var logDirectory: String
     public var stopGrace: Duration
-    /// Folders searched for a runner named without a path before `PATH`: berthd's own folder,
-    /// so the shipped config finds the `berth-runner` built beside it.
-    public var runnerFolders: [String]
-    /// Given to every runner as `BERTH_LEDGER`, so a restarted berthd can find the ones a
-    /// predecessor that died left behind.
-    public var ledgerPath: String = ""
 
-    public init(runners: DaemonConfig.Runners, limits: DaemonConfig.Limits, logDirectory: String, stopGrace: Duration, runnerFolders: [String]) {
+    public init(runners: DaemonConfig.Runners, limits: DaemonConfig.Limits, logDirectory: String, stopGrace: Duration) {
         self.runners = runners
         self.limits = limits
         self.logDirectory = logDirectory
         self.stopGrace = stopGrace
-        self.runnerFolders = runnerFolders
     }
 
     var jobsFolder: String { logDirectory + "/jobs" }
@@ -40,33 +33,6 @@ public struct JobSettings: Sendable {
     /// Otherwise they run as berthd's own user, and the paths a job names are resolved again,
     /// with the caller's rights, when it starts (`PathResolver`).
     var runnersActAsCallers: Bool { geteuid() == 0 }
-
-    /// Starts a runner (a job's or a serve process) from its expanded argv, as `identity` (`nil`:
-    /// berthd's own user), with the environment every runner gets: its units and their devices,
-    /// the ledger it belongs to, and who it runs as.
-    func spawn(
-        _ argv: [String], units: [String], catalog: [ComputeUnit], identity: RunnerIdentity?, logPath: String,
-        extra: [String: String], prepare: (inout RunnerProcess.Launch) -> Void = { _ in }
-    ) throws -> RunnerProcess {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        guard let program = argv.first, let executable = RunnerProcess.resolve(program, preferring: runnerFolders, path: path) else {
-            throw APIError(.internal, "runner '\(argv.first ?? "")' not found; check [runners] in the config")
-        }
-        let byID = Dictionary(catalog.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let devices = units.compactMap { byID[$0]?.device }.map(String.init).joined(separator: ",")
-        var environment = [
-            "PATH": path, "LANG": "C.UTF-8",
-            "BERTH_UNITS": units.joined(separator: ","), "BERTH_DEVICES": devices, "BERTH_LEDGER": ledgerPath,
-        ]
-        environment.merge((identity ?? .daemon).environment) { _, new in new }
-        // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
-        if units.contains(where: { (byID[$0]?.kind ?? "cpu") != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
-        environment.merge(extra) { _, new in new }
-        var launch = RunnerProcess.Launch(
-            executable: executable, arguments: Array(argv.dropFirst()), environment: environment, identity: identity, logPath: logPath)
-        prepare(&launch)
-        return try RunnerProcess(launch)
-    }
 
     /// The user on-demand and base-model serve processes run as when berthd is root: the
     /// config's service user, else `nobody` (with a warning at start-up) so a first try on a
@@ -77,6 +43,13 @@ public struct JobSettings: Sendable {
 
     func logPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).log" }
     func specPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).spec.json" }
+
+    /// The catalog's entries for `ids`, in that order. A unit the catalog no longer lists (it
+    /// stays while leased, so this is a race with a reload) is passed on as a plain slice.
+    static func units(_ ids: [String], in catalog: [ComputeUnit]) -> [ComputeUnit] {
+        let byID = Dictionary(catalog.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        return ids.map { byID[$0] ?? ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }
+    }
 }
 
 /// Starts the runner of every job the planner marked running, feeds its events into the
@@ -84,30 +57,32 @@ public struct JobSettings: Sendable {
 public actor JobSupervisor: Service {
     private let ledger: Ledger
     private let settings: JobSettings
+    private let executor: any RunnerExecutor
     private let clock: @Sendable () -> Date
     private let logger: Logger
-    private let doorbell = Doorbell()
-    private var processes: [Int64: RunnerProcess] = [:]
+    private let supervision: Supervision
+    private var processes: [Int64: any Runner] = [:]
     /// When berthd is not root: each running job's output folder as it was opened and checked
     /// at its start, so what berthd writes there at its end goes to that folder and no other.
     private var outputFolders: [Int64: Int32] = [:]
     /// Jobs already sent SIGTERM, so the signal (and the SIGKILL after the grace) is sent once.
     private var signalled: Set<Int64> = []
-    private var shuttingDown = false
     /// Called when a job ends: its units are free for the next in its queue.
     private let onJobEnded: @Sendable () -> Void
 
-    public init(ledger: Ledger, settings: JobSettings, clock: @escaping @Sendable () -> Date, logger: Logger,
-                onJobEnded: @escaping @Sendable () -> Void) {
+    public init(ledger: Ledger, settings: JobSettings, executor: any RunnerExecutor, clock: @escaping @Sendable () -> Date,
+                timer: any Clock<Duration> = ContinuousClock(), logger: Logger, onJobEnded: @escaping @Sendable () -> Void) {
         self.ledger = ledger
         self.settings = settings
+        self.executor = executor
         self.clock = clock
         self.logger = logger
         self.onJobEnded = onJobEnded
+        supervision = Supervision(interval: .seconds(2), clock: timer)
     }
 
     public nonisolated func wake() {
-        Task { await doorbell.ring() }
+        supervision.wake()
     }
 
     /// Before serving: jobs the ledger says are running belong to a berthd that is gone. Their
@@ -129,24 +104,7 @@ public actor JobSupervisor: Service {
     }
 
     public func run() async throws {
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                while !self.shuttingDown {
-                    await self.reconcile()
-                    await self.doorbell.wait(timeout: .seconds(2))
-                }
-            } onGracefulShutdown: {
-                Task { await self.beginShutdown() }
-            }
-        } onCancel: {
-            Task { await self.beginShutdown() }
-        }
-        await stopAll()
-    }
-
-    private func beginShutdown() async {
-        shuttingDown = true
-        await doorbell.ring()
+        await supervision.run(reconcile: { await self.reconcile() }, stop: { await self.stopAll() })
     }
 
     /// A clean stop leaves no runner behind: each gets SIGTERM, then SIGKILL after the grace
@@ -157,12 +115,7 @@ public actor JobSupervisor: Service {
     private func stopAll() async {
         if !processes.isEmpty {
             logger.info("stopping runners", metadata: ["count": "\(processes.count)"])
-            for process in processes.values { process.signalGroup(SIGTERM) }
-            let deadline = ContinuousClock.now + settings.stopGrace
-            while processes.values.contains(where: { !$0.hasExited }) && ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            for process in processes.values where !process.hasExited { process.signalGroup(SIGKILL) }
+            await supervision.stopAll(Array(processes.values), grace: settings.stopGrace)
         }
         let now = clock().wholeSeconds
         _ = try? await ledger.write { tx in
@@ -179,7 +132,7 @@ public actor JobSupervisor: Service {
 
     /// Makes processes match the ledger: start what should run, signal what should stop.
     private func reconcile() async {
-        guard !shuttingDown else { return }
+        guard !supervision.isStopping else { return }
         let jobs: [JobRecord]
         do {
             jobs = try await ledger.read { tx in try tx.runningJobs() }
@@ -199,14 +152,8 @@ public actor JobSupervisor: Service {
                 await launch(current)
             case .stopping:
                 if let process = processes[id] {
-                    if !signalled.contains(id) {
-                        signalled.insert(id)
-                        process.signalGroup(SIGTERM)
-                        let grace = settings.stopGrace
-                        Task {
-                            try? await Task.sleep(for: grace)
-                            process.signalGroup(SIGKILL)
-                        }
+                    if signalled.insert(id).inserted {
+                        supervision.stopLater(process, grace: settings.stopGrace)
                     }
                 } else {
                     // Nothing runs it (its start failed, or it never got one): it is stopped,
@@ -230,7 +177,7 @@ public actor JobSupervisor: Service {
             processes[id] = process
             try await ledger.write { tx in try tx.setJobPID(id, pid: process.pid) }
             logger.info("runner started", metadata: ["job": "\(id)", "pid": "\(process.pid)", "units": "\(job.units.joined(separator: ","))"])
-            Task { await self.follow(job, process) }
+            supervision.detach { await self.follow(job, process) }
         } catch {
             logger.error("runner did not start", metadata: ["job": "\(id)", "error": "\(error)"])
             if processes[id] == nil, let folder = outputFolders.removeValue(forKey: id) { close(folder) }
@@ -246,7 +193,7 @@ public actor JobSupervisor: Service {
     /// when berthd is root, so the kernel checks each file the runner opens with the
     /// submitter's rights, at the moment it opens it; else as berthd, given descriptors of
     /// the job's paths opened again now, with the submitter's rights checked on what was opened.
-    private func start(_ job: JobRecord) async throws -> RunnerProcess {
+    private func start(_ job: JobRecord) async throws -> any Runner {
         let id = job.id!
         let kind = job.jobKind
         let (model, unitRows) = try await ledger.read { tx in (try tx.model(id: job.model), try tx.units()) }
@@ -297,18 +244,17 @@ public actor JobSupervisor: Service {
             "model_dir": paths.modelDir ?? "", "model": job.model,
         ])
         let identity = settings.runnersActAsCallers ? submitter : nil
-        return try settings.spawn(
-            argv, units: job.units, catalog: unitRows, identity: identity, logPath: settings.logPath(jobID: id),
-            extra: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath]
-        ) { launch in
-            launch.passedDescriptors = passed
-            if identity != nil {
-                // Made and opened by the runner's own process, as its user, before it starts:
-                // a path it may not use fails the job with the path and the reason.
-                launch.folders = [("output", job.output)]
-                launch.readableFiles = [("data", job.data)] + (job.validationData.map { [("validation_data", $0)] } ?? [])
-            }
+        var launch = RunnerLaunch(
+            argv: argv, units: JobSettings.units(job.units, in: unitRows), identity: identity, logPath: settings.logPath(jobID: id),
+            environment: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath])
+        launch.passedDescriptors = passed
+        if identity != nil {
+            // Made and opened by the runner's own process, as its user, before it starts:
+            // a path it may not use fails the job with the path and the reason.
+            launch.folders = [("output", job.output)]
+            launch.readableFiles = [("data", job.data)] + (job.validationData.map { [("validation_data", $0)] } ?? [])
         }
+        return try executor.start(launch)
     }
 
     /// The spec berthd keeps for a job, written anew (never through a link in its place), and
@@ -337,7 +283,7 @@ public actor JobSupervisor: Service {
     }
 
     /// Reads the runner's events into the ledger until it exits, then records the end.
-    private func follow(_ job: JobRecord, _ process: RunnerProcess) async {
+    private func follow(_ job: JobRecord, _ process: any Runner) async {
         let id = job.id!
         let log = FileHandle(forWritingAtPath: settings.logPath(jobID: id))
         for await lines in process.lineBatches() {
@@ -366,7 +312,8 @@ public actor JobSupervisor: Service {
             }
         }
         try? log?.close()
-        let status = await process.exitStatus()
+        // Cancelled (the service is going away): the stop records how the job ended.
+        guard let status = await process.exitStatus() else { return }
         await finish(job, exitStatus: Int(status))
         processes[id] = nil
         if let folder = outputFolders.removeValue(forKey: id) { close(folder) }
@@ -377,7 +324,7 @@ public actor JobSupervisor: Service {
     private func finish(_ job: JobRecord, exitStatus: Int) async {
         let id = job.id!
         let now = clock().wholeSeconds
-        let daemonStopping = shuttingDown
+        let daemonStopping = supervision.isStopping
         if exitStatus == 0, !daemonStopping, job.jobKind.customization != nil {
             await writeMetricsFile(job)
         }

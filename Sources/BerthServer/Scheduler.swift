@@ -5,43 +5,13 @@ public import Logging
 public import ServiceLifecycle
 import Synchronization
 
-/// A wake-up signal that is never lost: a ring with nobody waiting is kept for the next wait.
-actor Doorbell {
-    private var rung = false
-    private var waiter: CheckedContinuation<Void, Never>?
-
-    func ring() {
-        if let waiter {
-            self.waiter = nil
-            waiter.resume()
-        } else {
-            rung = true
-        }
-    }
-
-    /// Returns when rung, or after `timeout`.
-    func wait(timeout: Duration) async {
-        if rung {
-            rung = false
-            return
-        }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { self.ring() }
-        }
-        await withCheckedContinuation { waiter = $0 }
-        timer.cancel()
-        rung = false
-    }
-}
-
 /// The scheduler loop: runs a planning cycle when a change rings it or when the next start or
 /// end falls due, and sleeps otherwise.
 public final class Scheduler: Service, Sendable {
     private let ledger: Ledger
     private let clock: @Sendable () -> Date
     private let logger: Logger
-    private let doorbell = Doorbell()
+    private let wakeUps = WakeUps()
     /// Even with nothing due, look again this often: a safety net against a clock jump, not polling.
     private let longestSleep: TimeInterval = 60
     /// Why the loop should run its next cycle: a change asked for one now, or the earliest
@@ -68,14 +38,14 @@ public final class Scheduler: Service, Sendable {
     /// Asks for a cycle soon: something changed.
     public func wake() {
         wanted.withLock { $0.now = true }
-        Task { await doorbell.ring() }
+        wakeUps.ring()
     }
 
     /// Another transaction has just run a full cycle (`cycle`) after its changes: nothing is
     /// left to place now, so no cycle is needed until `due`, the next start or end it found.
     /// The loop only wakes earlier than it meant to if that time is earlier.
     public func cycleRan(nextDue due: Date?) {
-        if noteDue(due) { Task { await doorbell.ring() } }
+        if noteDue(due) { wakeUps.ring() }
     }
 
     /// Keeps the earlier of `due` and the time already noted; says whether `due` was earlier.
@@ -120,7 +90,8 @@ public final class Scheduler: Service, Sendable {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
+            var wakeUps = self.wakeUps.makeIterator()
             // The first cycle runs at once (start-up reconciles what is due).
             var lastCycle = Date.distantPast
             while !Task.isCancelled {
@@ -147,12 +118,7 @@ public final class Scheduler: Service, Sendable {
                 }
                 // 5 ms past the due time, so the next cycle does not wake a hair too early.
                 let sleep = Duration.milliseconds(Int64(max(0, until.timeIntervalSince(self.clock())) * 1000) + 5)
-                let doorbell = self.doorbell
-                await withTaskCancellationHandler {
-                    await doorbell.wait(timeout: sleep)
-                } onCancel: {
-                    Task { await doorbell.ring() }
-                }
+                guard await self.wakeUps.next(&wakeUps, within: sleep, clock: ContinuousClock()) else { break }
             }
         }
     }

@@ -1,6 +1,6 @@
 import BerthClient
 public import BerthCore
-import BerthRunner
+public import BerthExecutors
 public import BerthStore
 public import Foundation
 public import Logging
@@ -27,7 +27,7 @@ public actor ServeSupervisor: Service {
     }
 
     struct Server {
-        var process: RunnerProcess
+        var process: any Runner
         var port: Int
         var ready: Bool
         /// The model it serves and the units it runs on: a reservation moved to another model,
@@ -41,15 +41,20 @@ public actor ServeSupervisor: Service {
 
     private let ledger: Ledger
     private let settings: JobSettings
+    private let executor: any RunnerExecutor
     private let clock: @Sendable () -> Date
     private let logger: Logger
-    private let doorbell = Doorbell()
+    private let supervision: Supervision
     private var servers: [Key: Server] = [:] {
         didSet {
             let ready = servers.compactMapValues { $0.ready ? $0.port : nil }
             readyPorts.withLock { $0 = ready }
+            answerWaiters()
         }
     }
+    /// Calls waiting in `port(for:)` for a serve process to be ready, by a number each, so
+    /// one that gives up can take itself off. Answered whenever `servers` changes.
+    private let portWaiters = Mutex<(waiting: [Int: (key: Key, continuation: CheckedContinuation<Int?, Never>)], next: Int)>(([:], 0))
     /// The ports of ready serve processes, readable without a hop onto this actor: every call
     /// asks.
     private let readyPorts = Mutex<[Key: Int]>([:])
@@ -58,70 +63,109 @@ public actor ServeSupervisor: Service {
     private var starting: Set<Key> = []
     /// After a crash: how many in a row, and not before when to start again.
     private var backoff: [Key: RestartBackoff] = [:]
-    private var shuttingDown = false
     private let onReservationFailed: @Sendable () -> Void
     /// How long a serve process may take to answer its first health check.
     static let startTimeout: Duration = .seconds(30)
 
-    public init(ledger: Ledger, settings: JobSettings, clock: @escaping @Sendable () -> Date, logger: Logger,
-                onReservationFailed: @escaping @Sendable () -> Void) {
+    public init(ledger: Ledger, settings: JobSettings, executor: any RunnerExecutor, clock: @escaping @Sendable () -> Date,
+                timer: any Clock<Duration> = ContinuousClock(), logger: Logger, onReservationFailed: @escaping @Sendable () -> Void) {
         self.ledger = ledger
         self.settings = settings
+        self.executor = executor
         self.clock = clock
         self.logger = logger
         self.onReservationFailed = onReservationFailed
+        supervision = Supervision(interval: .seconds(1), clock: timer)
     }
 
     public nonisolated func wake() {
-        Task { await doorbell.ring() }
+        supervision.wake()
     }
 
     public func run() async throws {
-        // Cancelled (another service of the group failed) ends the loop as a shutdown does:
-        // a loop that only heard graceful shutdowns would spin on cancelled reads for ever.
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                while !self.shuttingDown {
-                    await self.reconcile()
-                    await self.doorbell.wait(timeout: .seconds(1))
-                }
-            } onGracefulShutdown: {
-                Task { await self.beginShutdown() }
-            }
-        } onCancel: {
-            Task { await self.beginShutdown() }
-        }
-        for server in servers.values { server.process.signalGroup(SIGTERM) }
-        let deadline = ContinuousClock.now + settings.stopGrace
-        while servers.values.contains(where: { !$0.process.hasExited }) && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        for server in servers.values where !server.process.hasExited { server.process.signalGroup(SIGKILL) }
+        await supervision.run(reconcile: { await self.reconcile() }, stop: { await self.stopAll() })
     }
 
-    private func beginShutdown() async {
-        shuttingDown = true
-        await doorbell.ring()
+    private func stopAll() async {
+        await supervision.stopAll(servers.values.map(\.process), grace: settings.stopGrace)
+        // Nothing will become ready now: calls still waiting get their answer.
+        let waiting = portWaiters.withLock { state in
+            defer { state.waiting = [:] }
+            return state.waiting.values.map(\.continuation)
+        }
+        for continuation in waiting { continuation.resume(returning: nil) }
     }
 
     /// The port of a ready serve process for `key`, waiting while it starts; `nil` if it is
     /// not running (a reservation that is not active, or a crash being backed off).
     public func port(for key: Key) async -> Int? {
-        let deadline = ContinuousClock.now + Self.startTimeout
-        // A reservation made a moment ago may not have its process yet: give the next pass a
-        // few seconds to start one before answering that there is none.
-        let startBy = ContinuousClock.now + .seconds(3)
-        while ContinuousClock.now < deadline && !shuttingDown {
-            if let server = servers[key] {
-                if server.ready { return server.port }
-            } else if ContinuousClock.now > startBy {
-                return nil
-            } else {
-                wake()
-            }
-            try? await Task.sleep(for: .milliseconds(20))
+        if let server = servers[key], server.ready { return server.port }
+        guard !supervision.isStopping else { return nil }
+        if servers[key] == nil { wake() }
+        let ticket = portWaiters.withLock { state in
+            defer { state.next += 1 }
+            return state.next
         }
-        return nil
+        return await withTaskGroup(of: Int?.self) { group in
+            group.addTask { await self.readiness(key, ticket: ticket) }
+            group.addTask {
+                // A reservation made a moment ago may not have its process yet: the next pass
+                // gets a few seconds to start one before the answer is that there is none.
+                let timer = self.supervision.clock
+                if (try? await timer.sleep(for: .seconds(3), tolerance: nil)) == nil { return nil }
+                if await !self.hasProcess(key) { return nil }
+                try? await timer.sleep(for: Self.startTimeout - .seconds(3), tolerance: nil)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    private func hasProcess(_ key: Key) -> Bool {
+        servers[key] != nil || starting.contains(key)
+    }
+
+    /// Resumed by `answerWaiters` when `key`'s process is ready (its port) or gone (`nil`), or
+    /// with `nil` when the caller stops waiting.
+    private nonisolated func readiness(_ key: Key, ticket: Int) async -> Int? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int?, Never>) in
+                let cancelled = portWaiters.withLock { state -> Bool in
+                    if Task.isCancelled { return true }
+                    state.waiting[ticket] = (key, continuation)
+                    return false
+                }
+                if cancelled { continuation.resume(returning: nil) }
+            }
+        } onCancel: {
+            portWaiters.withLock { $0.waiting.removeValue(forKey: ticket) }?.continuation.resume(returning: nil)
+        }
+    }
+
+    /// Answers the waiters of every key whose process is now ready.
+    private func answerWaiters() {
+        let answers = portWaiters.withLock { state -> [(CheckedContinuation<Int?, Never>, Int)] in
+            var answers: [(CheckedContinuation<Int?, Never>, Int)] = []
+            for (ticket, waiter) in state.waiting {
+                guard let server = servers[waiter.key], server.ready else { continue }
+                answers.append((waiter.continuation, server.port))
+                state.waiting[ticket] = nil
+            }
+            return answers
+        }
+        for (continuation, port) in answers { continuation.resume(returning: port) }
+    }
+
+    /// `key`'s process has gone before it was ready and what that means is recorded: its
+    /// waiters get `nil` now rather than at their timeout.
+    private func giveUp(_ key: Key) {
+        let waiting = portWaiters.withLock { state -> [CheckedContinuation<Int?, Never>] in
+            let tickets = state.waiting.filter { $0.value.key == key }.map(\.key)
+            return tickets.compactMap { state.waiting.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in waiting { continuation.resume(returning: nil) }
     }
 
     /// The on-demand serve process of a base model, started if it is not running.
@@ -148,7 +192,7 @@ public actor ServeSupervisor: Service {
     }
 
     private func reconcile() async {
-        guard !shuttingDown else { return }
+        guard !supervision.isStopping else { return }
         let wanted: [(Reservation, Model?, [String])]
         do {
             wanted = try await ledger.read { tx in
@@ -179,21 +223,16 @@ public actor ServeSupervisor: Service {
             probe.started(at: now)
             servers[key]?.liveness = probe
             let (process, port) = (server.process, server.port)
-            Task { await self.checkHealth(key, process: process, port: port) }
+            supervision.detach { await self.checkHealth(key, process: process, port: port) }
         }
         // 3. Reservations that ended: stop their processes.
         let live = Dictionary(wanted.map { (Key.reservation($0.0.id), ($0.0.model, $0.2.sorted())) }, uniquingKeysWith: { a, _ in a })
         for (key, server) in servers {
             if case .reservation = key, live[key].map({ $0.0 != server.model || $0.1 != server.units.sorted() }) ?? true {
-                server.process.signalGroup(SIGTERM)
-                let process = server.process
-                let grace = settings.stopGrace
-                Task {
-                    try? await Task.sleep(for: grace)
-                    process.signalGroup(SIGKILL)
-                }
+                supervision.stopLater(server.process, grace: settings.stopGrace)
                 servers[key] = nil
                 backoff[key] = nil
+                giveUp(key)
                 logger.info("serve process stopped", metadata: ["serve": "\(key)"])
             }
         }
@@ -242,17 +281,16 @@ public actor ServeSupervisor: Service {
                 "model_dir": modelDir, "port": String(port), "model": model.id,
             ])
             // A process started after the shutdown's last look would outlive berthd.
-            guard !shuttingDown else { return }
-            let process = try settings.spawn(
-                argv, units: units, catalog: catalog, identity: identity, logPath: "\(folder)/\(key).log",
-                extra: ["BERTH_SERVE": "\(key)"]
-            ) { launch in
-                launch.passedDescriptors = passed
-            }
+            guard !supervision.isStopping else { return }
+            var launch = RunnerLaunch(
+                argv: argv, units: JobSettings.units(units, in: catalog), identity: identity, logPath: "\(folder)/\(key).log",
+                environment: ["BERTH_SERVE": "\(key)"])
+            launch.passedDescriptors = passed
+            let process = try executor.start(launch)
             servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)
             // Its stdout is not berthd's business: into its log, so nothing piles up in memory.
             let log = "\(folder)/\(key).log"
-            Task {
+            supervision.detach {
                 let handle = FileHandle(forWritingAtPath: log)
                 for await lines in process.lineBatches() {
                     handle?.seekToEndOfFile()
@@ -261,7 +299,7 @@ public actor ServeSupervisor: Service {
                 try? handle?.close()
             }
             logger.info("serve process started", metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "units": "\(units.joined(separator: ","))"])
-            Task { await self.awaitHealthy(key, process: process, port: port, reservation: reservation) }
+            supervision.detach { await self.awaitHealthy(key, process: process, port: port, reservation: reservation) }
         } catch {
             logger.error("serve process did not start", metadata: ["serve": "\(key)", "error": "\(error)"])
             await fail(key, reservation: reservation, reason: "serve process did not start: \(error)")
@@ -269,7 +307,7 @@ public actor ServeSupervisor: Service {
     }
 
     /// Polls `GET /health` until it answers 200; a reservation whose server never does fails.
-    private func awaitHealthy(_ key: Key, process: RunnerProcess, port: Int, reservation: Reservation?) async {
+    private func awaitHealthy(_ key: Key, process: any Runner, port: Int, reservation: Reservation?) async {
         let client = SocketClient(loopbackPort: port)
         let deadline = ContinuousClock.now + Self.startTimeout
         while ContinuousClock.now < deadline && !process.hasExited {
@@ -282,7 +320,7 @@ public actor ServeSupervisor: Service {
                 }
                 return
             }
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await supervision.clock.sleep(for: .milliseconds(50), tolerance: nil)
         }
         guard servers[key]?.process === process else { return }
         process.signalGroup(SIGKILL)
@@ -295,7 +333,7 @@ public actor ServeSupervisor: Service {
 
     /// One liveness check of a ready process. One that fails `LivenessProbe.failuresToRestart`
     /// in a row is killed; the next pass counts that as a crash and starts it again.
-    private func checkHealth(_ key: Key, process: RunnerProcess, port: Int) async {
+    private func checkHealth(_ key: Key, process: any Runner, port: Int) async {
         let answer = try? await SocketClient(loopbackPort: port).send(method: "GET", path: "/health", timeout: LivenessProbe.timeout)
         guard servers[key]?.process === process, var probe = servers[key]?.liveness else { return }
         let verdict = probe.answered(healthy: answer?.status == 200)
@@ -320,6 +358,7 @@ public actor ServeSupervisor: Service {
             // An on-demand process has no reservation to fail: calls get "not ready" for 5 s,
             // then it is tried again.
             backoff[key] = RestartBackoff(failures: 1, notBefore: .now + .seconds(5))
+            giveUp(key)
             return
         }
         let now = clock().wholeSeconds
@@ -328,6 +367,7 @@ public actor ServeSupervisor: Service {
             guard let current = try tx.reservation(id: reservation.id), current.status == .active else { return }
             try tx.finish(reservationID: reservation.id, status: .failed, at: now, reason: reason)
         }
+        giveUp(key)
         onReservationFailed()
     }
 

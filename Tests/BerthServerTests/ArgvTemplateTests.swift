@@ -1,4 +1,4 @@
-import BerthRunner
+import BerthExecutors
 import Testing
 
 @Suite("Runner argv templates")

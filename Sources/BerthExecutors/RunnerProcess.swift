@@ -13,7 +13,9 @@ public final class RunnerProcess: Sendable {
     /// Shared with the reader and waiter threads (a class: mutexes cannot be captured).
     private final class Shared: Sendable {
         let pending = Mutex<(lines: [String], finished: Bool)>(([], false))
-        let exit = Mutex<(status: Int32?, waiter: CheckedContinuation<Int32, Never>?)>((nil, nil))
+        /// The exit status once known, and who waits for it (by a number, so a waiter that
+        /// is cancelled can take itself off).
+        let exit = Mutex<(status: Int32?, waiters: [Int: CheckedContinuation<Int32?, Never>], next: Int)>((nil, [:], 0))
     }
     private let shared = Shared()
     private let signal: AsyncStream<Void>.Continuation
@@ -163,12 +165,12 @@ public final class RunnerProcess: Sendable {
             while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
             // Exit code, or 128 + signal as shells report it.
             let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            let waiting = shared.exit.withLock { state -> CheckedContinuation<Int32, Never>? in
+            let waiting = shared.exit.withLock { state -> [CheckedContinuation<Int32?, Never>] in
                 state.status = code
-                defer { state.waiter = nil }
-                return state.waiter
+                defer { state.waiters = [:] }
+                return Array(state.waiters.values)
             }
-            waiting?.resume(returning: code)
+            for waiter in waiting { waiter.resume(returning: code) }
         }
         waiter.start()
     }
@@ -224,15 +226,25 @@ public final class RunnerProcess: Sendable {
         }
     }
 
-    /// The exit status: the exit code, or 128 + the signal that ended it.
-    public func exitStatus() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let done = shared.exit.withLock { state -> Int32? in
-                if let status = state.status { return status }
-                state.waiter = continuation
-                return nil
+    /// The exit status: the exit code, or 128 + the signal that ended it; `nil` if the waiting
+    /// task is cancelled first.
+    public func exitStatus() async -> Int32? {
+        let ticket = shared.exit.withLock { state -> Int in
+            defer { state.next += 1 }
+            return state.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
+                let done = shared.exit.withLock { state -> Int32?? in
+                    if let status = state.status { return .some(status) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters[ticket] = continuation
+                    return .none
+                }
+                if let done { continuation.resume(returning: done) }
             }
-            if let done { continuation.resume(returning: done) }
+        } onCancel: {
+            shared.exit.withLock { $0.waiters.removeValue(forKey: ticket) }?.resume(returning: nil)
         }
     }
 
@@ -262,3 +274,5 @@ public final class RunnerProcess: Sendable {
         return folders.lazy.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }
+
+extension RunnerProcess: Runner {}

@@ -1,0 +1,97 @@
+public import BerthCore
+public import Foundation
+
+/// Where berthd's runners run. A supervisor asks an executor to start an argv on some units and
+/// gets back a `Runner` to follow; this host's processes are the first kind, and a confined
+/// process or a job on a cluster are others behind the same two calls.
+public protocol RunnerExecutor: Sendable {
+    /// Starts `launch`, or throws a `RunnerProcess.SpawnError` that names what stopped it.
+    func start(_ launch: RunnerLaunch) throws -> any Runner
+}
+
+/// A started runner: its output as it comes, signals, and how it ended.
+public protocol Runner: AnyObject, Sendable {
+    /// How the ledger and the logs know it (a process id here).
+    var pid: Int32 { get }
+    /// Batches of its stdout lines as they arrive; ends when its stdout closes.
+    func lineBatches() -> AsyncStream<[String]>
+    /// Signals the runner and everything it started.
+    func signalGroup(_ signal: Int32)
+    /// The exit code, or 128 + the signal that ended it, once it has ended; `nil` if the
+    /// waiting task is cancelled first.
+    func exitStatus() async -> Int32?
+    var hasExited: Bool { get }
+}
+
+/// What to start: the argv as the config's template expanded it, the units it runs on, whom it
+/// runs as, and what it is handed.
+public struct RunnerLaunch: Sendable {
+    /// argv[0] names the program: a path, or a name looked up by the executor.
+    public var argv: [String]
+    /// The units it runs on, from the catalog: they decide the devices it is shown.
+    public var units: [ComputeUnit]
+    /// Whom it runs as; `nil` is berthd's own user.
+    public var identity: RunnerIdentity?
+    /// Its stderr is appended here (berthd's file).
+    public var logPath: String
+    /// Variables beyond the ones every runner gets (`BERTH_JOB_ID`, `BERTH_SERVE`, ...).
+    public var environment: [String: String]
+    /// Descriptors the runner gets as 3, 4, ...; they stay the caller's to close.
+    public var passedDescriptors: [Int32] = []
+    /// Folders made with the runner's rights before it starts, each with the field it came
+    /// from, and files it must be able to read; a failure names the field.
+    public var folders: [(field: String, path: String)] = []
+    public var readableFiles: [(field: String, path: String)] = []
+
+    public init(argv: [String], units: [ComputeUnit], identity: RunnerIdentity?, logPath: String, environment: [String: String] = [:]) {
+        self.argv = argv
+        self.units = units
+        self.identity = identity
+        self.logPath = logPath
+        self.environment = environment
+    }
+}
+
+/// Runners as processes of this host, each in its own process group (`RunnerProcess`).
+public struct LocalExecutor: RunnerExecutor {
+    /// Folders searched for a runner named without a path before `PATH`: berthd's own folder,
+    /// so the shipped config finds the `berth-runner` built beside it.
+    public var runnerFolders: [String]
+    /// Given to every runner as `BERTH_LEDGER`, so a restarted berthd can find the ones a
+    /// predecessor that died left behind (`RunnerProcess.orphans`).
+    public var ledgerPath: String
+
+    public init(runnerFolders: [String], ledgerPath: String) {
+        self.runnerFolders = runnerFolders
+        self.ledgerPath = ledgerPath
+    }
+
+    public func start(_ launch: RunnerLaunch) throws -> any Runner {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        guard let program = launch.argv.first, let executable = RunnerProcess.resolve(program, preferring: runnerFolders, path: path) else {
+            throw RunnerProcess.SpawnError(description: "runner '\(launch.argv.first ?? "")' not found; check [runners] in the config")
+        }
+        var process = RunnerProcess.Launch(
+            executable: executable, arguments: Array(launch.argv.dropFirst()),
+            environment: environment(for: launch, path: path), identity: launch.identity, logPath: launch.logPath)
+        process.passedDescriptors = launch.passedDescriptors
+        process.folders = launch.folders
+        process.readableFiles = launch.readableFiles
+        return try RunnerProcess(process)
+    }
+
+    /// Exactly the runner's environment: its units and their devices, the ledger it belongs to,
+    /// who it runs as, then the launch's own variables.
+    func environment(for launch: RunnerLaunch, path: String) -> [String: String] {
+        let devices = launch.units.compactMap(\.device).map(String.init).joined(separator: ",")
+        var environment = [
+            "PATH": path, "LANG": "C.UTF-8",
+            "BERTH_UNITS": launch.units.map(\.id).joined(separator: ","), "BERTH_DEVICES": devices, "BERTH_LEDGER": ledgerPath,
+        ]
+        environment.merge((launch.identity ?? .daemon).environment) { _, new in new }
+        // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
+        if launch.units.contains(where: { $0.kind != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
+        environment.merge(launch.environment) { _, new in new }
+        return environment
+    }
+}
