@@ -44,21 +44,16 @@ final class CommitGroup: Sendable {
         var route: String
         var body: Data
         var perform: @Sendable (LedgerTransaction) throws -> Change
-        var continuation: CheckedContinuation<BatchAnswer, any Error>
     }
 
-    private let ledger: Ledger
-    private let clock: @Sendable () -> Date
-    /// Told once per committed batch, with what its scheduling cycle did: the services that
-    /// follow the ledger look again once per batch, not once per request.
-    private let afterBatch: @Sendable (Plan) -> Void
-    /// Waiting requests, and whether a batch is being written now.
-    private let state = Mutex<(waiting: [Request], writing: Bool)>(([], false))
+    private let batches: GroupCommit<Request, BatchAnswer>
 
+    /// `afterBatch` is told once per committed batch, with what its scheduling cycle did: the
+    /// services that follow the ledger look again once per batch, not once per request.
     init(ledger: Ledger, clock: @escaping @Sendable () -> Date, afterBatch: @escaping @Sendable (Plan) -> Void) {
-        self.ledger = ledger
-        self.clock = clock
-        self.afterBatch = afterBatch
+        batches = GroupCommit(exclusiveKey: { request in request.key.map { "\(request.owner)\u{0}\($0)" } }) { batch, _ in
+            await Self.write(batch, ledger: ledger, now: clock().wholeSeconds, afterBatch: afterBatch)
+        }
     }
 
     /// Performs the change in the next batch; returns its answer once the batch is committed.
@@ -66,48 +61,17 @@ final class CommitGroup: Sendable {
         owner: String, key: String?, route: String, body: Data,
         perform: @escaping @Sendable (LedgerTransaction) throws -> Change
     ) async throws -> BatchAnswer {
-        try await withCheckedThrowingContinuation { continuation in
-            let lead = state.withLock { state -> Bool in
-                state.waiting.append(Request(owner: owner, key: key, route: route, body: body, perform: perform, continuation: continuation))
-                if state.writing { return false }
-                state.writing = true
-                return true
-            }
-            // The first request of a quiet moment writes, and keeps writing batches until no
-            // one is waiting; the others only wait for their answer.
-            if lead { Task { await self.drain() } }
-        }
+        try await batches.submit(Request(owner: owner, key: key, route: route, body: body, perform: perform))
     }
 
-    private func drain() async {
-        while true {
-            let batch = state.withLock { state -> [Request] in
-                // Two requests with the same Idempotency-Key never share a batch: the second
-                // must see the first one's stored answer.
-                var taken: [Request] = [], keys = Set<String>(), left: [Request] = []
-                for request in state.waiting {
-                    if let key = request.key, !keys.insert("\(request.owner)\u{0}\(key)").inserted {
-                        left.append(request)
-                    } else {
-                        taken.append(request)
-                    }
-                }
-                state.waiting = left
-                if taken.isEmpty { state.writing = false }
-                return taken
-            }
-            guard !batch.isEmpty else { return }
-            await write(batch)
-        }
-    }
-
-    private func write(_ batch: [Request]) async {
+    private static func write(
+        _ batch: [Request], ledger: Ledger, now: Date, afterBatch: @Sendable (Plan) -> Void
+    ) async -> [Result<BatchAnswer, any Error>] {
         enum Outcome: Sendable {
             case stored(IdempotentAnswer)
             case made(Change)
             case refused(any Error)
         }
-        let now = clock().wholeSeconds
         do {
             let (plan, results) = try await ledger.write { tx -> (Plan, [Result<BatchAnswer, any Error>]) in
                 // 1. Each change in its savepoint.
@@ -123,7 +87,7 @@ final class CommitGroup: Sendable {
                             return .made(try request.perform(tx))
                         }
                     } catch {
-                        return .refused(self.ledger.recognizingFullDisk(error))
+                        return .refused(ledger.recognizingFullDisk(error))
                     }
                 }
                 // 2. One scheduling cycle for all of them, so answers show leases and started jobs.
@@ -146,10 +110,10 @@ final class CommitGroup: Sendable {
                 })
             }
             afterBatch(plan)
-            for (request, result) in zip(batch, results) { request.continuation.resume(with: result) }
+            return results
         } catch {
             // Nothing of the batch was committed: every request gets the error, none acted.
-            for request in batch { request.continuation.resume(throwing: error) }
+            return batch.map { _ in .failure(error) }
         }
     }
 }

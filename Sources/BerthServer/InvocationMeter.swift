@@ -21,71 +21,77 @@ public final class InvocationMeter: Service, Sendable {
     private let rollUpEvery: Duration = .milliseconds(250)
     private static let rollUpBatch = 50_000
 
-    /// Calls not yet written and who waits for them. A lock, not an actor: the hot path only
-    /// appends.
+    /// Calls a failed write left over, to be written by the next pass of `run`, and whether
+    /// calls were committed since the last sync to disk.
     private struct State {
-        var buffer: [InvocationRecord] = []
-        var waiting: [CheckedContinuation<Void, any Error>] = []
-        /// A batch is being written; whoever writes it writes the next one too.
-        var writing = false
-        /// Calls were committed since the last sync to disk.
+        var leftovers: [InvocationRecord] = []
         var unsynced = false
     }
 
-    private let state = Mutex(State())
+    /// A class, so the batch writer can hold the same lock as the meter.
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+
+    private let shared = Shared()
+    private let batches: GroupCommit<InvocationRecord, Void>
 
     public init(ledger: Ledger, logger: Logger, metrics: DaemonMetrics) {
         self.ledger = ledger
         self.logger = logger
         self.metrics = metrics
+        let shared = self.shared
+        batches = GroupCommit { calls, fresh in
+            do {
+                if fresh {
+                    // The first batch of a quiet moment is a few rows: the caller's own thread
+                    // writes them, committed without an fsync, with no hop to another thread.
+                    try ledger.writeUnsyncedNow { tx in try tx.record(calls) }
+                } else {
+                    try await ledger.writeUnsynced { tx in try tx.record(calls) }
+                }
+                shared.state.withLock { $0.unsynced = true }
+                return calls.map { _ in .success(()) }
+            } catch {
+                logger.log(
+                    level: error is LedgerFullError ? .debug : .error, "cannot record invocations; will retry",
+                    metadata: ["count": "\(calls.count)", "error": "\(error)"])
+                shared.state.withLock { $0.leftovers.append(contentsOf: calls) }
+                return calls.map { _ in .failure(error) }
+            }
+        }
     }
 
     /// Counts the call in `/metrics` and returns once its record is committed to the ledger.
     /// `targetResolved` is false when the target named no reservation or model the caller may
-    /// call. Throws if the ledger cannot be written; the record is kept for the next commit.
+    /// call. Throws if the ledger cannot be written; the record is kept for a later commit.
     public func record(_ call: InvocationRecord, targetResolved: Bool = true) async throws {
         metrics.invocation(call, targetResolved: targetResolved)
-        let lead = state.withLock { state -> Bool in
-            guard !state.writing else { return false }
-            state.writing = true
-            state.buffer.append(call)
-            return true
-        }
-        if lead {
-            // Nobody is writing: this call's task writes (no hop to another task and back).
-            try await writeBatch(leading: true)
-            return
-        }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let start = state.withLock { state -> Bool in
-                state.buffer.append(call)
-                state.waiting.append(continuation)
-                if state.writing { return false }
-                state.writing = true
-                return true
-            }
-            // The writer finished between the two looks: someone must write this one.
-            if start { Task { try? await self.writeBatch(leading: false) } }
-        }
+        try await batches.submit(call)
     }
 
     /// Returns once the calls being written are committed, and syncs them to disk. For the
     /// end of `run`, when the socket server has stopped and no call comes any more.
     func flush() async {
         await writeLeftovers()
-        while state.withLock({ $0.writing }) { try? await Task.sleep(for: .milliseconds(1)) }
+        await batches.idle()
         await rollUp()
         await sync()
     }
 
-    /// Writes records a failed write left in the buffer, if no caller came to write them.
+    /// Writes records a failed write left over.
     private func writeLeftovers() async {
-        let start = state.withLock { state -> Bool in
-            guard !state.writing, !state.buffer.isEmpty else { return false }
-            state.writing = true
-            return true
+        let calls = shared.state.withLock { state in
+            defer { state.leftovers = [] }
+            return state.leftovers
         }
-        if start { try? await writeBatch(leading: false) }
+        guard !calls.isEmpty else { return }
+        do {
+            try await ledger.writeUnsynced { tx in try tx.record(calls) }
+            shared.state.withLock { $0.unsynced = true }
+        } catch {
+            shared.state.withLock { $0.leftovers.insert(contentsOf: calls, at: 0) }
+        }
     }
 
     public func run() async throws {
@@ -113,75 +119,23 @@ public final class InvocationMeter: Service, Sendable {
             var rolled = Self.rollUpBatch
             while rolled == Self.rollUpBatch {
                 rolled = try await ledger.writeUnsynced { tx in try tx.rollUpRecorded(limit: Self.rollUpBatch) }
-                if rolled > 0 { state.withLock { $0.unsynced = true } }
+                if rolled > 0 { shared.state.withLock { $0.unsynced = true } }
             }
         } catch {
             logger.log(level: error is LedgerFullError ? .debug : .error, "cannot roll up call records; will retry", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Writes what is buffered in one transaction and resumes its callers, as long as callers
-    /// keep coming. If the write fails they get the error and the records stay for the next try.
-    private func writeBatch(leading: Bool) async throws {
-        var ownError: (any Error)?
-        var first = leading
-        while true {
-            let (batch, waiting) = state.withLock { state in
-                defer {
-                    state.buffer.removeAll(keepingCapacity: true)
-                    state.waiting.removeAll(keepingCapacity: true)
-                }
-                return (state.buffer, state.waiting)
-            }
-            if batch.isEmpty {
-                state.withLock { $0.writing = false }
-                for caller in waiting { caller.resume() }
-                break
-            }
-            do {
-                if first {
-                    // The caller's own thread writes: a few rows, committed without an fsync.
-                    try ledger.writeUnsyncedNow { tx in try tx.record(batch) }
-                } else {
-                    try await ledger.writeUnsynced { tx in try tx.record(batch) }
-                }
-                state.withLock { $0.unsynced = true }
-                for caller in waiting { caller.resume() }
-            } catch {
-                logger.log(
-                    level: error is LedgerFullError ? .debug : .error, "cannot record invocations; will retry",
-                    metadata: ["count": "\(batch.count)", "error": "\(error)"])
-                state.withLock { $0.buffer.insert(contentsOf: batch, at: 0) }
-                for caller in waiting { caller.resume(throwing: error) }
-                if first { ownError = error }
-                state.withLock { $0.writing = false }
-                break
-            }
-            if first {
-                first = false
-                // The leader's own call is answered now; anyone who came meanwhile is written
-                // by a task of its own.
-                let more = state.withLock { state -> Bool in
-                    if state.buffer.isEmpty { state.writing = false; return false }
-                    return true
-                }
-                if more { Task { try? await self.writeBatch(leading: false) } }
-                break
-            }
-        }
-        if let ownError { throw ownError }
-    }
-
     /// Syncs the ledger to disk if calls were committed since the last time.
     private func sync() async {
-        guard state.withLock({ state -> Bool in
+        guard shared.state.withLock({ state -> Bool in
             defer { state.unsynced = false }
             return state.unsynced
         }) else { return }
         do {
             try ledger.syncToDisk()
         } catch {
-            state.withLock { $0.unsynced = true }
+            shared.state.withLock { $0.unsynced = true }
             logger.error("cannot sync call records to disk; will retry", metadata: ["error": "\(error)"])
         }
     }
