@@ -2,6 +2,7 @@ import BerthCore
 import BerthStore
 import BerthWire
 import Foundation
+import NIOPosix
 import Hummingbird
 import NIOCore
 
@@ -96,13 +97,19 @@ extension ControlPlane {
 
         // 3. The files, as the caller could see them; the data is read and checked now, so a
         //    bad dataset fails here and not hours into training.
+        //    Reading and checking a dataset blocks for as long as the file is large: it runs on
+        //    NIO's pool of threads for blocking work, never on the cooperative pool every
+        //    request shares.
         let access = FileAccess(uid: caller.uid, groups: caller.groups)
-        let data = try access.readableFile(input.data, field: "data")
-        try checkDataset(data, field: "data", kind: kind, model: model)
-        let validation = try input.validationData.map { path -> String in
-            let real = try access.readableFile(path, field: "validation_data")
-            try checkDataset(real, field: "validation_data", kind: kind, model: model)
-            return real
+        let (data, validation) = try await NIOThreadPool.singleton.runIfActive { [self] in
+            let data = try access.readableFile(input.data, field: "data")
+            try checkDataset(data, field: "data", kind: kind, model: model)
+            let validation = try input.validationData.map { path -> String in
+                let real = try access.readableFile(path, field: "validation_data")
+                try checkDataset(real, field: "validation_data", kind: kind, model: model)
+                return real
+            }
+            return (data, validation)
         }
         let output = try access.writableFolder(input.output, field: "output")
 
