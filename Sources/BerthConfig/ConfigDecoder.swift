@@ -11,16 +11,19 @@ struct ConfigDecoder {
     let sourcePath: String?
 
     func decode(_ root: TableReader) -> DaemonConfig {
-        root.rejectUnknownKeys(["daemon", "limits", "metrics", "units", "models", "runners"])
+        root.rejectUnknownKeys(["daemon", "limits", "metrics", "confinement", "units", "models", "runners"])
         let daemon = root.subtable("daemon", .optional).map(decodeDaemon) ?? DaemonConfig.Daemon()
         let limits = root.subtable("limits", .optional).map(decodeLimits) ?? DaemonConfig.Limits()
         let metrics = root.subtable("metrics", .optional).map(decodeMetrics) ?? DaemonConfig.Metrics()
+        let confinement = root.subtable("confinement", .optional).map(decodeConfinement) ?? DaemonConfig.Confinement()
         let pool = decodeUnits(root)
         let models = decodeModels(root, pool: pool)
         let runners = decodeRunners(root)
-        return DaemonConfig(
+        var config = DaemonConfig(
             daemon: daemon, limits: limits, metrics: metrics, units: pool.units, models: models, runners: runners,
             sourcePath: sourcePath)
+        config.confinement = confinement
+        return config
     }
 
     // MARK: - [daemon] and [limits]
@@ -137,6 +140,15 @@ struct ConfigDecoder {
         return metrics
     }
 
+    private func decodeConfinement(_ table: TableReader) -> DaemonConfig.Confinement {
+        table.rejectUnknownKeys(["enabled", "memory_per_unit_mib", "max_tasks"])
+        var confinement = DaemonConfig.Confinement()
+        if let enabled = table.bool("enabled", .optional) { confinement.enabled = enabled }
+        confinement.memoryPerUnitMiB = table.int("memory_per_unit_mib", .optional, minimum: 16)
+        if let tasks = table.int("max_tasks", .optional, minimum: 16) { confinement.maxTasks = tasks }
+        return confinement
+    }
+
     /// Relative paths are taken from the config file's folder, so a config and its data can
     /// move together; without a file they stay as written.
     private func resolve(_ path: String) -> String {
@@ -190,7 +202,7 @@ struct ConfigDecoder {
         }
         var firstIndex: [String: Int] = [:]
         for (index, table) in tables.enumerated() {
-            table.rejectUnknownKeys(["id", "kind", "device", "pool"])
+            table.rejectUnknownKeys(["id", "kind", "device", "pool", "cpus"])
             var id = table.nonEmptyString("id", .required(add: "id = \"cpu-\(index)\""), hint: "give the unit an id such as \"cpu-\(index)\"")
             if let unitID = id {
                 if unitID.contains(where: { $0.isWhitespace || $0 == "," || $0 == "/" }) {
@@ -206,6 +218,11 @@ struct ConfigDecoder {
             let kind = table.nonEmptyString("kind", .required(add: "kind = \"cpu\""), hint: "name the hardware, such as \"cpu\" or \"h200\"")
             let device = table.int("device", .optional, minimum: 0)
             let deviceIsValid = table.table["device"] == nil || device != nil
+            let cpus = table.string("cpus", .optional)
+            let cpusAreValid = cpus.map(CPUList.isValid) ?? true
+            if let cpus, !cpusAreValid {
+                log.report(table.keyPath("cpus"), "'\(cpus)' is not a list of CPUs; write numbers and ranges such as \"4-7\" or \"0,2,4-5\"")
+            }
             var unitPool: UnitPool?
             if let poolName = table.string("pool", .required(add: "pool = \"dedicated\" (reservable) or pool = \"shared\" (on-demand)")) {
                 unitPool = UnitPool(rawValue: poolName)
@@ -218,8 +235,8 @@ struct ConfigDecoder {
             case .shared: pool.shared += 1
             case nil: pool.countsAreKnown = false
             }
-            if let id, let kind, let unitPool, deviceIsValid {
-                pool.units.append(ComputeUnit(id: id, kind: kind, device: device, pool: unitPool))
+            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid {
+                pool.units.append(ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus))
             }
         }
         return pool

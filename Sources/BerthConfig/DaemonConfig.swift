@@ -86,6 +86,18 @@ public struct DaemonConfig: Sendable {
 
     /// The programs berthd starts, as argv lists whose placeholders (`{spec}`, `{port}`,
     /// `{model_dir}`) are replaced as whole arguments; there is no shell.
+    /// How runners are confined by the kernel's cgroups, where berthd can make them.
+    public struct Confinement: Sendable {
+        /// Off: runners get their units' devices by environment only.
+        public var enabled = true
+        /// Each unit a runner holds lets it use this much memory; none: no cap.
+        public var memoryPerUnitMiB: Int?
+        /// Processes and threads one runner may have at once.
+        public var maxTasks = 4096
+
+        public init() {}
+    }
+
     public struct Runners: Sendable {
         public var train: [String]
         public var batch: [String]
@@ -157,6 +169,7 @@ public struct DaemonConfig: Sendable {
     public var units: [ComputeUnit]
     public var models: [Model]
     public var runners: Runners
+    public var confinement = Confinement()
     /// Where the file was read from; relative paths in it are resolved against its folder.
     public var sourcePath: String?
 

@@ -12,12 +12,16 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
     public var kind: String
     public var device: Int?
     public var pool: UnitPool
+    /// The CPUs a runner on this unit may use (`"4-7"`), when the config names them. From the
+    /// config alone: the ledger keeps what is leased, not the machine's layout.
+    public var cpus: String?
 
-    public init(id: String, kind: String, device: Int? = nil, pool: UnitPool) {
+    public init(id: String, kind: String, device: Int? = nil, pool: UnitPool, cpus: String? = nil) {
         self.id = id
         self.kind = kind
         self.device = device
         self.pool = pool
+        self.cpus = cpus
     }
 }
 
@@ -260,5 +264,18 @@ public struct Lease: Sendable, Equatable, Hashable {
         self.reservationID = reservationID
         self.start = start
         self.end = end
+    }
+}
+
+/// A list of CPUs as the kernel writes it (`cpuset.cpus`, `Cpus_allowed_list`): "0-3,8".
+public enum CPUList {
+    public static func isValid(_ text: String) -> Bool {
+        !text.isEmpty && text.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { part in
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), low >= 0 else { return false }
+            guard bounds.count == 2 else { return true }
+            guard let high = Int(bounds[1]) else { return false }
+            return high >= low
+        }
     }
 }

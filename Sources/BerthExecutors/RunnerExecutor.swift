@@ -1,5 +1,9 @@
 public import BerthCore
-public import Foundation
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where berthd's runners run. A supervisor asks an executor to start an argv on some units and
 /// gets back a `Runner` to follow; this host's processes are the first kind, and a confined
@@ -21,6 +25,11 @@ public protocol Runner: AnyObject, Sendable {
     /// waiting task is cancelled first.
     func exitStatus() async -> Int32?
     var hasExited: Bool { get }
+    /// Whether the kernel killed it for going over its memory cap.
+    var killedForMemory: Bool { get }
+    /// CPU seconds it used and the most memory it held, where the kernel counted them; known
+    /// once it has ended.
+    var usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?) { get }
 }
 
 /// What to start: the argv as the config's template expanded it, the units it runs on, whom it
@@ -42,6 +51,8 @@ public struct RunnerLaunch: Sendable {
     /// from, and files it must be able to read; a failure names the field.
     public var folders: [(field: String, path: String)] = []
     public var readableFiles: [(field: String, path: String)] = []
+    /// Its cgroup's name (`job-12`) and what it may use, when the executor confines runners.
+    public var confinement: (name: String, bounds: RunnerBounds)?
 
     public init(argv: [String], units: [ComputeUnit], identity: RunnerIdentity?, logPath: String, environment: [String: String] = [:]) {
         self.argv = argv
@@ -60,10 +71,15 @@ public struct LocalExecutor: RunnerExecutor {
     /// Given to every runner as `BERTH_LEDGER`, so a restarted berthd can find the ones a
     /// predecessor that died left behind (`RunnerProcess.orphans`).
     public var ledgerPath: String
+    /// Where runners' cgroups are made; `nil` when the kernel offers none to berthd.
+    public var cgroups: CgroupTree?
+    /// Runners started by this berthd, for their groups' names.
+    private static let started = Atomic<Int>(0)
 
-    public init(runnerFolders: [String], ledgerPath: String) {
+    public init(runnerFolders: [String], ledgerPath: String, cgroups: CgroupTree? = nil) {
         self.runnerFolders = runnerFolders
         self.ledgerPath = ledgerPath
+        self.cgroups = cgroups
     }
 
     public func start(_ launch: RunnerLaunch) throws -> any Runner {
@@ -77,7 +93,19 @@ public struct LocalExecutor: RunnerExecutor {
         process.passedDescriptors = launch.passedDescriptors
         process.folders = launch.folders
         process.readableFiles = launch.readableFiles
-        return try RunnerProcess(process)
+        guard let cgroups, let (name, bounds) = launch.confinement else { return try RunnerProcess(process) }
+        // Numbered: a runner replacing another of the same name (a serve process given more
+        // units) may start while the one it replaces is still stopping, in a group of its own.
+        let group = try cgroups.makeGroup("\(name).\(Self.started.add(1, ordering: .relaxed).newValue)", bounds: bounds)
+        do {
+            process.cgroup = group
+            process.cgroupDescriptors = try group.joinDescriptors()
+            defer { process.cgroupDescriptors.forEach { close($0) } }
+            return try RunnerProcess(process)
+        } catch {
+            group.remove()
+            throw error
+        }
     }
 
     /// Exactly the runner's environment: its units and their devices, the ledger it belongs to,
@@ -89,7 +117,7 @@ public struct LocalExecutor: RunnerExecutor {
             "BERTH_UNITS": launch.units.map(\.id).joined(separator: ","), "BERTH_DEVICES": devices, "BERTH_LEDGER": ledgerPath,
         ]
         environment.merge((launch.identity ?? .daemon).environment) { _, new in new }
-        // GPU units are handed to CUDA by index; CPU slices have nothing to hide.
+        // GPU units are handed to CUDA by index; CPU slices are confined by their cgroup.
         if launch.units.contains(where: { $0.kind != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
         environment.merge(launch.environment) { _, new in new }
         return environment

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Synchronization
 import CBerthSpawn
 #if canImport(Glibc)
@@ -10,12 +10,15 @@ import Glibc
 /// for when berthd is root, so the kernel checks every file it opens.
 public final class RunnerProcess: Sendable {
     public let pid: Int32
+    let cgroup: RunnerCgroup?
     /// Shared with the reader and waiter threads (a class: mutexes cannot be captured).
     private final class Shared: Sendable {
         let pending = Mutex<(lines: [String], finished: Bool)>(([], false))
         /// The exit status once known, and who waits for it (by a number, so a waiter that
         /// is cancelled can take itself off).
         let exit = Mutex<(status: Int32?, waiters: [Int: CheckedContinuation<Int32?, Never>], next: Int)>((nil, [:], 0))
+        /// From its cgroup, read as it ended.
+        let ending = Mutex<(killedForMemory: Bool, cpuSeconds: Double?, peakMemoryBytes: Int64?)>((false, nil, nil))
     }
     private let shared = Shared()
     private let signal: AsyncStream<Void>.Continuation
@@ -45,6 +48,10 @@ public final class RunnerProcess: Sendable {
         public var folders: [(field: String, path: String)] = []
         public var readableFiles: [(field: String, path: String)] = []
         public var workingDirectory = "/"
+        /// The cgroup it runs in (it joins through `cgroupDescriptors` before exec): when it
+        /// ends, whatever it left running there is killed.
+        public var cgroup: RunnerCgroup?
+        public var cgroupDescriptors: [Int32] = []
 
         public init(executable: String, arguments: [String], environment: [String: String], identity: RunnerIdentity?, logPath: String) {
             self.executable = executable
@@ -76,6 +83,7 @@ public final class RunnerProcess: Sendable {
             throw SpawnError(description: "cannot open \(log < 0 ? launch.logPath : "/dev/null"): \(String(cString: strerror(errno)))")
         }
         let descriptors = [devNull, writeEnd, log] + launch.passedDescriptors
+        let cgroupDescriptors = launch.cgroupDescriptors
         let groups = (launch.identity?.groups ?? []).map { gid_t($0) }
         let argv = ([launch.executable] + launch.arguments).map { strdup($0) } + [nil]
         let envp = launch.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -91,7 +99,7 @@ public final class RunnerProcess: Sendable {
         }
         var child: pid_t = 0
         var failure = berth_spawn_failure()
-        let result = descriptors.withUnsafeBufferPointer { fdBuffer in
+        let result = cgroupDescriptors.withUnsafeBufferPointer { cgroupBuffer in descriptors.withUnsafeBufferPointer { fdBuffer in
             groups.withUnsafeBufferPointer { groupBuffer in
                 folders.map { UnsafePointer($0) }.withUnsafeBufferPointer { folderBuffer in
                     files.map { UnsafePointer($0) }.withUnsafeBufferPointer { fileBuffer in
@@ -116,19 +124,23 @@ public final class RunnerProcess: Sendable {
                                 request.make_folder_count = Int32(folderBuffer.count)
                                 request.read_files = fileBuffer.baseAddress
                                 request.read_file_count = Int32(fileBuffer.count)
+                                request.cgroup_fds = cgroupBuffer.baseAddress
+                                request.cgroup_fd_count = Int32(cgroupBuffer.count)
                                 return berth_spawn(&request, &child, &failure)
                             }
                         }
                     }
                 }
             }
-        }
+        } }
         guard result == 0 else {
             close(readEnd)
             throw SpawnError(description: Self.describe(failure, launch))
         }
         pid = child
+        cgroup = launch.cgroup
         let spawned = child
+        let group = launch.cgroup
         (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
 
         // Blocking reads and waits run on threads of their own, never on the cooperative pool.
@@ -165,6 +177,13 @@ public final class RunnerProcess: Sendable {
             while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
             // Exit code, or 128 + signal as shells report it.
             let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            if let group {
+                // Nothing it started outlives it, however it left its process group.
+                group.killAll()
+                let usage = group.usage
+                shared.ending.withLock { $0 = (group.killedForMemory, usage.cpuSeconds, usage.peakMemoryBytes) }
+                group.remove()
+            }
             let waiting = shared.exit.withLock { state -> [CheckedContinuation<Int32?, Never>] in
                 state.status = code
                 defer { state.waiters = [:] }
@@ -199,6 +218,8 @@ public final class RunnerProcess: Sendable {
             return "cannot start \(launch.executable)\(who): \(reason)"
         case BERTH_STEP_CWD:
             return "cannot enter \(launch.workingDirectory)\(who): \(reason)"
+        case BERTH_STEP_CGROUP:
+            return "cannot join the runner's cgroup: \(reason)"
         default:
             return "cannot start \(launch.executable): \(reason)"
         }
@@ -250,10 +271,23 @@ public final class RunnerProcess: Sendable {
 
     public var hasExited: Bool { shared.exit.withLock { $0.status != nil } }
 
-    /// Signals the whole process group.
+    public var killedForMemory: Bool { shared.ending.withLock { $0.killedForMemory } }
+
+    public var usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?) {
+        shared.ending.withLock { ($0.cpuSeconds, $0.peakMemoryBytes) }
+    }
+
+    /// Signals the whole process group, and every process of its cgroup (one that started its
+    /// own session is no longer in the group).
     public func signalGroup(_ sig: Int32) {
         guard !hasExited else { return }
         kill(-pid, sig)
+        guard let cgroup else { return }
+        if sig == SIGKILL {
+            cgroup.killAll()
+        } else {
+            for member in cgroup.members { kill(member, sig) }
+        }
     }
 
     /// Processes started for the ledger at `ledgerPath` (their `BERTH_LEDGER` says so) that

@@ -136,7 +136,9 @@ public struct ControlPlane: Sendable {
                 reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count),
                 ledger: self.ledger.isFull ? .init(full: true, folder: self.ledger.folder) : .init(full: false))
         }
-        return try Requests.json(view)
+        var answer = view
+        answer.confinement = jobs.confinementSupport.description
+        return try Requests.json(answer)
     }
 
     func units(_ context: BerthRequestContext) async throws -> Response {

@@ -115,14 +115,26 @@ public struct Daemon: Sendable {
         logger.info("ledger open", metadata: ["database": "\(databasePath)", "units": "\(config.units.count)", "models": "\(config.models.count)"])
 
         // 3. Services in dependency order; the group stops them in reverse on SIGTERM/SIGINT.
-        let jobSettings = JobSettings(
+        var jobSettings = JobSettings(
             runners: config.runners, limits: config.limits, logDirectory: Self.logDirectory(config.daemon.logDirectory, databasePath: databasePath, logger: logger),
             stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000)))
+        jobSettings.confinement = config.confinement
+        jobSettings.hardware.replace(with: config.units)
+        // Each runner in a cgroup of its own where the kernel lets berthd make them; where it
+        // does not, runners still run, with their devices named in their environment only.
+        var cgroups: CgroupTree?
+        if config.confinement.enabled {
+            (cgroups, jobSettings.confinementSupport) = CgroupTree.open()
+        } else {
+            jobSettings.confinementSupport = .none("off in the config ([confinement] enabled = false)")
+        }
+        logger.log(level: jobSettings.confinementSupport.reason == nil ? .info : .warning,
+                   "confinement: \(jobSettings.confinementSupport)")
         // Runners named without a path are looked for beside berthd first, so the shipped
         // config finds the `berth-runner` built with it.
         let executor = LocalExecutor(
             runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 },
-            ledgerPath: ledger.path)
+            ledgerPath: ledger.path, cgroups: cgroups)
         let wakeScheduler = WakeRelay()
         let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
             wakeScheduler.fire()
@@ -145,7 +157,8 @@ public struct Daemon: Sendable {
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
-        let reloader = await ConfigReloader(config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger)
+        let reloader = await ConfigReloader(
+            config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger, hardware: jobSettings.hardware)
         let app: any Service = if let activated {
             ActivatedSocketServer(socket: activated, router: plane.router(), connections: ConnectionPolicy(limits: config.limits), logger: logger) {
                 logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
@@ -173,6 +186,8 @@ public struct Daemon: Sendable {
                     + metricsListener + [app, systemd],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        // Every runner has ended and its group is gone: berthd's own cgroup folders go too.
+        cgroups?.remove()
 
         // 4. In-flight requests are answered; now close the ledger (checkpointing the WAL).
         try ledger.close()

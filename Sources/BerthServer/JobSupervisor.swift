@@ -1,6 +1,5 @@
-import BerthCore
 public import BerthConfig
-import BerthCore
+public import BerthCore
 public import BerthExecutors
 import CBerthSpawn
 public import BerthStore
@@ -8,6 +7,7 @@ import BerthWire
 public import Foundation
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,6 +19,11 @@ public struct JobSettings: Sendable {
     /// Job logs and specs go under `<logDirectory>/jobs/`.
     public var logDirectory: String
     public var stopGrace: Duration
+    public var confinement = DaemonConfig.Confinement()
+    /// The units as the config describes them (their cores), kept current across reloads.
+    public let hardware = UnitDirectory()
+    /// What the kernel lets berthd confine runners with, for `berth status`.
+    public var confinementSupport: ConfinementSupport = .none("not enabled")
 
     public init(runners: DaemonConfig.Runners, limits: DaemonConfig.Limits, logDirectory: String, stopGrace: Duration) {
         self.runners = runners
@@ -44,12 +49,46 @@ public struct JobSettings: Sendable {
     func logPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).log" }
     func specPath(jobID: Int64) -> String { "\(jobsFolder)/\(jobID).spec.json" }
 
-    /// The catalog's entries for `ids`, in that order. A unit the catalog no longer lists (it
-    /// stays while leased, so this is a race with a reload) is passed on as a plain slice.
-    static func units(_ ids: [String], in catalog: [ComputeUnit]) -> [ComputeUnit] {
+    /// The catalog's entries for `ids`, in that order, with what the config says of each. A
+    /// unit the catalog no longer lists (it stays while leased, so this is a race with a
+    /// reload) is passed on as a plain slice.
+    func units(_ ids: [String], in catalog: [ComputeUnit]) -> [ComputeUnit] {
         let byID = Dictionary(catalog.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        return ids.map { byID[$0] ?? ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }
+        let configured = hardware.units
+        return ids.map { id in
+            var unit = byID[id] ?? ComputeUnit(id: id, kind: "cpu", pool: .dedicated)
+            unit.cpus = configured[id]?.cpus
+            return unit
+        }
     }
+
+    /// What a runner on `units` may use: their cores when every one names them, memory for
+    /// each when the config caps it, a bound on tasks, and none of the GPUs it does not hold.
+    func confinement(_ name: String, units: [ComputeUnit], catalog: [ComputeUnit]) -> (name: String, bounds: RunnerBounds)? {
+        guard confinement.enabled else { return nil }
+        let cores = units.compactMap(\.cpus)
+        let held = Set(units.compactMap { $0.kind == "cpu" ? nil : $0.device })
+        let denied = Set(catalog.filter { $0.kind != "cpu" }.compactMap(\.device)).subtracting(held).sorted()
+        let bounds = RunnerBounds(
+            cpus: !cores.isEmpty && cores.count == units.count ? cores.joined(separator: ",") : nil,
+            memoryBytes: confinement.memoryPerUnitMiB.map { Int64($0) * 1_048_576 * Int64(max(units.count, 1)) },
+            maxTasks: confinement.maxTasks, deniedDevices: denied.map(DeviceNumber.nvidiaGPU))
+        return (name, bounds)
+    }
+}
+
+/// The units as the config describes them, replaced whole on a reload.
+public final class UnitDirectory: Sendable {
+    private let byID = Mutex<[String: ComputeUnit]>([:])
+
+    public init() {}
+
+    public func replace(with units: [ComputeUnit]) {
+        let map = Dictionary(units.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        byID.withLock { $0 = map }
+    }
+
+    var units: [String: ComputeUnit] { byID.withLock { $0 } }
 }
 
 /// Starts the runner of every job the planner marked running, feeds its events into the
@@ -244,10 +283,12 @@ public actor JobSupervisor: Service {
             "model_dir": paths.modelDir ?? "", "model": job.model,
         ])
         let identity = settings.runnersActAsCallers ? submitter : nil
+        let units = settings.units(job.units, in: unitRows)
         var launch = RunnerLaunch(
-            argv: argv, units: JobSettings.units(job.units, in: unitRows), identity: identity, logPath: settings.logPath(jobID: id),
+            argv: argv, units: units, identity: identity, logPath: settings.logPath(jobID: id),
             environment: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath])
         launch.passedDescriptors = passed
+        launch.confinement = settings.confinement("job-\(id)", units: units, catalog: unitRows)
         if identity != nil {
             // Made and opened by the runner's own process, as its user, before it starts:
             // a path it may not use fails the job with the path and the reason.
@@ -314,14 +355,14 @@ public actor JobSupervisor: Service {
         try? log?.close()
         // Cancelled (the service is going away): the stop records how the job ended.
         guard let status = await process.exitStatus() else { return }
-        await finish(job, exitStatus: Int(status))
+        await finish(job, exitStatus: Int(status), killedForMemory: process.killedForMemory)
         processes[id] = nil
         if let folder = outputFolders.removeValue(forKey: id) { close(folder) }
         signalled.remove(id)
         onJobEnded()
     }
 
-    private func finish(_ job: JobRecord, exitStatus: Int) async {
+    private func finish(_ job: JobRecord, exitStatus: Int, killedForMemory: Bool) async {
         let id = job.id!
         let now = clock().wholeSeconds
         let daemonStopping = supervision.isStopping
@@ -335,6 +376,8 @@ public actor JobSupervisor: Service {
                     try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: exitStatus, at: now)
                 } else if daemonStopping {
                     try tx.finishJob(id, status: .failed, reason: "daemon-stop", exitStatus: exitStatus, at: now)
+                } else if exitStatus != 0 && killedForMemory {
+                    try tx.finishJob(id, status: .failed, reason: "out-of-memory", exitStatus: exitStatus, at: now)
                 } else if exitStatus != 0 {
                     try tx.finishJob(id, status: .failed, reason: "exit status \(exitStatus); see berth logs \(id)", exitStatus: exitStatus, at: now)
                 } else {

@@ -282,10 +282,12 @@ public actor ServeSupervisor: Service {
             ])
             // A process started after the shutdown's last look would outlive berthd.
             guard !supervision.isStopping else { return }
+            let placed = settings.units(units, in: catalog)
             var launch = RunnerLaunch(
-                argv: argv, units: JobSettings.units(units, in: catalog), identity: identity, logPath: "\(folder)/\(key).log",
+                argv: argv, units: placed, identity: identity, logPath: "\(folder)/\(key).log",
                 environment: ["BERTH_SERVE": "\(key)"])
             launch.passedDescriptors = passed
+            launch.confinement = settings.confinement("\(key)", units: placed, catalog: catalog)
             let process = try executor.start(launch)
             servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)
             // Its stdout is not berthd's business: into its log, so nothing piles up in memory.

@@ -164,6 +164,8 @@ public struct HealthView: Codable, Sendable, Equatable {
     public var reservations: ReservationCounts
     /// Optional so that the CLI still reads a berthd that does not send it.
     public var ledger: LedgerState?
+    /// What the kernel confines runners with: `cpu yes, memory yes, devices no — not root`.
+    public var confinement: String?
 
     public init(
         status: String, version: String, startedAt: Date, uptimeSeconds: Int, units: UnitCounts, reservations: ReservationCounts,

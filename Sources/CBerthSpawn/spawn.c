@@ -78,8 +78,19 @@ static void child(const berth_spawn_request *r, int report) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
-    /* 2. Its own process group, so a stop reaches its children too. */
+    /* 2. Its own process group, so a stop reaches its children too; and its cgroups. */
     setpgid(0, 0);
+    if (r->cgroup_fd_count > 0) {
+        char digits[16];
+        int length = 0;
+        for (pid_t pid = getpid(); pid > 0 && length < (int)sizeof digits; pid /= 10) digits[length++] = (char)('0' + pid % 10);
+        char text[17];
+        for (int i = 0; i < length; i++) text[i] = digits[length - 1 - i];
+        text[length] = '\n';
+        for (int i = 0; i < r->cgroup_fd_count; i++) {
+            if (write(r->cgroup_fds[i], text, (size_t)length + 1) != length + 1) fail(report, BERTH_STEP_CGROUP, i);
+        }
+    }
 
     /* 3. Descriptors: moved above every target number first, so none is overwritten. */
     int base = r->fd_count + 3;

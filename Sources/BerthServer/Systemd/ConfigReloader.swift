@@ -86,12 +86,15 @@ public final class ConfigReloader: Service, Sendable {
     private let clock: @Sendable () -> Date
     private let logger: Logger
     private let hangups: HangupSignals
+    /// The units as the runners' confinement reads them, replaced on each reload.
+    private let hardware: UnitDirectory?
 
     /// Starts catching SIGHUP at once (its default action would end the process), before the
     /// service runs.
     public init(config: DaemonConfig, ledger: Ledger, scheduler: Scheduler, systemd: SystemdLink?,
-                clock: @escaping @Sendable () -> Date, logger: Logger) async {
+                clock: @escaping @Sendable () -> Date, logger: Logger, hardware: UnitDirectory? = nil) async {
         self.configPath = config.sourcePath
+        self.hardware = hardware
         self.ledger = ledger
         self.scheduler = scheduler
         self.systemd = systemd
@@ -144,6 +147,7 @@ public final class ConfigReloader: Service, Sendable {
                 return (reload, modelsBefore, modelsAfter, liveModels)
             }
             let (reload, modelsBefore, modelsAfter, liveModels) = outcome
+            hardware?.replace(with: fresh.units)
             for kept in reload.kept {
                 logger.warning("unit kept although the config \(kept.reason == .dropped ? "drops it" : "moves it to another pool"): reservation '\(kept.holder)' holds it; it leaves when the lease ends and the config is reloaded again",
                                metadata: ["unit": "\(kept.unit)", "reservation": "\(kept.holder)"])

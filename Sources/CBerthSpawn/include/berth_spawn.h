@@ -28,6 +28,11 @@ typedef struct {
     int make_folder_count;
     const char *const *read_files;
     int read_file_count;
+    /// `cgroup.procs` (or `tasks`) files of the groups the runner runs in, open for writing:
+    /// the child writes its own pid into each before anything else, so nothing it starts can
+    /// run outside them, and before it gives up root, which owns those files.
+    const int *cgroup_fds;
+    int cgroup_fd_count;
 } berth_spawn_request;
 
 /// Why a spawn failed: the step (see berth_spawn_step_name), the errno, and which path.
@@ -46,6 +51,7 @@ enum {
     BERTH_STEP_READ,
     BERTH_STEP_CWD,
     BERTH_STEP_EXEC,
+    BERTH_STEP_CGROUP,
 };
 
 /// Starts the child in its own process group with default signal handling. Returns 0 and the

@@ -22,6 +22,7 @@ extension Berth {
                     ("shared units", String(health.units.shared)),
                     ("reservations", "\(health.reservations.active) active, \(health.reservations.pending) pending"),
                 ]
+                if let confinement = health.confinement { fields.append(("confinement", confinement)) }
                 if let ledger = health.ledger {
                     fields.append(("ledger", ledger.full ? "full — free space on \(ledger.folder ?? "the ledger's folder"); changes are refused until then" : "ok"))
                 }

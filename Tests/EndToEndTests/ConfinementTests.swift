@@ -1,0 +1,178 @@
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// Runners confined by the kernel: each job runs in a cgroup of its own with its units' cores,
+/// its memory cap and only its own GPUs, and nothing it starts outlives it. These need root and
+/// cgroup v1 hierarchies, which this project's CI machines have.
+enum CgroupHost {
+    static var usable: Bool {
+        geteuid() == 0 && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpuset/cpuset.cpus")
+    }
+}
+
+@Suite("Runners confined by cgroups", .serialized, .enabled(if: CgroupHost.usable))
+struct ConfinementTests {
+    static let model = "amazon.nova-micro-v1:0"
+
+    /// The runner of every job here: records what it sees into `job-<id>/` beside itself, then
+    /// does what `behaviour` says.
+    static func runner(in dir: TemporaryDirectory, behaviour: String) throws -> [String] {
+        let path = dir.file("runner.sh")
+        try """
+            #!/bin/sh
+            here="$(dirname "$0")"
+            out="$here/job-$BERTH_JOB_ID"
+            mkdir -p "$out"
+            echo "$BERTH_UNITS" > "$out/units"
+            grep Cpus_allowed_list /proc/self/status | tr -d ' \\t' | cut -d: -f2 > "$out/cpus"
+            for n in 0 1; do ( : < "$here/nvidia$n" ) 2> "$out/open-$n"; done
+            \(behaviour)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return ["/bin/sh", path, "{spec}"]
+    }
+
+    /// Two dedicated units, each naming one core, as GPUs when `gpus` (devices 0 and 1).
+    static func config(runner: [String], gpus: Bool = false, extra: String = "") -> String {
+        var toml = TemporaryDaemon.config(dedicated: 2, runner: runner, extra: extra)
+        for (index, core) in [(0, 1), (1, 0)] {
+            toml = toml.replacingOccurrences(
+                of: "id = \"cpu-\(index)\"\nkind = \"cpu\"\ndevice = \(index)\npool = \"dedicated\"\n",
+                with: "id = \"cpu-\(index)\"\nkind = \"\(gpus ? "h200" : "cpu")\"\ndevice = \(index)\npool = \"dedicated\"\ncpus = \"\(core)\"\n")
+        }
+        return toml
+    }
+
+    func submit(_ daemon: TemporaryDaemon, name: String) throws -> Int {
+        let data = "\(TemporaryDaemon.examples)/fine-tuning.jsonl"
+        let result = try daemon.cli([
+            "submit", name, "--reservation", "train", "--kind", "fine-tuning", "--data", data,
+            "--output", daemon.directory.file("out-\(name)"), "--model-name", "m-\(name)",
+        ])
+        #expect(result.status == 0, "\(result)")
+        let words = result.stdout.split(separator: " ")
+        return try #require(words.count > 2 ? Int(words[2]) : nil, "\(result)")
+    }
+
+    func wait(_ daemon: TemporaryDaemon, job id: Int, for statuses: Set<String>) throws -> [String: Any] {
+        var shown: [String: Any] = [:]
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            shown = try daemon.json(["jobs", String(id)])
+            if let status = shown["status"] as? String, statuses.contains(status) { return shown }
+            usleep(50_000)
+        }
+        Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log)")
+        return shown
+    }
+
+    func read(_ path: String) -> String {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Processes still running that were started for job `id` of this daemon.
+    func leftovers(_ daemon: TemporaryDaemon, job id: Int) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return variables.contains("BERTH_JOB_ID=\(id)") && variables.contains("BERTH_LEDGER=\(daemon.database)")
+        }
+    }
+
+    @Test("a job on one CPU unit sees only that unit's cores; berth status says what confinement is in force")
+    func cpuSet() throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0")))
+        try daemon.start()
+        let status = try daemon.json(["status"])
+        #expect(status["confinement"] as? String == "cpu yes, memory yes, devices yes, tasks yes", "\(status)")
+
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "cores")
+        _ = try wait(daemon, job: id, for: ["completed", "failed"])
+        let unit = read(scripts.file("job-\(id)/units"))
+        #expect(["cpu-0", "cpu-1"].contains(unit))
+        #expect(read(scripts.file("job-\(id)/cpus")) == (unit == "cpu-0" ? "1" : "0"), "\(daemon.log)")
+    }
+
+    @Test("a job opens its own GPU's device node, and the cgroup refuses the other GPU's with EPERM")
+    func deviceRules() throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        for minor in [0, 1] {
+            // Character nodes of major 195 like /dev/nvidia0 and /dev/nvidia1; no driver is
+            // behind them, so an open the cgroup lets through fails with ENXIO instead.
+            #expect(mknod(scripts.file("nvidia\(minor)"), S_IFCHR | 0o666, dev_t((195 << 8) | minor)) == 0)
+        }
+        let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0"), gpus: true))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "gpu")
+        _ = try wait(daemon, job: id, for: ["completed", "failed"])
+        let held = read(scripts.file("job-\(id)/units")) == "cpu-0" ? 0 : 1
+        let own = read(scripts.file("job-\(id)/open-\(held)"))
+        let other = read(scripts.file("job-\(id)/open-\(1 - held)"))
+        #expect(!own.contains("Operation not permitted"), "own GPU refused: \(own)")
+        #expect(own.contains("No such device"), "\(own)")
+        #expect(other.contains("Operation not permitted"), "other GPU: \(other)")
+    }
+
+    @Test("a job over its memory cap is killed by the kernel and fails with out-of-memory")
+    func outOfMemory() throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        // tail keeps the whole of a line without a newline: 256 MiB of zeros, over a 32 MiB cap.
+        let runner = try Self.runner(in: scripts, behaviour: "head -c 268435456 /dev/zero | tail > /dev/null\nexit $?")
+        let daemon = try TemporaryDaemon(config: Self.config(runner: runner, extra: "\n[confinement]\nmemory_per_unit_mib = 32\n"))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "hungry")
+        let job = try wait(daemon, job: id, for: ["completed", "failed"])
+        #expect(job["status"] as? String == "failed")
+        #expect(job["reason"] as? String == "out-of-memory", "\(job)")
+    }
+
+    @Test("a runner that double-forks a child into a new session: berth stop leaves no process behind")
+    func doubleFork() throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        let runner = try Self.runner(in: scripts, behaviour: """
+            setsid sh -c 'sleep 300' < /dev/null > /dev/null 2>&1 &
+            touch "$out/forked"
+            sleep 300
+            """)
+        let daemon = try TemporaryDaemon(config: Self.config(runner: runner))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "forker")
+        _ = try wait(daemon, job: id, for: ["running"])
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !(FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3) {
+            usleep(50_000)
+        }
+        #expect(leftovers(daemon, job: id).count >= 3, "the runner, its sleep and the escaped sleep")
+        #expect(try daemon.cli(["stop", String(id)]).status == 0)
+        let job = try wait(daemon, job: id, for: ["stopped", "failed", "completed"])
+        #expect(job["status"] as? String == "stopped")
+        let gone = Date().addingTimeInterval(5)
+        while Date() < gone && !leftovers(daemon, job: id).isEmpty { usleep(50_000) }
+        #expect(leftovers(daemon, job: id).isEmpty, "left behind: \(leftovers(daemon, job: id))")
+    }
+
+    @Test("a berthd that cannot make cgroups says so in berth status and still runs jobs")
+    func withoutCgroups() throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        chmod(scripts.path, 0o777)
+        let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0")), as: .nobody)
+        try daemon.start()
+        let status = try daemon.json(["status"])
+        #expect((status["confinement"] as? String)?.hasSuffix("— not root") == true, "\(status)")
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let job = try wait(daemon, job: try submit(daemon, name: "plain"), for: ["completed", "failed"])
+        #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
+    }
+}
