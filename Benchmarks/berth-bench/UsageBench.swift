@@ -169,14 +169,14 @@ struct UsageBench: AsyncParsableCommand {
                     let r = inference[Int(random.next() % UInt64(inference.count))]
                     let throttled = random.nextUnit() < 0.02
                     batch.append(InvocationRecord(
-                        at: at, owner: r.owner, target: "", reservationID: r.id, model: model.id, tier: throttled ? nil : "provisioned",
-                        outcome: throttled ? "throttled" : "served", inputTokens: throttled ? 0 : input, outputTokens: throttled ? 0 : output,
+                        at: at, owner: r.owner, target: "", reservationID: r.id, model: model.id, tier: throttled ? nil : .provisioned,
+                        outcome: throttled ? .throttled : .served, inputTokens: throttled ? 0 : input, outputTokens: throttled ? 0 : output,
                         latencyMs: throttled ? 0 : latency, cost: 0, budgetPerMinute: model.tokensPerMinute))
                 } else {
                     let target = onDemandModels[Int(random.next() % UInt64(onDemandModels.count))]
                     batch.append(InvocationRecord(
                         at: at, owner: owners[Int(random.next() % UInt64(owners.count))], target: target, reservationID: nil, model: target,
-                        tier: "on-demand", outcome: "served", inputTokens: input, outputTokens: output, latencyMs: latency,
+                        tier: .onDemand, outcome: .served, inputTokens: input, outputTokens: output, latencyMs: latency,
                         cost: Double(input + output) / 1000 * 0.0002, budgetPerMinute: 0))
                 }
             }

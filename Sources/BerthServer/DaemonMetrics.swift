@@ -97,7 +97,7 @@ public final class DaemonMetrics: Sendable {
         // Through a reservation, the target is its name.
         let key = CallSeries(
             reservation: call.reservationID == nil ? "" : call.target, model: targetResolved ? call.model : "",
-            tier: call.tier ?? "", outcome: call.outcome)
+            tier: call.tier?.rawValue ?? "", outcome: call.outcome)
         let series = callSeries.withLock { $0[key] } ?? makeSeries(key)
         series.calls.increment()
         series.throttles?.increment()
@@ -113,7 +113,7 @@ public final class DaemonMetrics: Sendable {
         var reservation: String
         var model: String
         var tier: String
-        var outcome: String
+        var outcome: CallOutcome
     }
 
     private struct CallHandles: Sendable {
@@ -129,10 +129,10 @@ public final class DaemonMetrics: Sendable {
     private func makeSeries(_ key: CallSeries) -> CallHandles {
         let (reservation, model, tier) = (("reservation", key.reservation), ("model", key.model), ("tier", key.tier))
         let handles = CallHandles(
-            calls: registry.makeCounter(descriptor: Family.invocations.descriptor, labels: [reservation, model, tier, ("outcome", key.outcome)]),
-            throttles: key.outcome == "throttled"
+            calls: registry.makeCounter(descriptor: Family.invocations.descriptor, labels: [reservation, model, tier, ("outcome", key.outcome.rawValue)]),
+            throttles: key.outcome == .throttled
                 ? registry.makeCounter(descriptor: Family.throttles.descriptor, labels: [reservation, model]) : nil,
-            served: key.outcome == "served"
+            served: key.outcome == .served
                 ? (registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "input")]),
                    registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "output")]),
                    registry.makeDurationHistogram(
@@ -188,8 +188,8 @@ public final class DaemonMetrics: Sendable {
                 }
                 // Zeros for the series its calls will add, so the first call is a rise from 0
                 // that rate() sees, not a series that appears from nowhere.
-                let served = [("reservation", reservation.name), ("model", reservation.model), ("tier", "provisioned")]
-                _ = registry.makeCounter(descriptor: Family.invocations.descriptor, labels: served + [("outcome", "served")])
+                let served = [("reservation", reservation.name), ("model", reservation.model), ("tier", ServiceTier.provisioned.rawValue)]
+                _ = registry.makeCounter(descriptor: Family.invocations.descriptor, labels: served + [("outcome", CallOutcome.served.rawValue)])
                 _ = registry.makeCounter(descriptor: Family.tokens.descriptor, labels: served + [("type", "input")])
                 _ = registry.makeCounter(descriptor: Family.tokens.descriptor, labels: served + [("type", "output")])
                 _ = registry.makeCounter(

@@ -1,4 +1,5 @@
 @testable import BerthServer
+import BerthCore
 import BerthStore
 import Foundation
 import Testing
@@ -63,16 +64,16 @@ struct DaemonMetricsTests {
     @Test("a call counts by reservation, model, tier and outcome; a target that named nothing adds no series of its own")
     func invocations() {
         let metrics = DaemonMetrics()
-        func call(_ target: String, reservation: Int64?, tier: String?, outcome: String) -> InvocationRecord {
+        func call(_ target: String, reservation: Int64?, tier: ServiceTier?, outcome: CallOutcome) -> InvocationRecord {
             InvocationRecord(
                 at: Date(), owner: "alice", target: target, reservationID: reservation, model: reservation == nil ? target : "m", tier: tier,
-                outcome: outcome, inputTokens: outcome == "served" ? 4 : 0, outputTokens: outcome == "served" ? 6 : 0, latencyMs: 12.5,
+                outcome: outcome, inputTokens: outcome == .served ? 4 : 0, outputTokens: outcome == .served ? 6 : 0, latencyMs: 12.5,
                 cost: 0, budgetPerMinute: 0)
         }
-        metrics.invocation(call("a", reservation: 1, tier: "provisioned", outcome: "served"), targetResolved: true)
-        metrics.invocation(call("a", reservation: 1, tier: nil, outcome: "throttled"), targetResolved: true)
-        metrics.invocation(call("a-typo", reservation: nil, tier: nil, outcome: "refused"), targetResolved: false)
-        metrics.invocation(call("some-other-typo", reservation: nil, tier: nil, outcome: "refused"), targetResolved: false)
+        metrics.invocation(call("a", reservation: 1, tier: .provisioned, outcome: .served), targetResolved: true)
+        metrics.invocation(call("a", reservation: 1, tier: nil, outcome: .throttled), targetResolved: true)
+        metrics.invocation(call("a-typo", reservation: nil, tier: nil, outcome: .refused), targetResolved: false)
+        metrics.invocation(call("some-other-typo", reservation: nil, tier: nil, outcome: .refused), targetResolved: false)
         let lines = samples(metrics)
         #expect(lines.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 1"#))
         #expect(lines.contains(#"berth_invocations_total{reservation="a",model="m",tier="",outcome="throttled"} 1"#))
@@ -87,7 +88,7 @@ struct DaemonMetricsTests {
         #expect(lines.contains(#"berth_invocation_duration_seconds_bucket{reservation="a",model="m",tier="provisioned",le="0.01"} 0"#))
 
         // The next call of the same kind adds to the same series.
-        metrics.invocation(call("a", reservation: 1, tier: "provisioned", outcome: "served"), targetResolved: true)
+        metrics.invocation(call("a", reservation: 1, tier: .provisioned, outcome: .served), targetResolved: true)
         let again = samples(metrics)
         #expect(again.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 2"#))
         #expect(again.contains(#"berth_invocation_tokens_total{reservation="a",model="m",tier="provisioned",type="output"} 12"#))

@@ -9,11 +9,11 @@ private let t = Fixtures.t
 /// The one read `GET /metrics` makes of the ledger.
 @Suite("Ledger census")
 struct LedgerCensusTests {
-    func call(at: Date, reservation: Int64, tokens: Int, outcome: String = "served") -> InvocationRecord {
+    func call(at: Date, reservation: Int64, tokens: Int, outcome: CallOutcome = .served) -> InvocationRecord {
         InvocationRecord(
             at: at, owner: "alice", target: "r\(reservation)", reservationID: reservation, model: Fixtures.textModel.id,
-            tier: outcome == "served" ? "provisioned" : nil, outcome: outcome, inputTokens: outcome == "served" ? tokens / 2 : 0,
-            outputTokens: outcome == "served" ? tokens - tokens / 2 : 0, latencyMs: 3, cost: 0, budgetPerMinute: 20_000)
+            tier: outcome == .served ? .provisioned : nil, outcome: outcome, inputTokens: outcome == .served ? tokens / 2 : 0,
+            outputTokens: outcome == .served ? tokens - tokens / 2 : 0, latencyMs: 3, cost: 0, budgetPerMinute: 20_000)
     }
 
     @Test("units by pool and state, reservations by status, and a live reservation's restarts and last full minute")
@@ -42,7 +42,7 @@ struct LedgerCensusTests {
                 call(at: t(0).addingTimeInterval(30), reservation: live.id, tokens: 5000),
                 call(at: t(0).addingTimeInterval(70), reservation: live.id, tokens: 300),
                 call(at: t(0).addingTimeInterval(110), reservation: live.id, tokens: 100),
-                call(at: t(0).addingTimeInterval(115), reservation: live.id, tokens: 0, outcome: "throttled"),
+                call(at: t(0).addingTimeInterval(115), reservation: live.id, tokens: 0, outcome: .throttled),
                 call(at: t(0).addingTimeInterval(130), reservation: live.id, tokens: 1000),
             ])
         }
