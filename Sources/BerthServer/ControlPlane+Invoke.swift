@@ -232,44 +232,15 @@ extension ControlPlane {
     func complete(port: Int, model: String, prompt: String, maxTokens: Int, imageURL: String?)
         async throws -> (text: String, finish: String?, input: Int, output: Int)
     {
-        struct Body: Encodable { var model: String; var prompt: String; var max_tokens: Int }
-        struct Usage: Decodable { var prompt_tokens: Int; var completion_tokens: Int }
-        struct Answer: Decodable {
-            struct Choice: Decodable { var text: String; var finish_reason: String? }
-            var choices: [Choice]
-            var usage: Usage?
-        }
-        struct ChatBody: Encodable {
-            struct Message: Encodable { var role = "user"; var content: [Part] }
-            struct Part: Encodable {
-                struct ImageURL: Encodable { var url: String }
-                var type: String
-                var text: String?
-                var image_url: ImageURL?
-            }
-            var model: String
-            var messages: [Message]
-            var max_tokens: Int
-        }
-        struct ChatAnswer: Decodable {
-            struct Choice: Decodable {
-                struct Message: Decodable { var content: String? }
-                var message: Message
-                var finish_reason: String?
-            }
-            var choices: [Choice]
-            var usage: Usage?
-        }
         let path: String
         let body: Data
         if let imageURL {
             path = "/v1/chat/completions"
-            body = try JSONEncoder().encode(ChatBody(model: model, messages: [.init(content: [
-                .init(type: "text", text: prompt), .init(type: "image_url", image_url: .init(url: imageURL)),
-            ])], max_tokens: maxTokens))
+            body = try JSONEncoder().encode(ChatCompletionRequestBody(
+                model: model, messages: [.init(content: [.text(prompt), .image(url: imageURL)])], maxTokens: maxTokens))
         } else {
             path = "/v1/completions"
-            body = try JSONEncoder().encode(Body(model: model, prompt: prompt, max_tokens: maxTokens))
+            body = try JSONEncoder().encode(CompletionRequestBody(model: model, prompt: prompt, maxTokens: maxTokens))
         }
         let response: BerthClient.Response
         do {
@@ -282,14 +253,14 @@ extension ControlPlane {
         guard response.status == 200 else {
             throw APIError(.internal, "serve process answered \(response.status) to \(path)")
         }
-        let text: String, finish: String?, usage: Usage?
+        let text: String, finish: String?, usage: CompletionUsage?
         if imageURL != nil {
-            let answer = try JSONDecoder().decode(ChatAnswer.self, from: response.body)
-            (text, finish, usage) = (answer.choices.first?.message.content ?? "", answer.choices.first?.finish_reason, answer.usage)
+            let answer = try JSONDecoder().decode(ChatCompletionResponse.self, from: response.body)
+            (text, finish, usage) = (answer.choices.first?.message.content ?? "", answer.choices.first?.finishReason, answer.usage)
         } else {
-            let answer = try JSONDecoder().decode(Answer.self, from: response.body)
-            (text, finish, usage) = (answer.choices.first?.text ?? "", answer.choices.first?.finish_reason, answer.usage)
+            let answer = try JSONDecoder().decode(CompletionResponse.self, from: response.body)
+            (text, finish, usage) = (answer.choices.first?.text ?? "", answer.choices.first?.finishReason, answer.usage)
         }
-        return (text, finish, usage?.prompt_tokens ?? DatasetCheck.tokenCount(prompt), usage?.completion_tokens ?? DatasetCheck.tokenCount(text))
+        return (text, finish, usage?.promptTokens ?? DatasetCheck.tokenCount(prompt), usage?.completionTokens ?? DatasetCheck.tokenCount(text))
     }
 }
