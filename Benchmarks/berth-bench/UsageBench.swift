@@ -81,7 +81,7 @@ struct UsageBench: AsyncParsableCommand {
             let path = "/v1/usage?from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z&by=\(grouping.rawValue)"
             let response = try await SocketClient(socketPath: socket).send(method: "GET", path: path, body: nil)
             guard response.status == 200 else { throw BenchFailure("GET \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))") }
-            return try response.decoded(as: UsageReport.self).rows.count
+            return try response.decoded(as: UsageReportView.self).rows.count
         }
         let query = UsageQuery(from: Self.month.start, to: Self.month.end, now: Date(), grouping: grouping, idleThreshold: 86_400, buckets: 24)
         let store = try Ledger(path: ledger)
