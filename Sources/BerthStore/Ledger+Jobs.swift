@@ -1,16 +1,9 @@
 public import BerthCore
 public import Foundation
-public import GRDB
+import GRDB
 
 /// A job as the ledger keeps it: what was asked, where it runs, how it went.
-public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
-    public static let databaseTableName = "jobs"
-
-    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
-    public enum CodingKeys: String, CodingKey {
-        case id, name, owner, kind, reservationId = "reservation_id", model, baseModel = "base_model", status, reason, priority, modelUnits = "model_units", unitsNeeded = "units_needed", units, hyperparameters, data, validationData = "validation_data", output, modelName = "model_name", seed, submittedAt = "submitted_at", startedAt = "started_at", endedAt = "ended_at", exitStatus = "exit_status", progress, busyUnitSeconds = "busy_unit_seconds", inputTokens = "input_tokens", outputTokens = "output_tokens", logPath = "log_path", callerUid = "caller_uid", callerGid = "caller_gid", pid
-    }
-
+public struct JobRecord: Sendable, Equatable {
     public var id: Int64?
     public var name: String
     public var owner: String
@@ -44,10 +37,6 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
     public var callerGid: Int64
     public var pid: Int64?
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-
     /// Every column, in the order `init(row:)` reads them. Reads name these columns (never
     /// `SELECT *`) so rows are decoded by position: going through Codable, or looking each
     /// column up by name, cost more than the query on a submission's path.
@@ -57,8 +46,8 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid
         """
 
-    /// A row of `SELECT \(selection)`.
-    public init(row: Row) throws {
+    /// A row of `SELECT \(selection)`: the one way a job is read whole.
+    init(row: Row) throws {
         id = row[0]; name = row[1]; owner = row[2]; kind = try row.decode(atIndex: 3); reservationId = row[4]; model = row[5]; baseModel = row[6]
         status = try row.decode(atIndex: 7); reason = row[8]; priority = row[9]; modelUnits = row[10]; unitsNeeded = row[11]
         units = try Self.decodeUnits(row[12])
@@ -66,6 +55,18 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         data = row[14]; validationData = row[15]; output = row[16]; modelName = row[17]; seed = row[18]; submittedAt = row[19]
         startedAt = row[20]; endedAt = row[21]; exitStatus = row[22]; progress = row[23]; busyUnitSeconds = row[24]
         inputTokens = row[25]; outputTokens = row[26]; logPath = row[27]; callerUid = row[28]; callerGid = row[29]; pid = row[30]
+    }
+
+    static func fetchAll(_ statement: Statement, arguments: StatementArguments = []) throws -> [JobRecord] {
+        try Row.fetchAll(statement, arguments: arguments).map(JobRecord.init(row:))
+    }
+
+    static func fetchAll(_ db: Database, sql: String, arguments: StatementArguments = []) throws -> [JobRecord] {
+        try fetchAll(db.makeStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchOne(_ statement: Statement, arguments: StatementArguments = []) throws -> JobRecord? {
+        try Row.fetchOne(statement, arguments: arguments).map(JobRecord.init(row:))
     }
 
     /// Unit ids as the column keeps them, a JSON array; most jobs are queued, on none.

@@ -1,3 +1,6 @@
+// Public imports: a conformance of public types to a public protocol is public itself, so
+// these are the one place BerthStore's interface names GRDB. The rest of it hands out core
+// values and plain structs.
 public import BerthCore
 public import GRDB
 
