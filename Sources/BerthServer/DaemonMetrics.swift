@@ -167,22 +167,22 @@ public final class DaemonMetrics: Sendable {
 
             // Every pool, state and status, zeros included: a series that comes and goes
             // cannot be told apart from a scrape that failed.
-            let units = Dictionary(census.units.map { ("\($0.pool)|\($0.state)", $0.count) }, uniquingKeysWith: +)
+            let units = Dictionary(census.units.map { ("\($0.pool.rawValue)|\($0.state)", $0.count) }, uniquingKeysWith: +)
             for pool in UnitPool.allCases {
                 for state in ["free", "leased", "retired"] {
                     set(.computeUnits, [("pool", pool.rawValue), ("state", state)], to: Double(units["\(pool.rawValue)|\(state)"] ?? 0))
                 }
             }
             for status in ReservationStatus.allCases {
-                set(.reservations, [("status", status.rawValue)], to: Double(census.reservationsByStatus[status.rawValue] ?? 0))
+                set(.reservations, [("status", status.rawValue)], to: Double(census.reservationsByStatus[status] ?? 0))
             }
             for status in JobStatus.allCases {
-                set(.jobs, [("status", status.rawValue)], to: Double(census.jobsByStatus[status.rawValue] ?? 0))
+                set(.jobs, [("status", status.rawValue)], to: Double(census.jobsByStatus[status] ?? 0))
             }
             for reservation in census.liveReservations {
                 set(.queuedJobs, [("reservation", reservation.name)], to: Double(reservation.queuedJobs))
-                guard reservation.purpose == Purpose.inference.rawValue else { continue }
-                if reservation.status == ReservationStatus.active.rawValue {
+                guard reservation.purpose == .inference else { continue }
+                if reservation.status == .active {
                     let ratio = reservation.budgetPerMinute > 0 ? Double(reservation.tokensLastMinute) / Double(reservation.budgetPerMinute) : 0
                     set(.utilization, [("reservation", reservation.name)], to: ratio)
                 }
@@ -206,7 +206,7 @@ public final class DaemonMetrics: Sendable {
             // that catches up with it. Ended or renamed reservations' counters go first, so a
             // name used again starts a counter of its own.
             let inference = Dictionary(
-                census.liveReservations.filter { $0.purpose == Purpose.inference.rawValue }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                census.liveReservations.filter { $0.purpose == .inference }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for (id, known) in scraped.restarts where inference[id]?.name != known.name {
                 registry.unregisterCounter(known.counter)
                 scraped.restarts[id] = nil

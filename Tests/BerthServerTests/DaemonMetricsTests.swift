@@ -7,14 +7,14 @@ import Testing
 /// The series `GET /metrics` writes, without a daemon: a census in, text out.
 @Suite("Daemon metrics")
 struct DaemonMetricsTests {
-    func live(_ id: Int64, _ name: String, purpose: String = "inference", restarts: Int = 0, queued: Int = 0) -> LedgerCensus.LiveReservation {
+    func live(_ id: Int64, _ name: String, purpose: Purpose = .inference, restarts: Int = 0, queued: Int = 0) -> LedgerCensus.LiveReservation {
         LedgerCensus.LiveReservation(
-            id: id, name: name, model: "m", purpose: purpose, status: "active", queuedJobs: queued, serveRestarts: restarts,
+            id: id, name: name, model: "m", purpose: purpose, status: .active, queuedJobs: queued, serveRestarts: restarts,
             tokensLastMinute: 500, budgetPerMinute: 2000)
     }
 
     func census(_ reservations: [LedgerCensus.LiveReservation]) -> LedgerCensus {
-        LedgerCensus(units: [.init(pool: "dedicated", state: "leased", count: 3)], reservationsByStatus: ["active": reservations.count],
+        LedgerCensus(units: [.init(pool: .dedicated, state: "leased", count: 3)], reservationsByStatus: [.active: reservations.count],
                      jobsByStatus: [:], liveReservations: reservations)
     }
 
@@ -26,7 +26,7 @@ struct DaemonMetricsTests {
     @Test("gauges follow the census: zeros for every state, and an ended reservation's series are dropped")
     func gaugesFollowTheCensus() {
         let metrics = DaemonMetrics()
-        metrics.refresh(from: census([live(1, "a", queued: 2), live(2, "b", purpose: "training")]))
+        metrics.refresh(from: census([live(1, "a", queued: 2), live(2, "b", purpose: .training)]))
         var lines = samples(metrics)
         #expect(lines.contains(#"berth_compute_units{pool="dedicated",state="leased"} 3.0"#))
         #expect(lines.contains(#"berth_compute_units{pool="shared",state="free"} 0.0"#))
@@ -42,7 +42,7 @@ struct DaemonMetricsTests {
         // The first call of an inference reservation is a rise from a 0 already there.
         #expect(lines.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 0"#))
 
-        metrics.refresh(from: census([live(2, "b", purpose: "training")]))
+        metrics.refresh(from: census([live(2, "b", purpose: .training)]))
         lines = samples(metrics)
         #expect(!lines.contains { $0.contains(#"{reservation="a"}"#) })
         #expect(lines.contains(#"berth_reservation_queued_jobs{reservation="b"} 0.0"#))

@@ -48,13 +48,13 @@ struct LedgerCensusTests {
         }
 
         let census = try ledger.readNow { try $0.census(now: now) }
-        let units = Dictionary(census.units.map { ("\($0.pool) \($0.state)", $0.count) }, uniquingKeysWith: +)
+        let units = Dictionary(census.units.map { ("\($0.pool.rawValue) \($0.state)", $0.count) }, uniquingKeysWith: +)
         #expect(units == ["dedicated leased": 2, "dedicated free": 1, "dedicated retired": 1, "shared free": 1])
-        #expect(census.reservationsByStatus == ["active": 1, "deleted": 1])
+        #expect(census.reservationsByStatus == [.active: 1, .deleted: 1])
         #expect(census.jobsByStatus.isEmpty)
         #expect(census.liveReservations == [
             LedgerCensus.LiveReservation(
-                id: live.id, name: "r0", model: Fixtures.textModel.id, purpose: "inference", status: "active", queuedJobs: 0,
+                id: live.id, name: "r0", model: Fixtures.textModel.id, purpose: .inference, status: .active, queuedJobs: 0,
                 serveRestarts: 2, tokensLastMinute: 400, budgetPerMinute: 20_000),
         ])
     }

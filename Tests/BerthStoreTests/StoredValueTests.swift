@@ -52,6 +52,7 @@ struct StoredValueTests {
                 _ = try tx.reservations()
                 _ = try tx.jobs()
                 _ = try tx.units()
+                _ = try tx.census(now: t(1))
                 _ = try tx.usageFacts(UsageQuery(from: t(0), to: t(1), now: t(2), grouping: .reservation, idleThreshold: 600, buckets: 10), owner: nil)
             }
         }
