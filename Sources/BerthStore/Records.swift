@@ -53,9 +53,27 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
         var warmupSteps: Range<Int>
     }
     struct Price: Codable {
+        /// Keyed by commitment; JSON objects take only string keys.
         var modelUnitHour: [String: Double]
         var onDemandInputPer1k: Double?
         var onDemandOutputPer1k: Double?
+
+        init(modelUnitHour: [String: Double], onDemandInputPer1k: Double?, onDemandOutputPer1k: Double?) {
+            self.modelUnitHour = modelUnitHour
+            self.onDemandInputPer1k = onDemandInputPer1k
+            self.onDemandOutputPer1k = onDemandOutputPer1k
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            modelUnitHour = try c.decode([String: Double].self, forKey: .modelUnitHour)
+            if let unknown = modelUnitHour.keys.first(where: { Commitment(rawValue: $0) == nil }) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .modelUnitHour, in: c, debugDescription: "'\(unknown)' is not a commitment")
+            }
+            onDemandInputPer1k = try c.decodeIfPresent(Double.self, forKey: .onDemandInputPer1k)
+            onDemandOutputPer1k = try c.decodeIfPresent(Double.self, forKey: .onDemandOutputPer1k)
+        }
     }
 
     var id: String

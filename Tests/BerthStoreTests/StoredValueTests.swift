@@ -43,6 +43,9 @@ struct StoredValueTests {
         ("UPDATE units SET pool = 'borrowed'", "borrowed"),
         ("UPDATE invocations SET outcome = 'exploded'", "exploded"),
         ("UPDATE invocations SET tier = 'gold'", "gold"),
+        ("UPDATE models SET input_modalities = '[\"smell\"]'", "smell"),
+        ("UPDATE models SET customizations = '[\"juggling\"]'", "juggling"),
+        ("UPDATE models SET price = json_set(price, '$.modelUnitHour.7y', 1)", "7y"),
     ])
     func unknownValueIsAnError(sql: String, value: String) throws {
         let (ledger, dir) = try ledger(after: sql)
@@ -52,6 +55,7 @@ struct StoredValueTests {
                 _ = try tx.reservations()
                 _ = try tx.jobs()
                 _ = try tx.units()
+                _ = try tx.models()
                 _ = try tx.census(now: t(1))
                 _ = try tx.usageFacts(UsageQuery(from: t(0), to: t(1), now: t(2), grouping: .reservation, idleThreshold: 600, buckets: 10), owner: nil)
             }
@@ -63,13 +67,14 @@ struct StoredValueTests {
     func knownValuesRead() throws {
         let (ledger, dir) = try ledger(after: "SELECT 1")
         defer { dir.remove() }
-        let (reservations, jobs, units, facts) = try ledger.readNow { tx in
-            (try tx.reservations(), try tx.jobs(), try tx.units(),
+        let (reservations, jobs, units, models, facts) = try ledger.readNow { tx in
+            (try tx.reservations(), try tx.jobs(), try tx.units(), try tx.models(),
              try tx.usageFacts(UsageQuery(from: t(0), to: t(1), now: t(2), grouping: .reservation, idleThreshold: 600, buckets: 10), owner: nil))
         }
         #expect(reservations.map(\.status) == [.pending])
         #expect(jobs.map(\.status) == [.queued])
         #expect(units.map(\.pool) == [.dedicated])
+        #expect(models == [Fixtures.textModel])
         #expect(facts.invocations.map(\.served) == [1])
     }
 }
