@@ -67,7 +67,7 @@ struct MigrationTests {
         let (hours, activity) = try rolledUp(queue)
         let hour0 = Int64(t(0).timeIntervalSince1970), hour1 = hour0 + 3600
         // Codes: 12.34 → 6123 (0x17EB) twice; 0.7345 → 4735 (0x127F); 2000 → 8200 (0x2008).
-        let expected: [[DatabaseValueConvertible?]] = [
+        let expected: [[(any DatabaseValueConvertible)?]] = [
             [hour0, 0, "m", "bob", 1, 0, 0, 0, 0, 0, 0.0, Data()],
             [hour0, 1, "m", "alice", 4, 3, 1, 21, 42, 60, 1.75, Data([0x7F, 0x12, 1, 0, 0, 0, 0xEB, 0x17, 2, 0, 0, 0])],
             [hour1, 1, "m", "alice", 1, 1, 0, 10, 20, 30, 0.0, Data([0x08, 0x20, 1, 0, 0, 0])],
