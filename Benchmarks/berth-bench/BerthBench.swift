@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthClient
+import BerthCore
 import BerthWire
 import Foundation
 import NIOCore
@@ -180,7 +181,7 @@ struct InvokeBench: AsyncParsableCommand {
             note(
                 "through berthd: served by \(answer.servedBy)\(answer.reservation.map { " ('\($0)')" } ?? "") with \(answer.model), "
                     + "\(answer.inputTokens) in, \(answer.outputTokens) out tokens, \(String(format: "%.2f", answer.latencyMs)) ms")
-            if answer.servedBy != "provisioned" {
+            if answer.servedBy != ServiceTier.provisioned.rawValue {
                 note("warning: the call was not served on the reservation's units: the figures are not provisioned throughput")
             }
         } catch {

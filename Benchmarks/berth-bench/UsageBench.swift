@@ -81,7 +81,7 @@ struct UsageBench: AsyncParsableCommand {
             let path = "/v1/usage?from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z&by=\(grouping.rawValue)"
             let response = try await SocketClient(socketPath: socket).send(method: "GET", path: path, body: nil)
             guard response.status == 200 else { throw BenchFailure("GET \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))") }
-            return try response.decoded(as: UsageReport.self).rows.count
+            return try response.decoded(as: UsageReportView.self).rows.count
         }
         let query = UsageQuery(from: Self.month.start, to: Self.month.end, now: Date(), grouping: grouping, idleThreshold: 86_400, buckets: 24)
         let store = try Ledger(path: ledger)
@@ -169,14 +169,14 @@ struct UsageBench: AsyncParsableCommand {
                     let r = inference[Int(random.next() % UInt64(inference.count))]
                     let throttled = random.nextUnit() < 0.02
                     batch.append(InvocationRecord(
-                        at: at, owner: r.owner, target: "", reservationID: r.id, model: model.id, tier: throttled ? nil : "provisioned",
-                        outcome: throttled ? "throttled" : "served", inputTokens: throttled ? 0 : input, outputTokens: throttled ? 0 : output,
+                        at: at, owner: r.owner, target: "", reservationID: r.id, model: model.id, tier: throttled ? nil : .provisioned,
+                        outcome: throttled ? .throttled : .served, inputTokens: throttled ? 0 : input, outputTokens: throttled ? 0 : output,
                         latencyMs: throttled ? 0 : latency, cost: 0, budgetPerMinute: model.tokensPerMinute))
                 } else {
                     let target = onDemandModels[Int(random.next() % UInt64(onDemandModels.count))]
                     batch.append(InvocationRecord(
                         at: at, owner: owners[Int(random.next() % UInt64(owners.count))], target: target, reservationID: nil, model: target,
-                        tier: "on-demand", outcome: "served", inputTokens: input, outputTokens: output, latencyMs: latency,
+                        tier: .onDemand, outcome: .served, inputTokens: input, outputTokens: output, latencyMs: latency,
                         cost: Double(input + output) / 1000 * 0.0002, budgetPerMinute: 0))
                 }
             }

@@ -41,6 +41,19 @@ public enum JobStatus: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// Why berthd itself ended a job, stored as its reason and its end event's detail. Other
+/// reasons (a stop by a user, a runner's exit status) are free text for people.
+public enum JobEndReason: String, Sendable, CaseIterable {
+    /// Its reservation expired or was released.
+    case reservationEnded = "reservation-ended"
+    /// berthd found it running when it started, with no runner left to finish it.
+    case daemonRestart = "daemon-restart"
+    /// berthd stopped while it ran.
+    case daemonStop = "daemon-stop"
+    /// The kernel killed its runner for going over the memory its units allow.
+    case outOfMemory = "out-of-memory"
+}
+
 /// A job on a reservation's units: queued in its reservation's queue, then run by a runner.
 public struct Job: Sendable, Equatable {
     public var id: Int64

@@ -53,9 +53,9 @@ public enum PlanStep: Sendable, Equatable {
     /// A queued job starts on `units` of its reservation.
     case startJob(jobID: Int64, units: [String], at: Date)
     /// A running job must stop (its reservation ended): SIGTERM, then SIGKILL after the grace period.
-    case stopJob(jobID: Int64, reason: String, at: Date)
+    case stopJob(jobID: Int64, reason: JobEndReason, at: Date)
     /// A queued job can never run (its reservation ended): it is stopped without running.
-    case cancelJob(jobID: Int64, reason: String, at: Date)
+    case cancelJob(jobID: Int64, reason: JobEndReason, at: Date)
 }
 
 public struct Plan: Sendable, Equatable {
@@ -253,9 +253,9 @@ public enum Planner {
         for job in snapshot.jobs.sorted(by: { $0.id < $1.id }) {
             switch job.status {
             case .running where !live.contains(job.reservationID):
-                plan.steps.append(.stopJob(jobID: job.id, reason: "reservation-ended", at: now))
+                plan.steps.append(.stopJob(jobID: job.id, reason: .reservationEnded, at: now))
             case .queued where !live.contains(job.reservationID):
-                plan.steps.append(.cancelJob(jobID: job.id, reason: "reservation-ended", at: now))
+                plan.steps.append(.cancelJob(jobID: job.id, reason: .reservationEnded, at: now))
             case .running, .stopping:
                 busy[job.reservationID, default: []].formUnion(job.units)
             default:

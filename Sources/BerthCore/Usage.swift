@@ -120,7 +120,7 @@ public struct UsageFacts: Sendable {
 
 // MARK: - The report
 
-public struct JobCounts: Codable, Sendable, Equatable {
+public struct JobCounts: Sendable, Equatable {
     public var queued = 0, running = 0, stopping = 0, completed = 0, failed = 0, stopped = 0
     public init() {}
 
@@ -145,7 +145,7 @@ public struct JobCounts: Codable, Sendable, Equatable {
 
 /// A row's values over the window, one point per bucket: average units reserved and busy, and
 /// for inference reservations tokens per minute against the budget.
-public struct UsageSeries: Codable, Sendable, Equatable {
+public struct UsageSeries: Sendable, Equatable {
     public var reservedUnits: [Double]
     public var busyUnits: [Double]
     public var tokensPerMinute: [Double]
@@ -164,7 +164,7 @@ public struct UsageSeries: Codable, Sendable, Equatable {
     }
 }
 
-public struct UsageRow: Codable, Sendable, Equatable {
+public struct UsageRow: Sendable, Equatable {
     /// The reservation name, model id, owner or day (`2026-11-01`); `total` for the totals row.
     public var key: String
     /// For rows of one reservation.
@@ -202,7 +202,7 @@ public struct UsageRow: Codable, Sendable, Equatable {
 }
 
 /// A reservation that sat idle longer than the threshold, with what that cost.
-public struct IdleReservation: Codable, Sendable, Equatable {
+public struct IdleReservation: Sendable, Equatable {
     public var reservation: String
     public var owner: String
     public var model: String
@@ -212,14 +212,14 @@ public struct IdleReservation: Codable, Sendable, Equatable {
     public var periods: [IdlePeriod]
 }
 
-public struct IdlePeriod: Codable, Sendable, Equatable {
+public struct IdlePeriod: Sendable, Equatable {
     public var start: Date
     public var end: Date
     public var hours: Double
     public init(start: Date, end: Date, hours: Double) { self.start = start; self.end = end; self.hours = hours }
 }
 
-public struct UsageReport: Codable, Sendable, Equatable {
+public struct UsageReport: Sendable, Equatable {
     public var from: Date
     public var to: Date
     public var by: UsageGrouping

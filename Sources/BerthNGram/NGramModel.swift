@@ -39,8 +39,7 @@ public struct NGramModel: Sendable {
 
     /// Predicted tokens counted so far (each text's words and its end marker).
     public var tokensCounted: Int { unigramTotal }
-    /// Distinct word pairs and triples with a non-zero count.
-    public var bigramCount: Int { bigrams.values.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
+    /// Distinct word triples with a non-zero count.
     public var trigramCount: Int { trigrams.values.reduce(0) { $0 + ($1 > 0 ? 1 : 0) } }
 
     /// The probability every word keeps, whatever was counted: one in the nominal universe.

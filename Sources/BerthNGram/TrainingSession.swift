@@ -104,9 +104,6 @@ public struct TrainingSession: Sendable {
 
     public var totalSteps: Int { stepsPerEpoch * max(0, schedule.epochs) }
 
-    /// Words and punctuation in one pass over the training texts.
-    public var tokensPerEpoch: Int { training.reduce(0) { $0 + $1.count } }
-
     /// Runs the epochs, reporting each step and each epoch's end to `onEvent`. `shouldStop` is
     /// asked before every step; when it says yes the run ends there.
     public func run(onEvent: (TrainingEvent) -> Void = { _ in }, shouldStop: () -> Bool = { false }) -> TrainingResult {

@@ -82,7 +82,7 @@ extension ControlPlane {
         } catch let error as APIError {
             try? await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: nil, model: input.target, tier: nil,
-                outcome: "refused", inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0),
+                outcome: .refused, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0),
                 targetResolved: false)
             throw error
         }
@@ -92,7 +92,7 @@ extension ControlPlane {
         case .provisioned(let r, let m): (reservation, model) = (r, m)
         case .onDemand(let m): model = m
         }
-        func refuse(_ error: APIError, outcome: String = "refused") async -> APIError {
+        func refuse(_ error: APIError, outcome: CallOutcome = .refused) async -> APIError {
             // The refusal stands even if its record cannot be written (the meter logs that).
             try? await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: nil,
@@ -126,7 +126,7 @@ extension ControlPlane {
         }
 
         // 3. Provisioned calls are charged their estimate against the reservation's budget.
-        var tier = reservation == nil ? "on-demand" : "provisioned"
+        var tier: ServiceTier = reservation == nil ? .onDemand : .provisioned
         let estimate = inputTokens + maxTokens
         var charged = 0
         if let r = reservation {
@@ -139,10 +139,10 @@ extension ControlPlane {
             case .throttled(let wait):
                 if r.spillover && !model.isCustom && model.onDemand {
                     // Over budget: this reservation asked for overflow to go to the on-demand pool.
-                    tier = "on-demand"
+                    tier = .onDemand
                 } else {
                     let seconds = max(1, Int(wait.rounded(.up)))
-                    throw await refuse(APIError(.throttled, "'\(r.name)' is over its \(budget) tokens per minute; retry after \(seconds) s, or add model units with berth update \(r.name) --units N", retryAfterSeconds: seconds), outcome: "throttled")
+                    throw await refuse(APIError(.throttled, "'\(r.name)' is over its \(budget) tokens per minute; retry after \(seconds) s, or add model units with berth update \(r.name) --units N", retryAfterSeconds: seconds), outcome: .throttled)
                 }
             }
         }
@@ -150,7 +150,7 @@ extension ControlPlane {
         // 4. The call itself.
         let key: ServeSupervisor.Key
         let port: Int?
-        if tier == "provisioned", let r = reservation {
+        if tier == .provisioned, let r = reservation {
             key = .reservation(r.id)
             if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.port(for: key) }
         } else {
@@ -159,7 +159,7 @@ extension ControlPlane {
         }
         guard let port else {
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
+            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds", retryAfterSeconds: 2), outcome: .failed)
         }
         let completion: (text: String, finish: String?, input: Int, output: Int)
         do {
@@ -168,21 +168,21 @@ extension ControlPlane {
             // The supervisor looks at it now rather than at its next pass.
             serve.wake()
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds", retryAfterSeconds: 2), outcome: "failed")
+            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds", retryAfterSeconds: 2), outcome: .failed)
         }
         if let r = reservation, charged > 0 {
             limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())
         }
         let elapsed = (ContinuousClock.now - started).components
         let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
-        let cost = tier == "on-demand"
+        let cost = tier == .onDemand
             ? Double(completion.input) / 1000 * (model.price.onDemandInputPer1k ?? 0) + Double(completion.output) / 1000 * (model.price.onDemandOutputPer1k ?? 0)
             : 0
         // Group commit: the call is answered once its record is in the ledger, with others'.
         do {
             try await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
-                outcome: "served", inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
+                outcome: .served, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
                 budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
         } catch let error as LedgerFullError {
             // The meter keeps the record and writes it once there is room: the call is billed.
@@ -191,7 +191,7 @@ extension ControlPlane {
             throw APIError(.internal, "the call was served but its record could not be written to the ledger; the daemon's log has the details")
         }
         return try Requests.json(InvokeResponse(
-            target: input.target, reservation: reservation?.name, model: model.id, servedBy: tier, output: completion.text,
+            target: input.target, reservation: reservation?.name, model: model.id, servedBy: tier.rawValue, output: completion.text,
             finishReason: completion.finish, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost))
     }
 
@@ -232,44 +232,15 @@ extension ControlPlane {
     func complete(port: Int, model: String, prompt: String, maxTokens: Int, imageURL: String?)
         async throws -> (text: String, finish: String?, input: Int, output: Int)
     {
-        struct Body: Encodable { var model: String; var prompt: String; var max_tokens: Int }
-        struct Usage: Decodable { var prompt_tokens: Int; var completion_tokens: Int }
-        struct Answer: Decodable {
-            struct Choice: Decodable { var text: String; var finish_reason: String? }
-            var choices: [Choice]
-            var usage: Usage?
-        }
-        struct ChatBody: Encodable {
-            struct Message: Encodable { var role = "user"; var content: [Part] }
-            struct Part: Encodable {
-                struct ImageURL: Encodable { var url: String }
-                var type: String
-                var text: String?
-                var image_url: ImageURL?
-            }
-            var model: String
-            var messages: [Message]
-            var max_tokens: Int
-        }
-        struct ChatAnswer: Decodable {
-            struct Choice: Decodable {
-                struct Message: Decodable { var content: String? }
-                var message: Message
-                var finish_reason: String?
-            }
-            var choices: [Choice]
-            var usage: Usage?
-        }
         let path: String
         let body: Data
         if let imageURL {
             path = "/v1/chat/completions"
-            body = try JSONEncoder().encode(ChatBody(model: model, messages: [.init(content: [
-                .init(type: "text", text: prompt), .init(type: "image_url", image_url: .init(url: imageURL)),
-            ])], max_tokens: maxTokens))
+            body = try JSONEncoder().encode(ChatCompletionRequestBody(
+                model: model, messages: [.init(content: [.text(prompt), .image(url: imageURL)])], maxTokens: maxTokens))
         } else {
             path = "/v1/completions"
-            body = try JSONEncoder().encode(Body(model: model, prompt: prompt, max_tokens: maxTokens))
+            body = try JSONEncoder().encode(CompletionRequestBody(model: model, prompt: prompt, maxTokens: maxTokens))
         }
         let response: BerthClient.Response
         do {
@@ -282,14 +253,14 @@ extension ControlPlane {
         guard response.status == 200 else {
             throw APIError(.internal, "serve process answered \(response.status) to \(path)")
         }
-        let text: String, finish: String?, usage: Usage?
+        let text: String, finish: String?, usage: CompletionUsage?
         if imageURL != nil {
-            let answer = try JSONDecoder().decode(ChatAnswer.self, from: response.body)
-            (text, finish, usage) = (answer.choices.first?.message.content ?? "", answer.choices.first?.finish_reason, answer.usage)
+            let answer = try JSONDecoder().decode(ChatCompletionResponse.self, from: response.body)
+            (text, finish, usage) = (answer.choices.first?.message.content ?? "", answer.choices.first?.finishReason, answer.usage)
         } else {
-            let answer = try JSONDecoder().decode(Answer.self, from: response.body)
-            (text, finish, usage) = (answer.choices.first?.text ?? "", answer.choices.first?.finish_reason, answer.usage)
+            let answer = try JSONDecoder().decode(CompletionResponse.self, from: response.body)
+            (text, finish, usage) = (answer.choices.first?.text ?? "", answer.choices.first?.finishReason, answer.usage)
         }
-        return (text, finish, usage?.prompt_tokens ?? DatasetCheck.tokenCount(prompt), usage?.completion_tokens ?? DatasetCheck.tokenCount(text))
+        return (text, finish, usage?.promptTokens ?? DatasetCheck.tokenCount(prompt), usage?.completionTokens ?? DatasetCheck.tokenCount(text))
     }
 }

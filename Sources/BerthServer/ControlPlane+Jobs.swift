@@ -218,7 +218,7 @@ extension ControlPlane {
         let now = self.now
         let view = try await ledger.write { tx -> JobView in
             let job = try Self.visibleJob(id, caller: caller, tx)
-            switch job.jobStatus {
+            switch job.status {
             case .queued:
                 try tx.finishJob(id, status: .stopped, reason: "stopped by \(caller.user)", exitStatus: nil, at: now)
             case .running:
@@ -226,7 +226,7 @@ extension ControlPlane {
             case .stopping:
                 break
             case .completed, .failed, .stopped:
-                throw APIError(.invalidState, "job \(id) is already \(job.status)")
+                throw APIError(.invalidState, "job \(id) is already \(job.status.rawValue)")
             }
             return try Self.jobView(try tx.job(id: id) ?? job, tx: tx, fullMetrics: false)
         }
@@ -294,7 +294,7 @@ extension ControlPlane {
 
     static func jobView(_ job: JobRecord, reservationName name: String, metrics shown: [MetricPoint]) -> JobView {
         JobView(
-            id: job.id!, name: job.name, owner: job.owner, kind: job.kind, reservation: name, model: job.model, status: job.status,
+            id: job.id!, name: job.name, owner: job.owner, kind: job.kind.rawValue, reservation: name, model: job.model, status: job.status.rawValue,
             reason: job.reason, progress: job.progress, priority: job.priority, modelUnits: job.modelUnits, units: job.units,
             hyperparameters: job.hyperparameters,
             data: job.data, validationData: job.validationData, output: job.output, modelName: job.modelName,

@@ -37,7 +37,7 @@ extension ControlPlane {
         let usageQuery = UsageQuery(from: from, to: to, now: now, grouping: by, idleThreshold: idleThreshold, buckets: buckets)
         let owner = caller.isAdmin ? nil : caller.user
         let facts = try await ledger.read { tx in try tx.usageFacts(usageQuery, owner: owner) }
-        return try Requests.json(UsageReport.compute(facts, usageQuery))
+        return try Requests.json(UsageReportView(UsageReport.compute(facts, usageQuery)))
     }
 
     /// The first instant of `date`'s calendar month in UTC: reports cover this month by default.

@@ -97,7 +97,7 @@ public final class DaemonMetrics: Sendable {
         // Through a reservation, the target is its name.
         let key = CallSeries(
             reservation: call.reservationID == nil ? "" : call.target, model: targetResolved ? call.model : "",
-            tier: call.tier ?? "", outcome: call.outcome)
+            tier: call.tier?.rawValue ?? "", outcome: call.outcome)
         let series = callSeries.withLock { $0[key] } ?? makeSeries(key)
         series.calls.increment()
         series.throttles?.increment()
@@ -113,7 +113,7 @@ public final class DaemonMetrics: Sendable {
         var reservation: String
         var model: String
         var tier: String
-        var outcome: String
+        var outcome: CallOutcome
     }
 
     private struct CallHandles: Sendable {
@@ -129,10 +129,10 @@ public final class DaemonMetrics: Sendable {
     private func makeSeries(_ key: CallSeries) -> CallHandles {
         let (reservation, model, tier) = (("reservation", key.reservation), ("model", key.model), ("tier", key.tier))
         let handles = CallHandles(
-            calls: registry.makeCounter(descriptor: Family.invocations.descriptor, labels: [reservation, model, tier, ("outcome", key.outcome)]),
-            throttles: key.outcome == "throttled"
+            calls: registry.makeCounter(descriptor: Family.invocations.descriptor, labels: [reservation, model, tier, ("outcome", key.outcome.rawValue)]),
+            throttles: key.outcome == .throttled
                 ? registry.makeCounter(descriptor: Family.throttles.descriptor, labels: [reservation, model]) : nil,
-            served: key.outcome == "served"
+            served: key.outcome == .served
                 ? (registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "input")]),
                    registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "output")]),
                    registry.makeDurationHistogram(
@@ -167,29 +167,29 @@ public final class DaemonMetrics: Sendable {
 
             // Every pool, state and status, zeros included: a series that comes and goes
             // cannot be told apart from a scrape that failed.
-            let units = Dictionary(census.units.map { ("\($0.pool)|\($0.state)", $0.count) }, uniquingKeysWith: +)
+            let units = Dictionary(census.units.map { ("\($0.pool.rawValue)|\($0.state)", $0.count) }, uniquingKeysWith: +)
             for pool in UnitPool.allCases {
                 for state in ["free", "leased", "retired"] {
                     set(.computeUnits, [("pool", pool.rawValue), ("state", state)], to: Double(units["\(pool.rawValue)|\(state)"] ?? 0))
                 }
             }
             for status in ReservationStatus.allCases {
-                set(.reservations, [("status", status.rawValue)], to: Double(census.reservationsByStatus[status.rawValue] ?? 0))
+                set(.reservations, [("status", status.rawValue)], to: Double(census.reservationsByStatus[status] ?? 0))
             }
             for status in JobStatus.allCases {
-                set(.jobs, [("status", status.rawValue)], to: Double(census.jobsByStatus[status.rawValue] ?? 0))
+                set(.jobs, [("status", status.rawValue)], to: Double(census.jobsByStatus[status] ?? 0))
             }
             for reservation in census.liveReservations {
                 set(.queuedJobs, [("reservation", reservation.name)], to: Double(reservation.queuedJobs))
-                guard reservation.purpose == Purpose.inference.rawValue else { continue }
-                if reservation.status == ReservationStatus.active.rawValue {
+                guard reservation.purpose == .inference else { continue }
+                if reservation.status == .active {
                     let ratio = reservation.budgetPerMinute > 0 ? Double(reservation.tokensLastMinute) / Double(reservation.budgetPerMinute) : 0
                     set(.utilization, [("reservation", reservation.name)], to: ratio)
                 }
                 // Zeros for the series its calls will add, so the first call is a rise from 0
                 // that rate() sees, not a series that appears from nowhere.
-                let served = [("reservation", reservation.name), ("model", reservation.model), ("tier", "provisioned")]
-                _ = registry.makeCounter(descriptor: Family.invocations.descriptor, labels: served + [("outcome", "served")])
+                let served = [("reservation", reservation.name), ("model", reservation.model), ("tier", ServiceTier.provisioned.rawValue)]
+                _ = registry.makeCounter(descriptor: Family.invocations.descriptor, labels: served + [("outcome", CallOutcome.served.rawValue)])
                 _ = registry.makeCounter(descriptor: Family.tokens.descriptor, labels: served + [("type", "input")])
                 _ = registry.makeCounter(descriptor: Family.tokens.descriptor, labels: served + [("type", "output")])
                 _ = registry.makeCounter(
@@ -206,7 +206,7 @@ public final class DaemonMetrics: Sendable {
             // that catches up with it. Ended or renamed reservations' counters go first, so a
             // name used again starts a counter of its own.
             let inference = Dictionary(
-                census.liveReservations.filter { $0.purpose == Purpose.inference.rawValue }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                census.liveReservations.filter { $0.purpose == .inference }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for (id, known) in scraped.restarts where inference[id]?.name != known.name {
                 registry.unregisterCounter(known.counter)
                 scraped.restarts[id] = nil

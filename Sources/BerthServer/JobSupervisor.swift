@@ -137,7 +137,7 @@ public actor JobSupervisor: Service {
         let orphans = try ledger.readNow { tx in try tx.runningJobs() }
         try ledger.writeNow { tx in
             for job in orphans {
-                if let id = job.id { try tx.finishJob(id, status: .failed, reason: "daemon-restart", exitStatus: nil, at: now) }
+                if let id = job.id { try tx.finishJob(id, status: .failed, reason: JobEndReason.daemonRestart.rawValue, exitStatus: nil, at: now) }
             }
         }
     }
@@ -158,12 +158,12 @@ public actor JobSupervisor: Service {
         }
         let now = clock().wholeSeconds
         _ = try? await ledger.write { tx in
-            for job in try tx.liveJobs() where job.jobStatus != .queued {
+            for job in try tx.liveJobs() where job.status != .queued {
                 guard let id = job.id else { continue }
-                if job.jobStatus == .stopping {
+                if job.status == .stopping {
                     try tx.finishJob(id, status: .stopped, reason: job.reason, exitStatus: nil, at: now)
                 } else {
-                    try tx.finishJob(id, status: .failed, reason: "daemon-stop", exitStatus: nil, at: now)
+                    try tx.finishJob(id, status: .failed, reason: JobEndReason.daemonStop.rawValue, exitStatus: nil, at: now)
                 }
             }
         }
@@ -181,13 +181,13 @@ public actor JobSupervisor: Service {
         }
         for job in jobs {
             guard let id = job.id else { continue }
-            switch job.jobStatus {
+            switch job.status {
             case .running where processes[id] == nil:
                 // The list was read before the awaits of this loop: meanwhile this job's runner
                 // may have exited and its end been recorded. Only a job still running and
                 // without a runner gets one, never a second run of a finished job.
                 guard let current = try? await ledger.read({ tx in try tx.job(id: id) }),
-                      current.jobStatus == .running, processes[id] == nil else { continue }
+                      current.status == .running, processes[id] == nil else { continue }
                 await launch(current)
             case .stopping:
                 if let process = processes[id] {
@@ -198,7 +198,7 @@ public actor JobSupervisor: Service {
                     // Nothing runs it (its start failed, or it never got one): it is stopped,
                     // unless its runner ended and recorded that since the list was read.
                     _ = try? await ledger.write { [now = clock().wholeSeconds] tx in
-                        guard let current = try tx.job(id: id), current.jobStatus == .stopping else { return }
+                        guard let current = try tx.job(id: id), current.status == .stopping else { return }
                         try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: nil, at: now)
                     }
                     onJobEnded()
@@ -234,7 +234,7 @@ public actor JobSupervisor: Service {
     /// the job's paths opened again now, with the submitter's rights checked on what was opened.
     private func start(_ job: JobRecord) async throws -> any Runner {
         let id = job.id!
-        let kind = job.jobKind
+        let kind = job.kind
         let (model, unitRows) = try await ledger.read { tx in (try tx.model(id: job.model), try tx.units()) }
         try FileManager.default.createDirectory(atPath: settings.jobsFolder, withIntermediateDirectories: true)
 
@@ -366,18 +366,18 @@ public actor JobSupervisor: Service {
         let id = job.id!
         let now = clock().wholeSeconds
         let daemonStopping = supervision.isStopping
-        if exitStatus == 0, !daemonStopping, job.jobKind.customization != nil {
+        if exitStatus == 0, !daemonStopping, job.kind.customization != nil {
             await writeMetricsFile(job)
         }
         do {
             try await ledger.write { tx in
-                guard let current = try tx.job(id: id), !current.jobStatus.isTerminal else { return }
-                if current.jobStatus == .stopping {
+                guard let current = try tx.job(id: id), !current.status.isTerminal else { return }
+                if current.status == .stopping {
                     try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: exitStatus, at: now)
                 } else if daemonStopping {
-                    try tx.finishJob(id, status: .failed, reason: "daemon-stop", exitStatus: exitStatus, at: now)
+                    try tx.finishJob(id, status: .failed, reason: JobEndReason.daemonStop.rawValue, exitStatus: exitStatus, at: now)
                 } else if exitStatus != 0 && killedForMemory {
-                    try tx.finishJob(id, status: .failed, reason: "out-of-memory", exitStatus: exitStatus, at: now)
+                    try tx.finishJob(id, status: .failed, reason: JobEndReason.outOfMemory.rawValue, exitStatus: exitStatus, at: now)
                 } else if exitStatus != 0 {
                     try tx.finishJob(id, status: .failed, reason: "exit status \(exitStatus); see berth logs \(id)", exitStatus: exitStatus, at: now)
                 } else {
@@ -394,7 +394,7 @@ public actor JobSupervisor: Service {
     static func complete(_ job: JobRecord, tx: LedgerTransaction, now: Date) throws {
         let id = job.id!
         let metrics = try tx.metrics(jobID: id)
-        if let customization = job.jobKind.customization, let name = job.modelName {
+        if let customization = job.kind.customization, let name = job.modelName {
             guard try !tx.modelIDTaken(name) else {
                 try tx.finishJob(id, status: .failed, reason: "a model named \(name) appeared meanwhile; resubmit with another --model-name", exitStatus: 0, at: now)
                 return

@@ -77,9 +77,9 @@ public final class Scheduler: Service, Sendable {
             case .startJob(let id, let units, _):
                 logger.info("job started", metadata: ["job": "\(id)", "units": "\(units.joined(separator: ","))"])
             case .stopJob(let id, let reason, _):
-                logger.info("job stopping", metadata: ["job": "\(id)", "reason": "\(reason)"])
+                logger.info("job stopping", metadata: ["job": "\(id)", "reason": "\(reason.rawValue)"])
             case .cancelJob(let id, let reason, _):
-                logger.info("queued job cancelled", metadata: ["job": "\(id)", "reason": "\(reason)"])
+                logger.info("queued job cancelled", metadata: ["job": "\(id)", "reason": "\(reason.rawValue)"])
             }
         }
         if !plan.steps.isEmpty { afterJobChanges() }

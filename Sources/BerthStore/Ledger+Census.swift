@@ -1,3 +1,4 @@
+public import BerthCore
 public import Foundation
 import GRDB
 
@@ -7,11 +8,11 @@ public struct LedgerCensus: Sendable, Equatable {
     /// Compute units of one pool in one state: `leased` (held by a lease now), `retired`
     /// (dropped from the config, no lease), or `free`.
     public struct UnitCount: Sendable, Equatable {
-        public var pool: String
+        public var pool: UnitPool
         public var state: String
         public var count: Int
 
-        public init(pool: String, state: String, count: Int) {
+        public init(pool: UnitPool, state: String, count: Int) {
             self.pool = pool; self.state = state; self.count = count
         }
     }
@@ -21,8 +22,8 @@ public struct LedgerCensus: Sendable, Equatable {
         public var id: Int64
         public var name: String
         public var model: String
-        public var purpose: String
-        public var status: String
+        public var purpose: Purpose
+        public var status: ReservationStatus
         public var queuedJobs: Int
         /// How often its serve process was started again after it died (inference only).
         public var serveRestarts: Int
@@ -32,7 +33,7 @@ public struct LedgerCensus: Sendable, Equatable {
         public var budgetPerMinute: Int
 
         public init(
-            id: Int64, name: String, model: String, purpose: String, status: String, queuedJobs: Int, serveRestarts: Int,
+            id: Int64, name: String, model: String, purpose: Purpose, status: ReservationStatus, queuedJobs: Int, serveRestarts: Int,
             tokensLastMinute: Int, budgetPerMinute: Int
         ) {
             self.id = id; self.name = name; self.model = model; self.purpose = purpose; self.status = status
@@ -43,12 +44,12 @@ public struct LedgerCensus: Sendable, Equatable {
 
     public var units: [UnitCount]
     /// Every reservation the ledger holds, finished ones included, by status.
-    public var reservationsByStatus: [String: Int]
+    public var reservationsByStatus: [ReservationStatus: Int]
     /// Every job the ledger holds, by status.
-    public var jobsByStatus: [String: Int]
+    public var jobsByStatus: [JobStatus: Int]
     public var liveReservations: [LiveReservation]
 
-    public init(units: [UnitCount], reservationsByStatus: [String: Int], jobsByStatus: [String: Int], liveReservations: [LiveReservation]) {
+    public init(units: [UnitCount], reservationsByStatus: [ReservationStatus: Int], jobsByStatus: [JobStatus: Int], liveReservations: [LiveReservation]) {
         self.units = units
         self.reservationsByStatus = reservationsByStatus
         self.jobsByStatus = jobsByStatus
@@ -66,10 +67,10 @@ extension LedgerTransaction {
                         WHEN retired THEN 'retired' ELSE 'free' END,
                    COUNT(*)
             FROM units GROUP BY 1, 2 ORDER BY 1, 2
-            """).map { LedgerCensus.UnitCount(pool: $0[0], state: $0[1], count: $0[2]) }
-        func byStatus(_ table: String) throws -> [String: Int] {
+            """).map { LedgerCensus.UnitCount(pool: try $0.decode(atIndex: 0), state: $0[1], count: $0[2]) }
+        func byStatus<Status: DatabaseValueConvertible & Hashable>(_ table: String) throws -> [Status: Int] {
             let rows = try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM \(table) GROUP BY status")
-            return Dictionary(rows.map { ($0[0] as String, $0[1] as Int) }, uniquingKeysWith: +)
+            return Dictionary(try rows.map { (try $0.decode(Status.self, atIndex: 0), $0[1] as Int) }, uniquingKeysWith: +)
         }
         // The same minute arithmetic as the rollup in `record(_:)`, one minute back.
         let lastMinute = Date(timeIntervalSince1970: (now.timeIntervalSince1970 / 60).rounded(.down) * 60 - 60)
@@ -84,7 +85,7 @@ extension LedgerTransaction {
             ORDER BY r.id
             """, arguments: [lastMinute]).map { row in
             LedgerCensus.LiveReservation(
-                id: row[0], name: row[1], model: row[2], purpose: row[3], status: row[4], queuedJobs: row[6],
+                id: row[0], name: row[1], model: row[2], purpose: try row.decode(atIndex: 3), status: try row.decode(atIndex: 4), queuedJobs: row[6],
                 serveRestarts: row[5], tokensLastMinute: row[7], budgetPerMinute: row[8])
         }
         return LedgerCensus(

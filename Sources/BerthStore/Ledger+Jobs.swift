@@ -1,24 +1,17 @@
 public import BerthCore
 public import Foundation
-public import GRDB
+import GRDB
 
 /// A job as the ledger keeps it: what was asked, where it runs, how it went.
-public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
-    public static let databaseTableName = "jobs"
-
-    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
-    public enum CodingKeys: String, CodingKey {
-        case id, name, owner, kind, reservationId = "reservation_id", model, baseModel = "base_model", status, reason, priority, modelUnits = "model_units", unitsNeeded = "units_needed", units, hyperparameters, data, validationData = "validation_data", output, modelName = "model_name", seed, submittedAt = "submitted_at", startedAt = "started_at", endedAt = "ended_at", exitStatus = "exit_status", progress, busyUnitSeconds = "busy_unit_seconds", inputTokens = "input_tokens", outputTokens = "output_tokens", logPath = "log_path", callerUid = "caller_uid", callerGid = "caller_gid", pid
-    }
-
+public struct JobRecord: Sendable, Equatable {
     public var id: Int64?
     public var name: String
     public var owner: String
-    public var kind: String
+    public var kind: JobKind
     public var reservationId: Int64
     public var model: String
     public var baseModel: String
-    public var status: String
+    public var status: JobStatus
     public var reason: String?
     public var priority: Int
     public var modelUnits: Int
@@ -44,10 +37,6 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
     public var callerGid: Int64
     public var pid: Int64?
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-
     /// Every column, in the order `init(row:)` reads them. Reads name these columns (never
     /// `SELECT *`) so rows are decoded by position: going through Codable, or looking each
     /// column up by name, cost more than the query on a submission's path.
@@ -57,15 +46,27 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid
         """
 
-    /// A row of `SELECT \(selection)`.
-    public init(row: Row) throws {
-        id = row[0]; name = row[1]; owner = row[2]; kind = row[3]; reservationId = row[4]; model = row[5]; baseModel = row[6]
-        status = row[7]; reason = row[8]; priority = row[9]; modelUnits = row[10]; unitsNeeded = row[11]
+    /// A row of `SELECT \(selection)`: the one way a job is read whole.
+    init(row: Row) throws {
+        id = row[0]; name = row[1]; owner = row[2]; kind = try row.decode(atIndex: 3); reservationId = row[4]; model = row[5]; baseModel = row[6]
+        status = try row.decode(atIndex: 7); reason = row[8]; priority = row[9]; modelUnits = row[10]; unitsNeeded = row[11]
         units = try Self.decodeUnits(row[12])
         hyperparameters = try (row[13] as String?).map { try JSONDecoder().decode(HyperparameterValues.self, from: Data($0.utf8)) }
         data = row[14]; validationData = row[15]; output = row[16]; modelName = row[17]; seed = row[18]; submittedAt = row[19]
         startedAt = row[20]; endedAt = row[21]; exitStatus = row[22]; progress = row[23]; busyUnitSeconds = row[24]
         inputTokens = row[25]; outputTokens = row[26]; logPath = row[27]; callerUid = row[28]; callerGid = row[29]; pid = row[30]
+    }
+
+    static func fetchAll(_ statement: Statement, arguments: StatementArguments = []) throws -> [JobRecord] {
+        try Row.fetchAll(statement, arguments: arguments).map(JobRecord.init(row:))
+    }
+
+    static func fetchAll(_ db: Database, sql: String, arguments: StatementArguments = []) throws -> [JobRecord] {
+        try fetchAll(db.makeStatement(sql: sql), arguments: arguments)
+    }
+
+    static func fetchOne(_ statement: Statement, arguments: StatementArguments = []) throws -> JobRecord? {
+        try Row.fetchOne(statement, arguments: arguments).map(JobRecord.init(row:))
     }
 
     /// Unit ids as the column keeps them, a JSON array; most jobs are queued, on none.
@@ -85,8 +86,8 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         modelUnits: Int, unitsNeeded: Int, hyperparameters: HyperparameterValues?, data: String, validationData: String?,
         output: String, modelName: String?, seed: Int64, submittedAt: Date, logPath: String, callerUid: UInt32, callerGid: UInt32
     ) {
-        self.name = name; self.owner = owner; self.kind = kind.rawValue; self.reservationId = reservationId
-        self.model = model; self.baseModel = baseModel; self.status = JobStatus.queued.rawValue; self.priority = priority
+        self.name = name; self.owner = owner; self.kind = kind; self.reservationId = reservationId
+        self.model = model; self.baseModel = baseModel; self.status = .queued; self.priority = priority
         self.modelUnits = modelUnits; self.unitsNeeded = unitsNeeded; self.units = []; self.hyperparameters = hyperparameters
         self.data = data; self.validationData = validationData; self.output = output; self.modelName = modelName
         self.seed = seed; self.submittedAt = submittedAt; self.progress = 0; self.busyUnitSeconds = 0
@@ -94,11 +95,8 @@ public struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Sen
         self.callerUid = Int64(callerUid); self.callerGid = Int64(callerGid)
     }
 
-    public var jobStatus: JobStatus { JobStatus(rawValue: status) ?? .failed }
-    public var jobKind: JobKind { JobKind(rawValue: kind) ?? .fineTuning }
-
     public var job: Job {
-        Job(id: id ?? 0, name: name, owner: owner, kind: jobKind, reservationID: reservationId, status: jobStatus,
+        Job(id: id ?? 0, name: name, owner: owner, kind: kind, reservationID: reservationId, status: status,
             priority: priority, modelUnits: modelUnits, unitsNeeded: unitsNeeded, units: units, submittedAt: submittedAt)
     }
 }
@@ -143,9 +141,9 @@ extension LedgerTransaction {
     }
 
     /// What a scheduling cycle may have changed in a job: its status, units and start.
-    public func placement(jobID: Int64) throws -> (status: String, units: [String], startedAt: Date?)? {
+    public func placement(jobID: Int64) throws -> (status: JobStatus, units: [String], startedAt: Date?)? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT status, units, started_at FROM jobs WHERE id = ?"), arguments: [jobID])
-            .map { row in (row[0], try JobRecord.decodeUnits(row[1]), row[2]) }
+            .map { row in (try row.decode(atIndex: 0), try JobRecord.decodeUnits(row[1]), row[2]) }
     }
 
     public func job(id: Int64) throws -> JobRecord? {
@@ -173,17 +171,6 @@ extension LedgerTransaction {
     /// Jobs that hold units: running or stopping.
     public func runningJobs() throws -> [JobRecord] {
         try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs WHERE status IN ('running', 'stopping') ORDER BY id"))
-    }
-
-    /// The first `limit` queued jobs of a reservation, in queue order (priority, then
-    /// submission). A job needs at least one unit, so a reservation of N units can start at
-    /// most its first N queued jobs in one cycle: the scheduler reads no more than that,
-    /// however long the queue (a range scan of the `jobs_queue` index).
-    public func queueHead(reservationID: Int64, limit: Int) throws -> [JobRecord] {
-        try JobRecord.fetchAll(db.cachedStatement(sql: """
-            SELECT \(JobRecord.selection) FROM jobs WHERE reservation_id = ? AND status = 'queued'
-            ORDER BY priority DESC, submitted_at, id LIMIT ?
-            """), arguments: [reservationID, limit])
     }
 
     /// A reservation that ends takes its queue with it: every job still queued on it is
@@ -317,11 +304,11 @@ extension LedgerTransaction {
                            arguments: [String(decoding: try JSONEncoder().encode(units), as: UTF8.self), at, id])
             try addJobEvent(id, at: at, kind: "started", detail: "on \(units.joined(separator: ","))")
         case .stopJob(let id, let reason, let at):
-            try requestStop(id, reason: reason, at: at)
+            try requestStop(id, reason: reason.rawValue, at: at)
         case .cancelJob(let id, let reason, let at):
             // Its reservation's end may have stopped it already, with the rest of the queue.
-            guard let job = try job(id: id), job.jobStatus == .queued else { return }
-            try finishJob(id, status: .stopped, reason: reason, exitStatus: nil, at: at)
+            guard let job = try job(id: id), job.status == .queued else { return }
+            try finishJob(id, status: .stopped, reason: reason.rawValue, exitStatus: nil, at: at)
         default:
             break
         }

@@ -108,9 +108,9 @@ extension LedgerTransaction {
         if let since = filter.since { conditions.add("created_at >= ?", [since]) }
         let (ids, more) = try listingPage(
             table: "reservations", conditions, since: filter.since.map { ("created_at", $0) }, before: before, limit: limit)
-        let reservations = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT \(Self.reservationSelection) FROM reservations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC
-            """), arguments: [Self.jsonArray(ids)]).map(Self.reservation(row:))
+        let reservations = try ReservationRecord.fetchAll(db.cachedStatement(sql: """
+            SELECT \(ReservationRecord.selection) FROM reservations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC
+            """), arguments: [Self.jsonArray(ids)]).map(\.reservation)
         return ListingPage(items: reservations, more: more)
     }
 

@@ -21,7 +21,7 @@ extension LedgerTransaction {
                 at: Date(timeIntervalSince1970: Double(hour)), reservationID: call.reservationID, model: call.model, owner: call.owner)
             Self.count(call, into: &slice)
             hours[key] = slice
-            if let reservation = call.reservationID, call.outcome == "served" || call.outcome == "throttled" {
+            if let reservation = call.reservationID, call.outcome == .served || call.outcome == .throttled {
                 called[reservation, default: []].append(call.at)
             }
         }
@@ -51,13 +51,13 @@ extension LedgerTransaction {
 
     static func count(_ call: InvocationRecord, into slice: inout InvocationSlice) {
         slice.calls += 1
-        if call.outcome == "throttled" { slice.throttled += 1 }
-        guard call.outcome == "served" else { return }
+        if call.outcome == .throttled { slice.throttled += 1 }
+        guard call.outcome == .served else { return }
         slice.served += 1
         slice.inputTokens += call.inputTokens
         slice.outputTokens += call.outputTokens
         slice.cost += call.cost
-        if call.reservationID != nil, call.tier != "on-demand" { slice.provisionedTokens += call.inputTokens + call.outputTokens }
+        if call.reservationID != nil, call.tier != .onDemand { slice.provisionedTokens += call.inputTokens + call.outputTokens }
         slice.latency.add(milliseconds: call.latencyMs)
     }
 
@@ -120,13 +120,10 @@ extension LedgerTransaction {
         let through = try Int64.fetchOne(db.cachedStatement(sql: "SELECT through FROM usage_rollup WHERE id = 1")) ?? 0
         var last = through
         let calls = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT id, at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
-            FROM invocations WHERE id > ? ORDER BY id LIMIT ?
+            SELECT id, \(InvocationRecord.selection) FROM invocations WHERE id > ? ORDER BY id LIMIT ?
             """), arguments: [through, limit]).map { row -> InvocationRecord in
             last = max(last, row[0])
-            return InvocationRecord(
-                at: row[1], owner: row[2], target: "", reservationID: row[3], model: row[4], tier: row[5], outcome: row[6],
-                inputTokens: row[7], outputTokens: row[8], latencyMs: row[9], cost: row[10], budgetPerMinute: 0)
+            return try InvocationRecord(row: row, startingAt: 1)
         }
         guard !calls.isEmpty else { return 0 }
         try rollUp(calls)
@@ -175,13 +172,10 @@ extension LedgerTransaction {
             struct Key: Hashable { var hour: Int64; var reservation: Int64?; var model: String; var owner: String }
             var pending: [Key: InvocationSlice] = [:]
             let recent = try Row.fetchCursor(db, sql: """
-                SELECT at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
-                FROM invocations WHERE id > ? AND +at >= ? AND +at < ? \(owner == nil ? "" : "AND +owner = ?")
+                SELECT \(InvocationRecord.selection) FROM invocations WHERE id > ? AND +at >= ? AND +at < ? \(owner == nil ? "" : "AND +owner = ?")
                 """, arguments: StatementArguments([through, Date(timeIntervalSince1970: fullStart), Date(timeIntervalSince1970: fullEnd)] + ownerArgument))
             while let row = try recent.next() {
-                let call = InvocationRecord(
-                    at: row[0], owner: row[1], target: "", reservationID: row[2], model: row[3], tier: row[4], outcome: row[5],
-                    inputTokens: row[6], outputTokens: row[7], latencyMs: row[8], cost: row[9], budgetPerMinute: 0)
+                let call = try InvocationRecord(row: row)
                 let hour = Int64((call.at.timeIntervalSince1970 / 3600).rounded(.down)) * 3600
                 let key = Key(hour: hour, reservation: call.reservationID, model: call.model, owner: call.owner)
                 var slice = pending[key] ?? InvocationSlice(
@@ -204,13 +198,10 @@ extension LedgerTransaction {
             struct Key: Hashable { var reservation: Int64?; var model: String; var owner: String }
             var byKey: [Key: InvocationSlice] = [:]
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT at, owner, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
-                FROM invocations WHERE at >= ? AND at < ? \(ownerFilter)
+                SELECT \(InvocationRecord.selection) FROM invocations WHERE at >= ? AND at < ? \(ownerFilter)
                 """, arguments: StatementArguments([start, end] + ownerArgument))
             while let row = try rows.next() {
-                let call = InvocationRecord(
-                    at: row[0], owner: row[1], target: "", reservationID: row[2], model: row[3], tier: row[4], outcome: row[5],
-                    inputTokens: row[6], outputTokens: row[7], latencyMs: row[8], cost: row[9], budgetPerMinute: 0)
+                let call = try InvocationRecord(row: row)
                 let key = Key(reservation: call.reservationID, model: call.model, owner: call.owner)
                 var slice = byKey[key] ?? InvocationSlice(at: start, reservationID: call.reservationID, model: call.model, owner: call.owner)
                 Self.count(call, into: &slice)
@@ -243,7 +234,7 @@ extension LedgerTransaction {
                 SELECT status, submitted_at, started_at, ended_at, units_needed FROM jobs
                 WHERE reservation_id = ? AND submitted_at < ? AND (ended_at IS NULL OR ended_at > ?)
                 """, arguments: [id, hi, lo]).map { row in
-                JobFacts(status: JobStatus(rawValue: row[0]) ?? .failed, submittedAt: row[1], startedAt: row[2], endedAt: row[3], units: row[4])
+                JobFacts(status: try row.decode(atIndex: 0), submittedAt: row[1], startedAt: row[2], endedAt: row[3], units: row[4])
             }
             let activity = try activity(reservation: id, from: lo.timeIntervalSince1970, to: hi.timeIntervalSince1970, since: through)
             let price = model.price.modelUnitHour[r.commitment] ?? model.price.modelUnitHour[.none] ?? 0

@@ -306,7 +306,7 @@ public struct LedgerTransaction {
 
     /// Reservations, newest first; `owner` limits them to one user's.
     public func reservations(owner: String? = nil) throws -> [Reservation] {
-        var sql = "SELECT * FROM reservations"
+        var sql = "SELECT \(ReservationRecord.selection) FROM reservations"
         var arguments: StatementArguments = []
         if let owner {
             sql += " WHERE owner = ?"
@@ -316,21 +316,20 @@ public struct LedgerTransaction {
         return try ReservationRecord.fetchAll(db, sql: sql, arguments: arguments).map(\.reservation)
     }
 
-    /// Pending and active reservations. Read on every scheduling cycle: the columns are named
-    /// and decoded by position, which costs a fraction of decoding records by column name.
+    /// Pending and active reservations.
     public func liveReservations() throws -> [Reservation] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT \(Self.reservationSelection) FROM reservations WHERE status IN ('pending', 'active') ORDER BY id
-            """)).map(Self.reservation(row:))
+        try ReservationRecord.fetchAll(db.cachedStatement(sql: """
+            SELECT \(ReservationRecord.selection) FROM reservations WHERE status IN ('pending', 'active') ORDER BY id
+            """)).map(\.reservation)
     }
 
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
         if let known = cached?.reservations.row(name) { return known }
-        let reservation = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT \(Self.reservationSelection) FROM reservations WHERE name = ?
+        let reservation = try ReservationRecord.fetchOne(db.cachedStatement(sql: """
+            SELECT \(ReservationRecord.selection) FROM reservations WHERE name = ?
             ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
-            """), arguments: [name]).map(Self.reservation(row:))
+            """), arguments: [name]).map(\.reservation)
         if let reservation, let cached { cached.reservations.store(reservation, for: name, readSince: cached.reservationsSince) }
         return reservation
     }
@@ -339,27 +338,12 @@ public struct LedgerTransaction {
     /// submission's transaction checks again, and the name a job shows.
     public func reservationState(id: Int64) throws -> (name: String, status: ReservationStatus)? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT name, status FROM reservations WHERE id = ?"), arguments: [id])
-            .map { row in (row[0], ReservationStatus(rawValue: row[1]) ?? .failed) }
+            .map { row in (row[0], try row.decode(atIndex: 1)) }
     }
 
     public func reservation(id: Int64) throws -> Reservation? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.reservationSelection) FROM reservations WHERE id = ?"), arguments: [id])
-            .map(Self.reservation(row:))
-    }
-
-    /// The columns `reservation(row:)` reads, by position: reservations are read on every
-    /// scheduling cycle and every submission, where decoding by column name cost more than the query.
-    static let reservationSelection = """
-        id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting, \
-        spillover, created_at, ended_at, status_reason
-        """
-
-    static func reservation(row: Row) -> Reservation {
-        Reservation(
-            id: row[0], name: row[1], owner: row[2], model: row[3], purpose: Purpose(rawValue: row[4]) ?? .training,
-            modelUnits: row[5], units: row[6], commitment: Commitment(rawValue: row[7]) ?? .none, start: row[8], end: row[9],
-            duration: row[10], status: ReservationStatus(rawValue: row[11]) ?? .failed, waiting: row[12], spillover: row[13],
-            createdAt: row[14], endedAt: row[15], statusReason: row[16])
+        try ReservationRecord.fetchOne(db.cachedStatement(sql: "SELECT \(ReservationRecord.selection) FROM reservations WHERE id = ?"), arguments: [id])
+            .map(\.reservation)
     }
 
     /// Inserts a new reservation and returns it with its id.
@@ -387,7 +371,7 @@ public struct LedgerTransaction {
         try db.execute(sql: """
             UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
             """, arguments: [status.rawValue, at, reason, reservationID])
-        try cancelQueue(reservationID: reservationID, reason: "reservation-ended", at: at)
+        try cancelQueue(reservationID: reservationID, reason: JobEndReason.reservationEnded.rawValue, at: at)
         // Units a job of this reservation still runs on stay held until its runner is gone
         // (`finishJob` closes them): the reservation's jobs stop first.
         let busy = try JobRecord.fetchAll(db, sql: """
@@ -467,8 +451,8 @@ public struct LedgerTransaction {
             // SQLite's json_each unpacked the JSON list, joined by the unit separator character.
             let units = (row[9] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
             return Job(
-                id: row[0], name: row[1], owner: row[2], kind: JobKind(rawValue: row[3]) ?? .fineTuning, reservationID: row[4],
-                status: JobStatus(rawValue: row[5]) ?? .failed, priority: row[6], modelUnits: row[7], unitsNeeded: row[8],
+                id: row[0], name: row[1], owner: row[2], kind: try row.decode(atIndex: 3), reservationID: row[4],
+                status: try row.decode(atIndex: 5), priority: row[6], modelUnits: row[7], unitsNeeded: row[8],
                 units: units, submittedAt: row[10])
         }
     }

@@ -200,16 +200,10 @@ enum Migrations {
             try db.create(index: "reservation_activity_last", on: "reservation_activity", columns: ["reservation_id", "last_call"])
             // Jobs near a report's window, by reservation.
             try db.create(index: "jobs_reservation_submitted", on: "jobs", columns: ["reservation_id", "submitted_at"])
-            // Calls recorded before this migration join the rollups.
-            let calls = try Row.fetchAll(db, sql: """
-                SELECT at, owner, target, reservation_id, model, tier, outcome, input_tokens, output_tokens, latency_ms, cost
-                FROM invocations ORDER BY at
-                """).map { row in
-                InvocationRecord(
-                    at: row[0], owner: row[1], target: row[2], reservationID: row[3], model: row[4], tier: row[5], outcome: row[6],
-                    inputTokens: row[7], outputTokens: row[8], latencyMs: row[9], cost: row[10], budgetPerMinute: 0)
-            }
-            try LedgerTransaction(db: db).rollUp(calls)
+            // Calls recorded before this migration join the rollups, as the roll-up of the time
+            // added them up. Frozen here in SQL: the live roll-up may change, what an old ledger
+            // upgrades to must not.
+            try db.execute(sql: v4RollUp)
         }
 
         migrator.registerMigration("v5-job-queues") { db in
@@ -299,4 +293,133 @@ enum Migrations {
 
         return migrator
     }
+
+    /// Every byte value, so that `substr(bytes, n + 1, 1)` is the one-byte blob `n`: SQLite
+    /// before 3.41 has no `unhex`.
+    private static let byteValues = "x'" + (0...255).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "'"
+
+    /// v4's roll-up of the calls already recorded, in SQL: the rows `usage_hours` and
+    /// `reservation_activity` got from the roll-up berthd ran then.
+    ///
+    /// - Each call counts in the hour it falls in, by reservation (0: none), model and owner.
+    /// - Served calls add their tokens, cost and latency; tokens are provisioned when a
+    ///   reservation's own units served them (the tier is not `on-demand`).
+    /// - Costs add up in the order of the calls (`at`, then `id`), as floating point did then.
+    /// - Latency is a `LatencyHistogram` as it was stored then: each latency rounded to three
+    ///   significant figures and coded as (decade − 10⁻⁴'s + 1) × 1000 + the digits (1100 below
+    ///   10⁻⁴ ms, 11999 from 10⁷ ms on, 0 for none), six bytes per code in ascending order (the
+    ///   code, then its count, little-endian).
+    /// - Calls to a reservation served or throttled less than 60 s apart are one span of activity.
+    private static let v4RollUp = """
+        CREATE TEMP TABLE v4_decades (exponent INTEGER PRIMARY KEY, low REAL NOT NULL, step REAL NOT NULL);
+        INSERT INTO v4_decades VALUES
+            (-5, 1e-5, 1e-7), (-4, 1e-4, 1e-6), (-3, 1e-3, 1e-5), (-2, 1e-2, 1e-4), (-1, 1e-1, 1e-3), (0, 1e0, 1e-2),
+            (1, 1e1, 1e-1), (2, 1e2, 1e0), (3, 1e3, 1e1), (4, 1e4, 1e2), (5, 1e5, 1e3), (6, 1e6, 1e4), (7, 1e7, 1e5);
+
+        CREATE TEMP TABLE v4_calls AS
+        SELECT id, at, CAST(strftime('%s', at) AS INTEGER) / 3600 * 3600 AS hour,
+               COALESCE(reservation_id, 0) AS reservation_id, reservation_id IS NOT NULL AS reserved, model, owner, tier,
+               outcome, input_tokens, output_tokens, cost, latency_ms AS latency,
+               (SELECT MAX(exponent) FROM v4_decades WHERE low <= latency_ms) AS exponent, NULL AS digits, 0 AS code
+        FROM invocations;
+
+        -- Three significant figures: the digits in the latency's decade, one decade down when
+        -- they come to less than 100, one up when rounding carries them to 1000.
+        UPDATE v4_calls SET digits = round(latency / (SELECT step FROM v4_decades d WHERE d.exponent = v4_calls.exponent))
+        WHERE exponent BETWEEN -4 AND 6;
+        UPDATE v4_calls SET exponent = exponent - 1,
+                            digits = round(latency / (SELECT step FROM v4_decades d WHERE d.exponent = v4_calls.exponent - 1))
+        WHERE digits < 100;
+        UPDATE v4_calls SET exponent = exponent + 1,
+                            digits = round(latency / (SELECT step FROM v4_decades d WHERE d.exponent = v4_calls.exponent + 1))
+        WHERE digits >= 1000;
+        UPDATE v4_calls SET code = CASE
+            WHEN NOT (latency > 0) OR latency > 1.7976931348623157e308 THEN 0
+            WHEN exponent IS NULL OR exponent < -4 THEN 1100
+            WHEN exponent > 6 THEN 11999
+            ELSE (exponent + 5) * 1000 + CAST(digits AS INTEGER)
+        END;
+
+        INSERT INTO usage_hours (hour, reservation_id, model, owner, calls, served, throttled, input_tokens, output_tokens,
+                                 provisioned_tokens, cost, latency)
+        SELECT hour, reservation_id, model, owner, COUNT(*), SUM(outcome = 'served'), SUM(outcome = 'throttled'),
+               SUM(CASE WHEN outcome = 'served' THEN input_tokens ELSE 0 END),
+               SUM(CASE WHEN outcome = 'served' THEN output_tokens ELSE 0 END),
+               SUM(CASE WHEN outcome = 'served' AND reserved AND tier IS NOT 'on-demand' THEN input_tokens + output_tokens ELSE 0 END),
+               0.0, x''
+        FROM v4_calls GROUP BY hour, reservation_id, model, owner;
+
+        -- Costs, added one call at a time in order.
+        CREATE TEMP TABLE v4_served AS
+        SELECT hour, reservation_id, model, owner, cost,
+               ROW_NUMBER() OVER (PARTITION BY hour, reservation_id, model, owner ORDER BY at, id) AS n
+        FROM v4_calls WHERE outcome = 'served';
+        CREATE INDEX v4_served_n ON v4_served (hour, reservation_id, model, owner, n);
+        CREATE TEMP TABLE v4_costs AS
+        WITH RECURSIVE running (hour, reservation_id, model, owner, n, cost) AS (
+            SELECT hour, reservation_id, model, owner, n, cost FROM v4_served WHERE n = 1
+            UNION ALL
+            SELECT r.hour, r.reservation_id, r.model, r.owner, s.n, r.cost + s.cost
+            FROM running r JOIN v4_served s
+            ON s.hour = r.hour AND s.reservation_id = r.reservation_id AND s.model = r.model AND s.owner = r.owner AND s.n = r.n + 1
+        )
+        SELECT hour, reservation_id, model, owner, cost FROM running r
+        WHERE n = (SELECT MAX(n) FROM v4_served s
+                   WHERE s.hour = r.hour AND s.reservation_id = r.reservation_id AND s.model = r.model AND s.owner = r.owner);
+        UPDATE usage_hours SET cost = c.cost FROM v4_costs c
+        WHERE c.hour = usage_hours.hour AND c.reservation_id = usage_hours.reservation_id
+          AND c.model = usage_hours.model AND c.owner = usage_hours.owner;
+
+        -- Latency histograms: each code's six bytes, joined in ascending order of code.
+        CREATE TEMP TABLE v4_codes AS
+        SELECT hour, reservation_id, model, owner,
+               ROW_NUMBER() OVER (PARTITION BY hour, reservation_id, model, owner ORDER BY code) AS n,
+               substr(\(byteValues), code % 256 + 1, 1) || substr(\(byteValues), code / 256 + 1, 1)
+               || substr(\(byteValues), MIN(COUNT(*), 4294967295) % 256 + 1, 1)
+               || substr(\(byteValues), MIN(COUNT(*), 4294967295) / 256 % 256 + 1, 1)
+               || substr(\(byteValues), MIN(COUNT(*), 4294967295) / 65536 % 256 + 1, 1)
+               || substr(\(byteValues), MIN(COUNT(*), 4294967295) / 16777216 % 256 + 1, 1) AS bytes
+        FROM v4_calls WHERE outcome = 'served' GROUP BY hour, reservation_id, model, owner, code;
+        CREATE INDEX v4_codes_n ON v4_codes (hour, reservation_id, model, owner, n);
+        CREATE TEMP TABLE v4_histograms AS
+        WITH RECURSIVE joined (hour, reservation_id, model, owner, n, bytes) AS (
+            SELECT hour, reservation_id, model, owner, n, bytes FROM v4_codes WHERE n = 1
+            UNION ALL
+            SELECT j.hour, j.reservation_id, j.model, j.owner, c.n, j.bytes || c.bytes
+            FROM joined j JOIN v4_codes c
+            ON c.hour = j.hour AND c.reservation_id = j.reservation_id AND c.model = j.model AND c.owner = j.owner AND c.n = j.n + 1
+        )
+        SELECT hour, reservation_id, model, owner, CAST(bytes AS BLOB) AS latency FROM joined j
+        WHERE n = (SELECT MAX(n) FROM v4_codes c
+                   WHERE c.hour = j.hour AND c.reservation_id = j.reservation_id AND c.model = j.model AND c.owner = j.owner);
+        UPDATE usage_hours SET latency = h.latency FROM v4_histograms h
+        WHERE h.hour = usage_hours.hour AND h.reservation_id = usage_hours.reservation_id
+          AND h.model = usage_hours.model AND h.owner = usage_hours.owner;
+
+        -- Activity spans: a call more than 60 s after the one before it starts a new span. Times
+        -- are epoch seconds as Foundation made them from the stored text: whole seconds since
+        -- 2001, then the milliseconds, then 2001's epoch seconds.
+        INSERT INTO reservation_activity (reservation_id, first_call, last_call)
+        SELECT reservation_id, MIN(t), MAX(t) FROM (
+            SELECT reservation_id, t, SUM(starts) OVER (PARTITION BY reservation_id ORDER BY t ROWS UNBOUNDED PRECEDING) AS span
+            FROM (
+                SELECT reservation_id, t,
+                       CASE WHEN t - LAG(t) OVER (PARTITION BY reservation_id ORDER BY t) <= 60 THEN 0 ELSE 1 END AS starts
+                FROM (
+                    SELECT reservation_id,
+                           (CAST(strftime('%s', at) AS INTEGER) - 978307200 + CAST(substr(at, 21) AS INTEGER) / 1000.0)
+                           + 978307200 AS t
+                    FROM invocations WHERE reservation_id IS NOT NULL AND outcome IN ('served', 'throttled')
+                )
+            )
+        )
+        GROUP BY reservation_id, span;
+
+        DROP TABLE v4_decades;
+        DROP TABLE v4_calls;
+        DROP TABLE v4_served;
+        DROP TABLE v4_costs;
+        DROP TABLE v4_codes;
+        DROP TABLE v4_histograms;
+        """
 }

@@ -15,7 +15,7 @@ struct UnitRecord: Codable, FetchableRecord, PersistableRecord {
     var id: String
     var kind: String
     var device: Int?
-    var pool: String
+    var pool: UnitPool
     /// Dropped from the config; kept so old leases still point at something.
     var retired: Bool
     var position: Int
@@ -24,13 +24,13 @@ struct UnitRecord: Codable, FetchableRecord, PersistableRecord {
         id = unit.id
         kind = unit.kind
         device = unit.device
-        pool = unit.pool.rawValue
+        pool = unit.pool
         retired = false
         self.position = position
     }
 
     var unit: ComputeUnit {
-        ComputeUnit(id: id, kind: kind, device: device, pool: UnitPool(rawValue: pool) ?? .dedicated)
+        ComputeUnit(id: id, kind: kind, device: device, pool: pool)
     }
 }
 
@@ -53,18 +53,36 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
         var warmupSteps: Range<Int>
     }
     struct Price: Codable {
+        /// Keyed by commitment; JSON objects take only string keys.
         var modelUnitHour: [String: Double]
         var onDemandInputPer1k: Double?
         var onDemandOutputPer1k: Double?
+
+        init(modelUnitHour: [String: Double], onDemandInputPer1k: Double?, onDemandOutputPer1k: Double?) {
+            self.modelUnitHour = modelUnitHour
+            self.onDemandInputPer1k = onDemandInputPer1k
+            self.onDemandOutputPer1k = onDemandOutputPer1k
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            modelUnitHour = try c.decode([String: Double].self, forKey: .modelUnitHour)
+            if let unknown = modelUnitHour.keys.first(where: { Commitment(rawValue: $0) == nil }) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .modelUnitHour, in: c, debugDescription: "'\(unknown)' is not a commitment")
+            }
+            onDemandInputPer1k = try c.decodeIfPresent(Double.self, forKey: .onDemandInputPer1k)
+            onDemandOutputPer1k = try c.decodeIfPresent(Double.self, forKey: .onDemandOutputPer1k)
+        }
     }
 
     var id: String
     var provider: String
-    var inputModalities: [String]
-    var outputModalities: [String]
+    var inputModalities: [Modality]
+    var outputModalities: [Modality]
     var maxTokens: Int
     var onDemand: Bool
-    var customizations: [String]
+    var customizations: [Customization]
     var hyperparameters: Hyperparameters
     var unitsPerModelUnit: Int
     var tokensPerMinute: Int
@@ -74,7 +92,7 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     /// Dropped from the config; kept so reservations made for it can still be shown.
     var retired: Bool
     var createdAt: Date
-    var customization: String?
+    var customization: Customization?
     var artifactDir: String?
     var jobId: Int64?
     var finalMetrics: [String: Double]?
@@ -82,11 +100,11 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     init(_ model: Model, createdAt: Date) {
         id = model.id
         provider = model.provider
-        inputModalities = model.inputModalities.map(\.rawValue)
-        outputModalities = model.outputModalities.map(\.rawValue)
+        inputModalities = model.inputModalities
+        outputModalities = model.outputModalities
         maxTokens = model.maxTokens
         onDemand = model.onDemand
-        customizations = model.customizations.map(\.rawValue)
+        customizations = model.customizations
         let h = model.hyperparameters
         hyperparameters = Hyperparameters(
             epochs: .init(min: h.epochs.lowerBound, max: h.epochs.upperBound),
@@ -102,7 +120,7 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
         owner = model.owner
         retired = false
         self.createdAt = createdAt
-        customization = model.customization?.rawValue
+        customization = model.customization
         artifactDir = model.artifactDir
         jobId = model.jobID
         finalMetrics = model.isCustom ? model.finalMetrics : nil
@@ -112,10 +130,9 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
         func range<T>(_ r: Range<T>) -> ClosedRange<T> { Swift.min(r.min, r.max)...Swift.max(r.min, r.max) }
         return Model(
             id: id, provider: provider,
-            inputModalities: inputModalities.compactMap(Modality.init(rawValue:)),
-            outputModalities: outputModalities.compactMap(Modality.init(rawValue:)),
+            inputModalities: inputModalities, outputModalities: outputModalities,
             maxTokens: maxTokens, onDemand: onDemand,
-            customizations: customizations.compactMap(Customization.init(rawValue:)),
+            customizations: customizations,
             hyperparameters: HyperparameterRanges(
                 epochs: range(hyperparameters.epochs), batchSize: range(hyperparameters.batchSize),
                 learningRate: range(hyperparameters.learningRate), warmupSteps: range(hyperparameters.warmupSteps)),
@@ -125,7 +142,7 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
                     Commitment(rawValue: k).map { ($0, v) }
                 }),
                 onDemandInputPer1k: price.onDemandInputPer1k, onDemandOutputPer1k: price.onDemandOutputPer1k),
-            baseModel: baseModel, owner: owner, customization: customization.flatMap(Customization.init(rawValue:)),
+            baseModel: baseModel, owner: owner, customization: customization,
             artifactDir: artifactDir, finalMetrics: finalMetrics ?? [:], jobID: jobId, createdAt: baseModel == nil ? nil : createdAt)
     }
 }
@@ -142,14 +159,14 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var name: String
     var owner: String
     var model: String
-    var purpose: String
+    var purpose: Purpose
     var modelUnits: Int
     var units: Int
-    var commitment: String
+    var commitment: Commitment
     var start: Date
     var end: Date?
     var duration: Double?
-    var status: String
+    var status: ReservationStatus
     var waiting: Bool
     var spillover: Bool
     var createdAt: Date
@@ -157,13 +174,20 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var endedAt: Date?
     var statusReason: String?
 
-    /// Decoded by hand: the scheduler reads every live reservation on each cycle, and GRDB's
-    /// Codable decoding costs several times the query.
+    /// Every column `init(row:)` reads, in its order. Reads name these columns (never `SELECT *`):
+    /// reservations are read on every scheduling cycle and every submission, where decoding
+    /// through Codable or by column name cost more than the query.
+    static let selection = """
+        id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting, \
+        spillover, created_at, ended_at, status_reason
+        """
+
+    /// A row of `SELECT \(selection)`: the one way a reservation is read.
     init(row: Row) throws {
-        id = row["id"]; name = row["name"]; owner = row["owner"]; model = row["model"]; purpose = row["purpose"]
-        modelUnits = row["model_units"]; units = row["units"]; commitment = row["commitment"]; start = row["start"]
-        end = row["end"]; duration = row["duration"]; status = row["status"]; waiting = row["waiting"]; spillover = row["spillover"]
-        createdAt = row["created_at"]; endedAt = row["ended_at"]; statusReason = row["status_reason"]
+        id = row[0]; name = row[1]; owner = row[2]; model = row[3]; purpose = try row.decode(atIndex: 4)
+        modelUnits = row[5]; units = row[6]; commitment = try row.decode(atIndex: 7); start = row[8]; end = row[9]
+        duration = row[10]; status = try row.decode(atIndex: 11); waiting = row[12]; spillover = row[13]
+        createdAt = row[14]; endedAt = row[15]; statusReason = row[16]
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -175,14 +199,14 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         name = r.name
         owner = r.owner
         model = r.model
-        purpose = r.purpose.rawValue
+        purpose = r.purpose
         modelUnits = r.modelUnits
         units = r.units
-        commitment = r.commitment.rawValue
+        commitment = r.commitment
         start = r.start
         end = r.end
         duration = r.duration
-        status = r.status.rawValue
+        status = r.status
         waiting = r.waiting
         spillover = r.spillover
         createdAt = r.createdAt
@@ -192,9 +216,9 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     var reservation: Reservation {
         Reservation(
-            id: id ?? 0, name: name, owner: owner, model: model, purpose: Purpose(rawValue: purpose) ?? .training,
-            modelUnits: modelUnits, units: units, commitment: Commitment(rawValue: commitment) ?? .none,
-            start: start, end: end, duration: duration, status: ReservationStatus(rawValue: status) ?? .failed,
+            id: id ?? 0, name: name, owner: owner, model: model, purpose: purpose,
+            modelUnits: modelUnits, units: units, commitment: commitment,
+            start: start, end: end, duration: duration, status: status,
             waiting: waiting, spillover: spillover, createdAt: createdAt, endedAt: endedAt, statusReason: statusReason)
     }
 }

@@ -1,4 +1,5 @@
 import BerthNGram
+import BerthWire
 import Foundation
 import Hummingbird
 import Synchronization
@@ -203,77 +204,6 @@ struct ChatCompletionRequest: Equatable {
     }
 }
 
-/// `POST /v1/chat/completions` answers, OpenAI's chat shape.
-struct ChatCompletionResponse: Encodable, Equatable {
-    struct Choice: Encodable, Equatable {
-        struct Message: Encodable, Equatable {
-            var role = "assistant"
-            var content: String
-        }
-        var index: Int
-        var message: Message
-        var finishReason: String
-        enum CodingKeys: String, CodingKey {
-            case index, message
-            case finishReason = "finish_reason"
-        }
-    }
-
-    var id: String
-    var object = "chat.completion"
-    var created: Int
-    var model: String
-    var choices: [Choice]
-    var usage: CompletionResponse.Usage
-
-    init(_ completion: CompletionResponse) {
-        id = "chat" + completion.id
-        created = completion.created
-        model = completion.model
-        choices = completion.choices.map { Choice(index: $0.index, message: .init(content: $0.text), finishReason: $0.finishReason) }
-        usage = completion.usage
-    }
-}
-
-/// `POST /v1/completions` answers, OpenAI's text-completion shape.
-struct CompletionResponse: Encodable, Equatable {
-    struct Choice: Encodable, Equatable {
-        var index: Int
-        var text: String
-        var logprobs: String?
-        var finishReason: String
-        enum CodingKeys: String, CodingKey {
-            case index, text, logprobs
-            case finishReason = "finish_reason"
-        }
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(index, forKey: .index)
-            try container.encode(text, forKey: .text)
-            try container.encodeNil(forKey: .logprobs)
-            try container.encode(finishReason, forKey: .finishReason)
-        }
-    }
-
-    struct Usage: Encodable, Equatable {
-        var promptTokens: Int
-        var completionTokens: Int
-        var totalTokens: Int
-        enum CodingKeys: String, CodingKey {
-            case promptTokens = "prompt_tokens"
-            case completionTokens = "completion_tokens"
-            case totalTokens = "total_tokens"
-        }
-    }
-
-    var id: String
-    var object = "text_completion"
-    var created: Int
-    var model: String
-    var choices: [Choice]
-    var usage: Usage
-}
-
 /// The model behind the server, and the one thing that changes: the count that numbers answers.
 final class CompletionServer: Sendable {
     let generator: TextGenerator
@@ -305,8 +235,9 @@ final class CompletionServer: Sendable {
         return CompletionResponse(
             id: "cmpl-berth-\(number)", created: Int(now.timeIntervalSince1970), model: modelID ?? request.model ?? Self.defaultModelID,
             choices: [.init(index: 0, text: text, finishReason: finish.rawValue)],
-            usage: .init(promptTokens: completion.promptTokens, completionTokens: completionTokens,
-                         totalTokens: completion.promptTokens + completionTokens))
+            usage: CompletionUsage(
+                promptTokens: completion.promptTokens, completionTokens: completionTokens,
+                totalTokens: completion.promptTokens + completionTokens))
     }
 
     /// Request bodies over this are refused: room for berthd's largest call (a 1 MiB body, an

@@ -12,6 +12,17 @@ enum ArgumentCheck {
         }
     }
 
+    /// `--from` and `--to`, each a TIME if given, the window ending after it starts.
+    static func window(from: String?, to: String?) throws(ValidationError) {
+        try time(from, option: "--from")
+        try time(to, option: "--to")
+        let now = Date()
+        if let from, let to, let start = TimeExpression.parse(from, now: now),
+           let end = TimeExpression.parse(to, now: now), start >= end {
+            throw ValidationError("--from \(from) is not before --to \(to): give a window that ends after it starts")
+        }
+    }
+
     static func duration(_ text: String?, option: String) throws(ValidationError) {
         guard let text else { return }
         guard let seconds = TimeExpression.parseDuration(text), seconds > 0 else {

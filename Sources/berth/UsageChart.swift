@@ -1,4 +1,5 @@
 import BerthCore
+import BerthWire
 import Foundation
 
 /// `berth usage --chart`: the report as a standalone SVG that a browser opens. The top panel has
@@ -27,7 +28,7 @@ enum UsageChart {
         return "hsl(\(Int(hue)), 65%, 42%)"
     }
 
-    static func svg(_ report: UsageReport) -> String {
+    static func svg(_ report: UsageReportView) -> String {
         let rows = report.rows
         let tokenRows = rows.enumerated().filter { _, row in row.series.budgetPerMinute.contains { $0 > 0 } }
         let legendHeight = 56.0 + Double(rows.count) * 18
@@ -99,11 +100,11 @@ enum UsageChart {
         return out
     }
 
-    static func heading(_ report: UsageReport) -> String {
-        "berth usage by \(report.by.rawValue), \(Format.time(report.from)) to \(Format.time(report.to))"
+    static func heading(_ report: UsageReportView) -> String {
+        "berth usage by \(report.by), \(Format.time(report.from)) to \(Format.time(report.to))"
     }
 
-    static func subheading(_ report: UsageReport) -> String {
+    static func subheading(_ report: UsageReportView) -> String {
         let t = report.totals
         return "\(UsageNumber.hours(t.reservedUnitHours)) unit-hours reserved, \(UsageNumber.hours(t.busyUnitHours)) busy "
             + "(\(t.reservedUnitHours > 0 ? UsageNumber.percent(t.utilization) : "-")), cost \(UsageNumber.money(t.cost)); "
@@ -112,7 +113,7 @@ enum UsageChart {
 
     // MARK: Axes and lines
 
-    static func x(_ date: Date, _ report: UsageReport) -> Double {
+    static func x(_ date: Date, _ report: UsageReportView) -> Double {
         let span = report.to.timeIntervalSince(report.from)
         guard span > 0 else { return plot.left }
         return plot.left + date.timeIntervalSince(report.from) / span * (plot.right - plot.left)
@@ -135,7 +136,7 @@ enum UsageChart {
 
     static func polyline(
         _ values: [Double], class name: String, colour: String, dash: (array: String, offset: Double)? = nil,
-        report: UsageReport, top: Double, maximum: Double
+        report: UsageReportView, top: Double, maximum: Double
     ) -> String {
         var points: [String] = []
         for (i, value) in values.enumerated() {
@@ -186,7 +187,7 @@ enum UsageChart {
         return out
     }
 
-    static func legend(_ rows: [UsageRow]) -> String {
+    static func legend(_ rows: [UsageRowView]) -> String {
         var out = "<g class=\"legend\">\n"
         var y = title + 4
         out += "<line x1=\"\(n(legendX))\" y1=\"\(n(y))\" x2=\"\(n(legendX + 24))\" y2=\"\(n(y))\" stroke=\"#444\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
@@ -204,7 +205,7 @@ enum UsageChart {
         return out
     }
 
-    static func legendLabel(_ row: UsageRow) -> String {
+    static func legendLabel(_ row: UsageRowView) -> String {
         let key = row.key.count > 24 ? String(row.key.prefix(23)) + "…" : row.key
         return "\(key) (\(row.reservedUnitHours > 0 ? UsageNumber.percent(row.utilization) : "-"))"
     }

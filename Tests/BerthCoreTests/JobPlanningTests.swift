@@ -56,7 +56,7 @@ struct JobPlanningTests {
         sim.jobs[2] = job(2, units: 2)
         sim.release(1, at: t(1))
         let plan = Planner.plan(sim.snapshot, now: t(1))
-        #expect(plan.steps == [.stopJob(jobID: 1, reason: "reservation-ended", at: t(1)), .cancelJob(jobID: 2, reason: "reservation-ended", at: t(1))])
+        #expect(plan.steps == [.stopJob(jobID: 1, reason: .reservationEnded, at: t(1)), .cancelJob(jobID: 2, reason: .reservationEnded, at: t(1))])
     }
 
     @Test("a reservation that ends keeps the units its runners still run on, and no one else gets them meanwhile")
@@ -68,7 +68,7 @@ struct JobPlanningTests {
         sim.reservations[2] = Fixtures.reservation(2, units: 2, start: t(2), end: nil)
         let plan = Planner.plan(sim.snapshot, now: t(2))
         sim.apply(plan)
-        #expect(plan.steps.contains(.stopJob(jobID: 1, reason: "reservation-ended", at: t(2))))
+        #expect(plan.steps.contains(.stopJob(jobID: 1, reason: .reservationEnded, at: t(2))))
         // Reservation 2 waits for cpu-0: it is placed only once the runner is gone.
         #expect(!plan.steps.contains { if case .activate(2, _, _, _, _) = $0 { true } else { false } })
         #expect(sim.overlappingLeases(now: t(2)).isEmpty)

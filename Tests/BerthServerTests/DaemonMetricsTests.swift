@@ -1,4 +1,5 @@
 @testable import BerthServer
+import BerthCore
 import BerthStore
 import Foundation
 import Testing
@@ -6,14 +7,14 @@ import Testing
 /// The series `GET /metrics` writes, without a daemon: a census in, text out.
 @Suite("Daemon metrics")
 struct DaemonMetricsTests {
-    func live(_ id: Int64, _ name: String, purpose: String = "inference", restarts: Int = 0, queued: Int = 0) -> LedgerCensus.LiveReservation {
+    func live(_ id: Int64, _ name: String, purpose: Purpose = .inference, restarts: Int = 0, queued: Int = 0) -> LedgerCensus.LiveReservation {
         LedgerCensus.LiveReservation(
-            id: id, name: name, model: "m", purpose: purpose, status: "active", queuedJobs: queued, serveRestarts: restarts,
+            id: id, name: name, model: "m", purpose: purpose, status: .active, queuedJobs: queued, serveRestarts: restarts,
             tokensLastMinute: 500, budgetPerMinute: 2000)
     }
 
     func census(_ reservations: [LedgerCensus.LiveReservation]) -> LedgerCensus {
-        LedgerCensus(units: [.init(pool: "dedicated", state: "leased", count: 3)], reservationsByStatus: ["active": reservations.count],
+        LedgerCensus(units: [.init(pool: .dedicated, state: "leased", count: 3)], reservationsByStatus: [.active: reservations.count],
                      jobsByStatus: [:], liveReservations: reservations)
     }
 
@@ -25,7 +26,7 @@ struct DaemonMetricsTests {
     @Test("gauges follow the census: zeros for every state, and an ended reservation's series are dropped")
     func gaugesFollowTheCensus() {
         let metrics = DaemonMetrics()
-        metrics.refresh(from: census([live(1, "a", queued: 2), live(2, "b", purpose: "training")]))
+        metrics.refresh(from: census([live(1, "a", queued: 2), live(2, "b", purpose: .training)]))
         var lines = samples(metrics)
         #expect(lines.contains(#"berth_compute_units{pool="dedicated",state="leased"} 3.0"#))
         #expect(lines.contains(#"berth_compute_units{pool="shared",state="free"} 0.0"#))
@@ -41,7 +42,7 @@ struct DaemonMetricsTests {
         // The first call of an inference reservation is a rise from a 0 already there.
         #expect(lines.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 0"#))
 
-        metrics.refresh(from: census([live(2, "b", purpose: "training")]))
+        metrics.refresh(from: census([live(2, "b", purpose: .training)]))
         lines = samples(metrics)
         #expect(!lines.contains { $0.contains(#"{reservation="a"}"#) })
         #expect(lines.contains(#"berth_reservation_queued_jobs{reservation="b"} 0.0"#))
@@ -63,16 +64,16 @@ struct DaemonMetricsTests {
     @Test("a call counts by reservation, model, tier and outcome; a target that named nothing adds no series of its own")
     func invocations() {
         let metrics = DaemonMetrics()
-        func call(_ target: String, reservation: Int64?, tier: String?, outcome: String) -> InvocationRecord {
+        func call(_ target: String, reservation: Int64?, tier: ServiceTier?, outcome: CallOutcome) -> InvocationRecord {
             InvocationRecord(
                 at: Date(), owner: "alice", target: target, reservationID: reservation, model: reservation == nil ? target : "m", tier: tier,
-                outcome: outcome, inputTokens: outcome == "served" ? 4 : 0, outputTokens: outcome == "served" ? 6 : 0, latencyMs: 12.5,
+                outcome: outcome, inputTokens: outcome == .served ? 4 : 0, outputTokens: outcome == .served ? 6 : 0, latencyMs: 12.5,
                 cost: 0, budgetPerMinute: 0)
         }
-        metrics.invocation(call("a", reservation: 1, tier: "provisioned", outcome: "served"), targetResolved: true)
-        metrics.invocation(call("a", reservation: 1, tier: nil, outcome: "throttled"), targetResolved: true)
-        metrics.invocation(call("a-typo", reservation: nil, tier: nil, outcome: "refused"), targetResolved: false)
-        metrics.invocation(call("some-other-typo", reservation: nil, tier: nil, outcome: "refused"), targetResolved: false)
+        metrics.invocation(call("a", reservation: 1, tier: .provisioned, outcome: .served), targetResolved: true)
+        metrics.invocation(call("a", reservation: 1, tier: nil, outcome: .throttled), targetResolved: true)
+        metrics.invocation(call("a-typo", reservation: nil, tier: nil, outcome: .refused), targetResolved: false)
+        metrics.invocation(call("some-other-typo", reservation: nil, tier: nil, outcome: .refused), targetResolved: false)
         let lines = samples(metrics)
         #expect(lines.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 1"#))
         #expect(lines.contains(#"berth_invocations_total{reservation="a",model="m",tier="",outcome="throttled"} 1"#))
@@ -87,7 +88,7 @@ struct DaemonMetricsTests {
         #expect(lines.contains(#"berth_invocation_duration_seconds_bucket{reservation="a",model="m",tier="provisioned",le="0.01"} 0"#))
 
         // The next call of the same kind adds to the same series.
-        metrics.invocation(call("a", reservation: 1, tier: "provisioned", outcome: "served"), targetResolved: true)
+        metrics.invocation(call("a", reservation: 1, tier: .provisioned, outcome: .served), targetResolved: true)
         let again = samples(metrics)
         #expect(again.contains(#"berth_invocations_total{reservation="a",model="m",tier="provisioned",outcome="served"} 2"#))
         #expect(again.contains(#"berth_invocation_tokens_total{reservation="a",model="m",tier="provisioned",type="output"} 12"#))

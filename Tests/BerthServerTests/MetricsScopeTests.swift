@@ -65,7 +65,7 @@ struct MetricsScopeTests {
             units: [], reservationsByStatus: [:], jobsByStatus: [:],
             liveReservations: ["alices", "bobs"].enumerated().map { index, name in
                 LedgerCensus.LiveReservation(
-                    id: Int64(index + 1), name: name, model: "base-v1", purpose: "inference", status: "active", queuedJobs: 0,
+                    id: Int64(index + 1), name: name, model: "base-v1", purpose: .inference, status: .active, queuedJobs: 0,
                     serveRestarts: 0, tokensLastMinute: 0, budgetPerMinute: 100)
             }))
         let whole = String(decoding: metrics.exposition(), as: UTF8.self)

@@ -48,7 +48,7 @@ struct JobQueueTests {
         defer { dir.remove() }
         try ledger.writeNow { try $0.finish(reservationID: id, status: .deleted, at: t(3), reason: "released") }
         let statuses = try ledger.readNow { tx in try tx.jobs().map(\.status) }
-        #expect(statuses.count == 50 && statuses.allSatisfy { $0 == "stopped" })
+        #expect(statuses.count == 50 && statuses.allSatisfy { $0 == .stopped })
         let events = try ledger.readNow { try $0.jobEvents(1) }
         #expect(events.last?.kind == "stopped" && events.last?.detail == "reservation-ended")
         #expect(try ledger.readNow { try $0.snapshot().jobs }.isEmpty)
@@ -64,7 +64,7 @@ struct JobQueueTests {
         try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(2))) }
         #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 8)
         // One stopped while queued.
-        let queued = try ledger.readNow { tx in try tx.jobs().filter { $0.status == "queued" }.map { $0.id! } }
+        let queued = try ledger.readNow { tx in try tx.jobs().filter { $0.status == .queued }.map { $0.id! } }
         try ledger.writeNow { try $0.finishJob(queued[0], status: .stopped, reason: "stopped by alice", exitStatus: nil, at: t(3)) }
         #expect(try ledger.readNow { try $0.queuedJobCount(owner: "alice") } == 7)
         // The reservation ends: its queue goes with it.
@@ -87,7 +87,7 @@ struct JobQueueTests {
         let (ledger, _, dir) = try ledger(queued: 1)
         defer { dir.remove() }
         let (last, curve) = try ledger.writeNow { tx in
-            let id = try #require(try tx.queueHead(reservationID: 1, limit: 1).first?.id)
+            let id = try #require(try tx.jobs(limit: 1).first?.id)
             for (name, step, epoch, value) in events {
                 try tx.record(.metric(name: name, step: step, epoch: epoch, value: value), jobID: id, at: t(2))
             }

@@ -9,11 +9,11 @@ private let t = Fixtures.t
 /// The one read `GET /metrics` makes of the ledger.
 @Suite("Ledger census")
 struct LedgerCensusTests {
-    func call(at: Date, reservation: Int64, tokens: Int, outcome: String = "served") -> InvocationRecord {
+    func call(at: Date, reservation: Int64, tokens: Int, outcome: CallOutcome = .served) -> InvocationRecord {
         InvocationRecord(
             at: at, owner: "alice", target: "r\(reservation)", reservationID: reservation, model: Fixtures.textModel.id,
-            tier: outcome == "served" ? "provisioned" : nil, outcome: outcome, inputTokens: outcome == "served" ? tokens / 2 : 0,
-            outputTokens: outcome == "served" ? tokens - tokens / 2 : 0, latencyMs: 3, cost: 0, budgetPerMinute: 20_000)
+            tier: outcome == .served ? .provisioned : nil, outcome: outcome, inputTokens: outcome == .served ? tokens / 2 : 0,
+            outputTokens: outcome == .served ? tokens - tokens / 2 : 0, latencyMs: 3, cost: 0, budgetPerMinute: 20_000)
     }
 
     @Test("units by pool and state, reservations by status, and a live reservation's restarts and last full minute")
@@ -42,19 +42,19 @@ struct LedgerCensusTests {
                 call(at: t(0).addingTimeInterval(30), reservation: live.id, tokens: 5000),
                 call(at: t(0).addingTimeInterval(70), reservation: live.id, tokens: 300),
                 call(at: t(0).addingTimeInterval(110), reservation: live.id, tokens: 100),
-                call(at: t(0).addingTimeInterval(115), reservation: live.id, tokens: 0, outcome: "throttled"),
+                call(at: t(0).addingTimeInterval(115), reservation: live.id, tokens: 0, outcome: .throttled),
                 call(at: t(0).addingTimeInterval(130), reservation: live.id, tokens: 1000),
             ])
         }
 
         let census = try ledger.readNow { try $0.census(now: now) }
-        let units = Dictionary(census.units.map { ("\($0.pool) \($0.state)", $0.count) }, uniquingKeysWith: +)
+        let units = Dictionary(census.units.map { ("\($0.pool.rawValue) \($0.state)", $0.count) }, uniquingKeysWith: +)
         #expect(units == ["dedicated leased": 2, "dedicated free": 1, "dedicated retired": 1, "shared free": 1])
-        #expect(census.reservationsByStatus == ["active": 1, "deleted": 1])
+        #expect(census.reservationsByStatus == [.active: 1, .deleted: 1])
         #expect(census.jobsByStatus.isEmpty)
         #expect(census.liveReservations == [
             LedgerCensus.LiveReservation(
-                id: live.id, name: "r0", model: Fixtures.textModel.id, purpose: "inference", status: "active", queuedJobs: 0,
+                id: live.id, name: "r0", model: Fixtures.textModel.id, purpose: .inference, status: .active, queuedJobs: 0,
                 serveRestarts: 2, tokensLastMinute: 400, budgetPerMinute: 20_000),
         ])
     }

@@ -102,7 +102,7 @@ struct LedgerTests {
         let ledger = try openLedger(dir)
         let call = InvocationRecord(
             at: t(1), owner: "alice", target: Fixtures.textModel.id, reservationID: nil, model: Fixtures.textModel.id,
-            tier: "on-demand", outcome: "served", inputTokens: 3, outputTokens: 4, latencyMs: 1.5, cost: 0.01, budgetPerMinute: 0)
+            tier: .onDemand, outcome: .served, inputTokens: 3, outputTokens: 4, latencyMs: 1.5, cost: 0.01, budgetPerMinute: 0)
         try await ledger.writeUnsynced { tx in try tx.record([call, call]) }
         #expect(try ledger.pragma("synchronous") == "2")
         await #expect(throws: Refused.self) { try await ledger.writeUnsynced { _ in throw Refused() } }
@@ -144,8 +144,8 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.jobEvents(job.id!) }.map(\.detail) == ["queued on reservation r0"])
         try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(1))) }
         let started = try #require(try ledger.readNow { try $0.job(id: job.id!) })
-        #expect(started.status == "running" && started.units.count == 2 && started.startedAt == t(1))
-        #expect(try ledger.readNow { try $0.placement(jobID: job.id!) }.map { [$0.status] + $0.units } == ["running"] + started.units)
+        #expect(started.status == .running && started.units.count == 2 && started.startedAt == t(1))
+        #expect(try ledger.readNow { try $0.placement(jobID: job.id!) }.map { [$0.status.rawValue] + $0.units } == ["running"] + started.units)
     }
 
     @Test("a config that drops a unit or a model retires it instead of deleting it")
@@ -246,13 +246,13 @@ struct LedgerTests {
         defer { dir.remove() }
         let ledger = try openLedger(dir)
         let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
-        func call(_ seconds: Double, _ outcome: String, tier: String? = "provisioned", input: Int = 10, output: Int = 20) -> InvocationRecord {
+        func call(_ seconds: Double, _ outcome: CallOutcome, tier: ServiceTier? = .provisioned, input: Int = 10, output: Int = 20) -> InvocationRecord {
             InvocationRecord(at: t(0).addingTimeInterval(seconds), owner: "alice", target: "r0", reservationID: r.id, model: "m", tier: tier,
                              outcome: outcome, inputTokens: input, outputTokens: output, latencyMs: 1, cost: 0, budgetPerMinute: 600)
         }
         try ledger.writeNow { tx in
-            try tx.record([call(5, "served"), call(30, "served"), call(50, "throttled", tier: nil, input: 0, output: 0),
-                           call(59, "served", tier: "on-demand"), call(65, "served")])
+            try tx.record([call(5, .served), call(30, .served), call(50, .throttled, tier: nil, input: 0, output: 0),
+                           call(59, .served, tier: .onDemand), call(65, .served)])
         }
         let minutes = try ledger.readNow { try $0.utilization(reservationID: r.id) }
         // Spilled-over calls are not the reservation's own: they do not count against its budget.

@@ -47,7 +47,7 @@ struct UsageReportTests {
             }
 
             // Calls.
-            func call(_ at: Date, _ owner: String, reservation: Int64?, tier: String?, outcome: String = "served",
+            func call(_ at: Date, _ owner: String, reservation: Int64?, tier: ServiceTier?, outcome: CallOutcome = .served,
                       tokens: (Int, Int) = (0, 0), latency: Double = 0, cost: Double = 0) -> InvocationRecord {
                 InvocationRecord(
                     at: at, owner: owner, target: reservation == nil ? model.id : "infer-b", reservationID: reservation, model: model.id,
@@ -56,21 +56,21 @@ struct UsageReportTests {
             }
             try tx.record([
                 // October, on demand: not in November's report.
-                call(t(-0.5), "carol", reservation: nil, tier: "on-demand", tokens: (10, 10), latency: 9, cost: 1.0),
+                call(t(-0.5), "carol", reservation: nil, tier: .onDemand, tokens: (10, 10), latency: 9, cost: 1.0),
                 // November 01:00, on demand.
-                call(t(1), "carol", reservation: nil, tier: "on-demand", tokens: (50, 50), latency: 5, cost: 0.25),
-                call(t(1), "carol", reservation: nil, tier: "on-demand", tokens: (50, 50), latency: 7, cost: 0.25),
+                call(t(1), "carol", reservation: nil, tier: .onDemand, tokens: (50, 50), latency: 5, cost: 0.25),
+                call(t(1), "carol", reservation: nil, tier: .onDemand, tokens: (50, 50), latency: 7, cost: 0.25),
                 // 20:30, through infer-b: 4 served (100 in, 200 out each), 21:00 one throttled,
                 // 22:00 one spilled on demand.
-                call(t(20.5), "bob", reservation: inferB.id, tier: "provisioned", tokens: (100, 200), latency: 10),
-                call(t(20.5), "bob", reservation: inferB.id, tier: "provisioned", tokens: (100, 200), latency: 20),
-                call(t(20.5), "bob", reservation: inferB.id, tier: "provisioned", tokens: (100, 200), latency: 30),
-                call(t(20.5), "bob", reservation: inferB.id, tier: "provisioned", tokens: (100, 200), latency: 40),
+                call(t(20.5), "bob", reservation: inferB.id, tier: .provisioned, tokens: (100, 200), latency: 10),
+                call(t(20.5), "bob", reservation: inferB.id, tier: .provisioned, tokens: (100, 200), latency: 20),
+                call(t(20.5), "bob", reservation: inferB.id, tier: .provisioned, tokens: (100, 200), latency: 30),
+                call(t(20.5), "bob", reservation: inferB.id, tier: .provisioned, tokens: (100, 200), latency: 40),
             ])
             // A second batch, as the meter writes them: rollups add up across batches.
             try tx.record([
-                call(t(21), "bob", reservation: inferB.id, tier: nil, outcome: "throttled"),
-                call(t(22), "bob", reservation: inferB.id, tier: "on-demand", tokens: (10, 10), latency: 15, cost: 0.5),
+                call(t(21), "bob", reservation: inferB.id, tier: nil, outcome: .throttled),
+                call(t(22), "bob", reservation: inferB.id, tier: .onDemand, tokens: (10, 10), latency: 15, cost: 0.5),
             ])
         }
     }

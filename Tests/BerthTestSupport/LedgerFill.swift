@@ -31,4 +31,12 @@ public enum LedgerFill {
             return (before + 1, last)
         }
     }
+
+    /// Runs `sql` on the ledger file as it is, for a test of what berthd makes of rows it did
+    /// not write.
+    public static func execute(_ sql: String, database: String) throws {
+        let queue = try DatabaseQueue(path: database)
+        try queue.write { try $0.execute(sql: sql) }
+        try queue.close()
+    }
 }

@@ -39,9 +39,6 @@ public final class SystemdLink: Service, Sendable {
         }
     }
 
-    /// Whether berthd was started by a service manager that listens for notifications.
-    public var isActive: Bool { notifier != nil }
-
     /// The socket answers and the ledger is reconciled: `READY=1` with the first status line.
     public func ready() async {
         guard let notifier else { return }

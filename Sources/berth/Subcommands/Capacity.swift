@@ -19,13 +19,7 @@ extension Berth {
         var to: String?
 
         func validate() throws {
-            try ArgumentCheck.time(from, option: "--from")
-            try ArgumentCheck.time(to, option: "--to")
-            let now = Date()
-            if let from, let to, let start = TimeExpression.parse(from, now: now),
-               let end = TimeExpression.parse(to, now: now), start >= end {
-                throw ValidationError("--from \(from) is not before --to \(to): give a window that ends after it starts")
-            }
+            try ArgumentCheck.window(from: from, to: to)
         }
 
         func run() throws {

@@ -39,13 +39,7 @@ extension Berth {
         var chart: String?
 
         func validate() throws {
-            try ArgumentCheck.time(from, option: "--from")
-            try ArgumentCheck.time(to, option: "--to")
-            let now = Date()
-            if let from, let to, let start = TimeExpression.parse(from, now: now),
-               let end = TimeExpression.parse(to, now: now), start >= end {
-                throw ValidationError("--from \(from) is not before --to \(to): give a window that ends after it starts")
-            }
+            try ArgumentCheck.window(from: from, to: to)
             if let by, UsageGrouping(rawValue: by) == nil {
                 throw ValidationError("--by: '\(by)' is not a grouping: use reservation, model, owner or day")
             }
@@ -83,7 +77,7 @@ extension Berth {
             let path = "/v1/usage" + PercentEncoding.query([
                 ("from", from), ("to", to), ("by", by), ("buckets", String(buckets)),
             ])
-            let reply = try global.call(UsageReport.self, "GET", path)
+            let reply = try global.call(UsageReportView.self, "GET", path)
             let report = reply.value
             if let chart { try Self.write(UsageChart.svg(report), to: chart) }
             switch outputFormat {
@@ -125,10 +119,10 @@ enum UsageTable {
     /// A bucket in which nothing was reserved.
     static let nothingReserved: Character = "·"
 
-    static func render(_ report: UsageReport) -> String {
+    static func render(_ report: UsageReportView) -> String {
         let group = max(1, (report.totals.series.reservedUnits.count + sparklineWidth - 1) / sparklineWidth)
         var table = Table(
-            report.by.rawValue, "reserved u-h", "busy u-h", "util", "jobs ok/fail/other", "calls", "throttled",
+            report.by, "reserved u-h", "busy u-h", "util", "jobs ok/fail/other", "calls", "throttled",
             "in tok", "out tok", "p50 ms", "p99 ms", "cost", "idle h", "busy/reserved")
         for (row, label) in report.rows.map({ ($0, $0.key) }) + [(report.totals, "TOTAL")] {
             table.append(
@@ -142,19 +136,19 @@ enum UsageTable {
                 sparkline(row.series, group: group))
         }
         let mark = UsageNumber.duration(report.bucketSeconds * Double(group))
-        let header = "Usage from \(Format.time(report.from)) to \(Format.time(report.to)) by \(report.by.rawValue). "
+        let header = "Usage from \(Format.time(report.from)) to \(Format.time(report.to)) by \(report.by). "
             + "BUSY/RESERVED: one mark per \(mark), ▁ idle to █ fully busy, \(nothingReserved) nothing reserved."
         return header + "\n\n" + table.render() + "\n\n" + idle(report)
     }
 
     /// Completed / failed / everything else (queued, running, stopping, stopped).
-    static func jobs(_ jobs: JobCounts) -> String {
+    static func jobs(_ jobs: JobCountsView) -> String {
         guard jobs.total > 0 else { return "-" }
         return "\(jobs.completed)/\(jobs.failed)/\(jobs.total - jobs.completed - jobs.failed)"
     }
 
     /// Busy ÷ reserved per bucket, `group` buckets to a mark.
-    static func sparkline(_ series: UsageSeries, group: Int) -> String {
+    static func sparkline(_ series: UsageSeriesView, group: Int) -> String {
         let count = min(series.reservedUnits.count, series.busyUnits.count)
         guard count > 0 else { return "-" }
         return String(stride(from: 0, to: count, by: group).map { start in
@@ -168,7 +162,7 @@ enum UsageTable {
         })
     }
 
-    static func idle(_ report: UsageReport) -> String {
+    static func idle(_ report: UsageReportView) -> String {
         let threshold = UsageNumber.duration(report.idleThresholdSeconds)
         guard !report.idle.isEmpty else {
             return "No reservation sat idle (no job running, no call) longer than \(threshold)."
@@ -191,9 +185,9 @@ enum UsageTable {
 /// The usage report as CSV (RFC 4180): a header, one record per row and a `total` record;
 /// numbers plain, job counts one column per status, no sparkline.
 enum UsageCSV {
-    static func render(_ report: UsageReport) -> String {
-        let describes = report.by == .reservation
-        var header = [report.by.rawValue]
+    static func render(_ report: UsageReportView) -> String {
+        let describes = report.by == UsageGrouping.reservation.rawValue
+        var header = [report.by]
         if describes { header += ["owner", "model", "purpose", "commitment"] }
         header += [
             "reserved_unit_hours", "busy_unit_hours", "utilization",
@@ -205,7 +199,7 @@ enum UsageCSV {
         for row in report.rows + [report.totals] {
             var record = [row.key]
             if describes {
-                record += [row.owner ?? "", row.model ?? "", row.purpose?.rawValue ?? "", row.commitment?.rawValue ?? ""]
+                record += [row.owner ?? "", row.model ?? "", row.purpose ?? "", row.commitment ?? ""]
             }
             let j = row.jobs
             record += [row.reservedUnitHours, row.busyUnitHours, row.utilization].map(UsageNumber.plain)

@@ -1,0 +1,16 @@
+/// How a real-time call ended, as metered and stored.
+public enum CallOutcome: String, Codable, Sendable, CaseIterable {
+    case served
+    /// Over its reservation's tokens per minute.
+    case throttled
+    /// Turned away before it reached a serve process: an unknown target, a bad request.
+    case refused
+    /// The serve process was not ready or did not answer.
+    case failed
+}
+
+/// Which units served a call: its reservation's own, or the on-demand pool's.
+public enum ServiceTier: String, Codable, Sendable, CaseIterable {
+    case provisioned
+    case onDemand = "on-demand"
+}
