@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "berthd",
             dependencies: [
-                "BerthServer", "BerthConfig", "BerthWire",
+                "BerthServer", "BerthConfig", "BerthWire", "BerthStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
