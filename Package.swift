@@ -148,6 +148,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),
+        // The manual: links, the CLI reference, config keys and the dashboard checked against the code.
+        .testTarget(
+            name: "DocsTests",
+            dependencies: ["BerthConfig", "BerthServer", "BerthClient", "BerthTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["BerthTestSupport", "BerthWire", "BerthClient", "BerthStore"],
