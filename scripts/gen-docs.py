@@ -115,6 +115,9 @@ def man_page(tool, section, title, root, bin_dir):
             if argument["kind"] == "option" and argument.get("valueName"):
                 label += f" <{argument['valueName']}>"
             text = argument.get("abstract") or ""
+            values = argument.get("allValues") or argument.get("allValueStrings")
+            if values:
+                text += f" (one of: {', '.join(values)})"
             if argument.get("defaultValue"):
                 text += f" (default: {argument['defaultValue']})"
             lines += [".TP", f"\\fB{roff(label)}\\fR", roff(text)]
