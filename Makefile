@@ -2,7 +2,7 @@
 # `make test` runs every test. Both install what is missing first.
 SWIFT ?= swift
 
-.PHONY: deps build test run stop clean bench
+.PHONY: deps build test run stop clean bench docs
 
 deps:
 	@./scripts/install-deps.sh
@@ -17,7 +17,8 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-run: build
+# The tour builds by itself, with the compiler's output in run/build.log unless the build fails.
+run: deps
 	@./scripts/demo.sh
 
 stop:
@@ -28,14 +29,19 @@ stop:
 clean:
 	rm -rf .build run
 
-# Every benchmark, one after the other (release builds; README "Benchmarks" has the figures).
+# docs/cli.md from the CLIs' own help (a test fails when the committed page is stale).
+docs: build
+	python3 scripts/gen-docs.py cli --bin "$$($(SWIFT) build --show-bin-path)" > docs/cli.md
+
+# Every benchmark, one after the other (release builds; docs/benchmarks.md has the figures).
 bench: deps
 	./Benchmarks/run-invoke-bench.sh
 	./Benchmarks/run-usage-bench.sh
 	./Benchmarks/run-control-bench.sh
 
-# `make install` builds release binaries and installs them with the config, the systemd units
-# and the sysusers.d/tmpfiles.d entries (README: "Install as a service"). PREFIX (default
+# `make install` builds release binaries and installs them with the config, the systemd units,
+# the sysusers.d/tmpfiles.d entries, the man pages, shell completions and the manual
+# (docs/operating.md, "Install as a service"). PREFIX (default
 # /usr/local) and DESTDIR are honoured; BIN_DIR=DIR installs the binaries already in DIR
 # instead of building, SKIP_BUILD=1 reuses the last release build. `make uninstall` removes
 # what install put there and keeps /etc/berth and /var/lib/berth.

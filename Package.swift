@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "berthd",
             dependencies: [
-                "BerthServer", "BerthConfig", "BerthWire",
+                "BerthServer", "BerthConfig", "BerthWire", "BerthStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -148,6 +148,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),
+        // The manual: links, the CLI reference, config keys and the dashboard checked against the code.
+        .testTarget(
+            name: "DocsTests",
+            dependencies: ["BerthConfig", "BerthServer", "BerthClient", "BerthTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["BerthTestSupport", "BerthWire", "BerthClient", "BerthStore"],

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 need=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)   # GRDB links the system SQLite
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)           # tests run the CLI as other users
-command -v curl >/dev/null 2>&1 || need+=(curl)                     # the README's curl examples; tests call as other users
+command -v curl >/dev/null 2>&1 || need+=(curl)                     # the manual's curl examples; tests call as other users
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)  # the OpenAPI validator's packages
 
 if ((${#need[@]})); then

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make install` and `make uninstall`: berthd, berth and berth-runner, the config, the systemd
-# units, and the sysusers.d and tmpfiles.d entries. See "Install as a service" in the README.
+# units, the sysusers.d and tmpfiles.d entries, the man pages berth(1) and berthd(8), bash, zsh
+# and fish completions, and the manual. See "Install as a service" in docs/operating.md.
 #
 # Variables (all optional):
 #   PREFIX      /usr/local   binaries in PREFIX/bin, units in PREFIX/lib/systemd/system,
 #                            sysusers.d and tmpfiles.d entries in PREFIX/lib/{sysusers,tmpfiles}.d,
-#                            README and the shipped config in PREFIX/share/doc/berth
+#                            README, docs/ and the shipped config in PREFIX/share/doc/berth,
+#                            man pages in PREFIX/share/man, completions in PREFIX/share/{bash-completion,zsh,fish}
 #   DESTDIR     (none)       staging root prepended to every path; with it nothing is run
 #                            against the live system (no user created, no daemon-reload)
 #   UNITDIR, SYSUSERSDIR, TMPFILESDIR   override those three folders (e.g. /etc/systemd/system
@@ -27,6 +29,10 @@ unitdir=${UNITDIR:-$PREFIX/lib/systemd/system}
 sysusersdir=${SYSUSERSDIR:-$PREFIX/lib/sysusers.d}
 tmpfilesdir=${TMPFILESDIR:-$PREFIX/lib/tmpfiles.d}
 docdir=$PREFIX/share/doc/berth
+mandir=$PREFIX/share/man
+bashcompdir=$PREFIX/share/bash-completion/completions
+zshcompdir=$PREFIX/share/zsh/site-functions
+fishcompdir=$PREFIX/share/fish/vendor_completions.d
 confdir=/etc/berth
 binaries=(berthd berth berth-runner)
 live=false
@@ -48,6 +54,30 @@ install_units() {
         sed "${sed_args[@]}" "systemd/$unit" >"$DESTDIR$unitdir/$unit"
         chmod 0644 "$DESTDIR$unitdir/$unit"
     done
+}
+
+# Man pages and completions, made by the binaries being installed, so they always match them.
+install_generated() {
+    local scratch
+    scratch=$(mktemp -d)
+    if ! command -v python3 >/dev/null; then
+        echo "python3 not found: man pages not installed (they are made by scripts/gen-docs.py)" >&2
+    elif python3 scripts/gen-docs.py man --bin "$1" --out "$scratch"; then
+        install -D -m 0644 "$scratch/berth.1" "$DESTDIR$mandir/man1/berth.1"
+        install -D -m 0644 "$scratch/berthd.8" "$DESTDIR$mandir/man8/berthd.8"
+    else
+        echo "could not make the man pages" >&2
+    fi
+    for tool in berth berthd; do
+        "$1/$tool" --generate-completion-script bash >"$scratch/$tool.bash"
+        "$1/$tool" --generate-completion-script zsh >"$scratch/_$tool"
+        "$1/$tool" --generate-completion-script fish >"$scratch/$tool.fish"
+        install -D -m 0644 "$scratch/$tool.bash" "$DESTDIR$bashcompdir/$tool"
+        install -D -m 0644 "$scratch/_$tool" "$DESTDIR$zshcompdir/_$tool"
+        install -D -m 0644 "$scratch/$tool.fish" "$DESTDIR$fishcompdir/$tool.fish"
+    done
+    rm -rf "$scratch"
+    echo "installed the man pages in $DESTDIR$mandir and completions for bash, zsh and fish"
 }
 
 do_install() {
@@ -74,6 +104,9 @@ do_install() {
     install -D -m 0644 systemd/berth.sysusers "$DESTDIR$sysusersdir/berth.conf"
     install -D -m 0644 systemd/berth.tmpfiles "$DESTDIR$tmpfilesdir/berth.conf"
     install -D -m 0644 README.md "$DESTDIR$docdir/README.md"
+    for page in docs/*.md docs/openapi.yaml; do install -D -m 0644 "$page" "$DESTDIR$docdir/$page"; done
+    install -D -m 0644 docs/grafana/berth.json "$DESTDIR$docdir/docs/grafana/berth.json"
+    install_generated "$built"
     install -D -m 0644 config/berthd.toml "$DESTDIR$docdir/berthd.toml.example"
     echo "installed the units in $DESTDIR$unitdir, sysusers.d and tmpfiles.d entries, and $DESTDIR$docdir"
     if [ -e "$DESTDIR$confdir/berthd.toml" ]; then
@@ -103,11 +136,15 @@ do_uninstall() {
         systemctl disable --now berthd.service berthd.socket 2>/dev/null || true
     fi
     for name in "${binaries[@]}"; do rm -f "$DESTDIR$bindir/$name"; done
+    rm -f "$DESTDIR$mandir/man1/berth.1" "$DESTDIR$mandir/man8/berthd.8"
+    for tool in berth berthd; do
+        rm -f "$DESTDIR$bashcompdir/$tool" "$DESTDIR$zshcompdir/_$tool" "$DESTDIR$fishcompdir/$tool.fish"
+    done
     rm -f "$DESTDIR$unitdir/berthd.service" "$DESTDIR$unitdir/berthd.socket" \
         "$DESTDIR$sysusersdir/berth.conf" "$DESTDIR$tmpfilesdir/berth.conf"
     rm -rf "$DESTDIR$docdir"
     if $live && $systemd_running; then systemctl daemon-reload; fi
-    echo "removed berth's binaries, units, sysusers.d and tmpfiles.d entries and $DESTDIR$docdir"
+    echo "removed berth's binaries, units, sysusers.d and tmpfiles.d entries, man pages, completions and $DESTDIR$docdir"
     echo "kept $DESTDIR$confdir (config), /var/lib/berth (ledger), /var/log/berth (job logs) and the berth user; remove them by hand if you want them gone"
 }
 

@@ -11,7 +11,7 @@ struct ConfigDecoder {
     let sourcePath: String?
 
     func decode(_ root: TableReader) -> DaemonConfig {
-        root.rejectUnknownKeys(["daemon", "limits", "metrics", "confinement", "units", "models", "runners"])
+        root.rejectUnknownKeys(ConfigKeys.root)
         let daemon = root.subtable("daemon", .optional).map(decodeDaemon) ?? DaemonConfig.Daemon()
         let limits = root.subtable("limits", .optional).map(decodeLimits) ?? DaemonConfig.Limits()
         let metrics = root.subtable("metrics", .optional).map(decodeMetrics) ?? DaemonConfig.Metrics()
@@ -29,10 +29,7 @@ struct ConfigDecoder {
     // MARK: - [daemon] and [limits]
 
     private func decodeDaemon(_ table: TableReader) -> DaemonConfig.Daemon {
-        table.rejectUnknownKeys([
-            "socket", "database", "socket_group", "admins", "admin_groups", "stop_grace_seconds",
-            "idle_threshold_seconds", "log_directory", "log_level",
-        ])
+        table.rejectUnknownKeys(ConfigKeys.daemon)
         var daemon = DaemonConfig.Daemon()
         if let socket = table.nonEmptyString("socket", .optional, hint: "write the control socket's path, or leave the key out for \(daemon.socket)") {
             daemon.socket = resolve(socket)
@@ -79,10 +76,7 @@ struct ConfigDecoder {
     }
 
     private func decodeLimits(_ table: TableReader) -> DaemonConfig.Limits {
-        table.rejectUnknownKeys([
-            "max_data_file_bytes", "max_data_records", "max_queued_jobs_per_user", "max_connections",
-            "request_timeout_seconds", "idle_timeout_seconds",
-        ])
+        table.rejectUnknownKeys(ConfigKeys.limits)
         typealias Limits = DaemonConfig.Limits
         var limits = Limits()
         if let bytes = table.int("max_data_file_bytes", .optional, minimum: 1) {
@@ -127,7 +121,7 @@ struct ConfigDecoder {
     // MARK: - [metrics]
 
     private func decodeMetrics(_ table: TableReader) -> DaemonConfig.Metrics {
-        table.rejectUnknownKeys(["listen"])
+        table.rejectUnknownKeys(ConfigKeys.metrics)
         var metrics = DaemonConfig.Metrics()
         guard let text = table.string("listen", .optional) else { return metrics }
         if let address = DaemonConfig.ListenAddress(parsing: text) {
@@ -141,7 +135,7 @@ struct ConfigDecoder {
     }
 
     private func decodeConfinement(_ table: TableReader) -> DaemonConfig.Confinement {
-        table.rejectUnknownKeys(["enabled", "memory_per_unit_mib", "max_tasks"])
+        table.rejectUnknownKeys(ConfigKeys.confinement)
         var confinement = DaemonConfig.Confinement()
         if let enabled = table.bool("enabled", .optional) { confinement.enabled = enabled }
         confinement.memoryPerUnitMiB = table.int("memory_per_unit_mib", .optional, minimum: 16)
@@ -202,7 +196,7 @@ struct ConfigDecoder {
         }
         var firstIndex: [String: Int] = [:]
         for (index, table) in tables.enumerated() {
-            table.rejectUnknownKeys(["id", "kind", "device", "pool", "cpus"])
+            table.rejectUnknownKeys(ConfigKeys.units)
             var id = table.nonEmptyString("id", .required(add: "id = \"cpu-\(index)\""), hint: "give the unit an id such as \"cpu-\(index)\"")
             if let unitID = id {
                 if unitID.contains(where: { $0.isWhitespace || $0 == "," || $0 == "/" }) {
@@ -264,10 +258,7 @@ struct ConfigDecoder {
     }
 
     private func decodeModel(_ table: TableReader, index: Int, firstIndex: inout [String: Int], pool: Pool) -> Model? {
-        table.rejectUnknownKeys([
-            "id", "provider", "input_modalities", "output_modalities", "max_tokens", "on_demand", "customizations",
-            "units_per_model_unit", "tokens_per_minute", "hyperparameters", "price",
-        ])
+        table.rejectUnknownKeys(ConfigKeys.models)
         var id = table.nonEmptyString("id", .required(add: "id = \"amazon.nova-micro-v1:0\""), hint: "give the model its catalog id")
         if let modelID = id {
             if modelID.contains(where: { $0.isWhitespace || $0 == "/" }) {
@@ -361,7 +352,7 @@ struct ConfigDecoder {
     }
 
     private func decodeHyperparameters(_ table: TableReader) -> DecodedRanges {
-        table.rejectUnknownKeys(["epochs", "batch_size", "learning_rate", "warmup_steps"])
+        table.rejectUnknownKeys(ConfigKeys.hyperparameters)
         var decoded = DecodedRanges()
         func take<T>(_ range: ClosedRange<T>??, into keyPath: WritableKeyPath<HyperparameterRanges, ClosedRange<T>>) {
             switch range {
@@ -431,9 +422,7 @@ struct ConfigDecoder {
             return nil
         }
         guard let table = model.subtable("price", .optional) else { return nil }
-        table.rejectUnknownKeys([
-            "model_unit_hour", "model_unit_hour_1m", "model_unit_hour_6m", "on_demand_input_per_1k", "on_demand_output_per_1k",
-        ])
+        table.rejectUnknownKeys(ConfigKeys.price)
         var complete = true
         func price(_ key: String, _ presence: Presence) -> Double? {
             let value = table.number(key, presence, minimum: 0)
@@ -462,7 +451,7 @@ struct ConfigDecoder {
             return runners
         }
         guard let table = root.subtable("runners", .optional) else { return runners }
-        table.rejectUnknownKeys(["train", "batch", "serve", "service_user"])
+        table.rejectUnknownKeys(ConfigKeys.runners)
         runners.train = argv(table, "train", example: #"["berth-runner", "train", "--spec", "{spec}"]"#)
         runners.batch = argv(table, "batch", example: #"["berth-runner", "batch", "--spec", "{spec}"]"#)
         runners.serve = argv(table, "serve", example: #"["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]"#)

@@ -185,7 +185,7 @@ struct FuzzFiles {
         badData = directory.file("bad.jsonl")
         try Data("{\"prompt\": \"a\"}\nnot json\n{\"prompt\": 5, \"completion\": []}\n\u{0}\u{1}\n".utf8).write(to: URL(fileURLWithPath: badData))
         emptyData = directory.file("empty.jsonl")
-        fileManager.createFile(atPath: emptyData, contents: Data())
+        _ = fileManager.createFile(atPath: emptyData, contents: Data())
         linkToShadow = directory.file("shadow.jsonl")
         try fileManager.createSymbolicLink(atPath: linkToShadow, withDestinationPath: "/etc/shadow")
         folder = directory.file("a-folder.jsonl")

@@ -270,7 +270,7 @@ struct HardeningTests {
     @Test("berthd's ledger is 0600; one left readable by others is made private at start, with a warning")
     func ledgerMode() throws {
         let daemon = try TemporaryDaemon()
-        FileManager.default.createFile(atPath: daemon.database, contents: nil, attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: daemon.database, contents: nil, attributes: [.posixPermissions: 0o644])
         try daemon.start()
         #expect(try daemon.cli(["reserve", "r", "--model", Self.model, "--units", "1"]).status == 0)
         for file in [daemon.database, daemon.database + "-wal", daemon.database + "-shm"] {

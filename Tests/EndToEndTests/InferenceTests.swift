@@ -301,7 +301,12 @@ struct InferenceTests {
             }
         }
         let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline && !(serveUnits().count == 1 && serveUnits()[0].contains(",")) { usleep(100_000) }
+        // One read per check: the process may be swapped between two reads of /proc.
+        func grown() -> Bool {
+            let units = serveUnits()
+            return units.count == 1 && units[0].contains(",")
+        }
+        while Date() < deadline && !grown() { usleep(100_000) }
         #expect(serveUnits().count == 1)
         #expect(serveUnits().first?.split(separator: ",").count == 2)
         #expect(try daemon.cli(["invoke", "grow", "--prompt", "hello", "--max-tokens", "4"]).status == 0)

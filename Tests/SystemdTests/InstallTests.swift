@@ -29,6 +29,10 @@ import Testing
             "usr/local/lib/systemd/system/berthd.service", "usr/local/lib/systemd/system/berthd.socket",
             "usr/local/lib/sysusers.d/berth.conf", "usr/local/lib/tmpfiles.d/berth.conf",
             "usr/local/share/doc/berth/README.md", "usr/local/share/doc/berth/berthd.toml.example",
+            "usr/local/share/doc/berth/docs/operating.md", "usr/local/share/doc/berth/docs/grafana/berth.json",
+            "usr/local/share/man/man1/berth.1", "usr/local/share/man/man8/berthd.8",
+            "usr/local/share/bash-completion/completions/berth", "usr/local/share/zsh/site-functions/_berth",
+            "usr/local/share/fish/vendor_completions.d/berth.fish", "usr/local/share/bash-completion/completions/berthd",
         ]
         for file in expected {
             #expect(FileManager.default.fileExists(atPath: root.file(file)), "missing \(file)")
