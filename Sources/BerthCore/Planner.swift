@@ -157,10 +157,13 @@ public enum Planner {
             return free.count >= count ? Array(free.prefix(count)) : nil
         }
         // A unit whose runner has not exited yet stays with its reservation past the end: the
-        // lease ends when the runner is gone, so no one else's work starts beside it.
-        let busyUnits = Set(snapshot.jobs.filter { $0.status == .running || $0.status == .stopping }.flatMap(\.units))
+        // lease ends when the runner is gone, so no one else's work starts beside it. Worked
+        // out only when a reservation ends: most cycles end none.
+        var busyUnits: Set<String>?
         func releaseUnits(of id: Int64, at time: Date) {
-            for (unit, owner) in holder where owner == id && !busyUnits.contains(unit) {
+            let busy = busyUnits ?? Set(snapshot.jobs.filter { $0.status == .running || $0.status == .stopping }.flatMap(\.units))
+            busyUnits = busy
+            for (unit, owner) in holder where owner == id && !busy.contains(unit) {
                 holder[unit] = nil
                 freeSince[unit] = time
             }
@@ -168,23 +171,17 @@ public enum Planner {
 
         // 1. Gather what fell due up to now: starts of admitted reservations and ends of windows.
         enum Event { case expire(Int64, Date), activate(Int64, Date) }
-        var events: [Event] = []
-        for r in snapshot.reservations.sorted(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }) {
-            if r.status == .pending && !r.waiting && r.start <= now { events.append(.activate(r.id, r.start)) }
-            if r.holdsCapacity, let end = r.end, end <= now { events.append(.expire(r.id, end)) }
+        var events: [(event: Event, time: Date, kind: Int, createdAt: Date, id: Int64)] = []
+        for r in snapshot.reservations {
+            if r.status == .pending && !r.waiting && r.start <= now { events.append((.activate(r.id, r.start), r.start, 1, r.createdAt, r.id)) }
+            if r.holdsCapacity, let end = r.end, end <= now { events.append((.expire(r.id, end), end, 0, r.createdAt, r.id)) }
         }
         // 2. Replay them in time order, ends before starts at the same instant (windows that
-        //    touch do not overlap), so a daemon that was down catches up with the right times.
-        func key(_ e: Event) -> (Date, Int) {
-            switch e {
-            case .expire(_, let t): (t, 0)
-            case .activate(_, let t): (t, 1)
-            }
-        }
-        let ordered = events.enumerated().sorted { a, b in
-            let (ka, kb) = (key(a.element), key(b.element))
-            return ka.0 != kb.0 ? ka.0 < kb.0 : (ka.1 != kb.1 ? ka.1 < kb.1 : a.offset < b.offset)
-        }.map(\.element)
+        //    touch do not overlap), so a daemon that was down catches up with the right times;
+        //    older reservations first at the same instant and kind.
+        let ordered = events.sorted { a, b in
+            (a.time, a.kind, a.createdAt, a.id) < (b.time, b.kind, b.createdAt, b.id)
+        }.map(\.event)
         for event in ordered {
             switch event {
             case .expire(let id, let at):
@@ -215,9 +212,9 @@ public enum Planner {
         // 3. Top up active reservations that were given more units.
         var heldCount: [Int64: Int] = [:]
         for owner in holder.values { heldCount[owner, default: 0] += 1 }
-        for r in reservations.values.sorted(by: { $0.id < $1.id }) where r.status == .active {
+        let short = reservations.values.filter { $0.status == .active && $0.units > heldCount[$0.id, default: 0] }
+        for r in short.sorted(by: { $0.id < $1.id }) {
             let missing = r.units - heldCount[r.id, default: 0]
-            guard missing > 0 else { continue }
             if let units = place(missing, at: now) {
                 for unit in units { holder[unit] = r.id }
                 plan.steps.append(.grow(reservationID: r.id, units: units, at: now))
@@ -249,20 +246,20 @@ public enum Planner {
         //    in priority then submission order, starts jobs while its free units allow. The
         //    order is strict: a job that does not fit holds back the ones behind it.
         let live = Set(reservations.values.filter { $0.status == .active || $0.status == .pending }.map(\.id))
-        var busy: [Int64: Set<String>] = [:]
-        for job in snapshot.jobs.sorted(by: { $0.id < $1.id }) {
-            switch job.status {
-            case .running where !live.contains(job.reservationID):
-                plan.steps.append(.stopJob(jobID: job.id, reason: .reservationEnded, at: now))
-            case .queued where !live.contains(job.reservationID):
-                plan.steps.append(.cancelJob(jobID: job.id, reason: .reservationEnded, at: now))
-            case .running, .stopping:
-                busy[job.reservationID, default: []].formUnion(job.units)
-            default:
-                break
-            }
+        let ended = snapshot.jobs.filter { ($0.status == .running || $0.status == .queued) && !live.contains($0.reservationID) }
+        for job in ended.sorted(by: { $0.id < $1.id }) {
+            plan.steps.append(job.status == .running
+                ? .stopJob(jobID: job.id, reason: .reservationEnded, at: now)
+                : .cancelJob(jobID: job.id, reason: .reservationEnded, at: now))
         }
         let queues = Dictionary(grouping: snapshot.jobs.filter { $0.status == .queued && live.contains($0.reservationID) }, by: \.reservationID)
+        // The units each reservation's running jobs hold: needed only where a queue waits.
+        var busy: [Int64: Set<String>] = [:]
+        if !queues.isEmpty {
+            for job in snapshot.jobs where (job.status == .running || job.status == .stopping) && queues[job.reservationID] != nil {
+                busy[job.reservationID, default: []].formUnion(job.units)
+            }
+        }
         var heldUnits: [Int64: [String]] = [:]
         if !queues.isEmpty {
             for unit in snapshot.dedicatedUnits { if let owner = holder[unit], queues[owner] != nil { heldUnits[owner, default: []].append(unit) } }

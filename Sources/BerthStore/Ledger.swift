@@ -11,6 +11,8 @@ public final class Ledger: Sendable {
     private let writer: any DatabaseWriter
     /// Models and reservations as last committed, for reads (`CommittedRows`).
     private let cached = CachedReads()
+    /// The scheduler's snapshot as last committed, but for the queues (`SnapshotCache`).
+    private let snapshots = SnapshotCache()
     /// A connection of its own for checkpoints (`checkpoint()`); `nil` in memory.
     private let checkpoints: DatabaseQueue?
     public let path: String
@@ -61,6 +63,7 @@ public final class Ledger: Sendable {
         self.checkpoints = try DatabaseQueue(path: path, configuration: checkpointing)
         try Migrations.migrator.migrate(pool)
         cached.register(on: pool)
+        pool.add(transactionObserver: snapshots, extent: .observerLifetime)
         self.writer = pool
         self.path = path
         self.writeTimer = writeTimer
@@ -72,6 +75,7 @@ public final class Ledger: Sendable {
         let queue = try DatabaseQueue()
         try Migrations.migrator.migrate(queue)
         cached.register(on: queue)
+        queue.add(transactionObserver: snapshots, extent: .observerLifetime)
         self.writer = queue
         self.path = ":memory:"
         self.writeTimer = { _ in }
@@ -109,7 +113,7 @@ public final class Ledger: Sendable {
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try await watched { try await writer.write { db in try Self.counting(db) { try body(LedgerTransaction(db: db)) } } }
+        return try await watched { try await writer.write { [snapshots] db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots)) } } }
     }
 
     /// A write committed without waiting for the disk: it survives berthd being killed (the
@@ -189,21 +193,23 @@ public final class Ledger: Sendable {
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
         let cached = cached.session()
-        return try await writer.read { db in try body(LedgerTransaction(db: db, cached: cached)) }
+        let snapshots = self.snapshots, since = snapshots.generation
+        return try await writer.read { db in try body(LedgerTransaction(db: db, cached: cached, snapshots: (snapshots, since, false))) }
     }
 
     /// Synchronous variants, for start-up and tests.
     public func writeNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try watchedNow { try writer.write { db in try Self.counting(db) { try body(LedgerTransaction(db: db)) } } }
+        return try watchedNow { try writer.write { db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots)) } } }
     }
 
     /// A read on the calling thread. Short reads on a request's path use it: the hop to a
     /// reader's queue and back cost more than reading a few rows.
     public func readNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let cached = cached.session()
-        return try writer.read { db in try body(LedgerTransaction(db: db, cached: cached)) }
+        let since = snapshots.generation
+        return try writer.read { db in try body(LedgerTransaction(db: db, cached: cached, snapshots: (snapshots, since, false))) }
     }
 
     /// The reservation of that name and its model as last committed, if a read put both in
@@ -265,9 +271,19 @@ public struct LedgerTransaction {
         var reservationsSince: UInt64
     }
 
-    init(db: Database, cached: Cached? = nil) {
+    /// Where `snapshot()` finds its base, the cache's generation when this transaction began,
+    /// and whether it is a write (`SnapshotCache`).
+    var snapshots: (cache: SnapshotCache, since: UInt64, writing: Bool)?
+
+    init(db: Database, cached: Cached? = nil, snapshots: (cache: SnapshotCache, since: UInt64, writing: Bool)? = nil) {
         self.db = db
         self.cached = cached
+        self.snapshots = snapshots
+    }
+
+    /// A write transaction, begun now on the writer: nothing of it has changed anything yet.
+    init(writing db: Database, snapshots: SnapshotCache) {
+        self.init(db: db, snapshots: (snapshots, snapshots.generation, true))
     }
 
     // MARK: Catalog
@@ -408,31 +424,40 @@ public struct LedgerTransaction {
 
     // MARK: Planning
 
-    /// What the planner needs, read in this transaction.
+    /// What the planner needs, read in this transaction: the base as last committed if no
+    /// change since touched it (`SnapshotCache`), and the heads of the queues, always read.
     public func snapshot() throws -> Snapshot {
+        let base = try snapshotBase()
+        return Snapshot(
+            dedicatedUnits: base.dedicatedUnits, reservations: base.reservations, heldLeases: base.heldLeases,
+            unitFreeSince: base.unitFreeSince, jobs: base.activeJobs + (try queueHeads(reservations: base.reservations, active: base.activeJobs)))
+    }
+
+    func snapshotBase() throws -> SnapshotBase {
+        if let snapshots, let known = snapshots.cache.base(since: snapshots.since, writing: snapshots.writing) { return known }
         let units = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT id, free_since FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position
             """))
         var freeSince: [String: Date] = [:]
         for row in units { if let since = row[1] as Date? { freeSince[row[0]] = since } }
-        let reservations = try liveReservations()
-        let held = try heldLeases()
-        return Snapshot(
-            dedicatedUnits: units.map { $0[0] }, reservations: reservations, heldLeases: held,
-            unitFreeSince: freeSince, jobs: try schedulableJobs(reservations: reservations))
+        let base = SnapshotBase(
+            dedicatedUnits: units.map { $0[0] }, unitFreeSince: freeSince, reservations: try liveReservations(), heldLeases: try heldLeases(),
+            activeJobs: try Self.jobs(db.cachedStatement(sql: "\(Self.jobColumns) WHERE status IN ('running', 'stopping') ORDER BY id")))
+        if let snapshots { snapshots.cache.store(base, readSince: snapshots.since, writing: snapshots.writing) }
+        return base
     }
 
-    /// The jobs a scheduling cycle needs: those holding units, and the head of the queue of
-    /// each live reservation that has units to spare (a job needs one at least, so no more
-    /// than that many), in queue order. A cycle costs the same with ten queued jobs or a
-    /// hundred thousand, and a busy pool reads no queue at all.
-    func schedulableJobs(reservations: [Reservation]) throws -> [Job] {
-        var jobs = try Self.jobs(db.cachedStatement(sql: "\(Self.jobColumns) WHERE status IN ('running', 'stopping') ORDER BY id"))
+    /// The queued jobs a scheduling cycle needs: the head of the queue of each live reservation
+    /// that has units to spare (a job needs one at least, so no more than that many), in queue
+    /// order. A cycle costs the same with ten queued jobs or a hundred thousand, and a busy pool
+    /// reads no queue at all.
+    func queueHeads(reservations: [Reservation], active: [Job]) throws -> [Job] {
         var busy: [Int64: Int] = [:]
-        for job in jobs { busy[job.reservationID, default: 0] += job.units.count }
+        for job in active { busy[job.reservationID, default: 0] += job.units.count }
         let head = try db.cachedStatement(sql: """
             \(Self.jobColumns) WHERE reservation_id = ? AND status = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT ?
             """)
+        var jobs: [Job] = []
         for r in reservations {
             let spare = r.units - busy[r.id, default: 0]
             if spare > 0 { jobs += try Self.jobs(head, arguments: [r.id, spare]) }

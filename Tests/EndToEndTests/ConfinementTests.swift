@@ -55,13 +55,14 @@ struct ConfinementTests {
         return try #require(words.count > 2 ? Int(words[2]) : nil, "\(result)")
     }
 
-    func wait(_ daemon: TemporaryDaemon, job id: Int, for statuses: Set<String>) throws -> [String: Any] {
+    /// Waits asleep, not blocking a thread of the pool other suites' tests run on.
+    func wait(_ daemon: TemporaryDaemon, job id: Int, for statuses: Set<String>) async throws -> [String: Any] {
         var shown: [String: Any] = [:]
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             shown = try daemon.json(["jobs", String(id)])
             if let status = shown["status"] as? String, statuses.contains(status) { return shown }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log)")
         return shown
@@ -82,7 +83,7 @@ struct ConfinementTests {
     }
 
     @Test("a job on one CPU unit sees only that unit's cores; berth status says what confinement is in force")
-    func cpuSet() throws {
+    func cpuSet() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
         let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0")))
@@ -92,14 +93,14 @@ struct ConfinementTests {
 
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "cores")
-        _ = try wait(daemon, job: id, for: ["completed", "failed"])
+        _ = try await wait(daemon, job: id, for: ["completed", "failed"])
         let unit = read(scripts.file("job-\(id)/units"))
         #expect(["cpu-0", "cpu-1"].contains(unit))
         #expect(read(scripts.file("job-\(id)/cpus")) == (unit == "cpu-0" ? "1" : "0"), "\(daemon.log)")
     }
 
     @Test("a job opens its own GPU's device node, and the cgroup refuses the other GPU's with EPERM")
-    func deviceRules() throws {
+    func deviceRules() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
         for minor in [0, 1] {
@@ -111,7 +112,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "gpu")
-        _ = try wait(daemon, job: id, for: ["completed", "failed"])
+        _ = try await wait(daemon, job: id, for: ["completed", "failed"])
         let held = read(scripts.file("job-\(id)/units")) == "cpu-0" ? 0 : 1
         let own = read(scripts.file("job-\(id)/open-\(held)"))
         let other = read(scripts.file("job-\(id)/open-\(1 - held)"))
@@ -121,7 +122,7 @@ struct ConfinementTests {
     }
 
     @Test("a job over its memory cap is killed by the kernel and fails with out-of-memory")
-    func outOfMemory() throws {
+    func outOfMemory() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
         // tail keeps the whole of a line without a newline: 256 MiB of zeros, over a 32 MiB cap.
@@ -130,13 +131,13 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "hungry")
-        let job = try wait(daemon, job: id, for: ["completed", "failed"])
+        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
         #expect(job["status"] as? String == "failed")
         #expect(job["reason"] as? String == "out-of-memory", "\(job)")
     }
 
     @Test("a runner that double-forks a child into a new session: berth stop leaves no process behind")
-    func doubleFork() throws {
+    func doubleFork() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
         let runner = try Self.runner(in: scripts, behaviour: """
@@ -148,22 +149,22 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "forker")
-        _ = try wait(daemon, job: id, for: ["running"])
+        _ = try await wait(daemon, job: id, for: ["running"])
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline && !(FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3) {
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         #expect(leftovers(daemon, job: id).count >= 3, "the runner, its sleep and the escaped sleep")
         #expect(try daemon.cli(["stop", String(id)]).status == 0)
-        let job = try wait(daemon, job: id, for: ["stopped", "failed", "completed"])
+        let job = try await wait(daemon, job: id, for: ["stopped", "failed", "completed"])
         #expect(job["status"] as? String == "stopped")
         let gone = Date().addingTimeInterval(5)
-        while Date() < gone && !leftovers(daemon, job: id).isEmpty { usleep(50_000) }
+        while Date() < gone && !leftovers(daemon, job: id).isEmpty { try await Task.sleep(for: .milliseconds(50)) }
         #expect(leftovers(daemon, job: id).isEmpty, "left behind: \(leftovers(daemon, job: id))")
     }
 
     @Test("a berthd that cannot make cgroups says so in berth status and still runs jobs")
-    func withoutCgroups() throws {
+    func withoutCgroups() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
         chmod(scripts.path, 0o777)
@@ -172,7 +173,8 @@ struct ConfinementTests {
         let status = try daemon.json(["status"])
         #expect((status["confinement"] as? String)?.hasSuffix("— not root") == true, "\(status)")
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
-        let job = try wait(daemon, job: try submit(daemon, name: "plain"), for: ["completed", "failed"])
+        let plain = try submit(daemon, name: "plain")
+        let job = try await wait(daemon, job: plain, for: ["completed", "failed"])
         #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
     }
 }
