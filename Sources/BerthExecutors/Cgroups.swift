@@ -111,7 +111,9 @@ public final class CgroupTree: Sendable {
         var failure: String?
         for controller in v1Controllers {
             guard let mount = mounts[controller] else { continue }
-            let folder = mount + (own[controller].map { $0 == "/" ? "" : $0 } ?? "") + "/" + tag
+            let parent = mount + (own[controller].map { $0 == "/" ? "" : $0 } ?? "")
+            sweep(parent)
+            let folder = parent + "/" + tag
             if mkdir(folder, 0o755) != 0 && errno != EEXIST {
                 failure = errno == EACCES || errno == EPERM || errno == EROFS ? "not root" : "cannot create \(folder): \(String(cString: strerror(errno)))"
                 continue
@@ -150,6 +152,7 @@ public final class CgroupTree: Sendable {
         }
         let wanted = ["cpuset", "cpu", "memory", "pids"].filter(available.contains)
         _ = CgroupFile.write(base + "/cgroup.subtree_control", wanted.map { "+" + $0 }.joined(separator: " "))
+        sweep(base)
         let folder = base + "/" + tag
         if mkdir(folder, 0o755) != 0 && errno != EEXIST {
             return (nil, .none("cannot create \(folder): \(String(cString: strerror(errno)))"))
@@ -162,6 +165,29 @@ public final class CgroupTree: Sendable {
         return (CgroupTree(layout: .v2(folder), support: support), support)
     }
 
+    /// Removes the folders a berthd killed without a clean stop left under `parent`
+    /// (`berthd-PID` whose process is gone), and their runners' groups, killing what is still
+    /// in them: its runners were found and killed by their `BERTH_LEDGER` already, or belong to
+    /// no ledger any more.
+    static func sweep(_ parent: String) {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+        for entry in entries where entry.hasPrefix("berthd-") {
+            guard let pid = Int32(entry.dropFirst("berthd-".count)), pid != getpid() else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            let folder = parent + "/" + entry
+            let groups = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
+                var info = stat()
+                return stat(folder + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+            }
+            for name in groups {
+                let group = RunnerCgroup(layout: .v2(folder + "/" + name))
+                group.killAll()
+                group.remove()
+            }
+            rmdir(folder)
+        }
+    }
+
     /// Makes the group of one runner, with its bounds written, ready for it to join.
     public func makeGroup(_ name: String, bounds: RunnerBounds) throws -> RunnerCgroup {
         switch layout {
@@ -169,42 +195,59 @@ public final class CgroupTree: Sendable {
             var made: [String: String] = [:]
             for (controller, parent) in folders {
                 let folder = parent + "/" + name
-                if mkdir(folder, 0o755) != 0 && errno != EEXIST { throw Self.failure("create", folder) }
+                if mkdir(folder, 0o755) != 0 && errno != EEXIST {
+                    let failure = Self.failure("create", folder)
+                    RunnerCgroup(layout: .v1(made)).remove()
+                    throw failure
+                }
                 made[controller] = folder
             }
             let group = RunnerCgroup(layout: .v1(made))
-            if let folder = made["cpuset"] {
-                let parent = folders["cpuset"]!
-                try group.set(folder + "/cpuset.cpus", bounds.cpus ?? CgroupFile.read(parent + "/cpuset.cpus") ?? "")
-                try group.set(folder + "/cpuset.mems", CgroupFile.read(parent + "/cpuset.mems") ?? "")
-            }
-            if let folder = made["memory"], let bytes = bounds.memoryBytes {
-                try group.set(folder + "/memory.limit_in_bytes", String(bytes))
-                // Where swap is accounted, the cap covers it too: past it the OOM killer acts,
-                // rather than the runner swapping the machine to a crawl.
-                _ = CgroupFile.write(folder + "/memory.memsw.limit_in_bytes", String(bytes))
-            }
-            if let folder = made["pids"], let tasks = bounds.maxTasks {
-                try group.set(folder + "/pids.max", String(tasks))
-            }
-            if let folder = made["devices"] {
-                for device in bounds.deniedDevices {
-                    try group.set(folder + "/devices.deny", "c \(device.major):\(device.minor) rwm")
-                }
+            do {
+                try Self.write(bounds, to: group, made: made, parents: folders)
+            } catch {
+                group.remove()
+                throw error
             }
             return group
         case .v2(let parent):
             let folder = parent + "/" + name
             if mkdir(folder, 0o755) != 0 && errno != EEXIST { throw Self.failure("create", folder) }
             let group = RunnerCgroup(layout: .v2(folder))
-            if let cpus = bounds.cpus, support.cpu { try group.set(folder + "/cpuset.cpus", cpus) }
-            if let bytes = bounds.memoryBytes, support.memory {
-                try group.set(folder + "/memory.max", String(bytes))
-                // No swap to run into instead: past the cap, the kernel's OOM killer acts.
-                _ = CgroupFile.write(folder + "/memory.swap.max", "0")
+            do {
+                if let cpus = bounds.cpus, support.cpu { try group.set(folder + "/cpuset.cpus", cpus) }
+                if let bytes = bounds.memoryBytes, support.memory {
+                    try group.set(folder + "/memory.max", String(bytes))
+                    // No swap to run into instead: past the cap, the kernel's OOM killer acts.
+                    _ = CgroupFile.write(folder + "/memory.swap.max", "0")
+                }
+                if let tasks = bounds.maxTasks, support.tasks { try group.set(folder + "/pids.max", String(tasks)) }
+            } catch {
+                group.remove()
+                throw error
             }
-            if let tasks = bounds.maxTasks, support.tasks { try group.set(folder + "/pids.max", String(tasks)) }
             return group
+        }
+    }
+
+    private static func write(_ bounds: RunnerBounds, to group: RunnerCgroup, made: [String: String], parents folders: [String: String]) throws {
+        if let folder = made["cpuset"], let parent = folders["cpuset"] {
+            try group.set(folder + "/cpuset.cpus", bounds.cpus ?? CgroupFile.read(parent + "/cpuset.cpus") ?? "")
+            try group.set(folder + "/cpuset.mems", CgroupFile.read(parent + "/cpuset.mems") ?? "")
+        }
+        if let folder = made["memory"], let bytes = bounds.memoryBytes {
+            try group.set(folder + "/memory.limit_in_bytes", String(bytes))
+            // Where swap is accounted, the cap covers it too: past it the OOM killer acts,
+            // rather than the runner swapping the machine to a crawl.
+            _ = CgroupFile.write(folder + "/memory.memsw.limit_in_bytes", String(bytes))
+        }
+        if let folder = made["pids"], let tasks = bounds.maxTasks {
+            try group.set(folder + "/pids.max", String(tasks))
+        }
+        if let folder = made["devices"] {
+            for device in bounds.deniedDevices {
+                try group.set(folder + "/devices.deny", "c \(device.major):\(device.minor) rwm")
+            }
         }
     }
 

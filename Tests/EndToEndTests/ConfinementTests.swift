@@ -163,6 +163,24 @@ struct ConfinementTests {
         #expect(leftovers(daemon, job: id).isEmpty, "left behind: \(leftovers(daemon, job: id))")
     }
 
+    @Test("after kill -9 of berthd, the next one removes the cgroups it left and kills what ran in them")
+    func leftoversAfterKill() async throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "sleep 300")))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "sleeper")
+        _ = try await wait(daemon, job: id, for: ["running"])
+        let first = try #require(daemon.pid)
+        let folder = "/sys/fs/cgroup/cpuset/berthd-\(first)"
+        #expect(FileManager.default.fileExists(atPath: folder))
+        daemon.kill9()
+        try daemon.start()
+        #expect(!FileManager.default.fileExists(atPath: folder), "left behind: \(folder)")
+        #expect(leftovers(daemon, job: id).isEmpty)
+    }
+
     @Test("a berthd that cannot make cgroups says so in berth status and still runs jobs")
     func withoutCgroups() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
