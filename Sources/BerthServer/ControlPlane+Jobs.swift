@@ -301,5 +301,6 @@ extension ControlPlane {
             submittedAt: job.submittedAt, startedAt: job.startedAt, endedAt: job.endedAt, exitStatus: job.exitStatus,
             busyUnitSeconds: job.busyUnitSeconds, inputTokens: job.inputTokens, outputTokens: job.outputTokens,
             metrics: shown.map { MetricPointView(step: $0.step, epoch: $0.epoch, trainingLoss: $0.trainingLoss, validationLoss: $0.validationLoss) })
+            .with(cpuSeconds: job.cpuSeconds, peakMemoryBytes: job.peakMemoryBytes)
     }
 }

@@ -355,14 +355,16 @@ public actor JobSupervisor: Service {
         try? log?.close()
         // Cancelled (the service is going away): the stop records how the job ended.
         guard let status = await process.exitStatus() else { return }
-        await finish(job, exitStatus: Int(status), killedForMemory: process.killedForMemory)
+        await finish(job, exitStatus: Int(status), killedForMemory: process.killedForMemory, usage: process.usage)
         processes[id] = nil
         if let folder = outputFolders.removeValue(forKey: id) { close(folder) }
         signalled.remove(id)
         onJobEnded()
     }
 
-    private func finish(_ job: JobRecord, exitStatus: Int, killedForMemory: Bool) async {
+    private func finish(
+        _ job: JobRecord, exitStatus: Int, killedForMemory: Bool, usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?)
+    ) async {
         let id = job.id!
         let now = clock().wholeSeconds
         let daemonStopping = supervision.isStopping
@@ -372,6 +374,9 @@ public actor JobSupervisor: Service {
         do {
             try await ledger.write { tx in
                 guard let current = try tx.job(id: id), !current.status.isTerminal else { return }
+                if usage.cpuSeconds != nil || usage.peakMemoryBytes != nil {
+                    try tx.setJobResources(id, cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peakMemoryBytes)
+                }
                 if current.status == .stopping {
                     try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: exitStatus, at: now)
                 } else if daemonStopping {

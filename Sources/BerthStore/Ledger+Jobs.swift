@@ -36,6 +36,9 @@ public struct JobRecord: Sendable, Equatable {
     public var callerUid: Int64
     public var callerGid: Int64
     public var pid: Int64?
+    /// CPU seconds and the most memory its runner used, from its cgroup; nil when unconfined.
+    public var cpuSeconds: Double?
+    public var peakMemoryBytes: Int64?
 
     /// Every column, in the order `init(row:)` reads them. Reads name these columns (never
     /// `SELECT *`) so rows are decoded by position: going through Codable, or looking each
@@ -43,7 +46,8 @@ public struct JobRecord: Sendable, Equatable {
     static let selection = """
         id, name, owner, kind, reservation_id, model, base_model, status, reason, priority, model_units, units_needed, \
         units, hyperparameters, data, validation_data, output, model_name, seed, submitted_at, started_at, ended_at, \
-        exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid
+        exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid, \
+        cpu_seconds, peak_memory_bytes
         """
 
     /// A row of `SELECT \(selection)`: the one way a job is read whole.
@@ -55,6 +59,7 @@ public struct JobRecord: Sendable, Equatable {
         data = row[14]; validationData = row[15]; output = row[16]; modelName = row[17]; seed = row[18]; submittedAt = row[19]
         startedAt = row[20]; endedAt = row[21]; exitStatus = row[22]; progress = row[23]; busyUnitSeconds = row[24]
         inputTokens = row[25]; outputTokens = row[26]; logPath = row[27]; callerUid = row[28]; callerGid = row[29]; pid = row[30]
+        cpuSeconds = row[31]; peakMemoryBytes = row[32]
     }
 
     static func fetchAll(_ statement: Statement, arguments: StatementArguments = []) throws -> [JobRecord] {
@@ -280,6 +285,12 @@ extension LedgerTransaction {
 
     public func setJobLogPath(_ jobID: Int64, _ path: String) throws {
         try db.cachedStatement(sql: "UPDATE jobs SET log_path = ? WHERE id = ?").execute(arguments: [path, jobID])
+    }
+
+    /// What the job's runner used, as its cgroup counted it.
+    public func setJobResources(_ jobID: Int64, cpuSeconds: Double?, peakMemoryBytes: Int64?) throws {
+        try db.execute(
+            sql: "UPDATE jobs SET cpu_seconds = ?, peak_memory_bytes = ? WHERE id = ?", arguments: [cpuSeconds, peakMemoryBytes, jobID])
     }
 
     public func setJobPID(_ jobID: Int64, pid: Int32?) throws {

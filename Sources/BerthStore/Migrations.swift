@@ -291,6 +291,15 @@ enum Migrations {
             try db.execute(sql: "DROP INDEX job_metrics_on_job_id")
         }
 
+        migrator.registerMigration("v9-job-resources") { db in
+            // What a job's runner used, as its cgroup counted it when it ended; NULL for jobs
+            // that ran unconfined, and for every job before this version.
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN cpu_seconds REAL;
+                ALTER TABLE jobs ADD COLUMN peak_memory_bytes INTEGER;
+                """)
+        }
+
         return migrator
     }
 

@@ -166,6 +166,10 @@ public struct JobView: Codable, Sendable, Equatable {
     public var busyUnitSeconds: Double
     public var inputTokens: Int
     public var outputTokens: Int
+    /// CPU seconds and the most memory its runner used, as its cgroup counted them once it
+    /// ended; absent for a job that ran unconfined (or has not ended).
+    public var cpuSeconds: Double?
+    public var peakMemoryBytes: Int64?
     /// The step-wise curve in full for `GET /v1/jobs/{id}`; the last point only in lists.
     public var metrics: [MetricPointView]
 
@@ -202,7 +206,7 @@ extension JobView: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey {
         case id, name, owner, kind, reservation, model, status, reason, progress, priority, model_units, units, hyperparameters
         case data, validation_data, output, model_name, submitted_at, started_at, ended_at, exit_status, busy_unit_seconds
-        case input_tokens, output_tokens, metrics
+        case input_tokens, output_tokens, cpu_seconds, peak_memory_bytes, metrics
     }
 
     enum HyperparameterKeys: String, CodingKey {
@@ -241,6 +245,8 @@ extension JobView: SnakeCaseEncodable {
         try c.encode(busyUnitSeconds, forKey: .busy_unit_seconds)
         try c.encode(inputTokens, forKey: .input_tokens)
         try c.encode(outputTokens, forKey: .output_tokens)
+        try c.encodeIfPresent(cpuSeconds, forKey: .cpu_seconds)
+        try c.encodeIfPresent(peakMemoryBytes, forKey: .peak_memory_bytes)
         try c.encode(metrics, forKey: .metrics)
     }
 }
@@ -299,4 +305,14 @@ public struct JobEventView: Codable, Sendable, Equatable {
 public struct JobEventList: Codable, Sendable, Equatable {
     public var events: [JobEventView]
     public init(events: [JobEventView]) { self.events = events }
+}
+
+extension JobView {
+    /// The view with what its runner used, as the ledger has it.
+    public func with(cpuSeconds: Double?, peakMemoryBytes: Int64?) -> JobView {
+        var view = self
+        view.cpuSeconds = cpuSeconds
+        view.peakMemoryBytes = peakMemoryBytes
+        return view
+    }
 }

@@ -93,7 +93,11 @@ struct ConfinementTests {
 
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "cores")
-        _ = try await wait(daemon, job: id, for: ["completed", "failed"])
+        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        // What the runner used, as its cgroup counted it, is kept with the job.
+        #expect((job["cpu_seconds"] as? Double).map { $0 >= 0 } == true, "\(job)")
+        #expect((job["peak_memory_bytes"] as? Int).map { $0 > 0 } == true, "\(job)")
+        #expect(try daemon.cli(["jobs", String(id)]).stdout.contains("peak memory"))
         let unit = read(scripts.file("job-\(id)/units"))
         #expect(["cpu-0", "cpu-1"].contains(unit))
         #expect(read(scripts.file("job-\(id)/cpus")) == (unit == "cpu-0" ? "1" : "0"), "\(daemon.log)")
@@ -194,5 +198,6 @@ struct ConfinementTests {
         let plain = try submit(daemon, name: "plain")
         let job = try await wait(daemon, job: plain, for: ["completed", "failed"])
         #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
+        #expect(job["peak_memory_bytes"] == nil, "an unconfined runner has no cgroup to count it")
     }
 }

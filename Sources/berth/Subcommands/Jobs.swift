@@ -152,6 +152,8 @@ extension Berth {
                 ("ended", Format.time(job.endedAt)),
                 ("exit status", Format.number(job.exitStatus)),
                 ("busy unit-seconds", busy(job.busyUnitSeconds)),
+                ("cpu used", job.cpuSeconds.map { String(format: "%.2f s", $0) } ?? "-"),
+                ("peak memory", job.peakMemoryBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-"),
                 ("input tokens", String(job.inputTokens)),
                 ("output tokens", String(job.outputTokens)),
             ]
