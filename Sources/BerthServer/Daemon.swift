@@ -108,9 +108,11 @@ public struct Daemon: Sendable {
         // them (no driver, no GPU) berthd starts on the configured units alone. nvidia-smi
         // blocks, so it runs on NIO's thread pool.
         var discovered = self.config
-        discovered.units = (try? await NIOThreadPool.singleton.runIfActive { [config = self.config, logger] in
-            GPUInventory.units(for: config, logger: logger)
-        }) ?? self.config.units
+        if discovered.discovery.gpus != nil {
+            discovered.units = (try? await NIOThreadPool.singleton.runIfActive { [config = self.config, logger] in
+                GPUInventory.units(for: config, logger: logger)
+            }) ?? self.config.units
+        }
         let config = discovered
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
         try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger)

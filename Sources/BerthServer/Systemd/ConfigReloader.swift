@@ -141,7 +141,9 @@ public final class ConfigReloader: Service, Sendable {
         var fresh = loaded
         let logger = self.logger
         // nvidia-smi blocks, so it runs on NIO's thread pool, never the cooperative pool.
-        fresh.units = (try? await NIOThreadPool.singleton.runIfActive { GPUInventory.units(for: loaded, logger: logger) }) ?? loaded.units
+        if loaded.discovery.gpus != nil {
+            fresh.units = (try? await NIOThreadPool.singleton.runIfActive { GPUInventory.units(for: loaded, logger: logger) }) ?? loaded.units
+        }
         let now = clock().wholeSeconds
         do {
             let outcome = try await ledger.write { [fresh] tx in
