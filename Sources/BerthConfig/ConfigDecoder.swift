@@ -16,13 +16,15 @@ struct ConfigDecoder {
         let limits = root.subtable("limits", .optional).map(decodeLimits) ?? DaemonConfig.Limits()
         let metrics = root.subtable("metrics", .optional).map(decodeMetrics) ?? DaemonConfig.Metrics()
         let confinement = root.subtable("confinement", .optional).map(decodeConfinement) ?? DaemonConfig.Confinement()
-        let pool = decodeUnits(root)
+        let discovery = root.subtable("discovery", .optional).map(decodeDiscovery) ?? DaemonConfig.Discovery()
+        let pool = decodeUnits(root, discovering: discovery.gpus != nil)
         let models = decodeModels(root, pool: pool)
         let runners = decodeRunners(root)
         var config = DaemonConfig(
             daemon: daemon, limits: limits, metrics: metrics, units: pool.units, models: models, runners: runners,
             sourcePath: sourcePath)
         config.confinement = confinement
+        config.discovery = discovery
         return config
     }
 
@@ -143,6 +145,41 @@ struct ConfigDecoder {
         return confinement
     }
 
+    private func decodeDiscovery(_ table: TableReader) -> DaemonConfig.Discovery {
+        table.rejectUnknownKeys(ConfigKeys.discovery)
+        typealias Discovery = DaemonConfig.Discovery
+        var discovery = Discovery()
+        if let gpus = table.string("gpus", .optional) {
+            discovery.gpus = Discovery.GPUVendor(rawValue: gpus)
+            if discovery.gpus == nil {
+                log.report(
+                    table.keyPath("gpus"),
+                    "unknown GPU vendor '\(gpus)'; use one of: \(Discovery.GPUVendor.allCases.map(\.rawValue).joined(separator: ", ")), or leave the key out to discover none")
+            }
+        }
+        if let path = table.nonEmptyString("nvidia_smi", .optional, hint: "write the path of nvidia-smi, or leave the key out to look it up in PATH") {
+            discovery.nvidiaSMI = path.contains("/") ? resolve(path) : path
+        }
+        if let poolName = table.string("pool", .optional) {
+            if let pool = UnitPool(rawValue: poolName) {
+                discovery.pool = pool
+            } else {
+                log.report(table.keyPath("pool"), "unknown pool '\(poolName)'; use one of: \(UnitPool.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let seconds = table.number("sample_seconds", .optional, minimum: 0, exclusive: true) {
+            discovery.sampleSeconds = seconds
+        }
+        if let percent = table.number("idle_gpu_percent", .optional, minimum: 0) {
+            if percent > 100 {
+                log.report(table.keyPath("idle_gpu_percent"), "must be a percentage from 0 to 100, found \(ValueReader.format(percent))")
+            } else {
+                discovery.idleGPUPercent = percent
+            }
+        }
+        return discovery
+    }
+
     /// Relative paths are taken from the config file's folder, so a config and its data can
     /// move together; without a file they stay as written.
     private func resolve(_ path: String) -> String {
@@ -176,10 +213,15 @@ struct ConfigDecoder {
         var countsAreKnown = true
     }
 
-    private func decodeUnits(_ root: TableReader) -> Pool {
+    /// With `discovering`, the units berthd finds at start-up join these, so none need be
+    /// written and the pools' sizes are not known yet.
+    private func decodeUnits(_ root: TableReader, discovering: Bool) -> Pool {
         var pool = Pool()
+        pool.countsAreKnown = !discovering
         guard root.table["units"] != nil else {
-            log.report("units", "no compute units; add at least one [[units]] table with id, kind and pool")
+            if !discovering {
+                log.report("units", "no compute units; add at least one [[units]] table with id, kind and pool, or [discovery] gpus = \"nvidia\"")
+            }
             pool.countsAreKnown = false
             return pool
         }
@@ -188,8 +230,8 @@ struct ConfigDecoder {
             return pool
         }
         let written = root.table["units"]?.array?.count ?? 0
-        if written == 0 {
-            log.report("units", "no compute units; add at least one [[units]] table with id, kind and pool")
+        if written == 0, !discovering {
+            log.report("units", "no compute units; add at least one [[units]] table with id, kind and pool, or [discovery] gpus = \"nvidia\"")
         }
         if tables.count != written {
             pool.countsAreKnown = false
@@ -212,6 +254,13 @@ struct ConfigDecoder {
             let kind = table.nonEmptyString("kind", .required(add: "kind = \"cpu\""), hint: "name the hardware, such as \"cpu\" or \"h200\"")
             let device = table.int("device", .optional, minimum: 0)
             let deviceIsValid = table.table["device"] == nil || device != nil
+            let uuid = table.nonEmptyString("uuid", .optional, hint: "write the GPU's UUID as nvidia-smi -L prints it (GPU-… or MIG-…), or leave the key out")
+            let uuidIsValid = table.table["uuid"] == nil || uuid != nil
+            if let uuid, uuid.contains(where: { $0.isWhitespace || $0 == "," }) {
+                log.report(table.keyPath("uuid"), "'\(uuid)' must not contain whitespace or ','; write one UUID as nvidia-smi -L prints it")
+            }
+            let memoryMiB = table.int("memory_mib", .optional, minimum: 1)
+            let memoryIsValid = table.table["memory_mib"] == nil || memoryMiB != nil
             let cpus = table.string("cpus", .optional)
             let cpusAreValid = cpus.map(CPUList.isValid) ?? true
             if let cpus, !cpusAreValid {
@@ -229,8 +278,9 @@ struct ConfigDecoder {
             case .shared: pool.shared += 1
             case nil: pool.countsAreKnown = false
             }
-            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid {
-                pool.units.append(ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus))
+            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid, uuidIsValid, memoryIsValid,
+               !(uuid?.contains(where: { $0.isWhitespace || $0 == "," }) ?? false) {
+                pool.units.append(ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB))
             }
         }
         return pool

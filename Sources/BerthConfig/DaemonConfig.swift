@@ -98,6 +98,28 @@ public struct DaemonConfig: Sendable {
         public init() {}
     }
 
+    /// `[discovery]`: hardware berthd finds for itself at start-up and on SIGHUP, beside the
+    /// `[[units]]` the file lists, and how it watches the GPUs.
+    public struct Discovery: Sendable {
+        /// Which GPUs to look for; `nil` (the default) looks for none.
+        public var gpus: GPUVendor?
+        /// The `nvidia-smi` to run: a path, or a name looked up in `PATH`.
+        public var nvidiaSMI = "nvidia-smi"
+        /// The pool discovered GPUs join.
+        public var pool: UnitPool = .dedicated
+        /// How often each GPU unit's utilization and memory are sampled.
+        public var sampleSeconds: Double = 5
+        /// A reservation whose GPUs all stay under this utilization (percent) is idle, even
+        /// with a job or a serve process up.
+        public var idleGPUPercent: Double = 5
+
+        public enum GPUVendor: String, Sendable, CaseIterable {
+            case nvidia
+        }
+
+        public init() {}
+    }
+
     public struct Runners: Sendable {
         public var train: [String]
         public var batch: [String]
@@ -170,6 +192,7 @@ public struct DaemonConfig: Sendable {
     public var models: [Model]
     public var runners: Runners
     public var confinement = Confinement()
+    public var discovery = Discovery()
     /// Where the file was read from; relative paths in it are resolved against its folder.
     public var sourcePath: String?
 

@@ -15,14 +15,29 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
     /// The CPUs a runner on this unit may use (`"4-7"`), when the config names them. From the
     /// config alone: the ledger keeps what is leased, not the machine's layout.
     public var cpus: String?
+    /// The GPU's (or MIG instance's) UUID, from the config: runners are handed GPUs by it,
+    /// since indices change across reboots and MIG reconfiguration.
+    public var uuid: String?
+    /// The GPU's memory, from the config; shown, never enforced.
+    public var memoryMiB: Int?
 
-    public init(id: String, kind: String, device: Int? = nil, pool: UnitPool, cpus: String? = nil) {
+    public init(
+        id: String, kind: String, device: Int? = nil, pool: UnitPool, cpus: String? = nil, uuid: String? = nil, memoryMiB: Int? = nil
+    ) {
         self.id = id
         self.kind = kind
         self.device = device
         self.pool = pool
         self.cpus = cpus
+        self.uuid = uuid
+        self.memoryMiB = memoryMiB
     }
+
+    /// Whether it is a GPU (or a MIG instance): any kind but `cpu` with a device or a UUID.
+    public var isGPU: Bool { kind != "cpu" && (device != nil || uuid != nil) }
+
+    /// How CUDA and the NVIDIA container runtime name it: its UUID, else its index.
+    public var visibleDeviceName: String? { uuid ?? device.map(String.init) }
 }
 
 public enum Modality: String, Codable, Sendable, CaseIterable {

@@ -117,9 +117,20 @@ public struct LocalExecutor: RunnerExecutor {
             "BERTH_UNITS": launch.units.map(\.id).joined(separator: ","), "BERTH_DEVICES": devices, "BERTH_LEDGER": ledgerPath,
         ]
         environment.merge((launch.identity ?? .daemon).environment) { _, new in new }
-        // GPU units are handed to CUDA by index; CPU slices are confined by their cgroup.
-        if launch.units.contains(where: { $0.kind != "cpu" }) { environment["CUDA_VISIBLE_DEVICES"] = devices }
+        environment.merge(Self.gpuEnvironment(launch.units)) { _, new in new }
         environment.merge(launch.environment) { _, new in new }
         return environment
+    }
+
+    /// The GPUs a runner may see, named the same way to CUDA and to the NVIDIA container
+    /// runtime: by UUID where the config gives one (an index names another GPU after a reboot
+    /// or a MIG change), in the order of its units. A runner holding no GPU is shown
+    /// none, rather than every GPU of the host: a framework that counts the GPUs it sees
+    /// (vLLM's tensor parallelism) must count only the ones it holds.
+    static func gpuEnvironment(_ units: [ComputeUnit]) -> [String: String] {
+        let visible = units.filter(\.isGPU).compactMap(\.visibleDeviceName)
+        guard !visible.isEmpty else { return ["CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"] }
+        let list = visible.joined(separator: ",")
+        return ["CUDA_VISIBLE_DEVICES": list, "NVIDIA_VISIBLE_DEVICES": list, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"]
     }
 }

@@ -149,7 +149,7 @@ public struct ControlPlane: Sendable {
             return UnitList(units: try tx.units().map { unit in
                 // Others' reservation names are theirs to see; a unit they hold just shows as taken.
                 let holder = holders[unit.id].map { name in caller.canSee(owner: owners[name] ?? "") ? name : "(another user)" }
-                return UnitView(id: unit.id, kind: unit.kind, device: unit.device, pool: unit.pool.rawValue, holder: holder)
+                return UnitView(id: unit.id, kind: unit.kind, device: unit.device, pool: unit.pool.rawValue, holder: holder, state: jobs.hardware.state(of: unit))
             })
         }
         return try Requests.json(list)

@@ -8,6 +8,7 @@ public import Foundation
 public import Hummingbird
 public import Logging
 import NIOCore
+import NIOPosix
 public import Prometheus
 import ServiceLifecycle
 #if canImport(Glibc)
@@ -103,7 +104,16 @@ public struct Daemon: Sendable {
             logger.warning("the ledger was readable by other users; made it private", metadata: ["file": "\(loose.path)", "was": "\(String(loose.formerMode, radix: 8))", "now": "600"])
         }
         let startedAt = clock().wholeSeconds
-        let config = self.config
+        // `[discovery] gpus`: the GPUs the driver lists join the configured units; without
+        // them (no driver, no GPU) berthd starts on the configured units alone. nvidia-smi
+        // blocks, so it runs on NIO's thread pool.
+        var discovered = self.config
+        if discovered.discovery.gpus != nil {
+            discovered.units = (try? await NIOThreadPool.singleton.runIfActive { [config = self.config, logger] in
+                GPUInventory.units(for: config, logger: logger)
+            }) ?? self.config.units
+        }
+        let config = discovered
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
         try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger)
         try ledger.writeNow { tx in
@@ -159,6 +169,9 @@ public struct Daemon: Sendable {
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
         let reloader = await ConfigReloader(
             config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger, hardware: jobSettings.hardware)
+        let telemetry: [any Service] = GPUTelemetry.isNeeded(config.units, discovery: config.discovery)
+            ? [GPUTelemetry(hardware: jobSettings.hardware, ledger: ledger, metrics: metrics, discovery: config.discovery, clock: clock, logger: logger)]
+            : []
         let app: any Service = if let activated {
             ActivatedSocketServer(socket: activated, router: plane.router(), connections: ConnectionPolicy(limits: config.limits), logger: logger) {
                 logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
@@ -183,7 +196,7 @@ public struct Daemon: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader]
-                    + metricsListener + [app, systemd],
+                    + telemetry + metricsListener + [app, systemd],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         // Every runner has ended and its group is gone: berthd's own cgroup folders go too.

@@ -3,7 +3,8 @@ extension DaemonMetrics.Family {
     /// no others (docs/grafana/berth.json is checked against them).
     static let all: [DaemonMetrics.Family] = [
         computeUnits, reservations, jobs, queuedJobs, utilization, serveRestarts, invocations, throttles, tokens,
-        invocationDuration, ledgerWriteDuration, ledgerFull,
+        invocationDuration, ledgerWriteDuration, ledgerFull, gpuUtilization, gpuMemoryUsed, reservationGPUUtilization,
+        reservationGPUMemoryUsed, reservationGPUIdle,
     ]
 }
 

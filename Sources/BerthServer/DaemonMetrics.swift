@@ -22,6 +22,8 @@ public final class DaemonMetrics: Sendable {
     private let ledgerFull: Gauge
     /// What the last scrape set, so the next one can drop series whose reservation is gone.
     private let scraped = Mutex(Scraped())
+    /// The GPU series the last round of telemetry set (`gpus(_:)`): family → labels → gauge.
+    let gpuGauges = Mutex<[String: [[String]: Gauge]]>([:])
 
     private struct Scraped {
         /// Family name → label values → gauge.

@@ -54,10 +54,12 @@ public struct JobSettings: Sendable {
     /// reload) is passed on as a plain slice.
     func units(_ ids: [String], in catalog: [ComputeUnit]) -> [ComputeUnit] {
         let byID = Dictionary(catalog.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let configured = hardware.units
+        let configured = hardware.described
         return ids.map { id in
             var unit = byID[id] ?? ComputeUnit(id: id, kind: "cpu", pool: .dedicated)
             unit.cpus = configured[id]?.cpus
+            unit.uuid = configured[id]?.uuid
+            unit.memoryMiB = configured[id]?.memoryMiB
             return unit
         }
     }
@@ -77,18 +79,44 @@ public struct JobSettings: Sendable {
     }
 }
 
-/// The units as the config describes them, replaced whole on a reload.
+/// The units as the config describes them (with those discovered), replaced whole on a reload.
 public final class UnitDirectory: Sendable {
-    private let byID = Mutex<[String: ComputeUnit]>([:])
+    private struct State {
+        var current: [String: ComputeUnit] = [:]
+        /// Units an earlier config or discovery described and the current one does not: a
+        /// leased GPU that vanished keeps its UUID and cores for the runners still on it.
+        var former: [String: ComputeUnit] = [:]
+        /// False until the first `replace`: before it nothing is known, so nothing is lost.
+        var isKnown = false
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     public func replace(with units: [ComputeUnit]) {
         let map = Dictionary(units.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        byID.withLock { $0 = map }
+        state.withLock { state in
+            state.former.merge(state.current) { _, newer in newer }
+            state.current = map
+            for id in map.keys { state.former[id] = nil }
+            state.isKnown = true
+        }
     }
 
-    var units: [String: ComputeUnit] { byID.withLock { $0 } }
+    /// The units the current config and discovery describe.
+    public var units: [String: ComputeUnit] { state.withLock { $0.current } }
+
+    /// The current units, and the last description of each that left.
+    var described: [String: ComputeUnit] {
+        state.withLock { $0.former.merging($0.current) { _, current in current } }
+    }
+
+    /// Whether a unit the ledger lists is gone from the current config and discovery: a GPU
+    /// that left while leased stays in the catalog until its lease ends.
+    public func isLost(_ id: String) -> Bool {
+        state.withLock { $0.isKnown && $0.current[id] == nil }
+    }
 }
 
 /// Starts the runner of every job the planner marked running, feeds its events into the

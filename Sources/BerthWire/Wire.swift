@@ -183,10 +183,20 @@ public struct UnitView: Codable, Sendable, Equatable {
     public var pool: String
     /// The reservation holding it now, if any.
     public var holder: String?
+    /// `lost`: the config and discovery no longer list it, and it stays only while leased.
+    public var state: UnitState
 
-    public init(id: String, kind: String, device: Int?, pool: String, holder: String?) {
-        self.id = id; self.kind = kind; self.device = device; self.pool = pool; self.holder = holder
+    public init(id: String, kind: String, device: Int?, pool: String, holder: String?, state: UnitState = .present) {
+        self.id = id; self.kind = kind; self.device = device; self.pool = pool; self.holder = holder; self.state = state
     }
+}
+
+/// Whether a unit in the catalog is still on the machine as the config and discovery see it.
+public enum UnitState: String, Codable, Sendable, CaseIterable {
+    case present
+    /// Gone from the config or from discovery (a GPU the driver no longer lists) while a
+    /// lease holds it: the lease is kept, and the unit leaves when it ends.
+    case lost
 }
 
 public struct UnitList: Codable, Sendable, Equatable {

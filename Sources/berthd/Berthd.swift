@@ -13,7 +13,7 @@ struct Berthd: AsyncParsableCommand {
         commandName: "berthd",
         abstract: "The berth daemon: provisioned-throughput capacity on a pool of dedicated units.",
         version: BerthVersion.current,
-        subcommands: [Run.self, CheckConfig.self, Backup.self],
+        subcommands: [Run.self, CheckConfig.self, Backup.self, DiscoverUnits.self],
         defaultSubcommand: Run.self)
 }
 

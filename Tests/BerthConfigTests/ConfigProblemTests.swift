@@ -301,6 +301,28 @@ private let problemCases: [ProblemCase] = [
         sentence: "A TOML syntax error is one problem with its line and column",
         toml: "[daemon]\nsocket = \n",
         keyPath: "", message: "line 2, column"),
+
+    // GPUs: unit keys and [discovery].
+    ProblemCase(
+        sentence: "A unit's memory_mib that is not a positive integer is reported",
+        toml: F.valid(replacing: "device = 1\n", with: "device = 1\nmemory_mib = 0\n"),
+        keyPath: "units[1].memory_mib", message: "at least 1"),
+    ProblemCase(
+        sentence: "A unit's uuid naming two GPUs is reported",
+        toml: F.valid(replacing: "device = 1\n", with: "device = 1\nuuid = \"GPU-a,GPU-b\"\n"),
+        keyPath: "units[1].uuid", message: "must not contain whitespace or ','"),
+    ProblemCase(
+        sentence: "An unknown GPU vendor to discover is reported with the ones berthd knows",
+        toml: F.config(daemon: "[discovery]\ngpus = \"amd\"\n"),
+        keyPath: "discovery.gpus", message: "use one of: nvidia"),
+    ProblemCase(
+        sentence: "An idle GPU threshold over 100 percent is reported",
+        toml: F.config(daemon: "[discovery]\ngpus = \"nvidia\"\nidle_gpu_percent = 150\n"),
+        keyPath: "discovery.idle_gpu_percent", message: "percentage from 0 to 100"),
+    ProblemCase(
+        sentence: "A misspelt discovery key is reported",
+        toml: F.config(daemon: "[discovery]\ngpu = \"nvidia\"\n"),
+        keyPath: "discovery.gpu", message: "unknown key"),
 ]
 
 @Test("Each kind of problem is reported with its key path", arguments: problemCases)

@@ -4,6 +4,7 @@ public import BerthStore
 import Dispatch
 public import Foundation
 public import Logging
+import NIOPosix
 public import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -123,9 +124,9 @@ public final class ConfigReloader: Service, Sendable {
             return
         }
         logger.info("SIGHUP: reloading units and models", metadata: ["config": "\(configPath)"])
-        let fresh: DaemonConfig
+        let loaded: DaemonConfig
         do {
-            fresh = try DaemonConfig.load(path: configPath)
+            loaded = try DaemonConfig.load(path: configPath)
         } catch {
             // One line per problem: a journal entry each, all at error priority.
             logger.error("config reload refused, still running on the previous config; fix \(configPath) (`berthd check-config --config \(configPath)` lists the problems) and reload again",
@@ -135,9 +136,17 @@ public final class ConfigReloader: Service, Sendable {
             }
             return
         }
+        // Discovery runs again: a GPU gone from the driver's list leaves the catalog, unless a
+        // lease holds it, and then `berth units` shows it lost.
+        var fresh = loaded
+        let logger = self.logger
+        // nvidia-smi blocks, so it runs on NIO's thread pool, never the cooperative pool.
+        if loaded.discovery.gpus != nil {
+            fresh.units = (try? await NIOThreadPool.singleton.runIfActive { GPUInventory.units(for: loaded, logger: logger) }) ?? loaded.units
+        }
         let now = clock().wholeSeconds
         do {
-            let outcome = try await ledger.write { tx in
+            let outcome = try await ledger.write { [fresh] tx in
                 let reload = CatalogReload.plan(configured: fresh.units, current: try tx.units(), holders: try tx.unitHolders())
                 let liveModels = Set(try tx.liveReservations().map(\.model))
                 let modelsBefore = Set(try tx.models().filter { !$0.isCustom }.map(\.id))
