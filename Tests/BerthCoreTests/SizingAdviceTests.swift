@@ -50,8 +50,10 @@ struct SizingAdviceTests {
             share: 0.9, throttled: 10, needed: 3, verdict: .undersized, monthly: 29_200),
         InferenceCase(
             testDescription: "a throttle means more units were needed even when the throttled calls look small",
-            modelUnits: 2, minutes: [(1, 20_000, 101, 1)],
-            share: 1, throttled: 1, needed: 3, verdict: .undersized, monthly: 14_600),
+            // The bucket charges a call its prompt plus max_tokens, more than it may use: three
+            // calls of 5,000 served and one throttled is 20,000, within two units' budget.
+            modelUnits: 2, minutes: [(1, 15_000, 4, 1)],
+            share: 0.75, throttled: 1, needed: 3, verdict: .undersized, monthly: 14_600),
         InferenceCase(
             testDescription: "a minute a little over budget with no throttle was served by the units it had",
             modelUnits: 1, minutes: [(1, 12_000, 4, 0)],
