@@ -11,7 +11,8 @@ import Testing
 struct UsageAdviceTests {
     static let model = "amazon.nova-micro-v1:0"  // 20,000 tokens a minute per model unit, 20 a model-unit-hour
     static let serve = "demo-serve-for-the-right-sizing-advice"
-    static let quiet = "demo-serve-for-the-right-sizing-quiet"
+    /// Training, so that it starts no serve process; the same long prefix as `serve`.
+    static let quiet = "demo-serve-for-the-right-sizing-train"
 
     @Test("a call to an unknown target leaves no usage row; an oversized reservation's burst gets advice; the chart draws it after the start with distinct labels")
     func adviceAfterABurst() throws {
@@ -24,7 +25,7 @@ struct UsageAdviceTests {
         #expect(typo.stderr.hasPrefix("berth: not-found: "), "\(typo)")
 
         #expect(try daemon.cli(["reserve", Self.serve, "--model", Self.model, "--units", "4", "--purpose", "inference"]).status == 0)
-        #expect(try daemon.cli(["reserve", Self.quiet, "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        #expect(try daemon.cli(["reserve", Self.quiet, "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let reserved = try #require(ISO8601DateFormatter().date(from: try daemon.json(["reservations", Self.serve])["start"] as? String ?? ""))
         for prompt in ["what does the ledger keep", "who holds the units", "how many tokens a minute", "when does it end", "why"] {
             let call = try daemon.cli(["invoke", Self.serve, "--prompt", prompt, "--max-tokens", "8"])
@@ -53,6 +54,7 @@ struct UsageAdviceTests {
         #expect(share > 0 && share < 0.25, "\(busy)")
         let idle = try #require(advice.first { $0["reservation"] as? String == Self.quiet })
         #expect(idle["needed_model_units"] as? Int == 0)
+        #expect(UsageCommandTests.number(idle["running_share"]) == 0)
         #expect(UsageCommandTests.number(idle["monthly_cost_change"]) == -14_600.0)
 
         // And as sentences.
@@ -64,7 +66,7 @@ struct UsageAdviceTests {
             $0.hasPrefix("\(Self.serve): 4 model units, busiest minute used ")
                 && $0.hasSuffix("of the budget; 1 model unit would have served every call: saves 43,800.00 a month")
         }, "\(printed.stdout) (\(percent) %)")
-        #expect(lines.contains("\(Self.quiet): 1 model unit, no call in the window: releasing it saves 14,600.00 a month"), "\(printed.stdout)")
+        #expect(lines.contains("\(Self.quiet): 1 model unit, no job ran in the window: releasing it saves 14,600.00 a month"), "\(printed.stdout)")
         let csv = try daemon.cli(["usage", "--advice", "--format", "csv"] + window)
         #expect(csv.status == 2 && csv.stderr.contains("--advice prints sentences, not CSV"), "\(csv)")
 
