@@ -56,6 +56,8 @@ public struct ReservationFacts: Sendable, Equatable {
     public var tokensPerMinute: Int
     /// The price of one model unit for an hour at its commitment.
     public var pricePerModelUnitHour: Double
+    /// Model units it holds now (or held last): what right-sizing advice compares against.
+    public var modelUnits: Int
     public var leases: [Span]
     public var jobs: [JobFacts]
     /// Spans in which calls kept coming (gaps of a minute or less joined).
@@ -63,12 +65,12 @@ public struct ReservationFacts: Sendable, Equatable {
 
     public init(
         id: Int64, name: String, owner: String, model: String, purpose: Purpose, commitment: Commitment,
-        unitsPerModelUnit: Int, tokensPerMinute: Int, pricePerModelUnitHour: Double,
+        unitsPerModelUnit: Int, tokensPerMinute: Int, pricePerModelUnitHour: Double, modelUnits: Int = 1,
         leases: [Span], jobs: [JobFacts], activity: [Span]
     ) {
         self.id = id; self.name = name; self.owner = owner; self.model = model; self.purpose = purpose
         self.commitment = commitment; self.unitsPerModelUnit = unitsPerModelUnit; self.tokensPerMinute = tokensPerMinute
-        self.pricePerModelUnitHour = pricePerModelUnitHour; self.leases = leases; self.jobs = jobs; self.activity = activity
+        self.pricePerModelUnitHour = pricePerModelUnitHour; self.modelUnits = modelUnits; self.leases = leases; self.jobs = jobs; self.activity = activity
     }
 }
 
@@ -100,12 +102,32 @@ public struct InvocationSlice: Sendable, Equatable {
     }
 }
 
-/// Tokens a reservation served in one minute (or hour), for the series.
+/// Tokens a reservation served over `[at, at + seconds)`: a minute of `reservation_minutes`, or
+/// an hour (or the part-hour at a window's edge) for long windows. The ledger knows no finer
+/// when, so the series spreads them evenly over that span.
 public struct TokenSample: Sendable, Equatable {
     public var reservationID: Int64
     public var at: Date
     public var tokens: Int
-    public init(reservationID: Int64, at: Date, tokens: Int) { self.reservationID = reservationID; self.at = at; self.tokens = tokens }
+    public var seconds: TimeInterval
+    public init(reservationID: Int64, at: Date, tokens: Int, seconds: TimeInterval = 60) {
+        self.reservationID = reservationID; self.at = at; self.tokens = tokens; self.seconds = seconds
+    }
+}
+
+/// One minute of an inference reservation's calls, as `reservation_minutes` keeps it: the
+/// tokens its own units served, its calls and throttled calls, and its budget that minute.
+public struct ReservationMinute: Sendable, Equatable {
+    public var reservationID: Int64
+    public var minute: Date
+    public var tokens: Int
+    public var calls: Int
+    public var throttled: Int
+    public var budget: Int
+    public init(reservationID: Int64, minute: Date, tokens: Int, calls: Int, throttled: Int, budget: Int) {
+        self.reservationID = reservationID; self.minute = minute; self.tokens = tokens
+        self.calls = calls; self.throttled = throttled; self.budget = budget
+    }
 }
 
 /// Everything a report is computed from, read from the ledger in one go.
@@ -113,8 +135,10 @@ public struct UsageFacts: Sendable {
     public var reservations: [ReservationFacts]
     public var invocations: [InvocationSlice]
     public var tokenSamples: [TokenSample]
-    public init(reservations: [ReservationFacts], invocations: [InvocationSlice], tokenSamples: [TokenSample]) {
-        self.reservations = reservations; self.invocations = invocations; self.tokenSamples = tokenSamples
+    /// The window's minutes of inference reservations, for right-sizing advice.
+    public var minutes: [ReservationMinute]
+    public init(reservations: [ReservationFacts], invocations: [InvocationSlice], tokenSamples: [TokenSample], minutes: [ReservationMinute] = []) {
+        self.reservations = reservations; self.invocations = invocations; self.tokenSamples = tokenSamples; self.minutes = minutes
     }
 }
 
@@ -229,6 +253,8 @@ public struct UsageReport: Sendable, Equatable {
     public var rows: [UsageRow]
     public var totals: UsageRow
     public var idle: [IdleReservation]
+    /// Right-sizing advice for every reservation that held units in the window, by name.
+    public var advice: [SizingAdvice] = []
 
     /// Computes the report: pure, from the facts and the query alone.
     public static func compute(_ facts: UsageFacts, _ query: UsageQuery) -> UsageReport {
@@ -238,7 +264,14 @@ public struct UsageReport: Sendable, Equatable {
         // 2. Calls: counts, tokens, on-demand cost, latency.
         for slice in facts.invocations { builder.add(slice) }
         // 3. Finish: utilization, percentiles, money rounding, totals.
-        return builder.finish()
+        var report = builder.finish()
+        // 4. Advice: what each reservation would have needed.
+        let minutes = Dictionary(grouping: facts.minutes, by: \.reservationID)
+        let window = (start: report.from, end: min(report.to, query.now))
+        report.advice = facts.reservations.compactMap { r in
+            SizingAdvice.advise(r, name: builder.names[r.id] ?? r.name, minutes: minutes[r.id] ?? [], window: window, now: query.now)
+        }.sorted { $0.reservation < $1.reservation }
+        return report
     }
 }
 
@@ -369,8 +402,8 @@ private struct UsageReportBuilder {
 
     /// Busy unit-hours for served tokens: the time the reservation's model units need for them at
     /// their rated throughput (tokens ÷ tokens per minute model-unit-minutes).
-    func serveUnitSeconds(tokens: Int, _ r: ReservationFacts) -> Double {
-        Double(tokens) / Double(max(1, r.tokensPerMinute)) * Double(max(1, r.unitsPerModelUnit)) * 60
+    func serveUnitSeconds(tokens: Double, _ r: ReservationFacts) -> Double {
+        tokens / Double(max(1, r.tokensPerMinute)) * Double(max(1, r.unitsPerModelUnit)) * 60
     }
 
     func series(_ r: ReservationFacts, samples: [TokenSample], slice: (start: Date, end: Date)) -> UsageSeries {
@@ -391,11 +424,30 @@ private struct UsageReportBuilder {
                 s.budgetPerMinute[i] = reserved / Double(max(1, r.unitsPerModelUnit)) * Double(r.tokensPerMinute) / bucketSeconds
             }
         }
-        for sample in samples where sample.at >= slice.start && sample.at < slice.end && sample.at >= window.start {
-            let i = Int(sample.at.timeIntervalSince(window.start) / bucketSeconds)
-            guard i >= 0, i < query.buckets else { continue }
-            s.tokensPerMinute[i] += Double(sample.tokens) / (bucketSeconds / 60)
-            s.busyUnits[i] = min(s.reservedUnits[i], s.busyUnits[i] + serveUnitSeconds(tokens: sample.tokens, r) / bucketSeconds)
+        // Calls are served only while the reservation holds units: a sample's tokens belong to
+        // the part of its span inside that, never to the time before the reservation began.
+        let held = r.leases.isEmpty ? nil : (
+            start: r.leases.map(\.start).min()!,
+            end: r.leases.contains { $0.end == nil } ? query.now : r.leases.compactMap(\.end).max()!)
+        for sample in samples {
+            var lo = sample.at, hi = sample.at.addingTimeInterval(max(0, sample.seconds))
+            if let held { lo = max(lo, held.start); hi = min(hi, max(held.start, held.end)) }
+            guard hi > lo, sample.tokens > 0 else { continue }
+            let perSecond = Double(sample.tokens) / hi.timeIntervalSince(lo)
+            // Only the part inside this slice of the window is drawn here.
+            let from = max(lo, slice.start, window.start), to = min(hi, slice.end, window.end)
+            guard to > from else { continue }
+            let first = max(0, Int(from.timeIntervalSince(window.start) / bucketSeconds))
+            let last = min(query.buckets - 1, Int((to.timeIntervalSince(window.start) / bucketSeconds).rounded(.up)) - 1)
+            guard first <= last else { continue }
+            for i in first...last {
+                let bucketStart = window.start.addingTimeInterval(Double(i) * bucketSeconds)
+                let seconds = min(to, bucketStart.addingTimeInterval(bucketSeconds)).timeIntervalSince(max(from, bucketStart))
+                guard seconds > 0 else { continue }
+                let tokens = perSecond * seconds
+                s.tokensPerMinute[i] += tokens / bucketSeconds * 60
+                s.busyUnits[i] = min(s.reservedUnits[i], s.busyUnits[i] + serveUnitSeconds(tokens: tokens, r) / bucketSeconds)
+            }
         }
         return s
     }
@@ -462,7 +514,7 @@ private struct UsageReportBuilder {
         rows[key]!.outputTokens += slice.outputTokens
         rows[key]!.onDemandCost += slice.cost
         if let r, slice.provisionedTokens > 0 {
-            rows[key]!.busyUnitHours += serveUnitSeconds(tokens: slice.provisionedTokens, r) / 3600
+            rows[key]!.busyUnitHours += serveUnitSeconds(tokens: Double(slice.provisionedTokens), r) / 3600
         }
         latencies[key, default: DenseLatencies()].add(slice.latency)
     }

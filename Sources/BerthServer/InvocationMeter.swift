@@ -64,9 +64,12 @@ public final class InvocationMeter: Service, Sendable {
 
     /// Counts the call in `/metrics` and returns once its record is committed to the ledger.
     /// `targetResolved` is false when the target named no reservation or model the caller may
-    /// call. Throws if the ledger cannot be written; the record is kept for a later commit.
+    /// call: such a call is only counted. It used nothing, and its target is whatever string the
+    /// caller sent, so a record would put invented names into everyone's usage reports.
+    /// Throws if the ledger cannot be written; the record is kept for a later commit.
     public func record(_ call: InvocationRecord, targetResolved: Bool = true) async throws {
         metrics.invocation(call, targetResolved: targetResolved)
+        guard targetResolved else { return }
         try await batches.submit(call)
     }
 

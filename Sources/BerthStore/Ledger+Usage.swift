@@ -162,7 +162,7 @@ extension LedgerTransaction {
                     model: row[2], owner: row[3], calls: row[4], served: row[5], throttled: row[6], inputTokens: row[7],
                     outputTokens: row[8], provisionedTokens: row[9], cost: row[10], latency: LatencyHistogram(encoded: [UInt8](row[11] as Data)))
                 if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
-                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
+                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens, seconds: 3600))
                 }
                 slices.append(slice)
             }
@@ -185,7 +185,7 @@ extension LedgerTransaction {
             }
             for slice in pending.values {
                 if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
-                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
+                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens, seconds: 3600))
                 }
                 slices.append(slice)
             }
@@ -210,7 +210,8 @@ extension LedgerTransaction {
             for slice in byKey.values {
                 slices.append(slice)
                 if hourly, let reservation = slice.reservationID, slice.provisionedTokens > 0 {
-                    samples.append(TokenSample(reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens))
+                    samples.append(TokenSample(
+                        reservationID: reservation, at: slice.at, tokens: slice.provisionedTokens, seconds: end.timeIntervalSince(start)))
                 }
             }
         }
@@ -241,18 +242,27 @@ extension LedgerTransaction {
             reservations.append(ReservationFacts(
                 id: id, name: r.name, owner: r.owner, model: r.model, purpose: r.purpose, commitment: r.commitment,
                 unitsPerModelUnit: model.unitsPerModelUnit, tokensPerMinute: model.tokensPerMinute, pricePerModelUnitHour: price,
-                leases: try leases(reservationID: id).map { Span(start: $0.start, end: $0.end) }, jobs: jobs, activity: activity))
+                modelUnits: r.modelUnits, leases: try leases(reservationID: id).map { Span(start: $0.start, end: $0.end) }, jobs: jobs, activity: activity))
         }
 
-        // 3. Tokens per minute, for short windows.
-        if !hourly, !reservations.isEmpty {
-            let list = reservations.map { String($0.id) }.joined(separator: ",")
-            samples = try Row.fetchAll(db, sql: """
-                SELECT reservation_id, minute, tokens FROM reservation_minutes
-                WHERE minute >= ? AND minute < ? AND tokens > 0 AND reservation_id IN (\(list))
-                """, arguments: [query.from, query.to]).map { TokenSample(reservationID: $0[0], at: $0[1], tokens: $0[2]) }
+        // 3. Inference reservations' minutes: for the advice, and the series of short windows.
+        // A minute that began before the window still has its part inside it.
+        var minutes: [ReservationMinute] = []
+        let inference = reservations.filter { $0.purpose == .inference }
+        if !inference.isEmpty {
+            let list = inference.map { String($0.id) }.joined(separator: ",")
+            minutes = try Row.fetchAll(db, sql: """
+                SELECT reservation_id, minute, tokens, calls, throttled, budget FROM reservation_minutes
+                WHERE minute > ? AND minute < ? AND reservation_id IN (\(list))
+                """, arguments: [query.from.addingTimeInterval(-60), query.to]).map {
+                ReservationMinute(reservationID: $0[0], minute: $0[1], tokens: $0[2], calls: $0[3], throttled: $0[4], budget: $0[5])
+            }
         }
-        return UsageFacts(reservations: reservations, invocations: slices, tokenSamples: samples)
+        if !hourly {
+            samples = minutes.filter { $0.tokens > 0 }.map { TokenSample(reservationID: $0.reservationID, at: $0.minute, tokens: $0.tokens) }
+        }
+        return UsageFacts(
+            reservations: reservations, invocations: slices, tokenSamples: samples, minutes: minutes.filter { $0.minute >= query.from })
     }
 
     /// A reservation's activity spans that reach into `[from, to)`, with its calls recorded

@@ -13,6 +13,8 @@ public struct UsageReportView: Codable, Sendable, Equatable {
     public var rows: [UsageRowView]
     public var totals: UsageRowView
     public var idle: [IdleReservationView]
+    /// Right-sizing advice, one entry per reservation that held units in the window.
+    public var advice: [SizingAdviceView]
 
     public init(_ report: UsageReport) {
         from = report.from
@@ -23,6 +25,47 @@ public struct UsageReportView: Codable, Sendable, Equatable {
         rows = report.rows.map(UsageRowView.init)
         totals = UsageRowView(report.totals)
         idle = report.idle.map(IdleReservationView.init)
+        advice = report.advice.map(SizingAdviceView.init)
+    }
+}
+
+/// One reservation's right-sizing advice (see `SizingAdvice`).
+public struct SizingAdviceView: Codable, Sendable, Equatable {
+    public var reservation: String
+    public var owner: String
+    public var model: String
+    /// `inference` or `training`.
+    public var purpose: String
+    public var commitment: String
+    public var modelUnits: Int
+    public var pricePerModelUnitHour: Double
+    /// Inference only.
+    public var busiestMinute: Date?
+    public var busiestMinuteShare: Double?
+    public var throttled: Int?
+    /// Training only.
+    public var runningShare: Double?
+    public var neededModelUnits: Int
+    /// `oversized`, `undersized` or `right-sized`.
+    public var verdict: String
+    /// Negative: what the change would save a month.
+    public var monthlyCostChange: Double
+
+    public init(_ advice: SizingAdvice) {
+        reservation = advice.reservation
+        owner = advice.owner
+        model = advice.model
+        purpose = advice.purpose.rawValue
+        commitment = advice.commitment.rawValue
+        modelUnits = advice.modelUnits
+        pricePerModelUnitHour = advice.pricePerModelUnitHour
+        busiestMinute = advice.busiestMinute
+        busiestMinuteShare = advice.busiestMinuteShare
+        throttled = advice.throttled
+        runningShare = advice.runningShare
+        neededModelUnits = advice.neededModelUnits
+        verdict = advice.verdict.rawValue
+        monthlyCostChange = advice.monthlyCostChange
     }
 }
 

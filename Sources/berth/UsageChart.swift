@@ -34,6 +34,10 @@ enum UsageChart {
         let legendHeight = 56.0 + Double(rows.count) * 18
         let panels = tokenRows.isEmpty ? 1.0 : 2.0
         let height = max(title + panels * panelHeight + (panels - 1) * gap + 48, title + legendHeight + 24)
+        // The legend names every row in full (keys are distinct, shortened ones need not be):
+        // the picture widens for a long name instead.
+        let longest = rows.map { legendLabel($0).count }.max() ?? 0
+        let width = max(Self.width, legendX + 30 + Double(longest) * 7.5 + 16)
         let range = (from: report.from, to: report.to)
         var out = """
             <?xml version="1.0" encoding="UTF-8"?>
@@ -206,8 +210,7 @@ enum UsageChart {
     }
 
     static func legendLabel(_ row: UsageRowView) -> String {
-        let key = row.key.count > 24 ? String(row.key.prefix(23)) + "…" : row.key
-        return "\(key) (\(row.reservedUnitHours > 0 ? UsageNumber.percent(row.utilization) : "-"))"
+        "\(row.key) (\(row.reservedUnitHours > 0 ? UsageNumber.percent(row.utilization) : "-"))"
     }
 
     /// 0, then four or five round steps up to `maximum`.

@@ -38,6 +38,9 @@ extension Berth {
         @Option(help: ArgumentHelp("Also draw reserved vs busy units over time, and tokens per minute against the budget, as an SVG file.", valueName: "file.svg"))
         var chart: String?
 
+        @Flag(help: "Print right-sizing advice instead of the table: one line per reservation that held more model units than it used, or too few for its calls, with what the change would save or cost a month. The JSON always carries it.")
+        var advice = false
+
         func validate() throws {
             try ArgumentCheck.window(from: from, to: to)
             if let by, UsageGrouping(rawValue: by) == nil {
@@ -49,6 +52,9 @@ extension Berth {
                 }
                 if global.json && chosen != .json {
                     throw ValidationError("--json and --format \(format) ask for two formats: give one of them")
+                }
+                if advice && chosen == .csv {
+                    throw ValidationError("--advice prints sentences, not CSV: leave out --format csv, or read the advice from --json")
                 }
             }
             if let chart {
@@ -86,7 +92,7 @@ extension Berth {
             case .csv:
                 print(UsageCSV.render(report), terminator: "")
             case .table:
-                var text = UsageTable.render(report)
+                var text = advice ? UsageAdvice.render(report) : UsageTable.render(report)
                 if let chart { text += "\n\nChart written to \(chart)." }
                 print(text)
             }
