@@ -28,17 +28,6 @@ struct ReservationFlowTests {
         #expect(daemon.stop() == 0)
     }
 
-    @Test("a model of two compute units per model unit holds twice as many units")
-    func sizingFollowsTheModel() throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        let result = try daemon.cli(["reserve", "llama", "--model", "meta.llama3-8b-instruct-v1:0", "--units", "2", "--purpose", "training"])
-        #expect(result.status == 0, "\(result)")
-        let shown = try reservation(daemon, "llama")
-        #expect(shown["units"] as? Int == 4)
-        #expect((shown["leases"] as? [Any])?.count == 4)
-    }
-
     @Test("over capacity: exit 4, with the free count and the earliest start that fits")
     func overCapacity() throws {
         let daemon = try TemporaryDaemon()
@@ -146,11 +135,10 @@ struct ReservationFlowTests {
         daemon.kill9()
         try daemon.start()
         // Active again once the restarted daemon's serve process for it answers.
-        var shown = try reservation(daemon, "durable")
-        let deadline = Date().addingTimeInterval(30)
-        while shown["status"] as? String == "pending" && Date() < deadline {
-            usleep(50_000)
+        var shown: [String: Any] = [:]
+        _ = try eventually(timeout: 30) {
             shown = try reservation(daemon, "durable")
+            return shown["status"] as? String != "pending"
         }
         #expect(shown["status"] as? String == "active")
         #expect((shown["leases"] as? [Any])?.count == 4)
@@ -179,14 +167,7 @@ struct ReservationFlowTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "soon", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1m"]).status == 0)
         #expect(try reservation(daemon, "soon")["status"] as? String == "pending")
-        var status: String?
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            status = try reservation(daemon, "soon")["status"] as? String
-            if status == "active" { break }
-            usleep(200_000)
-        }
-        #expect(status == "active")
+        #expect(try eventually(timeout: 15) { try reservation(daemon, "soon")["status"] as? String == "active" })
     }
 
     @Test("a reservation expires at its end by itself, and its leases end exactly there")
@@ -196,11 +177,9 @@ struct ReservationFlowTests {
         #expect(try daemon.cli(["reserve", "brief", "--model", Self.model, "--units", "2", "--duration", "2s"]).status == 0)
         let end = try #require(try reservation(daemon, "brief")["end"] as? String)
         var shown: [String: Any] = [:]
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
+        _ = try eventually(timeout: 15) {
             shown = try reservation(daemon, "brief")
-            if shown["status"] as? String == "expired" { break }
-            usleep(200_000)
+            return shown["status"] as? String == "expired"
         }
         #expect(shown["status"] as? String == "expired")
         let leases = try #require(shown["leases"] as? [[String: Any]])
@@ -244,10 +223,9 @@ struct ReservationFlowTests {
         shown = try reservation(daemon, "patient")
         #expect((shown["leases"] as? [Any])?.count == 2)
         #expect(shown["waiting"] as? Bool == false)
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline && shown["status"] as? String != "active" {
-            usleep(100_000)
+        _ = try eventually(timeout: 15) {
             shown = try reservation(daemon, "patient")
+            return shown["status"] as? String == "active"
         }
         #expect(shown["status"] as? String == "active")
     }
