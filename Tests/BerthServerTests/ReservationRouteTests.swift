@@ -79,4 +79,37 @@ struct ReservationRouteTests {
             #expect(shown.leases.count == 4)
         }
     }
+    @Test("update renames, moves within the base's family, adds units, and never takes units away")
+    func update() async throws {
+        try await RouteTestApp().test { client in
+            let made = try await client.send(.post, "/v1/reservations", json: #"{"name": "grow", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#)
+            #expect(made.status == .created)
+            let grown = try await client.send(.patch, "/v1/reservations/grow", json: #"{"model_units": 3, "name": "grown"}"#)
+            #expect(grown.status == .ok, "\(String(buffer: grown.body))")
+            let shown = try await client.send(.get, "/v1/reservations/grown").decoded(ReservationView.self)
+            #expect(shown.modelUnits == 3)
+            #expect(shown.leases.count == 3)
+            let shrink = try await client.send(.patch, "/v1/reservations/grown", json: #"{"model_units": 2}"#)
+            #expect(shrink.error?.error.code == "invalid-argument")
+            #expect(shrink.error?.error.message.contains("never taken away") == true)
+            let otherFamily = try await client.send(.patch, "/v1/reservations/grown", json: #"{"model": "meta.llama3-8b-instruct-v1:0"}"#)
+            #expect(otherFamily.error?.error.code == "invalid-argument")
+            #expect(otherFamily.error?.error.message.contains("same base") == true)
+            let tooMany = try await client.send(.patch, "/v1/reservations/grown", json: #"{"model_units": 9}"#)
+            #expect(tooMany.error?.error.code == "insufficient-capacity")
+            #expect(try await client.send(.get, "/v1/reservations/grown").decoded(ReservationView.self).modelUnits == 3)
+        }
+    }
+
+    @Test("capacity shows free units over time")
+    func capacity() async throws {
+        try await RouteTestApp().test { client in
+            let made = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 3, "duration": "1h"}"#)
+            #expect(made.status == .created)
+            let view = try await client.send(.get, "/v1/capacity?to=2026-11-01T03:00:00Z").decoded(CapacityView.self)
+            #expect(view.total == 8)
+            #expect(view.steps.map(\.free) == [5, 8])
+        }
+    }
 }

@@ -230,38 +230,6 @@ struct ReservationFlowTests {
         #expect(shown["status"] as? String == "active")
     }
 
-    @Test("update renames, moves within the base's family, adds units, and never takes units away")
-    func update() throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        #expect(try daemon.cli(["reserve", "grow", "--model", Self.model, "--units", "1"]).status == 0)
-        let grown = try daemon.cli(["update", "grow", "--units", "3", "--rename", "grown"])
-        #expect(grown.status == 0, "\(grown)")
-        let shown = try reservation(daemon, "grown")
-        #expect(shown["model_units"] as? Int == 3)
-        #expect((shown["leases"] as? [Any])?.count == 3)
-        let shrink = try daemon.cli(["update", "grown", "--units", "2"])
-        #expect(shrink.status == 2)
-        #expect(shrink.stderr.contains("never taken away"))
-        let otherFamily = try daemon.cli(["update", "grown", "--model", "meta.llama3-8b-instruct-v1:0"])
-        #expect(otherFamily.status == 2)
-        #expect(otherFamily.stderr.contains("same base"))
-        let tooMany = try daemon.cli(["update", "grown", "--units", "9"])
-        #expect(tooMany.status == 4)
-        #expect(try reservation(daemon, "grown")["model_units"] as? Int == 3)
-    }
-
-    @Test("capacity shows free units over time")
-    func capacity() throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        #expect(try daemon.cli(["reserve", "a", "--model", Self.model, "--units", "3", "--duration", "1h"]).status == 0)
-        let view = try daemon.json(["capacity", "--to", "+3h"])
-        let steps = try #require(view["steps"] as? [[String: Any]])
-        #expect(view["total"] as? Int == 8)
-        #expect(steps.map { $0["free"] as? Int } == [5, 8])
-    }
-
     @Test("bad input is refused with exit 2 naming the field, and changes nothing")
     func badInput() throws {
         let daemon = try TemporaryDaemon()
