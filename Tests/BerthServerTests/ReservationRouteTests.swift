@@ -112,4 +112,25 @@ struct ReservationRouteTests {
             #expect(view.steps.map(\.free) == [5, 8])
         }
     }
+    @Test("release inside a commitment is refused commitment-active; without one it is released")
+    func releaseInsideCommitment() async throws {
+        try await RouteTestApp().test { client in
+            let committed = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "committed", "model": "amazon.nova-micro-v1:0", "model_units": 1, "commitment": "1m"}"#)
+            #expect(committed.status == .created)
+            let refused = try await client.send(.delete, "/v1/reservations/committed")
+            #expect(refused.error?.error.code == "commitment-active")
+            #expect(try await client.send(.get, "/v1/reservations/committed").decoded(ReservationView.self).status == "active")
+
+            let free = #"{"name": "free", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#
+            #expect(try await client.send(.post, "/v1/reservations", json: free).status == .created)
+            let released = try await client.send(.delete, "/v1/reservations/free")
+            #expect(released.status == .ok, "\(String(buffer: released.body))")
+            let shown = try await client.send(.get, "/v1/reservations/free").decoded(ReservationView.self)
+            #expect(shown.status == "deleted")
+            #expect(shown.leases.allSatisfy { $0.end != nil })
+            // The name can be used again once released.
+            #expect(try await client.send(.post, "/v1/reservations", json: free).status == .created)
+        }
+    }
 }

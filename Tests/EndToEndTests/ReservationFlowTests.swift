@@ -52,27 +52,6 @@ struct ReservationFlowTests {
         #expect(never.stderr.contains("never fit"))
     }
 
-    @Test("release inside a commitment: exit 4 commitment-active; without one it is released")
-    func releaseInsideCommitment() throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        #expect(try daemon.cli(["reserve", "committed", "--model", Self.model, "--units", "1", "--commitment", "1m"]).status == 0)
-        let refused = try daemon.cli(["release", "committed"])
-        #expect(refused.status == 4)
-        #expect(refused.stderr.hasPrefix("berth: commitment-active: "))
-        #expect(try reservation(daemon, "committed")["status"] as? String == "active")
-
-        #expect(try daemon.cli(["reserve", "free", "--model", Self.model, "--units", "1"]).status == 0)
-        let released = try daemon.cli(["release", "free"])
-        #expect(released.status == 0, "\(released)")
-        let shown = try reservation(daemon, "free")
-        #expect(shown["status"] as? String == "deleted")
-        let leases = try #require(shown["leases"] as? [[String: Any]])
-        #expect(leases.allSatisfy { $0["end"] is String })
-        // The name can be used again once released.
-        #expect(try daemon.cli(["reserve", "free", "--model", Self.model, "--units", "1"]).status == 0)
-    }
-
     @Test("another user cannot see or release my reservation; an admin can see it")
     func ownership() throws {
         let daemon = try TemporaryDaemon()
