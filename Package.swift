@@ -144,7 +144,12 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthServerTests",
-            dependencies: ["BerthServer", "BerthExecutors", "BerthStore", "BerthWire", "BerthTestSupport"],
+            dependencies: [
+                "BerthServer", "BerthExecutors", "BerthStore", "BerthWire", "BerthConfig", "BerthCore", "BerthTestSupport",
+                // Route tests run the control socket's router in-process.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),

@@ -158,12 +158,12 @@ public struct Daemon: Sendable {
             serve.wake()
         }
         wakeScheduler.connect { scheduler.wake() }
-        var plane = ControlPlane(
-            ledger: ledger, scheduler: scheduler,
-            callers: CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups),
+        let callers = CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups)
+        var services = ControlServices(
+            ledger: ledger, scheduler: scheduler, callers: callers,
             clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor, serve: serve, meter: meter,
             metrics: metrics)
-        plane.idleThreshold = config.daemon.idleThresholdSeconds
+        services.idleThreshold = config.daemon.idleThresholdSeconds
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
@@ -173,20 +173,22 @@ public struct Daemon: Sendable {
             ? [GPUTelemetry(hardware: jobSettings.hardware, ledger: ledger, metrics: metrics, discovery: config.discovery, clock: clock, logger: logger)]
             : []
         let app: any Service = if let activated {
-            ActivatedSocketServer(socket: activated, router: plane.router(), connections: ConnectionPolicy(limits: config.limits), logger: logger) {
+            ActivatedSocketServer(
+                socket: activated, router: buildRouter(services), callers: callers, connections: ConnectionPolicy(limits: config.limits), logger: logger
+            ) {
                 logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
                 await systemd.ready()
             }
         } else {
             buildApplication(
-                plane: plane, socketPath: socketPath, socketGroup: config.daemon.socketGroup,
+                services: services, socketPath: socketPath, socketGroup: config.daemon.socketGroup,
                 connections: ConnectionPolicy(limits: config.limits), logger: logger) { await systemd.ready() }
         }
         // Beside the socket, not instead of it: only GET /metrics, on TCP, if the config asks.
         let metricsListener: [any Service] = config.metrics.listen.map { address in
             [MetricsListener(
                 address: address,
-                application: buildMetricsApplication(plane: plane, address: address, connections: ConnectionPolicy(limits: config.limits), logger: logger),
+                application: buildMetricsApplication(services: services, address: address, connections: ConnectionPolicy(limits: config.limits), logger: logger),
                 logger: logger)]
         } ?? []
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
@@ -266,11 +268,11 @@ public struct Daemon: Sendable {
 }
 
 /// Assembles the control-socket application; `Daemon.run` only builds and runs it.
-public func buildApplication(plane: ControlPlane, socketPath: String, socketGroup: String?, connections: ConnectionPolicy, logger: Logger,
+public func buildApplication(services: ControlServices, socketPath: String, socketGroup: String?, connections: ConnectionPolicy, logger: Logger,
                              onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
     Application(
-        router: plane.router(),
-        server: .http1(configuration: connections.http1Configuration(logger: logger)),
+        router: buildRouter(services),
+        server: .http1(identifyingCallersWith: services.callers, configuration: connections.http1Configuration(logger: logger)),
         configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socketPath), serverName: "berthd/\(BerthVersion.current)"),
         onServerRunning: { _ in
             // Users in the socket's group may connect; nobody else.
@@ -296,11 +298,12 @@ public func buildApplication(plane: ControlPlane, socketPath: String, socketGrou
 /// Prometheus server, which cannot read a UNIX socket. It has no other route, so any other
 /// path is 404; and no caller, since TCP carries no peer credentials: whoever reaches the
 /// address reads everything.
-public func buildMetricsApplication(plane: ControlPlane, address: DaemonConfig.ListenAddress, connections: ConnectionPolicy, logger: Logger)
+public func buildMetricsApplication(services: ControlServices, address: DaemonConfig.ListenAddress, connections: ConnectionPolicy, logger: Logger)
     -> some ApplicationProtocol
 {
+    let metrics = MetricsController(ledger: services.ledger, metrics: services.metrics, clock: services.clock)
     let router = Router()
-    router.get("metrics") { _, _ in try await plane.scrapeAll() }
+    router.get("metrics") { _, _ in try await metrics.scrapeAll() }
     return Application(
         router: router,
         server: .http1(configuration: connections.http1Configuration(logger: logger)),

@@ -1,42 +1,95 @@
 import Foundation
-import Synchronization
 public import Hummingbird
-public import NIOCore
+import HummingbirdCore
+import Logging
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Request context that keeps the connection's channel, so a handler can ask the kernel who
-/// is calling (SO_PEERCRED on the UNIX socket).
+/// The control socket's request context: who is calling, as the kernel named them when they
+/// connected.
 public struct BerthRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    public let channel: any Channel
+    /// Nil when the connection carries no peer credentials (not the UNIX socket).
+    public let caller: Caller?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.channel = source.channel
+        self.caller = ConnectionCaller.current
     }
 
     /// Bodies over 1 MiB are refused with 413.
     public var maxUploadSize: Int { 1 << 20 }
 
-    /// The peer's uid and gid, as the kernel saw them when it connected: asked once per
-    /// connection, since they cannot change while it is open.
-    func peerCredentials() async throws -> (uid: UInt32, gid: UInt32) {
-        if let known = PeerCredentialCache.shared.lookup(channel) { return known }
-        let credentials = try await askKernel()
-        PeerCredentialCache.shared.store(credentials, for: channel)
-        return credentials
-    }
-
-    private func askKernel() async throws -> (uid: UInt32, gid: UInt32) {
-        guard let provider = channel as? any SocketOptionProvider else {
+    /// The caller, for a handler that acts for one.
+    func requireCaller() throws -> Caller {
+        guard let caller else {
             throw APIError(.forbidden, "cannot identify the caller: connect through the daemon's UNIX socket")
         }
-        let credentials: PeerCredentials = try await provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
-        ).get()
-        return (credentials.uid, credentials.gid)
+        return caller
+    }
+
+    /// A path parameter, percent-decoded.
+    func parameter(_ name: String) throws -> String {
+        guard let raw = parameters.get(name) else { throw APIError.invalid(field: name, "missing from the path") }
+        return raw.removingPercentEncoding ?? raw
+    }
+}
+
+/// The caller of the connection whose requests the current task serves.
+///
+/// Hummingbird builds a request context from the channel and a logger only, synchronously,
+/// on the connection's own task. The peer's credentials cannot change while the connection is
+/// open, so `CallerIdentifyingChannel` reads them once, when the connection is set up, and
+/// binds the caller for the task that serves it; each context reads it from there. Only code
+/// in this process can bind it: a client has no say in it. Route tests bind it to stand in for
+/// a connection.
+public enum ConnectionCaller {
+    @TaskLocal public static var current: Caller?
+}
+
+/// Wraps a connection's HTTP handling: reads SO_PEERCRED as the connection is set up, on its
+/// event loop, and serves its requests with the caller those credentials name.
+struct CallerIdentifyingChannel<Inner: ServerChildChannel>: ServerChildChannel {
+    struct Value: ServerChildChannelValue {
+        var inner: Inner.Value
+        var credentials: PeerCredentials?
+        var channel: any Channel { inner.channel }
+    }
+
+    let inner: Inner
+    let callers: CallerDirectory
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let credentials: EventLoopFuture<PeerCredentials?>
+        if let provider = channel as? any SocketOptionProvider {
+            credentials = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+                .map { Optional($0) }
+                .recover { _ in nil }
+        } else {
+            credentials = channel.eventLoop.makeSucceededFuture(nil)
+        }
+        return credentials.flatMap { credentials in
+            inner.setup(channel: channel, logger: logger).map { Value(inner: $0, credentials: credentials) }
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        // The names come from the password and group files: looked up here, off the event loop.
+        let caller = value.credentials.map { callers.caller(uid: $0.uid, gid: $0.gid) }
+        await ConnectionCaller.$current.withValue(caller) {
+            await inner.handle(value: value.inner, logger: logger)
+        }
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1.1 with the connection guards, each connection's requests served as its caller.
+    static func http1(identifyingCallersWith callers: CallerDirectory, configuration: HTTP1Channel.Configuration) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            CallerIdentifyingChannel(inner: HTTP1Channel(responder: responder, configuration: configuration), callers: callers)
+        }
     }
 }
 
@@ -45,32 +98,4 @@ struct PeerCredentials: Sendable {
     var pid: Int32 = 0
     var uid: UInt32 = 0
     var gid: UInt32 = 0
-}
-
-/// Credentials per open connection. Entries hold the channel weakly: an identifier the runtime
-/// hands to a new connection after the old one is gone never finds the old caller.
-final class PeerCredentialCache: Sendable {
-    static let shared = PeerCredentialCache()
-
-    private struct Entry: @unchecked Sendable {
-        weak var channel: (any Channel)?
-        var credentials: (uid: UInt32, gid: UInt32)
-    }
-
-    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
-
-    func lookup(_ channel: any Channel) -> (uid: UInt32, gid: UInt32)? {
-        entries.withLock { entries in
-            guard let entry = entries[ObjectIdentifier(channel)], entry.channel === channel else { return nil }
-            return entry.credentials
-        }
-    }
-
-    func store(_ credentials: (uid: UInt32, gid: UInt32), for channel: any Channel) {
-        entries.withLock { entries in
-            // Forget connections that are gone, now and then, so the map stays small.
-            if entries.count > 1024 { entries = entries.filter { $0.value.channel != nil } }
-            entries[ObjectIdentifier(channel)] = Entry(channel: channel, credentials: credentials)
-        }
-    }
 }

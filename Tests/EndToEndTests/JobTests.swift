@@ -155,17 +155,6 @@ struct JobTests {
         #expect((done["output_tokens"] as? Int ?? 0) > 0)
     }
 
-    @Test("a dataset with a bad record on line 37 is refused naming line 37, and nothing is queued")
-    func badRecord() throws {
-        let (daemon, scripts) = try daemon()
-        defer { scripts.remove() }
-        let result = try submit(daemon, "bad", data: "\(Self.examples)/fine-tuning-bad-line-37.jsonl", output: daemon.directory.file("o"))
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("line 37"))
-        #expect(result.stderr.contains("completion"))
-        #expect((try daemon.json(["jobs"])["jobs"] as? [Any])?.isEmpty == true)
-    }
-
     @Test("a dataset over the config's max_data_file_bytes is refused with its size and the limit; one at the limit is queued")
     func dataFileLimit() throws {
         let scripts = try TemporaryDirectory(prefix: "berth-fake")
@@ -186,30 +175,6 @@ struct JobTests {
         #expect(refused.stderr.contains("/over.jsonl is 201 bytes, over the config's limit of 200; split the dataset"), "\(refused)")
         #expect((try daemon.json(["jobs"])["jobs"] as? [Any])?.isEmpty == true)
         _ = try submittedID(try submit(daemon, "fits", data: fits, output: daemon.directory.file("o2")))
-    }
-
-    @Test("a learning rate of 0.5 is refused naming the range")
-    func learningRateRange() throws {
-        let (daemon, scripts) = try daemon()
-        defer { scripts.remove() }
-        let result = try submit(daemon, "lr", data: "\(Self.examples)/fine-tuning.jsonl", output: daemon.directory.file("o"), extra: ["--learning-rate", "0.5"])
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("learning_rate"))
-        #expect(result.stderr.contains("0.000001–0.0001"))
-    }
-
-    @Test("a customization the model does not accept, or a reservation of the wrong purpose, is refused")
-    func wrongKindOrPurpose() throws {
-        let (daemon, scripts) = try daemon()
-        defer { scripts.remove() }
-        let cpt = try daemon.cli(["submit", "x", "--reservation", "train", "--kind", "continued-pretraining", "--data",
-                                  "\(Self.examples)/continued-pretraining.jsonl", "--output", daemon.directory.file("o"), "--model-name", "x"])
-        #expect(cpt.status == 2)
-        #expect(cpt.stderr.contains("does not accept continued-pretraining"))
-        let batch = try daemon.cli(["submit", "x", "--reservation", "train", "--kind", "batch-inference", "--data",
-                                    "\(Self.examples)/batch-inference.jsonl", "--output", daemon.directory.file("o")])
-        #expect(batch.status == 2)
-        #expect(batch.stderr.contains("needs a inference reservation") || batch.stderr.contains("inference reservation"))
     }
 
     @Test("another user's files are forbidden: --data /etc/shadow from an ordinary user, without echoing it")

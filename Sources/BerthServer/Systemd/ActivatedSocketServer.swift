@@ -16,16 +16,19 @@ public import ServiceLifecycle
 public struct ActivatedSocketServer: Service {
     public let socket: ListeningSocket
     private let responder: RouterResponder<BerthRequestContext>
+    /// Names each connection's caller from its peer credentials.
+    private let callers: CallerDirectory
     /// The connection cap and the request and idle timeouts, as for a socket berthd binds.
     public let connections: ConnectionPolicy
     public let logger: Logger
     /// Called once connections are being accepted.
     public let onServerRunning: @Sendable () async -> Void
 
-    public init(socket: ListeningSocket, router: Router<BerthRequestContext>, connections: ConnectionPolicy, logger: Logger,
-                onServerRunning: @escaping @Sendable () async -> Void = {}) {
+    public init(socket: ListeningSocket, router: Router<BerthRequestContext>, callers: CallerDirectory, connections: ConnectionPolicy,
+                logger: Logger, onServerRunning: @escaping @Sendable () async -> Void = {}) {
         self.socket = socket
         self.responder = router.buildResponder()
+        self.callers = callers
         self.connections = connections
         self.logger = logger
         self.onServerRunning = onServerRunning
@@ -35,7 +38,7 @@ public struct ActivatedSocketServer: Service {
         let logger = self.logger
         let responder = self.responder
         let serverName = "berthd/\(BerthVersion.current)"
-        let connections = HTTP1Channel(
+        let connections = CallerIdentifyingChannel(inner: HTTP1Channel(
             responder: { request, responseWriter, channel in
                 let context = BerthRequestContext(source: .init(channel: channel, logger: logger))
                 var response: Response
@@ -49,7 +52,7 @@ public struct ActivatedSocketServer: Service {
                 response.headers[.server] = serverName
                 try await responseWriter.write(response: response.head, body: response.body)
             },
-            configuration: connections.http1Configuration(logger: logger))
+            configuration: connections.http1Configuration(logger: logger)), callers: callers)
 
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)

@@ -6,57 +6,58 @@ import NIOPosix
 import Hummingbird
 import NIOCore
 
-extension ControlPlane {
-    /// A custom model's name: it becomes a model id, so letters, digits and `._:-`.
-    static func checkModelName(_ name: String) throws {
-        // Byte by byte: every allowed character is ASCII, so one byte is one character.
-        func isLetterOrDigit(_ byte: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-        }
-        let bytes = name.utf8
-        guard let first = bytes.first, isLetterOrDigit(first), bytes.count <= 128,
-              bytes.allSatisfy({ isLetterOrDigit($0) || "._:-".utf8.contains($0) }) else {
-            throw APIError.invalid(field: "model_name", "'\(name)' is not a valid model name: use up to 128 letters, digits and . _ : -, starting with a letter or digit")
-        }
+/// `/v1/jobs`: submit, list, show, stop, and a job's events and log.
+struct JobsController: Sendable {
+    let ledger: Ledger
+    let commits: CommitGroup
+    /// The limits a submission is held to, and where job logs go.
+    let settings: JobSettings
+    let clock: @Sendable () -> Date
+    /// Tells the services that follow the ledger to look again.
+    let changed: @Sendable () -> Void
+
+    var now: Date { clock().wholeSeconds }
+
+    func addRoutes(to group: RouterGroup<BerthRequestContext>) {
+        group.post("jobs") { request, context in try await submit(request, context) }
+        group.get("jobs") { request, context in try await list(request, context) }
+        group.get("jobs/:id") { _, context in try await show(context) }
+        group.post("jobs/:id/stop") { _, context in try await stop(context) }
+        group.get("jobs/:id/events") { _, context in try await events(context) }
+        group.get("jobs/:id/log") { request, context in try await showLog(request, context) }
     }
 
-    func submitJob(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func submit(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let body = try await Requests.body(request, context: context)
         let input = try Requests.decode(SubmitJobRequest.self, from: body)
         let now = self.now
 
         // 1. The request's own fields.
-        try Self.checkName(input.name)
-        let kind = try Self.enumField(JobKind.self, input.kind, field: "kind")
+        try checkName(input.name)
+        let kind = try enumField(JobKind.self, input.kind, field: "kind")
         let priority = input.priority ?? 0
-        guard (-1000...1000).contains(priority) else { throw APIError.invalid(field: "priority", "must be between -1000 and 1000, got \(priority)") }
-        if let units = input.modelUnits { try Self.checkModelUnits(units) }
-        if kind == .batchInference {
-            for (field, given) in [("model_name", input.modelName != nil), ("epochs", input.epochs != nil), ("batch_size", input.batchSize != nil),
-                                   ("learning_rate", input.learningRate != nil), ("warmup_steps", input.warmupSteps != nil),
-                                   ("validation_data", input.validationData != nil)] where given {
-                throw APIError.invalid(field: field, "batch-inference takes no \(field); leave it out")
-            }
-        } else {
-            guard let name = input.modelName else {
-                throw APIError.invalid(field: "model_name", "a \(kind.rawValue) job makes a custom model: name it with --model-name")
-            }
-            try Self.checkModelName(name)
-        }
+        try refuse(SubmissionRules.priorityProblem(priority))
+        if let units = input.modelUnits { try checkModelUnits(units) }
+        let given: Set<String> = Set([
+            ("model_name", input.modelName != nil), ("epochs", input.epochs != nil), ("batch_size", input.batchSize != nil),
+            ("learning_rate", input.learningRate != nil), ("warmup_steps", input.warmupSteps != nil),
+            ("validation_data", input.validationData != nil),
+        ].filter(\.1).map(\.0))
+        try refuse(SubmissionRules.fieldProblem(kind: kind, given: given))
+        if let name = input.modelName { try refuse(SubmissionRules.modelNameProblem(name)) }
 
         // 2. The reservation and its model decide what the job may be.
         //    What the ledger last committed, from memory if a read put it there; the write
         //    below checks the reservation again.
         let (reservation, model) = try ledger.committedReservation(named: input.reservation) ?? ledger.readNow { tx in
-            let r = try Self.visibleReservation(input.reservation, caller: caller, tx)
+            let r = try tx.visibleReservation(input.reservation, caller: caller)
             guard let model = try tx.model(id: r.model) else {
                 throw APIError(.invalidState, "reservation '\(r.name)' is for \(r.model), which is no longer in the catalog")
             }
             return (r, model)
         }
-        try Self.checkVisible(reservation, caller: caller)
+        try caller.checkCanSee(reservation)
         guard !reservation.status.isTerminal else {
             throw APIError(.invalidState, "reservation '\(reservation.name)' is \(reservation.status.rawValue); submit to a pending or active reservation")
         }
@@ -80,17 +81,11 @@ extension ControlPlane {
         }
         var hyperparameters: HyperparameterValues?
         if kind != .batchInference {
-            let defaults = HyperparameterCheck.defaults(for: model.hyperparameters)
-            let values = HyperparameterValues(
-                epochs: input.epochs ?? defaults.epochs, batchSize: input.batchSize ?? defaults.batchSize,
-                learningRate: input.learningRate ?? defaults.learningRate, warmupSteps: input.warmupSteps ?? defaults.warmupSteps)
-            let problems = HyperparameterCheck.problems(
-                epochs: values.epochs, batchSize: values.batchSize, learningRate: values.learningRate,
-                warmupSteps: values.warmupSteps, ranges: model.hyperparameters, model: model.id)
-            if !problems.isEmpty {
-                throw APIError(.invalidArgument, problems.map(\.description).joined(separator: "; "))
+            switch SubmissionRules.hyperparameters(
+                epochs: input.epochs, batchSize: input.batchSize, learningRate: input.learningRate, warmupSteps: input.warmupSteps, model: model) {
+            case .success(let values): hyperparameters = values
+            case .failure(let problems): throw APIError(.invalidArgument, problems.description)
             }
-            hyperparameters = values
         }
 
         let chosen = hyperparameters
@@ -114,8 +109,8 @@ extension ControlPlane {
         let output = try access.writableFolder(input.output, field: "output")
 
         // 4. Queue it, and start it now if its reservation has the units.
-        let settings = jobs
-        let response = try await idempotent(request, caller: caller, body: body, route: "POST /v1/jobs") { tx in
+        let settings = self.settings
+        let response = try await commits.respond(to: request, caller: caller, body: body, route: "POST /v1/jobs") { tx in
             guard let live = try tx.reservationState(id: reservation.id), !live.status.isTerminal else {
                 throw APIError(.invalidState, "reservation '\(reservation.name)' ended meanwhile")
             }
@@ -156,15 +151,15 @@ extension ControlPlane {
 
     func checkDataset(_ path: String, field: String, kind: JobKind, model: Model) throws {
         let contents: Data
-        switch FileAccess.contents(path, limit: jobs.limits.maxDataFileBytes) {
+        switch FileAccess.contents(path, limit: settings.limits.maxDataFileBytes) {
         case .data(let data):
             contents = data
         case .tooLarge(let bytes):
-            throw APIError.invalid(field: field, "\(path) is \(bytes) bytes, over the config's limit of \(jobs.limits.maxDataFileBytes); split the dataset")
+            throw APIError.invalid(field: field, "\(path) is \(bytes) bytes, over the config's limit of \(settings.limits.maxDataFileBytes); split the dataset")
         case .unreadable:
             throw APIError.invalid(field: field, "\(path): cannot read it")
         }
-        switch DatasetCheck.check(contents, kind: kind, maxTokens: model.maxTokens, maxRecords: jobs.limits.maxDataRecords) {
+        switch DatasetCheck.check(contents, kind: kind, maxTokens: model.maxTokens, maxRecords: settings.limits.maxDataRecords) {
         case .success:
             return
         case .failure(let bad):
@@ -174,8 +169,8 @@ extension ControlPlane {
 
     /// `GET /v1/jobs?status=&reservation=&owner=&kind=&since=&limit=&cursor=`: a page of the
     /// jobs the filters let through, newest first (`ListingQuery`).
-    func listJobs(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let query = try ListingQuery(
             request.uri.queryParameters, path: "/v1/jobs", what: "jobs", filters: ["status", "reservation", "kind"],
             caller: caller, now: now)
@@ -205,15 +200,15 @@ extension ControlPlane {
         return try Requests.json(list)
     }
 
-    func showJob(_ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func show(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let id = try Self.jobID(context)
         let view = try await ledger.read { tx in try Self.jobView(try Self.visibleJob(id, caller: caller, tx), tx: tx, fullMetrics: true) }
         return try Requests.json(view)
     }
 
-    func stopJob(_ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func stop(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let id = try Self.jobID(context)
         let now = self.now
         let view = try await ledger.write { tx -> JobView in
@@ -235,8 +230,8 @@ extension ControlPlane {
         return try Requests.json(view)
     }
 
-    func jobEvents(_ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func events(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let id = try Self.jobID(context)
         let list = try await ledger.read { tx in
             _ = try Self.visibleJob(id, caller: caller, tx)
@@ -246,8 +241,8 @@ extension ControlPlane {
     }
 
     /// The job's log from byte `offset`, at most 1 MiB at a time; `Berth-Log-Size` is its size.
-    func jobLog(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func showLog(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let id = try Self.jobID(context)
         let job = try await ledger.read { tx in try Self.visibleJob(id, caller: caller, tx) }
         let offsetText = request.uri.queryParameters["offset"].map(String.init) ?? "0"
@@ -269,7 +264,7 @@ extension ControlPlane {
     }
 
     static func jobID(_ context: BerthRequestContext) throws -> Int64 {
-        let text = try parameter("id", context)
+        let text = try context.parameter("id")
         guard let id = Int64(text), id > 0 else { throw APIError.invalid(field: "id", "'\(text)' is not a job id") }
         return id
     }

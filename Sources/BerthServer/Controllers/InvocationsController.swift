@@ -29,10 +29,10 @@ final class ThroughputLimiter: Sendable {
 /// the API clears it, and an entry lives at most `lifetime`, so a reservation the scheduler
 /// ended stops being served within a second (its serve process is gone by then anyway).
 final class RouteCache: Sendable {
-    private let entries = Mutex<[String: (route: ControlPlane.Route, until: ContinuousClock.Instant)]>([:])
+    private let entries = Mutex<[String: (route: InvocationsController.Route, until: ContinuousClock.Instant)]>([:])
     private let lifetime: Duration = .seconds(1)
 
-    func route(_ key: String) -> ControlPlane.Route? {
+    func route(_ key: String) -> InvocationsController.Route? {
         entries.withLock { entries in
             guard let entry = entries[key] else { return nil }
             if entry.until < .now {
@@ -43,7 +43,7 @@ final class RouteCache: Sendable {
         }
     }
 
-    func store(_ route: ControlPlane.Route, for key: String) {
+    func store(_ route: InvocationsController.Route, for key: String) {
         entries.withLock { $0[key] = (route, .now + lifetime) }
     }
 
@@ -52,8 +52,21 @@ final class RouteCache: Sendable {
     }
 }
 
-extension ControlPlane {
-    static let defaultMaxTokens = 64
+/// `POST /v1/invoke`: routes a call to its reservation's serve process or a base model's
+/// on-demand one, charges the reservation's budget, and meters it.
+struct InvocationsController: Sendable {
+    let ledger: Ledger
+    let serve: any ServeProcesses
+    let meter: InvocationMeter
+    let routes: RouteCache
+    let clock: @Sendable () -> Date
+    let limiter = ThroughputLimiter()
+    /// Kept-alive connections to the serve processes.
+    let serveClient = KeepAliveClient()
+
+    func addRoutes(to group: RouterGroup<BerthRequestContext>) {
+        group.post("invoke") { request, context in try await invoke(request, context) }
+    }
 
     /// Where a call goes: a reservation's own serve process, or a base model's on-demand one.
     enum Route: Sendable {
@@ -63,7 +76,7 @@ extension ControlPlane {
 
     func invoke(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let started = ContinuousClock.now
-        let caller = try await caller(context)
+        let caller = try context.requireCaller()
         let body = try await Requests.body(request, context: context)
         let input = try Requests.decode(InvokeRequest.self, from: body)
         let now = clock()
@@ -97,7 +110,7 @@ extension ControlPlane {
             try? await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: nil,
                 outcome: outcome, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0,
-                budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+                budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0))
             return error
         }
 
@@ -113,31 +126,24 @@ extension ControlPlane {
             }
             imageURL = "data:\(format.mediaType);base64,\(image)"
         }
-        let maxTokens = input.maxTokens ?? min(Self.defaultMaxTokens, model.maxTokens)
-        guard maxTokens >= 1 else { throw await refuse(APIError.invalid(field: "max_tokens", "must be at least 1")) }
-        guard maxTokens <= model.maxTokens else {
-            throw await refuse(APIError.invalid(field: "max_tokens", "\(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); ask for at most that"))
-        }
-        let inputTokens = DatasetCheck.tokenCount(input.prompt)
-        // Both are at most the model's max_tokens now, so the sum cannot overflow (a
-        // max_tokens of Int.max once crashed berthd here).
-        guard inputTokens <= model.maxTokens - maxTokens else {
-            throw await refuse(APIError.invalid(field: "prompt", "\(inputTokens) prompt tokens + max_tokens \(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); shorten the prompt or lower max_tokens"))
+        let maxTokens: Int, estimate: Int
+        switch CallRules.size(maxTokens: input.maxTokens, promptTokens: DatasetCheck.tokenCount(input.prompt), model: model) {
+        case .success(let size): (maxTokens, estimate) = size
+        case .failure(let problem): throw await refuse(APIError(problem))
         }
 
         // 3. Provisioned calls are charged their estimate against the reservation's budget.
         var tier: ServiceTier = reservation == nil ? .onDemand : .provisioned
-        let estimate = inputTokens + maxTokens
         var charged = 0
         if let r = reservation {
-            let budget = r.modelUnits * model.tokensPerMinute
+            let budget = CallRules.budget(r, model: model)
             switch limiter.take(estimate, reservation: r.id, budget: budget, now: now) {
             case .granted:
                 charged = estimate
             case .tooLarge:
                 throw await refuse(APIError.invalid(field: "max_tokens", "\(estimate) tokens (prompt + max_tokens) is more than '\(r.name)' can serve in a minute (\(budget)); lower max_tokens or add model units"))
             case .throttled(let wait):
-                if r.spillover && !model.isCustom && model.onDemand {
+                if CallRules.spillsOver(r, model: model) {
                     // Over budget: this reservation asked for overflow to go to the on-demand pool.
                     tier = .onDemand
                 } else {
@@ -175,15 +181,13 @@ extension ControlPlane {
         }
         let elapsed = (ContinuousClock.now - started).components
         let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
-        let cost = tier == .onDemand
-            ? Double(completion.input) / 1000 * (model.price.onDemandInputPer1k ?? 0) + Double(completion.output) / 1000 * (model.price.onDemandOutputPer1k ?? 0)
-            : 0
+        let cost = CallRules.cost(tier: tier, inputTokens: completion.input, outputTokens: completion.output, price: model.price)
         // Group commit: the call is answered once its record is in the ledger, with others'.
         do {
             try await meter.record(InvocationRecord(
                 at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
                 outcome: .served, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
-                budgetPerMinute: reservation.map { $0.modelUnits * model.tokensPerMinute } ?? 0))
+                budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0))
         } catch let error as LedgerFullError {
             // The meter keeps the record and writes it once there is room: the call is billed.
             throw APIError(.ledgerFull, "the ledger's disk is full: free space on \(error.folder); the call was served, and its record waits in berthd until it can be written")
@@ -212,7 +216,7 @@ extension ControlPlane {
                 }
                 return .provisioned(r, model)
             }
-            guard let model = try tx.model(id: target), Self.isVisible(model, to: caller) else {
+            guard let model = try tx.model(id: target), caller.canSee(model) else {
                 throw APIError(.notFound, "no reservation or model '\(target)'; `berth reservations` and `berth models` list them")
             }
             if model.isCustom {

@@ -1,14 +1,24 @@
 import BerthStore
+import Foundation
 import Hummingbird
 import NIOCore
 
-extension ControlPlane {
+/// `GET /metrics`, on the socket and on `[metrics] listen`.
+struct MetricsController: Sendable {
+    let ledger: Ledger
+    let metrics: DaemonMetrics
+    let clock: @Sendable () -> Date
+
+    func addRoutes(to router: Router<BerthRequestContext>) {
+        router.get("metrics") { _, context in try await scrape(context) }
+    }
+
     /// `GET /metrics` on the socket. An admin reads every series. Anyone else in the socket's
     /// group reads only the series that name none of another user's reservations or custom
     /// models (`MetricsScope`): their own reservations' series, and the daemon-wide ones
     /// (units, counts by status, on-demand calls to base models, ledger writes).
     func scrape(_ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+        let caller = try context.requireCaller()
         let now = clock()
         let (census, scope) = try await ledger.read { tx in
             (try tx.census(now: now), caller.isAdmin ? nil : try tx.metricsScope(owner: caller.user))

@@ -4,23 +4,38 @@ import BerthWire
 import Foundation
 import Hummingbird
 
-extension ControlPlane {
-    /// Highest `model_units` one request may ask for: far above any pool, low enough that
-    /// multiplying by a model's size cannot overflow.
-    static let maxModelUnits = 100_000
+/// `/v1/reservations`: reserve, list, show, update and release. Every change goes through
+/// the commit group, so it shares a transaction, an fsync and a scheduling cycle with the
+/// changes that arrive beside it.
+struct ReservationsController: Sendable {
+    let ledger: Ledger
+    let commits: CommitGroup
+    let serve: any ServeProcesses
+    let clock: @Sendable () -> Date
+    /// Tells the services that follow the ledger to look again.
+    let changed: @Sendable () -> Void
 
+    var now: Date { clock().wholeSeconds }
 
-    func createReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func addRoutes(to group: RouterGroup<BerthRequestContext>) {
+        group.post("reservations") { request, context in try await create(request, context) }
+        group.get("reservations") { request, context in try await list(request, context) }
+        group.get("reservations/:name") { _, context in try await show(context) }
+        group.patch("reservations/:name") { request, context in try await update(request, context) }
+        group.delete("reservations/:name") { request, context in try await release(request, context) }
+    }
+
+    func create(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let body = try await Requests.body(request, context: context)
         let input = try Requests.decode(CreateReservationRequest.self, from: body)
         let now = self.now
 
         // 1. Check every field before touching the ledger.
-        try Self.checkName(input.name)
-        try Self.checkModelUnits(input.modelUnits)
-        let purpose = try Self.enumField(Purpose.self, input.purpose ?? Purpose.inference.rawValue, field: "purpose")
-        let commitment = try Self.enumField(Commitment.self, input.commitment ?? Commitment.none.rawValue, field: "commitment")
+        try checkName(input.name)
+        try checkModelUnits(input.modelUnits)
+        let purpose = try enumField(Purpose.self, input.purpose ?? Purpose.inference.rawValue, field: "purpose")
+        let commitment = try enumField(Commitment.self, input.commitment ?? Commitment.none.rawValue, field: "commitment")
         let duration: TimeInterval? = try input.duration.map { text in
             guard commitment == .none else {
                 throw APIError.invalid(field: "duration", "a \(commitment.rawValue) commitment sets the end itself; leave out duration or use commitment none")
@@ -34,10 +49,10 @@ extension ControlPlane {
         let wait = input.wait ?? false
         let spillover = input.spillover ?? false
 
-        let response = try await idempotent(request, caller: caller, body: body, route: "POST /v1/reservations") { tx in
+        let response = try await commits.respond(to: request, caller: caller, body: body, route: "POST /v1/reservations") { tx in
             // 2. The model decides the size and what the purpose allows.
-            let model = try Self.visibleModel(input.model, caller: caller, tx)
-            try Self.checkPurpose(purpose, model: model, spillover: spillover)
+            let model = try tx.visibleModel(input.model, caller: caller)
+            try refuse(ReservationRules.purposeProblem(purpose, model: model, spillover: spillover))
             let units = input.modelUnits * model.unitsPerModelUnit
             if let taken = try tx.reservation(named: input.name), !taken.status.isTerminal {
                 throw APIError(.nameTaken, "a reservation named '\(input.name)' already exists; choose another name")
@@ -98,8 +113,8 @@ extension ControlPlane {
     /// a reservation was made (`created_at`). `status` filters on the status the ledger keeps:
     /// an active inference reservation whose serve process is starting is listed as active
     /// and shown as `pending` (`presented`).
-    func listReservations(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+    func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
         let query = try ListingQuery(
             request.uri.queryParameters, path: "/v1/reservations", what: "reservations", filters: ["status", "purpose"],
             caller: caller, now: now)
@@ -115,12 +130,12 @@ extension ControlPlane {
         return try Requests.json(ReservationList(reservations: shown, nextCursor: ListingQuery.nextCursor(after: lastID, more: more), more: more))
     }
 
-    func showReservation(_ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
-        let name = try Self.parameter("name", context)
+    func show(_ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let name = try context.parameter("name")
         // Every answered call is in the ledger already (the meter commits it before the answer).
         let (id, view) = try await ledger.read { tx in
-            let r = try Self.visibleReservation(name, caller: caller, tx)
+            let r = try tx.visibleReservation(name, caller: caller)
             var view = try Views.reservation(r, in: tx)
             if r.purpose == .inference {
                 let counts = try tx.invocationCounts(reservationID: r.id)
@@ -134,19 +149,22 @@ extension ControlPlane {
         return try Requests.json(await presented(view, id: id))
     }
 
-    func updateReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
-        let name = try Self.parameter("name", context)
+    func update(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let name = try context.parameter("name")
         let body = try await Requests.body(request, context: context)
         let input = try Requests.decode(UpdateReservationRequest.self, from: body)
         guard input.name != nil || input.model != nil || input.modelUnits != nil else {
             throw APIError(.invalidArgument, "request body: give at least one of name, model, model_units")
         }
-        if let newName = input.name { try Self.checkName(newName) }
-        if let units = input.modelUnits { try Self.checkModelUnits(units, field: "model_units") }
+        if let newName = input.name { try checkName(newName) }
+        if let units = input.modelUnits { try checkModelUnits(units, field: "model_units") }
         let now = self.now
-        let view = try await ledger.write { tx -> ReservationView in
-            var r = try Self.visibleReservation(name, caller: caller, tx)
+        // Not keyed: an update states the end result, so a retry changes nothing more. It
+        // shares the commit group with creations and releases, the one path that writes
+        // reservations.
+        let answer = try await commits.commit(owner: caller.user, key: nil, route: "PATCH /v1/reservations/\(name)", body: body) { tx in
+            var r = try tx.visibleReservation(name, caller: caller)
             guard !r.status.isTerminal else {
                 throw APIError(.invalidState, "reservation '\(name)' is \(r.status.rawValue); only pending and active reservations can be updated")
             }
@@ -156,13 +174,13 @@ extension ControlPlane {
                 }
                 r.name = newName
             }
-            var model = try Self.liveModel(r.model, tx, field: "model")
+            var model = try tx.liveModel(r.model)
             if let modelID = input.model, modelID != r.model {
-                let target = try Self.visibleModel(modelID, caller: caller, tx)
+                let target = try tx.visibleModel(modelID, caller: caller)
                 guard target.family == model.family else {
                     throw APIError.invalid(field: "model", "'\(modelID)' is not of the same base as '\(r.model)' (\(model.family)); a reservation can only move within its base model's family")
                 }
-                try Self.checkPurpose(r.purpose, model: target, spillover: r.spillover)
+                try refuse(ReservationRules.purposeProblem(r.purpose, model: target, spillover: r.spillover))
                 r.model = target.id
                 model = target
             }
@@ -178,25 +196,26 @@ extension ControlPlane {
                 r.units = units
             }
             try tx.update(r)
-            _ = try Scheduler.cycle(tx, now: now)
-            return try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx)
-        }
+            let updated = r
+            return Change(status: 200) { tx in try Views.reservation(try tx.reservation(id: updated.id) ?? updated, in: tx) }
+        }.encoded()
+        let view = try Wire.decoder().decode(ReservationView.self, from: answer.body)
         context.logger.info("updated", metadata: [
             "reservation": "\(name)", "name": "\(view.name)", "model": "\(view.model)", "model_units": "\(view.modelUnits)", "by": "\(caller.user)",
         ])
         changed()
-        return try Requests.json(view)
+        return Requests.respond(status: answer.status, body: answer.body)
     }
 
     /// Released in the commit group with the creations, so a burst of releases shares one
     /// transaction, one fsync and one scheduling cycle (which starts what the freed units let
     /// start), as a burst of reservations does.
-    func releaseReservation(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
-        let name = try Self.parameter("name", context)
+    func release(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let name = try context.parameter("name")
         let now = self.now
-        let response = try await idempotent(request, caller: caller, body: Data(), route: "DELETE /v1/reservations/\(name)") { tx in
-            let r = try Self.visibleReservation(name, caller: caller, tx)
+        let response = try await commits.respond(to: request, caller: caller, body: Data(), route: "DELETE /v1/reservations/\(name)") { tx in
+            let r = try tx.visibleReservation(name, caller: caller)
             switch Planner.release(r, now: now) {
             case .alreadyFinished(let status):
                 throw APIError(.invalidState, "reservation '\(name)' is already \(status.rawValue)")
@@ -214,27 +233,6 @@ extension ControlPlane {
     }
 
     // MARK: Checks
-
-    static func checkName(_ name: String) throws {
-        do {
-            try ReservationName.validate(name)
-        } catch {
-            throw APIError.invalid(field: error.field, error.message)
-        }
-    }
-
-    static func checkModelUnits(_ units: Int, field: String = "model_units") throws {
-        guard (1...maxModelUnits).contains(units) else {
-            throw APIError.invalid(field: field, "must be at least 1 (and at most \(maxModelUnits)), got \(units)")
-        }
-    }
-
-    static func enumField<T: RawRepresentable & CaseIterable>(_ type: T.Type, _ text: String, field: String) throws -> T where T.RawValue == String {
-        guard let value = T(rawValue: text) else {
-            throw APIError.invalid(field: field, "'\(text)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return value
-    }
 
     /// How far ahead an advance reservation may start: as far as `berth capacity` looks.
     static let maxAdvanceSeconds: TimeInterval = 10 * 366 * 86_400
@@ -255,64 +253,6 @@ extension ControlPlane {
             throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is more than 10 years ahead; start by \(TimeExpression.format(latest))")
         }
         return max(start, now)
-    }
-
-    static func liveModel(_ id: String, _ tx: LedgerTransaction, field: String = "model") throws -> Model {
-        guard let model = try tx.model(id: id) else {
-            throw APIError(.notFound, "\(field): no model '\(id)'; `berth models` lists the catalog")
-        }
-        return model
-    }
-
-    /// A model the caller may reserve or look at: the catalog's base models, and custom models
-    /// of their own (any, for an admin). A custom model is made from its owner's data, so to
-    /// anyone else it does not exist.
-    static func visibleModel(_ id: String, caller: Caller, _ tx: LedgerTransaction, field: String = "model") throws -> Model {
-        let model = try liveModel(id, tx, field: field)
-        guard isVisible(model, to: caller) else {
-            throw APIError(.notFound, "\(field): no model '\(id)'; `berth models` lists the catalog")
-        }
-        return model
-    }
-
-    static func isVisible(_ model: Model, to caller: Caller) -> Bool {
-        !model.isCustom || caller.canSee(owner: model.owner ?? "")
-    }
-
-    /// Training reserves a base model that accepts customization; spillover to the on-demand
-    /// pool is for inference on base models only (custom models are never served on demand).
-    static func checkPurpose(_ purpose: Purpose, model: Model, spillover: Bool) throws {
-        if purpose == .training {
-            if model.isCustom {
-                throw APIError.invalid(field: "model", "'\(model.id)' is a custom model; training reservations are made on its base model '\(model.family)'")
-            }
-            if model.customizations.isEmpty {
-                throw APIError.invalid(field: "purpose", "'\(model.id)' accepts no customization, so it cannot be reserved for training; reserve it with purpose inference")
-            }
-        }
-        if spillover {
-            if purpose != .inference {
-                throw APIError.invalid(field: "spillover", "only inference reservations spill over to the on-demand pool")
-            }
-            if model.isCustom || !model.onDemand {
-                throw APIError.invalid(field: "spillover", "'\(model.id)' is not served on demand, so calls over budget cannot spill over; leave out spillover")
-            }
-        }
-    }
-
-    /// The reservation of that name, if the caller may see it.
-    static func visibleReservation(_ name: String, caller: Caller, _ tx: LedgerTransaction) throws -> Reservation {
-        guard let r = try tx.reservation(named: name) else {
-            throw APIError(.notFound, "no reservation '\(name)'; `berth reservations` lists yours")
-        }
-        try checkVisible(r, caller: caller)
-        return r
-    }
-
-    static func checkVisible(_ reservation: Reservation, caller: Caller) throws {
-        guard caller.canSee(owner: reservation.owner) else {
-            throw APIError(.forbidden, "reservation '\(reservation.name)' belongs to another user; you can see and change only your own")
-        }
     }
 
     static func capacityError(_ refusal: CapacityRefusal, start: Date, end: Date?) -> APIError {

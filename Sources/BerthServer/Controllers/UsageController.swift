@@ -1,13 +1,26 @@
 import BerthCore
+import BerthStore
 import BerthWire
 import Foundation
 import Hummingbird
 
-extension ControlPlane {
+/// `GET /v1/usage`: the usage report.
+struct UsageController: Sendable {
+    let ledger: Ledger
+    let clock: @Sendable () -> Date
+    /// Reservations with no job and no call for longer than this are flagged as idle.
+    let idleThreshold: TimeInterval
+
+    var now: Date { clock().wholeSeconds }
+
+    func addRoutes(to group: RouterGroup<BerthRequestContext>) {
+        group.get("usage") { request, context in try await usage(request, context) }
+    }
+
     /// `GET /v1/usage?from=&to=&by=&buckets=`: the usage report over `[from, to)`. Admins see
     /// everyone's; others only their own reservations and calls.
     func usage(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
-        let caller = try await caller(context)
+        let caller = try context.requireCaller()
         let now = self.now
         let query = request.uri.queryParameters
         for (name, _) in query where !["from", "to", "by", "buckets"].contains(String(name)) {

@@ -1,0 +1,110 @@
+public import BerthStore
+import BerthCore
+import BerthWire
+public import Foundation
+public import Hummingbird
+import Logging
+
+/// What the control socket's controllers are made from. Only `buildRouter` reads it: each
+/// controller is given the few of these it uses.
+public struct ControlServices: Sendable {
+    public var ledger: Ledger
+    public var scheduler: Scheduler
+    public var callers: CallerDirectory
+    public var clock: @Sendable () -> Date
+    public var startedAt: Date
+    public var jobs: JobSettings
+    public var supervisor: JobSupervisor
+    public var serve: ServeSupervisor
+    public var meter: InvocationMeter
+    /// The Prometheus series `GET /metrics` writes out.
+    public var metrics: DaemonMetrics
+    /// Reservations with no job and no call for longer than this are flagged as idle in usage reports.
+    public var idleThreshold: TimeInterval = 86_400
+
+    public init(
+        ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,
+        jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter, metrics: DaemonMetrics
+    ) {
+        self.ledger = ledger
+        self.scheduler = scheduler
+        self.callers = callers
+        self.clock = clock
+        self.startedAt = startedAt
+        self.jobs = jobs
+        self.supervisor = supervisor
+        self.serve = serve
+        self.meter = meter
+        self.metrics = metrics
+    }
+}
+
+/// The router with every endpoint of the control socket, one controller per resource.
+public func buildRouter(_ services: ControlServices) -> Router<BerthRequestContext> {
+    buildRouter(services, serve: services.serve)
+}
+
+/// `serve` apart: a route test gives serve processes that never start.
+func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Router<BerthRequestContext> {
+    let (ledger, clock, scheduler, supervisor) = (services.ledger, services.clock, services.scheduler, services.supervisor)
+    let routes = RouteCache()
+    let commits = CommitGroup(ledger: ledger, clock: clock) { plan in
+        routes.clear()
+        // The batch's own cycle already placed what it could: the scheduler only needs to
+        // know when the next start or end falls due, and the supervisors need to look only
+        // if that cycle started or stopped something.
+        scheduler.cycleRan(nextDue: plan.nextWake)
+        if !plan.steps.isEmpty {
+            supervisor.wake()
+            serve.wake()
+        }
+    }
+    // After a change: the scheduler plans again, the supervisors start or stop processes.
+    let changed: @Sendable () -> Void = {
+        routes.clear()
+        scheduler.wake()
+        supervisor.wake()
+        serve.wake()
+    }
+
+    let router = Router(context: BerthRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    MetricsController(ledger: ledger, metrics: services.metrics, clock: clock).addRoutes(to: router)
+    let v1 = router.group("v1")
+    HealthController(ledger: ledger, startedAt: services.startedAt, confinement: services.jobs.confinementSupport.description, clock: clock)
+        .addRoutes(to: v1)
+    CatalogController(ledger: ledger, hardware: services.jobs.hardware, clock: clock).addRoutes(to: v1)
+    ReservationsController(ledger: ledger, commits: commits, serve: serve, clock: clock, changed: changed).addRoutes(to: v1)
+    JobsController(ledger: ledger, commits: commits, settings: services.jobs, clock: clock, changed: changed).addRoutes(to: v1)
+    InvocationsController(ledger: ledger, serve: serve, meter: services.meter, routes: routes, clock: clock).addRoutes(to: v1)
+    UsageController(ledger: ledger, clock: clock, idleThreshold: services.idleThreshold).addRoutes(to: v1)
+    return router
+}
+
+/// Every error leaves as `{"error":{"code","message"}}` with its status.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = BerthRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as LedgerFullError {
+            // The ledger logs the episode once; each refused request is not logged again.
+            throw APIError(.ledgerFull, error.description)
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound:
+                throw APIError(.notFound, "no endpoint \(request.method) \(request.uri.path); docs/openapi.yaml lists the API")
+            case .contentTooLarge:
+                throw APIError(.payloadTooLarge, "request body is over 1 MiB: send a smaller body")
+            default:
+                throw APIError(error.status.code >= 500 ? .internal : .invalidArgument, error.body ?? "\(error.status)")
+            }
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw APIError(.internal, "internal error; the daemon's log has the details")
+        }
+    }
+}

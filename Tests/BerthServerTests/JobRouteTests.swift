@@ -1,0 +1,75 @@
+@testable import BerthServer
+import BerthTestSupport
+import BerthWire
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The submission rules, against the router in-process: a training reservation `train` and
+/// the repository's example datasets, read as the caller.
+@Suite("Job routes")
+struct JobRouteTests {
+    static var examples: String { TemporaryDaemon.examples }
+
+    /// A training reservation `train`, then `body`.
+    func withTrainingReservation(_ body: @escaping @Sendable (any TestClientProtocol, TemporaryDirectory) async throws -> Void) async throws {
+        let folder = try TemporaryDirectory(prefix: "berth-job-routes")
+        defer { folder.remove() }
+        try await RouteTestApp().test { client in
+            let made = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "train", "model": "amazon.nova-micro-v1:0", "model_units": 2, "purpose": "training"}"#)
+            #expect(made.status == .created, "\(String(buffer: made.body))")
+            try await body(client, folder)
+        }
+    }
+
+    func submission(_ name: String, kind: String = "fine-tuning", data: String, output: String, extra: String = "") -> String {
+        let modelName = kind == "batch-inference" ? "" : #", "model_name": "custom-\#(name)""#
+        return #"{"name": "\#(name)", "reservation": "train", "kind": "\#(kind)", "data": "\#(data)", "output": "\#(output)"\#(modelName)\#(extra)}"#
+    }
+
+    func jobs(_ client: any TestClientProtocol) async throws -> [JobView] {
+        try await client.send(.get, "/v1/jobs").decoded(JobList.self).jobs
+    }
+
+    @Test("a dataset with a bad record on line 37 is refused naming line 37, and nothing is queued")
+    func badRecord() async throws {
+        try await withTrainingReservation { client, folder in
+            let refused = try await client.send(
+                .post, "/v1/jobs", json: submission("bad", data: "\(Self.examples)/fine-tuning-bad-line-37.jsonl", output: folder.file("o")))
+            #expect(refused.error?.error.code == "invalid-argument")
+            #expect(refused.error?.error.message.contains("line 37") == true, "\(String(buffer: refused.body))")
+            #expect(refused.error?.error.message.contains("completion") == true)
+            #expect(try await jobs(client).isEmpty)
+        }
+    }
+
+    @Test("a learning rate of 0.5 is refused naming the range")
+    func learningRateRange() async throws {
+        try await withTrainingReservation { client, folder in
+            let refused = try await client.send(
+                .post, "/v1/jobs",
+                json: submission("lr", data: "\(Self.examples)/fine-tuning.jsonl", output: folder.file("o"), extra: #", "learning_rate": 0.5"#))
+            #expect(refused.error?.error.code == "invalid-argument")
+            #expect(refused.error?.error.message.contains("learning_rate") == true)
+            #expect(refused.error?.error.message.contains("0.000001–0.0001") == true, "\(String(buffer: refused.body))")
+        }
+    }
+
+    @Test("a customization the model does not accept, or a reservation of the wrong purpose, is refused")
+    func wrongKindOrPurpose() async throws {
+        try await withTrainingReservation { client, folder in
+            let cpt = try await client.send(
+                .post, "/v1/jobs",
+                json: submission("x", kind: "continued-pretraining", data: "\(Self.examples)/continued-pretraining.jsonl", output: folder.file("o")))
+            #expect(cpt.error?.error.code == "invalid-argument")
+            #expect(cpt.error?.error.message.contains("does not accept continued-pretraining") == true, "\(String(buffer: cpt.body))")
+            let batch = try await client.send(
+                .post, "/v1/jobs",
+                json: submission("x", kind: "batch-inference", data: "\(Self.examples)/batch-inference.jsonl", output: folder.file("o")))
+            #expect(batch.error?.error.code == "invalid-argument")
+            #expect(batch.error?.error.message.contains("inference reservation") == true, "\(String(buffer: batch.body))")
+        }
+    }
+}

@@ -1,0 +1,136 @@
+@testable import BerthServer
+import BerthWire
+import Hummingbird
+import Testing
+
+/// The reservation endpoints' request rules, against the router in-process.
+@Suite("Reservation routes")
+struct ReservationRouteTests {
+    @Test("malformed JSON, unknown fields, wrong types and bad names are 400 naming the field")
+    func strictBodies() async throws {
+        try await RouteTestApp().test { client in
+            let cases: [(String, String)] = [
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 1"#, "JSON"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 1, "colour": "red"}"#, "colour"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": "1"}"#, "model_units"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 1.5}"#, "model_units"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 1e30}"#, "model_units"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": -3}"#, "model_units"),
+                (#"{"name": "../etc", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#, "name"),
+                (#"{"model": "amazon.nova-micro-v1:0", "model_units": 1}"#, "name"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "fun"}"#, "purpose"),
+                (#"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 1, "modelUnits": 1}"#, "modelUnits"),
+                (#"[1, 2]"#, "object"),
+            ]
+            for (json, field) in cases {
+                let response = try await client.send(.post, "/v1/reservations", json: json)
+                #expect(response.status == .badRequest, "\(json)")
+                #expect(response.error?.error.code == "invalid-argument")
+                #expect(response.error?.error.message.contains(field) == true, "\(json): \(String(buffer: response.body))")
+            }
+            let list = try await client.send(.get, "/v1/reservations")
+            #expect(String(buffer: list.body) == #"{"more":0,"reservations":[]}"#)
+        }
+    }
+
+    @Test("a body over 1 MiB is refused with 413")
+    func tooLarge() async throws {
+        try await RouteTestApp().test { client in
+            let padding = String(repeating: "x", count: (1 << 20) + 10)
+            let response = try await client.send(.post, "/v1/reservations", json: #"{"name": "\#(padding)"}"#)
+            #expect(response.status == .contentTooLarge)
+            #expect(response.error?.error.code == "payload-too-large")
+            #expect(try await client.send(.get, "/v1/health").status == .ok)
+        }
+    }
+
+    @Test("a POST retried with the same Idempotency-Key returns the first answer and reserves once")
+    func idempotencyKey() async throws {
+        try await RouteTestApp().test { client in
+            let request = #"{"name": "once", "model": "amazon.nova-micro-v1:0", "model_units": 2}"#
+            let key: HTTPFields = [.init("Idempotency-Key")!: "k-1"]
+            let first = try await client.send(.post, "/v1/reservations", json: request, headers: key)
+            let retry = try await client.send(.post, "/v1/reservations", json: request, headers: key)
+            #expect(first.status == .created)
+            #expect(retry.status == .created)
+            #expect(first.body == retry.body)
+            // Without the key the same request is a new one, refused because the name is taken.
+            let again = try await client.send(.post, "/v1/reservations", json: request)
+            #expect(again.status == .conflict)
+            #expect(again.error?.error.code == "name-taken")
+            // The same key for a different request is refused.
+            let other = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "twice", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#, headers: key)
+            #expect(other.status == .conflict)
+            #expect(other.error?.error.code == "idempotency-key-reused")
+            let health = try await client.send(.get, "/v1/health").decoded(HealthView.self)
+            #expect(health.units.leased == 2)
+        }
+    }
+
+    @Test("a model of two compute units per model unit holds twice as many units")
+    func sizingFollowsTheModel() async throws {
+        try await RouteTestApp().test { client in
+            let made = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "llama", "model": "meta.llama3-8b-instruct-v1:0", "model_units": 2, "purpose": "training"}"#)
+            #expect(made.status == .created, "\(String(buffer: made.body))")
+            let shown = try await client.send(.get, "/v1/reservations/llama").decoded(ReservationView.self)
+            #expect(shown.units == 4)
+            #expect(shown.leases.count == 4)
+        }
+    }
+    @Test("update renames, moves within the base's family, adds units, and never takes units away")
+    func update() async throws {
+        try await RouteTestApp().test { client in
+            let made = try await client.send(.post, "/v1/reservations", json: #"{"name": "grow", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#)
+            #expect(made.status == .created)
+            let grown = try await client.send(.patch, "/v1/reservations/grow", json: #"{"model_units": 3, "name": "grown"}"#)
+            #expect(grown.status == .ok, "\(String(buffer: grown.body))")
+            let shown = try await client.send(.get, "/v1/reservations/grown").decoded(ReservationView.self)
+            #expect(shown.modelUnits == 3)
+            #expect(shown.leases.count == 3)
+            let shrink = try await client.send(.patch, "/v1/reservations/grown", json: #"{"model_units": 2}"#)
+            #expect(shrink.error?.error.code == "invalid-argument")
+            #expect(shrink.error?.error.message.contains("never taken away") == true)
+            let otherFamily = try await client.send(.patch, "/v1/reservations/grown", json: #"{"model": "meta.llama3-8b-instruct-v1:0"}"#)
+            #expect(otherFamily.error?.error.code == "invalid-argument")
+            #expect(otherFamily.error?.error.message.contains("same base") == true)
+            let tooMany = try await client.send(.patch, "/v1/reservations/grown", json: #"{"model_units": 9}"#)
+            #expect(tooMany.error?.error.code == "insufficient-capacity")
+            #expect(try await client.send(.get, "/v1/reservations/grown").decoded(ReservationView.self).modelUnits == 3)
+        }
+    }
+
+    @Test("capacity shows free units over time")
+    func capacity() async throws {
+        try await RouteTestApp().test { client in
+            let made = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 3, "duration": "1h"}"#)
+            #expect(made.status == .created)
+            let view = try await client.send(.get, "/v1/capacity?to=2026-11-01T03:00:00Z").decoded(CapacityView.self)
+            #expect(view.total == 8)
+            #expect(view.steps.map(\.free) == [5, 8])
+        }
+    }
+    @Test("release inside a commitment is refused commitment-active; without one it is released")
+    func releaseInsideCommitment() async throws {
+        try await RouteTestApp().test { client in
+            let committed = try await client.send(
+                .post, "/v1/reservations", json: #"{"name": "committed", "model": "amazon.nova-micro-v1:0", "model_units": 1, "commitment": "1m"}"#)
+            #expect(committed.status == .created)
+            let refused = try await client.send(.delete, "/v1/reservations/committed")
+            #expect(refused.error?.error.code == "commitment-active")
+            #expect(try await client.send(.get, "/v1/reservations/committed").decoded(ReservationView.self).status == "active")
+
+            let free = #"{"name": "free", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#
+            #expect(try await client.send(.post, "/v1/reservations", json: free).status == .created)
+            let released = try await client.send(.delete, "/v1/reservations/free")
+            #expect(released.status == .ok, "\(String(buffer: released.body))")
+            let shown = try await client.send(.get, "/v1/reservations/free").decoded(ReservationView.self)
+            #expect(shown.status == "deleted")
+            #expect(shown.leases.allSatisfy { $0.end != nil })
+            // The name can be used again once released.
+            #expect(try await client.send(.post, "/v1/reservations", json: free).status == .created)
+        }
+    }
+}
