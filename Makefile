@@ -2,7 +2,7 @@
 # `make test` runs every test. Both install what is missing first.
 SWIFT ?= swift
 
-.PHONY: deps build test run stop clean bench docs
+.PHONY: deps build test run stop clean bench format lint docs
 
 deps:
 	@./scripts/install-deps.sh
@@ -28,6 +28,13 @@ stop:
 
 clean:
 	rm -rf .build run
+
+# swift-format with the repository's .swift-format; CI runs `lint` and fails on any finding.
+format:
+	swift-format format --in-place --recursive --parallel Sources Tests Benchmarks Package.swift
+
+lint:
+	swift-format lint --strict --recursive --parallel Sources Tests Benchmarks Package.swift
 
 # docs/cli.md from the CLIs' own help (a test fails when the committed page is stale).
 docs: build

@@ -1,12 +1,16 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// CI builds with warnings as errors (`.ci/run` sets `BERTH_WARNINGS_AS_ERRORS=1`): a warning
+/// in our own targets fails the build there, while a build in the middle of a change still runs.
+let warningsAsErrors = Context.environment["BERTH_WARNINGS_AS_ERRORS"] == "1"
+
 /// Strict checks for every target, as Hummingbird does: `any` is spelled out and imports are
 /// internal unless a module says otherwise.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-]
+] + (warningsAsErrors ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let package = Package(
     name: "berth",
