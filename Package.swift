@@ -7,10 +7,11 @@ let warningsAsErrors = Context.environment["BERTH_WARNINGS_AS_ERRORS"] == "1"
 
 /// Strict checks for every target, as Hummingbird does: `any` is spelled out and imports are
 /// internal unless a module says otherwise.
-let strictSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("InternalImportsByDefault"),
-] + (warningsAsErrors ? [.unsafeFlags(["-warnings-as-errors"])] : [])
+let strictSettings: [SwiftSetting] =
+    [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+    ] + (warningsAsErrors ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let package = Package(
     name: "berth",
@@ -156,7 +157,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "SystemdTests", dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "SystemdTests",
+            dependencies: ["BerthServer", "BerthTestSupport", "BerthClient", "BerthWire"],
+            swiftSettings: strictSettings
+        ),
         // The manual: links, the CLI reference, config keys and the dashboard checked against the code.
         .testTarget(
             name: "DocsTests",

@@ -14,7 +14,8 @@ struct BerthBench: AsyncParsableCommand {
         commandName: "berth-bench",
         abstract: "berth's benchmarks: invocations, usage reports, control-plane throughput, scheduling, start-up.",
         subcommands: [InvokeBench.self, UsageBench.self, ControlBench.self, SchedulerBench.self, BigLedgerBench.self],
-        defaultSubcommand: InvokeBench.self)
+        defaultSubcommand: InvokeBench.self
+    )
 }
 
 /// Invocation throughput and latency through berthd, next to the same calls sent straight to
@@ -43,7 +44,12 @@ struct InvokeBench: AsyncParsableCommand {
     @Option(help: "The inference reservation to call through.")
     var reservation: String
 
-    @Option(help: ArgumentHelp("The serve process's loopback port, for the direct calls (default: the reservation's serve_port, if berthd shows it).", valueName: "port"))
+    @Option(
+        help: ArgumentHelp(
+            "The serve process's loopback port, for the direct calls (default: the reservation's serve_port, if berthd shows it).",
+            valueName: "port"
+        )
+    )
     var directPort: Int?
 
     @Option(help: ArgumentHelp("The model named in direct calls (default: the reservation's model).", valueName: "id"))
@@ -107,11 +113,14 @@ struct InvokeBench: AsyncParsableCommand {
         let throughBerthd = CallTemplate.post(
             "/v1/invoke",
             json: try Wire.encoder().encode(InvokeRequest(target: reservation, prompt: prompt, maxTokens: maxTokens)),
-            to: .unixSocket(socketPath))
+            to: .unixSocket(socketPath)
+        )
         let direct = try port.map {
             CallTemplate.post(
-                "/v1/completions", json: try JSONEncoder().encode(CompletionBody(model: model, prompt: prompt, maxTokens: maxTokens)),
-                to: .loopback(port: $0))
+                "/v1/completions",
+                json: try JSONEncoder().encode(CompletionBody(model: model, prompt: prompt, maxTokens: maxTokens)),
+                to: .loopback(port: $0)
+            )
         }
 
         // 3. One call each first: a refusal stops here with what the server said.
@@ -122,7 +131,8 @@ struct InvokeBench: AsyncParsableCommand {
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: threadCount)
         note(
             "\(clients) clients on \(threadCount) thread\(threadCount == 1 ? "" : "s"), \(Self.seconds(duration)) per run "
-                + "after a \(Self.seconds(warmup)) warm-up; prompt '\(prompt)', max_tokens \(maxTokens)")
+                + "after a \(Self.seconds(warmup)) warm-up; prompt '\(prompt)', max_tokens \(maxTokens)"
+        )
         var runs: [RunFigures] = []
         if let direct {
             runs.append(await measure("direct", direct, on: eventLoops))
@@ -136,8 +146,16 @@ struct InvokeBench: AsyncParsableCommand {
         let comparison = runs.count == 2 ? Overhead(direct: runs[0], berthd: runs[1]) : nil
         if json {
             let document = BenchDocument(
-                reservation: reservation, model: model, clients: clients, threads: threadCount, seconds: duration,
-                prompt: prompt, maxTokens: maxTokens, runs: runs, overhead: comparison)
+                reservation: reservation,
+                model: model,
+                clients: clients,
+                threads: threadCount,
+                seconds: duration,
+                prompt: prompt,
+                maxTokens: maxTokens,
+                runs: runs,
+                overhead: comparison
+            )
             print(String(decoding: try Wire.encoder(pretty: true).encode(document), as: UTF8.self))
         } else {
             print(Self.report(runs, overhead: comparison))
@@ -163,7 +181,10 @@ struct InvokeBench: AsyncParsableCommand {
         let client = SocketClient(socketPath: socketPath)
         do {
             let found = try await client.request(
-                ReservationTarget.self, method: "GET", path: "/v1/reservations/" + PercentEncoding.pathSegment(reservation))
+                ReservationTarget.self,
+                method: "GET",
+                path: "/v1/reservations/" + PercentEncoding.pathSegment(reservation)
+            )
             guard found.status == "active" else {
                 throw BenchFailure("reservation '\(reservation)' is \(found.status), not active: wait until 'berth invoke \(reservation)' works")
             }
@@ -176,11 +197,15 @@ struct InvokeBench: AsyncParsableCommand {
     private func probe(_ throughBerthd: CallTemplate, direct: CallTemplate?) async throws {
         do throws(ClientError) {
             let response = try await SocketClient(socketPath: socketPath).send(
-                method: "POST", path: throughBerthd.head.uri, body: Data(throughBerthd.body.readableBytesView))
+                method: "POST",
+                path: throughBerthd.head.uri,
+                body: Data(throughBerthd.body.readableBytesView)
+            )
             let answer = try response.decoded(as: InvokeResponse.self)
             note(
                 "through berthd: served by \(answer.servedBy)\(answer.reservation.map { " ('\($0)')" } ?? "") with \(answer.model), "
-                    + "\(answer.inputTokens) in, \(answer.outputTokens) out tokens, \(String(format: "%.2f", answer.latencyMs)) ms")
+                    + "\(answer.inputTokens) in, \(answer.outputTokens) out tokens, \(String(format: "%.2f", answer.latencyMs)) ms"
+            )
             if answer.servedBy != ServiceTier.provisioned.rawValue {
                 note("warning: the call was not served on the reservation's units: the figures are not provisioned throughput")
             }
@@ -190,7 +215,10 @@ struct InvokeBench: AsyncParsableCommand {
         guard let direct, case .loopback(let port) = direct.endpoint else { return }
         do throws(ClientError) {
             let response = try await SocketClient(loopbackPort: port).send(
-                method: "POST", path: direct.head.uri, body: Data(direct.body.readableBytesView))
+                method: "POST",
+                path: direct.head.uri,
+                body: Data(direct.body.readableBytesView)
+            )
             guard (200..<300).contains(response.status) else {
                 throw .transport("status \(response.status): \(String(decoding: response.body, as: UTF8.self))")
             }
@@ -221,10 +249,12 @@ struct InvokeBench: AsyncParsableCommand {
         if let overhead {
             lines.append(
                 "berthd adds \(signed(overhead.p50Ms)) ms at p50 and \(signed(overhead.p99Ms)) ms at p99, and keeps "
-                    + "\(String(format: "%.0f", overhead.throughputRatio * 100))% of the direct calls/s")
+                    + "\(String(format: "%.0f", overhead.throughputRatio * 100))% of the direct calls/s"
+            )
             lines.append(
                 "target (issue 5): under 1 ms added at p99: \(overhead.p99Ms < 1 ? "yes" : "no"); "
-                    + "at least half the direct calls/s: \(overhead.throughputRatio >= 0.5 ? "yes" : "no")")
+                    + "at least half the direct calls/s: \(overhead.throughputRatio >= 0.5 ? "yes" : "no")"
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -281,7 +311,7 @@ struct Overhead: Encodable {
 
     init?(direct: RunFigures, berthd: RunFigures) {
         guard let directP50 = direct.p50, let directP99 = direct.p99, let p50 = berthd.p50, let p99 = berthd.p99,
-              direct.callsPerSecond > 0
+            direct.callsPerSecond > 0
         else { return nil }
         p50Ms = p50 - directP50
         p99Ms = p99 - directP99

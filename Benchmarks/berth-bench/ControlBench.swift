@@ -19,7 +19,8 @@ struct ControlBench: AsyncParsableCommand {
             churning client holds one unit at a time), a model that accepts fine-tuning, and \
             [limits] max_queued_jobs_per_user above the jobs submitted (Benchmarks/run-control-bench.sh \
             writes such a config).
-            """)
+            """
+    )
 
     @Option(help: ArgumentHelp("berthd's control socket.", valueName: "path"))
     var socket: String
@@ -30,9 +31,12 @@ struct ControlBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long each measured run lasts.", valueName: "seconds"))
     var duration = 5.0
 
-    @Option(help: ArgumentHelp(
-        "How long each operation runs, with the most clients, before it is measured (a fresh berthd's first second is slower: threads, caches and files grow).",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "How long each operation runs, with the most clients, before it is measured (a fresh berthd's first second is slower: threads, caches and files grow).",
+            valueName: "seconds"
+        )
+    )
     var warmup = 1.0
 
     @Option(help: ArgumentHelp("A small fine-tuning dataset every job names (checked at each submission).", valueName: "file"))
@@ -61,7 +65,9 @@ struct ControlBench: AsyncParsableCommand {
     func run() async throws {
         let endpoint = Endpoint.unixSocket(socket)
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let model = self.model, data = self.data, output = self.output
+        let model = self.model
+        let data = self.data
+        let output = self.output
         var runs: [ControlFigures] = []
         let chosen = Set(operations.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let socket = self.socket
@@ -70,7 +76,8 @@ struct ControlBench: AsyncParsableCommand {
         func releaseLeftovers() async {
             let client = SocketClient(socketPath: socket)
             guard let list = try? await client.send(method: "GET", path: "/v1/reservations", body: Data()),
-                  let names = try? JSONDecoder().decode(Names.self, from: list.body) else { return }
+                let names = try? JSONDecoder().decode(Names.self, from: list.body)
+            else { return }
             for r in names.reservations where r.name.hasPrefix("churn-") && (r.status == "active" || r.status == "pending") {
                 _ = try? await client.send(method: "DELETE", path: "/v1/reservations/\(r.name)", body: Data())
             }
@@ -85,45 +92,83 @@ struct ControlBench: AsyncParsableCommand {
                 let (tally, seconds) = await LoadRun.run(template, clients: count, seconds: duration, on: eventLoops)
                 await releaseLeftovers()
                 let figures = RunFigures(name: operation, endpoint: endpoint, tally: tally, seconds: seconds)
-                runs.append(ControlFigures(
-                    operation: operation, clients: count, done: figures.calls / perOperation, seconds: seconds,
-                    perSecond: figures.callsPerSecond / Double(perOperation), p50Ms: figures.p50 ?? 0, p99Ms: figures.p99 ?? 0,
-                    failures: figures.failures, firstFailure: figures.firstFailure))
+                runs.append(
+                    ControlFigures(
+                        operation: operation,
+                        clients: count,
+                        done: figures.calls / perOperation,
+                        seconds: seconds,
+                        perSecond: figures.callsPerSecond / Double(perOperation),
+                        p50Ms: figures.p50 ?? 0,
+                        p99Ms: figures.p99 ?? 0,
+                        failures: figures.failures,
+                        firstFailure: figures.firstFailure
+                    )
+                )
             }
         }
         // The floor: a GET that reads the ledger once and changes nothing.
         await measure("health", .varying(to: endpoint) { _, _ in (.GET, "/v1/health", nil) })
         // A reservation made, then released, on the same connection: two requests per operation.
-        await measure("reserve+release", .varying(to: endpoint) { connection, call in
-            let name = "churn-\(connection)-\(call / 2)"
-            if call % 2 == 1 { return (.DELETE, "/v1/reservations/\(name)", nil) }
-            return (.POST, "/v1/reservations", Data("""
-                {"name":"\(name)","model":"\(model)","model_units":1,"purpose":"training","duration":"1h"}
-                """.utf8))
-        }, perOperation: 2)
+        await measure(
+            "reserve+release",
+            .varying(to: endpoint) { connection, call in
+                let name = "churn-\(connection)-\(call / 2)"
+                if call % 2 == 1 { return (.DELETE, "/v1/reservations/\(name)", nil) }
+                return (
+                    .POST, "/v1/reservations",
+                    Data(
+                        """
+                        {"name":"\(name)","model":"\(model)","model_units":1,"purpose":"training","duration":"1h"}
+                        """.utf8
+                    )
+                )
+            },
+            perOperation: 2
+        )
         // One training reservation takes every job; its first job runs, the rest queue.
         let reservation = "bench-jobs-\(ProcessInfo.processInfo.processIdentifier)"
-        let made = try await SocketClient(socketPath: socket).send(method: "POST", path: "/v1/reservations", body: Data("""
-            {"name":"\(reservation)","model":"\(model)","model_units":1,"purpose":"training","duration":"1d"}
-            """.utf8))
-        guard made.status == 201 else { throw BenchFailure("cannot reserve for the jobs: \(made.status) \(String(decoding: made.body, as: UTF8.self))") }
-        await measure("submit", .varying(to: endpoint) { connection, call in
-            (.POST, "/v1/jobs", Data("""
-                {"name":"bench","reservation":"\(reservation)","kind":"fine-tuning","data":"\(data)","output":"\(output)",\
-                "model_name":"bench-\(reservation)-\(connection)-\(call)"}
-                """.utf8))
-        })
+        let made = try await SocketClient(socketPath: socket).send(
+            method: "POST",
+            path: "/v1/reservations",
+            body: Data(
+                """
+                {"name":"\(reservation)","model":"\(model)","model_units":1,"purpose":"training","duration":"1d"}
+                """.utf8
+            )
+        )
+        guard made.status == 201 else {
+            throw BenchFailure("cannot reserve for the jobs: \(made.status) \(String(decoding: made.body, as: UTF8.self))")
+        }
+        await measure(
+            "submit",
+            .varying(to: endpoint) { connection, call in
+                (
+                    .POST, "/v1/jobs",
+                    Data(
+                        """
+                        {"name":"bench","reservation":"\(reservation)","kind":"fine-tuning","data":"\(data)","output":"\(output)",\
+                        "model_name":"bench-\(reservation)-\(connection)-\(call)"}
+                        """.utf8
+                    )
+                )
+            }
+        )
         try await eventLoops.shutdownGracefully()
         if json {
             print(String(decoding: try Wire.encoder(pretty: true).encode(runs), as: UTF8.self))
         } else {
             print("operation        clients    done    per s   p50 ms   p99 ms  failed")
             for r in runs {
-                print(r.operation.padding(toLength: 16, withPad: " ", startingAt: 0)
-                    + String(format: " %7d %7d %8.0f %8.2f %8.2f %7d", r.clients, r.done, r.perSecond, r.p50Ms, r.p99Ms, r.failures))
+                print(
+                    r.operation.padding(toLength: 16, withPad: " ", startingAt: 0)
+                        + String(format: " %7d %7d %8.0f %8.2f %8.2f %7d", r.clients, r.done, r.perSecond, r.p50Ms, r.p99Ms, r.failures)
+                )
             }
             for r in runs where r.failures > 0 {
-                FileHandle.standardError.write(Data("\(r.operation) × \(r.clients): \(r.failures) failed; the first: \(r.firstFailure ?? "?")\n".utf8))
+                FileHandle.standardError.write(
+                    Data("\(r.operation) × \(r.clients): \(r.failures) failed; the first: \(r.firstFailure ?? "?")\n".utf8)
+                )
             }
         }
     }
@@ -131,7 +176,10 @@ struct ControlBench: AsyncParsableCommand {
 
 /// The reservation list, as far as the cleanup between runs reads it.
 struct Names: Decodable {
-    struct Entry: Decodable { var name: String; var status: String }
+    struct Entry: Decodable {
+        var name: String
+        var status: String
+    }
     var reservations: [Entry]
 }
 
@@ -154,7 +202,8 @@ struct ControlFigures: Encodable {
 struct SchedulerBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler",
-        abstract: "Time scheduling decisions with 1k–100k queued jobs over 100 and 1,000 units.")
+        abstract: "Time scheduling decisions with 1k–100k queued jobs over 100 and 1,000 units."
+    )
 
     @Option(help: "Queued job counts, comma-separated.")
     var jobs = "1000,10000,100000"
@@ -183,7 +232,17 @@ struct SchedulerBench: AsyncParsableCommand {
         } else {
             print("units  queued jobs  reservations  decision ms  cycle ms  whole-queue plan ms")
             for r in rows {
-                print(String(format: "%5d  %11d  %12d  %11.3f  %8.3f  %19.3f", r.units, r.queuedJobs, r.reservations, r.decisionMs, r.cycleMs, r.wholeQueuePlanMs))
+                print(
+                    String(
+                        format: "%5d  %11d  %12d  %11.3f  %8.3f  %19.3f",
+                        r.units,
+                        r.queuedJobs,
+                        r.reservations,
+                        r.decisionMs,
+                        r.cycleMs,
+                        r.wholeQueuePlanMs
+                    )
+                )
             }
         }
     }
@@ -195,17 +254,39 @@ struct SchedulerBench: AsyncParsableCommand {
         let ledger = try Ledger(path: "\(folder)/berth.db")
         let start = Date(timeIntervalSince1970: 1_793_491_200)
         let model = Model(
-            id: "bench-model", provider: "bench", inputModalities: [.text], outputModalities: [.text], maxTokens: 4096, onDemand: false,
-            customizations: [.fineTuning], unitsPerModelUnit: 1, tokensPerMinute: 1000, price: ModelPrice(modelUnitHour: [.none: 1]))
+            id: "bench-model",
+            provider: "bench",
+            inputModalities: [.text],
+            outputModalities: [.text],
+            maxTokens: 4096,
+            onDemand: false,
+            customizations: [.fineTuning],
+            unitsPerModelUnit: 1,
+            tokensPerMinute: 1000,
+            price: ModelPrice(modelUnitHour: [.none: 1])
+        )
         let unitIDs = (0..<unitCount).map { "u-\($0)" }
         // Every reservation holds 2 units, each busy with a running job; the queued jobs wait.
         let reservations = try ledger.writeNow { tx -> [Int64] in
             try tx.syncCatalog(units: unitIDs.map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }, models: [model], now: start)
             var ids: [Int64] = []
             for i in 0..<(unitCount / 2) {
-                let r = try tx.insert(Reservation(
-                    id: 0, name: "r\(i)", owner: "user\(i % 16)", model: model.id, purpose: .training, modelUnits: 2, units: 2,
-                    commitment: .none, start: start, end: nil, status: .pending, createdAt: start))
+                let r = try tx.insert(
+                    Reservation(
+                        id: 0,
+                        name: "r\(i)",
+                        owner: "user\(i % 16)",
+                        model: model.id,
+                        purpose: .training,
+                        modelUnits: 2,
+                        units: 2,
+                        commitment: .none,
+                        start: start,
+                        end: nil,
+                        status: .pending,
+                        createdAt: start
+                    )
+                )
                 ids.append(r.id)
             }
             try tx.apply(Planner.plan(try tx.snapshot(), now: start))
@@ -213,9 +294,26 @@ struct SchedulerBench: AsyncParsableCommand {
         }
         func job(_ reservation: Int64, _ i: Int) -> JobRecord {
             JobRecord(
-                name: "j\(i)", owner: "user\(i % 16)", kind: .fineTuning, reservationId: reservation, model: model.id, baseModel: model.id,
-                priority: i % 4, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil, data: "/d.jsonl", validationData: nil, output: "/o",
-                modelName: nil, seed: 1, submittedAt: start.addingTimeInterval(Double(i) / 1000), logPath: "/l", callerUid: 0, callerGid: 0)
+                name: "j\(i)",
+                owner: "user\(i % 16)",
+                kind: .fineTuning,
+                reservationId: reservation,
+                model: model.id,
+                baseModel: model.id,
+                priority: i % 4,
+                modelUnits: 1,
+                unitsNeeded: 1,
+                hyperparameters: nil,
+                data: "/d.jsonl",
+                validationData: nil,
+                output: "/o",
+                modelName: nil,
+                seed: 1,
+                submittedAt: start.addingTimeInterval(Double(i) / 1000),
+                logPath: "/l",
+                callerUid: 0,
+                callerGid: 0
+            )
         }
         try ledger.writeNow { tx in
             for (n, r) in reservations.enumerated() {
@@ -246,8 +344,14 @@ struct SchedulerBench: AsyncParsableCommand {
         }
         let wholeQueue = try median(max(3, runs / 4)) { _ = Planner.plan(whole, now: now) }
         try ledger.close()
-        return SchedulerFigures(units: unitCount, queuedJobs: queued, reservations: reservations.count,
-                                decisionMs: decision * 1000, cycleMs: cycle * 1000, wholeQueuePlanMs: wholeQueue * 1000)
+        return SchedulerFigures(
+            units: unitCount,
+            queuedJobs: queued,
+            reservations: reservations.count,
+            decisionMs: decision * 1000,
+            cycleMs: cycle * 1000,
+            wholeQueuePlanMs: wholeQueue * 1000
+        )
     }
 
     private func median(_ runs: Int, _ body: () throws -> Void) throws -> Double {
@@ -276,7 +380,8 @@ struct SchedulerFigures: Encodable {
 struct BigLedgerBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "big-ledger",
-        abstract: "Build a ledger of about a million rows for timing berthd's start-up and reconcile.")
+        abstract: "Build a ledger of about a million rows for timing berthd's start-up and reconcile."
+    )
 
     @Option(help: ArgumentHelp("The ledger to build (must not exist).", valueName: "file"))
     var ledger: String
@@ -306,20 +411,54 @@ struct BigLedgerBench: AsyncParsableCommand {
             for i in 0..<1000 {
                 let unit = units[i % units.count]
                 let at = start.addingTimeInterval(Double(i) * 3600)
-                let r = try tx.insert(Reservation(
-                    id: 0, name: "old-\(i)", owner: "user\(i % 16)", model: model.id, purpose: .training, modelUnits: 1, units: 1,
-                    commitment: .none, start: at, end: at.addingTimeInterval(3600), status: .pending, createdAt: at))
-                try tx.apply(Plan(steps: [.activate(reservationID: r.id, start: at, end: at.addingTimeInterval(3600), units: [unit], leaseStart: at)]))
+                let r = try tx.insert(
+                    Reservation(
+                        id: 0,
+                        name: "old-\(i)",
+                        owner: "user\(i % 16)",
+                        model: model.id,
+                        purpose: .training,
+                        modelUnits: 1,
+                        units: 1,
+                        commitment: .none,
+                        start: at,
+                        end: at.addingTimeInterval(3600),
+                        status: .pending,
+                        createdAt: at
+                    )
+                )
+                try tx.apply(
+                    Plan(steps: [.activate(reservationID: r.id, start: at, end: at.addingTimeInterval(3600), units: [unit], leaseStart: at)])
+                )
                 try tx.finish(reservationID: r.id, status: .expired, at: at.addingTimeInterval(3600), reason: "reached its end")
                 done.append(r.id)
             }
             for i in 0..<finishedJobs {
                 let r = done[i % done.count]
                 let at = start.addingTimeInterval(Double(i % 1000) * 3600 + Double(i / 1000))
-                let job = try tx.insert(JobRecord(
-                    name: "old", owner: "user\(i % 16)", kind: .fineTuning, reservationId: r, model: model.id, baseModel: model.id,
-                    priority: 0, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil, data: "/d.jsonl", validationData: nil, output: "/o",
-                    modelName: nil, seed: 1, submittedAt: at, logPath: "/l", callerUid: 0, callerGid: 0))
+                let job = try tx.insert(
+                    JobRecord(
+                        name: "old",
+                        owner: "user\(i % 16)",
+                        kind: .fineTuning,
+                        reservationId: r,
+                        model: model.id,
+                        baseModel: model.id,
+                        priority: 0,
+                        modelUnits: 1,
+                        unitsNeeded: 1,
+                        hyperparameters: nil,
+                        data: "/d.jsonl",
+                        validationData: nil,
+                        output: "/o",
+                        modelName: nil,
+                        seed: 1,
+                        submittedAt: at,
+                        logPath: "/l",
+                        callerUid: 0,
+                        callerGid: 0
+                    )
+                )
                 try tx.addJobEvent(job.id!, at: at, kind: "started", detail: "on cpu")
                 try tx.finishJob(job.id!, status: .completed, reason: nil, exitStatus: 0, at: at.addingTimeInterval(1))
             }

@@ -33,7 +33,8 @@ struct CallTemplate: Sendable {
 
     /// Requests made per call over the socket: `make` gives the method, path and JSON body.
     static func varying(
-        to endpoint: Endpoint, _ make: @escaping @Sendable (_ connection: Int, _ call: Int) -> (HTTPMethod, String, Data?)
+        to endpoint: Endpoint,
+        _ make: @escaping @Sendable (_ connection: Int, _ call: Int) -> (HTTPMethod, String, Data?)
     ) -> CallTemplate {
         var template = CallTemplate(endpoint: endpoint, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), body: ByteBuffer())
         template.vary = { connection, call in
@@ -79,7 +80,10 @@ struct RunFigures: Sendable, Encodable {
     /// In `--json`, latencies say their unit.
     enum CodingKeys: String, CodingKey {
         case name, endpoint, calls, failures, firstFailure, seconds, callsPerSecond
-        case p50 = "p50Ms", p90 = "p90Ms", p99 = "p99Ms", max = "maxMs"
+        case p50 = "p50Ms"
+        case p90 = "p90Ms"
+        case p99 = "p99Ms"
+        case max = "maxMs"
     }
 
     init(name: String, endpoint: Endpoint, tally: CallTally, seconds: Double) {
@@ -111,7 +115,10 @@ private let connections = Atomic<Int>(0)
 /// Many clients, each on its own keep-alive connection, sending one call at a time for a while.
 enum LoadRun {
     static func run(
-        _ template: CallTemplate, clients: Int, seconds: Double, on eventLoops: any EventLoopGroup
+        _ template: CallTemplate,
+        clients: Int,
+        seconds: Double,
+        on eventLoops: any EventLoopGroup
     ) async -> (tally: CallTally, seconds: Double) {
         let start = NIODeadline.now()
         let deadline = start + .nanoseconds(Int64(seconds * 1e9))
@@ -131,7 +138,9 @@ enum LoadRun {
     /// One client: a connection that calls until the deadline, and a new one if the server
     /// closes it earlier. A connection that cannot be made ends the client, counted as a failure.
     private static func client(
-        _ template: CallTemplate, until deadline: NIODeadline, on eventLoops: any EventLoopGroup
+        _ template: CallTemplate,
+        until deadline: NIODeadline,
+        on eventLoops: any EventLoopGroup
     ) async -> CallTally {
         var tally = CallTally()
         while NIODeadline.now() < deadline {
@@ -142,8 +151,13 @@ enum LoadRun {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(
-                            CallLoop(template: template, connection: connections.wrappingAdd(1, ordering: .relaxed).oldValue,
-                                     deadline: deadline, done: done))
+                            CallLoop(
+                                template: template,
+                                connection: connections.wrappingAdd(1, ordering: .relaxed).oldValue,
+                                deadline: deadline,
+                                done: done
+                            )
+                        )
                     }
                 }
             do {

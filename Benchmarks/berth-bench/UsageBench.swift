@@ -14,7 +14,8 @@ import Foundation
 struct UsageBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usage",
-        abstract: "Time usage reports over a month on a ledger with millions of invocation records.")
+        abstract: "Time usage reports over a month on a ledger with millions of invocation records."
+    )
 
     @Option(help: ArgumentHelp("The ledger to report on; built first if the file does not exist.", valueName: "file"))
     var ledger = "/tmp/berth-usage-bench/berth.db"
@@ -63,14 +64,23 @@ struct UsageBench: AsyncParsableCommand {
         let scan = socket == nil ? try rawScanSeconds() : nil
         let records = try Ledger(path: ledger).readNow { try $0.invocationCounts(reservationID: nil).calls }
         let document = UsageDocument(
-            ledger: ledger, ledgerBytes: size, invocations: records, window: "2026-10-01T00:00:00Z/2026-11-01T00:00:00Z",
-            path: socket == nil ? "in-process" : "through berthd", runs: runs, reports: figures, rawScanMs: scan.map { $0 * 1000 })
+            ledger: ledger,
+            ledgerBytes: size,
+            invocations: records,
+            window: "2026-10-01T00:00:00Z/2026-11-01T00:00:00Z",
+            path: socket == nil ? "in-process" : "through berthd",
+            runs: runs,
+            reports: figures,
+            rawScanMs: scan.map { $0 * 1000 }
+        )
         if json {
             print(String(decoding: try Wire.encoder(pretty: true).encode(document), as: UTF8.self))
         } else {
             print("usage report over October 2026, \(records) invocation records, ledger \(size / 1_048_576) MiB, \(document.path):")
             for f in figures {
-                print("  by \(f.by.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%7.1f", f.medianMs)) ms median, \(String(format: "%7.1f", f.maxMs)) ms max (\(f.rows) rows)")
+                print(
+                    "  by \(f.by.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%7.1f", f.medianMs)) ms median, \(String(format: "%7.1f", f.maxMs)) ms max (\(f.rows) rows)"
+                )
             }
             if let scan { print("  for scale: one SUM over the month's raw invocation rows takes \(String(format: "%.0f", scan * 1000)) ms") }
         }
@@ -80,7 +90,9 @@ struct UsageBench: AsyncParsableCommand {
         if let socket {
             let path = "/v1/usage?from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z&by=\(grouping.rawValue)"
             let response = try await SocketClient(socketPath: socket).send(method: "GET", path: path, body: nil)
-            guard response.status == 200 else { throw BenchFailure("GET \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))") }
+            guard response.status == 200 else {
+                throw BenchFailure("GET \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+            }
             return try response.decoded(as: UsageReportView.self).rows.count
         }
         let query = UsageQuery(from: Self.month.start, to: Self.month.end, now: Date(), grouping: grouping, idleThreshold: 86_400, buckets: 24)
@@ -127,18 +139,49 @@ struct UsageBench: AsyncParsableCommand {
             var made: [(Int64, String)] = []
             for i in 0..<8 {
                 let purpose: Purpose = i < 6 ? .inference : .training
-                let r = try tx.insert(Reservation(
-                    id: 0, name: "\(purpose == .inference ? "serve" : "train")-\(i)", owner: owners[i % owners.count], model: model.id,
-                    purpose: purpose, modelUnits: 1, units: 1, commitment: purpose == .inference ? .oneMonth : .none,
-                    start: start, end: end, status: .pending, createdAt: start))
+                let r = try tx.insert(
+                    Reservation(
+                        id: 0,
+                        name: "\(purpose == .inference ? "serve" : "train")-\(i)",
+                        owner: owners[i % owners.count],
+                        model: model.id,
+                        purpose: purpose,
+                        modelUnits: 1,
+                        units: 1,
+                        commitment: purpose == .inference ? .oneMonth : .none,
+                        start: start,
+                        end: end,
+                        status: .pending,
+                        createdAt: start
+                    )
+                )
                 try tx.apply(Plan(steps: [.activate(reservationID: r.id, start: start, end: end, units: [units[i]], leaseStart: start)]))
                 if purpose == .training {
                     var at = start
                     while at.addingTimeInterval(4 * 3600) <= end {
-                        let job = try tx.insert(JobRecord(
-                            name: "tune", owner: r.owner, kind: .fineTuning, reservationId: r.id, model: model.id, baseModel: model.id,
-                            priority: 0, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil, data: "/data.jsonl", validationData: nil,
-                            output: "/out", modelName: nil, seed: 1, submittedAt: at, logPath: "/log", callerUid: 0, callerGid: 0))
+                        let job = try tx.insert(
+                            JobRecord(
+                                name: "tune",
+                                owner: r.owner,
+                                kind: .fineTuning,
+                                reservationId: r.id,
+                                model: model.id,
+                                baseModel: model.id,
+                                priority: 0,
+                                modelUnits: 1,
+                                unitsNeeded: 1,
+                                hyperparameters: nil,
+                                data: "/data.jsonl",
+                                validationData: nil,
+                                output: "/out",
+                                modelName: nil,
+                                seed: 1,
+                                submittedAt: at,
+                                logPath: "/log",
+                                callerUid: 0,
+                                callerGid: 0
+                            )
+                        )
                         try tx.apply(Plan(steps: [.startJob(jobID: job.id!, units: [units[i]], at: at)]))
                         try tx.finishJob(job.id!, status: .completed, reason: nil, exitStatus: 0, at: at.addingTimeInterval(4 * 3600))
                         at = at.addingTimeInterval(8 * 3600)
@@ -164,20 +207,45 @@ struct UsageBench: AsyncParsableCommand {
                 let at = start.addingTimeInterval((Double(i) + random.nextUnit()) * step)
                 // Latencies of a few milliseconds, with a tail: one call in a hundred is slow.
                 let latency = random.nextUnit() < 0.01 ? 20 + random.nextUnit() * 180 : 0.8 - log(1 - random.nextUnit()) * 3
-                let input = 20 + Int(random.next() % 200), output = 10 + Int(random.next() % 300)
+                let input = 20 + Int(random.next() % 200)
+                let output = 10 + Int(random.next() % 300)
                 if random.nextUnit() < 0.8 {
                     let r = inference[Int(random.next() % UInt64(inference.count))]
                     let throttled = random.nextUnit() < 0.02
-                    batch.append(InvocationRecord(
-                        at: at, owner: r.owner, target: "", reservationID: r.id, model: model.id, tier: throttled ? nil : .provisioned,
-                        outcome: throttled ? .throttled : .served, inputTokens: throttled ? 0 : input, outputTokens: throttled ? 0 : output,
-                        latencyMs: throttled ? 0 : latency, cost: 0, budgetPerMinute: model.tokensPerMinute))
+                    batch.append(
+                        InvocationRecord(
+                            at: at,
+                            owner: r.owner,
+                            target: "",
+                            reservationID: r.id,
+                            model: model.id,
+                            tier: throttled ? nil : .provisioned,
+                            outcome: throttled ? .throttled : .served,
+                            inputTokens: throttled ? 0 : input,
+                            outputTokens: throttled ? 0 : output,
+                            latencyMs: throttled ? 0 : latency,
+                            cost: 0,
+                            budgetPerMinute: model.tokensPerMinute
+                        )
+                    )
                 } else {
                     let target = onDemandModels[Int(random.next() % UInt64(onDemandModels.count))]
-                    batch.append(InvocationRecord(
-                        at: at, owner: owners[Int(random.next() % UInt64(owners.count))], target: target, reservationID: nil, model: target,
-                        tier: .onDemand, outcome: .served, inputTokens: input, outputTokens: output, latencyMs: latency,
-                        cost: Double(input + output) / 1000 * 0.0002, budgetPerMinute: 0))
+                    batch.append(
+                        InvocationRecord(
+                            at: at,
+                            owner: owners[Int(random.next() % UInt64(owners.count))],
+                            target: target,
+                            reservationID: nil,
+                            model: target,
+                            tier: .onDemand,
+                            outcome: .served,
+                            inputTokens: input,
+                            outputTokens: output,
+                            latencyMs: latency,
+                            cost: Double(input + output) / 1000 * 0.0002,
+                            budgetPerMinute: 0
+                        )
+                    )
                 }
             }
             try store.writeNow { tx in
@@ -187,7 +255,9 @@ struct UsageBench: AsyncParsableCommand {
             }
             written += count
             if written % 1_000_000 == 0 || written == calls {
-                FileHandle.standardError.write(Data("  \(written) calls written (\(String(format: "%.0f", Self.seconds(ContinuousClock.now - started))) s)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("  \(written) calls written (\(String(format: "%.0f", Self.seconds(ContinuousClock.now - started))) s)\n".utf8)
+                )
             }
         }
         try store.close()

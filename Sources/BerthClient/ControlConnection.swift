@@ -2,6 +2,7 @@ public import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,10 @@ public struct ControlConnection: Sendable {
     }
 
     public func send(
-        method: String, path: String, body: Data? = nil, headers: [(String, String)] = []
+        method: String,
+        path: String,
+        body: Data? = nil,
+        headers: [(String, String)] = []
     ) throws(ClientError) -> Response {
         let deadline = ContinuousClock.now + timeout
         let fd = try connect()
@@ -81,8 +85,10 @@ public struct ControlConnection: Sendable {
         }
         guard let responseHead else { throw .transport("berthd answered \(method) \(path) without a status line") }
         return Response(
-            status: Int(responseHead.status.code), headers: responseHead.headers.map { ($0.name, $0.value) },
-            body: Data(collected.readableBytesView))
+            status: Int(responseHead.status.code),
+            headers: responseHead.headers.map { ($0.name, $0.value) },
+            body: Data(collected.readableBytesView)
+        )
     }
 
     private func connect() throws(ClientError) -> Int32 {

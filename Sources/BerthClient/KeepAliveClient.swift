@@ -180,9 +180,15 @@ final class ExchangeHandler: ChannelDuplexHandler {
             pending = nil
             let keepAlive = head.isKeepAlive
             if !keepAlive { state.open.withLock { $0 = false } }
-            exchange.finish(.success(Response(
-                status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) },
-                body: Data(body.readableBytesView))))
+            exchange.finish(
+                .success(
+                    Response(
+                        status: Int(head.status.code),
+                        headers: head.headers.map { ($0.name, $0.value) },
+                        body: Data(body.readableBytesView)
+                    )
+                )
+            )
             if !keepAlive { context.close(promise: nil) }
         }
     }

@@ -237,7 +237,8 @@ public enum PercentEncoding {
     /// RFC 3986 unreserved characters; everything else is escaped, so a model id such as
     /// `amazon.nova-micro-v1:0` stays one path segment.
     private static let unreserved = CharacterSet(
-        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    )
 
     public static func pathSegment(_ segment: String) -> String {
         segment.addingPercentEncoding(withAllowedCharacters: unreserved) ?? segment

@@ -21,8 +21,14 @@ struct ConfigDecoder {
         let models = decodeModels(root, pool: pool)
         let runners = decodeRunners(root)
         var config = DaemonConfig(
-            daemon: daemon, limits: limits, metrics: metrics, units: pool.units, models: models, runners: runners,
-            sourcePath: sourcePath)
+            daemon: daemon,
+            limits: limits,
+            metrics: metrics,
+            units: pool.units,
+            models: models,
+            runners: runners,
+            sourcePath: sourcePath
+        )
         config.confinement = confinement
         config.discovery = discovery
         return config
@@ -33,7 +39,8 @@ struct ConfigDecoder {
     private func decodeDaemon(_ table: TableReader) -> DaemonConfig.Daemon {
         table.rejectUnknownKeys(ConfigKeys.daemon)
         var daemon = DaemonConfig.Daemon()
-        if let socket = table.nonEmptyString("socket", .optional, hint: "write the control socket's path, or leave the key out for \(daemon.socket)") {
+        if let socket = table.nonEmptyString("socket", .optional, hint: "write the control socket's path, or leave the key out for \(daemon.socket)")
+        {
             daemon.socket = resolve(socket)
             checkSocketLength(daemon.socket, at: table.keyPath("socket"))
         }
@@ -49,7 +56,11 @@ struct ConfigDecoder {
         if let idle = table.number("idle_threshold_seconds", .optional, minimum: 0, exclusive: true) {
             daemon.idleThresholdSeconds = idle
         }
-        if let directory = table.nonEmptyString("log_directory", .optional, hint: "write the folder for job logs, or leave the key out for \(daemon.logDirectory)") {
+        if let directory = table.nonEmptyString(
+            "log_directory",
+            .optional,
+            hint: "write the folder for job logs, or leave the key out for \(daemon.logDirectory)"
+        ) {
             daemon.logDirectory = resolve(directory)
         }
         if let level = table.string("log_level", .optional) {
@@ -58,7 +69,8 @@ struct ConfigDecoder {
             } else {
                 log.report(
                     table.keyPath("log_level"),
-                    "unknown log level '\(level)'; use one of: \(DaemonConfig.Daemon.logLevels.joined(separator: ", "))")
+                    "unknown log level '\(level)'; use one of: \(DaemonConfig.Daemon.logLevels.joined(separator: ", "))"
+                )
             }
         }
         return daemon
@@ -94,7 +106,8 @@ struct ConfigDecoder {
             if connections > Limits.maxConnectionsCeiling {
                 log.report(
                     table.keyPath("max_connections"),
-                    "must be at most \(Limits.maxConnectionsCeiling), found \(connections); each connection holds a file descriptor, so lower it")
+                    "must be at most \(Limits.maxConnectionsCeiling), found \(connections); each connection holds a file descriptor, so lower it"
+                )
             } else {
                 limits.maxConnections = connections
             }
@@ -103,7 +116,8 @@ struct ConfigDecoder {
             if seconds > Limits.requestTimeoutCeiling {
                 log.report(
                     table.keyPath("request_timeout_seconds"),
-                    "must be at most \(ValueReader.format(Limits.requestTimeoutCeiling)), found \(ValueReader.format(seconds)); a request of at most 1 MiB needs seconds, not hours")
+                    "must be at most \(ValueReader.format(Limits.requestTimeoutCeiling)), found \(ValueReader.format(seconds)); a request of at most 1 MiB needs seconds, not hours"
+                )
             } else {
                 limits.requestTimeoutSeconds = seconds
             }
@@ -112,7 +126,8 @@ struct ConfigDecoder {
             if seconds > Limits.idleTimeoutCeiling {
                 log.report(
                     table.keyPath("idle_timeout_seconds"),
-                    "must be at most \(ValueReader.format(Limits.idleTimeoutCeiling)) (a day), found \(ValueReader.format(seconds)); lower it")
+                    "must be at most \(ValueReader.format(Limits.idleTimeoutCeiling)) (a day), found \(ValueReader.format(seconds)); lower it"
+                )
             } else {
                 limits.idleTimeoutSeconds = seconds
             }
@@ -131,7 +146,8 @@ struct ConfigDecoder {
         } else {
             log.report(
                 table.keyPath("listen"),
-                "'\(text)' is not an IP address and port; write HOST:PORT with a port from 1 to 65535, such as \"127.0.0.1:9464\" or \"[::1]:9464\", or leave the key out to open no port")
+                "'\(text)' is not an IP address and port; write HOST:PORT with a port from 1 to 65535, such as \"127.0.0.1:9464\" or \"[::1]:9464\", or leave the key out to open no port"
+            )
         }
         return metrics
     }
@@ -154,17 +170,22 @@ struct ConfigDecoder {
             if discovery.gpus == nil {
                 log.report(
                     table.keyPath("gpus"),
-                    "unknown GPU vendor '\(gpus)'; use one of: \(Discovery.GPUVendor.allCases.map(\.rawValue).joined(separator: ", ")), or leave the key out to discover none")
+                    "unknown GPU vendor '\(gpus)'; use one of: \(Discovery.GPUVendor.allCases.map(\.rawValue).joined(separator: ", ")), or leave the key out to discover none"
+                )
             }
         }
-        if let path = table.nonEmptyString("nvidia_smi", .optional, hint: "write the path of nvidia-smi, or leave the key out to look it up in PATH") {
+        if let path = table.nonEmptyString("nvidia_smi", .optional, hint: "write the path of nvidia-smi, or leave the key out to look it up in PATH")
+        {
             discovery.nvidiaSMI = path.contains("/") ? resolve(path) : path
         }
         if let poolName = table.string("pool", .optional) {
             if let pool = UnitPool(rawValue: poolName) {
                 discovery.pool = pool
             } else {
-                log.report(table.keyPath("pool"), "unknown pool '\(poolName)'; use one of: \(UnitPool.allCases.map(\.rawValue).joined(separator: ", "))")
+                log.report(
+                    table.keyPath("pool"),
+                    "unknown pool '\(poolName)'; use one of: \(UnitPool.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
         }
         if let seconds = table.number("sample_seconds", .optional, minimum: 0, exclusive: true) {
@@ -242,7 +263,10 @@ struct ConfigDecoder {
             var id = table.nonEmptyString("id", .required(add: "id = \"cpu-\(index)\""), hint: "give the unit an id such as \"cpu-\(index)\"")
             if let unitID = id {
                 if unitID.contains(where: { $0.isWhitespace || $0 == "," || $0 == "/" }) {
-                    log.report(table.keyPath("id"), "'\(unitID)' must not contain whitespace, ',' or '/'; unit ids are listed in BERTH_UNITS and API paths")
+                    log.report(
+                        table.keyPath("id"),
+                        "'\(unitID)' must not contain whitespace, ',' or '/'; unit ids are listed in BERTH_UNITS and API paths"
+                    )
                     id = nil
                 } else if let first = firstIndex[unitID] {
                     log.report(table.keyPath("id"), "duplicate unit id '\(unitID)' (first at units[\(first)])")
@@ -254,7 +278,11 @@ struct ConfigDecoder {
             let kind = table.nonEmptyString("kind", .required(add: "kind = \"cpu\""), hint: "name the hardware, such as \"cpu\" or \"h200\"")
             let device = table.int("device", .optional, minimum: 0)
             let deviceIsValid = table.table["device"] == nil || device != nil
-            let uuid = table.nonEmptyString("uuid", .optional, hint: "write the GPU's UUID as nvidia-smi -L prints it (GPU-… or MIG-…), or leave the key out")
+            let uuid = table.nonEmptyString(
+                "uuid",
+                .optional,
+                hint: "write the GPU's UUID as nvidia-smi -L prints it (GPU-… or MIG-…), or leave the key out"
+            )
             let uuidIsValid = table.table["uuid"] == nil || uuid != nil
             if let uuid, uuid.contains(where: { $0.isWhitespace || $0 == "," }) {
                 log.report(table.keyPath("uuid"), "'\(uuid)' must not contain whitespace or ','; write one UUID as nvidia-smi -L prints it")
@@ -270,7 +298,10 @@ struct ConfigDecoder {
             if let poolName = table.string("pool", .required(add: "pool = \"dedicated\" (reservable) or pool = \"shared\" (on-demand)")) {
                 unitPool = UnitPool(rawValue: poolName)
                 if unitPool == nil {
-                    log.report(table.keyPath("pool"), "unknown pool '\(poolName)'; use one of: \(UnitPool.allCases.map(\.rawValue).joined(separator: ", "))")
+                    log.report(
+                        table.keyPath("pool"),
+                        "unknown pool '\(poolName)'; use one of: \(UnitPool.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
             }
             switch unitPool {
@@ -279,7 +310,8 @@ struct ConfigDecoder {
             case nil: pool.countsAreKnown = false
             }
             if let id, let kind, let unitPool, deviceIsValid, cpusAreValid, uuidIsValid, memoryIsValid,
-               !(uuid?.contains(where: { $0.isWhitespace || $0 == "," }) ?? false) {
+                !(uuid?.contains(where: { $0.isWhitespace || $0 == "," }) ?? false)
+            {
                 pool.units.append(ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB))
             }
         }
@@ -312,7 +344,10 @@ struct ConfigDecoder {
         var id = table.nonEmptyString("id", .required(add: "id = \"amazon.nova-micro-v1:0\""), hint: "give the model its catalog id")
         if let modelID = id {
             if modelID.contains(where: { $0.isWhitespace || $0 == "/" }) {
-                log.report(table.keyPath("id"), "'\(modelID)' must not contain whitespace or '/'; model ids appear in API paths such as /v1/models/{id}")
+                log.report(
+                    table.keyPath("id"),
+                    "'\(modelID)' must not contain whitespace or '/'; model ids appear in API paths such as /v1/models/{id}"
+                )
                 id = nil
             } else if let first = firstIndex[modelID] {
                 log.report(table.keyPath("id"), "duplicate model id '\(modelID)' (first at models[\(first)])")
@@ -335,24 +370,34 @@ struct ConfigDecoder {
         if let unitsPerModelUnit, pool.countsAreKnown, unitsPerModelUnit > pool.dedicated {
             log.report(
                 table.keyPath("units_per_model_unit"),
-                "\(unitsPerModelUnit) exceeds the \(pool.dedicated) dedicated units in the pool; lower it, or add [[units]] with pool = \"dedicated\"")
+                "\(unitsPerModelUnit) exceeds the \(pool.dedicated) dedicated units in the pool; lower it, or add [[units]] with pool = \"dedicated\""
+            )
         }
         if onDemand == true, pool.countsAreKnown, pool.shared == 0 {
             log.report(
                 table.keyPath("on_demand"),
-                "on-demand calls are served on shared units and there are none; add [[units]] with pool = \"shared\", or set on_demand = false")
+                "on-demand calls are served on shared units and there are none; add [[units]] with pool = \"shared\", or set on_demand = false"
+            )
         }
 
         guard let id, let provider, let inputs, let outputs, let maxTokens, let customizations,
-              let unitsPerModelUnit, let tokensPerMinute, let price,
-              table.table["on_demand"] == nil || onDemand != nil,
-              table.table["hyperparameters"] == nil || hyperparameters?.isComplete == true
+            let unitsPerModelUnit, let tokensPerMinute, let price,
+            table.table["on_demand"] == nil || onDemand != nil,
+            table.table["hyperparameters"] == nil || hyperparameters?.isComplete == true
         else { return nil }
         return Model(
-            id: id, provider: provider, inputModalities: inputs, outputModalities: outputs, maxTokens: maxTokens,
-            onDemand: onDemand ?? false, customizations: customizations,
-            hyperparameters: hyperparameters?.ranges ?? .defaults, unitsPerModelUnit: unitsPerModelUnit,
-            tokensPerMinute: tokensPerMinute, price: price)
+            id: id,
+            provider: provider,
+            inputModalities: inputs,
+            outputModalities: outputs,
+            maxTokens: maxTokens,
+            onDemand: onDemand ?? false,
+            customizations: customizations,
+            hyperparameters: hyperparameters?.ranges ?? .defaults,
+            unitsPerModelUnit: unitsPerModelUnit,
+            tokensPerMinute: tokensPerMinute,
+            price: price
+        )
     }
 
     private func modalities(_ table: TableReader, _ key: String) -> [Modality]? {
@@ -387,7 +432,8 @@ struct ConfigDecoder {
             } else {
                 log.report(
                     KeyPathText.element(entry.index, of: table.keyPath("customizations")),
-                    "unknown customization '\(entry.value)'; use one of: \(allowed)")
+                    "unknown customization '\(entry.value)'; use one of: \(allowed)"
+                )
                 complete = false
             }
         }
@@ -450,7 +496,9 @@ struct ConfigDecoder {
 
     /// The two elements of `key = [min, max]`: `.none` if absent, `.some(nil)` if not a pair.
     private func rangeBounds(
-        _ table: TableReader, _ key: String, of noun: String
+        _ table: TableReader,
+        _ key: String,
+        of noun: String
     ) -> ((any TOMLValueConvertible), (any TOMLValueConvertible))?? {
         guard let value = table.value(key, .optional) else { return .none }
         guard let array = value.array else {
@@ -468,7 +516,10 @@ struct ConfigDecoder {
 
     private func decodePrice(_ model: TableReader, onDemand: Bool) -> ModelPrice? {
         guard model.table["price"] != nil else {
-            log.report(model.keyPath("price"), "missing required table; add [models.price] with model_unit_hour = 20.5 (per model unit and hour, no commitment)")
+            log.report(
+                model.keyPath("price"),
+                "missing required table; add [models.price] with model_unit_hour = 20.5 (per model unit and hour, no commitment)"
+            )
             return nil
         }
         guard let table = model.subtable("price", .optional) else { return nil }
@@ -497,7 +548,10 @@ struct ConfigDecoder {
     private func decodeRunners(_ root: TableReader) -> DaemonConfig.Runners {
         var runners = DaemonConfig.Runners(train: [], batch: [], serve: [])
         guard root.table["runners"] != nil else {
-            log.report("runners", "missing required table; add [runners] with train, batch and serve argv lists (berthd runs only the programs named there)")
+            log.report(
+                "runners",
+                "missing required table; add [runners] with train, batch and serve argv lists (berthd runs only the programs named there)"
+            )
             return runners
         }
         guard let table = root.subtable("runners", .optional) else { return runners }

@@ -31,10 +31,15 @@ public struct DaemonConfig: Sendable {
         public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
         public init(
-            socket: String = "/run/berth/berthd.sock", database: String = "/var/lib/berth/berth.db",
-            socketGroup: String? = nil, admins: [String] = [], adminGroups: [String] = [],
-            stopGraceSeconds: Double = 10, idleThresholdSeconds: Double = 86_400,
-            logDirectory: String = "/var/log/berth", logLevel: String = "info"
+            socket: String = "/run/berth/berthd.sock",
+            database: String = "/var/lib/berth/berth.db",
+            socketGroup: String? = nil,
+            admins: [String] = [],
+            adminGroups: [String] = [],
+            stopGraceSeconds: Double = 10,
+            idleThresholdSeconds: Double = 86_400,
+            logDirectory: String = "/var/log/berth",
+            logLevel: String = "info"
         ) {
             self.socket = socket
             self.database = database
@@ -72,8 +77,12 @@ public struct DaemonConfig: Sendable {
         public static let idleTimeoutCeiling: Double = 86_400
 
         public init(
-            maxDataFileBytes: Int = 100 * 1024 * 1024, maxDataRecords: Int = 1_000_000, maxQueuedJobsPerUser: Int = 1_000,
-            maxConnections: Int = 256, requestTimeoutSeconds: Double = 30, idleTimeoutSeconds: Double = 60
+            maxDataFileBytes: Int = 100 * 1024 * 1024,
+            maxDataRecords: Int = 1_000_000,
+            maxQueuedJobsPerUser: Int = 1_000,
+            maxConnections: Int = 256,
+            requestTimeoutSeconds: Double = 30,
+            idleTimeoutSeconds: Double = 60
         ) {
             self.maxDataFileBytes = maxDataFileBytes
             self.maxDataRecords = maxDataRecords
@@ -197,8 +206,13 @@ public struct DaemonConfig: Sendable {
     public var sourcePath: String?
 
     public init(
-        daemon: Daemon = Daemon(), limits: Limits = Limits(), metrics: Metrics = Metrics(), units: [ComputeUnit], models: [Model],
-        runners: Runners, sourcePath: String? = nil
+        daemon: Daemon = Daemon(),
+        limits: Limits = Limits(),
+        metrics: Metrics = Metrics(),
+        units: [ComputeUnit],
+        models: [Model],
+        runners: Runners,
+        sourcePath: String? = nil
     ) {
         self.daemon = daemon
         self.limits = limits
@@ -217,9 +231,12 @@ public struct DaemonConfig: Sendable {
             root = try TOMLTable(string: toml)
         } catch let error as TOMLParseError {
             let position = error.source.begin
-            throw ConfigError(problems: [ConfigProblem(
-                keyPath: "",
-                message: "line \(position.line), column \(position.column): \(error.description); fix the TOML syntax there")])
+            throw ConfigError(problems: [
+                ConfigProblem(
+                    keyPath: "",
+                    message: "line \(position.line), column \(position.column): \(error.description); fix the TOML syntax there"
+                )
+            ])
         } catch {
             throw ConfigError(problems: [ConfigProblem(keyPath: "", message: "not valid TOML: \(error)")])
         }
@@ -236,16 +253,23 @@ public struct DaemonConfig: Sendable {
     public static func load(path: String) throws(ConfigError) -> DaemonConfig {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            throw ConfigError(problems: [ConfigProblem(
-                keyPath: "", message: "cannot read config file \(path): it is a folder; pass the TOML file itself, e.g. --config \(path)/berthd.toml")])
+            throw ConfigError(problems: [
+                ConfigProblem(
+                    keyPath: "",
+                    message: "cannot read config file \(path): it is a folder; pass the TOML file itself, e.g. --config \(path)/berthd.toml"
+                )
+            ])
         }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigError(problems: [ConfigProblem(
-                keyPath: "",
-                message: "cannot read config file \(path): \(Self.readFailure(error)); check the path and its permissions, or pass --config FILE")])
+            throw ConfigError(problems: [
+                ConfigProblem(
+                    keyPath: "",
+                    message: "cannot read config file \(path): \(Self.readFailure(error)); check the path and its permissions, or pass --config FILE"
+                )
+            ])
         }
         return try parse(text, sourcePath: path)
     }
@@ -256,7 +280,8 @@ public struct DaemonConfig: Sendable {
     private static func readFailure(_ error: any Error) -> String {
         let nsError = error as NSError
         if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
-           underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
+            underlying.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(underlying.code))
+        {
             return String(cString: strerror(code.rawValue))
         }
         switch nsError.code {

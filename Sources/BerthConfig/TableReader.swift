@@ -163,7 +163,11 @@ enum ValueReader {
     }
 
     static func number(
-        _ value: any TOMLValueConvertible, at path: String, minimum: Double, exclusive: Bool, log: ProblemLog
+        _ value: any TOMLValueConvertible,
+        at path: String,
+        minimum: Double,
+        exclusive: Bool,
+        log: ProblemLog
     ) -> Double? {
         let number: Double
         if let double = value.double {
@@ -213,9 +217,11 @@ enum ValueReader {
 /// Key paths as the problems print them: `models[2].price.model_unit_hour`.
 enum KeyPathText {
     static func member(_ key: String, of path: String) -> String {
-        let bare = !key.isEmpty && key.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
-        }
+        let bare =
+            !key.isEmpty
+            && key.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+            }
         let written = bare ? key : "\"\(key.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""
         return path.isEmpty ? written : "\(path).\(written)"
     }
@@ -225,14 +231,16 @@ enum KeyPathText {
     /// The known key a typo most likely meant: within two edits, or a third of its length.
     static func nearest(to key: String, in known: [String]) -> String? {
         let limit = max(2, key.count / 3)
-        return known
+        return
+            known
             .map { ($0, editDistance(key, $0)) }
             .filter { $0.1 <= limit }
             .min { $0.1 < $1.1 }?.0
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.lowercased()), b = Array(b.lowercased())
+        let a = Array(a.lowercased())
+        let b = Array(b.lowercased())
         guard !a.isEmpty else { return b.count }
         guard !b.isEmpty else { return a.count }
         var previous = Array(0...b.count)

@@ -53,7 +53,8 @@ public struct CapacityCalendar: Sendable, Equatable {
             total: total,
             bookings: reservations.filter(\.holdsCapacity).map {
                 Booking(reservationID: $0.id, start: $0.start, end: $0.end, units: $0.units)
-            })
+            }
+        )
     }
 
     /// Units promised at instant `t`.

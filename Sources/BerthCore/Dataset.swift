@@ -40,7 +40,10 @@ public enum DatasetCheck {
                 isSpace = scalar.properties.isWhitespace
             }
             if isWordPart {
-                if !inWord { count += 1; inWord = true }
+                if !inWord {
+                    count += 1
+                    inWord = true
+                }
             } else {
                 inWord = false
                 if !isSpace { count += 1 }
@@ -53,7 +56,11 @@ public enum DatasetCheck {
     /// Large files are cut at line boundaries into one piece per core and checked in parallel:
     /// parsing JSON is the cost, and a 100 MB dataset must be refused in seconds.
     public static func check(
-        _ data: Data, kind: JobKind, maxTokens: Int, maxRecords: Int, limit: Int = 3
+        _ data: Data,
+        kind: JobKind,
+        maxTokens: Int,
+        maxRecords: Int,
+        limit: Int = 3
     ) -> Result<DatasetSummary, DatasetProblems> {
         let pieces = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [Range<Int>] in
             let bytes = raw.bindMemory(to: UInt8.self)
@@ -93,7 +100,9 @@ public enum DatasetCheck {
                 }
             }
             if records + piece.records > maxRecords, let line = piece.recordLines.dropFirst(maxRecords - records).first {
-                problems.append(DatasetProblem(line: line + lineOffset, reason: "more than \(maxRecords) records, the config's limit; split the dataset"))
+                problems.append(
+                    DatasetProblem(line: line + lineOffset, reason: "more than \(maxRecords) records, the config's limit; split the dataset")
+                )
             }
             records += piece.records
             tokens += piece.tokens
@@ -141,7 +150,9 @@ public enum DatasetCheck {
                     piece.problems.append(DatasetProblem(line: piece.lines, reason: reason))
                 } else if let recordID {
                     if piece.ids[recordID] != nil {
-                        piece.problems.append(DatasetProblem(line: piece.lines, reason: "\"recordId\" repeats an earlier record's; each must be unique"))
+                        piece.problems.append(
+                            DatasetProblem(line: piece.lines, reason: "\"recordId\" repeats an earlier record's; each must be unique")
+                        )
                     } else {
                         piece.ids[recordID] = piece.lines
                     }
@@ -161,7 +172,8 @@ public enum DatasetCheck {
         var recordTokens = 0
         for field in kind.requiredFields {
             guard let value = record[field] else {
-                return "missing \"\(field)\"; every \(kind.rawValue) record needs \(kind.requiredFields.map { "\"\($0)\"" }.joined(separator: " and "))"
+                return
+                    "missing \"\(field)\"; every \(kind.rawValue) record needs \(kind.requiredFields.map { "\"\($0)\"" }.joined(separator: " and "))"
             }
             if kind == .batchInference && field == "modelInput" {
                 guard let text = modelInputText(value) else {

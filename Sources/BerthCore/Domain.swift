@@ -22,7 +22,13 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
     public var memoryMiB: Int?
 
     public init(
-        id: String, kind: String, device: Int? = nil, pool: UnitPool, cpus: String? = nil, uuid: String? = nil, memoryMiB: Int? = nil
+        id: String,
+        kind: String,
+        device: Int? = nil,
+        pool: UnitPool,
+        cpus: String? = nil,
+        uuid: String? = nil,
+        memoryMiB: Int? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -86,7 +92,11 @@ public struct HyperparameterRanges: Sendable, Equatable {
     public var warmupSteps: ClosedRange<Int>
 
     public static let defaults = HyperparameterRanges(
-        epochs: 1...5, batchSize: 1...256, learningRate: 0.000001...0.0001, warmupSteps: 0...20)
+        epochs: 1...5,
+        batchSize: 1...256,
+        learningRate: 0.000001...0.0001,
+        warmupSteps: 0...20
+    )
 
     public init(epochs: ClosedRange<Int>, batchSize: ClosedRange<Int>, learningRate: ClosedRange<Double>, warmupSteps: ClosedRange<Int>) {
         self.epochs = epochs
@@ -139,11 +149,24 @@ public struct Model: Sendable, Equatable {
     public var family: String { baseModel ?? id }
 
     public init(
-        id: String, provider: String, inputModalities: [Modality], outputModalities: [Modality],
-        maxTokens: Int, onDemand: Bool, customizations: [Customization],
-        hyperparameters: HyperparameterRanges = .defaults, unitsPerModelUnit: Int, tokensPerMinute: Int,
-        price: ModelPrice, baseModel: String? = nil, owner: String? = nil, customization: Customization? = nil,
-        artifactDir: String? = nil, finalMetrics: [String: Double] = [:], jobID: Int64? = nil, createdAt: Date? = nil
+        id: String,
+        provider: String,
+        inputModalities: [Modality],
+        outputModalities: [Modality],
+        maxTokens: Int,
+        onDemand: Bool,
+        customizations: [Customization],
+        hyperparameters: HyperparameterRanges = .defaults,
+        unitsPerModelUnit: Int,
+        tokensPerMinute: Int,
+        price: ModelPrice,
+        baseModel: String? = nil,
+        owner: String? = nil,
+        customization: Customization? = nil,
+        artifactDir: String? = nil,
+        finalMetrics: [String: Double] = [:],
+        jobID: Int64? = nil,
+        createdAt: Date? = nil
     ) {
         self.id = id
         self.provider = provider
@@ -168,8 +191,14 @@ public struct Model: Sendable, Equatable {
     /// A custom model made from `base`: it inherits the base's sizing and capabilities, and is
     /// never served on demand.
     public static func custom(
-        id: String, base: Model, owner: String, customization: Customization, artifactDir: String,
-        finalMetrics: [String: Double], jobID: Int64, createdAt: Date
+        id: String,
+        base: Model,
+        owner: String,
+        customization: Customization,
+        artifactDir: String,
+        finalMetrics: [String: Double],
+        jobID: Int64,
+        createdAt: Date
     ) -> Model {
         var model = base
         model.id = id
@@ -231,10 +260,23 @@ public struct Reservation: Sendable, Equatable {
     public var statusReason: String?
 
     public init(
-        id: Int64, name: String, owner: String, model: String, purpose: Purpose, modelUnits: Int, units: Int,
-        commitment: Commitment, start: Date, end: Date?, duration: TimeInterval? = nil,
-        status: ReservationStatus, waiting: Bool = false, spillover: Bool = false, createdAt: Date,
-        endedAt: Date? = nil, statusReason: String? = nil
+        id: Int64,
+        name: String,
+        owner: String,
+        model: String,
+        purpose: Purpose,
+        modelUnits: Int,
+        units: Int,
+        commitment: Commitment,
+        start: Date,
+        end: Date?,
+        duration: TimeInterval? = nil,
+        status: ReservationStatus,
+        waiting: Bool = false,
+        spillover: Bool = false,
+        createdAt: Date,
+        endedAt: Date? = nil,
+        statusReason: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -285,12 +327,13 @@ public struct Lease: Sendable, Equatable, Hashable {
 /// A list of CPUs as the kernel writes it (`cpuset.cpus`, `Cpus_allowed_list`): "0-3,8".
 public enum CPUList {
     public static func isValid(_ text: String) -> Bool {
-        !text.isEmpty && text.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { part in
-            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
-            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), low >= 0 else { return false }
-            guard bounds.count == 2 else { return true }
-            guard let high = Int(bounds[1]) else { return false }
-            return high >= low
-        }
+        !text.isEmpty
+            && text.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { part in
+                let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+                guard (1...2).contains(bounds.count), let low = Int(bounds[0]), low >= 0 else { return false }
+                guard bounds.count == 2 else { return true }
+                guard let high = Int(bounds[1]) else { return false }
+                return high >= low
+            }
     }
 }

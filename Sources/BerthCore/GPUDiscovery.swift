@@ -60,11 +60,15 @@ public enum GPUDiscovery {
             let text = line.trimmingCharacters(in: .whitespaces)
             guard !text.isEmpty else { continue }
             if text.localizedCaseInsensitiveContains("No devices were found") {
-                throw GPUDiscoveryError("nvidia-smi found no GPU (\"No devices were found\"); check that the driver sees the GPUs (`nvidia-smi`), or remove [discovery] gpus")
+                throw GPUDiscoveryError(
+                    "nvidia-smi found no GPU (\"No devices were found\"); check that the driver sees the GPUs (`nvidia-smi`), or remove [discovery] gpus"
+                )
             }
             let fields = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard fields.count == 4, let index = Int(fields[0]), index >= 0, !fields[1].isEmpty, !fields[2].isEmpty else {
-                throw GPUDiscoveryError("cannot read nvidia-smi's line '\(text)': expected 'index, uuid, name, memory.total'; run `nvidia-smi \(inventoryArguments.joined(separator: " "))` to see what it prints")
+                throw GPUDiscoveryError(
+                    "cannot read nvidia-smi's line '\(text)': expected 'index, uuid, name, memory.total'; run `nvidia-smi \(inventoryArguments.joined(separator: " "))` to see what it prints"
+                )
             }
             // "[N/A]" where the driver cannot tell: the unit simply has no memory_mib.
             gpus.append(DiscoveredGPU(index: index, uuid: fields[1], name: fields[2], memoryMiB: Int(fields[3])))
@@ -84,7 +88,8 @@ public enum GPUDiscovery {
             } else if text.hasPrefix("MIG "), let gpu, let uuid = uuid(in: text) {
                 // MIG 3g.40gb     Device  0: (UUID: MIG-…)
                 let words = text.split(separator: " ", omittingEmptySubsequences: true)
-                guard words.count >= 4, words[2] == "Device", let device = Int(words[3].trimmingCharacters(in: CharacterSet(charactersIn: ":"))) else {
+                guard words.count >= 4, words[2] == "Device", let device = Int(words[3].trimmingCharacters(in: CharacterSet(charactersIn: ":")))
+                else {
                     continue
                 }
                 byGPU[gpu, default: []].append(MIGInstance(profile: String(words[1]), device: device, uuid: uuid))
@@ -140,8 +145,12 @@ public enum GPUDiscovery {
             }
             return gpu.migInstances.map { instance in
                 ComputeUnit(
-                    id: "gpu-\(gpu.index)-mig-\(instance.device)", kind: "\(kind)-\(instance.profile.lowercased())", device: gpu.index,
-                    pool: pool, uuid: instance.uuid)
+                    id: "gpu-\(gpu.index)-mig-\(instance.device)",
+                    kind: "\(kind)-\(instance.profile.lowercased())",
+                    device: gpu.index,
+                    pool: pool,
+                    uuid: instance.uuid
+                )
             }
         }
     }
@@ -149,7 +158,10 @@ public enum GPUDiscovery {
     /// CPU units of `coresPerUnit` cores each from `cores` (`"0-15"`), numbered from
     /// `firstID`; cores left over (fewer than a unit) are returned apart, to be named.
     public static func cpuUnits(
-        cores: String, coresPerUnit: Int, pool: UnitPool, firstID: Int = 0
+        cores: String,
+        coresPerUnit: Int,
+        pool: UnitPool,
+        firstID: Int = 0
     ) throws(GPUDiscoveryError) -> (units: [ComputeUnit], leftOver: [Int]) {
         guard let list = CPUList.cores(cores) else {
             throw GPUDiscoveryError("--cpus '\(cores)' is not a list of CPUs; write numbers and ranges such as \"0-15\" or \"0,2,4-7\"")
@@ -247,9 +259,14 @@ extension GPUDiscovery {
                 throw GPUDiscoveryError("cannot read nvidia-smi's line '\(text)': expected 'index, uuid, utilization.gpu, memory.used'")
             }
             guard let utilization = Double(fields[2]), let memory = Double(fields[3]) else { continue }
-            samples.append(GPUSample(
-                index: index, uuid: fields[1].isEmpty ? nil : fields[1], utilizationPercent: utilization,
-                memoryUsedBytes: Int64(memory * 1_048_576)))
+            samples.append(
+                GPUSample(
+                    index: index,
+                    uuid: fields[1].isEmpty ? nil : fields[1],
+                    utilizationPercent: utilization,
+                    memoryUsedBytes: Int64(memory * 1_048_576)
+                )
+            )
         }
         return samples
     }

@@ -71,8 +71,17 @@ public struct Job: Sendable, Equatable {
     public var submittedAt: Date
 
     public init(
-        id: Int64, name: String, owner: String, kind: JobKind, reservationID: Int64, status: JobStatus, priority: Int,
-        modelUnits: Int, unitsNeeded: Int, units: [String] = [], submittedAt: Date
+        id: Int64,
+        name: String,
+        owner: String,
+        kind: JobKind,
+        reservationID: Int64,
+        status: JobStatus,
+        priority: Int,
+        modelUnits: Int,
+        unitsNeeded: Int,
+        units: [String] = [],
+        submittedAt: Date
     ) {
         self.id = id
         self.name = name
@@ -114,12 +123,23 @@ public enum HyperparameterCheck {
 
     /// Every value outside its range, each naming the field and the range.
     public static func problems(
-        epochs: Int, batchSize: Int, learningRate: Double, warmupSteps: Int, ranges: HyperparameterRanges, model: String
+        epochs: Int,
+        batchSize: Int,
+        learningRate: Double,
+        warmupSteps: Int,
+        ranges: HyperparameterRanges,
+        model: String
     ) -> [FieldError] {
         var problems: [FieldError] = []
         func check<T: Comparable>(_ field: String, _ value: T, _ range: ClosedRange<T>, _ show: (T) -> String) {
             if !range.contains(value) {
-                problems.append(FieldError(field: field, message: "\(show(value)) is outside \(model)'s range \(show(range.lowerBound))–\(show(range.upperBound)); choose a value in it"))
+                problems.append(
+                    FieldError(
+                        field: field,
+                        message:
+                            "\(show(value)) is outside \(model)'s range \(show(range.lowerBound))–\(show(range.upperBound)); choose a value in it"
+                    )
+                )
             }
         }
         check("epochs", epochs, ranges.epochs, String.init)

@@ -23,7 +23,8 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     mutating func add(code: UInt16, count: Int) {
         // Binary search for the code's place.
-        var lo = 0, hi = codes.count
+        var lo = 0
+        var hi = codes.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if codes[mid] < code { lo = mid + 1 } else { hi = mid }
@@ -38,18 +39,30 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     public mutating func merge(_ other: LatencyHistogram) {
         guard !other.isEmpty else { return }
-        guard !isEmpty else { self = other; return }
-        var mergedCodes: [UInt16] = [], mergedCounts: [Int] = []
+        guard !isEmpty else {
+            self = other
+            return
+        }
+        var mergedCodes: [UInt16] = []
+        var mergedCounts: [Int] = []
         mergedCodes.reserveCapacity(codes.count + other.codes.count)
         mergedCounts.reserveCapacity(codes.count + other.codes.count)
-        var i = 0, j = 0
+        var i = 0
+        var j = 0
         while i < codes.count || j < other.codes.count {
             if j == other.codes.count || (i < codes.count && codes[i] < other.codes[j]) {
-                mergedCodes.append(codes[i]); mergedCounts.append(counts[i]); i += 1
+                mergedCodes.append(codes[i])
+                mergedCounts.append(counts[i])
+                i += 1
             } else if i == codes.count || other.codes[j] < codes[i] {
-                mergedCodes.append(other.codes[j]); mergedCounts.append(other.counts[j]); j += 1
+                mergedCodes.append(other.codes[j])
+                mergedCounts.append(other.counts[j])
+                j += 1
             } else {
-                mergedCodes.append(codes[i]); mergedCounts.append(counts[i] + other.counts[j]); i += 1; j += 1
+                mergedCodes.append(codes[i])
+                mergedCounts.append(counts[i] + other.counts[j])
+                i += 1
+                j += 1
             }
         }
         codes = mergedCodes
@@ -82,8 +95,14 @@ public struct LatencyHistogram: Sendable, Equatable {
         var exponent = Int(log10(value).rounded(.down))
         var digits = (value / scale(exponent)).rounded()
         // log10 can land a hair off at exact powers of ten; rounding can carry into a new decade.
-        if digits < 100 { exponent -= 1; digits = (value / scale(exponent)).rounded() }
-        if digits >= 1000 { exponent += 1; digits = (value / scale(exponent)).rounded() }
+        if digits < 100 {
+            exponent -= 1
+            digits = (value / scale(exponent)).rounded()
+        }
+        if digits >= 1000 {
+            exponent += 1
+            digits = (value / scale(exponent)).rounded()
+        }
         if exponent < lowestExponent { return UInt16(1000 + 100) }
         if exponent > highestExponent { return UInt16((highestExponent - lowestExponent + 1) * 1000 + 999) }
         return UInt16((exponent - lowestExponent + 1) * 1000 + Int(digits))
@@ -108,7 +127,8 @@ public struct LatencyHistogram: Sendable, Equatable {
         bytes.reserveCapacity(codes.count * 6)
         for (code, count) in zip(codes, counts) {
             let clamped = UInt32(clamping: count)
-            bytes.append(UInt8(code & 0xff)); bytes.append(UInt8(code >> 8))
+            bytes.append(UInt8(code & 0xff))
+            bytes.append(UInt8(code >> 8))
             for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8((clamped >> UInt32(shift)) & 0xff)) }
         }
         return bytes
@@ -129,12 +149,14 @@ public struct LatencyHistogram: Sendable, Equatable {
             let code = UInt16(bytes[i]) | UInt16(bytes[i + 1]) << 8
             let count = UInt32(bytes[i + 2]) | UInt32(bytes[i + 3]) << 8 | UInt32(bytes[i + 4]) << 16 | UInt32(bytes[i + 5]) << 24
             if let last = codes.last, last >= code { sorted = false }
-            codes.append(code); counts.append(Int(count))
+            codes.append(code)
+            counts.append(Int(count))
             i += 6
         }
         if !sorted {
             let pairs = zip(codes, counts).sorted { $0.0 < $1.0 }
-            codes = []; counts = []
+            codes = []
+            counts = []
             for (code, count) in pairs { add(code: code, count: count) }
         }
     }

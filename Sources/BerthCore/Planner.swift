@@ -16,7 +16,10 @@ public struct Snapshot: Sendable {
     public var jobs: [Job]
 
     public init(
-        dedicatedUnits: [String], reservations: [Reservation], heldLeases: [Lease], unitFreeSince: [String: Date] = [:],
+        dedicatedUnits: [String],
+        reservations: [Reservation],
+        heldLeases: [Lease],
+        unitFreeSince: [String: Date] = [:],
         jobs: [Job] = []
     ) {
         self.dedicatedUnits = dedicatedUnits
@@ -108,8 +111,13 @@ public enum ReleaseDecision: Sendable, Equatable {
 public enum Planner {
     /// Decides whether a new reservation of `units` compute units can be promised.
     public static func admit(
-        units: Int, start: Date, commitment: Commitment, duration: TimeInterval?, wait: Bool,
-        calendar: CapacityCalendar, now: Date
+        units: Int,
+        start: Date,
+        commitment: Commitment,
+        duration: TimeInterval?,
+        wait: Bool,
+        calendar: CapacityCalendar,
+        now: Date
     ) -> Admission {
         let end = Reservation.end(start: start, commitment: commitment, duration: duration)
         let free = calendar.minFree(from: start, to: end)
@@ -128,8 +136,12 @@ public enum Planner {
         let from = max(now, reservation.start)
         let free = calendar.minFree(from: from, to: reservation.end, excluding: reservation.id)
         if free >= units { return nil }
-        return CapacityRefusal(needed: units - reservation.units, free: max(free - reservation.units, 0),
-                               total: calendar.total, earliestStart: nil)
+        return CapacityRefusal(
+            needed: units - reservation.units,
+            free: max(free - reservation.units, 0),
+            total: calendar.total,
+            earliestStart: nil
+        )
     }
 
     /// Release inside a `1m`/`6m` term is refused: the term is paid for. A reservation still
@@ -170,7 +182,10 @@ public enum Planner {
         }
 
         // 1. Gather what fell due up to now: starts of admitted reservations and ends of windows.
-        enum Event { case expire(Int64, Date), activate(Int64, Date) }
+        enum Event {
+            case expire(Int64, Date)
+            case activate(Int64, Date)
+        }
         var events: [(event: Event, time: Date, kind: Int, createdAt: Date, id: Int64)] = []
         for r in snapshot.reservations {
             if r.status == .pending && !r.waiting && r.start <= now { events.append((.activate(r.id, r.start), r.start, 1, r.createdAt, r.id)) }
@@ -200,7 +215,12 @@ public enum Planner {
                 } else if let late = place(r.units, at: now), r.end.map({ $0 > now }) ?? true {
                     (units, leaseStart) = (late, now)
                 } else {
-                    plan.deferred.append(NoFit(reservationID: id, reason: "only \(snapshot.dedicatedUnits.count - holder.count) dedicated units are free, \(r.units) needed"))
+                    plan.deferred.append(
+                        NoFit(
+                            reservationID: id,
+                            reason: "only \(snapshot.dedicatedUnits.count - holder.count) dedicated units are free, \(r.units) needed"
+                        )
+                    )
                     continue
                 }
                 for unit in units { holder[unit] = id }
@@ -248,9 +268,11 @@ public enum Planner {
         let live = Set(reservations.values.filter { $0.status == .active || $0.status == .pending }.map(\.id))
         let ended = snapshot.jobs.filter { ($0.status == .running || $0.status == .queued) && !live.contains($0.reservationID) }
         for job in ended.sorted(by: { $0.id < $1.id }) {
-            plan.steps.append(job.status == .running
-                ? .stopJob(jobID: job.id, reason: .reservationEnded, at: now)
-                : .cancelJob(jobID: job.id, reason: .reservationEnded, at: now))
+            plan.steps.append(
+                job.status == .running
+                    ? .stopJob(jobID: job.id, reason: .reservationEnded, at: now)
+                    : .cancelJob(jobID: job.id, reason: .reservationEnded, at: now)
+            )
         }
         let queues = Dictionary(grouping: snapshot.jobs.filter { $0.status == .queued && live.contains($0.reservationID) }, by: \.reservationID)
         // The units each reservation's running jobs hold: needed only where a queue waits.

@@ -7,10 +7,16 @@ public enum ReservationRules {
     public static func purposeProblem(_ purpose: Purpose, model: Model, spillover: Bool) -> FieldError? {
         if purpose == .training {
             if model.isCustom {
-                return FieldError(field: "model", message: "'\(model.id)' is a custom model; training reservations are made on its base model '\(model.family)'")
+                return FieldError(
+                    field: "model",
+                    message: "'\(model.id)' is a custom model; training reservations are made on its base model '\(model.family)'"
+                )
             }
             if model.customizations.isEmpty {
-                return FieldError(field: "purpose", message: "'\(model.id)' accepts no customization, so it cannot be reserved for training; reserve it with purpose inference")
+                return FieldError(
+                    field: "purpose",
+                    message: "'\(model.id)' accepts no customization, so it cannot be reserved for training; reserve it with purpose inference"
+                )
             }
         }
         if spillover {
@@ -18,7 +24,10 @@ public enum ReservationRules {
                 return FieldError(field: "spillover", message: "only inference reservations spill over to the on-demand pool")
             }
             if model.isCustom || !model.onDemand {
-                return FieldError(field: "spillover", message: "'\(model.id)' is not served on demand, so calls over budget cannot spill over; leave out spillover")
+                return FieldError(
+                    field: "spillover",
+                    message: "'\(model.id)' is not served on demand, so calls over budget cannot spill over; leave out spillover"
+                )
             }
         }
         return nil
@@ -61,8 +70,12 @@ public enum SubmissionRules {
         }
         let bytes = name.utf8
         guard let first = bytes.first, isLetterOrDigit(first), bytes.count <= 128,
-              bytes.allSatisfy({ isLetterOrDigit($0) || "._:-".utf8.contains($0) }) else {
-            return FieldError(field: "model_name", message: "'\(name)' is not a valid model name: use up to 128 letters, digits and . _ : -, starting with a letter or digit")
+            bytes.allSatisfy({ isLetterOrDigit($0) || "._:-".utf8.contains($0) })
+        else {
+            return FieldError(
+                field: "model_name",
+                message: "'\(name)' is not a valid model name: use up to 128 letters, digits and . _ : -, starting with a letter or digit"
+            )
         }
         return nil
     }
@@ -70,15 +83,27 @@ public enum SubmissionRules {
     /// The hyperparameters a job runs with: what was given, the model's defaults for the rest;
     /// or every value outside the model's ranges.
     public static func hyperparameters(
-        epochs: Int?, batchSize: Int?, learningRate: Double?, warmupSteps: Int?, model: Model
+        epochs: Int?,
+        batchSize: Int?,
+        learningRate: Double?,
+        warmupSteps: Int?,
+        model: Model
     ) -> Result<HyperparameterValues, HyperparameterProblems> {
         let defaults = HyperparameterCheck.defaults(for: model.hyperparameters)
         let values = HyperparameterValues(
-            epochs: epochs ?? defaults.epochs, batchSize: batchSize ?? defaults.batchSize,
-            learningRate: learningRate ?? defaults.learningRate, warmupSteps: warmupSteps ?? defaults.warmupSteps)
+            epochs: epochs ?? defaults.epochs,
+            batchSize: batchSize ?? defaults.batchSize,
+            learningRate: learningRate ?? defaults.learningRate,
+            warmupSteps: warmupSteps ?? defaults.warmupSteps
+        )
         let problems = HyperparameterCheck.problems(
-            epochs: values.epochs, batchSize: values.batchSize, learningRate: values.learningRate,
-            warmupSteps: values.warmupSteps, ranges: model.hyperparameters, model: model.id)
+            epochs: values.epochs,
+            batchSize: values.batchSize,
+            learningRate: values.learningRate,
+            warmupSteps: values.warmupSteps,
+            ranges: model.hyperparameters,
+            model: model.id
+        )
         return problems.isEmpty ? .success(values) : .failure(HyperparameterProblems(problems: problems))
     }
 }
@@ -100,12 +125,20 @@ public enum CallRules {
         let maxTokens = asked ?? min(defaultMaxTokens, model.maxTokens)
         guard maxTokens >= 1 else { return .failure(FieldError(field: "max_tokens", message: "must be at least 1")) }
         guard maxTokens <= model.maxTokens else {
-            return .failure(FieldError(field: "max_tokens", message: "\(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); ask for at most that"))
+            return .failure(
+                FieldError(field: "max_tokens", message: "\(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); ask for at most that")
+            )
         }
         // Both are at most the model's max_tokens now, so the sum cannot overflow (a
         // max_tokens of Int.max once crashed berthd here).
         guard promptTokens <= model.maxTokens - maxTokens else {
-            return .failure(FieldError(field: "prompt", message: "\(promptTokens) prompt tokens + max_tokens \(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); shorten the prompt or lower max_tokens"))
+            return .failure(
+                FieldError(
+                    field: "prompt",
+                    message:
+                        "\(promptTokens) prompt tokens + max_tokens \(maxTokens) is over \(model.id)'s max_tokens of \(model.maxTokens); shorten the prompt or lower max_tokens"
+                )
+            )
         }
         return .success((maxTokens, promptTokens + maxTokens))
     }

@@ -46,29 +46,62 @@ public struct SizingAdvice: Sendable, Equatable {
     public static let runningShareFloor = 0.5
 
     public init(
-        reservation: String, owner: String, model: String, purpose: Purpose, commitment: Commitment, modelUnits: Int,
-        pricePerModelUnitHour: Double, busiestMinute: Date? = nil, busiestMinuteShare: Double? = nil, throttled: Int? = nil,
-        runningShare: Double? = nil, neededModelUnits: Int, verdict: Verdict, monthlyCostChange: Double
+        reservation: String,
+        owner: String,
+        model: String,
+        purpose: Purpose,
+        commitment: Commitment,
+        modelUnits: Int,
+        pricePerModelUnitHour: Double,
+        busiestMinute: Date? = nil,
+        busiestMinuteShare: Double? = nil,
+        throttled: Int? = nil,
+        runningShare: Double? = nil,
+        neededModelUnits: Int,
+        verdict: Verdict,
+        monthlyCostChange: Double
     ) {
-        self.reservation = reservation; self.owner = owner; self.model = model; self.purpose = purpose
-        self.commitment = commitment; self.modelUnits = modelUnits; self.pricePerModelUnitHour = pricePerModelUnitHour
-        self.busiestMinute = busiestMinute; self.busiestMinuteShare = busiestMinuteShare; self.throttled = throttled
-        self.runningShare = runningShare; self.neededModelUnits = neededModelUnits; self.verdict = verdict
+        self.reservation = reservation
+        self.owner = owner
+        self.model = model
+        self.purpose = purpose
+        self.commitment = commitment
+        self.modelUnits = modelUnits
+        self.pricePerModelUnitHour = pricePerModelUnitHour
+        self.busiestMinute = busiestMinute
+        self.busiestMinuteShare = busiestMinuteShare
+        self.throttled = throttled
+        self.runningShare = runningShare
+        self.neededModelUnits = neededModelUnits
+        self.verdict = verdict
         self.monthlyCostChange = monthlyCostChange
     }
 
     /// The advice for `r` over `window`, or nil when it held no units in it. `minutes` are its
     /// rows of `reservation_minutes` (others and those outside the window are ignored).
     public static func advise(
-        _ r: ReservationFacts, name: String, minutes: [ReservationMinute], window: (start: Date, end: Date), now: Date
+        _ r: ReservationFacts,
+        name: String,
+        minutes: [ReservationMinute],
+        window: (start: Date, end: Date),
+        now: Date
     ) -> SizingAdvice? {
         let held = union(r.leases.map { ($0.start, min($0.end ?? now, now)) }, within: window)
         let heldSeconds = held.reduce(0.0) { $0 + $1.1.timeIntervalSince($1.0) }
         guard heldSeconds > 0 else { return nil }
         let units = max(1, r.modelUnits)
         var advice = SizingAdvice(
-            reservation: name, owner: r.owner, model: r.model, purpose: r.purpose, commitment: r.commitment, modelUnits: units,
-            pricePerModelUnitHour: r.pricePerModelUnitHour, neededModelUnits: units, verdict: .rightSized, monthlyCostChange: 0)
+            reservation: name,
+            owner: r.owner,
+            model: r.model,
+            purpose: r.purpose,
+            commitment: r.commitment,
+            modelUnits: units,
+            pricePerModelUnitHour: r.pricePerModelUnitHour,
+            neededModelUnits: units,
+            verdict: .rightSized,
+            monthlyCostChange: 0
+        )
         let perMonth = r.pricePerModelUnitHour * hoursPerMonth
         switch r.purpose {
         case .inference:
@@ -126,14 +159,16 @@ public struct SizingAdvice: Sendable, Equatable {
         var changes: [(at: Date, units: Int)] = []
         for job in jobs {
             guard let started = job.startedAt else { continue }
-            let start = max(started, window.start), end = min(job.endedAt ?? now, now, window.end)
+            let start = max(started, window.start)
+            let end = min(job.endedAt ?? now, now, window.end)
             guard end > start else { continue }
             changes.append((start, job.units))
             changes.append((end, -job.units))
         }
         // Ends before starts at the same instant: a job that follows another does not overlap it.
         changes.sort { ($0.at, $0.units) < ($1.at, $1.units) }
-        var current = 0, peak = 0
+        var current = 0
+        var peak = 0
         for change in changes {
             current += change.units
             peak = max(peak, current)

@@ -18,8 +18,12 @@ public struct UsageQuery: Sendable {
     public var buckets: Int
 
     public init(from: Date, to: Date, now: Date, grouping: UsageGrouping, idleThreshold: TimeInterval, buckets: Int) {
-        self.from = from; self.to = to; self.now = now; self.grouping = grouping
-        self.idleThreshold = idleThreshold; self.buckets = max(1, buckets)
+        self.from = from
+        self.to = to
+        self.now = now
+        self.grouping = grouping
+        self.idleThreshold = idleThreshold
+        self.buckets = max(1, buckets)
     }
 }
 
@@ -27,7 +31,10 @@ public struct UsageQuery: Sendable {
 public struct Span: Sendable, Equatable {
     public var start: Date
     public var end: Date?
-    public init(start: Date, end: Date?) { self.start = start; self.end = end }
+    public init(start: Date, end: Date?) {
+        self.start = start
+        self.end = end
+    }
 }
 
 /// What the report needs of one job.
@@ -40,7 +47,11 @@ public struct JobFacts: Sendable, Equatable {
     public var units: Int
 
     public init(status: JobStatus, submittedAt: Date, startedAt: Date?, endedAt: Date?, units: Int) {
-        self.status = status; self.submittedAt = submittedAt; self.startedAt = startedAt; self.endedAt = endedAt; self.units = units
+        self.status = status
+        self.submittedAt = submittedAt
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.units = units
     }
 }
 
@@ -64,13 +75,33 @@ public struct ReservationFacts: Sendable, Equatable {
     public var activity: [Span]
 
     public init(
-        id: Int64, name: String, owner: String, model: String, purpose: Purpose, commitment: Commitment,
-        unitsPerModelUnit: Int, tokensPerMinute: Int, pricePerModelUnitHour: Double, modelUnits: Int = 1,
-        leases: [Span], jobs: [JobFacts], activity: [Span]
+        id: Int64,
+        name: String,
+        owner: String,
+        model: String,
+        purpose: Purpose,
+        commitment: Commitment,
+        unitsPerModelUnit: Int,
+        tokensPerMinute: Int,
+        pricePerModelUnitHour: Double,
+        modelUnits: Int = 1,
+        leases: [Span],
+        jobs: [JobFacts],
+        activity: [Span]
     ) {
-        self.id = id; self.name = name; self.owner = owner; self.model = model; self.purpose = purpose
-        self.commitment = commitment; self.unitsPerModelUnit = unitsPerModelUnit; self.tokensPerMinute = tokensPerMinute
-        self.pricePerModelUnitHour = pricePerModelUnitHour; self.modelUnits = modelUnits; self.leases = leases; self.jobs = jobs; self.activity = activity
+        self.id = id
+        self.name = name
+        self.owner = owner
+        self.model = model
+        self.purpose = purpose
+        self.commitment = commitment
+        self.unitsPerModelUnit = unitsPerModelUnit
+        self.tokensPerMinute = tokensPerMinute
+        self.pricePerModelUnitHour = pricePerModelUnitHour
+        self.modelUnits = modelUnits
+        self.leases = leases
+        self.jobs = jobs
+        self.activity = activity
     }
 }
 
@@ -93,12 +124,31 @@ public struct InvocationSlice: Sendable, Equatable {
     public var latency: LatencyHistogram
 
     public init(
-        at: Date, reservationID: Int64?, model: String, owner: String, calls: Int = 0, served: Int = 0, throttled: Int = 0,
-        inputTokens: Int = 0, outputTokens: Int = 0, provisionedTokens: Int = 0, cost: Double = 0, latency: LatencyHistogram = .init()
+        at: Date,
+        reservationID: Int64?,
+        model: String,
+        owner: String,
+        calls: Int = 0,
+        served: Int = 0,
+        throttled: Int = 0,
+        inputTokens: Int = 0,
+        outputTokens: Int = 0,
+        provisionedTokens: Int = 0,
+        cost: Double = 0,
+        latency: LatencyHistogram = .init()
     ) {
-        self.at = at; self.reservationID = reservationID; self.model = model; self.owner = owner; self.calls = calls
-        self.served = served; self.throttled = throttled; self.inputTokens = inputTokens; self.outputTokens = outputTokens
-        self.provisionedTokens = provisionedTokens; self.cost = cost; self.latency = latency
+        self.at = at
+        self.reservationID = reservationID
+        self.model = model
+        self.owner = owner
+        self.calls = calls
+        self.served = served
+        self.throttled = throttled
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.provisionedTokens = provisionedTokens
+        self.cost = cost
+        self.latency = latency
     }
 }
 
@@ -111,7 +161,10 @@ public struct TokenSample: Sendable, Equatable {
     public var tokens: Int
     public var seconds: TimeInterval
     public init(reservationID: Int64, at: Date, tokens: Int, seconds: TimeInterval = 60) {
-        self.reservationID = reservationID; self.at = at; self.tokens = tokens; self.seconds = seconds
+        self.reservationID = reservationID
+        self.at = at
+        self.tokens = tokens
+        self.seconds = seconds
     }
 }
 
@@ -125,8 +178,12 @@ public struct ReservationMinute: Sendable, Equatable {
     public var throttled: Int
     public var budget: Int
     public init(reservationID: Int64, minute: Date, tokens: Int, calls: Int, throttled: Int, budget: Int) {
-        self.reservationID = reservationID; self.minute = minute; self.tokens = tokens
-        self.calls = calls; self.throttled = throttled; self.budget = budget
+        self.reservationID = reservationID
+        self.minute = minute
+        self.tokens = tokens
+        self.calls = calls
+        self.throttled = throttled
+        self.budget = budget
     }
 }
 
@@ -138,7 +195,10 @@ public struct UsageFacts: Sendable {
     /// The window's minutes of inference reservations, for right-sizing advice.
     public var minutes: [ReservationMinute]
     public init(reservations: [ReservationFacts], invocations: [InvocationSlice], tokenSamples: [TokenSample], minutes: [ReservationMinute] = []) {
-        self.reservations = reservations; self.invocations = invocations; self.tokenSamples = tokenSamples; self.minutes = minutes
+        self.reservations = reservations
+        self.invocations = invocations
+        self.tokenSamples = tokenSamples
+        self.minutes = minutes
     }
 }
 
@@ -162,8 +222,12 @@ public struct JobCounts: Sendable, Equatable {
     }
 
     mutating func add(_ other: JobCounts) {
-        queued += other.queued; running += other.running; stopping += other.stopping
-        completed += other.completed; failed += other.failed; stopped += other.stopped
+        queued += other.queued
+        running += other.running
+        stopping += other.stopping
+        completed += other.completed
+        failed += other.failed
+        stopped += other.stopped
     }
 }
 
@@ -176,14 +240,18 @@ public struct UsageSeries: Sendable, Equatable {
     public var budgetPerMinute: [Double]
 
     init(buckets: Int) {
-        reservedUnits = Array(repeating: 0, count: buckets); busyUnits = reservedUnits
-        tokensPerMinute = reservedUnits; budgetPerMinute = reservedUnits
+        reservedUnits = Array(repeating: 0, count: buckets)
+        busyUnits = reservedUnits
+        tokensPerMinute = reservedUnits
+        budgetPerMinute = reservedUnits
     }
 
     mutating func add(_ other: UsageSeries) {
         for i in reservedUnits.indices {
-            reservedUnits[i] += other.reservedUnits[i]; busyUnits[i] += other.busyUnits[i]
-            tokensPerMinute[i] += other.tokensPerMinute[i]; budgetPerMinute[i] += other.budgetPerMinute[i]
+            reservedUnits[i] += other.reservedUnits[i]
+            busyUnits[i] += other.busyUnits[i]
+            tokensPerMinute[i] += other.tokensPerMinute[i]
+            budgetPerMinute[i] += other.budgetPerMinute[i]
         }
     }
 }
@@ -240,7 +308,11 @@ public struct IdlePeriod: Sendable, Equatable {
     public var start: Date
     public var end: Date
     public var hours: Double
-    public init(start: Date, end: Date, hours: Double) { self.start = start; self.end = end; self.hours = hours }
+    public init(start: Date, end: Date, hours: Double) {
+        self.start = start
+        self.end = end
+        self.hours = hours
+    }
 }
 
 public struct UsageReport: Sendable, Equatable {
@@ -337,7 +409,10 @@ private struct UsageReportBuilder {
         if rows[key] == nil {
             var row = UsageRow(key: key, buckets: query.buckets)
             if query.grouping == .reservation, let r {
-                row.owner = r.owner; row.model = r.model; row.purpose = r.purpose; row.commitment = r.commitment
+                row.owner = r.owner
+                row.model = r.model
+                row.purpose = r.purpose
+                row.commitment = r.commitment
             }
             rows[key] = row
         }
@@ -347,7 +422,8 @@ private struct UsageReportBuilder {
     /// Seconds of `span` (open ends run to now) inside `[start, end)`.
     func overlap(_ span: Span, _ start: Date, _ end: Date) -> Double {
         let spanEnd = min(span.end ?? query.now, query.now)
-        let lo = max(span.start, start), hi = min(spanEnd, end)
+        let lo = max(span.start, start)
+        let hi = min(spanEnd, end)
         return max(0, hi.timeIntervalSince(lo))
     }
 
@@ -359,7 +435,8 @@ private struct UsageReportBuilder {
         let upmu = Double(max(1, r.unitsPerModelUnit))
         let spells = idleSpells(r)
         let mySamples = samples.filter { $0.reservationID == r.id }
-        var idleTotal = 0.0, idleCostTotal = 0.0
+        var idleTotal = 0.0
+        var idleCostTotal = 0.0
         var periods: [IdlePeriod] = []
         for slice in slices() {
             let reservedSeconds = unitSeconds(r.leases, slice.start, slice.end)
@@ -370,9 +447,11 @@ private struct UsageReportBuilder {
             var jobs = JobCounts()
             for job in r.jobs where job.submittedAt >= slice.start && job.submittedAt < slice.end { jobs.count(job.status) }
             // Idle spells inside this slice: wall-clock hours and the unit-hours held meanwhile.
-            var idleSeconds = 0.0, idleUnitSeconds = 0.0
+            var idleSeconds = 0.0
+            var idleUnitSeconds = 0.0
             for spell in spells {
-                let lo = max(spell.start, slice.start), hi = min(spell.end, slice.end)
+                let lo = max(spell.start, slice.start)
+                let hi = min(spell.end, slice.end)
                 guard hi > lo else { continue }
                 idleSeconds += hi.timeIntervalSince(lo)
                 idleUnitSeconds += unitSeconds(r.leases, lo, hi)
@@ -394,9 +473,16 @@ private struct UsageReportBuilder {
             rows[key]!.series.add(series(r, samples: mySamples, slice: (slice.start, slice.end)))
         }
         if idleTotal > 0 {
-            idle.append(IdleReservation(
-                reservation: names[r.id] ?? r.name, owner: r.owner, model: r.model,
-                idleHours: idleTotal, idleCost: idleCostTotal, periods: periods))
+            idle.append(
+                IdleReservation(
+                    reservation: names[r.id] ?? r.name,
+                    owner: r.owner,
+                    model: r.model,
+                    idleHours: idleTotal,
+                    idleCost: idleCostTotal,
+                    periods: periods
+                )
+            )
         }
     }
 
@@ -426,16 +512,25 @@ private struct UsageReportBuilder {
         }
         // Calls are served only while the reservation holds units: a sample's tokens belong to
         // the part of its span inside that, never to the time before the reservation began.
-        let held = r.leases.isEmpty ? nil : (
-            start: r.leases.map(\.start).min()!,
-            end: r.leases.contains { $0.end == nil } ? query.now : r.leases.compactMap(\.end).max()!)
+        let held =
+            r.leases.isEmpty
+            ? nil
+            : (
+                start: r.leases.map(\.start).min()!,
+                end: r.leases.contains { $0.end == nil } ? query.now : r.leases.compactMap(\.end).max()!
+            )
         for sample in samples {
-            var lo = sample.at, hi = sample.at.addingTimeInterval(max(0, sample.seconds))
-            if let held { lo = max(lo, held.start); hi = min(hi, max(held.start, held.end)) }
+            var lo = sample.at
+            var hi = sample.at.addingTimeInterval(max(0, sample.seconds))
+            if let held {
+                lo = max(lo, held.start)
+                hi = min(hi, max(held.start, held.end))
+            }
             guard hi > lo, sample.tokens > 0 else { continue }
             let perSecond = Double(sample.tokens) / hi.timeIntervalSince(lo)
             // Only the part inside this slice of the window is drawn here.
-            let from = max(lo, slice.start, window.start), to = min(hi, slice.end, window.end)
+            let from = max(lo, slice.start, window.start)
+            let to = min(hi, slice.end, window.end)
             guard to > from else { continue }
             let first = max(0, Int(from.timeIntervalSince(window.start) / bucketSeconds))
             let last = min(query.buckets - 1, Int((to.timeIntervalSince(window.start) / bucketSeconds).rounded(.up)) - 1)
@@ -462,7 +557,8 @@ private struct UsageReportBuilder {
         // A single call is a span of no length, and still breaks a spell.
         func clipped(_ spans: [Span]) -> [(Date, Date)] {
             spans.compactMap { span in
-                let s = max(span.start, lo), e = min(span.end ?? query.now, hi)
+                let s = max(span.start, lo)
+                let e = min(span.end ?? query.now, hi)
                 return e >= s ? (s, e) : nil
             }
         }
@@ -534,24 +630,36 @@ private struct UsageReportBuilder {
             total.reservedUnitHours += row.reservedUnitHours
             total.busyUnitHours += row.busyUnitHours
             total.jobs.add(row.jobs)
-            total.invocations += row.invocations; total.served += row.served; total.throttled += row.throttled
-            total.inputTokens += row.inputTokens; total.outputTokens += row.outputTokens
-            total.provisionedCost += row.provisionedCost; total.onDemandCost += row.onDemandCost
-            total.idleHours += row.idleHours; total.idleCost += row.idleCost
+            total.invocations += row.invocations
+            total.served += row.served
+            total.throttled += row.throttled
+            total.inputTokens += row.inputTokens
+            total.outputTokens += row.outputTokens
+            total.provisionedCost += row.provisionedCost
+            total.onDemandCost += row.onDemandCost
+            total.idleHours += row.idleHours
+            total.idleCost += row.idleCost
             total.series.add(row.series)
             out.append(Self.rounded(row))
         }
         total.latencyP50Ms = allLatencies.percentile(50)
         total.latencyP99Ms = allLatencies.percentile(99)
         return UsageReport(
-            from: window.start, to: window.end, by: query.grouping, idleThresholdSeconds: query.idleThreshold,
-            bucketSeconds: bucketSeconds, rows: out, totals: Self.rounded(total),
+            from: window.start,
+            to: window.end,
+            by: query.grouping,
+            idleThresholdSeconds: query.idleThreshold,
+            bucketSeconds: bucketSeconds,
+            rows: out,
+            totals: Self.rounded(total),
             idle: idle.map { entry in
                 var entry = entry
-                entry.idleHours = Self.round(entry.idleHours); entry.idleCost = Self.round(entry.idleCost)
+                entry.idleHours = Self.round(entry.idleHours)
+                entry.idleCost = Self.round(entry.idleCost)
                 entry.periods = entry.periods.map { IdlePeriod(start: $0.start, end: $0.end, hours: Self.round($0.hours)) }
                 return entry
-            }.sorted { ($0.idleCost, $0.reservation) > ($1.idleCost, $1.reservation) })
+            }.sorted { ($0.idleCost, $0.reservation) > ($1.idleCost, $1.reservation) }
+        )
     }
 
     /// Six decimals: money and hours read as the arithmetic says, not as binary fractions.

@@ -22,11 +22,12 @@ public enum ReservationName {
         let bytes = Array(name.utf8)
         func isLowerAlnum(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) }
         guard let first = bytes.first, bytes.count <= 63, isLowerAlnum(first),
-              bytes.allSatisfy({ isLowerAlnum($0) || $0 == 0x2d })
+            bytes.allSatisfy({ isLowerAlnum($0) || $0 == 0x2d })
         else {
             throw FieldError(
                 field: field,
-                message: "'\(name)' is not a valid name: use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit")
+                message: "'\(name)' is not a valid name: use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit"
+            )
         }
     }
 }
@@ -54,7 +55,8 @@ public enum TimeExpression {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed == "now" { return now }
         if let sign = trimmed.first, sign == "+" || sign == "-",
-           let duration = parseDuration(String(trimmed.dropFirst())) {
+            let duration = parseDuration(String(trimmed.dropFirst()))
+        {
             return now.addingTimeInterval(sign == "+" ? duration : -duration)
         }
         return parseRFC3339(trimmed)

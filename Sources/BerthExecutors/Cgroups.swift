@@ -1,4 +1,5 @@
 public import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -115,7 +116,8 @@ public final class CgroupTree: Sendable {
             sweep(parent)
             let folder = parent + "/" + tag
             if mkdir(folder, 0o755) != 0 && errno != EEXIST {
-                failure = errno == EACCES || errno == EPERM || errno == EROFS ? "not root" : "cannot create \(folder): \(String(cString: strerror(errno)))"
+                failure =
+                    errno == EACCES || errno == EPERM || errno == EROFS ? "not root" : "cannot create \(folder): \(String(cString: strerror(errno)))"
                 continue
             }
             if controller == "cpuset" {
@@ -131,9 +133,12 @@ public final class CgroupTree: Sendable {
         guard !folders.isEmpty else { return (nil, .none(failure ?? "no usable cgroup controller")) }
         let missing = v1Controllers.filter { folders[$0] == nil && $0 != "cpuacct" }
         let support = ConfinementSupport(
-            cpu: folders["cpuset"] != nil, memory: folders["memory"] != nil, devices: folders["devices"] != nil,
+            cpu: folders["cpuset"] != nil,
+            memory: folders["memory"] != nil,
+            devices: folders["devices"] != nil,
             tasks: folders["pids"] != nil,
-            reason: missing.isEmpty ? nil : failure ?? "no \(missing.joined(separator: ", ")) hierarchy")
+            reason: missing.isEmpty ? nil : failure ?? "no \(missing.joined(separator: ", ")) hierarchy"
+        )
         return (CgroupTree(layout: .v1(folders), support: support), support)
     }
 
@@ -144,7 +149,9 @@ public final class CgroupTree: Sendable {
         // runners' groups beside it.
         let leaf = base + "/daemon"
         if mkdir(leaf, 0o755) != 0 && errno != EEXIST {
-            let reason = errno == EACCES || errno == EPERM || errno == EROFS ? "not root and not delegated" : "cannot create \(leaf): \(String(cString: strerror(errno)))"
+            let reason =
+                errno == EACCES || errno == EPERM || errno == EROFS
+                ? "not root and not delegated" : "cannot create \(leaf): \(String(cString: strerror(errno)))"
             return (nil, .none(reason))
         }
         guard CgroupFile.write(leaf + "/cgroup.procs", "\(getpid())") else {
@@ -160,8 +167,12 @@ public final class CgroupTree: Sendable {
         _ = CgroupFile.write(folder + "/cgroup.subtree_control", wanted.map { "+" + $0 }.joined(separator: " "))
         let enabled = Set((CgroupFile.read(folder + "/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
         let support = ConfinementSupport(
-            cpu: enabled.contains("cpuset"), memory: enabled.contains("memory"), devices: false, tasks: enabled.contains("pids"),
-            reason: "devices need a BPF device program under cgroup v2, which berthd does not load")
+            cpu: enabled.contains("cpuset"),
+            memory: enabled.contains("memory"),
+            devices: false,
+            tasks: enabled.contains("pids"),
+            reason: "devices need a BPF device program under cgroup v2, which berthd does not load"
+        )
         return (CgroupTree(layout: .v2(folder), support: support), support)
     }
 

@@ -1,6 +1,7 @@
 public import BerthCore
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,8 +89,12 @@ public struct LocalExecutor: RunnerExecutor {
             throw RunnerProcess.SpawnError(description: "runner '\(launch.argv.first ?? "")' not found; check [runners] in the config")
         }
         var process = RunnerProcess.Launch(
-            executable: executable, arguments: Array(launch.argv.dropFirst()),
-            environment: environment(for: launch, path: path), identity: launch.identity, logPath: launch.logPath)
+            executable: executable,
+            arguments: Array(launch.argv.dropFirst()),
+            environment: environment(for: launch, path: path),
+            identity: launch.identity,
+            logPath: launch.logPath
+        )
         process.passedDescriptors = launch.passedDescriptors
         process.folders = launch.folders
         process.readableFiles = launch.readableFiles

@@ -1,6 +1,7 @@
+import CBerthSpawn
 import Foundation
 import Synchronization
-import CBerthSpawn
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -99,40 +100,42 @@ public final class RunnerProcess: Sendable {
         }
         var child: pid_t = 0
         var failure = berth_spawn_failure()
-        let result = cgroupDescriptors.withUnsafeBufferPointer { cgroupBuffer in descriptors.withUnsafeBufferPointer { fdBuffer in
-            groups.withUnsafeBufferPointer { groupBuffer in
-                folders.map { UnsafePointer($0) }.withUnsafeBufferPointer { folderBuffer in
-                    files.map { UnsafePointer($0) }.withUnsafeBufferPointer { fileBuffer in
-                        argv.withUnsafeBufferPointer { argvBuffer in
-                            envp.withUnsafeBufferPointer { envpBuffer in
-                                var request = berth_spawn_request()
-                                request.path = UnsafePointer(argv[0])
-                                request.argv = argvBuffer.baseAddress
-                                request.envp = envpBuffer.baseAddress
-                                if let identity = launch.identity {
-                                    request.set_ids = 1
-                                    request.uid = uid_t(identity.uid)
-                                    request.gid = gid_t(identity.gid)
-                                    request.groups = groupBuffer.baseAddress
-                                    request.group_count = Int32(groupBuffer.count)
+        let result = cgroupDescriptors.withUnsafeBufferPointer { cgroupBuffer in
+            descriptors.withUnsafeBufferPointer { fdBuffer in
+                groups.withUnsafeBufferPointer { groupBuffer in
+                    folders.map { UnsafePointer($0) }.withUnsafeBufferPointer { folderBuffer in
+                        files.map { UnsafePointer($0) }.withUnsafeBufferPointer { fileBuffer in
+                            argv.withUnsafeBufferPointer { argvBuffer in
+                                envp.withUnsafeBufferPointer { envpBuffer in
+                                    var request = berth_spawn_request()
+                                    request.path = UnsafePointer(argv[0])
+                                    request.argv = argvBuffer.baseAddress
+                                    request.envp = envpBuffer.baseAddress
+                                    if let identity = launch.identity {
+                                        request.set_ids = 1
+                                        request.uid = uid_t(identity.uid)
+                                        request.gid = gid_t(identity.gid)
+                                        request.groups = groupBuffer.baseAddress
+                                        request.group_count = Int32(groupBuffer.count)
+                                    }
+                                    request.fds = fdBuffer.baseAddress
+                                    request.fd_count = Int32(fdBuffer.count)
+                                    request.cwd = UnsafePointer(cwd)
+                                    request.umask = 0o022
+                                    request.make_folders = folderBuffer.baseAddress
+                                    request.make_folder_count = Int32(folderBuffer.count)
+                                    request.read_files = fileBuffer.baseAddress
+                                    request.read_file_count = Int32(fileBuffer.count)
+                                    request.cgroup_fds = cgroupBuffer.baseAddress
+                                    request.cgroup_fd_count = Int32(cgroupBuffer.count)
+                                    return berth_spawn(&request, &child, &failure)
                                 }
-                                request.fds = fdBuffer.baseAddress
-                                request.fd_count = Int32(fdBuffer.count)
-                                request.cwd = UnsafePointer(cwd)
-                                request.umask = 0o022
-                                request.make_folders = folderBuffer.baseAddress
-                                request.make_folder_count = Int32(folderBuffer.count)
-                                request.read_files = fileBuffer.baseAddress
-                                request.read_file_count = Int32(fileBuffer.count)
-                                request.cgroup_fds = cgroupBuffer.baseAddress
-                                request.cgroup_fd_count = Int32(cgroupBuffer.count)
-                                return berth_spawn(&request, &child, &failure)
                             }
                         }
                     }
                 }
             }
-        } }
+        }
         guard result == 0 else {
             close(readEnd)
             throw SpawnError(description: Self.describe(failure, launch))
@@ -296,8 +299,9 @@ public final class RunnerProcess: Sendable {
         let mark = "BERTH_LEDGER=\(ledgerPath)"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
-            pid != getpid() && (FileManager.default.contents(atPath: "/proc/\(pid)/environ")?
-                .split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == mark } ?? false)
+            pid != getpid()
+                && (FileManager.default.contents(atPath: "/proc/\(pid)/environ")?
+                    .split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == mark } ?? false)
         }
     }
 

@@ -54,9 +54,12 @@ extension NGramModel {
         var random = SplitMix64(seed: seed)
         let chosen = BuiltInCorpus.sentences.filter { _ in random.next() % 8 != 0 }
         let session = TrainingSession(
-            model: NGramModel(), trainingTexts: chosen.isEmpty ? BuiltInCorpus.sentences : chosen, validationTexts: [],
+            model: NGramModel(),
+            trainingTexts: chosen.isEmpty ? BuiltInCorpus.sentences : chosen,
+            validationTexts: [],
             schedule: TrainingSchedule(epochs: 3, batchSize: 4, learningRate: TrainingSchedule.referenceLearningRate / 2, warmupSteps: 0),
-            seed: seed)
+            seed: seed
+        )
         return session.run().model
     }
 }

@@ -44,9 +44,16 @@ extension NGramModel {
             trigramList += [Int(key >> 42), Int((key >> 21) & 0x1F_FFFF), Int(key & 0x1F_FFFF), trigrams[key]!]
         }
         let file = ModelFile(
-            format: ModelFile.formatName, version: ModelFile.currentVersion, order: Self.order,
-            lowercase: tokenizer.lowercase, vocabulary: vocabulary.words, unigrams: unigrams,
-            bigrams: bigramList, trigrams: trigramList, interpolation: weights.values)
+            format: ModelFile.formatName,
+            version: ModelFile.currentVersion,
+            order: Self.order,
+            lowercase: tokenizer.lowercase,
+            vocabulary: vocabulary.words,
+            unigrams: unigrams,
+            bigrams: bigramList,
+            trigrams: trigramList,
+            interpolation: weights.values
+        )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(file)
@@ -61,17 +68,26 @@ extension NGramModel {
             throw ModelFileError(description: "not a berth n-gram model file: \(error)")
         }
         guard file.format == ModelFile.formatName, file.version == ModelFile.currentVersion, file.order == Self.order else {
-            throw ModelFileError(description: "unsupported model format \(file.format) version \(file.version) order \(file.order); expected \(ModelFile.formatName) version \(ModelFile.currentVersion) order \(Self.order)")
+            throw ModelFileError(
+                description:
+                    "unsupported model format \(file.format) version \(file.version) order \(file.order); expected \(ModelFile.formatName) version \(ModelFile.currentVersion) order \(Self.order)"
+            )
         }
         guard let vocabulary = Vocabulary(words: file.vocabulary) else {
-            throw ModelFileError(description: "the vocabulary must start with <s>, </s>, <unk>, hold at most \(Vocabulary.capacity) words and repeat none")
+            throw ModelFileError(
+                description: "the vocabulary must start with <s>, </s>, <unk>, hold at most \(Vocabulary.capacity) words and repeat none"
+            )
         }
         guard let weights = InterpolationWeights(values: file.interpolation) else {
-            throw ModelFileError(description: "interpolation must hold \(InterpolationWeights.levels * InterpolationWeights.buckets) weights within \(InterpolationWeights.bounds)")
+            throw ModelFileError(
+                description:
+                    "interpolation must hold \(InterpolationWeights.levels * InterpolationWeights.buckets) weights within \(InterpolationWeights.bounds)"
+            )
         }
         let size = vocabulary.count
         guard file.unigrams.count == size, file.unigrams.allSatisfy({ $0 >= 0 }),
-              file.bigrams.count % 3 == 0, file.trigrams.count % 4 == 0 else {
+            file.bigrams.count % 3 == 0, file.trigrams.count % 4 == 0
+        else {
             throw ModelFileError(description: "count lists do not match the vocabulary of \(size) words")
         }
         func isID(_ id: Int) -> Bool { id >= 0 && id < size }

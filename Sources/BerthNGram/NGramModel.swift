@@ -191,4 +191,3 @@ public struct NGramModel: Sendable {
         tokenizer.tokens(text).count
     }
 }
-

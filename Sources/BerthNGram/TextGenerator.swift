@@ -130,7 +130,8 @@ public struct TextGenerator: Sendable {
         }
         var text = Tokenizer.join(generated)
         if !prompt.isEmpty, let first = generated.first, !Tokenizer.attachesToPrevious(first),
-           !(prompt.unicodeScalars.last?.properties.isWhitespace ?? true) {
+            !(prompt.unicodeScalars.last?.properties.isWhitespace ?? true)
+        {
             text = " " + text
         }
         return Completion(text: text, tokens: generated, promptTokens: promptTokens.count, finishReason: finish)

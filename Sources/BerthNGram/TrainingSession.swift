@@ -112,7 +112,14 @@ public struct TrainingSession: Sendable {
         let total = totalSteps
         var encoded = [[Int]](repeating: [], count: training.count)
         var result = TrainingResult(
-            model: model, stopped: false, completedSteps: 0, totalSteps: total, epochs: [], tokensProcessed: 0, lastTrainingLoss: nil)
+            model: model,
+            stopped: false,
+            completedSteps: 0,
+            totalSteps: total,
+            epochs: [],
+            tokensProcessed: 0,
+            lastTrainingLoss: nil
+        )
         var step = 0
         guard schedule.epochs >= 1 else { return result }
 
@@ -163,14 +170,25 @@ public struct TrainingSession: Sendable {
                 result.completedSteps = step
                 result.tokensProcessed += tokens
                 result.lastTrainingLoss = loss
-                onEvent(.step(TrainingStep(
-                    step: step, epoch: epoch, loss: loss, tokens: tokens,
-                    fraction: total > 0 ? Double(step) / Double(total) : 1)))
+                onEvent(
+                    .step(
+                        TrainingStep(
+                            step: step,
+                            epoch: epoch,
+                            loss: loss,
+                            tokens: tokens,
+                            fraction: total > 0 ? Double(step) / Double(total) : 1
+                        )
+                    )
+                )
             }
 
             let end = EpochEnd(
-                epoch: epoch, step: step, meanTrainingLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : nil,
-                validationLoss: validation.isEmpty ? nil : model.crossEntropy(tokenized: validation))
+                epoch: epoch,
+                step: step,
+                meanTrainingLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : nil,
+                validationLoss: validation.isEmpty ? nil : model.crossEntropy(tokenized: validation)
+            )
             result.epochs.append(end)
             onEvent(.epochEnd(end))
         }

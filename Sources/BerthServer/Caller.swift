@@ -1,6 +1,7 @@
 import BerthConfig
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,7 +44,8 @@ public final class CallerDirectory: Sendable {
         if let known = cache.withLock({ $0[key] }) { return known }
         let user = Self.userName(uid: uid) ?? String(uid)
         let groups = Self.groupIDs(user: user, gid: gid)
-        let admin = uid == 0 || admins.contains(user)
+        let admin =
+            uid == 0 || admins.contains(user)
             || adminGroups.contains { name in Self.groupID(name: name).map(groups.contains) ?? false }
         let caller = Caller(uid: uid, gid: gid, user: user, isAdmin: admin, groups: groups)
         cache.withLock { $0[key] = caller }

@@ -58,14 +58,20 @@ final class CommitGroup: Sendable {
 
     /// Performs the change in the next batch; returns its answer once the batch is committed.
     func commit(
-        owner: String, key: String?, route: String, body: Data,
+        owner: String,
+        key: String?,
+        route: String,
+        body: Data,
         perform: @escaping @Sendable (LedgerTransaction) throws -> Change
     ) async throws -> BatchAnswer {
         try await batches.submit(Request(owner: owner, key: key, route: route, body: body, perform: perform))
     }
 
     private static func write(
-        _ batch: [Request], ledger: Ledger, now: Date, afterBatch: @Sendable (Plan) -> Void
+        _ batch: [Request],
+        ledger: Ledger,
+        now: Date,
+        afterBatch: @Sendable (Plan) -> Void
     ) async -> [Result<BatchAnswer, any Error>] {
         enum Outcome: Sendable {
             case stored(IdempotentAnswer)
@@ -80,7 +86,10 @@ final class CommitGroup: Sendable {
                         return try tx.savepoint {
                             if let key = request.key, let first = try tx.idempotentAnswer(owner: request.owner, key: key) {
                                 guard first.route == request.route, first.request == request.body else {
-                                    throw APIError(.idempotencyKeyReused, "Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request")
+                                    throw APIError(
+                                        .idempotencyKeyReused,
+                                        "Idempotency-Key '\(key)' was already used for a different request; use a new key for a new request"
+                                    )
                                 }
                                 return .stored(first)
                             }
@@ -93,21 +102,28 @@ final class CommitGroup: Sendable {
                 // 2. One scheduling cycle for all of them, so answers show leases and started jobs.
                 let plan = try Scheduler.cycle(tx, now: now)
                 // 3. The answers, stored with their keys in the same transaction.
-                return (plan, try zip(batch, outcomes).map { request, outcome in
-                    switch outcome {
-                    case .stored(let answer):
-                        return .success(.stored(answer))
-                    case .refused(let error):
-                        return .failure(error)
-                    case .made(let change):
-                        let view = try change.view(tx)
-                        guard let key = request.key else { return .success(.view(status: change.status, view)) }
-                        let answer = IdempotentAnswer(
-                            route: request.route, request: request.body, status: change.status, response: try Wire.encode(view))
-                        try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now)
-                        return .success(.stored(answer))
+                return (
+                    plan,
+                    try zip(batch, outcomes).map { request, outcome in
+                        switch outcome {
+                        case .stored(let answer):
+                            return .success(.stored(answer))
+                        case .refused(let error):
+                            return .failure(error)
+                        case .made(let change):
+                            let view = try change.view(tx)
+                            guard let key = request.key else { return .success(.view(status: change.status, view)) }
+                            let answer = IdempotentAnswer(
+                                route: request.route,
+                                request: request.body,
+                                status: change.status,
+                                response: try Wire.encode(view)
+                            )
+                            try tx.recordIdempotentAnswer(owner: request.owner, key: key, answer: answer, now: now)
+                            return .success(.stored(answer))
+                        }
                     }
-                })
+                )
             }
             afterBatch(plan)
             return results

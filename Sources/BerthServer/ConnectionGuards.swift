@@ -27,7 +27,8 @@ public struct ConnectionPolicy: Sendable {
         self.init(
             maxConnections: limits.maxConnections,
             requestTimeout: .nanoseconds(Int64(limits.requestTimeoutSeconds * 1e9)),
-            idleTimeout: .nanoseconds(Int64(limits.idleTimeoutSeconds * 1e9)))
+            idleTimeout: .nanoseconds(Int64(limits.idleTimeoutSeconds * 1e9))
+        )
     }
 
     /// Hummingbird's HTTP/1 settings for one server with this policy: its idle timeout, and two
@@ -41,7 +42,8 @@ public struct ConnectionPolicy: Sendable {
                 RequestArrivalHandler(timeout: requestTimeout, logger: logger),
                 ConnectionLimitHandler(gate: gate, logger: logger),
             ],
-            idleTimeout: idleTimeout)
+            idleTimeout: idleTimeout
+        )
     }
 }
 
@@ -147,8 +149,10 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
                 APIError(
                     .tooManyConnections,
                     "berthd already serves its limit of \(gate.limit) connections ([limits] max_connections); retry in a moment, close idle connections, or raise the limit",
-                    retryAfterSeconds: 1),
-                context: context)
+                    retryAfterSeconds: 1
+                ),
+                context: context
+            )
         }
     }
 }
@@ -364,14 +368,15 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !state.isClosing else { return }
-        let action = switch unwrapInboundIn(data) {
-        case .head(let head):
-            state.headRead(now: .now(), expectsContinue: head.headerFields[.expect]?.lowercased() == "100-continue")
-        case .body(let bytes):
-            state.bodyRead(bytes.readableBytes)
-        case .end:
-            state.endRead()
-        }
+        let action =
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                state.headRead(now: .now(), expectsContinue: head.headerFields[.expect]?.lowercased() == "100-continue")
+            case .body(let bytes):
+                state.bodyRead(bytes.readableBytes)
+            case .end:
+                state.endRead()
+            }
         perform(action, context)
         switch action {
         case .drop, .closeAfterAnswer:
@@ -473,14 +478,16 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .refuse(let refusal):
             wakeUp?.cancel()
             log(refusal)
-            let error = switch refusal {
-            case .timedOut:
-                APIError(
-                    .requestTimeout,
-                    "the request did not arrive whole within \(Self.seconds(state.timeout)) s ([limits] request_timeout_seconds); send it at once, then wait for the answer")
-            case .malformed(let reason):
-                APIError(.invalidArgument, reason)
-            }
+            let error =
+                switch refusal {
+                case .timedOut:
+                    APIError(
+                        .requestTimeout,
+                        "the request did not arrive whole within \(Self.seconds(state.timeout)) s ([limits] request_timeout_seconds); send it at once, then wait for the answer"
+                    )
+                case .malformed(let reason):
+                    APIError(.invalidArgument, reason)
+                }
             PipelineAnswer.write(error, context: context)
         }
     }
@@ -488,7 +495,10 @@ final class RequestArrivalHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func log(_ refusal: RequestArrival.Refusal) {
         switch refusal {
         case .timedOut:
-            logger.info("closing a connection whose request did not arrive in time", metadata: ["request_timeout_seconds": "\(Self.seconds(state.timeout))"])
+            logger.info(
+                "closing a connection whose request did not arrive in time",
+                metadata: ["request_timeout_seconds": "\(Self.seconds(state.timeout))"]
+            )
         case .malformed(let reason):
             logger.debug("closing a connection that sent a malformed request", metadata: ["reason": "\(reason)"])
         }

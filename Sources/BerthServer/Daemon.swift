@@ -1,9 +1,9 @@
 public import BerthConfig
 import BerthCore
 import BerthExecutors
-import CBerthSpawn
 import BerthStore
 import BerthWire
+import CBerthSpawn
 public import Foundation
 public import Hummingbird
 public import Logging
@@ -11,6 +11,7 @@ import NIOCore
 import NIOPosix
 public import Prometheus
 import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,9 +31,14 @@ public struct Daemon: Sendable {
     /// swift-metrics with; a test can pass its own, or none.
     public var metricsRegistry: PrometheusCollectorRegistry
 
-    public init(config: DaemonConfig, socketPath: String? = nil, databasePath: String? = nil, logger: Logger,
-                clock: @escaping @Sendable () -> Date = { Date() },
-                metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    public init(
+        config: DaemonConfig,
+        socketPath: String? = nil,
+        databasePath: String? = nil,
+        logger: Logger,
+        clock: @escaping @Sendable () -> Date = { Date() },
+        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) {
         self.config = config
         self.socketPath = socketPath ?? config.daemon.socket
         self.databasePath = databasePath ?? config.daemon.database
@@ -55,8 +61,10 @@ public struct Daemon: Sendable {
         }
         for path in activated == nil ? [socketPath, databasePath] : [databasePath] {
             try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o755])
+                atPath: (path as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o755]
+            )
         }
 
         // 1. Refuse to start beside another berthd: one lock per database, one per socket.
@@ -72,15 +80,19 @@ public struct Daemon: Sendable {
             throw StartupError(description: "something already listens on \(socketPath); stop it first or choose another --socket")
         }
         if let address = config.metrics.listen, let reason = Self.cannotBind(address) {
-            throw StartupError(description: "cannot serve metrics on \(address) (metrics.listen): \(reason); choose another address, or stop what listens there")
+            throw StartupError(
+                description: "cannot serve metrics on \(address) (metrics.listen): \(reason); choose another address, or stop what listens there"
+            )
         }
 
         // As root, runners take their users' identities; base models are served as the service user.
         if geteuid() == 0, RunnerIdentity.named(config.runners.serviceUser) == nil {
-            logger.warning("""
+            logger.warning(
+                """
                 service user '\(config.runners.serviceUser)' does not exist: base models are served as nobody; \
                 create it (make install does) or set [runners] service_user
-                """)
+                """
+            )
         }
 
         // 2. The ledger: open, bring the catalog up to the config, catch up on what fell due.
@@ -92,7 +104,8 @@ public struct Daemon: Sendable {
                 case .full(let error, let cause):
                     logger.error(
                         "the ledger's disk is full: every change is refused (503 ledger-full) until there is room; nothing recorded is lost",
-                        metadata: ["folder": "\(error.folder)", "error": "\(cause)"])
+                        metadata: ["folder": "\(error.folder)", "error": "\(cause)"]
+                    )
                 case .recovered(let folder):
                     logger.notice("the ledger's disk has room again: changes are recorded", metadata: ["folder": "\(folder)"])
                 }
@@ -101,7 +114,10 @@ public struct Daemon: Sendable {
             throw StartupError(description: error.description)
         }
         for loose in ledger.looseFiles {
-            logger.warning("the ledger was readable by other users; made it private", metadata: ["file": "\(loose.path)", "was": "\(String(loose.formerMode, radix: 8))", "now": "600"])
+            logger.warning(
+                "the ledger was readable by other users; made it private",
+                metadata: ["file": "\(loose.path)", "was": "\(String(loose.formerMode, radix: 8))", "now": "600"]
+            )
         }
         let startedAt = clock().wholeSeconds
         // `[discovery] gpus`: the GPUs the driver lists join the configured units; without
@@ -109,9 +125,10 @@ public struct Daemon: Sendable {
         // blocks, so it runs on NIO's thread pool.
         var discovered = self.config
         if discovered.discovery.gpus != nil {
-            discovered.units = (try? await NIOThreadPool.singleton.runIfActive { [config = self.config, logger] in
-                GPUInventory.units(for: config, logger: logger)
-            }) ?? self.config.units
+            discovered.units =
+                (try? await NIOThreadPool.singleton.runIfActive { [config = self.config, logger] in
+                    GPUInventory.units(for: config, logger: logger)
+                }) ?? self.config.units
         }
         let config = discovered
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
@@ -126,8 +143,11 @@ public struct Daemon: Sendable {
 
         // 3. Services in dependency order; the group stops them in reverse on SIGTERM/SIGINT.
         var jobSettings = JobSettings(
-            runners: config.runners, limits: config.limits, logDirectory: Self.logDirectory(config.daemon.logDirectory, databasePath: databasePath, logger: logger),
-            stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000)))
+            runners: config.runners,
+            limits: config.limits,
+            logDirectory: Self.logDirectory(config.daemon.logDirectory, databasePath: databasePath, logger: logger),
+            stopGrace: .milliseconds(Int64(config.daemon.stopGraceSeconds * 1000))
+        )
         jobSettings.confinement = config.confinement
         jobSettings.hardware.replace(with: config.units)
         // Each runner in a cgroup of its own where the kernel lets berthd make them; where it
@@ -138,13 +158,17 @@ public struct Daemon: Sendable {
         } else {
             jobSettings.confinementSupport = .none("off in the config ([confinement] enabled = false)")
         }
-        logger.log(level: jobSettings.confinementSupport.reason == nil ? .info : .warning,
-                   "confinement: \(jobSettings.confinementSupport)")
+        logger.log(
+            level: jobSettings.confinementSupport.reason == nil ? .info : .warning,
+            "confinement: \(jobSettings.confinementSupport)"
+        )
         // Runners named without a path are looked for beside berthd first, so the shipped
         // config finds the `berth-runner` built with it.
         let executor = LocalExecutor(
             runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 },
-            ledgerPath: ledger.path, cgroups: cgroups)
+            ledgerPath: ledger.path,
+            cgroups: cgroups
+        )
         let wakeScheduler = WakeRelay()
         let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
             wakeScheduler.fire()
@@ -160,37 +184,83 @@ public struct Daemon: Sendable {
         wakeScheduler.connect { scheduler.wake() }
         let callers = CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups)
         var services = ControlServices(
-            ledger: ledger, scheduler: scheduler, callers: callers,
-            clock: clock, startedAt: startedAt, jobs: jobSettings, supervisor: supervisor, serve: serve, meter: meter,
-            metrics: metrics)
+            ledger: ledger,
+            scheduler: scheduler,
+            callers: callers,
+            clock: clock,
+            startedAt: startedAt,
+            jobs: jobSettings,
+            supervisor: supervisor,
+            serve: serve,
+            meter: meter,
+            metrics: metrics
+        )
         services.idleThreshold = config.daemon.idleThresholdSeconds
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
         let reloader = await ConfigReloader(
-            config: config, ledger: ledger, scheduler: scheduler, systemd: systemd, clock: clock, logger: logger, hardware: jobSettings.hardware)
-        let telemetry: [any Service] = GPUTelemetry.isNeeded(config.units, discovery: config.discovery)
-            ? [GPUTelemetry(hardware: jobSettings.hardware, ledger: ledger, metrics: metrics, discovery: config.discovery, clock: clock, logger: logger)]
+            config: config,
+            ledger: ledger,
+            scheduler: scheduler,
+            systemd: systemd,
+            clock: clock,
+            logger: logger,
+            hardware: jobSettings.hardware
+        )
+        let telemetry: [any Service] =
+            GPUTelemetry.isNeeded(config.units, discovery: config.discovery)
+            ? [
+                GPUTelemetry(
+                    hardware: jobSettings.hardware,
+                    ledger: ledger,
+                    metrics: metrics,
+                    discovery: config.discovery,
+                    clock: clock,
+                    logger: logger
+                )
+            ]
             : []
-        let app: any Service = if let activated {
-            ActivatedSocketServer(
-                socket: activated, router: buildRouter(services), callers: callers, connections: ConnectionPolicy(limits: config.limits), logger: logger
-            ) {
-                logger.info("listening on the socket systemd passed", metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"])
-                await systemd.ready()
+        let app: any Service =
+            if let activated {
+                ActivatedSocketServer(
+                    socket: activated,
+                    router: buildRouter(services),
+                    callers: callers,
+                    connections: ConnectionPolicy(limits: config.limits),
+                    logger: logger
+                ) {
+                    logger.info(
+                        "listening on the socket systemd passed",
+                        metadata: ["socket": "\(activated.path ?? "fd 3")", "version": "\(BerthVersion.current)"]
+                    )
+                    await systemd.ready()
+                }
+            } else {
+                buildApplication(
+                    services: services,
+                    socketPath: socketPath,
+                    socketGroup: config.daemon.socketGroup,
+                    connections: ConnectionPolicy(limits: config.limits),
+                    logger: logger
+                ) { await systemd.ready() }
             }
-        } else {
-            buildApplication(
-                services: services, socketPath: socketPath, socketGroup: config.daemon.socketGroup,
-                connections: ConnectionPolicy(limits: config.limits), logger: logger) { await systemd.ready() }
-        }
         // Beside the socket, not instead of it: only GET /metrics, on TCP, if the config asks.
-        let metricsListener: [any Service] = config.metrics.listen.map { address in
-            [MetricsListener(
-                address: address,
-                application: buildMetricsApplication(services: services, address: address, connections: ConnectionPolicy(limits: config.limits), logger: logger),
-                logger: logger)]
-        } ?? []
+        let metricsListener: [any Service] =
+            config.metrics.listen.map { address in
+                [
+                    MetricsListener(
+                        address: address,
+                        application: buildMetricsApplication(
+                            services: services,
+                            address: address,
+                            connections: ConnectionPolicy(limits: config.limits),
+                            logger: logger
+                        ),
+                        logger: logger
+                    )
+                ]
+            } ?? []
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
         // shutdown first and STOPPING=1 goes out as the shutdown begins. The scheduler stops
         // before the supervisors: a runner stopped at shutdown frees its units, and a scheduler
@@ -199,7 +269,10 @@ public struct Daemon: Sendable {
             configuration: .init(
                 services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader]
                     + telemetry + metricsListener + [app, systemd],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         try await group.run()
         // Every runner has ended and its group is gone: berthd's own cgroup folders go too.
         cgroups?.remove()
@@ -216,7 +289,8 @@ public struct Daemon: Sendable {
     static func logDirectory(_ configured: String, databasePath: String, logger: Logger) -> String {
         let fileManager = FileManager.default
         if (try? fileManager.createDirectory(atPath: configured + "/jobs", withIntermediateDirectories: true)) != nil,
-           fileManager.isWritableFile(atPath: configured + "/jobs") {
+            fileManager.isWritableFile(atPath: configured + "/jobs")
+        {
             return configured
         }
         let fallback = (databasePath as NSString).deletingLastPathComponent + "/logs"
@@ -268,8 +342,14 @@ public struct Daemon: Sendable {
 }
 
 /// Assembles the control-socket application; `Daemon.run` only builds and runs it.
-public func buildApplication(services: ControlServices, socketPath: String, socketGroup: String?, connections: ConnectionPolicy, logger: Logger,
-                             onListening: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
+public func buildApplication(
+    services: ControlServices,
+    socketPath: String,
+    socketGroup: String?,
+    connections: ConnectionPolicy,
+    logger: Logger,
+    onListening: @escaping @Sendable () async -> Void = {}
+) -> some ApplicationProtocol {
     Application(
         router: buildRouter(services),
         server: .http1(identifyingCallersWith: services.callers, configuration: connections.http1Configuration(logger: logger)),
@@ -281,7 +361,9 @@ public func buildApplication(services: ControlServices, socketPath: String, sock
                 if let found = CallerDirectory.groupID(name: socketGroup) {
                     gid = found
                 } else {
-                    logger.warning("socket group '\(socketGroup)' does not exist; only \(CallerDirectory.userName(uid: getuid()) ?? "the daemon's user") can connect")
+                    logger.warning(
+                        "socket group '\(socketGroup)' does not exist; only \(CallerDirectory.userName(uid: getuid()) ?? "the daemon's user") can connect"
+                    )
                 }
             }
             let failed = berth_restrict_socket(socketPath, gid, 0o660)
@@ -291,14 +373,20 @@ public func buildApplication(services: ControlServices, socketPath: String, sock
             logger.info("listening", metadata: ["socket": "\(socketPath)", "version": "\(BerthVersion.current)"])
             await onListening()
         },
-        logger: logger)
+        logger: logger
+    )
 }
 
 /// Assembles the `[metrics] listen` application: `GET /metrics` with every series, for a
 /// Prometheus server, which cannot read a UNIX socket. It has no other route, so any other
 /// path is 404; and no caller, since TCP carries no peer credentials: whoever reaches the
 /// address reads everything.
-public func buildMetricsApplication(services: ControlServices, address: DaemonConfig.ListenAddress, connections: ConnectionPolicy, logger: Logger)
+public func buildMetricsApplication(
+    services: ControlServices,
+    address: DaemonConfig.ListenAddress,
+    connections: ConnectionPolicy,
+    logger: Logger
+)
     -> some ApplicationProtocol
 {
     let metrics = MetricsController(ledger: services.ledger, metrics: services.metrics, clock: services.clock)
@@ -309,7 +397,8 @@ public func buildMetricsApplication(services: ControlServices, address: DaemonCo
         server: .http1(configuration: connections.http1Configuration(logger: logger)),
         configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "berthd/\(BerthVersion.current)"),
         onServerRunning: { _ in logger.info("serving metrics", metadata: ["address": "\(address)"]) },
-        logger: logger)
+        logger: logger
+    )
 }
 
 /// Runs the metrics application. `Daemon.run` checked that the address is free; should it be
@@ -326,7 +415,8 @@ struct MetricsListener: Service {
         } catch {
             logger.error(
                 "cannot serve metrics (metrics.listen); the socket's /metrics still answers",
-                metadata: ["address": "\(address)", "error": "\(error)"])
+                metadata: ["address": "\(address)", "error": "\(error)"]
+            )
             try? await gracefulShutdown()
         }
     }

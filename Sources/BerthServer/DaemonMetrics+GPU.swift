@@ -3,15 +3,22 @@ import Prometheus
 extension DaemonMetrics.Family {
     static let gpuUtilization = Self(
         name: "berth_gpu_utilization_ratio",
-        help: "Share of the last sample period a kernel ran on each GPU unit (NVML's or nvidia-smi's utilization.gpu, 0 to 1).")
+        help: "Share of the last sample period a kernel ran on each GPU unit (NVML's or nvidia-smi's utilization.gpu, 0 to 1)."
+    )
     static let gpuMemoryUsed = Self(name: "berth_gpu_memory_used_bytes", help: "Memory in use on each GPU unit at the last sample.")
     static let reservationGPUUtilization = Self(
-        name: "berth_reservation_gpu_utilization_ratio", help: "Mean utilization of the GPU units each reservation holds, at the last sample.")
+        name: "berth_reservation_gpu_utilization_ratio",
+        help: "Mean utilization of the GPU units each reservation holds, at the last sample."
+    )
     static let reservationGPUMemoryUsed = Self(
-        name: "berth_reservation_gpu_memory_used_bytes", help: "Memory in use on the GPU units each reservation holds, at the last sample.")
+        name: "berth_reservation_gpu_memory_used_bytes",
+        help: "Memory in use on the GPU units each reservation holds, at the last sample."
+    )
     static let reservationGPUIdle = Self(
         name: "berth_reservation_gpu_idle_seconds",
-        help: "How long every GPU unit a reservation holds has been under [discovery] idle_gpu_percent, whether or not a job or serve process is up; 0 while any is busy.")
+        help:
+            "How long every GPU unit a reservation holds has been under [discovery] idle_gpu_percent, whether or not a job or serve process is up; 0 while any is busy."
+    )
 }
 
 extension DaemonMetrics {

@@ -48,34 +48,51 @@ public final class DaemonMetrics: Sendable {
 
         static let computeUnits = Family(
             name: "berth_compute_units",
-            help: "Compute units by pool and state: leased (held by a reservation's lease), free, or retired (dropped from the config).")
+            help: "Compute units by pool and state: leased (held by a reservation's lease), free, or retired (dropped from the config)."
+        )
         static let reservations = Family(
-            name: "berth_reservations", help: "Reservations in the ledger by status, finished ones included.")
+            name: "berth_reservations",
+            help: "Reservations in the ledger by status, finished ones included."
+        )
         static let jobs = Family(name: "berth_jobs", help: "Jobs in the ledger by status, finished ones included.")
         static let queuedJobs = Family(
-            name: "berth_reservation_queued_jobs", help: "Jobs waiting in each pending or active reservation's queue.")
+            name: "berth_reservation_queued_jobs",
+            help: "Jobs waiting in each pending or active reservation's queue."
+        )
         static let utilization = Family(
             name: "berth_reservation_utilization_ratio",
-            help: "Tokens an active inference reservation served in the last full minute, divided by its tokens per minute.")
+            help: "Tokens an active inference reservation served in the last full minute, divided by its tokens per minute."
+        )
         static let serveRestarts = Family(
             name: "berth_serve_restarts_total",
-            help: "Times an inference reservation's serve process died and was started again, as the ledger counts them.")
+            help: "Times an inference reservation's serve process died and was started again, as the ledger counts them."
+        )
         static let invocations = Family(
             name: "berth_invocations_total",
-            help: "Real-time calls by reservation (empty on demand), model, tier that served it (empty if none) and outcome (served, throttled, refused, failed).")
+            help:
+                "Real-time calls by reservation (empty on demand), model, tier that served it (empty if none) and outcome (served, throttled, refused, failed)."
+        )
         static let throttles = Family(
-            name: "berth_throttled_invocations_total", help: "Calls refused because the reservation was over its tokens per minute.")
+            name: "berth_throttled_invocations_total",
+            help: "Calls refused because the reservation was over its tokens per minute."
+        )
         static let tokens = Family(
-            name: "berth_invocation_tokens_total", help: "Tokens of served calls, by type: input (the prompt) or output.")
+            name: "berth_invocation_tokens_total",
+            help: "Tokens of served calls, by type: input (the prompt) or output."
+        )
         static let invocationDuration = Family(
-            name: "berth_invocation_duration_seconds", help: "Time berthd took to answer a served call, the serve process's time included.")
+            name: "berth_invocation_duration_seconds",
+            help: "Time berthd took to answer a served call, the serve process's time included."
+        )
         static let ledgerWriteDuration = Family(
             name: "berth_ledger_write_duration_seconds",
-            help: "Time a write to the ledger took, from asking for the writer to the commit and its fsync (call records commit without one).")
+            help: "Time a write to the ledger took, from asking for the writer to the commit and its fsync (call records commit without one)."
+        )
 
         static let ledgerFull = Family(
             name: "berth_ledger_full",
-            help: "1 while the ledger's file system is full and every change is refused with 503 ledger-full, else 0.")
+            help: "1 while the ledger's file system is full and every change is refused with 503 ledger-full, else 0."
+        )
 
         /// From a fast call on a small model to a long generation.
         static let invocationBuckets: [Duration] = [
@@ -98,8 +115,11 @@ public final class DaemonMetrics: Sendable {
     func invocation(_ call: InvocationRecord, targetResolved: Bool) {
         // Through a reservation, the target is its name.
         let key = CallSeries(
-            reservation: call.reservationID == nil ? "" : call.target, model: targetResolved ? call.model : "",
-            tier: call.tier?.rawValue ?? "", outcome: call.outcome)
+            reservation: call.reservationID == nil ? "" : call.target,
+            model: targetResolved ? call.model : "",
+            tier: call.tier?.rawValue ?? "",
+            outcome: call.outcome
+        )
         let series = callSeries.withLock { $0[key] } ?? makeSeries(key)
         series.calls.increment()
         series.throttles?.increment()
@@ -131,15 +151,24 @@ public final class DaemonMetrics: Sendable {
     private func makeSeries(_ key: CallSeries) -> CallHandles {
         let (reservation, model, tier) = (("reservation", key.reservation), ("model", key.model), ("tier", key.tier))
         let handles = CallHandles(
-            calls: registry.makeCounter(descriptor: Family.invocations.descriptor, labels: [reservation, model, tier, ("outcome", key.outcome.rawValue)]),
+            calls: registry.makeCounter(
+                descriptor: Family.invocations.descriptor,
+                labels: [reservation, model, tier, ("outcome", key.outcome.rawValue)]
+            ),
             throttles: key.outcome == .throttled
                 ? registry.makeCounter(descriptor: Family.throttles.descriptor, labels: [reservation, model]) : nil,
             served: key.outcome == .served
-                ? (registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "input")]),
-                   registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "output")]),
-                   registry.makeDurationHistogram(
-                       descriptor: Family.invocationDuration.descriptor, labels: [reservation, model, tier], buckets: Family.invocationBuckets))
-                : nil)
+                ? (
+                    registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "input")]),
+                    registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "output")]),
+                    registry.makeDurationHistogram(
+                        descriptor: Family.invocationDuration.descriptor,
+                        labels: [reservation, model, tier],
+                        buckets: Family.invocationBuckets
+                    )
+                )
+                : nil
+        )
         callSeries.withLock { $0[key] = handles }
         return handles
     }
@@ -195,7 +224,9 @@ public final class DaemonMetrics: Sendable {
                 _ = registry.makeCounter(descriptor: Family.tokens.descriptor, labels: served + [("type", "input")])
                 _ = registry.makeCounter(descriptor: Family.tokens.descriptor, labels: served + [("type", "output")])
                 _ = registry.makeCounter(
-                    descriptor: Family.throttles.descriptor, labels: [("reservation", reservation.name), ("model", reservation.model)])
+                    descriptor: Family.throttles.descriptor,
+                    labels: [("reservation", reservation.name), ("model", reservation.model)]
+                )
             }
             for (family, series) in scraped.gauges {
                 for (labels, gauge) in series where fresh[family]?[labels] == nil {
@@ -208,15 +239,19 @@ public final class DaemonMetrics: Sendable {
             // that catches up with it. Ended or renamed reservations' counters go first, so a
             // name used again starts a counter of its own.
             let inference = Dictionary(
-                census.liveReservations.filter { $0.purpose == .inference }.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                census.liveReservations.filter { $0.purpose == .inference }.map { ($0.id, $0) },
+                uniquingKeysWith: { a, _ in a }
+            )
             for (id, known) in scraped.restarts where inference[id]?.name != known.name {
                 registry.unregisterCounter(known.counter)
                 scraped.restarts[id] = nil
             }
             for (id, reservation) in inference {
-                let known = scraped.restarts[id] ?? (
-                    reservation.name,
-                    registry.makeCounter(descriptor: Family.serveRestarts.descriptor, labels: [("reservation", reservation.name)]), 0)
+                let known =
+                    scraped.restarts[id] ?? (
+                        reservation.name,
+                        registry.makeCounter(descriptor: Family.serveRestarts.descriptor, labels: [("reservation", reservation.name)]), 0
+                    )
                 if reservation.serveRestarts > known.seen {
                     known.counter.increment(by: Int64(reservation.serveRestarts - known.seen))
                 }

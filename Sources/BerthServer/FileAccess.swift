@@ -1,5 +1,6 @@
 import CBerthSpawn
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -250,7 +251,10 @@ struct PathResolver {
     private func refusal(_ field: String, _ path: String, at folder: Int32, _ name: String, errno code: Int32) -> Refusal {
         var info = stat()
         if fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
-            return Refusal(description: "\(field): \(path) changed since submission: it is now a symbolic link, which berthd does not follow; resubmit the job with the real path")
+            return Refusal(
+                description:
+                    "\(field): \(path) changed since submission: it is now a symbolic link, which berthd does not follow; resubmit the job with the real path"
+            )
         }
         switch code {
         case ENOENT: return Refusal(description: "\(field): \(path) no longer exists; resubmit the job")

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 public import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,7 +40,8 @@ public enum GPUInventory {
         } catch {
             logger.warning(
                 "GPU discovery ([discovery] gpus) found no GPU units: \(error); berthd runs with the [[units]] of the config",
-                metadata: ["nvidia_smi": "\(config.discovery.nvidiaSMI)"])
+                metadata: ["nvidia_smi": "\(config.discovery.nvidiaSMI)"]
+            )
             return config.units
         }
         let ids = Set(config.units.map(\.id))
@@ -47,13 +49,20 @@ public enum GPUInventory {
         var units = config.units
         for unit in GPUDiscovery.units(gpus, pool: config.discovery.pool) {
             if ids.contains(unit.id) || unit.uuid.map(uuids.contains) == true {
-                logger.notice("discovered GPU left to the config's [[units]], which already lists it", metadata: ["unit": "\(unit.id)", "uuid": "\(unit.uuid ?? "-")"])
+                logger.notice(
+                    "discovered GPU left to the config's [[units]], which already lists it",
+                    metadata: ["unit": "\(unit.id)", "uuid": "\(unit.uuid ?? "-")"]
+                )
                 continue
             }
             units.append(unit)
         }
         logger.info(
-            "GPUs discovered", metadata: ["units": "\(units.count - config.units.count)", "kinds": "\(Set(units.filter(\.isGPU).map(\.kind)).sorted().joined(separator: ","))"])
+            "GPUs discovered",
+            metadata: [
+                "units": "\(units.count - config.units.count)", "kinds": "\(Set(units.filter(\.isGPU).map(\.kind)).sorted().joined(separator: ","))",
+            ]
+        )
         return units
     }
 
@@ -62,7 +71,8 @@ public enum GPUInventory {
         if program.contains("/") {
             guard FileManager.default.isExecutableFile(atPath: program) else {
                 throw GPUDiscoveryError(
-                    "nvidia-smi not found at \(program) (or not executable); install the NVIDIA driver, or set [discovery] nvidia_smi (--nvidia-smi) to its path")
+                    "nvidia-smi not found at \(program) (or not executable); install the NVIDIA driver, or set [discovery] nvidia_smi (--nvidia-smi) to its path"
+                )
             }
             return program
         }
@@ -71,7 +81,8 @@ public enum GPUInventory {
             return "\(folder)/\(program)"
         }
         throw GPUDiscoveryError(
-            "\(program) not found in PATH (\(path)); install the NVIDIA driver, or set [discovery] nvidia_smi (--nvidia-smi) to its path")
+            "\(program) not found in PATH (\(path)); install the NVIDIA driver, or set [discovery] nvidia_smi (--nvidia-smi) to its path"
+        )
     }
 
     /// Runs `program` and returns its standard output, or an error with what it printed when
@@ -106,7 +117,9 @@ public enum GPUInventory {
         if drained.wait(timeout: .now() + timeout) == .timedOut {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            throw GPUDiscoveryError("\(program) \(arguments.joined(separator: " ")) did not answer within \(Int(timeout)) s; the driver may be wedged (check `dmesg`)")
+            throw GPUDiscoveryError(
+                "\(program) \(arguments.joined(separator: " ")) did not answer within \(Int(timeout)) s; the driver may be wedged (check `dmesg`)"
+            )
         }
         process.waitUntilExit()
         let (out, err) = collected.bytes.withLock { $0 }
@@ -115,7 +128,9 @@ public enum GPUInventory {
             let said = (String(decoding: err, as: UTF8.self) + stdout).trimmingCharacters(in: .whitespacesAndNewlines)
             let status = process.terminationReason == .exit ? "exit \(process.terminationStatus)" : "signal \(process.terminationStatus)"
             if said.localizedCaseInsensitiveContains("No devices were found") {
-                throw GPUDiscoveryError("nvidia-smi found no GPU (\(status): No devices were found); check that the driver sees the GPUs (`nvidia-smi`), or remove [discovery] gpus")
+                throw GPUDiscoveryError(
+                    "nvidia-smi found no GPU (\(status): No devices were found); check that the driver sees the GPUs (`nvidia-smi`), or remove [discovery] gpus"
+                )
             }
             let first = said.split(whereSeparator: \.isNewline).first.map(String.init) ?? "no message"
             throw GPUDiscoveryError("\(program) failed (\(status)): \(first); check the NVIDIA driver (`nvidia-smi` as root)")

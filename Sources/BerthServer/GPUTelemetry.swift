@@ -6,6 +6,7 @@ public import Logging
 import NIOPosix
 public import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,8 +32,13 @@ public final class GPUTelemetry: Service, Sendable {
     private let failing = Atomic<Bool>(false)
 
     public init(
-        hardware: UnitDirectory, ledger: Ledger, metrics: DaemonMetrics, discovery: DaemonConfig.Discovery,
-        clock: @escaping @Sendable () -> Date, logger: Logger, source: (any GPUSampleSource)? = nil
+        hardware: UnitDirectory,
+        ledger: Ledger,
+        metrics: DaemonMetrics,
+        discovery: DaemonConfig.Discovery,
+        clock: @escaping @Sendable () -> Date,
+        logger: Logger,
+        source: (any GPUSampleSource)? = nil
     ) {
         self.hardware = hardware
         self.ledger = ledger
@@ -73,7 +79,10 @@ public final class GPUTelemetry: Service, Sendable {
             if failing.exchange(false, ordering: .relaxed) { logger.notice("GPU telemetry works again", metadata: ["source": "\(source.name)"]) }
         } catch {
             if !failing.exchange(true, ordering: .relaxed) {
-                logger.warning("cannot sample the GPUs; their series are left out until it works", metadata: ["source": "\(source.name)", "error": "\(error)"])
+                logger.warning(
+                    "cannot sample the GPUs; their series are left out until it works",
+                    metadata: ["source": "\(source.name)", "error": "\(error)"]
+                )
             }
             metrics.gpus(GPUReadings(units: [], reservations: []))
             return
@@ -82,8 +91,13 @@ public final class GPUTelemetry: Service, Sendable {
         let now = clock()
         let readings = quietSince.withLock { quiet in
             Self.readings(
-                GPUDiscovery.match(samples, to: units), units: units, holders: holders, now: now,
-                idleBelow: discovery.idleGPUPercent, quietSince: &quiet)
+                GPUDiscovery.match(samples, to: units),
+                units: units,
+                holders: holders,
+                now: now,
+                idleBelow: discovery.idleGPUPercent,
+                quietSince: &quiet
+            )
         }
         metrics.gpus(readings)
     }
@@ -92,7 +106,11 @@ public final class GPUTelemetry: Service, Sendable {
     /// `quietSince` carries, from one round to the next, since when each reservation's GPUs
     /// have all been under `idleBelow` percent.
     static func readings(
-        _ matched: [String: GPUSample], units: [ComputeUnit], holders: [String: String], now: Date, idleBelow threshold: Double,
+        _ matched: [String: GPUSample],
+        units: [ComputeUnit],
+        holders: [String: String],
+        now: Date,
+        idleBelow threshold: Double,
         quietSince quiet: inout [String: Date]
     ) -> GPUReadings {
         var byReservation: [String: [GPUSample]] = [:]
@@ -107,10 +125,12 @@ public final class GPUTelemetry: Service, Sendable {
             let since = isQuiet ? (quiet[name] ?? now) : nil
             quiet[name] = since
             return GPUReadings.Reservation(
-                name: name, gpus: samples.count,
+                name: name,
+                gpus: samples.count,
                 utilizationPercent: samples.map(\.utilizationPercent).reduce(0, +) / Double(samples.count),
                 memoryUsedBytes: samples.map(\.memoryUsedBytes).reduce(0, +),
-                idleSeconds: since.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+                idleSeconds: since.map { max(0, now.timeIntervalSince($0)) } ?? 0
+            )
         }
         for name in quiet.keys where byReservation[name] == nil { quiet[name] = nil }
         return GPUReadings(units: unitReadings, reservations: reservations)
@@ -183,7 +203,8 @@ public final class NVMLSampleSource: GPUSampleSource, @unchecked Sendable {
 
     public var name: String { "NVML" }
 
-    private init(library: UnsafeMutableRawPointer, handleByUUID: HandleByUUID, handleByIndex: HandleByIndex, utilization: Utilization, memory: Memory) {
+    private init(library: UnsafeMutableRawPointer, handleByUUID: HandleByUUID, handleByIndex: HandleByIndex, utilization: Utilization, memory: Memory)
+    {
         self.library = library
         self.handleByUUID = handleByUUID
         self.handleByIndex = handleByIndex
@@ -198,11 +219,11 @@ public final class NVMLSampleSource: GPUSampleSource, @unchecked Sendable {
             dlsym(library, name).map { unsafeBitCast($0, to: type) }
         }
         guard let initialize = symbol("nvmlInit_v2", as: Initialize.self),
-              let byUUID = symbol("nvmlDeviceGetHandleByUUID", as: HandleByUUID.self),
-              let byIndex = symbol("nvmlDeviceGetHandleByIndex_v2", as: HandleByIndex.self),
-              let utilization = symbol("nvmlDeviceGetUtilizationRates", as: Utilization.self),
-              let memory = symbol("nvmlDeviceGetMemoryInfo", as: Memory.self),
-              initialize() == 0
+            let byUUID = symbol("nvmlDeviceGetHandleByUUID", as: HandleByUUID.self),
+            let byIndex = symbol("nvmlDeviceGetHandleByIndex_v2", as: HandleByIndex.self),
+            let utilization = symbol("nvmlDeviceGetUtilizationRates", as: Utilization.self),
+            let memory = symbol("nvmlDeviceGetMemoryInfo", as: Memory.self),
+            initialize() == 0
         else {
             dlclose(library)
             return nil
@@ -219,7 +240,8 @@ public final class NVMLSampleSource: GPUSampleSource, @unchecked Sendable {
         var failures: [String] = []
         for unit in units where unit.isGPU {
             var device: OpaquePointer?
-            let found = if let uuid = unit.uuid { uuid.withCString { handleByUUID($0, &device) } } else { handleByIndex(UInt32(unit.device ?? 0), &device) }
+            let found =
+                if let uuid = unit.uuid { uuid.withCString { handleByUUID($0, &device) } } else { handleByIndex(UInt32(unit.device ?? 0), &device) }
             guard found == 0 else {
                 failures.append("\(unit.id): no such device (NVML error \(found))")
                 continue

@@ -111,7 +111,8 @@ final class GroupCommit<Item: Sendable, Answer: Sendable>: Sendable {
         state.withLock { state -> [Waiter] in
             var keys = Set<String>()
             if let item, let key = exclusiveKey(item) { keys.insert(key) }
-            var taken: [Waiter] = [], left: [Waiter] = []
+            var taken: [Waiter] = []
+            var left: [Waiter] = []
             for waiter in state.waiting {
                 if let key = exclusiveKey(waiter.item), !keys.insert(key).inserted {
                     left.append(waiter)

@@ -54,8 +54,10 @@ public final class InvocationMeter: Service, Sendable {
                 return calls.map { _ in .success(()) }
             } catch {
                 logger.log(
-                    level: error is LedgerFullError ? .debug : .error, "cannot record invocations; will retry",
-                    metadata: ["count": "\(calls.count)", "error": "\(error)"])
+                    level: error is LedgerFullError ? .debug : .error,
+                    "cannot record invocations; will retry",
+                    metadata: ["count": "\(calls.count)", "error": "\(error)"]
+                )
                 shared.state.withLock { $0.leftovers.append(contentsOf: calls) }
                 return calls.map { _ in .failure(error) }
             }
@@ -131,10 +133,12 @@ public final class InvocationMeter: Service, Sendable {
 
     /// Syncs the ledger to disk if calls were committed since the last time.
     private func sync() async {
-        guard shared.state.withLock({ state -> Bool in
-            defer { state.unsynced = false }
-            return state.unsynced
-        }) else { return }
+        guard
+            shared.state.withLock({ state -> Bool in
+                defer { state.unsynced = false }
+                return state.unsynced
+            })
+        else { return }
         do {
             try ledger.syncToDisk()
         } catch {

@@ -1,13 +1,14 @@
 public import BerthConfig
 public import BerthCore
 public import BerthExecutors
-import CBerthSpawn
 public import BerthStore
 import BerthWire
+import CBerthSpawn
 public import Foundation
 public import Logging
 public import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,7 +75,9 @@ public struct JobSettings: Sendable {
         let bounds = RunnerBounds(
             cpus: !cores.isEmpty && cores.count == units.count ? cores.joined(separator: ",") : nil,
             memoryBytes: confinement.memoryPerUnitMiB.map { Int64($0) * 1_048_576 * Int64(max(units.count, 1)) },
-            maxTasks: confinement.maxTasks, deniedDevices: denied.map(DeviceNumber.nvidiaGPU))
+            maxTasks: confinement.maxTasks,
+            deniedDevices: denied.map(DeviceNumber.nvidiaGPU)
+        )
         return (name, bounds)
     }
 }
@@ -137,8 +140,15 @@ public actor JobSupervisor: Service {
     /// Called when a job ends: its units are free for the next in its queue.
     private let onJobEnded: @Sendable () -> Void
 
-    public init(ledger: Ledger, settings: JobSettings, executor: any RunnerExecutor, clock: @escaping @Sendable () -> Date,
-                timer: any Clock<Duration> = ContinuousClock(), logger: Logger, onJobEnded: @escaping @Sendable () -> Void) {
+    public init(
+        ledger: Ledger,
+        settings: JobSettings,
+        executor: any RunnerExecutor,
+        clock: @escaping @Sendable () -> Date,
+        timer: any Clock<Duration> = ContinuousClock(),
+        logger: Logger,
+        onJobEnded: @escaping @Sendable () -> Void
+    ) {
         self.ledger = ledger
         self.settings = settings
         self.executor = executor
@@ -215,7 +225,8 @@ public actor JobSupervisor: Service {
                 // may have exited and its end been recorded. Only a job still running and
                 // without a runner gets one, never a second run of a finished job.
                 guard let current = try? await ledger.read({ tx in try tx.job(id: id) }),
-                      current.status == .running, processes[id] == nil else { continue }
+                    current.status == .running, processes[id] == nil
+                else { continue }
                 await launch(current)
             case .stopping:
                 if let process = processes[id] {
@@ -297,10 +308,20 @@ public actor JobSupervisor: Service {
         }
 
         let spec = JobSpec(
-            jobId: id, kind: kind.rawValue, model: job.model, baseModel: job.baseModel, modelName: job.modelName,
+            jobId: id,
+            kind: kind.rawValue,
+            model: job.model,
+            baseModel: job.baseModel,
+            modelName: job.modelName,
             hyperparameters: job.hyperparameters,
-            dataPath: paths.data, validationDataPath: paths.validation, outputDir: paths.output,
-            modelDir: paths.modelDir, seed: UInt64(job.seed), units: job.units, maxTokens: model?.maxTokens ?? 4096)
+            dataPath: paths.data,
+            validationDataPath: paths.validation,
+            outputDir: paths.output,
+            modelDir: paths.modelDir,
+            seed: UInt64(job.seed),
+            units: job.units,
+            maxTokens: model?.maxTokens ?? 4096
+        )
         try writeSpec(spec, id: id)
         // A fresh log: a ledger started anew reuses job ids, and its job 1 is not the old one.
         unlink(settings.logPath(jobID: id))
@@ -313,8 +334,12 @@ public actor JobSupervisor: Service {
         let identity = settings.runnersActAsCallers ? submitter : nil
         let units = settings.units(job.units, in: unitRows)
         var launch = RunnerLaunch(
-            argv: argv, units: units, identity: identity, logPath: settings.logPath(jobID: id),
-            environment: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath])
+            argv: argv,
+            units: units,
+            identity: identity,
+            logPath: settings.logPath(jobID: id),
+            environment: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath]
+        )
         launch.passedDescriptors = passed
         launch.confinement = settings.confinement("job-\(id)", units: units, catalog: unitRows)
         if identity != nil {
@@ -334,7 +359,10 @@ public actor JobSupervisor: Service {
         unlink(path)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw APIError(.internal, "cannot create the job's spec \(path): \(String(cString: strerror(errno))); check that berthd may write to its jobs folder")
+            throw APIError(
+                .internal,
+                "cannot create the job's spec \(path): \(String(cString: strerror(errno))); check that berthd may write to its jobs folder"
+            )
         }
         // berthd's umask is 077; the spec it just made is for the runner to read.
         fchmod(fd, 0o644)
@@ -391,7 +419,10 @@ public actor JobSupervisor: Service {
     }
 
     private func finish(
-        _ job: JobRecord, exitStatus: Int, killedForMemory: Bool, usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?)
+        _ job: JobRecord,
+        exitStatus: Int,
+        killedForMemory: Bool,
+        usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?)
     ) async {
         let id = job.id!
         let now = clock().wholeSeconds
@@ -429,7 +460,13 @@ public actor JobSupervisor: Service {
         let metrics = try tx.metrics(jobID: id)
         if let customization = job.kind.customization, let name = job.modelName {
             guard try !tx.modelIDTaken(name) else {
-                try tx.finishJob(id, status: .failed, reason: "a model named \(name) appeared meanwhile; resubmit with another --model-name", exitStatus: 0, at: now)
+                try tx.finishJob(
+                    id,
+                    status: .failed,
+                    reason: "a model named \(name) appeared meanwhile; resubmit with another --model-name",
+                    exitStatus: 0,
+                    at: now
+                )
                 return
             }
             guard let base = try tx.model(id: job.baseModel) else {
@@ -440,9 +477,18 @@ public actor JobSupervisor: Service {
             final["training_loss"] = metrics.last(where: { $0.trainingLoss != nil })?.trainingLoss
             final["validation_loss"] = metrics.last(where: { $0.validationLoss != nil })?.validationLoss
             try tx.registerCustomModel(
-                Model.custom(id: name, base: base, owner: job.owner, customization: customization, artifactDir: job.output,
-                             finalMetrics: final, jobID: id, createdAt: now),
-                now: now)
+                Model.custom(
+                    id: name,
+                    base: base,
+                    owner: job.owner,
+                    customization: customization,
+                    artifactDir: job.output,
+                    finalMetrics: final,
+                    jobID: id,
+                    createdAt: now
+                ),
+                now: now
+            )
         }
         try tx.finishJob(id, status: .completed, reason: nil, exitStatus: 0, at: now)
     }
@@ -455,15 +501,24 @@ public actor JobSupervisor: Service {
         guard let id = job.id, let metrics = try? await ledger.read({ tx in try tx.metrics(jobID: id) }) else { return }
         var csv = "step,epoch,training_loss,validation_loss\n"
         for point in metrics {
-            csv += "\(point.step),\(point.epoch.map(String.init) ?? ""),\(point.trainingLoss.map { "\($0)" } ?? ""),\(point.validationLoss.map { "\($0)" } ?? "")\n"
+            csv +=
+                "\(point.step),\(point.epoch.map(String.init) ?? ""),\(point.trainingLoss.map { "\($0)" } ?? ""),\(point.validationLoss.map { "\($0)" } ?? "")\n"
         }
         let bytes = Array(csv.utf8)
         let submitter = job.submitter
         let failure: String?
         if settings.runnersActAsCallers {
             let groups = submitter.groups.map { gid_t($0) }
-            let code = berth_write_file_as(uid_t(submitter.uid), gid_t(submitter.gid), groups, Int32(groups.count),
-                                           job.output + "/metrics.csv", bytes, bytes.count, 0o644)
+            let code = berth_write_file_as(
+                uid_t(submitter.uid),
+                gid_t(submitter.gid),
+                groups,
+                Int32(groups.count),
+                job.output + "/metrics.csv",
+                bytes,
+                bytes.count,
+                0o644
+            )
             failure = code == 0 ? nil : String(cString: strerror(code))
         } else if let folder = outputFolders[id] {
             failure = Self.writeFile(bytes, name: "metrics.csv", in: folder)
@@ -471,7 +526,10 @@ public actor JobSupervisor: Service {
             failure = "the output folder was not opened when the job started"
         }
         if let failure {
-            logger.warning("cannot write metrics.csv in the job's output folder", metadata: ["job": "\(id)", "output": "\(job.output)", "error": "\(failure)"])
+            logger.warning(
+                "cannot write metrics.csv in the job's output folder",
+                metadata: ["job": "\(id)", "output": "\(job.output)", "error": "\(failure)"]
+            )
         }
     }
 

@@ -3,6 +3,7 @@ public import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -63,7 +63,9 @@ enum Requests {
                 if let fields = known[ObjectIdentifier(type)] { return fields }
                 let names = T.CodingKeys.allCases.map(\.stringValue)
                 let fields = StrictFields(
-                    names: Set(names), bySnakeCase: Dictionary(uniqueKeysWithValues: names.map { (Wire.snakeCase($0), $0) }))
+                    names: Set(names),
+                    bySnakeCase: Dictionary(uniqueKeysWithValues: names.map { (Wire.snakeCase($0), $0) })
+                )
                 known[ObjectIdentifier(type)] = fields
                 return fields
             }
@@ -104,7 +106,8 @@ enum Requests {
             return try Wire.decoder().decode(T.self, from: data)
         } catch let error as DecodingError {
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
-               let field = Self.unrepresentableNumber(in: fields, as: T.self) {
+                let field = Self.unrepresentableNumber(in: fields, as: T.self)
+            {
                 throw APIError.invalid(field: field, "\(fields[field].map { "\($0)" } ?? "") is not a whole number in range; send an integer")
             }
             throw Self.apiError(error)
@@ -169,7 +172,9 @@ enum Requests {
 
     static func respond(status: Int, body: Data) -> Response {
         Response(
-            status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            status: HTTPResponse.Status(code: status),
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+        )
     }
 }

@@ -66,10 +66,13 @@ public final class Scheduler: Service, Sendable {
         for step in plan.steps {
             switch step {
             case .activate(let id, _, let end, let units, let leaseStart):
-                logger.info("reservation activated", metadata: [
-                    "reservation": "\(id)", "units": "\(units.joined(separator: ","))",
-                    "lease_start": "\(TimeExpression.format(leaseStart))", "end": "\(end.map(TimeExpression.format) ?? "open")",
-                ])
+                logger.info(
+                    "reservation activated",
+                    metadata: [
+                        "reservation": "\(id)", "units": "\(units.joined(separator: ","))",
+                        "lease_start": "\(TimeExpression.format(leaseStart))", "end": "\(end.map(TimeExpression.format) ?? "open")",
+                    ]
+                )
             case .grow(let id, let units, _):
                 logger.info("reservation grew", metadata: ["reservation": "\(id)", "units": "\(units.joined(separator: ","))"])
             case .expire(let id, let at):

@@ -6,6 +6,7 @@ public import Foundation
 public import Logging
 public import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,8 +68,15 @@ public actor ServeSupervisor: Service {
     /// How long a serve process may take to answer its first health check.
     static let startTimeout: Duration = .seconds(30)
 
-    public init(ledger: Ledger, settings: JobSettings, executor: any RunnerExecutor, clock: @escaping @Sendable () -> Date,
-                timer: any Clock<Duration> = ContinuousClock(), logger: Logger, onReservationFailed: @escaping @Sendable () -> Void) {
+    public init(
+        ledger: Ledger,
+        settings: JobSettings,
+        executor: any RunnerExecutor,
+        clock: @escaping @Sendable () -> Date,
+        timer: any Clock<Duration> = ContinuousClock(),
+        logger: Logger,
+        onReservationFailed: @escaping @Sendable () -> Void
+    ) {
         self.ledger = ledger
         self.settings = settings
         self.executor = executor
@@ -210,8 +218,10 @@ public actor ServeSupervisor: Service {
             let now = ContinuousClock.now
             let next = RestartBackoff.afterCrash(backoff[key], readySince: server.readySince, now: now)
             backoff[key] = next
-            logger.warning("serve process exited; restarting after a backoff",
-                           metadata: ["serve": "\(key)", "failures": "\(next.failures)", "backoff": "\(next.notBefore - now)"])
+            logger.warning(
+                "serve process exited; restarting after a backoff",
+                metadata: ["serve": "\(key)", "failures": "\(next.failures)", "backoff": "\(next.notBefore - now)"]
+            )
             if case .reservation(let id) = key {
                 _ = try? await ledger.write { tx in try tx.countServeRestart(reservationID: id) }
             }
@@ -259,9 +269,11 @@ public actor ServeSupervisor: Service {
             let catalog = (try? await ledger.read { tx in try tx.units() }) ?? []
             let (identity, owner) = await Self.identity(of: model, ledger: ledger, settings: settings)
             if settings.runnersActAsCallers && identity == nil {
-                throw RunnerProcess.SpawnError(description: model.isCustom
-                    ? "the owner of \(model.id) is not a user of this machine; berthd runs no model as root for someone else"
-                    : "the service user '\(settings.runners.serviceUser)' does not exist, nor does nobody; create it (make install does) or set [runners] service_user")
+                throw RunnerProcess.SpawnError(
+                    description: model.isCustom
+                        ? "the owner of \(model.id) is not a user of this machine; berthd runs no model as root for someone else"
+                        : "the service user '\(settings.runners.serviceUser)' does not exist, nor does nobody; create it (make install does) or set [runners] service_user"
+                )
             }
             // As root, a custom model is served as its owner and a base model as the service
             // user; otherwise as berthd, with the owner's model folder opened again now.
@@ -284,8 +296,12 @@ public actor ServeSupervisor: Service {
             guard !supervision.isStopping else { return }
             let placed = settings.units(units, in: catalog)
             var launch = RunnerLaunch(
-                argv: argv, units: placed, identity: identity, logPath: "\(folder)/\(key).log",
-                environment: ["BERTH_SERVE": "\(key)"])
+                argv: argv,
+                units: placed,
+                identity: identity,
+                logPath: "\(folder)/\(key).log",
+                environment: ["BERTH_SERVE": "\(key)"]
+            )
             launch.passedDescriptors = passed
             launch.confinement = settings.confinement("\(key)", units: placed, catalog: catalog)
             let process = try executor.start(launch)
@@ -300,7 +316,10 @@ public actor ServeSupervisor: Service {
                 }
                 try? handle?.close()
             }
-            logger.info("serve process started", metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "units": "\(units.joined(separator: ","))"])
+            logger.info(
+                "serve process started",
+                metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "units": "\(units.joined(separator: ","))"]
+            )
             supervision.detach { await self.awaitHealthy(key, process: process, port: port, reservation: reservation) }
         } catch {
             logger.error("serve process did not start", metadata: ["serve": "\(key)", "error": "\(error)"])
@@ -328,9 +347,13 @@ public actor ServeSupervisor: Service {
         process.signalGroup(SIGKILL)
         servers[key] = nil
         let seconds = Self.startTimeout.components.seconds
-        await fail(key, reservation: reservation, reason: process.hasExited
-            ? "serve process exited before it answered; see \(settings.logDirectory)/serve/\(key).log"
-            : "serve process did not answer within \(seconds) s; see \(settings.logDirectory)/serve/\(key).log")
+        await fail(
+            key,
+            reservation: reservation,
+            reason: process.hasExited
+                ? "serve process exited before it answered; see \(settings.logDirectory)/serve/\(key).log"
+                : "serve process did not answer within \(seconds) s; see \(settings.logDirectory)/serve/\(key).log"
+        )
     }
 
     /// One liveness check of a ready process. One that fails `LivenessProbe.failuresToRestart`
@@ -345,10 +368,15 @@ public actor ServeSupervisor: Service {
         case .healthy:
             break
         case .failing(let failures):
-            logger.warning("serve process failed a health check", metadata: ["serve": "\(key)", "port": "\(port)", "failures": "\(failures)", "check": "\(seen)"])
+            logger.warning(
+                "serve process failed a health check",
+                metadata: ["serve": "\(key)", "port": "\(port)", "failures": "\(failures)", "check": "\(seen)"]
+            )
         case .restart:
-            logger.error("serve process stopped answering its health checks; killing it to start it again",
-                         metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "check": "\(seen)"])
+            logger.error(
+                "serve process stopped answering its health checks; killing it to start it again",
+                metadata: ["serve": "\(key)", "port": "\(port)", "pid": "\(process.pid)", "check": "\(seen)"]
+            )
             process.signalGroup(SIGKILL)
             wake()
         }

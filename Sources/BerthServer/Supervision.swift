@@ -2,6 +2,7 @@ import BerthExecutors
 import Foundation
 import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -75,6 +75,10 @@ struct CachedReads: Sendable {
     /// The caches as a read transaction about to start sees them.
     func session() -> LedgerTransaction.Cached {
         LedgerTransaction.Cached(
-            models: models, modelsSince: models.generation, reservations: reservations, reservationsSince: reservations.generation)
+            models: models,
+            modelsSince: models.generation,
+            reservations: reservations,
+            reservationsSince: reservations.generation
+        )
     }
 }

@@ -13,7 +13,9 @@ public struct LedgerCensus: Sendable, Equatable {
         public var count: Int
 
         public init(pool: UnitPool, state: String, count: Int) {
-            self.pool = pool; self.state = state; self.count = count
+            self.pool = pool
+            self.state = state
+            self.count = count
         }
     }
 
@@ -33,12 +35,25 @@ public struct LedgerCensus: Sendable, Equatable {
         public var budgetPerMinute: Int
 
         public init(
-            id: Int64, name: String, model: String, purpose: Purpose, status: ReservationStatus, queuedJobs: Int, serveRestarts: Int,
-            tokensLastMinute: Int, budgetPerMinute: Int
+            id: Int64,
+            name: String,
+            model: String,
+            purpose: Purpose,
+            status: ReservationStatus,
+            queuedJobs: Int,
+            serveRestarts: Int,
+            tokensLastMinute: Int,
+            budgetPerMinute: Int
         ) {
-            self.id = id; self.name = name; self.model = model; self.purpose = purpose; self.status = status
-            self.queuedJobs = queuedJobs; self.serveRestarts = serveRestarts
-            self.tokensLastMinute = tokensLastMinute; self.budgetPerMinute = budgetPerMinute
+            self.id = id
+            self.name = name
+            self.model = model
+            self.purpose = purpose
+            self.status = status
+            self.queuedJobs = queuedJobs
+            self.serveRestarts = serveRestarts
+            self.tokensLastMinute = tokensLastMinute
+            self.budgetPerMinute = budgetPerMinute
         }
     }
 
@@ -49,7 +64,12 @@ public struct LedgerCensus: Sendable, Equatable {
     public var jobsByStatus: [JobStatus: Int]
     public var liveReservations: [LiveReservation]
 
-    public init(units: [UnitCount], reservationsByStatus: [ReservationStatus: Int], jobsByStatus: [JobStatus: Int], liveReservations: [LiveReservation]) {
+    public init(
+        units: [UnitCount],
+        reservationsByStatus: [ReservationStatus: Int],
+        jobsByStatus: [JobStatus: Int],
+        liveReservations: [LiveReservation]
+    ) {
         self.units = units
         self.reservationsByStatus = reservationsByStatus
         self.jobsByStatus = jobsByStatus
@@ -61,36 +81,54 @@ extension LedgerTransaction {
     /// The census at `now`. "The last full minute" is the minute before the one `now` is in:
     /// the current minute is still filling up, so its figure would always read low.
     public func census(now: Date) throws -> LedgerCensus {
-        let units = try Row.fetchAll(db, sql: """
-            SELECT pool,
-                   CASE WHEN EXISTS (SELECT 1 FROM leases WHERE leases.unit_id = units.id AND leases.held) THEN 'leased'
-                        WHEN retired THEN 'retired' ELSE 'free' END,
-                   COUNT(*)
-            FROM units GROUP BY 1, 2 ORDER BY 1, 2
-            """).map { LedgerCensus.UnitCount(pool: try $0.decode(atIndex: 0), state: $0[1], count: $0[2]) }
+        let units = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT pool,
+                       CASE WHEN EXISTS (SELECT 1 FROM leases WHERE leases.unit_id = units.id AND leases.held) THEN 'leased'
+                            WHEN retired THEN 'retired' ELSE 'free' END,
+                       COUNT(*)
+                FROM units GROUP BY 1, 2 ORDER BY 1, 2
+                """
+        ).map { LedgerCensus.UnitCount(pool: try $0.decode(atIndex: 0), state: $0[1], count: $0[2]) }
         func byStatus<Status: DatabaseValueConvertible & Hashable>(_ table: String) throws -> [Status: Int] {
             let rows = try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM \(table) GROUP BY status")
             return Dictionary(try rows.map { (try $0.decode(Status.self, atIndex: 0), $0[1] as Int) }, uniquingKeysWith: +)
         }
         // The same minute arithmetic as the rollup in `record(_:)`, one minute back.
         let lastMinute = Date(timeIntervalSince1970: (now.timeIntervalSince1970 / 60).rounded(.down) * 60 - 60)
-        let live = try Row.fetchAll(db, sql: """
-            SELECT r.id, r.name, r.model, r.purpose, r.status, r.serve_restarts,
-                   (SELECT COUNT(*) FROM jobs WHERE jobs.reservation_id = r.id AND jobs.status = 'queued'),
-                   COALESCE(m.tokens, 0), COALESCE(m.budget, r.model_units * models.tokens_per_minute, 0)
-            FROM reservations r
-            LEFT JOIN models ON models.id = r.model
-            LEFT JOIN reservation_minutes m ON m.reservation_id = r.id AND m.minute = ?
-            WHERE r.status IN ('pending', 'active')
-            ORDER BY r.id
-            """, arguments: [lastMinute]).map { row in
+        let live = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT r.id, r.name, r.model, r.purpose, r.status, r.serve_restarts,
+                       (SELECT COUNT(*) FROM jobs WHERE jobs.reservation_id = r.id AND jobs.status = 'queued'),
+                       COALESCE(m.tokens, 0), COALESCE(m.budget, r.model_units * models.tokens_per_minute, 0)
+                FROM reservations r
+                LEFT JOIN models ON models.id = r.model
+                LEFT JOIN reservation_minutes m ON m.reservation_id = r.id AND m.minute = ?
+                WHERE r.status IN ('pending', 'active')
+                ORDER BY r.id
+                """,
+            arguments: [lastMinute]
+        ).map { row in
             LedgerCensus.LiveReservation(
-                id: row[0], name: row[1], model: row[2], purpose: try row.decode(atIndex: 3), status: try row.decode(atIndex: 4), queuedJobs: row[6],
-                serveRestarts: row[5], tokensLastMinute: row[7], budgetPerMinute: row[8])
+                id: row[0],
+                name: row[1],
+                model: row[2],
+                purpose: try row.decode(atIndex: 3),
+                status: try row.decode(atIndex: 4),
+                queuedJobs: row[6],
+                serveRestarts: row[5],
+                tokensLastMinute: row[7],
+                budgetPerMinute: row[8]
+            )
         }
         return LedgerCensus(
-            units: units, reservationsByStatus: try byStatus("reservations"), jobsByStatus: try byStatus("jobs"),
-            liveReservations: live)
+            units: units,
+            reservationsByStatus: try byStatus("reservations"),
+            jobsByStatus: try byStatus("jobs"),
+            liveReservations: live
+        )
     }
 }
 
@@ -115,9 +153,13 @@ extension LedgerTransaction {
     /// The reservation names and models `/metrics` may show `owner`; finished reservations and
     /// retired models count, since their series stay until berthd restarts.
     public func metricsScope(owner: String) throws -> MetricsScope {
-        let names = try String.fetchAll(db, sql: """
-            SELECT name FROM reservations GROUP BY name HAVING MIN(owner) = ? AND MAX(owner) = ?
-            """, arguments: [owner, owner])
+        let names = try String.fetchAll(
+            db,
+            sql: """
+                SELECT name FROM reservations GROUP BY name HAVING MIN(owner) = ? AND MAX(owner) = ?
+                """,
+            arguments: [owner, owner]
+        )
         let models = try String.fetchAll(db, sql: "SELECT id FROM models WHERE base_model IS NULL OR owner = ?", arguments: [owner])
         return MetricsScope(owner: owner, reservations: Set(names), models: Set(models))
     }

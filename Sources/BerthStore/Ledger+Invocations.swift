@@ -20,12 +20,31 @@ public struct InvocationRecord: Sendable, Equatable {
     public var budgetPerMinute: Int
 
     public init(
-        at: Date, owner: String, target: String, reservationID: Int64?, model: String, tier: ServiceTier?, outcome: CallOutcome,
-        inputTokens: Int, outputTokens: Int, latencyMs: Double, cost: Double, budgetPerMinute: Int
+        at: Date,
+        owner: String,
+        target: String,
+        reservationID: Int64?,
+        model: String,
+        tier: ServiceTier?,
+        outcome: CallOutcome,
+        inputTokens: Int,
+        outputTokens: Int,
+        latencyMs: Double,
+        cost: Double,
+        budgetPerMinute: Int
     ) {
-        self.at = at; self.owner = owner; self.target = target; self.reservationID = reservationID; self.model = model
-        self.tier = tier; self.outcome = outcome; self.inputTokens = inputTokens; self.outputTokens = outputTokens
-        self.latencyMs = latencyMs; self.cost = cost; self.budgetPerMinute = budgetPerMinute
+        self.at = at
+        self.owner = owner
+        self.target = target
+        self.reservationID = reservationID
+        self.model = model
+        self.tier = tier
+        self.outcome = outcome
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.latencyMs = latencyMs
+        self.cost = cost
+        self.budgetPerMinute = budgetPerMinute
     }
 }
 
@@ -37,9 +56,19 @@ extension InvocationRecord {
     /// The one way a stored call is read: `selection`'s columns from `start` on.
     init(row: Row, startingAt start: Int = 0) throws {
         self.init(
-            at: row[start], owner: row[start + 1], target: row[start + 2], reservationID: row[start + 3], model: row[start + 4],
-            tier: try row.decode(atIndex: start + 5), outcome: try row.decode(atIndex: start + 6), inputTokens: row[start + 7],
-            outputTokens: row[start + 8], latencyMs: row[start + 9], cost: row[start + 10], budgetPerMinute: 0)
+            at: row[start],
+            owner: row[start + 1],
+            target: row[start + 2],
+            reservationID: row[start + 3],
+            model: row[start + 4],
+            tier: try row.decode(atIndex: start + 5),
+            outcome: try row.decode(atIndex: start + 6),
+            inputTokens: row[start + 7],
+            outputTokens: row[start + 8],
+            latencyMs: row[start + 9],
+            cost: row[start + 10],
+            budgetPerMinute: 0
+        )
     }
 }
 
@@ -51,24 +80,34 @@ public struct InvocationCounts: Sendable, Equatable {
     public var outputTokens: Int
 
     public init(calls: Int, served: Int, throttled: Int, inputTokens: Int, outputTokens: Int) {
-        self.calls = calls; self.served = served; self.throttled = throttled
-        self.inputTokens = inputTokens; self.outputTokens = outputTokens
+        self.calls = calls
+        self.served = served
+        self.throttled = throttled
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
     }
 }
 
 extension LedgerTransaction {
     /// Records a batch of calls and adds them to their reservations' per-minute rollups.
     public func record(_ invocations: [InvocationRecord]) throws {
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO invocations (\(InvocationRecord.selection))
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        let rollup = try db.cachedStatement(sql: """
-            INSERT INTO reservation_minutes (reservation_id, minute, tokens, calls, throttled, budget) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (reservation_id, minute) DO UPDATE SET
-                tokens = tokens + excluded.tokens, calls = calls + excluded.calls, throttled = throttled + excluded.throttled
-            """)
-        struct Minute: Hashable { var reservation: Int64; var minute: Date }
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO invocations (\(InvocationRecord.selection))
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        )
+        let rollup = try db.cachedStatement(
+            sql: """
+                INSERT INTO reservation_minutes (reservation_id, minute, tokens, calls, throttled, budget) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (reservation_id, minute) DO UPDATE SET
+                    tokens = tokens + excluded.tokens, calls = calls + excluded.calls, throttled = throttled + excluded.throttled
+                """
+        )
+        struct Minute: Hashable {
+            var reservation: Int64
+            var minute: Date
+        }
         var minutes: [Minute: (tokens: Int, calls: Int, throttled: Int, budget: Int)] = [:]
         for call in invocations {
             try insert.execute(arguments: [
@@ -77,7 +116,10 @@ extension LedgerTransaction {
             ])
             // Only what the reservation itself served counts against its budget.
             if let reservation = call.reservationID, call.tier != .onDemand {
-                let key = Minute(reservation: reservation, minute: Date(timeIntervalSince1970: (call.at.timeIntervalSince1970 / 60).rounded(.down) * 60))
+                let key = Minute(
+                    reservation: reservation,
+                    minute: Date(timeIntervalSince1970: (call.at.timeIntervalSince1970 / 60).rounded(.down) * 60)
+                )
                 var sum = minutes[key] ?? (0, 0, 0, call.budgetPerMinute)
                 sum.tokens += call.outcome == .served ? call.inputTokens + call.outputTokens : 0
                 sum.calls += 1
@@ -95,18 +137,31 @@ extension LedgerTransaction {
     /// Counts of calls to a reservation (or, with `nil`, to everything).
     public func invocationCounts(reservationID: Int64?) throws -> InvocationCounts {
         let filter = reservationID == nil ? "" : "WHERE reservation_id = ?"
-        let row = try Row.fetchOne(db, sql: """
-            SELECT COUNT(*), COALESCE(SUM(outcome = 'served'), 0), COALESCE(SUM(outcome = 'throttled'), 0),
-                   COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
-            FROM invocations \(filter)
-            """, arguments: reservationID.map { [$0] } ?? [])
-        return InvocationCounts(calls: row?[0] ?? 0, served: row?[1] ?? 0, throttled: row?[2] ?? 0, inputTokens: row?[3] ?? 0, outputTokens: row?[4] ?? 0)
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT COUNT(*), COALESCE(SUM(outcome = 'served'), 0), COALESCE(SUM(outcome = 'throttled'), 0),
+                       COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+                FROM invocations \(filter)
+                """,
+            arguments: reservationID.map { [$0] } ?? []
+        )
+        return InvocationCounts(
+            calls: row?[0] ?? 0,
+            served: row?[1] ?? 0,
+            throttled: row?[2] ?? 0,
+            inputTokens: row?[3] ?? 0,
+            outputTokens: row?[4] ?? 0
+        )
     }
 
     /// Tokens used ÷ tokens reservable, per minute, for an inference reservation.
     public func utilization(reservationID: Int64) throws -> [(minute: Date, tokens: Int, budget: Int)] {
-        try Row.fetchAll(db, sql: "SELECT minute, tokens, budget FROM reservation_minutes WHERE reservation_id = ? ORDER BY minute",
-                         arguments: [reservationID]).map { ($0[0], $0[1], $0[2]) }
+        try Row.fetchAll(
+            db,
+            sql: "SELECT minute, tokens, budget FROM reservation_minutes WHERE reservation_id = ? ORDER BY minute",
+            arguments: [reservationID]
+        ).map { ($0[0], $0[1], $0[2]) }
     }
 
     public func countServeRestart(reservationID: Int64) throws {

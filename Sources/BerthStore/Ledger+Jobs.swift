@@ -52,14 +52,39 @@ public struct JobRecord: Sendable, Equatable {
 
     /// A row of `SELECT \(selection)`: the one way a job is read whole.
     init(row: Row) throws {
-        id = row[0]; name = row[1]; owner = row[2]; kind = try row.decode(atIndex: 3); reservationId = row[4]; model = row[5]; baseModel = row[6]
-        status = try row.decode(atIndex: 7); reason = row[8]; priority = row[9]; modelUnits = row[10]; unitsNeeded = row[11]
+        id = row[0]
+        name = row[1]
+        owner = row[2]
+        kind = try row.decode(atIndex: 3)
+        reservationId = row[4]
+        model = row[5]
+        baseModel = row[6]
+        status = try row.decode(atIndex: 7)
+        reason = row[8]
+        priority = row[9]
+        modelUnits = row[10]
+        unitsNeeded = row[11]
         units = try Self.decodeUnits(row[12])
         hyperparameters = try (row[13] as String?).map { try JSONDecoder().decode(HyperparameterValues.self, from: Data($0.utf8)) }
-        data = row[14]; validationData = row[15]; output = row[16]; modelName = row[17]; seed = row[18]; submittedAt = row[19]
-        startedAt = row[20]; endedAt = row[21]; exitStatus = row[22]; progress = row[23]; busyUnitSeconds = row[24]
-        inputTokens = row[25]; outputTokens = row[26]; logPath = row[27]; callerUid = row[28]; callerGid = row[29]; pid = row[30]
-        cpuSeconds = row[31]; peakMemoryBytes = row[32]
+        data = row[14]
+        validationData = row[15]
+        output = row[16]
+        modelName = row[17]
+        seed = row[18]
+        submittedAt = row[19]
+        startedAt = row[20]
+        endedAt = row[21]
+        exitStatus = row[22]
+        progress = row[23]
+        busyUnitSeconds = row[24]
+        inputTokens = row[25]
+        outputTokens = row[26]
+        logPath = row[27]
+        callerUid = row[28]
+        callerGid = row[29]
+        pid = row[30]
+        cpuSeconds = row[31]
+        peakMemoryBytes = row[32]
     }
 
     static func fetchAll(_ statement: Statement, arguments: StatementArguments = []) throws -> [JobRecord] {
@@ -87,22 +112,67 @@ public struct JobRecord: Sendable, Equatable {
     }
 
     public init(
-        name: String, owner: String, kind: JobKind, reservationId: Int64, model: String, baseModel: String, priority: Int,
-        modelUnits: Int, unitsNeeded: Int, hyperparameters: HyperparameterValues?, data: String, validationData: String?,
-        output: String, modelName: String?, seed: Int64, submittedAt: Date, logPath: String, callerUid: UInt32, callerGid: UInt32
+        name: String,
+        owner: String,
+        kind: JobKind,
+        reservationId: Int64,
+        model: String,
+        baseModel: String,
+        priority: Int,
+        modelUnits: Int,
+        unitsNeeded: Int,
+        hyperparameters: HyperparameterValues?,
+        data: String,
+        validationData: String?,
+        output: String,
+        modelName: String?,
+        seed: Int64,
+        submittedAt: Date,
+        logPath: String,
+        callerUid: UInt32,
+        callerGid: UInt32
     ) {
-        self.name = name; self.owner = owner; self.kind = kind; self.reservationId = reservationId
-        self.model = model; self.baseModel = baseModel; self.status = .queued; self.priority = priority
-        self.modelUnits = modelUnits; self.unitsNeeded = unitsNeeded; self.units = []; self.hyperparameters = hyperparameters
-        self.data = data; self.validationData = validationData; self.output = output; self.modelName = modelName
-        self.seed = seed; self.submittedAt = submittedAt; self.progress = 0; self.busyUnitSeconds = 0
-        self.inputTokens = 0; self.outputTokens = 0; self.logPath = logPath
-        self.callerUid = Int64(callerUid); self.callerGid = Int64(callerGid)
+        self.name = name
+        self.owner = owner
+        self.kind = kind
+        self.reservationId = reservationId
+        self.model = model
+        self.baseModel = baseModel
+        self.status = .queued
+        self.priority = priority
+        self.modelUnits = modelUnits
+        self.unitsNeeded = unitsNeeded
+        self.units = []
+        self.hyperparameters = hyperparameters
+        self.data = data
+        self.validationData = validationData
+        self.output = output
+        self.modelName = modelName
+        self.seed = seed
+        self.submittedAt = submittedAt
+        self.progress = 0
+        self.busyUnitSeconds = 0
+        self.inputTokens = 0
+        self.outputTokens = 0
+        self.logPath = logPath
+        self.callerUid = Int64(callerUid)
+        self.callerGid = Int64(callerGid)
     }
 
     public var job: Job {
-        Job(id: id ?? 0, name: name, owner: owner, kind: kind, reservationID: reservationId, status: status,
-            priority: priority, modelUnits: modelUnits, unitsNeeded: unitsNeeded, units: units, submittedAt: submittedAt)
+        Job(
+            id: id ?? 0,
+            name: name,
+            owner: owner,
+            kind: kind,
+            reservationID: reservationId,
+            status: status,
+            priority: priority,
+            modelUnits: modelUnits,
+            unitsNeeded: unitsNeeded,
+            units: units,
+            submittedAt: submittedAt
+        )
     }
 }
 
@@ -127,21 +197,28 @@ extension LedgerTransaction {
         var record = job
         // A prepared INSERT of plain values: GRDB's record persistence builds the statement's
         // arguments through a container per row, which cost a good part of a submission.
-        try db.cachedStatement(sql: """
-            INSERT INTO jobs (name, owner, kind, reservation_id, model, base_model, status, reason, priority, model_units, \
-            units_needed, units, hyperparameters, data, validation_data, output, model_name, seed, submitted_at, started_at, \
-            ended_at, exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid) \
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                job.name, job.owner, job.kind, job.reservationId, job.model, job.baseModel, job.status, job.reason, job.priority,
-                job.modelUnits, job.unitsNeeded, try JobRecord.encodeJSON(job.units), try job.hyperparameters.map(JobRecord.encodeJSON),
-                job.data, job.validationData, job.output, job.modelName, job.seed, job.submittedAt, job.startedAt, job.endedAt,
-                job.exitStatus, job.progress, job.busyUnitSeconds, job.inputTokens, job.outputTokens, job.logPath, job.callerUid,
-                job.callerGid, job.pid,
-            ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO jobs (name, owner, kind, reservation_id, model, base_model, status, reason, priority, model_units, \
+                units_needed, units, hyperparameters, data, validation_data, output, model_name, seed, submitted_at, started_at, \
+                ended_at, exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid) \
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            job.name, job.owner, job.kind, job.reservationId, job.model, job.baseModel, job.status, job.reason, job.priority,
+            job.modelUnits, job.unitsNeeded, try JobRecord.encodeJSON(job.units), try job.hyperparameters.map(JobRecord.encodeJSON),
+            job.data, job.validationData, job.output, job.modelName, job.seed, job.submittedAt, job.startedAt, job.endedAt,
+            job.exitStatus, job.progress, job.busyUnitSeconds, job.inputTokens, job.outputTokens, job.logPath, job.callerUid,
+            job.callerGid, job.pid,
+        ])
         record.id = db.lastInsertedRowID
         let reservation = try reservationName ?? reservationState(id: job.reservationId)?.name
-        try addJobEvent(record.id!, at: job.submittedAt, kind: "submitted", detail: "queued on reservation \(reservation ?? String(job.reservationId))")
+        try addJobEvent(
+            record.id!,
+            at: job.submittedAt,
+            kind: "submitted",
+            detail: "queued on reservation \(reservation ?? String(job.reservationId))"
+        )
         return record
     }
 
@@ -158,7 +235,10 @@ extension LedgerTransaction {
     /// Jobs, newest first; `owner` limits them to one user's.
     public func jobs(owner: String? = nil, limit: Int = 1000) throws -> [JobRecord] {
         if let owner {
-            return try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs WHERE owner = ? ORDER BY id DESC LIMIT ?"), arguments: [owner, limit])
+            return try JobRecord.fetchAll(
+                db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs WHERE owner = ? ORDER BY id DESC LIMIT ?"),
+                arguments: [owner, limit]
+            )
         }
         return try JobRecord.fetchAll(db.cachedStatement(sql: "SELECT \(JobRecord.selection) FROM jobs ORDER BY id DESC LIMIT ?"), arguments: [limit])
     }
@@ -181,20 +261,31 @@ extension LedgerTransaction {
     /// A reservation that ends takes its queue with it: every job still queued on it is
     /// stopped, in one statement, with an event each.
     func cancelQueue(reservationID: Int64, reason: String, at: Date) throws {
-        try db.execute(sql: """
-            INSERT INTO job_events (job_id, at, kind, detail)
-            SELECT id, ?, 'stopped', ? FROM jobs WHERE reservation_id = ? AND status = 'queued'
-            """, arguments: [at, reason, reservationID])
-        try db.execute(sql: """
-            UPDATE jobs SET status = 'stopped', reason = ?, ended_at = ? WHERE reservation_id = ? AND status = 'queued'
-            """, arguments: [reason, at, reservationID])
+        try db.execute(
+            sql: """
+                INSERT INTO job_events (job_id, at, kind, detail)
+                SELECT id, ?, 'stopped', ? FROM jobs WHERE reservation_id = ? AND status = 'queued'
+                """,
+            arguments: [at, reason, reservationID]
+        )
+        try db.execute(
+            sql: """
+                UPDATE jobs SET status = 'stopped', reason = ?, ended_at = ? WHERE reservation_id = ? AND status = 'queued'
+                """,
+            arguments: [reason, at, reservationID]
+        )
     }
 
     /// Whether a job not yet finished will register a custom model of that name.
     public func customModelNamePending(_ name: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: """
-            SELECT EXISTS (SELECT 1 FROM jobs WHERE model_name = ? AND status IN ('queued', 'running', 'stopping'))
-            """), arguments: [name]) ?? false
+        try Bool.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM jobs WHERE model_name = ? AND status IN ('queued', 'running', 'stopping'))
+                    """
+            ),
+            arguments: [name]
+        ) ?? false
     }
 
     /// Any model of that id, retired ones included: a custom model may not reuse it.
@@ -203,7 +294,9 @@ extension LedgerTransaction {
     }
 
     public func addJobEvent(_ jobID: Int64, at: Date, kind: String, detail: String) throws {
-        try db.cachedStatement(sql: "INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?)").execute(arguments: [jobID, at, kind, detail])
+        try db.cachedStatement(sql: "INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?)").execute(arguments: [
+            jobID, at, kind, detail,
+        ])
     }
 
     public func jobEvents(_ jobID: Int64) throws -> [JobEvent] {
@@ -222,18 +315,25 @@ extension LedgerTransaction {
         case .progress(let fraction):
             try db.execute(sql: "UPDATE jobs SET progress = ? WHERE id = ?", arguments: [fraction, jobID])
         case .metric(let name, let step, let epoch, let value):
-            try db.execute(sql: "INSERT INTO job_metrics (job_id, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [jobID, step, epoch, name, value])
+            try db.execute(
+                sql: "INSERT INTO job_metrics (job_id, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)",
+                arguments: [jobID, step, epoch, name, value]
+            )
         case .usage(let input, let output):
-            try db.execute(sql: "UPDATE jobs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
-                           arguments: [input, output, jobID])
+            try db.execute(
+                sql: "UPDATE jobs SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+                arguments: [input, output, jobID]
+            )
         }
     }
 
     /// The training curve, one point per step.
     public func metrics(jobID: Int64) throws -> [MetricPoint] {
         var points: [Int: MetricPoint] = [:]
-        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT step, epoch, name, value FROM job_metrics WHERE job_id = ? ORDER BY rowid"), arguments: [jobID]) {
+        for row in try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT step, epoch, name, value FROM job_metrics WHERE job_id = ? ORDER BY rowid"),
+            arguments: [jobID]
+        ) {
             let step: Int = row[0]
             var point = points[step] ?? MetricPoint(step: step, epoch: nil, trainingLoss: nil, validationLoss: nil)
             Self.merge(row, into: &point)
@@ -245,10 +345,15 @@ extension LedgerTransaction {
     /// The curve's last point (its highest step), as `metrics(jobID:).last`, without reading
     /// the rest: lists show it for every job (the `job_metrics_job_step` index).
     public func lastMetricPoint(jobID: Int64) throws -> MetricPoint? {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT step, epoch, name, value FROM job_metrics
-            WHERE job_id = ? AND step = (SELECT MAX(step) FROM job_metrics WHERE job_id = ?) ORDER BY rowid
-            """), arguments: [jobID, jobID])
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT step, epoch, name, value FROM job_metrics
+                    WHERE job_id = ? AND step = (SELECT MAX(step) FROM job_metrics WHERE job_id = ?) ORDER BY rowid
+                    """
+            ),
+            arguments: [jobID, jobID]
+        )
         guard let first = rows.first else { return nil }
         var point = MetricPoint(step: first[0], epoch: nil, trainingLoss: nil, validationLoss: nil)
         for row in rows { Self.merge(row, into: &point) }
@@ -270,17 +375,23 @@ extension LedgerTransaction {
     public func finishJob(_ jobID: Int64, status: JobStatus, reason: String?, exitStatus: Int?, at: Date) throws {
         guard let job = try job(id: jobID) else { return }
         let busy = job.startedAt.map { max(0, at.timeIntervalSince($0)) * Double(job.units.count) } ?? 0
-        try db.execute(sql: """
-            UPDATE jobs SET status = ?, reason = ?, exit_status = ?, ended_at = ?, busy_unit_seconds = ?,
-            progress = CASE WHEN ? = 'completed' THEN 1 ELSE progress END WHERE id = ?
-            """, arguments: [status.rawValue, reason, exitStatus, at, busy, status.rawValue, jobID])
+        try db.execute(
+            sql: """
+                UPDATE jobs SET status = ?, reason = ?, exit_status = ?, ended_at = ?, busy_unit_seconds = ?,
+                progress = CASE WHEN ? = 'completed' THEN 1 ELSE progress END WHERE id = ?
+                """,
+            arguments: [status.rawValue, reason, exitStatus, at, busy, status.rawValue, jobID]
+        )
         try addJobEvent(jobID, at: at, kind: status.rawValue, detail: reason ?? exitStatus.map { "exit status \($0)" } ?? "")
         // The runner is gone: units its ended reservation kept for it are free now.
-        try db.execute(sql: """
-            UPDATE leases SET held = 0, "end" = ?
-            WHERE held AND reservation_id = ? AND unit_id IN (SELECT value FROM json_each(?))
-              AND (SELECT status FROM reservations WHERE id = leases.reservation_id) NOT IN ('pending', 'active')
-            """, arguments: [at, job.reservationId, String(decoding: try JSONEncoder().encode(job.units), as: UTF8.self)])
+        try db.execute(
+            sql: """
+                UPDATE leases SET held = 0, "end" = ?
+                WHERE held AND reservation_id = ? AND unit_id IN (SELECT value FROM json_each(?))
+                  AND (SELECT status FROM reservations WHERE id = leases.reservation_id) NOT IN ('pending', 'active')
+                """,
+            arguments: [at, job.reservationId, String(decoding: try JSONEncoder().encode(job.units), as: UTF8.self)]
+        )
     }
 
     public func setJobLogPath(_ jobID: Int64, _ path: String) throws {
@@ -290,7 +401,9 @@ extension LedgerTransaction {
     /// What the job's runner used, as its cgroup counted it.
     public func setJobResources(_ jobID: Int64, cpuSeconds: Double?, peakMemoryBytes: Int64?) throws {
         try db.execute(
-            sql: "UPDATE jobs SET cpu_seconds = ?, peak_memory_bytes = ? WHERE id = ?", arguments: [cpuSeconds, peakMemoryBytes, jobID])
+            sql: "UPDATE jobs SET cpu_seconds = ?, peak_memory_bytes = ? WHERE id = ?",
+            arguments: [cpuSeconds, peakMemoryBytes, jobID]
+        )
     }
 
     public func setJobPID(_ jobID: Int64, pid: Int32?) throws {
@@ -311,8 +424,10 @@ extension LedgerTransaction {
     func applyJobStep(_ step: PlanStep) throws {
         switch step {
         case .startJob(let id, let units, let at):
-            try db.execute(sql: "UPDATE jobs SET status = 'running', units = ?, started_at = ? WHERE id = ?",
-                           arguments: [String(decoding: try JSONEncoder().encode(units), as: UTF8.self), at, id])
+            try db.execute(
+                sql: "UPDATE jobs SET status = 'running', units = ?, started_at = ? WHERE id = ?",
+                arguments: [String(decoding: try JSONEncoder().encode(units), as: UTF8.self), at, id]
+            )
             try addJobEvent(id, at: at, kind: "started", detail: "on \(units.joined(separator: ","))")
         case .stopJob(let id, let reason, let at):
             try requestStop(id, reason: reason.rawValue, at: at)

@@ -92,10 +92,20 @@ extension LedgerTransaction {
         if let kind = filter.kind { conditions.add("kind = ?", [kind.rawValue]) }
         if let since = filter.since { conditions.add("submitted_at >= ?", [since]) }
         let (ids, more) = try listingPage(
-            table: "jobs", conditions, since: filter.since.map { ("submitted_at", $0) }, before: before, limit: limit)
-        let jobs = try JobRecord.fetchAll(db.cachedStatement(sql: """
-            SELECT \(JobRecord.selection) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC
-            """), arguments: [Self.jsonArray(ids)])
+            table: "jobs",
+            conditions,
+            since: filter.since.map { ("submitted_at", $0) },
+            before: before,
+            limit: limit
+        )
+        let jobs = try JobRecord.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT \(JobRecord.selection) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC
+                    """
+            ),
+            arguments: [Self.jsonArray(ids)]
+        )
         return ListingPage(items: jobs, more: more)
     }
 
@@ -107,10 +117,20 @@ extension LedgerTransaction {
         if let purpose = filter.purpose { conditions.add("purpose = ?", [purpose.rawValue]) }
         if let since = filter.since { conditions.add("created_at >= ?", [since]) }
         let (ids, more) = try listingPage(
-            table: "reservations", conditions, since: filter.since.map { ("created_at", $0) }, before: before, limit: limit)
-        let reservations = try ReservationRecord.fetchAll(db.cachedStatement(sql: """
-            SELECT \(ReservationRecord.selection) FROM reservations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC
-            """), arguments: [Self.jsonArray(ids)]).map(\.reservation)
+            table: "reservations",
+            conditions,
+            since: filter.since.map { ("created_at", $0) },
+            before: before,
+            limit: limit
+        )
+        let reservations = try ReservationRecord.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT \(ReservationRecord.selection) FROM reservations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC
+                    """
+            ),
+            arguments: [Self.jsonArray(ids)]
+        ).map(\.reservation)
         return ListingPage(items: reservations, more: more)
     }
 
@@ -125,7 +145,11 @@ extension LedgerTransaction {
     /// is therefore also bounded below by the smallest id that matches, which the time's index
     /// gives: that bound holds whatever the clock did, so it changes nothing in the answer.
     private func listingPage(
-        table: String, _ conditions: ListingConditions, since: (column: String, time: Date)?, before: Int64?, limit: Int
+        table: String,
+        _ conditions: ListingConditions,
+        since: (column: String, time: Date)?,
+        before: Int64?,
+        limit: Int
     ) throws -> (ids: [Int64], more: Int) {
         var paged = conditions
         if let before { paged.add("id < ?", [before]) }
@@ -135,16 +159,19 @@ extension LedgerTransaction {
         }
         let ids = try Int64.fetchAll(
             db.cachedStatement(sql: "SELECT id FROM \(table)\(paged.sql) ORDER BY id DESC LIMIT ?"),
-            arguments: paged.arguments + [limit + 1])
+            arguments: paged.arguments + [limit + 1]
+        )
         guard ids.count > limit, let last = ids.prefix(limit).last else { return (ids, 0) }
         let more: Int
         if conditions.clauses.isEmpty {
             // A whole table's COUNT(*) counts the cells of its narrowest index page by page;
             // `id < ?` would step through every (wide) row older than the page instead: 1 ms
             // against 60 ms for 100,000 jobs. The rows from `last` on are the few pages seen.
-            more = try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT (SELECT COUNT(*) FROM \(table)) - (SELECT COUNT(*) FROM \(table) WHERE id >= ?)"),
-                arguments: [last]) ?? 0
+            more =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT (SELECT COUNT(*) FROM \(table)) - (SELECT COUNT(*) FROM \(table) WHERE id >= ?)"),
+                    arguments: [last]
+                ) ?? 0
         } else {
             // A range of the filter's index, whose entries end with the id.
             var older = conditions

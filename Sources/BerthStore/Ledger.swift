@@ -1,6 +1,7 @@
 public import BerthCore
 public import Foundation
 import GRDB
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,8 @@ public final class Ledger: Sendable {
     /// `spaceChanged` is told when a write first finds the file system full, and when one gets
     /// through again (`LedgerSpace`).
     public init(
-        path: String, writeTimer: @escaping @Sendable (Duration) -> Void = { _ in },
+        path: String,
+        writeTimer: @escaping @Sendable (Duration) -> Void = { _ in },
         spaceChanged: @escaping @Sendable (LedgerSpaceChange) -> Void = { _ in }
     ) throws {
         self.looseFiles = try LedgerFileMode.secure(path)
@@ -113,7 +115,9 @@ public final class Ledger: Sendable {
     public func write<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try await watched { try await writer.write { [snapshots] db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots)) } } }
+        return try await watched {
+            try await writer.write { [snapshots] db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots)) } }
+        }
     }
 
     /// A write committed without waiting for the disk: it survives berthd being killed (the
@@ -144,7 +148,8 @@ public final class Ledger: Sendable {
     }
 
     private func watched<T>(_ write: () async throws -> (T, changedRows: Bool)) async throws -> T {
-        let value: T, changedRows: Bool
+        let value: T
+        let changedRows: Bool
         do {
             (value, changedRows) = try await write()
         } catch {
@@ -155,7 +160,8 @@ public final class Ledger: Sendable {
     }
 
     private func watchedNow<T>(_ write: () throws -> (T, changedRows: Bool)) throws -> T {
-        let value: T, changedRows: Bool
+        let value: T
+        let changedRows: Bool
         do {
             (value, changedRows) = try write()
         } catch {
@@ -193,7 +199,8 @@ public final class Ledger: Sendable {
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerTransaction) throws -> T) async throws -> T {
         let cached = cached.session()
-        let snapshots = self.snapshots, since = snapshots.generation
+        let snapshots = self.snapshots
+        let since = snapshots.generation
         return try await writer.read { db in try body(LedgerTransaction(db: db, cached: cached, snapshots: (snapshots, since, false))) }
     }
 
@@ -313,7 +320,9 @@ public struct LedgerTransaction {
     /// A model of the catalog; models the config dropped are not offered any more.
     public func model(id: String) throws -> Model? {
         if let known = cached?.models.row(id) { return known }
-        let model = try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(\.model)
+        let model = try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(
+            \.model
+        )
         if let model, let cached { cached.models.store(model, for: id, readSince: cached.modelsSince) }
         return model
     }
@@ -334,18 +343,27 @@ public struct LedgerTransaction {
 
     /// Pending and active reservations.
     public func liveReservations() throws -> [Reservation] {
-        try ReservationRecord.fetchAll(db.cachedStatement(sql: """
-            SELECT \(ReservationRecord.selection) FROM reservations WHERE status IN ('pending', 'active') ORDER BY id
-            """)).map(\.reservation)
+        try ReservationRecord.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT \(ReservationRecord.selection) FROM reservations WHERE status IN ('pending', 'active') ORDER BY id
+                    """
+            )
+        ).map(\.reservation)
     }
 
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
         if let known = cached?.reservations.row(name) { return known }
-        let reservation = try ReservationRecord.fetchOne(db.cachedStatement(sql: """
-            SELECT \(ReservationRecord.selection) FROM reservations WHERE name = ?
-            ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
-            """), arguments: [name]).map(\.reservation)
+        let reservation = try ReservationRecord.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT \(ReservationRecord.selection) FROM reservations WHERE name = ?
+                    ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1
+                    """
+            ),
+            arguments: [name]
+        ).map(\.reservation)
         if let reservation, let cached { cached.reservations.store(reservation, for: name, readSince: cached.reservationsSince) }
         return reservation
     }
@@ -358,8 +376,11 @@ public struct LedgerTransaction {
     }
 
     public func reservation(id: Int64) throws -> Reservation? {
-        try ReservationRecord.fetchOne(db.cachedStatement(sql: "SELECT \(ReservationRecord.selection) FROM reservations WHERE id = ?"), arguments: [id])
-            .map(\.reservation)
+        try ReservationRecord.fetchOne(
+            db.cachedStatement(sql: "SELECT \(ReservationRecord.selection) FROM reservations WHERE id = ?"),
+            arguments: [id]
+        )
+        .map(\.reservation)
     }
 
     /// Inserts a new reservation and returns it with its id.
@@ -373,30 +394,43 @@ public struct LedgerTransaction {
     /// Saves what `update` and the planner may change in a live reservation: its name, model,
     /// size, window and queue state. Status changes go through `apply` and `finish`.
     public func update(_ reservation: Reservation) throws {
-        try db.execute(sql: """
-            UPDATE reservations SET name = ?, model = ?, model_units = ?, units = ?, start = ?, "end" = ?, waiting = ?
-            WHERE id = ?
-            """, arguments: [
+        try db.execute(
+            sql: """
+                UPDATE reservations SET name = ?, model = ?, model_units = ?, units = ?, start = ?, "end" = ?, waiting = ?
+                WHERE id = ?
+                """,
+            arguments: [
                 reservation.name, reservation.model, reservation.modelUnits, reservation.units, reservation.start,
                 reservation.end, reservation.waiting, reservation.id,
-            ])
+            ]
+        )
     }
 
     /// Ends a reservation at `at` with `status` (deleted, expired, failed) and closes its leases there.
     public func finish(reservationID: Int64, status: ReservationStatus, at: Date, reason: String? = nil) throws {
-        try db.execute(sql: """
-            UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
-            """, arguments: [status.rawValue, at, reason, reservationID])
+        try db.execute(
+            sql: """
+                UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
+                """,
+            arguments: [status.rawValue, at, reason, reservationID]
+        )
         try cancelQueue(reservationID: reservationID, reason: JobEndReason.reservationEnded.rawValue, at: at)
         // Units a job of this reservation still runs on stay held until its runner is gone
         // (`finishJob` closes them): the reservation's jobs stop first.
-        let busy = try JobRecord.fetchAll(db, sql: """
-            SELECT \(JobRecord.selection) FROM jobs WHERE reservation_id = ? AND status IN ('running', 'stopping')
-            """, arguments: [reservationID]).flatMap(\.units)
-        try db.execute(sql: """
-            UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END
-            WHERE reservation_id = ? AND held AND unit_id NOT IN (SELECT value FROM json_each(?))
-            """, arguments: [at, at, reservationID, String(decoding: try JSONEncoder().encode(busy), as: UTF8.self)])
+        let busy = try JobRecord.fetchAll(
+            db,
+            sql: """
+                SELECT \(JobRecord.selection) FROM jobs WHERE reservation_id = ? AND status IN ('running', 'stopping')
+                """,
+            arguments: [reservationID]
+        ).flatMap(\.units)
+        try db.execute(
+            sql: """
+                UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END
+                WHERE reservation_id = ? AND held AND unit_id NOT IN (SELECT value FROM json_each(?))
+                """,
+            arguments: [at, at, reservationID, String(decoding: try JSONEncoder().encode(busy), as: UTF8.self)]
+        )
     }
 
     // MARK: Leases
@@ -415,10 +449,13 @@ public struct LedgerTransaction {
 
     /// Which live reservation holds each unit now: unit id → reservation name.
     public func unitHolders() throws -> [String: String] {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT leases.unit_id, reservations.name FROM leases
-            JOIN reservations ON reservations.id = leases.reservation_id WHERE leases.held
-            """)
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT leases.unit_id, reservations.name FROM leases
+                JOIN reservations ON reservations.id = leases.reservation_id WHERE leases.held
+                """
+        )
         return Dictionary(rows.map { ($0[0] as String, $0[1] as String) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -429,20 +466,32 @@ public struct LedgerTransaction {
     public func snapshot() throws -> Snapshot {
         let base = try snapshotBase()
         return Snapshot(
-            dedicatedUnits: base.dedicatedUnits, reservations: base.reservations, heldLeases: base.heldLeases,
-            unitFreeSince: base.unitFreeSince, jobs: base.activeJobs + (try queueHeads(reservations: base.reservations, active: base.activeJobs)))
+            dedicatedUnits: base.dedicatedUnits,
+            reservations: base.reservations,
+            heldLeases: base.heldLeases,
+            unitFreeSince: base.unitFreeSince,
+            jobs: base.activeJobs + (try queueHeads(reservations: base.reservations, active: base.activeJobs))
+        )
     }
 
     func snapshotBase() throws -> SnapshotBase {
         if let snapshots, let known = snapshots.cache.base(since: snapshots.since, writing: snapshots.writing) { return known }
-        let units = try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT id, free_since FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position
-            """))
+        let units = try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT id, free_since FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position
+                    """
+            )
+        )
         var freeSince: [String: Date] = [:]
         for row in units { if let since = row[1] as Date? { freeSince[row[0]] = since } }
         let base = SnapshotBase(
-            dedicatedUnits: units.map { $0[0] }, unitFreeSince: freeSince, reservations: try liveReservations(), heldLeases: try heldLeases(),
-            activeJobs: try Self.jobs(db.cachedStatement(sql: "\(Self.jobColumns) WHERE status IN ('running', 'stopping') ORDER BY id")))
+            dedicatedUnits: units.map { $0[0] },
+            unitFreeSince: freeSince,
+            reservations: try liveReservations(),
+            heldLeases: try heldLeases(),
+            activeJobs: try Self.jobs(db.cachedStatement(sql: "\(Self.jobColumns) WHERE status IN ('running', 'stopping') ORDER BY id"))
+        )
         if let snapshots { snapshots.cache.store(base, readSince: snapshots.since, writing: snapshots.writing) }
         return base
     }
@@ -454,9 +503,11 @@ public struct LedgerTransaction {
     func queueHeads(reservations: [Reservation], active: [Job]) throws -> [Job] {
         var busy: [Int64: Int] = [:]
         for job in active { busy[job.reservationID, default: 0] += job.units.count }
-        let head = try db.cachedStatement(sql: """
-            \(Self.jobColumns) WHERE reservation_id = ? AND status = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT ?
-            """)
+        let head = try db.cachedStatement(
+            sql: """
+                \(Self.jobColumns) WHERE reservation_id = ? AND status = 'queued' ORDER BY priority DESC, submitted_at, id LIMIT ?
+                """
+        )
         var jobs: [Job] = []
         for r in reservations {
             let spare = r.units - busy[r.id, default: 0]
@@ -476,9 +527,18 @@ public struct LedgerTransaction {
             // SQLite's json_each unpacked the JSON list, joined by the unit separator character.
             let units = (row[9] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
             return Job(
-                id: row[0], name: row[1], owner: row[2], kind: try row.decode(atIndex: 3), reservationID: row[4],
-                status: try row.decode(atIndex: 5), priority: row[6], modelUnits: row[7], unitsNeeded: row[8],
-                units: units, submittedAt: row[10])
+                id: row[0],
+                name: row[1],
+                owner: row[2],
+                kind: try row.decode(atIndex: 3),
+                reservationID: row[4],
+                status: try row.decode(atIndex: 5),
+                priority: row[6],
+                modelUnits: row[7],
+                unitsNeeded: row[8],
+                units: units,
+                submittedAt: row[10]
+            )
         }
     }
 
@@ -487,9 +547,12 @@ public struct LedgerTransaction {
         for step in plan.steps {
             switch step {
             case .activate(let id, let start, let end, let units, let leaseStart):
-                try db.execute(sql: """
-                    UPDATE reservations SET status = 'active', waiting = 0, start = ?, "end" = ? WHERE id = ?
-                    """, arguments: [start, end, id])
+                try db.execute(
+                    sql: """
+                        UPDATE reservations SET status = 'active', waiting = 0, start = ?, "end" = ? WHERE id = ?
+                        """,
+                    arguments: [start, end, id]
+                )
                 try insertLeases(reservationID: id, units: units, start: leaseStart, end: end)
             case .grow(let id, let units, let at):
                 let end = try Date.fetchOne(db, sql: #"SELECT "end" FROM reservations WHERE id = ?"#, arguments: [id])
@@ -546,8 +609,13 @@ public struct LedgerTransaction {
 
     public func recordIdempotentAnswer(owner: String, key: String, answer: IdempotentAnswer, now: Date) throws {
         try IdempotencyRecord(
-            owner: owner, key: key, route: answer.route, request: answer.request, status: answer.status,
-            response: answer.response, createdAt: now
+            owner: owner,
+            key: key,
+            route: answer.route,
+            request: answer.request,
+            status: answer.status,
+            response: answer.response,
+            createdAt: now
         ).insert(db)
     }
 

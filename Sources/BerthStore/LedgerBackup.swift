@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,15 +37,22 @@ public enum LedgerBackup {
     public static func copy(ledgerAt source: String, to destination: String) throws(LedgerBackupError) -> LedgerBackupSummary {
         var info = stat()
         guard stat(source, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw LedgerBackupError(description: "no ledger at \(source): \(String(cString: strerror(errno == 0 ? ENOENT : errno))); name it with --database, or with --config and its daemon.database")
+            throw LedgerBackupError(
+                description:
+                    "no ledger at \(source): \(String(cString: strerror(errno == 0 ? ENOENT : errno))); name it with --database, or with --config and its daemon.database"
+            )
         }
         if lstat(destination, &info) == 0 {
-            throw LedgerBackupError(description: "\(destination) already exists; a backup never replaces a file: choose a new name, or remove it first")
+            throw LedgerBackupError(
+                description: "\(destination) already exists; a backup never replaces a file: choose a new name, or remove it first"
+            )
         }
         let folder = (destination as NSString).deletingLastPathComponent.isEmpty ? "." : (destination as NSString).deletingLastPathComponent
         var template = Array("\(folder)/.berth-backup-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw LedgerBackupError(description: "cannot write into \(folder): \(String(cString: strerror(errno))); choose a folder this user can write")
+            throw LedgerBackupError(
+                description: "cannot write into \(folder): \(String(cString: strerror(errno))); choose a folder this user can write"
+            )
         }
         let scratch = String(cString: made)
         let copyPath = scratch + "/ledger.db"
@@ -77,12 +85,18 @@ public enum LedgerBackup {
             let verdict = try copy.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
             try copy.close()
             guard verdict == ["ok"] else {
-                throw LedgerBackupError(description: "the copy of \(source) failed SQLite's integrity check (\(verdict.prefix(3).joined(separator: "; "))); check the ledger itself with sqlite3 \(source) 'PRAGMA integrity_check'")
+                throw LedgerBackupError(
+                    description:
+                        "the copy of \(source) failed SQLite's integrity check (\(verdict.prefix(3).joined(separator: "; "))); check the ledger itself with sqlite3 \(source) 'PRAGMA integrity_check'"
+                )
             }
         } catch let error as LedgerBackupError {
             throw error
         } catch {
-            throw LedgerBackupError(description: "cannot copy \(source): \(error); check that this user can read the ledger and its -wal and -shm files (run as berthd's user, or as root)")
+            throw LedgerBackupError(
+                description:
+                    "cannot copy \(source): \(error); check that this user can read the ledger and its -wal and -shm files (run as berthd's user, or as root)"
+            )
         }
 
         let fd = open(copyPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
@@ -95,7 +109,8 @@ public enum LedgerBackup {
             throw LedgerBackupError(description: "cannot sync \(copyPath): \(String(cString: strerror(errno)))")
         }
         guard link(copyPath, destination) == 0 else {
-            let reason = errno == EEXIST
+            let reason =
+                errno == EEXIST
                 ? "it appeared while the backup ran; choose a new name"
                 : String(cString: strerror(errno))
             throw LedgerBackupError(description: "cannot create \(destination): \(reason)")

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,7 +38,9 @@ enum LedgerFileMode {
         if created >= 0 {
             close(created)
         } else if errno != EEXIST {
-            throw LedgerFileError(description: "cannot create the ledger \(path): \(String(cString: strerror(errno))); check that berthd's user can write its folder")
+            throw LedgerFileError(
+                description: "cannot create the ledger \(path): \(String(cString: strerror(errno))); check that berthd's user can write its folder"
+            )
         }
         var tightened: [LooseLedgerFile] = []
         for file in [path, path + "-wal", path + "-shm"] {
@@ -50,10 +53,12 @@ enum LedgerFileMode {
             let permissions = UInt32(info.st_mode) & 0o777
             guard permissions & 0o077 != 0 else { continue }
             guard fchmod(fd, mode) == 0 else {
-                throw LedgerFileError(description: """
-                    the ledger file \(file) is mode \(String(permissions, radix: 8)), so other users could read it, and berthd \
-                    cannot change that: \(String(cString: strerror(errno))); run `chmod 600 \(file)` as its owner, or give it to berthd's user
-                    """)
+                throw LedgerFileError(
+                    description: """
+                        the ledger file \(file) is mode \(String(permissions, radix: 8)), so other users could read it, and berthd \
+                        cannot change that: \(String(cString: strerror(errno))); run `chmod 600 \(file)` as its owner, or give it to berthd's user
+                        """
+                )
             }
             tightened.append(LooseLedgerFile(path: file, formerMode: permissions))
         }

@@ -53,10 +53,12 @@ enum Migrations {
             }
             // Names are unique among reservations that are not finished; an expired or released
             // name can be used again.
-            try db.execute(sql: """
-                CREATE UNIQUE INDEX reservations_live_name ON reservations(name)
-                WHERE status IN ('pending', 'active')
-                """)
+            try db.execute(
+                sql: """
+                    CREATE UNIQUE INDEX reservations_live_name ON reservations(name)
+                    WHERE status IN ('pending', 'active')
+                    """
+            )
             try db.create(table: "leases") { t in
                 t.autoIncrementedPrimaryKey("id")
                 t.column("unit_id", .text).notNull().references("units")
@@ -174,23 +176,25 @@ enum Migrations {
             // Calls added up per hour (epoch seconds of its start), reservation (0: called by
             // model id, on demand), model and owner. `latency` is a `LatencyHistogram` of the
             // served calls, `provisioned_tokens` what the reservation's own units served.
-            try db.execute(sql: """
-                CREATE TABLE usage_hours (
-                    hour INTEGER NOT NULL,
-                    reservation_id INTEGER NOT NULL,
-                    model TEXT NOT NULL,
-                    owner TEXT NOT NULL,
-                    calls INTEGER NOT NULL,
-                    served INTEGER NOT NULL,
-                    throttled INTEGER NOT NULL,
-                    input_tokens INTEGER NOT NULL,
-                    output_tokens INTEGER NOT NULL,
-                    provisioned_tokens INTEGER NOT NULL,
-                    cost REAL NOT NULL,
-                    latency BLOB NOT NULL,
-                    PRIMARY KEY (hour, reservation_id, model, owner)
-                ) WITHOUT ROWID
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE usage_hours (
+                        hour INTEGER NOT NULL,
+                        reservation_id INTEGER NOT NULL,
+                        model TEXT NOT NULL,
+                        owner TEXT NOT NULL,
+                        calls INTEGER NOT NULL,
+                        served INTEGER NOT NULL,
+                        throttled INTEGER NOT NULL,
+                        input_tokens INTEGER NOT NULL,
+                        output_tokens INTEGER NOT NULL,
+                        provisioned_tokens INTEGER NOT NULL,
+                        cost REAL NOT NULL,
+                        latency BLOB NOT NULL,
+                        PRIMARY KEY (hour, reservation_id, model, owner)
+                    ) WITHOUT ROWID
+                    """
+            )
             // Spans (epoch seconds) in which a reservation kept being called, for idle spells.
             try db.create(table: "reservation_activity") { t in
                 t.column("reservation_id", .integer).notNull().references("reservations")
@@ -208,9 +212,11 @@ enum Migrations {
 
         migrator.registerMigration("v5-job-queues") { db in
             // Each reservation's queue in order, queued jobs only: the scheduler reads the head.
-            try db.execute(sql: """
-                CREATE INDEX jobs_queue ON jobs(reservation_id, priority DESC, submitted_at, id) WHERE status = 'queued'
-                """)
+            try db.execute(
+                sql: """
+                    CREATE INDEX jobs_queue ON jobs(reservation_id, priority DESC, submitted_at, id) WHERE status = 'queued'
+                    """
+            )
             // A submission asks whether a live job will make a model of its name: no table scan.
             try db.create(index: "jobs_model_name", on: "jobs", columns: ["model_name"])
             // Names are looked up on every reserve, submit and release, finished ones included:
@@ -221,47 +227,53 @@ enum Migrations {
             // When each unit's last lease ended, kept on the unit by the ledger itself: the
             // scheduler reads one row per unit instead of every lease ever written.
             try db.alter(table: "units") { t in t.add(column: "free_since", .datetime) }
-            try db.execute(sql: """
-                UPDATE units SET free_since = (SELECT MAX("end") FROM leases WHERE leases.unit_id = units.id AND NOT held AND "end" IS NOT NULL)
-                """)
-            try db.execute(sql: """
-                CREATE TRIGGER leases_closed AFTER UPDATE OF held ON leases
-                WHEN OLD.held AND NOT NEW.held AND NEW."end" IS NOT NULL
-                BEGIN
-                    UPDATE units SET free_since = MAX(COALESCE(free_since, NEW."end"), NEW."end") WHERE id = NEW.unit_id;
-                END
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE units SET free_since = (SELECT MAX("end") FROM leases WHERE leases.unit_id = units.id AND NOT held AND "end" IS NOT NULL)
+                    """
+            )
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER leases_closed AFTER UPDATE OF held ON leases
+                    WHEN OLD.held AND NOT NEW.held AND NEW."end" IS NOT NULL
+                    BEGIN
+                        UPDATE units SET free_since = MAX(COALESCE(free_since, NEW."end"), NEW."end") WHERE id = NEW.unit_id;
+                    END
+                    """
+            )
         }
 
         migrator.registerMigration("v6-queued-counts") { db in
             // Each user's queued jobs, kept by the ledger itself: a submission checks its owner
             // against max_queued_jobs_per_user by reading one row, where counting the queue read
             // every queued job (tens of thousands under load).
-            try db.execute(sql: """
-                CREATE TABLE queued_jobs (owner TEXT PRIMARY KEY, queued INTEGER NOT NULL) WITHOUT ROWID;
-                INSERT INTO queued_jobs (owner, queued) SELECT owner, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY owner;
-                CREATE TRIGGER jobs_queued_insert AFTER INSERT ON jobs WHEN NEW.status = 'queued'
-                BEGIN
-                    INSERT INTO queued_jobs (owner, queued) VALUES (NEW.owner, 1)
-                    ON CONFLICT (owner) DO UPDATE SET queued = queued + 1;
-                END;
-                CREATE TRIGGER jobs_queued_left AFTER UPDATE OF status ON jobs
-                WHEN OLD.status = 'queued' AND NEW.status <> 'queued'
-                BEGIN
-                    UPDATE queued_jobs SET queued = queued - 1 WHERE owner = OLD.owner;
-                END;
-                CREATE TRIGGER jobs_queued_again AFTER UPDATE OF status ON jobs
-                WHEN OLD.status <> 'queued' AND NEW.status = 'queued'
-                BEGIN
-                    INSERT INTO queued_jobs (owner, queued) VALUES (NEW.owner, 1)
-                    ON CONFLICT (owner) DO UPDATE SET queued = queued + 1;
-                END;
-                CREATE TRIGGER jobs_queued_delete AFTER DELETE ON jobs WHEN OLD.status = 'queued'
-                BEGIN
-                    UPDATE queued_jobs SET queued = queued - 1 WHERE owner = OLD.owner;
-                END;
-                DROP INDEX jobs_queued_owner;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE queued_jobs (owner TEXT PRIMARY KEY, queued INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT INTO queued_jobs (owner, queued) SELECT owner, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY owner;
+                    CREATE TRIGGER jobs_queued_insert AFTER INSERT ON jobs WHEN NEW.status = 'queued'
+                    BEGIN
+                        INSERT INTO queued_jobs (owner, queued) VALUES (NEW.owner, 1)
+                        ON CONFLICT (owner) DO UPDATE SET queued = queued + 1;
+                    END;
+                    CREATE TRIGGER jobs_queued_left AFTER UPDATE OF status ON jobs
+                    WHEN OLD.status = 'queued' AND NEW.status <> 'queued'
+                    BEGIN
+                        UPDATE queued_jobs SET queued = queued - 1 WHERE owner = OLD.owner;
+                    END;
+                    CREATE TRIGGER jobs_queued_again AFTER UPDATE OF status ON jobs
+                    WHEN OLD.status <> 'queued' AND NEW.status = 'queued'
+                    BEGIN
+                        INSERT INTO queued_jobs (owner, queued) VALUES (NEW.owner, 1)
+                        ON CONFLICT (owner) DO UPDATE SET queued = queued + 1;
+                    END;
+                    CREATE TRIGGER jobs_queued_delete AFTER DELETE ON jobs WHEN OLD.status = 'queued'
+                    BEGIN
+                        UPDATE queued_jobs SET queued = queued - 1 WHERE owner = OLD.owner;
+                    END;
+                    DROP INDEX jobs_queued_owner;
+                    """
+            )
             // jobs_reservation_submitted (reservation_id, submitted_at) serves every lookup by
             // reservation: one index fewer to update on each submission.
             try db.execute(sql: "DROP INDEX jobs_on_reservation_id")
@@ -271,10 +283,12 @@ enum Migrations {
             // Calls up to `through` are in usage_hours and reservation_activity; later ones are
             // rolled up in the background (`rollUpRecorded`), and reports count them from their
             // records meanwhile. Every call so far was rolled up as it was recorded.
-            try db.execute(sql: """
-                CREATE TABLE usage_rollup (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL);
-                INSERT INTO usage_rollup (id, through) VALUES (1, COALESCE((SELECT MAX(id) FROM invocations), 0));
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE usage_rollup (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL);
+                    INSERT INTO usage_rollup (id, through) VALUES (1, COALESCE((SELECT MAX(id) FROM invocations), 0));
+                    """
+            )
         }
 
         migrator.registerMigration("v8-listings") { db in
@@ -294,10 +308,12 @@ enum Migrations {
         migrator.registerMigration("v9-job-resources") { db in
             // What a job's runner used, as its cgroup counted it when it ended; NULL for jobs
             // that ran unconfined, and for every job before this version.
-            try db.execute(sql: """
-                ALTER TABLE jobs ADD COLUMN cpu_seconds REAL;
-                ALTER TABLE jobs ADD COLUMN peak_memory_bytes INTEGER;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN cpu_seconds REAL;
+                    ALTER TABLE jobs ADD COLUMN peak_memory_bytes INTEGER;
+                    """
+            )
         }
 
         return migrator

@@ -39,7 +39,22 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
     enum CodingKeys: String, CodingKey {
-        case id, provider, inputModalities = "input_modalities", outputModalities = "output_modalities", maxTokens = "max_tokens", onDemand = "on_demand", customizations, hyperparameters, unitsPerModelUnit = "units_per_model_unit", tokensPerMinute = "tokens_per_minute", price, baseModel = "base_model", owner, retired, createdAt = "created_at", customization, artifactDir = "artifact_dir", jobId = "job_id", finalMetrics = "final_metrics"
+        case id, provider
+        case inputModalities = "input_modalities"
+        case outputModalities = "output_modalities"
+        case maxTokens = "max_tokens"
+        case onDemand = "on_demand"
+        case customizations, hyperparameters
+        case unitsPerModelUnit = "units_per_model_unit"
+        case tokensPerMinute = "tokens_per_minute"
+        case price
+        case baseModel = "base_model"
+        case owner, retired
+        case createdAt = "created_at"
+        case customization
+        case artifactDir = "artifact_dir"
+        case jobId = "job_id"
+        case finalMetrics = "final_metrics"
     }
 
     struct Range<T: Codable & Comparable>: Codable {
@@ -69,7 +84,10 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
             modelUnitHour = try c.decode([String: Double].self, forKey: .modelUnitHour)
             if let unknown = modelUnitHour.keys.first(where: { Commitment(rawValue: $0) == nil }) {
                 throw DecodingError.dataCorruptedError(
-                    forKey: .modelUnitHour, in: c, debugDescription: "'\(unknown)' is not a commitment")
+                    forKey: .modelUnitHour,
+                    in: c,
+                    debugDescription: "'\(unknown)' is not a commitment"
+                )
             }
             onDemandInputPer1k = try c.decodeIfPresent(Double.self, forKey: .onDemandInputPer1k)
             onDemandOutputPer1k = try c.decodeIfPresent(Double.self, forKey: .onDemandOutputPer1k)
@@ -110,12 +128,15 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
             epochs: .init(min: h.epochs.lowerBound, max: h.epochs.upperBound),
             batchSize: .init(min: h.batchSize.lowerBound, max: h.batchSize.upperBound),
             learningRate: .init(min: h.learningRate.lowerBound, max: h.learningRate.upperBound),
-            warmupSteps: .init(min: h.warmupSteps.lowerBound, max: h.warmupSteps.upperBound))
+            warmupSteps: .init(min: h.warmupSteps.lowerBound, max: h.warmupSteps.upperBound)
+        )
         unitsPerModelUnit = model.unitsPerModelUnit
         tokensPerMinute = model.tokensPerMinute
         price = Price(
             modelUnitHour: Dictionary(uniqueKeysWithValues: model.price.modelUnitHour.map { ($0.key.rawValue, $0.value) }),
-            onDemandInputPer1k: model.price.onDemandInputPer1k, onDemandOutputPer1k: model.price.onDemandOutputPer1k)
+            onDemandInputPer1k: model.price.onDemandInputPer1k,
+            onDemandOutputPer1k: model.price.onDemandOutputPer1k
+        )
         baseModel = model.baseModel
         owner = model.owner
         retired = false
@@ -129,21 +150,38 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     var model: Model {
         func range<T>(_ r: Range<T>) -> ClosedRange<T> { Swift.min(r.min, r.max)...Swift.max(r.min, r.max) }
         return Model(
-            id: id, provider: provider,
-            inputModalities: inputModalities, outputModalities: outputModalities,
-            maxTokens: maxTokens, onDemand: onDemand,
+            id: id,
+            provider: provider,
+            inputModalities: inputModalities,
+            outputModalities: outputModalities,
+            maxTokens: maxTokens,
+            onDemand: onDemand,
             customizations: customizations,
             hyperparameters: HyperparameterRanges(
-                epochs: range(hyperparameters.epochs), batchSize: range(hyperparameters.batchSize),
-                learningRate: range(hyperparameters.learningRate), warmupSteps: range(hyperparameters.warmupSteps)),
-            unitsPerModelUnit: unitsPerModelUnit, tokensPerMinute: tokensPerMinute,
+                epochs: range(hyperparameters.epochs),
+                batchSize: range(hyperparameters.batchSize),
+                learningRate: range(hyperparameters.learningRate),
+                warmupSteps: range(hyperparameters.warmupSteps)
+            ),
+            unitsPerModelUnit: unitsPerModelUnit,
+            tokensPerMinute: tokensPerMinute,
             price: ModelPrice(
-                modelUnitHour: Dictionary(uniqueKeysWithValues: price.modelUnitHour.compactMap { k, v in
-                    Commitment(rawValue: k).map { ($0, v) }
-                }),
-                onDemandInputPer1k: price.onDemandInputPer1k, onDemandOutputPer1k: price.onDemandOutputPer1k),
-            baseModel: baseModel, owner: owner, customization: customization,
-            artifactDir: artifactDir, finalMetrics: finalMetrics ?? [:], jobID: jobId, createdAt: baseModel == nil ? nil : createdAt)
+                modelUnitHour: Dictionary(
+                    uniqueKeysWithValues: price.modelUnitHour.compactMap { k, v in
+                        Commitment(rawValue: k).map { ($0, v) }
+                    }
+                ),
+                onDemandInputPer1k: price.onDemandInputPer1k,
+                onDemandOutputPer1k: price.onDemandOutputPer1k
+            ),
+            baseModel: baseModel,
+            owner: owner,
+            customization: customization,
+            artifactDir: artifactDir,
+            finalMetrics: finalMetrics ?? [:],
+            jobID: jobId,
+            createdAt: baseModel == nil ? nil : createdAt
+        )
     }
 }
 
@@ -152,7 +190,12 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
     enum CodingKeys: String, CodingKey {
-        case id, name, owner, model, purpose, modelUnits = "model_units", units, commitment, start, end, duration, status, waiting, spillover, createdAt = "created_at", endedAt = "ended_at", statusReason = "status_reason"
+        case id, name, owner, model, purpose
+        case modelUnits = "model_units"
+        case units, commitment, start, end, duration, status, waiting, spillover
+        case createdAt = "created_at"
+        case endedAt = "ended_at"
+        case statusReason = "status_reason"
     }
 
     var id: Int64?
@@ -184,10 +227,23 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     /// A row of `SELECT \(selection)`: the one way a reservation is read.
     init(row: Row) throws {
-        id = row[0]; name = row[1]; owner = row[2]; model = row[3]; purpose = try row.decode(atIndex: 4)
-        modelUnits = row[5]; units = row[6]; commitment = try row.decode(atIndex: 7); start = row[8]; end = row[9]
-        duration = row[10]; status = try row.decode(atIndex: 11); waiting = row[12]; spillover = row[13]
-        createdAt = row[14]; endedAt = row[15]; statusReason = row[16]
+        id = row[0]
+        name = row[1]
+        owner = row[2]
+        model = row[3]
+        purpose = try row.decode(atIndex: 4)
+        modelUnits = row[5]
+        units = row[6]
+        commitment = try row.decode(atIndex: 7)
+        start = row[8]
+        end = row[9]
+        duration = row[10]
+        status = try row.decode(atIndex: 11)
+        waiting = row[12]
+        spillover = row[13]
+        createdAt = row[14]
+        endedAt = row[15]
+        statusReason = row[16]
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -216,10 +272,24 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     var reservation: Reservation {
         Reservation(
-            id: id ?? 0, name: name, owner: owner, model: model, purpose: purpose,
-            modelUnits: modelUnits, units: units, commitment: commitment,
-            start: start, end: end, duration: duration, status: status,
-            waiting: waiting, spillover: spillover, createdAt: createdAt, endedAt: endedAt, statusReason: statusReason)
+            id: id ?? 0,
+            name: name,
+            owner: owner,
+            model: model,
+            purpose: purpose,
+            modelUnits: modelUnits,
+            units: units,
+            commitment: commitment,
+            start: start,
+            end: end,
+            duration: duration,
+            status: status,
+            waiting: waiting,
+            spillover: spillover,
+            createdAt: createdAt,
+            endedAt: endedAt,
+            statusReason: statusReason
+        )
     }
 }
 
@@ -228,7 +298,10 @@ struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
     enum CodingKeys: String, CodingKey {
-        case id, unitId = "unit_id", reservationId = "reservation_id", start, end, held
+        case id
+        case unitId = "unit_id"
+        case reservationId = "reservation_id"
+        case start, end, held
     }
 
     var id: Int64?
@@ -242,11 +315,21 @@ struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     /// Decoded by hand, as reservations are: every held lease is read on each cycle.
     init(row: Row) throws {
-        id = row["id"]; unitId = row["unit_id"]; reservationId = row["reservation_id"]; start = row["start"]; end = row["end"]; held = row["held"]
+        id = row["id"]
+        unitId = row["unit_id"]
+        reservationId = row["reservation_id"]
+        start = row["start"]
+        end = row["end"]
+        held = row["held"]
     }
 
     init(id: Int64?, unitId: String, reservationId: Int64, start: Date, end: Date?, held: Bool) {
-        self.id = id; self.unitId = unitId; self.reservationId = reservationId; self.start = start; self.end = end; self.held = held
+        self.id = id
+        self.unitId = unitId
+        self.reservationId = reservationId
+        self.start = start
+        self.end = end
+        self.held = held
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -263,7 +346,8 @@ struct IdempotencyRecord: Codable, FetchableRecord, PersistableRecord {
 
     /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
     enum CodingKeys: String, CodingKey {
-        case owner, key, route, request, status, response, createdAt = "created_at"
+        case owner, key, route, request, status, response
+        case createdAt = "created_at"
     }
 
     var owner: String

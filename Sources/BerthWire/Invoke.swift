@@ -13,7 +13,10 @@ public struct InvokeRequest: StrictBody, Equatable {
     }
 
     public init(target: String, prompt: String, maxTokens: Int? = nil, image: String? = nil) {
-        self.target = target; self.prompt = prompt; self.maxTokens = maxTokens; self.image = image
+        self.target = target
+        self.prompt = prompt
+        self.maxTokens = maxTokens
+        self.image = image
     }
 }
 
@@ -34,12 +37,27 @@ public struct InvokeResponse: Codable, Sendable, Equatable {
     public var cost: Double
 
     public init(
-        target: String, reservation: String?, model: String, servedBy: String, output: String, finishReason: String?,
-        inputTokens: Int, outputTokens: Int, latencyMs: Double, cost: Double
+        target: String,
+        reservation: String?,
+        model: String,
+        servedBy: String,
+        output: String,
+        finishReason: String?,
+        inputTokens: Int,
+        outputTokens: Int,
+        latencyMs: Double,
+        cost: Double
     ) {
-        self.target = target; self.reservation = reservation; self.model = model; self.servedBy = servedBy
-        self.output = output; self.finishReason = finishReason; self.inputTokens = inputTokens
-        self.outputTokens = outputTokens; self.latencyMs = latencyMs; self.cost = cost
+        self.target = target
+        self.reservation = reservation
+        self.model = model
+        self.servedBy = servedBy
+        self.output = output
+        self.finishReason = finishReason
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.latencyMs = latencyMs
+        self.cost = cost
     }
 }
 

@@ -29,13 +29,33 @@ public struct JobSpec: Codable, Sendable, Equatable {
     public var maxTokens: Int
 
     public init(
-        jobId: Int64, kind: String, model: String, baseModel: String, modelName: String?, hyperparameters: Hyperparameters?,
-        dataPath: String, validationDataPath: String?, outputDir: String, modelDir: String?, seed: UInt64,
-        units: [String], maxTokens: Int
+        jobId: Int64,
+        kind: String,
+        model: String,
+        baseModel: String,
+        modelName: String?,
+        hyperparameters: Hyperparameters?,
+        dataPath: String,
+        validationDataPath: String?,
+        outputDir: String,
+        modelDir: String?,
+        seed: UInt64,
+        units: [String],
+        maxTokens: Int
     ) {
-        self.jobId = jobId; self.kind = kind; self.model = model; self.baseModel = baseModel; self.modelName = modelName
-        self.hyperparameters = hyperparameters; self.dataPath = dataPath; self.validationDataPath = validationDataPath
-        self.outputDir = outputDir; self.modelDir = modelDir; self.seed = seed; self.units = units; self.maxTokens = maxTokens
+        self.jobId = jobId
+        self.kind = kind
+        self.model = model
+        self.baseModel = baseModel
+        self.modelName = modelName
+        self.hyperparameters = hyperparameters
+        self.dataPath = dataPath
+        self.validationDataPath = validationDataPath
+        self.outputDir = outputDir
+        self.modelDir = modelDir
+        self.seed = seed
+        self.units = units
+        self.maxTokens = maxTokens
     }
 }
 
@@ -115,14 +135,33 @@ public struct SubmitJobRequest: StrictBody, Equatable {
     }
 
     public init(
-        name: String, reservation: String, kind: String, data: String, validationData: String? = nil, output: String,
-        modelName: String? = nil, epochs: Int? = nil, batchSize: Int? = nil, learningRate: Double? = nil,
-        warmupSteps: Int? = nil, modelUnits: Int? = nil, priority: Int? = nil
+        name: String,
+        reservation: String,
+        kind: String,
+        data: String,
+        validationData: String? = nil,
+        output: String,
+        modelName: String? = nil,
+        epochs: Int? = nil,
+        batchSize: Int? = nil,
+        learningRate: Double? = nil,
+        warmupSteps: Int? = nil,
+        modelUnits: Int? = nil,
+        priority: Int? = nil
     ) {
-        self.name = name; self.reservation = reservation; self.kind = kind; self.data = data
-        self.validationData = validationData; self.output = output; self.modelName = modelName; self.epochs = epochs
-        self.batchSize = batchSize; self.learningRate = learningRate; self.warmupSteps = warmupSteps
-        self.modelUnits = modelUnits; self.priority = priority
+        self.name = name
+        self.reservation = reservation
+        self.kind = kind
+        self.data = data
+        self.validationData = validationData
+        self.output = output
+        self.modelName = modelName
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.modelUnits = modelUnits
+        self.priority = priority
     }
 }
 
@@ -134,7 +173,10 @@ public struct MetricPointView: Codable, Sendable, Equatable {
     public var validationLoss: Double?
 
     public init(step: Int, epoch: Int?, trainingLoss: Double?, validationLoss: Double?) {
-        self.step = step; self.epoch = epoch; self.trainingLoss = trainingLoss; self.validationLoss = validationLoss
+        self.step = step
+        self.epoch = epoch
+        self.trainingLoss = trainingLoss
+        self.validationLoss = validationLoss
     }
 }
 
@@ -174,17 +216,57 @@ public struct JobView: Codable, Sendable, Equatable {
     public var metrics: [MetricPointView]
 
     public init(
-        id: Int64, name: String, owner: String, kind: String, reservation: String, model: String, status: String,
-        reason: String?, progress: Double, priority: Int, modelUnits: Int, units: [String], hyperparameters: Hyperparameters?,
-        data: String, validationData: String?, output: String, modelName: String?, submittedAt: Date, startedAt: Date?,
-        endedAt: Date?, exitStatus: Int?, busyUnitSeconds: Double, inputTokens: Int, outputTokens: Int, metrics: [MetricPointView]
+        id: Int64,
+        name: String,
+        owner: String,
+        kind: String,
+        reservation: String,
+        model: String,
+        status: String,
+        reason: String?,
+        progress: Double,
+        priority: Int,
+        modelUnits: Int,
+        units: [String],
+        hyperparameters: Hyperparameters?,
+        data: String,
+        validationData: String?,
+        output: String,
+        modelName: String?,
+        submittedAt: Date,
+        startedAt: Date?,
+        endedAt: Date?,
+        exitStatus: Int?,
+        busyUnitSeconds: Double,
+        inputTokens: Int,
+        outputTokens: Int,
+        metrics: [MetricPointView]
     ) {
-        self.id = id; self.name = name; self.owner = owner; self.kind = kind; self.reservation = reservation; self.model = model
-        self.status = status; self.reason = reason; self.progress = progress; self.priority = priority
-        self.modelUnits = modelUnits; self.units = units; self.hyperparameters = hyperparameters; self.data = data
-        self.validationData = validationData; self.output = output; self.modelName = modelName; self.submittedAt = submittedAt
-        self.startedAt = startedAt; self.endedAt = endedAt; self.exitStatus = exitStatus; self.busyUnitSeconds = busyUnitSeconds
-        self.inputTokens = inputTokens; self.outputTokens = outputTokens; self.metrics = metrics
+        self.id = id
+        self.name = name
+        self.owner = owner
+        self.kind = kind
+        self.reservation = reservation
+        self.model = model
+        self.status = status
+        self.reason = reason
+        self.progress = progress
+        self.priority = priority
+        self.modelUnits = modelUnits
+        self.units = units
+        self.hyperparameters = hyperparameters
+        self.data = data
+        self.validationData = validationData
+        self.output = output
+        self.modelName = modelName
+        self.submittedAt = submittedAt
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.exitStatus = exitStatus
+        self.busyUnitSeconds = busyUnitSeconds
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.metrics = metrics
     }
 }
 
@@ -261,7 +343,9 @@ public struct JobList: Codable, Sendable, Equatable {
     public var more: Int
 
     public init(jobs: [JobView], nextCursor: String? = nil, more: Int = 0) {
-        self.jobs = jobs; self.nextCursor = nextCursor; self.more = more
+        self.jobs = jobs
+        self.nextCursor = nextCursor
+        self.more = more
     }
 
     enum CodingKeys: String, CodingKey {
@@ -298,7 +382,9 @@ public struct JobEventView: Codable, Sendable, Equatable {
     public var detail: String
 
     public init(at: Date, kind: String, detail: String) {
-        self.at = at; self.kind = kind; self.detail = detail
+        self.at = at
+        self.kind = kind
+        self.detail = detail
     }
 }
 

@@ -86,7 +86,8 @@ public enum ErrorCode: String, Codable, Sendable {
         case .forbidden: 403
         case .notFound: 404
         case .insufficientCapacity, .commitmentActive, .nameTaken, .invalidState, .idempotencyKeyReused,
-             .onDemandNotSupported, .unsupportedModality, .tooManyQueuedJobs: 409
+            .onDemandNotSupported, .unsupportedModality, .tooManyQueuedJobs:
+            409
         case .requestTimeout: 408
         case .payloadTooLarge: 413
         case .throttled: 429
@@ -140,20 +141,29 @@ public struct HealthView: Codable, Sendable, Equatable {
         public var leased: Int
         public var free: Int
         public init(dedicated: Int, shared: Int, leased: Int, free: Int) {
-            self.dedicated = dedicated; self.shared = shared; self.leased = leased; self.free = free
+            self.dedicated = dedicated
+            self.shared = shared
+            self.leased = leased
+            self.free = free
         }
     }
     public struct ReservationCounts: Codable, Sendable, Equatable {
         public var pending: Int
         public var active: Int
-        public init(pending: Int, active: Int) { self.pending = pending; self.active = active }
+        public init(pending: Int, active: Int) {
+            self.pending = pending
+            self.active = active
+        }
     }
 
     /// Whether the ledger takes writes. `folder` is where to make room, given only when full.
     public struct LedgerState: Codable, Sendable, Equatable {
         public var full: Bool
         public var folder: String?
-        public init(full: Bool, folder: String? = nil) { self.full = full; self.folder = folder }
+        public init(full: Bool, folder: String? = nil) {
+            self.full = full
+            self.folder = folder
+        }
     }
 
     public var status: String
@@ -168,11 +178,21 @@ public struct HealthView: Codable, Sendable, Equatable {
     public var confinement: String?
 
     public init(
-        status: String, version: String, startedAt: Date, uptimeSeconds: Int, units: UnitCounts, reservations: ReservationCounts,
+        status: String,
+        version: String,
+        startedAt: Date,
+        uptimeSeconds: Int,
+        units: UnitCounts,
+        reservations: ReservationCounts,
         ledger: LedgerState? = nil
     ) {
-        self.status = status; self.version = version; self.startedAt = startedAt
-        self.uptimeSeconds = uptimeSeconds; self.units = units; self.reservations = reservations; self.ledger = ledger
+        self.status = status
+        self.version = version
+        self.startedAt = startedAt
+        self.uptimeSeconds = uptimeSeconds
+        self.units = units
+        self.reservations = reservations
+        self.ledger = ledger
     }
 }
 
@@ -187,7 +207,12 @@ public struct UnitView: Codable, Sendable, Equatable {
     public var state: UnitState
 
     public init(id: String, kind: String, device: Int?, pool: String, holder: String?, state: UnitState = .present) {
-        self.id = id; self.kind = kind; self.device = device; self.pool = pool; self.holder = holder; self.state = state
+        self.id = id
+        self.kind = kind
+        self.device = device
+        self.pool = pool
+        self.holder = holder
+        self.state = state
     }
 }
 
@@ -207,7 +232,10 @@ public struct UnitList: Codable, Sendable, Equatable {
 public struct RangeView<Bound: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
     public var min: Bound
     public var max: Bound
-    public init(min: Bound, max: Bound) { self.min = min; self.max = max }
+    public init(min: Bound, max: Bound) {
+        self.min = min
+        self.max = max
+    }
 }
 
 public struct HyperparametersView: Codable, Sendable, Equatable {
@@ -216,7 +244,10 @@ public struct HyperparametersView: Codable, Sendable, Equatable {
     public var learningRate: RangeView<Double>
     public var warmupSteps: RangeView<Int>
     public init(epochs: RangeView<Int>, batchSize: RangeView<Int>, learningRate: RangeView<Double>, warmupSteps: RangeView<Int>) {
-        self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate; self.warmupSteps = warmupSteps
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
     }
 }
 
@@ -228,7 +259,9 @@ public struct PriceView: Codable, Sendable, Equatable {
     public var onDemandInputPerThousand: Double?
     public var onDemandOutputPerThousand: Double?
     public init(modelUnitHour: [String: Double], onDemandInputPerThousand: Double?, onDemandOutputPerThousand: Double?) {
-        self.modelUnitHour = modelUnitHour; self.onDemandInputPerThousand = onDemandInputPerThousand; self.onDemandOutputPerThousand = onDemandOutputPerThousand
+        self.modelUnitHour = modelUnitHour
+        self.onDemandInputPerThousand = onDemandInputPerThousand
+        self.onDemandOutputPerThousand = onDemandOutputPerThousand
     }
 }
 
@@ -255,19 +288,45 @@ public struct ModelView: Codable, Sendable, Equatable {
     public var jobId: Int64?
 
     public init(
-        id: String, provider: String, inputModalities: [String], outputModalities: [String], maxTokens: Int,
-        onDemand: Bool, customizations: [String], custom: Bool, baseModel: String?, owner: String?,
-        unitsPerModelUnit: Int, tokensPerMinute: Int, hyperparameters: HyperparametersView, price: PriceView,
-        customization: String? = nil, createdAt: Date? = nil, artifactDir: String? = nil, finalMetrics: [String: Double]? = nil,
+        id: String,
+        provider: String,
+        inputModalities: [String],
+        outputModalities: [String],
+        maxTokens: Int,
+        onDemand: Bool,
+        customizations: [String],
+        custom: Bool,
+        baseModel: String?,
+        owner: String?,
+        unitsPerModelUnit: Int,
+        tokensPerMinute: Int,
+        hyperparameters: HyperparametersView,
+        price: PriceView,
+        customization: String? = nil,
+        createdAt: Date? = nil,
+        artifactDir: String? = nil,
+        finalMetrics: [String: Double]? = nil,
         jobId: Int64? = nil
     ) {
-        self.id = id; self.provider = provider; self.inputModalities = inputModalities
-        self.outputModalities = outputModalities; self.maxTokens = maxTokens; self.onDemand = onDemand
-        self.customizations = customizations; self.custom = custom; self.baseModel = baseModel; self.owner = owner
-        self.unitsPerModelUnit = unitsPerModelUnit; self.tokensPerMinute = tokensPerMinute
-        self.hyperparameters = hyperparameters; self.price = price
-        self.customization = customization; self.createdAt = createdAt; self.artifactDir = artifactDir
-        self.finalMetrics = finalMetrics; self.jobId = jobId
+        self.id = id
+        self.provider = provider
+        self.inputModalities = inputModalities
+        self.outputModalities = outputModalities
+        self.maxTokens = maxTokens
+        self.onDemand = onDemand
+        self.customizations = customizations
+        self.custom = custom
+        self.baseModel = baseModel
+        self.owner = owner
+        self.unitsPerModelUnit = unitsPerModelUnit
+        self.tokensPerMinute = tokensPerMinute
+        self.hyperparameters = hyperparameters
+        self.price = price
+        self.customization = customization
+        self.createdAt = createdAt
+        self.artifactDir = artifactDir
+        self.finalMetrics = finalMetrics
+        self.jobId = jobId
     }
 }
 
@@ -282,7 +341,10 @@ public struct LeaseView: Codable, Sendable, Equatable {
     public var start: Date
     public var end: Date?
     public init(unit: String, reservation: String, start: Date, end: Date?) {
-        self.unit = unit; self.reservation = reservation; self.start = start; self.end = end
+        self.unit = unit
+        self.reservation = reservation
+        self.start = start
+        self.end = end
     }
 }
 
@@ -314,14 +376,39 @@ public struct ReservationView: Codable, Sendable, Equatable {
     public var servePort: Int?
 
     public init(
-        name: String, owner: String, model: String, purpose: String, modelUnits: Int, units: Int, commitment: String,
-        start: Date, end: Date?, status: String, waiting: Bool, spillover: Bool, createdAt: Date,
-        endedAt: Date? = nil, statusReason: String? = nil, leases: [LeaseView]
+        name: String,
+        owner: String,
+        model: String,
+        purpose: String,
+        modelUnits: Int,
+        units: Int,
+        commitment: String,
+        start: Date,
+        end: Date?,
+        status: String,
+        waiting: Bool,
+        spillover: Bool,
+        createdAt: Date,
+        endedAt: Date? = nil,
+        statusReason: String? = nil,
+        leases: [LeaseView]
     ) {
-        self.name = name; self.owner = owner; self.model = model; self.purpose = purpose; self.modelUnits = modelUnits
-        self.units = units; self.commitment = commitment; self.start = start; self.end = end; self.status = status
-        self.waiting = waiting; self.spillover = spillover; self.createdAt = createdAt
-        self.endedAt = endedAt; self.statusReason = statusReason; self.leases = leases
+        self.name = name
+        self.owner = owner
+        self.model = model
+        self.purpose = purpose
+        self.modelUnits = modelUnits
+        self.units = units
+        self.commitment = commitment
+        self.start = start
+        self.end = end
+        self.status = status
+        self.waiting = waiting
+        self.spillover = spillover
+        self.createdAt = createdAt
+        self.endedAt = endedAt
+        self.statusReason = statusReason
+        self.leases = leases
     }
 }
 
@@ -344,7 +431,9 @@ public struct ReservationList: Codable, Sendable, Equatable {
     public var more: Int
 
     public init(reservations: [ReservationView], nextCursor: String? = nil, more: Int = 0) {
-        self.reservations = reservations; self.nextCursor = nextCursor; self.more = more
+        self.reservations = reservations
+        self.nextCursor = nextCursor
+        self.more = more
     }
 
     enum CodingKeys: String, CodingKey {
@@ -377,11 +466,25 @@ public struct CreateReservationRequest: StrictBody, Equatable {
     }
 
     public init(
-        name: String, model: String, modelUnits: Int, purpose: String? = nil, commitment: String? = nil,
-        start: String? = nil, duration: String? = nil, wait: Bool? = nil, spillover: Bool? = nil
+        name: String,
+        model: String,
+        modelUnits: Int,
+        purpose: String? = nil,
+        commitment: String? = nil,
+        start: String? = nil,
+        duration: String? = nil,
+        wait: Bool? = nil,
+        spillover: Bool? = nil
     ) {
-        self.name = name; self.model = model; self.modelUnits = modelUnits; self.purpose = purpose
-        self.commitment = commitment; self.start = start; self.duration = duration; self.wait = wait; self.spillover = spillover
+        self.name = name
+        self.model = model
+        self.modelUnits = modelUnits
+        self.purpose = purpose
+        self.commitment = commitment
+        self.start = start
+        self.duration = duration
+        self.wait = wait
+        self.spillover = spillover
     }
 }
 
@@ -396,7 +499,9 @@ public struct UpdateReservationRequest: StrictBody, Equatable {
     }
 
     public init(name: String? = nil, model: String? = nil, modelUnits: Int? = nil) {
-        self.name = name; self.model = model; self.modelUnits = modelUnits
+        self.name = name
+        self.model = model
+        self.modelUnits = modelUnits
     }
 }
 
@@ -404,7 +509,11 @@ public struct FreeStepView: Codable, Sendable, Equatable {
     public var start: Date
     public var end: Date
     public var free: Int
-    public init(start: Date, end: Date, free: Int) { self.start = start; self.end = end; self.free = free }
+    public init(start: Date, end: Date, free: Int) {
+        self.start = start
+        self.end = end
+        self.free = free
+    }
 }
 
 public struct CapacityView: Codable, Sendable, Equatable {
@@ -414,7 +523,10 @@ public struct CapacityView: Codable, Sendable, Equatable {
     public var total: Int
     public var steps: [FreeStepView]
     public init(from: Date, to: Date, total: Int, steps: [FreeStepView]) {
-        self.from = from; self.to = to; self.total = total; self.steps = steps
+        self.from = from
+        self.to = to
+        self.total = total
+        self.steps = steps
     }
 }
 
@@ -430,6 +542,10 @@ public struct InvocationCountsView: Codable, Sendable, Equatable {
     public var outputTokens: Int
 
     public init(calls: Int, served: Int, throttled: Int, inputTokens: Int, outputTokens: Int) {
-        self.calls = calls; self.served = served; self.throttled = throttled; self.inputTokens = inputTokens; self.outputTokens = outputTokens
+        self.calls = calls
+        self.served = served
+        self.throttled = throttled
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
     }
 }

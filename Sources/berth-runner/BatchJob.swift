@@ -87,16 +87,21 @@ struct BatchJob {
                 RunnerOutput.emit(.usage(inputTokens: usage.input, outputTokens: usage.output))
                 throw RunnerFailure(
                     message: "stopped by signal after \(i) of \(inputs.count) records; no output written",
-                    exitCode: RunnerFailure.stoppedExitCode)
+                    exitCode: RunnerFailure.stoppedExitCode
+                )
             }
             let promptTokens = model.tokenCount(input.prompt)
             let room = max(0, spec.maxTokens - promptTokens)
             let completion = generator.complete(
-                prompt: input.prompt, maxTokens: min(input.maxTokens ?? Self.defaultMaxTokens, room),
-                seed: SplitMix64.derive(spec.seed, UInt64(i)), temperature: input.temperature ?? 1)
+                prompt: input.prompt,
+                maxTokens: min(input.maxTokens ?? Self.defaultMaxTokens, room),
+                seed: SplitMix64.derive(spec.seed, UInt64(i)),
+                temperature: input.temperature ?? 1
+            )
             let record = OutputRecord(
                 recordId: input.recordID,
-                modelOutput: .init(text: completion.text, inputTokens: completion.promptTokens, outputTokens: completion.completionTokens))
+                modelOutput: .init(text: completion.text, inputTokens: completion.promptTokens, outputTokens: completion.completionTokens)
+            )
             do {
                 try file.write(contentsOf: try record.line())
             } catch {

@@ -8,5 +8,6 @@ struct BerthRunner: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-runner",
         abstract: "berth's reference runner: a word trigram language model trained and served on the CPU.",
-        subcommands: [Train.self, Batch.self, Serve.self])
+        subcommands: [Train.self, Batch.self, Serve.self]
+    )
 }

@@ -188,7 +188,11 @@ struct ChatCompletionRequest: Equatable {
                 throw .invalid("\(param).content must be a string or an array of parts", param: param)
             }
         }
-        completion = try CompletionRequest(prompt: lines.joined(separator: "\n"), fields: fields, maxTokensFields: ["max_completion_tokens", "max_tokens"])
+        completion = try CompletionRequest(
+            prompt: lines.joined(separator: "\n"),
+            fields: fields,
+            maxTokensFields: ["max_completion_tokens", "max_tokens"]
+        )
         self.images = images
     }
 
@@ -196,7 +200,8 @@ struct ChatCompletionRequest: Equatable {
     static func image(_ url: String, param: String) throws(CompletionError) -> Image {
         guard url.hasPrefix("data:") else { return Image(url: url) }
         guard let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64"),
-              let bytes = Data(base64Encoded: String(url[url.index(after: comma)...])) else {
+            let bytes = Data(base64Encoded: String(url[url.index(after: comma)...]))
+        else {
             throw .invalid("\(param).image_url.url: a data URL must be data:<type>;base64,<bytes>", param: param)
         }
         let mediaType = url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count)
@@ -222,7 +227,11 @@ final class CompletionServer: Sendable {
     /// One completion. Stop strings cut the text at the first one found.
     func complete(_ request: CompletionRequest, now: Date) -> CompletionResponse {
         let completion = generator.complete(
-            prompt: request.prompt, maxTokens: request.maxTokens, seed: request.seed, temperature: request.temperature)
+            prompt: request.prompt,
+            maxTokens: request.maxTokens,
+            seed: request.seed,
+            temperature: request.temperature
+        )
         var text = completion.text
         var completionTokens = completion.completionTokens
         var finish = completion.finishReason
@@ -233,11 +242,16 @@ final class CompletionServer: Sendable {
         }
         let number = answered.add(1, ordering: .relaxed).newValue
         return CompletionResponse(
-            id: "cmpl-berth-\(number)", created: Int(now.timeIntervalSince1970), model: modelID ?? request.model ?? Self.defaultModelID,
+            id: "cmpl-berth-\(number)",
+            created: Int(now.timeIntervalSince1970),
+            model: modelID ?? request.model ?? Self.defaultModelID,
             choices: [.init(index: 0, text: text, finishReason: finish.rawValue)],
             usage: CompletionUsage(
-                promptTokens: completion.promptTokens, completionTokens: completionTokens,
-                totalTokens: completion.promptTokens + completionTokens))
+                promptTokens: completion.promptTokens,
+                completionTokens: completionTokens,
+                totalTokens: completion.promptTokens + completionTokens
+            )
+        )
     }
 
     /// Request bodies over this are refused: room for berthd's largest call (a 1 MiB body, an
@@ -264,7 +278,12 @@ final class CompletionServer: Sendable {
                 let described = parsed.images.map { image in
                     image.url.map { "a URL, not fetched: \($0.prefix(80))" } ?? "\(image.bytes ?? 0) bytes, \(image.mediaType ?? "no media type")"
                 }
-                FileHandle.standardError.write(Data("chat completion with \(parsed.images.count) image(s) (\(described.joined(separator: "; "))); the word model reads only the text\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "chat completion with \(parsed.images.count) image(s) (\(described.joined(separator: "; "))); the word model reads only the text\n"
+                            .utf8
+                    )
+                )
             }
             return Self.json(ChatCompletionResponse(self.complete(parsed.completion, now: Date())))
         }
@@ -276,8 +295,11 @@ final class CompletionServer: Sendable {
             return Data(try await request.body.collect(upTo: Self.bodyLimit).readableBytesView)
         } catch {
             throw CompletionError(
-                status: .contentTooLarge, message: "the request body is over \(Self.bodyLimit) bytes",
-                type: "invalid_request_error", param: nil)
+                status: .contentTooLarge,
+                message: "the request body is over \(Self.bodyLimit) bytes",
+                type: "invalid_request_error",
+                param: nil
+            )
         }
     }
 
@@ -300,8 +322,10 @@ final class CompletionServer: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+        )
     }
 }
 
@@ -309,5 +333,6 @@ final class CompletionServer: Sendable {
 func buildApplication(server: CompletionServer, host: String, port: Int) -> some ApplicationProtocol {
     Application(
         router: server.router(),
-        configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "berth-runner"))
+        configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "berth-runner")
+    )
 }

@@ -48,12 +48,17 @@ struct TrainingJob {
     func run() throws {
         // 1. The spec.
         guard Self.kinds.contains(spec.kind) else {
-            throw RunnerFailure.invalid("`train` runs \(Self.kinds.joined(separator: ", ")) jobs, not \(spec.kind); use `berth-runner batch` for batch-inference")
+            throw RunnerFailure.invalid(
+                "`train` runs \(Self.kinds.joined(separator: ", ")) jobs, not \(spec.kind); use `berth-runner batch` for batch-inference"
+            )
         }
         let hyperparameters = spec.hyperparameters ?? Self.defaultHyperparameters
         guard hyperparameters.epochs >= 1, hyperparameters.batchSize >= 1, hyperparameters.warmupSteps >= 0,
-              hyperparameters.learningRate.isFinite, hyperparameters.learningRate > 0 else {
-            throw RunnerFailure.invalid("hyperparameters need epochs ≥ 1, batch_size ≥ 1, learning_rate > 0 and warmup_steps ≥ 0; got \(hyperparameters)")
+            hyperparameters.learningRate.isFinite, hyperparameters.learningRate > 0
+        else {
+            throw RunnerFailure.invalid(
+                "hyperparameters need epochs ≥ 1, batch_size ≥ 1, learning_rate > 0 and warmup_steps ≥ 0; got \(hyperparameters)"
+            )
         }
         let base = NGramModel.builtInBase(modelID: spec.baseModel)
 
@@ -76,13 +81,17 @@ struct TrainingJob {
 
         // 3. Train.
         let schedule = TrainingSchedule(
-            epochs: hyperparameters.epochs, batchSize: hyperparameters.batchSize,
-            learningRate: hyperparameters.learningRate, warmupSteps: hyperparameters.warmupSteps)
+            epochs: hyperparameters.epochs,
+            batchSize: hyperparameters.batchSize,
+            learningRate: hyperparameters.learningRate,
+            warmupSteps: hyperparameters.warmupSteps
+        )
         let session = TrainingSession(model: base, trainingTexts: training, validationTexts: validation, schedule: schedule, seed: spec.seed)
         RunnerOutput.note(
             "\(spec.kind) of \(spec.baseModel): \(training.count) training records, \(validation.count) validation (\(validationSource)); "
                 + "\(schedule.epochs) epochs of \(session.stepsPerEpoch) steps, batch size \(schedule.batchSize), "
-                + "learning rate \(schedule.learningRate) (EM step size \(schedule.stepSize(atStep: Int.max))), warmup \(schedule.warmupSteps) steps")
+                + "learning rate \(schedule.learningRate) (EM step size \(schedule.stepSize(atStep: Int.max))), warmup \(schedule.warmupSteps) steps"
+        )
         let result = session.run(
             onEvent: { event in
                 switch event {
@@ -93,16 +102,20 @@ struct TrainingJob {
                     if let loss = end.validationLoss {
                         RunnerOutput.emit(.metric(name: "validation_loss", step: end.step, epoch: end.epoch, value: loss))
                     }
-                    RunnerOutput.note("epoch \(end.epoch) done at step \(end.step): mean train loss \(end.meanTrainingLoss.map { "\($0)" } ?? "-"), validation loss \(end.validationLoss.map { "\($0)" } ?? "-")")
+                    RunnerOutput.note(
+                        "epoch \(end.epoch) done at step \(end.step): mean train loss \(end.meanTrainingLoss.map { "\($0)" } ?? "-"), validation loss \(end.validationLoss.map { "\($0)" } ?? "-")"
+                    )
                 }
             },
-            shouldStop: { StopSignal.requested })
+            shouldStop: { StopSignal.requested }
+        )
         usage.input += result.tokensProcessed
         if result.stopped {
             RunnerOutput.emit(.usage(inputTokens: usage.input, outputTokens: usage.output))
             throw RunnerFailure(
                 message: "stopped by signal after step \(result.completedSteps) of \(result.totalSteps); no model saved",
-                exitCode: RunnerFailure.stoppedExitCode)
+                exitCode: RunnerFailure.stoppedExitCode
+            )
         }
 
         // 4. Save the model and how it was made.
@@ -113,16 +126,28 @@ struct TrainingJob {
             throw RunnerFailure.failed(error.description)
         }
         let report = Report(
-            kind: spec.kind, jobId: spec.jobId, model: spec.model, baseModel: spec.baseModel, modelName: spec.modelName,
+            kind: spec.kind,
+            jobId: spec.jobId,
+            model: spec.model,
+            baseModel: spec.baseModel,
+            modelName: spec.modelName,
             modelType: "word trigram, bucketed Jelinek-Mercer interpolation (berth-ngram v1)",
-            hyperparameters: hyperparameters, seed: spec.seed, trainingRecords: training.count,
-            validationRecords: validation.count, validationSource: validationSource, steps: result.completedSteps,
+            hyperparameters: hyperparameters,
+            seed: spec.seed,
+            trainingRecords: training.count,
+            validationRecords: validation.count,
+            validationSource: validationSource,
+            steps: result.completedSteps,
             epochs: result.epochs.map {
                 Report.Epoch(epoch: $0.epoch, step: $0.step, meanTrainLoss: $0.meanTrainingLoss, validationLoss: $0.validationLoss)
             },
-            finalTrainLoss: result.lastTrainingLoss, finalValidationLoss: result.lastValidationLoss,
-            inputTokens: usage.input, outputTokens: usage.output, vocabularySize: result.model.vocabulary.count,
-            trigrams: result.model.trigramCount)
+            finalTrainLoss: result.lastTrainingLoss,
+            finalValidationLoss: result.lastValidationLoss,
+            inputTokens: usage.input,
+            outputTokens: usage.output,
+            vocabularySize: result.model.vocabulary.count,
+            trigrams: result.model.trigramCount
+        )
         do {
             try Wire.encoder(pretty: true).encode(report).write(to: output.appendingPathComponent(Self.reportFileName), options: .atomic)
         } catch {
@@ -131,7 +156,8 @@ struct TrainingJob {
         RunnerOutput.note(
             "saved \(NGramModel.fileName) and \(Self.reportFileName) in \(spec.outputDir): \(result.model.vocabulary.count) words, "
                 + "\(result.model.trigramCount) trigrams; final train loss \(result.lastTrainingLoss ?? .nan), "
-                + "validation loss \(result.lastValidationLoss ?? .nan)")
+                + "validation loss \(result.lastValidationLoss ?? .nan)"
+        )
         RunnerOutput.emit(.usage(inputTokens: usage.input, outputTokens: usage.output))
     }
 
@@ -161,16 +187,23 @@ struct TrainingJob {
         for (i, prompt) in prompts.enumerated() {
             if StopSignal.requested {
                 RunnerOutput.emit(.usage(inputTokens: usage.input, outputTokens: usage.output))
-                throw RunnerFailure(message: "stopped by signal while the teacher answered prompt \(i + 1) of \(prompts.count); no model saved", exitCode: RunnerFailure.stoppedExitCode)
+                throw RunnerFailure(
+                    message: "stopped by signal while the teacher answered prompt \(i + 1) of \(prompts.count); no model saved",
+                    exitCode: RunnerFailure.stoppedExitCode
+                )
             }
             let answer = teacher.complete(
-                prompt: prompt, maxTokens: min(Self.teacherMaxTokens, max(0, spec.maxTokens)),
-                seed: SplitMix64.derive(spec.seed, UInt64(i)))
+                prompt: prompt,
+                maxTokens: min(Self.teacherMaxTokens, max(0, spec.maxTokens)),
+                seed: SplitMix64.derive(spec.seed, UInt64(i))
+            )
             usage.input += answer.promptTokens
             usage.output += answer.completionTokens
             texts.append(prompt + answer.text)
         }
-        RunnerOutput.note("distillation: the teacher (\(spec.baseModel), built in, plus the \(prompts.count) prompts) answered with \(usage.output) tokens")
+        RunnerOutput.note(
+            "distillation: the teacher (\(spec.baseModel), built in, plus the \(prompts.count) prompts) answered with \(usage.output) tokens"
+        )
         return texts
     }
 

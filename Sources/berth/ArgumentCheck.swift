@@ -8,7 +8,8 @@ enum ArgumentCheck {
         guard let text else { return }
         guard TimeExpression.parse(text, now: Date()) != nil else {
             throw ValidationError(
-                "\(option): '\(text)' is not a TIME: use 'now', RFC 3339 such as 2026-01-02T15:04:05Z, or an offset such as +2h or -7d")
+                "\(option): '\(text)' is not a TIME: use 'now', RFC 3339 such as 2026-01-02T15:04:05Z, or an offset such as +2h or -7d"
+            )
         }
     }
 
@@ -18,7 +19,8 @@ enum ArgumentCheck {
         try time(to, option: "--to")
         let now = Date()
         if let from, let to, let start = TimeExpression.parse(from, now: now),
-           let end = TimeExpression.parse(to, now: now), start >= end {
+            let end = TimeExpression.parse(to, now: now), start >= end
+        {
             throw ValidationError("--from \(from) is not before --to \(to): give a window that ends after it starts")
         }
     }

@@ -10,7 +10,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "The control socket of berthd (default: $BERTH_SOCKET, else \(Self.defaultSocketPath)).",
-            valueName: "path"))
+            valueName: "path"
+        )
+    )
     var socket: String?
 
     @Flag(help: "Print the API's JSON document instead of a table.")
@@ -19,7 +21,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Seconds to wait for each answer of berthd (default: $BERTH_TIMEOUT, else \(Int(Self.defaultTimeout))).",
-            valueName: "seconds"))
+            valueName: "seconds"
+        )
+    )
     var timeout: Double?
 
     static let defaultTimeout: Double = 30

@@ -32,7 +32,12 @@ struct ListingOptions: ParsableArguments {
     /// Items asked for per request by `--all`: a page of jobs is about 0.7 KB a job.
     static let allPageSize = 1_000
 
-    @Option(help: ArgumentHelp("Show at most this many, newest first (default: \(ListingLimit.standard); at most \(ListingLimit.maximum)).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Show at most this many, newest first (default: \(ListingLimit.standard); at most \(ListingLimit.maximum)).",
+            valueName: "n"
+        )
+    )
     var limit: Int?
 
     @Flag(help: "Show every one that matches, asking berthd page by page.")
@@ -53,7 +58,10 @@ struct ListingOptions: ParsableArguments {
     /// One page of `path` with `filters`; with `--all`, every page, following `next_cursor`
     /// to the end, as one list whose JSON is what berthd would answer for it in one page.
     func fetch<Page: ListingPage>(
-        _ type: Page.Type, _ path: String, filters: [(String, String?)], global: GlobalOptions
+        _ type: Page.Type,
+        _ path: String,
+        filters: [(String, String?)],
+        global: GlobalOptions
     ) throws(CommandFailure) -> Reply<Page> {
         guard all else {
             return try global.call(Page.self, "GET", path + PercentEncoding.query(filters + [("limit", limit.map(String.init))]))
@@ -63,7 +71,10 @@ struct ListingOptions: ParsableArguments {
         var items: [Page.Item] = []
         repeat {
             let page = try global.call(
-                Page.self, "GET", path + PercentEncoding.query(filters + [("limit", String(Self.allPageSize)), ("cursor", cursor)]))
+                Page.self,
+                "GET",
+                path + PercentEncoding.query(filters + [("limit", String(Self.allPageSize)), ("cursor", cursor)])
+            )
             first = first ?? page.value
             items += page.value.items
             // A page with nothing on it ends the walk, whatever its cursor says.

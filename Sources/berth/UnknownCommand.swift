@@ -42,7 +42,8 @@ enum UnknownCommand {
     /// Edits (an insertion, deletion, substitution, or swap of two neighbours) that turn `a`
     /// into `b`: the optimal string alignment distance, so `jbos` is one edit from `jobs`.
     static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         guard !a.isEmpty else { return b.count }
         guard !b.isEmpty else { return a.count }
         var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)

@@ -64,20 +64,34 @@ enum UsageChart {
         let top = title
         let unitMax = niceCeiling(rows.flatMap { $0.series.reservedUnits + $0.series.busyUnits }.max() ?? 0)
         out += panel(
-            y: top, range: range, maximum: unitMax, axisTitle: "compute units",
-            caption: "Reserved (dashed) and busy (solid) compute units")
+            y: top,
+            range: range,
+            maximum: unitMax,
+            axisTitle: "compute units",
+            caption: "Reserved (dashed) and busy (solid) compute units"
+        )
         out += "<g class=\"panel units\">\n"
         for (index, row) in rows.enumerated() {
             let colour = colour(index)
             out += "<g class=\"series\" data-key=\"\(escape(row.key))\">\n"
-            out += "<title>\(escape("\(row.key): \(UsageNumber.hours(row.reservedUnitHours)) unit-hours reserved, \(UsageNumber.hours(row.busyUnitHours)) busy"))</title>\n"
-            out += polyline(row.series.reservedUnits, class: "reserved", colour: colour, dash: dash(index, of: rows.count), report: report, top: top, maximum: unitMax)
+            out +=
+                "<title>\(escape("\(row.key): \(UsageNumber.hours(row.reservedUnitHours)) unit-hours reserved, \(UsageNumber.hours(row.busyUnitHours)) busy"))</title>\n"
+            out += polyline(
+                row.series.reservedUnits,
+                class: "reserved",
+                colour: colour,
+                dash: dash(index, of: rows.count),
+                report: report,
+                top: top,
+                maximum: unitMax
+            )
             out += polyline(row.series.busyUnits, class: "busy", colour: colour, report: report, top: top, maximum: unitMax)
             out += "</g>\n"
         }
         out += "</g>\n"
         if rows.isEmpty {
-            out += "<text x=\"\(n((plot.left + plot.right) / 2))\" y=\"\(n(top + panelHeight / 2))\" text-anchor=\"middle\" class=\"muted\">No usage in this window</text>\n"
+            out +=
+                "<text x=\"\(n((plot.left + plot.right) / 2))\" y=\"\(n(top + panelHeight / 2))\" text-anchor=\"middle\" class=\"muted\">No usage in this window</text>\n"
         }
 
         // Panel 2: tokens per minute against the budget, for inference reservations.
@@ -85,14 +99,26 @@ enum UsageChart {
             let y = top + panelHeight + gap
             let tokenMax = niceCeiling(tokenRows.flatMap { $0.element.series.budgetPerMinute + $0.element.series.tokensPerMinute }.max() ?? 0)
             out += panel(
-                y: y, range: range, maximum: tokenMax, axisTitle: "tokens per minute",
-                caption: "Tokens per minute (solid) against the budget (dashed), inference reservations")
+                y: y,
+                range: range,
+                maximum: tokenMax,
+                axisTitle: "tokens per minute",
+                caption: "Tokens per minute (solid) against the budget (dashed), inference reservations"
+            )
             out += "<g class=\"panel tokens-per-minute\">\n"
             for (position, (index, row)) in tokenRows.enumerated() {
                 let colour = colour(index)
                 out += "<g class=\"token-series\" data-key=\"\(escape(row.key))\">\n"
                 out += "<title>\(escape("\(row.key): \(UsageNumber.grouped(row.inputTokens + row.outputTokens)) tokens"))</title>\n"
-                out += polyline(row.series.budgetPerMinute, class: "budget", colour: colour, dash: dash(position, of: tokenRows.count), report: report, top: y, maximum: tokenMax)
+                out += polyline(
+                    row.series.budgetPerMinute,
+                    class: "budget",
+                    colour: colour,
+                    dash: dash(position, of: tokenRows.count),
+                    report: report,
+                    top: y,
+                    maximum: tokenMax
+                )
                 out += polyline(row.series.tokensPerMinute, class: "tokens", colour: colour, report: report, top: y, maximum: tokenMax)
                 out += "</g>\n"
             }
@@ -139,8 +165,13 @@ enum UsageChart {
     }
 
     static func polyline(
-        _ values: [Double], class name: String, colour: String, dash: (array: String, offset: Double)? = nil,
-        report: UsageReportView, top: Double, maximum: Double
+        _ values: [Double],
+        class name: String,
+        colour: String,
+        dash: (array: String, offset: Double)? = nil,
+        report: UsageReportView,
+        top: Double,
+        maximum: Double
     ) -> String {
         var points: [String] = []
         for (i, value) in values.enumerated() {
@@ -169,7 +200,8 @@ enum UsageChart {
             let level = y(value, top: top, maximum: maximum)
             out += "<text x=\"\(n(plot.left - 6))\" y=\"\(n(level + 4))\" text-anchor=\"end\">\(escape(axisNumber(value)))</text>\n"
         }
-        out += "<text transform=\"translate(\(n(plot.left - 52)),\(n(top + panelHeight / 2))) rotate(-90)\" text-anchor=\"middle\" class=\"muted\">\(escape(axisTitle))</text>\n"
+        out +=
+            "<text transform=\"translate(\(n(plot.left - 52)),\(n(top + panelHeight / 2))) rotate(-90)\" text-anchor=\"middle\" class=\"muted\">\(escape(axisTitle))</text>\n"
         out += "<line x1=\"\(n(plot.left))\" y1=\"\(n(top))\" x2=\"\(n(plot.left))\" y2=\"\(n(bottom))\"/>\n"
         out += "<line x1=\"\(n(plot.left))\" y1=\"\(n(bottom))\" x2=\"\(n(plot.right))\" y2=\"\(n(bottom))\"/>\n"
         // Time axis: ticks at round UTC times.
@@ -194,7 +226,8 @@ enum UsageChart {
     static func legend(_ rows: [UsageRowView]) -> String {
         var out = "<g class=\"legend\">\n"
         var y = title + 4
-        out += "<line x1=\"\(n(legendX))\" y1=\"\(n(y))\" x2=\"\(n(legendX + 24))\" y2=\"\(n(y))\" stroke=\"#444\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
+        out +=
+            "<line x1=\"\(n(legendX))\" y1=\"\(n(y))\" x2=\"\(n(legendX + 24))\" y2=\"\(n(y))\" stroke=\"#444\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
         out += "<text x=\"\(n(legendX + 30))\" y=\"\(n(y + 4))\">reserved, budget</text>\n"
         y += 18
         out += "<line x1=\"\(n(legendX))\" y1=\"\(n(y))\" x2=\"\(n(legendX + 24))\" y2=\"\(n(y))\" stroke=\"#444\" stroke-width=\"2\"/>\n"
@@ -256,7 +289,8 @@ enum UsageChart {
 
     static func timeLabel(_ date: Date, step: TimeInterval) -> String {
         let text = TimeExpression.format(date)  // 2026-11-25T03:47:07Z
-        let day = String(text.prefix(10)), clock = text.dropFirst(11).prefix(8)
+        let day = String(text.prefix(10))
+        let clock = text.dropFirst(11).prefix(8)
         if step >= 86_400 { return day }
         if step >= 60 { return String(day.dropFirst(5)) + " " + clock.prefix(5) }
         return String(clock)

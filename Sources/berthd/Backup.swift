@@ -2,6 +2,7 @@ import ArgumentParser
 import BerthConfig
 import BerthStore
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,8 @@ struct Backup: ParsableCommand {
             takes that user's identity first, so FILE's folder must be writable by them). To restore: \
             stop berthd, put the copy in place of the ledger with mode 0600 and berthd's user as owner, \
             delete the ledger's -wal and -shm files, and start berthd.
-            """)
+            """
+    )
 
     @Option(name: .long, help: ArgumentHelp("The new file to write the copy to.", valueName: "file"))
     var to: String
@@ -40,7 +42,9 @@ struct Backup: ParsableCommand {
             do {
                 ledger = try DaemonConfig.load(path: config).daemon.database
             } catch {
-                FileHandle.standardError.write(Data("berthd: invalid config \(config):\n\(error)\nname the ledger with --database FILE instead\n".utf8))
+                FileHandle.standardError.write(
+                    Data("berthd: invalid config \(config):\n\(error)\nname the ledger with --database FILE instead\n".utf8)
+                )
                 throw ExitCode(2)
             }
         }
@@ -60,11 +64,16 @@ struct Backup: ParsableCommand {
         guard geteuid() == 0 else { return }
         var info = stat()
         guard stat(ledger, &info) == 0 else {
-            throw LedgerBackupError(description: "no ledger at \(ledger): \(String(cString: strerror(errno))); name it with --database, or with --config and its daemon.database")
+            throw LedgerBackupError(
+                description:
+                    "no ledger at \(ledger): \(String(cString: strerror(errno))); name it with --database, or with --config and its daemon.database"
+            )
         }
         guard info.st_uid != 0 else { return }
         guard setgroups(0, nil) == 0, setgid(info.st_gid) == 0, setuid(info.st_uid) == 0 else {
-            throw LedgerBackupError(description: "cannot take the identity of the ledger's owner (uid \(info.st_uid)): \(String(cString: strerror(errno)))")
+            throw LedgerBackupError(
+                description: "cannot take the identity of the ledger's owner (uid \(info.st_uid)): \(String(cString: strerror(errno)))"
+            )
         }
     }
 }

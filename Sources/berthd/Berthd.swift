@@ -14,14 +14,16 @@ struct Berthd: AsyncParsableCommand {
         abstract: "The berth daemon: provisioned-throughput capacity on a pool of dedicated units.",
         version: BerthVersion.current,
         subcommands: [Run.self, CheckConfig.self, Backup.self, DiscoverUnits.self],
-        defaultSubcommand: Run.self)
+        defaultSubcommand: Run.self
+    )
 }
 
 /// `berthd [--config FILE] [--socket PATH] [--database FILE]`: the daemon itself. A default
 /// subcommand rather than the root's own options, so `check-config --config` is its own.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the daemon in the foreground until SIGTERM or SIGINT; logs go to stderr.")
+        abstract: "Run the daemon in the foreground until SIGTERM or SIGINT; logs go to stderr."
+    )
 
     @Option(name: .long, help: "The config file.")
     var config: String = DaemonConfig.defaultPath
@@ -54,8 +56,12 @@ struct Run: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let daemon = Daemon(
-            config: loaded, socketPath: socket.map(Self.absolute), databasePath: database.map(Self.absolute), logger: logger,
-            metricsRegistry: registry)
+            config: loaded,
+            socketPath: socket.map(Self.absolute),
+            databasePath: database.map(Self.absolute),
+            logger: logger,
+            metricsRegistry: registry
+        )
         do {
             try await daemon.run()
         } catch let error as Daemon.StartupError {
@@ -71,7 +77,9 @@ struct Run: AsyncParsableCommand {
 
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "check-config", abstract: "Validate a config file, report every problem with its key path, and exit.")
+        commandName: "check-config",
+        abstract: "Validate a config file, report every problem with its key path, and exit."
+    )
 
     @Option(name: .long, help: "The config file.")
     var config: String = DaemonConfig.defaultPath
@@ -79,7 +87,9 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         do {
             let loaded = try DaemonConfig.load(path: config)
-            print("\(config): ok (\(loaded.dedicatedUnits.count) dedicated and \(loaded.sharedUnits.count) shared units, \(loaded.models.count) models)")
+            print(
+                "\(config): ok (\(loaded.dedicatedUnits.count) dedicated and \(loaded.sharedUnits.count) shared units, \(loaded.models.count) models)"
+            )
         } catch {
             FileHandle.standardError.write(Data("\(config): \(error.problems.count) problem(s)\n".utf8))
             for problem in error.problems {

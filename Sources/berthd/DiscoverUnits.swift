@@ -22,7 +22,8 @@ struct DiscoverUnits: ParsableCommand {
             unit per MIG instance instead (from `nvidia-smi -L`). With --cpus and --cores-per-unit, \
             CPU units are slices of those cores. Instead of pasting, the config may say \
             [discovery] gpus = "nvidia" to take the GPUs at every start and reload.
-            """)
+            """
+    )
 
     @Option(name: .long, help: "Look for these GPUs.")
     var gpus: Vendor?

@@ -1,5 +1,6 @@
-@testable import BerthConfig
 import Foundation
+
+@testable import BerthConfig
 
 /// A small valid config (two dedicated units, one shared, one model) that each problem case
 /// breaks in exactly one place.
@@ -62,7 +63,11 @@ enum ConfigFixture {
     static let valid = config()
 
     static func config(
-        daemon: String = "", limits: String = "", metrics: String = "", units: String = units, models: String = model,
+        daemon: String = "",
+        limits: String = "",
+        metrics: String = "",
+        units: String = units,
+        models: String = model,
         runners: String = runners
     ) -> String {
         [daemon, limits, metrics, units, models, runners].joined(separator: "\n")

@@ -1,7 +1,8 @@
 import BerthCore
-@testable import BerthConfig
 import Foundation
 import Testing
+
+@testable import BerthConfig
 
 @Test("Defaults apply when the daemon and limits sections are left out")
 func sectionDefaults() throws {
@@ -25,9 +26,12 @@ func sectionDefaults() throws {
     #expect(config.sourcePath == nil)
 }
 
-@Test("metrics.listen takes an IPv4 address or a bracketed IPv6 address with a port", arguments: [
-    ("127.0.0.1:9464", "127.0.0.1", 9464), ("0.0.0.0:1", "0.0.0.0", 1), ("[::1]:9464", "::1", 9464), ("[::]:65535", "::", 65535),
-])
+@Test(
+    "metrics.listen takes an IPv4 address or a bracketed IPv6 address with a port",
+    arguments: [
+        ("127.0.0.1:9464", "127.0.0.1", 9464), ("0.0.0.0:1", "0.0.0.0", 1), ("[::1]:9464", "::1", 9464), ("[::]:65535", "::", 65535),
+    ]
+)
 func metricsListen(_ text: String, host: String, port: Int) throws {
     let config = try DaemonConfig.parse(ConfigFixture.config(metrics: "[metrics]\nlisten = \"\(text)\"\n"))
     #expect(config.metrics.listen == DaemonConfig.ListenAddress(host: host, port: port))
@@ -36,9 +40,13 @@ func metricsListen(_ text: String, host: String, port: Int) throws {
 
 @Test("A set key overrides its default, and an integer is taken where a number is expected")
 func setKeysOverrideDefaults() throws {
-    let config = try DaemonConfig.parse(ConfigFixture.config(
-        daemon: "[daemon]\nstop_grace_seconds = 2.5\nidle_threshold_seconds = 3600\nlog_level = \"debug\"\n",
-        limits: "[limits]\nmax_data_records = 10\nmax_queued_jobs_per_user = 3\nmax_connections = 8\nrequest_timeout_seconds = 2.5\nidle_timeout_seconds = 5\n"))
+    let config = try DaemonConfig.parse(
+        ConfigFixture.config(
+            daemon: "[daemon]\nstop_grace_seconds = 2.5\nidle_threshold_seconds = 3600\nlog_level = \"debug\"\n",
+            limits:
+                "[limits]\nmax_data_records = 10\nmax_queued_jobs_per_user = 3\nmax_connections = 8\nrequest_timeout_seconds = 2.5\nidle_timeout_seconds = 5\n"
+        )
+    )
     #expect(config.daemon.stopGraceSeconds == 2.5)
     #expect(config.daemon.idleThresholdSeconds == 3600)
     #expect(config.daemon.logLevel == "debug")
@@ -110,16 +118,35 @@ struct PathCase: Sendable, CustomTestStringConvertible {
     var testDescription: String { sentence }
 }
 
-@Test("Relative paths resolve against the config file's folder", arguments: [
-    PathCase(sentence: "A relative path is taken from the file's folder",
-             sourcePath: "/etc/berth/berthd.toml", written: "state/berth", resolved: "/etc/berth/state/berth"),
-    PathCase(sentence: "A path climbing out of the folder is normalised",
-             sourcePath: "/etc/berth/berthd.toml", written: "../lib/berth", resolved: "/etc/lib/berth"),
-    PathCase(sentence: "An absolute path is kept as written",
-             sourcePath: "/etc/berth/berthd.toml", written: "/srv/berth", resolved: "/srv/berth"),
-    PathCase(sentence: "Without a source file a relative path is kept as written",
-             sourcePath: nil, written: "state/berth", resolved: "state/berth"),
-])
+@Test(
+    "Relative paths resolve against the config file's folder",
+    arguments: [
+        PathCase(
+            sentence: "A relative path is taken from the file's folder",
+            sourcePath: "/etc/berth/berthd.toml",
+            written: "state/berth",
+            resolved: "/etc/berth/state/berth"
+        ),
+        PathCase(
+            sentence: "A path climbing out of the folder is normalised",
+            sourcePath: "/etc/berth/berthd.toml",
+            written: "../lib/berth",
+            resolved: "/etc/lib/berth"
+        ),
+        PathCase(
+            sentence: "An absolute path is kept as written",
+            sourcePath: "/etc/berth/berthd.toml",
+            written: "/srv/berth",
+            resolved: "/srv/berth"
+        ),
+        PathCase(
+            sentence: "Without a source file a relative path is kept as written",
+            sourcePath: nil,
+            written: "state/berth",
+            resolved: "state/berth"
+        ),
+    ]
+)
 func relativePathsResolve(_ pathCase: PathCase) throws {
     let daemon = """
         [daemon]
@@ -137,7 +164,9 @@ func relativePathsResolve(_ pathCase: PathCase) throws {
 @Test("A relative source path is first made absolute from the working directory")
 func relativeSourcePath() throws {
     let config = try DaemonConfig.parse(
-        ConfigFixture.config(daemon: "[daemon]\ndatabase = \"berth.db\"\n"), sourcePath: "conf/berthd.toml")
+        ConfigFixture.config(daemon: "[daemon]\ndatabase = \"berth.db\"\n"),
+        sourcePath: "conf/berthd.toml"
+    )
     let cwd = FileManager.default.currentDirectoryPath
     #expect(config.sourcePath == URL(fileURLWithPath: cwd).appendingPathComponent("conf/berthd.toml").standardizedFileURL.path)
     #expect(config.daemon.database == URL(fileURLWithPath: cwd).appendingPathComponent("conf/berth.db").standardizedFileURL.path)

@@ -1,14 +1,16 @@
-@testable import BerthConfig
 import BerthCore
 import BerthTestSupport
 import Testing
+
+@testable import BerthConfig
 
 /// `[discovery]` and the GPU keys of `[[units]]`.
 @Suite("Discovery config")
 struct DiscoveryConfigTests {
     @Test("what discover-units prints pastes into a valid config, UUIDs and memory included")
     func discoveredTOMLParses() throws {
-        let units = GPUDiscovery.units(try GPUDiscovery.parse(inventory: FakeNvidiaSMI.migInventory, list: FakeNvidiaSMI.migList), pool: .dedicated)
+        let units =
+            GPUDiscovery.units(try GPUDiscovery.parse(inventory: FakeNvidiaSMI.migInventory, list: FakeNvidiaSMI.migList), pool: .dedicated)
             + (try GPUDiscovery.cpuUnits(cores: "0-7", coresPerUnit: 4, pool: .shared)).units
         let config = try DaemonConfig.parse(ConfigFixture.config(units: GPUDiscovery.toml(units)))
         #expect(config.units == units)
@@ -17,8 +19,10 @@ struct DiscoveryConfigTests {
     @Test("a config with [discovery] gpus needs no [[units]], and its models are not held to a pool not yet found")
     func discoveryAloneIsValid() throws {
         let toml = ConfigFixture.config(
-            daemon: "[discovery]\ngpus = \"nvidia\"\nnvidia_smi = \"bin/nvidia-smi\"\nsample_seconds = 0.5\nidle_gpu_percent = 10\npool = \"shared\"\n",
-            units: "")
+            daemon:
+                "[discovery]\ngpus = \"nvidia\"\nnvidia_smi = \"bin/nvidia-smi\"\nsample_seconds = 0.5\nidle_gpu_percent = 10\npool = \"shared\"\n",
+            units: ""
+        )
         let config = try DaemonConfig.parse(toml, sourcePath: "/etc/berth/berthd.toml")
         #expect(config.units.isEmpty)
         #expect(config.discovery.gpus == .nvidia)

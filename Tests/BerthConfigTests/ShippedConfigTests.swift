@@ -1,6 +1,7 @@
 import BerthCore
-@testable import BerthConfig
 import Testing
+
+@testable import BerthConfig
 
 /// `config/berthd.toml` must run as shipped on a laptop.
 @Suite("The shipped config")
@@ -19,7 +20,9 @@ struct ShippedConfigTests {
 
     @Test("has eight dedicated CPU units cpu-0 to cpu-7 on devices 0 to 7, and two shared ones")
     func units() {
-        #expect(config.dedicatedUnits == (0..<8).map { (index: Int) in ComputeUnit(id: "cpu-\(index)", kind: "cpu", device: index, pool: .dedicated) })
+        #expect(
+            config.dedicatedUnits == (0..<8).map { (index: Int) in ComputeUnit(id: "cpu-\(index)", kind: "cpu", device: index, pool: .dedicated) }
+        )
         #expect(config.sharedUnits.map(\.id) == ["cpu-shared-0", "cpu-shared-1"])
         #expect(config.units.allSatisfy { $0.kind == "cpu" })
     }
@@ -52,18 +55,51 @@ struct ShippedConfigTests {
         var testDescription: String { "\(id) follows its catalog entry" }
     }
 
-    @Test("Each base model follows its catalog entry", arguments: [
-        CatalogEntry(id: "amazon.nova-micro-v1:0", provider: "Amazon", inputs: [.text], outputs: [.text],
-                     maxTokens: 128_000, customizations: [.fineTuning, .distillation]),
-        CatalogEntry(id: "anthropic.claude-3-5-haiku-20241022-v1:0", provider: "Anthropic", inputs: [.text, .image],
-                     outputs: [.text], maxTokens: 200_000, customizations: [.fineTuning]),
-        CatalogEntry(id: "amazon.nova-reel-v1:0", provider: "Amazon", inputs: [.text, .image], outputs: [.video],
-                     maxTokens: 512, customizations: []),
-        CatalogEntry(id: "meta.llama3-8b-instruct-v1:0", provider: "Meta", inputs: [.text], outputs: [.text],
-                     maxTokens: 8192, customizations: [.fineTuning, .continuedPretraining]),
-        CatalogEntry(id: "amazon.titan-text-express-v1", provider: "Amazon", inputs: [.text], outputs: [.text],
-                     maxTokens: 8192, customizations: [.fineTuning, .continuedPretraining]),
-    ])
+    @Test(
+        "Each base model follows its catalog entry",
+        arguments: [
+            CatalogEntry(
+                id: "amazon.nova-micro-v1:0",
+                provider: "Amazon",
+                inputs: [.text],
+                outputs: [.text],
+                maxTokens: 128_000,
+                customizations: [.fineTuning, .distillation]
+            ),
+            CatalogEntry(
+                id: "anthropic.claude-3-5-haiku-20241022-v1:0",
+                provider: "Anthropic",
+                inputs: [.text, .image],
+                outputs: [.text],
+                maxTokens: 200_000,
+                customizations: [.fineTuning]
+            ),
+            CatalogEntry(
+                id: "amazon.nova-reel-v1:0",
+                provider: "Amazon",
+                inputs: [.text, .image],
+                outputs: [.video],
+                maxTokens: 512,
+                customizations: []
+            ),
+            CatalogEntry(
+                id: "meta.llama3-8b-instruct-v1:0",
+                provider: "Meta",
+                inputs: [.text],
+                outputs: [.text],
+                maxTokens: 8192,
+                customizations: [.fineTuning, .continuedPretraining]
+            ),
+            CatalogEntry(
+                id: "amazon.titan-text-express-v1",
+                provider: "Amazon",
+                inputs: [.text],
+                outputs: [.text],
+                maxTokens: 8192,
+                customizations: [.fineTuning, .continuedPretraining]
+            ),
+        ]
+    )
     func catalogEntry(_ entry: CatalogEntry) throws {
         let model = try #require(config.models.first { $0.id == entry.id })
         #expect(model.provider == entry.provider)
@@ -95,8 +131,10 @@ struct ShippedConfigTests {
                 #expect((model.price.onDemandOutputPer1k ?? 0) > 0, "\(model.id)")
             }
             let ranges = model.hyperparameters
-            #expect(ranges.epochs.lowerBound >= 1 && ranges.batchSize.lowerBound >= 1 && ranges.learningRate.lowerBound > 0,
-                    "\(model.id)")
+            #expect(
+                ranges.epochs.lowerBound >= 1 && ranges.batchSize.lowerBound >= 1 && ranges.learningRate.lowerBound > 0,
+                "\(model.id)"
+            )
         }
     }
 }

@@ -27,7 +27,11 @@ struct DatasetTests {
         Case(name: "not an object", line: "[1, 2]", reason: "not a JSON object"),
         Case(name: "a missing field", line: #"{"prompt": "x"}"#, reason: #"missing "completion""#),
         Case(name: "a field of the wrong type", line: #"{"prompt": "x", "completion": 3}"#, reason: #""completion" must be a string"#),
-        Case(name: "a record over max_tokens", line: #"{"prompt": "\#(String(repeating: "word ", count: 60))", "completion": "x"}"#, reason: "over the model's max_tokens of 50"),
+        Case(
+            name: "a record over max_tokens",
+            line: #"{"prompt": "\#(String(repeating: "word ", count: 60))", "completion": "x"}"#,
+            reason: "over the model's max_tokens of 50"
+        ),
     ])
     func badRecord(_ c: Case) {
         let found = problems(DatasetCheck.check(lines(40, replacing: [37: c.line]), kind: .fineTuning, maxTokens: 50, maxRecords: 1000))
@@ -41,7 +45,10 @@ struct DatasetTests {
         var inWord = false
         for scalar in text.unicodeScalars {
             if scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) {
-                if !inWord { count += 1; inWord = true }
+                if !inWord {
+                    count += 1
+                    inWord = true
+                }
             } else {
                 inWord = false
                 if !scalar.properties.isWhitespace { count += 1 }
@@ -80,8 +87,14 @@ struct DatasetTests {
     @Test("a large file checked in pieces reports the right line numbers, the first ones first")
     func largeFileLineNumbers() {
         let count = 40_000  // about 3 MB: several pieces
-        let found = problems(DatasetCheck.check(
-            lines(count, replacing: [7: "{", 25_001: "{", 39_999: "{", 40_000: "{"]), kind: .fineTuning, maxTokens: 100, maxRecords: 1_000_000))
+        let found = problems(
+            DatasetCheck.check(
+                lines(count, replacing: [7: "{", 25_001: "{", 39_999: "{", 40_000: "{"]),
+                kind: .fineTuning,
+                maxTokens: 100,
+                maxRecords: 1_000_000
+            )
+        )
         #expect(found.map(\.line) == [7, 25_001, 39_999])
     }
 
@@ -95,7 +108,9 @@ struct DatasetTests {
     @Test("batch record ids must be unique across the whole file")
     func uniqueIDs() {
         let records = (1...30_000).map { #"{"recordId": "r\#($0 == 29_000 ? 5 : $0)", "modelInput": "hello there"}"# }
-        let found = problems(DatasetCheck.check(Data((records.joined(separator: "\n") + "\n").utf8), kind: .batchInference, maxTokens: 100, maxRecords: 1_000_000))
+        let found = problems(
+            DatasetCheck.check(Data((records.joined(separator: "\n") + "\n").utf8), kind: .batchInference, maxTokens: 100, maxRecords: 1_000_000)
+        )
         #expect(found.map(\.line) == [29_000])
     }
 

@@ -9,9 +9,18 @@ struct GPUDiscoveryTests {
     @Test("one H200 is one unit with its device, UUID and memory")
     func oneH200() throws {
         let gpus = try GPUDiscovery.parse(inventory: FakeNvidiaSMI.oneH200, list: nil)
-        #expect(GPUDiscovery.units(gpus, pool: .dedicated) == [
-            ComputeUnit(id: "gpu-0", kind: "h200", device: 0, pool: .dedicated, uuid: "GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b6c", memoryMiB: 143771),
-        ])
+        #expect(
+            GPUDiscovery.units(gpus, pool: .dedicated) == [
+                ComputeUnit(
+                    id: "gpu-0",
+                    kind: "h200",
+                    device: 0,
+                    pool: .dedicated,
+                    uuid: "GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b6c",
+                    memoryMiB: 143771
+                )
+            ]
+        )
     }
 
     @Test("an eight-GPU box is eight units, gpu-0 to gpu-7, in index order")
@@ -61,25 +70,28 @@ struct GPUDiscoveryTests {
         #expect(gpus.first?.memoryMiB == nil)
     }
 
-    @Test("a GPU's kind comes from its name", arguments: [
-        ("NVIDIA H200", "h200"),
-        ("NVIDIA H200 NVL", "h200-nvl"),
-        ("NVIDIA H100 80GB HBM3", "h100-80gb"),
-        ("NVIDIA H100 PCIe", "h100"),
-        ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
-        ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
-        ("NVIDIA A100-PCIE-40GB", "a100-40gb"),
-        ("NVIDIA A100 80GB PCIe", "a100-80gb"),
-        ("Tesla V100-SXM2-16GB", "v100-16gb"),
-        ("Tesla T4", "t4"),
-        ("NVIDIA L40S", "l40s"),
-        ("NVIDIA A10G", "a10g"),
-        ("NVIDIA GeForce RTX 4090", "rtx-4090"),
-        ("NVIDIA RTX A6000", "rtx-a6000"),
-        ("NVIDIA B200", "b200"),
-        ("NVIDIA GH200 480GB", "gh200-480gb"),
-        ("NVIDIA", "gpu"),
-    ])
+    @Test(
+        "a GPU's kind comes from its name",
+        arguments: [
+            ("NVIDIA H200", "h200"),
+            ("NVIDIA H200 NVL", "h200-nvl"),
+            ("NVIDIA H100 80GB HBM3", "h100-80gb"),
+            ("NVIDIA H100 PCIe", "h100"),
+            ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+            ("NVIDIA A100-SXM4-40GB", "a100-40gb"),
+            ("NVIDIA A100-PCIE-40GB", "a100-40gb"),
+            ("NVIDIA A100 80GB PCIe", "a100-80gb"),
+            ("Tesla V100-SXM2-16GB", "v100-16gb"),
+            ("Tesla T4", "t4"),
+            ("NVIDIA L40S", "l40s"),
+            ("NVIDIA A10G", "a10g"),
+            ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+            ("NVIDIA RTX A6000", "rtx-a6000"),
+            ("NVIDIA B200", "b200"),
+            ("NVIDIA GH200 480GB", "gh200-480gb"),
+            ("NVIDIA", "gpu"),
+        ]
+    )
     func kinds(name: String, kind: String) {
         #expect(GPUDiscovery.kind(forName: name) == kind)
     }
@@ -87,10 +99,12 @@ struct GPUDiscoveryTests {
     @Test("CPU units are slices of cores, the rest named apart")
     func cpuSlices() throws {
         let (units, rest) = try GPUDiscovery.cpuUnits(cores: "0-9", coresPerUnit: 4, pool: .dedicated)
-        #expect(units == [
-            ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated, cpus: "0-3"),
-            ComputeUnit(id: "cpu-1", kind: "cpu", pool: .dedicated, cpus: "4-7"),
-        ])
+        #expect(
+            units == [
+                ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated, cpus: "0-3"),
+                ComputeUnit(id: "cpu-1", kind: "cpu", pool: .dedicated, cpus: "4-7"),
+            ]
+        )
         #expect(rest == [8, 9])
         let (scattered, _) = try GPUDiscovery.cpuUnits(cores: "0,2,4-5", coresPerUnit: 2, pool: .shared)
         #expect(scattered.map(\.cpus) == ["0,2", "4-5"])
@@ -100,34 +114,39 @@ struct GPUDiscoveryTests {
 
     @Test("the TOML has every key of each unit")
     func toml() throws {
-        let units = GPUDiscovery.units(try GPUDiscovery.parse(inventory: FakeNvidiaSMI.oneH200, list: nil), pool: .dedicated)
+        let units =
+            GPUDiscovery.units(try GPUDiscovery.parse(inventory: FakeNvidiaSMI.oneH200, list: nil), pool: .dedicated)
             + [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated, cpus: "0-3")]
-        #expect(GPUDiscovery.toml(units) == """
-            [[units]]
-            id = "gpu-0"
-            kind = "h200"
-            device = 0
-            uuid = "GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b6c"
-            memory_mib = 143771
-            pool = "dedicated"
+        #expect(
+            GPUDiscovery.toml(units) == """
+                [[units]]
+                id = "gpu-0"
+                kind = "h200"
+                device = 0
+                uuid = "GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b6c"
+                memory_mib = 143771
+                pool = "dedicated"
 
-            [[units]]
-            id = "cpu-0"
-            kind = "cpu"
-            cpus = "0-3"
-            pool = "dedicated"
+                [[units]]
+                id = "cpu-0"
+                kind = "cpu"
+                cpus = "0-3"
+                pool = "dedicated"
 
-            """)
+                """
+        )
     }
 
     @Test("telemetry is read per GPU and matched to units by UUID, else by index; [N/A] is left out")
     func telemetry() throws {
-        let samples = try GPUDiscovery.parseTelemetry("""
+        let samples = try GPUDiscovery.parseTelemetry(
+            """
             0, GPU-a, 87, 40960
             1, GPU-b, 0, 0
             2, GPU-c, [N/A], [N/A]
 
-            """)
+            """
+        )
         #expect(samples.count == 2)
         #expect(samples[0] == GPUSample(index: 0, uuid: "GPU-a", utilizationPercent: 87, memoryUsedBytes: 40960 * 1_048_576))
         let units = [

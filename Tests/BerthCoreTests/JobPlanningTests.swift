@@ -7,9 +7,28 @@ private let t = Fixtures.t
 
 @Suite("Job placement")
 struct JobPlanningTests {
-    func job(_ id: Int64, units: Int, priority: Int = 0, status: JobStatus = .queued, on reservation: Int64 = 1, at hours: Double = 0, running: [String] = []) -> Job {
-        Job(id: id, name: "j\(id)", owner: "alice", kind: .fineTuning, reservationID: reservation, status: status, priority: priority,
-            modelUnits: units, unitsNeeded: units, units: running, submittedAt: t(hours))
+    func job(
+        _ id: Int64,
+        units: Int,
+        priority: Int = 0,
+        status: JobStatus = .queued,
+        on reservation: Int64 = 1,
+        at hours: Double = 0,
+        running: [String] = []
+    ) -> Job {
+        Job(
+            id: id,
+            name: "j\(id)",
+            owner: "alice",
+            kind: .fineTuning,
+            reservationID: reservation,
+            status: status,
+            priority: priority,
+            modelUnits: units,
+            unitsNeeded: units,
+            units: running,
+            submittedAt: t(hours)
+        )
     }
 
     /// A pool with reservation 1 active on `units` units.
@@ -103,8 +122,13 @@ struct JobPlanningTests {
             case 0, 1:
                 let reservation = Int64.random(in: 1...3, using: &rng)
                 let size = sim.reservations[reservation]!.units
-                sim.jobs[nextJob] = job(nextJob, units: Int.random(in: 1...size, using: &rng), priority: Int.random(in: 0...3, using: &rng),
-                                        on: reservation, at: Double(step))
+                sim.jobs[nextJob] = job(
+                    nextJob,
+                    units: Int.random(in: 1...size, using: &rng),
+                    priority: Int.random(in: 0...3, using: &rng),
+                    on: reservation,
+                    at: Double(step)
+                )
                 nextJob += 1
             case 2:
                 // A running job finishes.

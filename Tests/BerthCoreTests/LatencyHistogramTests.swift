@@ -3,9 +3,12 @@ import Testing
 
 @Suite("Latency histogram")
 struct LatencyHistogramTests {
-    @Test("latencies are kept to three significant figures", arguments: [
-        (12.34, 12.3), (0.7345, 0.735), (1000, 1000), (999.6, 1000), (7.55, 7.55), (0.1, 0.1), (123_456, 123_000), (0, 0),
-    ])
+    @Test(
+        "latencies are kept to three significant figures",
+        arguments: [
+            (12.34, 12.3), (0.7345, 0.735), (1000, 1000), (999.6, 1000), (7.55, 7.55), (0.1, 0.1), (123_456, 123_000), (0, 0),
+        ]
+    )
     func rounding(value: Double, kept: Double) {
         #expect(LatencyHistogram.milliseconds(code: LatencyHistogram.code(milliseconds: value)) == kept)
     }
@@ -22,7 +25,8 @@ struct LatencyHistogramTests {
 
     @Test("the stored form adds up to the same histogram")
     func encoding() {
-        var a = LatencyHistogram(), b = LatencyHistogram()
+        var a = LatencyHistogram()
+        var b = LatencyHistogram()
         for ms in [0.5, 1.5, 1.5, 250, 80_000] { a.add(milliseconds: ms) }
         for ms in [1.5, 3] { b.add(milliseconds: ms) }
         var merged = LatencyHistogram(encoded: a.encoded())

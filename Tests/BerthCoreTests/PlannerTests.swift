@@ -21,55 +21,114 @@ struct AdmissionCase: CustomTestStringConvertible, Sendable {
 struct AdmissionTests {
     static let cases: [AdmissionCase] = [
         AdmissionCase(
-            name: "fits now on an empty pool", pool: 8, booked: [], units: 4, start: t(0), duration: 3600,
-            expected: .admit(start: t(0), end: t(1))),
+            name: "fits now on an empty pool",
+            pool: 8,
+            booked: [],
+            units: 4,
+            start: t(0),
+            duration: 3600,
+            expected: .admit(start: t(0), end: t(1))
+        ),
         AdmissionCase(
-            name: "fits later: refused with the earliest start when the pool is busy until then", pool: 8,
+            name: "fits later: refused with the earliest start when the pool is busy until then",
+            pool: 8,
             booked: [Fixtures.reservation(1, units: 6, start: t(0), end: t(2), status: .active)],
-            units: 4, start: t(0), duration: 3600,
-            expected: .refuse(CapacityRefusal(needed: 4, free: 2, total: 8, earliestStart: t(2)))),
+            units: 4,
+            start: t(0),
+            duration: 3600,
+            expected: .refuse(CapacityRefusal(needed: 4, free: 2, total: 8, earliestStart: t(2)))
+        ),
         AdmissionCase(
-            name: "never fits: more units than the pool has", pool: 8, booked: [], units: 9, start: t(0), duration: 3600,
-            expected: .refuse(CapacityRefusal(needed: 9, free: 8, total: 8, earliestStart: nil))),
+            name: "never fits: more units than the pool has",
+            pool: 8,
+            booked: [],
+            units: 9,
+            start: t(0),
+            duration: 3600,
+            expected: .refuse(CapacityRefusal(needed: 9, free: 8, total: 8, earliestStart: nil))
+        ),
         AdmissionCase(
-            name: "never fits even with wait when the pool is too small", pool: 8, booked: [], units: 9, start: t(0),
-            duration: nil, wait: true, expected: .refuse(CapacityRefusal(needed: 9, free: 8, total: 8, earliestStart: nil))),
+            name: "never fits even with wait when the pool is too small",
+            pool: 8,
+            booked: [],
+            units: 9,
+            start: t(0),
+            duration: nil,
+            wait: true,
+            expected: .refuse(CapacityRefusal(needed: 9, free: 8, total: 8, earliestStart: nil))
+        ),
         AdmissionCase(
-            name: "advance reservations that touch do not overlap", pool: 4,
+            name: "advance reservations that touch do not overlap",
+            pool: 4,
             booked: [Fixtures.reservation(1, units: 4, start: t(2), end: t(4))],
-            units: 4, start: t(0), duration: 2 * 3600, expected: .admit(start: t(0), end: t(2))),
+            units: 4,
+            start: t(0),
+            duration: 2 * 3600,
+            expected: .admit(start: t(0), end: t(2))
+        ),
         AdmissionCase(
-            name: "an advance reservation one second into another's window does not fit", pool: 4,
+            name: "an advance reservation one second into another's window does not fit",
+            pool: 4,
             booked: [Fixtures.reservation(1, units: 4, start: t(2), end: t(4))],
-            units: 4, start: t(0), duration: 2 * 3600 + 1,
-            expected: .refuse(CapacityRefusal(needed: 4, free: 0, total: 4, earliestStart: t(4)))),
+            units: 4,
+            start: t(0),
+            duration: 2 * 3600 + 1,
+            expected: .refuse(CapacityRefusal(needed: 4, free: 0, total: 4, earliestStart: t(4)))
+        ),
         AdmissionCase(
-            name: "open-ended reservation blocked for ever by an open-ended one", pool: 4,
+            name: "open-ended reservation blocked for ever by an open-ended one",
+            pool: 4,
             booked: [Fixtures.reservation(1, units: 3, start: t(0), end: nil, status: .active)],
-            units: 2, start: t(0), duration: nil,
-            expected: .refuse(CapacityRefusal(needed: 2, free: 1, total: 4, earliestStart: nil))),
+            units: 2,
+            start: t(0),
+            duration: nil,
+            expected: .refuse(CapacityRefusal(needed: 2, free: 1, total: 4, earliestStart: nil))
+        ),
         AdmissionCase(
-            name: "wait queues it when it does not fit now", pool: 4,
+            name: "wait queues it when it does not fit now",
+            pool: 4,
             booked: [Fixtures.reservation(1, units: 3, start: t(0), end: nil, status: .active)],
-            units: 2, start: t(0), duration: nil, wait: true, expected: .queue),
+            units: 2,
+            start: t(0),
+            duration: nil,
+            wait: true,
+            expected: .queue
+        ),
         AdmissionCase(
-            name: "queued reservations hold no capacity", pool: 4,
+            name: "queued reservations hold no capacity",
+            pool: 4,
             booked: [Fixtures.reservation(1, units: 4, start: t(0), end: nil, waiting: true)],
-            units: 4, start: t(0), duration: 3600, expected: .admit(start: t(0), end: t(1))),
+            units: 4,
+            start: t(0),
+            duration: 3600,
+            expected: .admit(start: t(0), end: t(1))
+        ),
         AdmissionCase(
-            name: "a gap between two bookings is found", pool: 2,
+            name: "a gap between two bookings is found",
+            pool: 2,
             booked: [
                 Fixtures.reservation(1, units: 2, start: t(0), end: t(1), status: .active),
                 Fixtures.reservation(2, units: 2, start: t(3), end: t(5)),
             ],
-            units: 2, start: t(0), duration: 2 * 3600,
-            expected: .refuse(CapacityRefusal(needed: 2, free: 0, total: 2, earliestStart: t(1)))),
+            units: 2,
+            start: t(0),
+            duration: 2 * 3600,
+            expected: .refuse(CapacityRefusal(needed: 2, free: 0, total: 2, earliestStart: t(1)))
+        ),
     ]
 
     @Test(arguments: cases)
     func admission(_ c: AdmissionCase) {
         let calendar = CapacityCalendar(total: c.pool, reservations: c.booked)
-        let result = Planner.admit(units: c.units, start: c.start, commitment: .none, duration: c.duration, wait: c.wait, calendar: calendar, now: t(0))
+        let result = Planner.admit(
+            units: c.units,
+            start: c.start,
+            commitment: .none,
+            duration: c.duration,
+            wait: c.wait,
+            calendar: calendar,
+            now: t(0)
+        )
         #expect(result == c.expected)
     }
 
@@ -226,12 +285,28 @@ struct PlannerPropertyTests {
                 let start = now.addingTimeInterval(Double(Int.random(in: 0...8, using: &rng)) * 900)
                 let duration: TimeInterval? = Bool.random(using: &rng) ? Double(Int.random(in: 1...12, using: &rng)) * 900 : nil
                 let wait = Int.random(in: 0..<4, using: &rng) == 0
-                let admission = Planner.admit(units: units, start: start, commitment: .none, duration: duration, wait: wait, calendar: sim.snapshot.calendar, now: now)
+                let admission = Planner.admit(
+                    units: units,
+                    start: start,
+                    commitment: .none,
+                    duration: duration,
+                    wait: wait,
+                    calendar: sim.snapshot.calendar,
+                    now: now
+                )
                 switch admission {
                 case .admit(let s, let e):
                     sim.reservations[nextID] = Fixtures.reservation(nextID, units: units, start: s, end: e, createdAt: now)
                 case .queue:
-                    sim.reservations[nextID] = Fixtures.reservation(nextID, units: units, start: start, end: nil, waiting: true, duration: duration, createdAt: now)
+                    sim.reservations[nextID] = Fixtures.reservation(
+                        nextID,
+                        units: units,
+                        start: start,
+                        end: nil,
+                        waiting: true,
+                        duration: duration,
+                        createdAt: now
+                    )
                 case .refuse:
                     break
                 }

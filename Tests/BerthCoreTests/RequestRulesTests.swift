@@ -29,29 +29,35 @@ struct RequestRulesTests {
         return model
     }
 
-    @Test("what a reservation's purpose allows on its model", arguments: [
-        (Purpose.inference, base, false, nil),
-        (.inference, base, true, nil),
-        (.training, base, false, nil),
-        (.training, custom, false, "model"),
-        (.training, noCustomization, false, "purpose"),
-        (.training, base, true, "spillover"),
-        (.inference, custom, true, "spillover"),
-        (.inference, notOnDemand, true, "spillover"),
-    ] as [(Purpose, Model, Bool, String?)])
+    @Test(
+        "what a reservation's purpose allows on its model",
+        arguments: [
+            (Purpose.inference, base, false, nil),
+            (.inference, base, true, nil),
+            (.training, base, false, nil),
+            (.training, custom, false, "model"),
+            (.training, noCustomization, false, "purpose"),
+            (.training, base, true, "spillover"),
+            (.inference, custom, true, "spillover"),
+            (.inference, notOnDemand, true, "spillover"),
+        ] as [(Purpose, Model, Bool, String?)]
+    )
     func purpose(_ purpose: Purpose, _ model: Model, _ spillover: Bool, _ refusedField: String?) {
         #expect(ReservationRules.purposeProblem(purpose, model: model, spillover: spillover)?.field == refusedField)
     }
 
-    @Test("which kinds take which fields", arguments: [
-        (JobKind.batchInference, Set<String>(), nil),
-        (.batchInference, ["model_name"], "model_name"),
-        (.batchInference, ["learning_rate", "epochs"], "epochs"),
-        (.batchInference, ["validation_data"], "validation_data"),
-        (.fineTuning, ["model_name", "epochs", "validation_data"], nil),
-        (.fineTuning, ["epochs"], "model_name"),
-        (.distillation, [], "model_name"),
-    ] as [(JobKind, Set<String>, String?)])
+    @Test(
+        "which kinds take which fields",
+        arguments: [
+            (JobKind.batchInference, Set<String>(), nil),
+            (.batchInference, ["model_name"], "model_name"),
+            (.batchInference, ["learning_rate", "epochs"], "epochs"),
+            (.batchInference, ["validation_data"], "validation_data"),
+            (.fineTuning, ["model_name", "epochs", "validation_data"], nil),
+            (.fineTuning, ["epochs"], "model_name"),
+            (.distillation, [], "model_name"),
+        ] as [(JobKind, Set<String>, String?)]
+    )
     func fields(_ kind: JobKind, _ given: Set<String>, _ refusedField: String?) {
         #expect(SubmissionRules.fieldProblem(kind: kind, given: given)?.field == refusedField)
     }
@@ -65,8 +71,15 @@ struct RequestRulesTests {
     func defaults() throws {
         let values = try SubmissionRules.hyperparameters(epochs: nil, batchSize: nil, learningRate: nil, warmupSteps: nil, model: Self.base).get()
         let defaults = HyperparameterCheck.defaults(for: Self.base.hyperparameters)
-        #expect(values == HyperparameterValues(
-            epochs: defaults.epochs, batchSize: defaults.batchSize, learningRate: defaults.learningRate, warmupSteps: defaults.warmupSteps))
+        #expect(
+            values
+                == HyperparameterValues(
+                    epochs: defaults.epochs,
+                    batchSize: defaults.batchSize,
+                    learningRate: defaults.learningRate,
+                    warmupSteps: defaults.warmupSteps
+                )
+        )
     }
 
     @Test("hyperparameters given are kept")
@@ -77,24 +90,48 @@ struct RequestRulesTests {
 
     @Test("every hyperparameter out of range is named at once")
     func outOfRange() {
-        guard case .failure(let problems) = SubmissionRules.hyperparameters(
-            epochs: 0, batchSize: nil, learningRate: 0.5, warmupSteps: nil, model: Self.base) else {
+        guard
+            case .failure(let problems) = SubmissionRules.hyperparameters(
+                epochs: 0,
+                batchSize: nil,
+                learningRate: 0.5,
+                warmupSteps: nil,
+                model: Self.base
+            )
+        else {
             Issue.record("out-of-range values were accepted")
             return
         }
         #expect(problems.problems.map(\.field).sorted() == ["epochs", "learning_rate"])
     }
 
-    @Test("a call's size: max_tokens, its default and the prompt", arguments: [
-        (nil, 10, small, 64, 74, nil),
-        (nil, 10, { var m = small; m.maxTokens = 50; return m }(), 50, nil, "prompt"),
-        (nil, 0, { var m = small; m.maxTokens = 50; return m }(), 50, 50, nil),
-        (90, 10, small, 90, 100, nil),
-        (90, 11, small, nil, nil, "prompt"),
-        (0, 1, small, nil, nil, "max_tokens"),
-        (101, 1, small, nil, nil, "max_tokens"),
-        (Int.max, 1, small, nil, nil, "max_tokens"),
-    ] as [(Int?, Int, Model, Int?, Int?, String?)])
+    @Test(
+        "a call's size: max_tokens, its default and the prompt",
+        arguments: [
+            (nil, 10, small, 64, 74, nil),
+            (
+                nil, 10,
+                {
+                    var m = small
+                    m.maxTokens = 50
+                    return m
+                }(), 50, nil, "prompt"
+            ),
+            (
+                nil, 0,
+                {
+                    var m = small
+                    m.maxTokens = 50
+                    return m
+                }(), 50, 50, nil
+            ),
+            (90, 10, small, 90, 100, nil),
+            (90, 11, small, nil, nil, "prompt"),
+            (0, 1, small, nil, nil, "max_tokens"),
+            (101, 1, small, nil, nil, "max_tokens"),
+            (Int.max, 1, small, nil, nil, "max_tokens"),
+        ] as [(Int?, Int, Model, Int?, Int?, String?)]
+    )
     func size(_ asked: Int?, _ prompt: Int, _ model: Model, _ maxTokens: Int?, _ estimate: Int?, _ refusedField: String?) {
         switch CallRules.size(maxTokens: asked, promptTokens: prompt, model: model) {
         case .success(let size):
@@ -106,9 +143,12 @@ struct RequestRulesTests {
         }
     }
 
-    @Test("spillover only where asked for, to a base model served on demand", arguments: [
-        (true, base, true), (false, base, false), (true, custom, false), (true, notOnDemand, false),
-    ] as [(Bool, Model, Bool)])
+    @Test(
+        "spillover only where asked for, to a base model served on demand",
+        arguments: [
+            (true, base, true), (false, base, false), (true, custom, false), (true, notOnDemand, false),
+        ] as [(Bool, Model, Bool)]
+    )
     func spillover(_ asked: Bool, _ model: Model, _ spills: Bool) {
         var reservation = Fixtures.reservation(1, units: 1, start: Fixtures.epoch, end: nil)
         reservation.spillover = asked

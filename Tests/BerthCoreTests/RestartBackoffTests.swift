@@ -5,10 +5,13 @@ import Testing
 struct RestartBackoffTests {
     static let t0 = ContinuousClock.now
 
-    @Test("each crash in a row waits twice as long as the one before, up to 30 s", arguments: [
-        (1, Duration.milliseconds(500)), (2, .seconds(1)), (3, .seconds(2)), (4, .seconds(4)), (5, .seconds(8)),
-        (6, .seconds(16)), (7, .seconds(30)), (8, .seconds(30)), (1_000, .seconds(30)),
-    ])
+    @Test(
+        "each crash in a row waits twice as long as the one before, up to 30 s",
+        arguments: [
+            (1, Duration.milliseconds(500)), (2, .seconds(1)), (3, .seconds(2)), (4, .seconds(4)), (5, .seconds(8)),
+            (6, .seconds(16)), (7, .seconds(30)), (8, .seconds(30)), (1_000, .seconds(30)),
+        ]
+    )
     func delays(failures: Int, wait: Duration) {
         #expect(RestartBackoff.delay(afterFailures: failures) == wait)
     }

@@ -4,14 +4,17 @@ import Foundation
 import Testing
 
 @Suite struct TokenizerTests {
-    @Test("Words are lowercased and punctuation is split off", arguments: [
-        ("Hello, world!", ["hello", ",", "world", "!"]),
-        ("Don't stop; the ship's late.", ["don't", "stop", ";", "the", "ship's", "late", "."]),
-        ("  spaces\tand\nnew lines  ", ["spaces", "and", "new", "lines"]),
-        ("Ünïcode café 42", ["ünïcode", "café", "42"]),
-        ("'quoted'", ["'", "quoted", "'"]),
-        ("", []),
-    ])
+    @Test(
+        "Words are lowercased and punctuation is split off",
+        arguments: [
+            ("Hello, world!", ["hello", ",", "world", "!"]),
+            ("Don't stop; the ship's late.", ["don't", "stop", ";", "the", "ship's", "late", "."]),
+            ("  spaces\tand\nnew lines  ", ["spaces", "and", "new", "lines"]),
+            ("Ünïcode café 42", ["ünïcode", "café", "42"]),
+            ("'quoted'", ["'", "quoted", "'"]),
+            ("", []),
+        ]
+    )
     func tokens(text: String, expected: [String]) {
         #expect(Tokenizer().tokens(text) == expected)
     }
@@ -31,8 +34,12 @@ import Testing
 
     func train(epochs: Int = 3, learningRate: Double = 1e-5, warmupSteps: Int = 0, seed: UInt64 = 7) -> (TrainingResult, [TrainingEvent]) {
         let session = TrainingSession(
-            model: NGramModel(), trainingTexts: training, validationTexts: validation,
-            schedule: TrainingSchedule(epochs: epochs, batchSize: 8, learningRate: learningRate, warmupSteps: warmupSteps), seed: seed)
+            model: NGramModel(),
+            trainingTexts: training,
+            validationTexts: validation,
+            schedule: TrainingSchedule(epochs: epochs, batchSize: 8, learningRate: learningRate, warmupSteps: warmupSteps),
+            seed: seed
+        )
         var events: [TrainingEvent] = []
         let result = session.run(onEvent: { events.append($0) })
         return (result, events)
@@ -94,8 +101,12 @@ import Testing
 
     @Test func aStopRequestEndsTheRunAtAStepBoundary() {
         let session = TrainingSession(
-            model: NGramModel(), trainingTexts: training, validationTexts: validation,
-            schedule: TrainingSchedule(epochs: 3, batchSize: 8), seed: 1)
+            model: NGramModel(),
+            trainingTexts: training,
+            validationTexts: validation,
+            schedule: TrainingSchedule(epochs: 3, batchSize: 8),
+            seed: 1
+        )
         var steps = 0
         let result = session.run(onEvent: { if case .step = $0 { steps += 1 } }, shouldStop: { steps >= 7 })
         #expect(result.stopped)
@@ -107,8 +118,11 @@ import Testing
 @Suite struct GenerationTests {
     let model: NGramModel = {
         TrainingSession(
-            model: NGramModel(), trainingTexts: Corpus.sentences(300, seed: 3), validationTexts: [],
-            schedule: TrainingSchedule(epochs: 2), seed: 5
+            model: NGramModel(),
+            trainingTexts: Corpus.sentences(300, seed: 3),
+            validationTexts: [],
+            schedule: TrainingSchedule(epochs: 2),
+            seed: 5
         ).run().model
     }()
 
@@ -158,8 +172,10 @@ import Testing
         #expect(loaded.weights == model.weights)
         #expect(try loaded.encoded() == model.encoded())
         for seed in UInt64(0)..<5 {
-            #expect(TextGenerator(model: loaded).complete(prompt: "the ship", maxTokens: 20, seed: seed)
-                == TextGenerator(model: model).complete(prompt: "the ship", maxTokens: 20, seed: seed))
+            #expect(
+                TextGenerator(model: loaded).complete(prompt: "the ship", maxTokens: 20, seed: seed)
+                    == TextGenerator(model: model).complete(prompt: "the ship", maxTokens: 20, seed: seed)
+            )
         }
     }
 

@@ -3,6 +3,7 @@ import BerthTestSupport
 import BerthWire
 import Foundation
 import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -13,14 +14,32 @@ import FoundationNetworking
 
     /// A spec for `kind` over `data`, writing into `folder/out`.
     static func spec(
-        _ kind: String, data: String, in folder: TemporaryDirectory, output: String = "out", epochs: Int = 2, batchSize: Int = 10,
-        seed: UInt64 = 42, modelDir: String? = nil, validation: String? = nil
+        _ kind: String,
+        data: String,
+        in folder: TemporaryDirectory,
+        output: String = "out",
+        epochs: Int = 2,
+        batchSize: Int = 10,
+        seed: UInt64 = 42,
+        modelDir: String? = nil,
+        validation: String? = nil
     ) throws -> String {
         let spec = JobSpec(
-            jobId: 7, kind: kind, model: "amazon.nova-micro-v1:0", baseModel: "amazon.nova-micro-v1:0", modelName: "harbour-talk",
-            hyperparameters: kind == "batch-inference" ? nil : Hyperparameters(epochs: epochs, batchSize: batchSize, learningRate: 0.00001, warmupSteps: 2),
-            dataPath: data, validationDataPath: validation, outputDir: folder.file(output), modelDir: modelDir, seed: seed,
-            units: ["cpu-0"], maxTokens: 8192)
+            jobId: 7,
+            kind: kind,
+            model: "amazon.nova-micro-v1:0",
+            baseModel: "amazon.nova-micro-v1:0",
+            modelName: "harbour-talk",
+            hyperparameters: kind == "batch-inference"
+                ? nil : Hyperparameters(epochs: epochs, batchSize: batchSize, learningRate: 0.00001, warmupSteps: 2),
+            dataPath: data,
+            validationDataPath: validation,
+            outputDir: folder.file(output),
+            modelDir: modelDir,
+            seed: seed,
+            units: ["cpu-0"],
+            maxTokens: 8192
+        )
         let path = folder.file("spec-\(output).json")
         try Wire.encoder().encode(spec).write(to: URL(fileURLWithPath: path))
         return path
@@ -34,10 +53,13 @@ import FoundationNetworking
     static func fineTuningData(_ count: Int, in folder: TemporaryDirectory) throws -> String {
         let sentences = Corpus.sentences(count, seed: 3)
         let path = folder.file("train.jsonl")
-        try writeLines(sentences.map { sentence in
-            let words = sentence.split(separator: " ")
-            return ["prompt": words.prefix(3).joined(separator: " "), "completion": words.dropFirst(3).joined(separator: " ")]
-        }, to: path)
+        try writeLines(
+            sentences.map { sentence in
+                let words = sentence.split(separator: " ")
+                return ["prompt": words.prefix(3).joined(separator: " "), "completion": words.dropFirst(3).joined(separator: " ")]
+            },
+            to: path
+        )
         return path
     }
 
@@ -87,7 +109,9 @@ import FoundationNetworking
         if case .usage? = events.last {} else { Issue.record("usage is the last event") }
 
         #expect(FileManager.default.fileExists(atPath: folder.file("out/model.json")))
-        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder.file("out/runner.json")))) as? [String: Any])
+        let report = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder.file("out/runner.json")))) as? [String: Any]
+        )
         #expect(report["kind"] as? String == "fine-tuning")
         #expect(report["base_model"] as? String == "amazon.nova-micro-v1:0")
         #expect(report["seed"] as? Int == 42)
@@ -125,7 +149,10 @@ import FoundationNetworking
         #expect(result.status == 0, "\(result)")
         let events = Self.events(result.stdout).compactMap { $0 }
         #expect(events.filter { if case .metric("validation_loss", _, _, _) = $0 { true } else { false } }.count == 2)
-        guard case .usage(let input, let output)? = events.last else { Issue.record("no usage at the end"); return }
+        guard case .usage(let input, let output)? = events.last else {
+            Issue.record("no usage at the end")
+            return
+        }
         #expect(input > 0)
         // The distillation teacher's answers are output tokens; plain training has none.
         #expect(kind == "distillation" ? output > 0 : output == 0)
@@ -171,14 +198,22 @@ import FoundationNetworking
         let folder = try TemporaryDirectory(prefix: "berth-runner")
         defer { folder.remove() }
         // A custom model from a training run, then batch inference with it.
-        #expect(try Products.run(Self.runner, ["train", "--spec", try Self.spec("fine-tuning", data: Self.fineTuningData(100, in: folder), in: folder, output: "model")]).status == 0)
+        #expect(
+            try Products.run(
+                Self.runner,
+                ["train", "--spec", try Self.spec("fine-tuning", data: Self.fineTuningData(100, in: folder), in: folder, output: "model")]
+            ).status == 0
+        )
         let data = folder.file("batch.jsonl")
-        try Self.writeLines([
-            ["recordId": "r-1", "modelInput": "the captain"],
-            ["recordId": "r-2", "modelInput": ["prompt": "a pilot checks", "max_tokens": 3]],
-            ["recordId": "r-3", "modelInput": ["inputText": "The crew", "maxTokens": 0]],
-            ["recordId": 4, "modelInput": ["prompt": "the harbour", "max_tokens": 8, "temperature": 0]],
-        ], to: data)
+        try Self.writeLines(
+            [
+                ["recordId": "r-1", "modelInput": "the captain"],
+                ["recordId": "r-2", "modelInput": ["prompt": "a pilot checks", "max_tokens": 3]],
+                ["recordId": "r-3", "modelInput": ["inputText": "The crew", "maxTokens": 0]],
+                ["recordId": 4, "modelInput": ["prompt": "the harbour", "max_tokens": 8, "temperature": 0]],
+            ],
+            to: data
+        )
         for modelDir in [folder.file("model"), nil] {
             let output = modelDir == nil ? "base-out" : "custom-out"
             let spec = try Self.spec("batch-inference", data: data, in: folder, output: output, modelDir: modelDir)
@@ -213,8 +248,10 @@ import FoundationNetworking
         defer { folder.remove() }
         let port = try freePort()
         let process = try RunningProcess(
-            Self.runner, ["serve", "--model-dir", folder.file("no-model-here"), "--port", String(port), "--model-id", "amazon.nova-micro-v1:0"],
-            in: folder)
+            Self.runner,
+            ["serve", "--model-dir", folder.file("no-model-here"), "--port", String(port), "--model-id", "amazon.nova-micro-v1:0"],
+            in: folder
+        )
         defer { process.kill() }
         let base = "http://127.0.0.1:\(port)"
 
@@ -249,7 +286,9 @@ import FoundationNetworking
         #expect(usage["prompt_tokens"] == 2)
         #expect((usage["completion_tokens"] ?? 99) <= 12)
         #expect(usage["total_tokens"] == (usage["prompt_tokens"] ?? 0) + (usage["completion_tokens"] ?? 0))
-        let again = try #require(try JSONSerialization.jsonObject(with: try await http("POST", "\(base)/v1/completions", body: request).0) as? [String: Any])
+        let again = try #require(
+            try JSONSerialization.jsonObject(with: try await http("POST", "\(base)/v1/completions", body: request).0) as? [String: Any]
+        )
         #expect((again["choices"] as? [[String: Any]])?.first?["text"] as? String == choices[0]["text"] as? String)
 
         // 3. A bad body is a 400 with an OpenAI-like error.
@@ -263,7 +302,8 @@ import FoundationNetworking
         // 4. A chat completion, as calls with an image come: the messages' text is the prompt,
         // the answer is in the chat shape, and the image is checked and logged.
         let pixel = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]).base64EncodedString()
-        let chat = #"{"model":"amazon.nova-micro-v1:0","max_tokens":6,"seed":5,"messages":[{"role":"user","content":[{"type":"text","text":"The harbour"},{"type":"image_url","image_url":{"url":"data:image/png;base64,\#(pixel)"}}]}]}"#
+        let chat =
+            #"{"model":"amazon.nova-micro-v1:0","max_tokens":6,"seed":5,"messages":[{"role":"user","content":[{"type":"text","text":"The harbour"},{"type":"image_url","image_url":{"url":"data:image/png;base64,\#(pixel)"}}]}]}"#
         let (chatBody, chatStatus) = try await http("POST", "\(base)/v1/chat/completions", body: chat)
         #expect(chatStatus == 200, "\(String(decoding: chatBody, as: UTF8.self))")
         let chatAnswer = try #require(try JSONSerialization.jsonObject(with: chatBody) as? [String: Any])
@@ -278,9 +318,11 @@ import FoundationNetworking
         #expect(chatUsage["prompt_tokens"] == 2)
         #expect((chatUsage["completion_tokens"] ?? 99) <= 6)
         #expect(process.stderr.contains("chat completion with 1 image(s) (8 bytes, image/png)"), "\(process.stderr)")
-        for bad in [#"{"messages":[]}"#, #"{"messages":[{"content":"x"}]}"#, #"{"messages":[{"role":"user","content":[{"type":"audio"}]}]}"#,
-                    #"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%%%"}}]}]}"#,
-                    #"{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-2}"#] {
+        for bad in [
+            #"{"messages":[]}"#, #"{"messages":[{"content":"x"}]}"#, #"{"messages":[{"role":"user","content":[{"type":"audio"}]}]}"#,
+            #"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%%%"}}]}]}"#,
+            #"{"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-2}"#,
+        ] {
             let (errorBody, errorStatus) = try await http("POST", "\(base)/v1/chat/completions", body: bad)
             #expect(errorStatus == 400, "\(bad)")
             let error = try #require((try JSONSerialization.jsonObject(with: errorBody) as? [String: Any])?["error"] as? [String: Any])
@@ -293,7 +335,6 @@ import FoundationNetworking
         #expect(process.stdout.isEmpty)
     }
 }
-
 
 func http(_ method: String, _ url: String, body: String? = nil) async throws -> (Data, Int) {
     var request = URLRequest(url: URL(string: url)!)

@@ -8,9 +8,12 @@ import Testing
 @Suite("Wire shapes shared across processes")
 struct CompletionWireTests {
     static let completion = CompletionResponse(
-        id: "cmpl-berth-7", created: 1_700_000_000, model: "berth-base",
+        id: "cmpl-berth-7",
+        created: 1_700_000_000,
+        model: "berth-base",
         choices: [.init(index: 0, text: "the cat sat", finishReason: "length")],
-        usage: CompletionUsage(promptTokens: 3, completionTokens: 4, totalTokens: 7))
+        usage: CompletionUsage(promptTokens: 3, completionTokens: 4, totalTokens: 7)
+    )
 
     /// As berth-runner writes its answers.
     static func runnerJSON(_ value: some Encodable) throws -> Data {
@@ -22,11 +25,13 @@ struct CompletionWireTests {
     @Test("a text completion as berth-runner writes it: OpenAI's keys, logprobs null, and berthd reads it back whole")
     func textCompletion() throws {
         let bytes = try Self.runnerJSON(Self.completion)
-        #expect(String(decoding: bytes, as: UTF8.self) == """
-            {"choices":[{"finish_reason":"length","index":0,"logprobs":null,"text":"the cat sat"}],"created":1700000000,\
-            "id":"cmpl-berth-7","model":"berth-base","object":"text_completion",\
-            "usage":{"completion_tokens":4,"prompt_tokens":3,"total_tokens":7}}
-            """)
+        #expect(
+            String(decoding: bytes, as: UTF8.self) == """
+                {"choices":[{"finish_reason":"length","index":0,"logprobs":null,"text":"the cat sat"}],"created":1700000000,\
+                "id":"cmpl-berth-7","model":"berth-base","object":"text_completion",\
+                "usage":{"completion_tokens":4,"prompt_tokens":3,"total_tokens":7}}
+                """
+        )
         #expect(try JSONDecoder().decode(CompletionResponse.self, from: bytes) == Self.completion)
     }
 
@@ -43,12 +48,17 @@ struct CompletionWireTests {
     func requests(image: Bool) throws {
         if image {
             let body = ChatCompletionRequestBody(
-                model: "m", messages: [.init(content: [.text("what is this"), .image(url: "data:image/png;base64,AAAA")])], maxTokens: 8)
+                model: "m",
+                messages: [.init(content: [.text("what is this"), .image(url: "data:image/png;base64,AAAA")])],
+                maxTokens: 8
+            )
             let bytes = try Self.runnerJSON(body)
-            #expect(String(decoding: bytes, as: UTF8.self) == """
-                {"max_tokens":8,"messages":[{"content":[{"text":"what is this","type":"text"},\
-                {"image_url":{"url":"data:image/png;base64,AAAA"},"type":"image_url"}],"role":"user"}],"model":"m"}
-                """)
+            #expect(
+                String(decoding: bytes, as: UTF8.self) == """
+                    {"max_tokens":8,"messages":[{"content":[{"text":"what is this","type":"text"},\
+                    {"image_url":{"url":"data:image/png;base64,AAAA"},"type":"image_url"}],"role":"user"}],"model":"m"}
+                    """
+            )
             #expect(try JSONDecoder().decode(ChatCompletionRequestBody.self, from: bytes) == body)
         } else {
             let body = CompletionRequestBody(model: "m", prompt: "once upon", maxTokens: 8)
@@ -63,7 +73,9 @@ struct CompletionWireTests {
         let lean = try JSONDecoder().decode(CompletionResponse.self, from: Data(#"{"choices":[{"text":"hi"}]}"#.utf8))
         #expect(lean.choices.map(\.text) == ["hi"] && lean.choices.first?.finishReason == nil && lean.usage == nil)
         let counted = try JSONDecoder().decode(
-            CompletionResponse.self, from: Data(#"{"choices":[{"text":"hi"}],"usage":{"prompt_tokens":2,"completion_tokens":1}}"#.utf8))
+            CompletionResponse.self,
+            from: Data(#"{"choices":[{"text":"hi"}],"usage":{"prompt_tokens":2,"completion_tokens":1}}"#.utf8)
+        )
         #expect(counted.usage == CompletionUsage(promptTokens: 2, completionTokens: 1, totalTokens: 3))
         let chat = try JSONDecoder().decode(ChatCompletionResponse.self, from: Data(#"{"choices":[{"message":{"content":null}}]}"#.utf8))
         #expect(chat.choices.first?.message.content == nil)
@@ -80,15 +92,40 @@ struct CompletionWireTests {
         var latency = LatencyHistogram()
         latency.add(milliseconds: 12.5)
         let facts = UsageFacts(
-            reservations: [ReservationFacts(
-                id: 1, name: "chat", owner: "alice", model: "m", purpose: .inference, commitment: .oneMonth, unitsPerModelUnit: 1,
-                tokensPerMinute: 1000, pricePerModelUnitHour: 16, leases: [Span(start: from, end: nil)],
-                jobs: [JobFacts(status: .completed, submittedAt: from, startedAt: from, endedAt: from.addingTimeInterval(60), units: 1)],
-                activity: [Span(start: from.addingTimeInterval(3 * 3600), end: from.addingTimeInterval(3 * 3600 + 60))])],
-            invocations: [InvocationSlice(
-                at: from.addingTimeInterval(3 * 3600), reservationID: 1, model: "m", owner: "alice", calls: 2, served: 1, throttled: 1,
-                inputTokens: 10, outputTokens: 20, provisionedTokens: 30, cost: 0, latency: latency)],
-            tokenSamples: [])
+            reservations: [
+                ReservationFacts(
+                    id: 1,
+                    name: "chat",
+                    owner: "alice",
+                    model: "m",
+                    purpose: .inference,
+                    commitment: .oneMonth,
+                    unitsPerModelUnit: 1,
+                    tokensPerMinute: 1000,
+                    pricePerModelUnitHour: 16,
+                    leases: [Span(start: from, end: nil)],
+                    jobs: [JobFacts(status: .completed, submittedAt: from, startedAt: from, endedAt: from.addingTimeInterval(60), units: 1)],
+                    activity: [Span(start: from.addingTimeInterval(3 * 3600), end: from.addingTimeInterval(3 * 3600 + 60))]
+                )
+            ],
+            invocations: [
+                InvocationSlice(
+                    at: from.addingTimeInterval(3 * 3600),
+                    reservationID: 1,
+                    model: "m",
+                    owner: "alice",
+                    calls: 2,
+                    served: 1,
+                    throttled: 1,
+                    inputTokens: 10,
+                    outputTokens: 20,
+                    provisionedTokens: 30,
+                    cost: 0,
+                    latency: latency
+                )
+            ],
+            tokenSamples: []
+        )
         let report = UsageReport.compute(facts, query)
         #expect(!report.idle.isEmpty && report.rows.count == 1)
         let view = UsageReportView(report)

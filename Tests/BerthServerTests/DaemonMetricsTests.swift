@@ -1,21 +1,34 @@
-@testable import BerthServer
 import BerthCore
 import BerthStore
 import Foundation
 import Testing
+
+@testable import BerthServer
 
 /// The series `GET /metrics` writes, without a daemon: a census in, text out.
 @Suite("Daemon metrics")
 struct DaemonMetricsTests {
     func live(_ id: Int64, _ name: String, purpose: Purpose = .inference, restarts: Int = 0, queued: Int = 0) -> LedgerCensus.LiveReservation {
         LedgerCensus.LiveReservation(
-            id: id, name: name, model: "m", purpose: purpose, status: .active, queuedJobs: queued, serveRestarts: restarts,
-            tokensLastMinute: 500, budgetPerMinute: 2000)
+            id: id,
+            name: name,
+            model: "m",
+            purpose: purpose,
+            status: .active,
+            queuedJobs: queued,
+            serveRestarts: restarts,
+            tokensLastMinute: 500,
+            budgetPerMinute: 2000
+        )
     }
 
     func census(_ reservations: [LedgerCensus.LiveReservation]) -> LedgerCensus {
-        LedgerCensus(units: [.init(pool: .dedicated, state: "leased", count: 3)], reservationsByStatus: [.active: reservations.count],
-                     jobsByStatus: [:], liveReservations: reservations)
+        LedgerCensus(
+            units: [.init(pool: .dedicated, state: "leased", count: 3)],
+            reservationsByStatus: [.active: reservations.count],
+            jobsByStatus: [:],
+            liveReservations: reservations
+        )
     }
 
     /// Sample lines, `name{labels} value`, without comments.
@@ -66,9 +79,19 @@ struct DaemonMetricsTests {
         let metrics = DaemonMetrics()
         func call(_ target: String, reservation: Int64?, tier: ServiceTier?, outcome: CallOutcome) -> InvocationRecord {
             InvocationRecord(
-                at: Date(), owner: "alice", target: target, reservationID: reservation, model: reservation == nil ? target : "m", tier: tier,
-                outcome: outcome, inputTokens: outcome == .served ? 4 : 0, outputTokens: outcome == .served ? 6 : 0, latencyMs: 12.5,
-                cost: 0, budgetPerMinute: 0)
+                at: Date(),
+                owner: "alice",
+                target: target,
+                reservationID: reservation,
+                model: reservation == nil ? target : "m",
+                tier: tier,
+                outcome: outcome,
+                inputTokens: outcome == .served ? 4 : 0,
+                outputTokens: outcome == .served ? 6 : 0,
+                latencyMs: 12.5,
+                cost: 0,
+                budgetPerMinute: 0
+            )
         }
         metrics.invocation(call("a", reservation: 1, tier: .provisioned, outcome: .served), targetResolved: true)
         metrics.invocation(call("a", reservation: 1, tier: nil, outcome: .throttled), targetResolved: true)

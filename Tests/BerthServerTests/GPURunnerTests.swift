@@ -1,9 +1,10 @@
-@testable import BerthExecutors
-@testable import BerthServer
 import BerthCore
 import BerthWire
 import Foundation
 import Testing
+
+@testable import BerthExecutors
+@testable import BerthServer
 
 /// What a runner is shown of the GPUs, and what telemetry makes of their samples.
 @Suite("GPUs for runners")
@@ -53,7 +54,11 @@ struct GPURunnerTests {
     @Test("a runner's units take UUID and memory from the config, also after the config dropped a unit that is still leased")
     func unitsFromTheDirectory() {
         var settings = JobSettings(
-            runners: .init(train: [], batch: [], serve: []), limits: .init(), logDirectory: "/tmp", stopGrace: .seconds(1))
+            runners: .init(train: [], batch: [], serve: []),
+            limits: .init(),
+            logDirectory: "/tmp",
+            stopGrace: .seconds(1)
+        )
         settings.confinement.enabled = false
         settings.hardware.replace(with: [Self.h200(0), Self.h200(1)])
         let catalog = [0, 1].map { (i: Int) in ComputeUnit(id: "gpu-\(i)", kind: "h200", device: i, pool: .dedicated) }
@@ -76,12 +81,19 @@ struct GPURunnerTests {
         let start = Date(timeIntervalSince1970: 1_000_000)
         var quiet: [String: Date] = [:]
         func round(_ percents: [Double], at seconds: Double) -> GPUReadings {
-            let samples = Dictionary(uniqueKeysWithValues: percents.enumerated().map { i, percent in
-                ("gpu-\(i)", GPUSample(index: i, uuid: "GPU-000\(i)", utilizationPercent: percent, memoryUsedBytes: Int64(i) << 30))
-            })
+            let samples = Dictionary(
+                uniqueKeysWithValues: percents.enumerated().map { i, percent in
+                    ("gpu-\(i)", GPUSample(index: i, uuid: "GPU-000\(i)", utilizationPercent: percent, memoryUsedBytes: Int64(i) << 30))
+                }
+            )
             return GPUTelemetry.readings(
-                samples, units: units, holders: ["gpu-0": "a", "gpu-1": "a", "gpu-2": "b"], now: start.addingTimeInterval(seconds),
-                idleBelow: 5, quietSince: &quiet)
+                samples,
+                units: units,
+                holders: ["gpu-0": "a", "gpu-1": "a", "gpu-2": "b"],
+                now: start.addingTimeInterval(seconds),
+                idleBelow: 5,
+                quietSince: &quiet
+            )
         }
         let first = round([1, 3, 80], at: 0)
         #expect(first.units.map(\.id) == ["gpu-0", "gpu-1", "gpu-2"])

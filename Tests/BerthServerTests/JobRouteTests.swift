@@ -1,10 +1,11 @@
-@testable import BerthServer
 import BerthTestSupport
 import BerthWire
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+
+@testable import BerthServer
 
 /// The submission rules, against the router in-process: a training reservation `train` and
 /// the repository's example datasets, read as the caller.
@@ -18,7 +19,10 @@ struct JobRouteTests {
         defer { folder.remove() }
         try await RouteTestApp().test { client in
             let made = try await client.send(
-                .post, "/v1/reservations", json: #"{"name": "train", "model": "amazon.nova-micro-v1:0", "model_units": 2, "purpose": "training"}"#)
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "train", "model": "amazon.nova-micro-v1:0", "model_units": 2, "purpose": "training"}"#
+            )
             #expect(made.status == .created, "\(String(buffer: made.body))")
             try await body(client, folder)
         }
@@ -37,7 +41,10 @@ struct JobRouteTests {
     func badRecord() async throws {
         try await withTrainingReservation { client, folder in
             let refused = try await client.send(
-                .post, "/v1/jobs", json: submission("bad", data: "\(Self.examples)/fine-tuning-bad-line-37.jsonl", output: folder.file("o")))
+                .post,
+                "/v1/jobs",
+                json: submission("bad", data: "\(Self.examples)/fine-tuning-bad-line-37.jsonl", output: folder.file("o"))
+            )
             #expect(refused.error?.error.code == "invalid-argument")
             #expect(refused.error?.error.message.contains("line 37") == true, "\(String(buffer: refused.body))")
             #expect(refused.error?.error.message.contains("completion") == true)
@@ -49,8 +56,10 @@ struct JobRouteTests {
     func learningRateRange() async throws {
         try await withTrainingReservation { client, folder in
             let refused = try await client.send(
-                .post, "/v1/jobs",
-                json: submission("lr", data: "\(Self.examples)/fine-tuning.jsonl", output: folder.file("o"), extra: #", "learning_rate": 0.5"#))
+                .post,
+                "/v1/jobs",
+                json: submission("lr", data: "\(Self.examples)/fine-tuning.jsonl", output: folder.file("o"), extra: #", "learning_rate": 0.5"#)
+            )
             #expect(refused.error?.error.code == "invalid-argument")
             #expect(refused.error?.error.message.contains("learning_rate") == true)
             #expect(refused.error?.error.message.contains("0.000001–0.0001") == true, "\(String(buffer: refused.body))")
@@ -61,13 +70,17 @@ struct JobRouteTests {
     func wrongKindOrPurpose() async throws {
         try await withTrainingReservation { client, folder in
             let cpt = try await client.send(
-                .post, "/v1/jobs",
-                json: submission("x", kind: "continued-pretraining", data: "\(Self.examples)/continued-pretraining.jsonl", output: folder.file("o")))
+                .post,
+                "/v1/jobs",
+                json: submission("x", kind: "continued-pretraining", data: "\(Self.examples)/continued-pretraining.jsonl", output: folder.file("o"))
+            )
             #expect(cpt.error?.error.code == "invalid-argument")
             #expect(cpt.error?.error.message.contains("does not accept continued-pretraining") == true, "\(String(buffer: cpt.body))")
             let batch = try await client.send(
-                .post, "/v1/jobs",
-                json: submission("x", kind: "batch-inference", data: "\(Self.examples)/batch-inference.jsonl", output: folder.file("o")))
+                .post,
+                "/v1/jobs",
+                json: submission("x", kind: "batch-inference", data: "\(Self.examples)/batch-inference.jsonl", output: folder.file("o"))
+            )
             #expect(batch.error?.error.code == "invalid-argument")
             #expect(batch.error?.error.message.contains("inference reservation") == true, "\(String(buffer: batch.body))")
         }

@@ -1,7 +1,8 @@
-@testable import BerthServer
 import BerthTestSupport
 import Foundation
 import Testing
+
+@testable import BerthServer
 
 /// A job's paths opened again at its start, as a berthd that is not root does: no link is
 /// followed anywhere on the way, the caller's rights are checked on what was opened, and a

@@ -1,6 +1,7 @@
-@testable import BerthServer
 import NIOCore
 import Testing
+
+@testable import BerthServer
 
 /// The request timeout and malformed-request refusals, as a state machine given the time.
 @Suite("How a request arrives")

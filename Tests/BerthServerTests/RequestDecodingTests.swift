@@ -1,7 +1,8 @@
-@testable import BerthServer
 import BerthWire
 import Foundation
 import Testing
+
+@testable import BerthServer
 
 @Suite("Strict request bodies")
 struct RequestDecodingTests {

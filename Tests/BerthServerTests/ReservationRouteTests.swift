@@ -1,7 +1,8 @@
-@testable import BerthServer
 import BerthWire
 import Hummingbird
 import Testing
+
+@testable import BerthServer
 
 /// The reservation endpoints' request rules, against the router in-process.
 @Suite("Reservation routes")
@@ -60,7 +61,11 @@ struct ReservationRouteTests {
             #expect(again.error?.error.code == "name-taken")
             // The same key for a different request is refused.
             let other = try await client.send(
-                .post, "/v1/reservations", json: #"{"name": "twice", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#, headers: key)
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "twice", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#,
+                headers: key
+            )
             #expect(other.status == .conflict)
             #expect(other.error?.error.code == "idempotency-key-reused")
             let health = try await client.send(.get, "/v1/health").decoded(HealthView.self)
@@ -72,7 +77,10 @@ struct ReservationRouteTests {
     func sizingFollowsTheModel() async throws {
         try await RouteTestApp().test { client in
             let made = try await client.send(
-                .post, "/v1/reservations", json: #"{"name": "llama", "model": "meta.llama3-8b-instruct-v1:0", "model_units": 2, "purpose": "training"}"#)
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "llama", "model": "meta.llama3-8b-instruct-v1:0", "model_units": 2, "purpose": "training"}"#
+            )
             #expect(made.status == .created, "\(String(buffer: made.body))")
             let shown = try await client.send(.get, "/v1/reservations/llama").decoded(ReservationView.self)
             #expect(shown.units == 4)
@@ -82,7 +90,11 @@ struct ReservationRouteTests {
     @Test("update renames, moves within the base's family, adds units, and never takes units away")
     func update() async throws {
         try await RouteTestApp().test { client in
-            let made = try await client.send(.post, "/v1/reservations", json: #"{"name": "grow", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#)
+            let made = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "grow", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#
+            )
             #expect(made.status == .created)
             let grown = try await client.send(.patch, "/v1/reservations/grow", json: #"{"model_units": 3, "name": "grown"}"#)
             #expect(grown.status == .ok, "\(String(buffer: grown.body))")
@@ -105,7 +117,10 @@ struct ReservationRouteTests {
     func capacity() async throws {
         try await RouteTestApp().test { client in
             let made = try await client.send(
-                .post, "/v1/reservations", json: #"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 3, "duration": "1h"}"#)
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "a", "model": "amazon.nova-micro-v1:0", "model_units": 3, "duration": "1h"}"#
+            )
             #expect(made.status == .created)
             let view = try await client.send(.get, "/v1/capacity?to=2026-11-01T03:00:00Z").decoded(CapacityView.self)
             #expect(view.total == 8)
@@ -116,7 +131,10 @@ struct ReservationRouteTests {
     func releaseInsideCommitment() async throws {
         try await RouteTestApp().test { client in
             let committed = try await client.send(
-                .post, "/v1/reservations", json: #"{"name": "committed", "model": "amazon.nova-micro-v1:0", "model_units": 1, "commitment": "1m"}"#)
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "committed", "model": "amazon.nova-micro-v1:0", "model_units": 1, "commitment": "1m"}"#
+            )
             #expect(committed.status == .created)
             let refused = try await client.send(.delete, "/v1/reservations/committed")
             #expect(refused.error?.error.code == "commitment-active")

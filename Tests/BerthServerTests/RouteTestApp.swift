@@ -1,4 +1,3 @@
-@testable import BerthServer
 import BerthConfig
 import BerthCore
 import BerthExecutors
@@ -11,6 +10,8 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Synchronization
+
+@testable import BerthServer
 
 /// The control socket's router in-process, for the request rules that need no process: an
 /// in-memory ledger with the catalog of `TemporaryDaemon.config()`, a clock the test owns,
@@ -36,16 +37,26 @@ final class RouteTestApp {
         }
         let logger = Logger(label: "route-test")
         let settings = JobSettings(
-            runners: config.runners, limits: config.limits, logDirectory: NSTemporaryDirectory() + "berth-route-test-logs",
-            stopGrace: .seconds(1))
+            runners: config.runners,
+            limits: config.limits,
+            logDirectory: NSTemporaryDirectory() + "berth-route-test-logs",
+            stopGrace: .seconds(1)
+        )
         let executor = LocalExecutor(runnerFolders: [], ledgerPath: ":memory:")
         let supervisor = JobSupervisor(ledger: ledger, settings: settings, executor: executor, clock: clock, logger: logger) {}
         let serve = ServeSupervisor(ledger: ledger, settings: settings, executor: executor, clock: clock, logger: logger) {}
         let services = ControlServices(
-            ledger: ledger, scheduler: Scheduler(ledger: ledger, clock: clock, logger: logger),
-            callers: CallerDirectory(admins: [], adminGroups: []), clock: clock, startedAt: now, jobs: settings,
-            supervisor: supervisor, serve: serve, meter: InvocationMeter(ledger: ledger, logger: logger, metrics: DaemonMetrics()),
-            metrics: DaemonMetrics())
+            ledger: ledger,
+            scheduler: Scheduler(ledger: ledger, clock: clock, logger: logger),
+            callers: CallerDirectory(admins: [], adminGroups: []),
+            clock: clock,
+            startedAt: now,
+            jobs: settings,
+            supervisor: supervisor,
+            serve: serve,
+            meter: InvocationMeter(ledger: ledger, logger: logger, metrics: DaemonMetrics()),
+            metrics: DaemonMetrics()
+        )
         self.ledger = ledger
         self.router = buildRouter(services, serve: ReadyServeProcesses())
     }
@@ -59,7 +70,10 @@ final class RouteTestApp {
 extension TestClientProtocol {
     /// A request as `caller`, with a JSON body if given.
     func send(
-        _ method: HTTPRequest.Method, _ uri: String, json: String? = nil, as caller: Caller = RouteTestApp.root,
+        _ method: HTTPRequest.Method,
+        _ uri: String,
+        json: String? = nil,
+        as caller: Caller = RouteTestApp.root,
         headers: HTTPFields = [:]
     ) async throws -> TestResponse {
         try await ConnectionCaller.$current.withValue(caller) {

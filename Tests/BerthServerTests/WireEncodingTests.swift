@@ -8,17 +8,45 @@ import Testing
 @Suite("Answers encoded with their own keys")
 struct WireEncodingTests {
     static let job = JobView(
-        id: 7, name: "tune", owner: "alice", kind: "fine-tuning", reservation: "train", model: "m", status: "failed",
-        reason: "exit status 3", progress: 0.5, priority: 2, modelUnits: 1, units: ["cpu-0", "cpu-1"],
+        id: 7,
+        name: "tune",
+        owner: "alice",
+        kind: "fine-tuning",
+        reservation: "train",
+        model: "m",
+        status: "failed",
+        reason: "exit status 3",
+        progress: 0.5,
+        priority: 2,
+        modelUnits: 1,
+        units: ["cpu-0", "cpu-1"],
         hyperparameters: Hyperparameters(epochs: 2, batchSize: 8, learningRate: 0.00001, warmupSteps: 1),
-        data: "/d/train.jsonl", validationData: "/d/val.jsonl", output: "/o", modelName: "mine",
-        submittedAt: Date(timeIntervalSince1970: 1_700_000_000), startedAt: Date(timeIntervalSince1970: 1_700_000_001),
-        endedAt: Date(timeIntervalSince1970: 1_700_000_060), exitStatus: 3, busyUnitSeconds: 118, inputTokens: 10,
-        outputTokens: 20, metrics: [MetricPointView(step: 1, epoch: 1, trainingLoss: 2.5, validationLoss: 2.7)])
+        data: "/d/train.jsonl",
+        validationData: "/d/val.jsonl",
+        output: "/o",
+        modelName: "mine",
+        submittedAt: Date(timeIntervalSince1970: 1_700_000_000),
+        startedAt: Date(timeIntervalSince1970: 1_700_000_001),
+        endedAt: Date(timeIntervalSince1970: 1_700_000_060),
+        exitStatus: 3,
+        busyUnitSeconds: 118,
+        inputTokens: 10,
+        outputTokens: 20,
+        metrics: [MetricPointView(step: 1, epoch: 1, trainingLoss: 2.5, validationLoss: 2.7)]
+    )
 
     static let call = InvokeResponse(
-        target: "chat", reservation: "chat", model: "m", servedBy: "provisioned", output: "hello", finishReason: "length",
-        inputTokens: 3, outputTokens: 4, latencyMs: 1.25, cost: 0.5)
+        target: "chat",
+        reservation: "chat",
+        model: "m",
+        servedBy: "provisioned",
+        output: "hello",
+        finishReason: "length",
+        inputTokens: 3,
+        outputTokens: 4,
+        latencyMs: 1.25,
+        cost: 0.5
+    )
 
     @Test("a job with every field set: same bytes as the converting encoder, and it decodes back whole")
     func jobEveryField() throws {
@@ -33,8 +61,14 @@ struct WireEncodingTests {
     @Test("a queued job leaves out what it does not have yet, as the converting encoder does")
     func jobFewFields() throws {
         var job = Self.job
-        job.reason = nil; job.hyperparameters = nil; job.validationData = nil; job.modelName = nil
-        job.startedAt = nil; job.endedAt = nil; job.exitStatus = nil; job.metrics = []
+        job.reason = nil
+        job.hyperparameters = nil
+        job.validationData = nil
+        job.modelName = nil
+        job.startedAt = nil
+        job.endedAt = nil
+        job.exitStatus = nil
+        job.metrics = []
         let bytes = try Wire.encode(job)
         #expect(bytes == (try Wire.encoder().encode(job)))
         #expect(try Wire.decoder().decode(JobView.self, from: bytes) == job)
@@ -65,9 +99,21 @@ struct WireEncodingTests {
 
     @Test("a call's answer: same bytes, and it decodes back whole")
     func invokeResponse() throws {
-        for call in [Self.call, InvokeResponse(
-            target: "m", reservation: nil, model: "m", servedBy: "on-demand", output: "", finishReason: nil,
-            inputTokens: 1, outputTokens: 0, latencyMs: 0.5, cost: 0)] {
+        for call in [
+            Self.call,
+            InvokeResponse(
+                target: "m",
+                reservation: nil,
+                model: "m",
+                servedBy: "on-demand",
+                output: "",
+                finishReason: nil,
+                inputTokens: 1,
+                outputTokens: 0,
+                latencyMs: 0.5,
+                cost: 0
+            ),
+        ] {
             let bytes = try Wire.encode(call)
             #expect(bytes == (try Wire.encoder().encode(call)))
             #expect(try Wire.decoder().decode(InvokeResponse.self, from: bytes) == call)

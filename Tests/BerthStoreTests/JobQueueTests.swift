@@ -13,16 +13,37 @@ struct JobQueueTests {
         let dir = try TemporaryDirectory()
         let ledger = try Ledger(path: dir.file("berth.db"))
         let id = try ledger.writeNow { tx -> Int64 in
-            try tx.syncCatalog(units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                               models: [Fixtures.textModel], now: t(0))
+            try tx.syncCatalog(
+                units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
             let r = try tx.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil))
             try tx.apply(Planner.plan(try tx.snapshot(), now: t(0)))
             for i in 0..<queued {
-                _ = try tx.insert(JobRecord(
-                    name: "j\(i)", owner: "alice", kind: .fineTuning, reservationId: r.id, model: Fixtures.textModel.id,
-                    baseModel: Fixtures.textModel.id, priority: i % 3, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil,
-                    data: "/d", validationData: nil, output: "/o", modelName: nil, seed: 1, submittedAt: t(1 + Double(i) / 3600),
-                    logPath: "/l", callerUid: 0, callerGid: 0))
+                _ = try tx.insert(
+                    JobRecord(
+                        name: "j\(i)",
+                        owner: "alice",
+                        kind: .fineTuning,
+                        reservationId: r.id,
+                        model: Fixtures.textModel.id,
+                        baseModel: Fixtures.textModel.id,
+                        priority: i % 3,
+                        modelUnits: 1,
+                        unitsNeeded: 1,
+                        hyperparameters: nil,
+                        data: "/d",
+                        validationData: nil,
+                        output: "/o",
+                        modelName: nil,
+                        seed: 1,
+                        submittedAt: t(1 + Double(i) / 3600),
+                        logPath: "/l",
+                        callerUid: 0,
+                        callerGid: 0
+                    )
+                )
             }
             return r.id
         }
@@ -82,7 +103,8 @@ struct JobQueueTests {
             // A late validation loss for an earlier step, and a step recorded twice: the highest
             // step is last, and the later value of a name wins.
             [("train_loss", 3, nil, 1.0), ("validation_loss", 1, 1, 4.0), ("train_loss", 3, 2, 0.9), ("val_loss", 2, 1, 3.0)],
-        ] as [[(String, Int, Int?, Double)]])
+        ] as [[(String, Int, Int?, Double)]]
+    )
     func lastMetricPoint(events: [(String, Int, Int?, Double)]) throws {
         let (ledger, _, dir) = try ledger(queued: 1)
         defer { dir.remove() }

@@ -11,9 +11,19 @@ private let t = Fixtures.t
 struct LedgerCensusTests {
     func call(at: Date, reservation: Int64, tokens: Int, outcome: CallOutcome = .served) -> InvocationRecord {
         InvocationRecord(
-            at: at, owner: "alice", target: "r\(reservation)", reservationID: reservation, model: Fixtures.textModel.id,
-            tier: outcome == .served ? .provisioned : nil, outcome: outcome, inputTokens: outcome == .served ? tokens / 2 : 0,
-            outputTokens: outcome == .served ? tokens - tokens / 2 : 0, latencyMs: 3, cost: 0, budgetPerMinute: 20_000)
+            at: at,
+            owner: "alice",
+            target: "r\(reservation)",
+            reservationID: reservation,
+            model: Fixtures.textModel.id,
+            tier: outcome == .served ? .provisioned : nil,
+            outcome: outcome,
+            inputTokens: outcome == .served ? tokens / 2 : 0,
+            outputTokens: outcome == .served ? tokens - tokens / 2 : 0,
+            latencyMs: 3,
+            cost: 0,
+            budgetPerMinute: 20_000
+        )
     }
 
     @Test("units by pool and state, reservations by status, and a live reservation's restarts and last full minute")
@@ -52,17 +62,29 @@ struct LedgerCensusTests {
         #expect(units == ["dedicated leased": 2, "dedicated free": 1, "dedicated retired": 1, "shared free": 1])
         #expect(census.reservationsByStatus == [.active: 1, .deleted: 1])
         #expect(census.jobsByStatus.isEmpty)
-        #expect(census.liveReservations == [
-            LedgerCensus.LiveReservation(
-                id: live.id, name: "r0", model: Fixtures.textModel.id, purpose: .inference, status: .active, queuedJobs: 0,
-                serveRestarts: 2, tokensLastMinute: 400, budgetPerMinute: 20_000),
-        ])
+        #expect(
+            census.liveReservations == [
+                LedgerCensus.LiveReservation(
+                    id: live.id,
+                    name: "r0",
+                    model: Fixtures.textModel.id,
+                    purpose: .inference,
+                    status: .active,
+                    queuedJobs: 0,
+                    serveRestarts: 2,
+                    tokensLastMinute: 400,
+                    budgetPerMinute: 20_000
+                )
+            ]
+        )
     }
 
     @Test("a minute with no calls reads 0 tokens against the reservation's budget now")
     func quietMinute() throws {
         let ledger = try Ledger()
-        try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(0)) }
+        try ledger.writeNow {
+            try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(0))
+        }
         try ledger.writeNow { tx in
             _ = try tx.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil))
             try tx.apply(Planner.plan(try tx.snapshot(), now: t(0)))
@@ -78,7 +100,9 @@ struct MetricsScopeQueryTests {
     @Test("a user's scope: names only they have held, finished ones included; base models and their own custom models")
     func scope() throws {
         let ledger = try Ledger()
-        try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(0)) }
+        try ledger.writeNow {
+            try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(0))
+        }
         try ledger.writeNow { tx in
             func insert(_ id: Int64, _ name: String, _ owner: String, _ status: ReservationStatus) throws {
                 var reservation = Fixtures.reservation(id, units: 1, start: t(0), end: t(1), status: status)

@@ -20,7 +20,14 @@ struct LedgerFileModeTests {
         let previous = umask(0o022)
         defer { umask(previous) }
         let ledger = try Ledger(path: path)
-        try ledger.writeNow { try $0.recordIdempotentAnswer(owner: "alice", key: "k", answer: IdempotentAnswer(route: "r", request: Data(), status: 201, response: Data()), now: Date()) }
+        try ledger.writeNow {
+            try $0.recordIdempotentAnswer(
+                owner: "alice",
+                key: "k",
+                answer: IdempotentAnswer(route: "r", request: Data(), status: 201, response: Data()),
+                now: Date()
+            )
+        }
         #expect(ledger.looseFiles.isEmpty)
         #expect(mode(path) == 0o600)
         #expect(mode(path + "-wal") == 0o600)
@@ -56,7 +63,14 @@ struct LedgerFileModeTests {
         defer { dir.remove() }
         let path = dir.file("berth.db")
         let first = try Ledger(path: path)
-        try first.writeNow { try $0.recordIdempotentAnswer(owner: "alice", key: "k", answer: IdempotentAnswer(route: "r", request: Data(), status: 201, response: Data()), now: Date()) }
+        try first.writeNow {
+            try $0.recordIdempotentAnswer(
+                owner: "alice",
+                key: "k",
+                answer: IdempotentAnswer(route: "r", request: Data(), status: 201, response: Data()),
+                now: Date()
+            )
+        }
         chmod(path + "-wal", 0o664)
         chmod(path + "-shm", 0o640)
         let second = try Ledger(path: path)

@@ -19,14 +19,35 @@ struct LedgerInvariantsTests {
             try tx.syncCatalog(
                 units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }
                     + [ComputeUnit(id: "shared-0", kind: "cpu", pool: .shared)],
-                models: [Fixtures.textModel], now: t(0))
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
             let r1 = try tx.insert(Fixtures.reservation(1, units: 2, start: t(1), end: nil))
             _ = try tx.insert(Fixtures.reservation(2, units: 1, start: t(5), end: t(6)))
             try tx.apply(Plan(steps: [.activate(reservationID: r1.id, start: t(1), end: nil, units: ["cpu-0", "cpu-1"], leaseStart: t(1))]))
-            let job = try tx.insert(JobRecord(
-                name: "ft", owner: "alice", kind: .fineTuning, reservationId: r1.id, model: Fixtures.textModel.id,
-                baseModel: Fixtures.textModel.id, priority: 0, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil, data: "/d",
-                validationData: nil, output: "/o", modelName: "m", seed: 1, submittedAt: t(1), logPath: "/l", callerUid: 0, callerGid: 0))
+            let job = try tx.insert(
+                JobRecord(
+                    name: "ft",
+                    owner: "alice",
+                    kind: .fineTuning,
+                    reservationId: r1.id,
+                    model: Fixtures.textModel.id,
+                    baseModel: Fixtures.textModel.id,
+                    priority: 0,
+                    modelUnits: 1,
+                    unitsNeeded: 1,
+                    hyperparameters: nil,
+                    data: "/d",
+                    validationData: nil,
+                    output: "/o",
+                    modelName: "m",
+                    seed: 1,
+                    submittedAt: t(1),
+                    logPath: "/l",
+                    callerUid: 0,
+                    callerGid: 0
+                )
+            )
             try tx.apply(Plan(steps: [.startJob(jobID: job.id!, units: ["cpu-0"], at: t(1))]))
         }
         try ledger.close()
@@ -48,32 +69,65 @@ struct LedgerInvariantsTests {
         var testDescription: String { name }
     }
 
-    @Test("each broken ledger is caught, in a sentence that names what broke", arguments: [
-        Breakage(name: "a closed lease overlapping a held one on the same unit",
-                 sql: #"INSERT INTO leases (unit_id, reservation_id, start, "end", held) VALUES ('cpu-0', 2, ?, ?, 0)"#,
-                 arguments: [t(2), t(3)], expected: "unit cpu-0 is in two overlapping leases"),
-        Breakage(name: "an active reservation whose leases are all closed",
-                 sql: #"UPDATE leases SET held = 0, "end" = ?"#, arguments: [t(2)], expected: "is active with 0 held leases"),
-        Breakage(name: "a pending reservation holding a unit",
-                 sql: "INSERT INTO leases (unit_id, reservation_id, start, held) VALUES ('cpu-2', 2, ?, 1)",
-                 arguments: [t(2)], expected: "is pending but holds 1 leases"),
-        Breakage(name: "a running job with an end time", sql: "UPDATE jobs SET ended_at = ?", arguments: [t(2)],
-                 expected: "is running but ended at"),
-        Breakage(name: "a completed job with no end time", sql: "UPDATE jobs SET status = 'completed'",
-                 expected: "is completed without an ended_at"),
-        Breakage(name: "a job ended twice", sql: """
-            UPDATE jobs SET status = 'stopped', ended_at = '2026-11-01 02:00:00.000';
-            INSERT INTO job_events (job_id, at, kind, detail) VALUES (1, '2026-11-01 02:00:00.000', 'stopped', ''), (1, '2026-11-01 02:00:01.000', 'stopped', '')
-            """, expected: "its end events are [stopped, stopped]"),
-        Breakage(name: "a job running on a unit its reservation does not hold", sql: #"UPDATE jobs SET units = '["cpu-3"]'"#,
-                 expected: "is running on cpu-3, which its reservation 1 does not hold"),
-        Breakage(name: "a released reservation still holding a unit no job runs on",
-                 sql: "UPDATE reservations SET status = 'deleted', ended_at = ? WHERE id = 1", arguments: [t(2)],
-                 expected: "is deleted but still holds cpu-1"),
-        Breakage(name: "a lease on a shared unit",
-                 sql: "INSERT INTO leases (unit_id, reservation_id, start, \"end\", held) VALUES ('shared-0', 1, ?, ?, 0)",
-                 arguments: [t(0), t(0.5)], expected: "which is not a dedicated unit"),
-    ])
+    @Test(
+        "each broken ledger is caught, in a sentence that names what broke",
+        arguments: [
+            Breakage(
+                name: "a closed lease overlapping a held one on the same unit",
+                sql: #"INSERT INTO leases (unit_id, reservation_id, start, "end", held) VALUES ('cpu-0', 2, ?, ?, 0)"#,
+                arguments: [t(2), t(3)],
+                expected: "unit cpu-0 is in two overlapping leases"
+            ),
+            Breakage(
+                name: "an active reservation whose leases are all closed",
+                sql: #"UPDATE leases SET held = 0, "end" = ?"#,
+                arguments: [t(2)],
+                expected: "is active with 0 held leases"
+            ),
+            Breakage(
+                name: "a pending reservation holding a unit",
+                sql: "INSERT INTO leases (unit_id, reservation_id, start, held) VALUES ('cpu-2', 2, ?, 1)",
+                arguments: [t(2)],
+                expected: "is pending but holds 1 leases"
+            ),
+            Breakage(
+                name: "a running job with an end time",
+                sql: "UPDATE jobs SET ended_at = ?",
+                arguments: [t(2)],
+                expected: "is running but ended at"
+            ),
+            Breakage(
+                name: "a completed job with no end time",
+                sql: "UPDATE jobs SET status = 'completed'",
+                expected: "is completed without an ended_at"
+            ),
+            Breakage(
+                name: "a job ended twice",
+                sql: """
+                    UPDATE jobs SET status = 'stopped', ended_at = '2026-11-01 02:00:00.000';
+                    INSERT INTO job_events (job_id, at, kind, detail) VALUES (1, '2026-11-01 02:00:00.000', 'stopped', ''), (1, '2026-11-01 02:00:01.000', 'stopped', '')
+                    """,
+                expected: "its end events are [stopped, stopped]"
+            ),
+            Breakage(
+                name: "a job running on a unit its reservation does not hold",
+                sql: #"UPDATE jobs SET units = '["cpu-3"]'"#,
+                expected: "is running on cpu-3, which its reservation 1 does not hold"
+            ),
+            Breakage(
+                name: "a released reservation still holding a unit no job runs on",
+                sql: "UPDATE reservations SET status = 'deleted', ended_at = ? WHERE id = 1",
+                arguments: [t(2)],
+                expected: "is deleted but still holds cpu-1"
+            ),
+            Breakage(
+                name: "a lease on a shared unit",
+                sql: "INSERT INTO leases (unit_id, reservation_id, start, \"end\", held) VALUES ('shared-0', 1, ?, ?, 0)",
+                arguments: [t(0), t(0.5)],
+                expected: "which is not a dedicated unit"
+            ),
+        ]
+    )
     func broken(_ breakage: Breakage) throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

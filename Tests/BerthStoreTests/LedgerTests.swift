@@ -14,7 +14,9 @@ struct LedgerTests {
             try tx.syncCatalog(
                 units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }
                     + [ComputeUnit(id: "shared-0", kind: "cpu", pool: .shared)],
-                models: [Fixtures.textModel], now: t(0))
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
         }
         return ledger
     }
@@ -101,8 +103,19 @@ struct LedgerTests {
         defer { dir.remove() }
         let ledger = try openLedger(dir)
         let call = InvocationRecord(
-            at: t(1), owner: "alice", target: Fixtures.textModel.id, reservationID: nil, model: Fixtures.textModel.id,
-            tier: .onDemand, outcome: .served, inputTokens: 3, outputTokens: 4, latencyMs: 1.5, cost: 0.01, budgetPerMinute: 0)
+            at: t(1),
+            owner: "alice",
+            target: Fixtures.textModel.id,
+            reservationID: nil,
+            model: Fixtures.textModel.id,
+            tier: .onDemand,
+            outcome: .served,
+            inputTokens: 3,
+            outputTokens: 4,
+            latencyMs: 1.5,
+            cost: 0.01,
+            budgetPerMinute: 0
+        )
         try await ledger.writeUnsynced { tx in try tx.record([call, call]) }
         #expect(try ledger.pragma("synchronous") == "2")
         await #expect(throws: Refused.self) { try await ledger.writeUnsynced { _ in throw Refused() } }
@@ -133,11 +146,26 @@ struct LedgerTests {
         let ledger = try openLedger(dir)
         let reservation = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil)) }
         var job = JobRecord(
-            name: "tune", owner: "alice", kind: .fineTuning, reservationId: reservation.id, model: Fixtures.textModel.id,
-            baseModel: Fixtures.textModel.id, priority: 3, modelUnits: 1, unitsNeeded: 2,
+            name: "tune",
+            owner: "alice",
+            kind: .fineTuning,
+            reservationId: reservation.id,
+            model: Fixtures.textModel.id,
+            baseModel: Fixtures.textModel.id,
+            priority: 3,
+            modelUnits: 1,
+            unitsNeeded: 2,
             hyperparameters: HyperparameterValues(epochs: 2, batchSize: 8, learningRate: 0.00001, warmupSteps: 1),
-            data: "/d/train.jsonl", validationData: "/d/val.jsonl", output: "/o", modelName: "mine", seed: 7,
-            submittedAt: t(0.5), logPath: "/l/1.log", callerUid: 1000, callerGid: 100)
+            data: "/d/train.jsonl",
+            validationData: "/d/val.jsonl",
+            output: "/o",
+            modelName: "mine",
+            seed: 7,
+            submittedAt: t(0.5),
+            logPath: "/l/1.log",
+            callerUid: 1000,
+            callerGid: 100
+        )
         let inserted = try ledger.writeNow { try $0.insert(job) }
         job.id = inserted.id
         #expect(try ledger.readNow { try $0.job(id: job.id!) } == job)
@@ -153,7 +181,9 @@ struct LedgerTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let ledger = try openLedger(dir)
-        try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(1)) }
+        try ledger.writeNow {
+            try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(1))
+        }
         #expect(try ledger.readNow { try $0.units().map(\.id) } == ["cpu-0"])
         #expect(try ledger.readNow { try $0.snapshot().dedicatedUnits } == ["cpu-0"])
         try ledger.writeNow { try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [], now: t(2)) }
@@ -205,7 +235,9 @@ struct LedgerTests {
         let b = try ledger.writeNow { try $0.insert(Fixtures.reservation(1, units: 1, start: t(0), end: nil)) }
         try ledger.writeNow { try $0.apply(Plan(steps: [.activate(reservationID: a.id, start: t(0), end: nil, units: ["cpu-0"], leaseStart: t(0))])) }
         #expect(throws: (any Error).self) {
-            try ledger.writeNow { try $0.apply(Plan(steps: [.activate(reservationID: b.id, start: t(0), end: nil, units: ["cpu-0"], leaseStart: t(0))])) }
+            try ledger.writeNow {
+                try $0.apply(Plan(steps: [.activate(reservationID: b.id, start: t(0), end: nil, units: ["cpu-0"], leaseStart: t(0))]))
+            }
         }
     }
 
@@ -246,13 +278,28 @@ struct LedgerTests {
         defer { dir.remove() }
         let ledger = try openLedger(dir)
         let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
-        func call(_ seconds: Double, _ outcome: CallOutcome, tier: ServiceTier? = .provisioned, input: Int = 10, output: Int = 20) -> InvocationRecord {
-            InvocationRecord(at: t(0).addingTimeInterval(seconds), owner: "alice", target: "r0", reservationID: r.id, model: "m", tier: tier,
-                             outcome: outcome, inputTokens: input, outputTokens: output, latencyMs: 1, cost: 0, budgetPerMinute: 600)
+        func call(_ seconds: Double, _ outcome: CallOutcome, tier: ServiceTier? = .provisioned, input: Int = 10, output: Int = 20) -> InvocationRecord
+        {
+            InvocationRecord(
+                at: t(0).addingTimeInterval(seconds),
+                owner: "alice",
+                target: "r0",
+                reservationID: r.id,
+                model: "m",
+                tier: tier,
+                outcome: outcome,
+                inputTokens: input,
+                outputTokens: output,
+                latencyMs: 1,
+                cost: 0,
+                budgetPerMinute: 600
+            )
         }
         try ledger.writeNow { tx in
-            try tx.record([call(5, .served), call(30, .served), call(50, .throttled, tier: nil, input: 0, output: 0),
-                           call(59, .served, tier: .onDemand), call(65, .served)])
+            try tx.record([
+                call(5, .served), call(30, .served), call(50, .throttled, tier: nil, input: 0, output: 0),
+                call(59, .served, tier: .onDemand), call(65, .served),
+            ])
         }
         let minutes = try ledger.readNow { try $0.utilization(reservationID: r.id) }
         // Spilled-over calls are not the reservation's own: they do not count against its budget.

@@ -1,9 +1,10 @@
 import BerthCore
-@testable import BerthStore
 import BerthTestSupport
 import Foundation
 import GRDB
 import Testing
+
+@testable import BerthStore
 
 private let t = Fixtures.t
 
@@ -22,10 +23,13 @@ struct MigrationTests {
                 try record.insert(db)
             }
             for call in calls {
-                try db.execute(sql: "INSERT INTO invocations (\(InvocationRecord.selection)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
-                    call.at, call.owner, call.target, call.reservationID, call.model, call.tier, call.outcome,
-                    call.inputTokens, call.outputTokens, call.latencyMs, call.cost,
-                ])
+                try db.execute(
+                    sql: "INSERT INTO invocations (\(InvocationRecord.selection)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        call.at, call.owner, call.target, call.reservationID, call.model, call.tier, call.outcome,
+                        call.inputTokens, call.outputTokens, call.latencyMs, call.cost,
+                    ]
+                )
             }
         }
         return queue
@@ -34,18 +38,41 @@ struct MigrationTests {
     /// The rows v4 left, in a fixed order.
     func rolledUp(_ queue: DatabaseQueue) throws -> (hours: [Row], activity: [Row]) {
         try queue.read { db in
-            (try Row.fetchAll(db, sql: "SELECT * FROM usage_hours ORDER BY hour, reservation_id, model, owner"),
-             try Row.fetchAll(db, sql: "SELECT reservation_id, first_call, last_call FROM reservation_activity ORDER BY reservation_id, first_call"))
+            (
+                try Row.fetchAll(db, sql: "SELECT * FROM usage_hours ORDER BY hour, reservation_id, model, owner"),
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT reservation_id, first_call, last_call FROM reservation_activity ORDER BY reservation_id, first_call"
+                )
+            )
         }
     }
 
     func call(
-        _ at: Date, owner: String = "alice", reservation: Int64? = 1, model: String = "m", tier: ServiceTier? = .provisioned,
-        outcome: CallOutcome = .served, tokens: (Int, Int) = (10, 20), latency: Double = 12.34, cost: Double = 0
+        _ at: Date,
+        owner: String = "alice",
+        reservation: Int64? = 1,
+        model: String = "m",
+        tier: ServiceTier? = .provisioned,
+        outcome: CallOutcome = .served,
+        tokens: (Int, Int) = (10, 20),
+        latency: Double = 12.34,
+        cost: Double = 0
     ) -> InvocationRecord {
         InvocationRecord(
-            at: at, owner: owner, target: "r", reservationID: reservation, model: model, tier: tier, outcome: outcome,
-            inputTokens: tokens.0, outputTokens: tokens.1, latencyMs: latency, cost: cost, budgetPerMinute: 0)
+            at: at,
+            owner: owner,
+            target: "r",
+            reservationID: reservation,
+            model: model,
+            tier: tier,
+            outcome: outcome,
+            inputTokens: tokens.0,
+            outputTokens: tokens.1,
+            latencyMs: latency,
+            cost: cost,
+            budgetPerMinute: 0
+        )
     }
 
     @Test("v4 rolls a v3 ledger's calls up into the rows worked out by hand")
@@ -65,7 +92,8 @@ struct MigrationTests {
         ])
         try Migrations.migrator.migrate(queue, upTo: "v4-usage")
         let (hours, activity) = try rolledUp(queue)
-        let hour0 = Int64(t(0).timeIntervalSince1970), hour1 = hour0 + 3600
+        let hour0 = Int64(t(0).timeIntervalSince1970)
+        let hour1 = hour0 + 3600
         // Codes: 12.34 → 6123 (0x17EB) twice; 0.7345 → 4735 (0x127F); 2000 → 8200 (0x2008).
         let expected: [[(any DatabaseValueConvertible)?]] = [
             [hour0, 0, "m", "bob", 1, 0, 0, 0, 0, 0, 0.0, Data()],
@@ -91,14 +119,26 @@ struct MigrationTests {
             let outcome = [CallOutcome.served, .served, .served, .throttled, .refused, .failed].randomElement(using: &random)!
             let tier: ServiceTier? = outcome == .served ? [ServiceTier.provisioned, .onDemand].randomElement(using: &random) : nil
             let latency = random.chance(0.1) ? edges.randomElement(using: &random)! : pow(10, Double.random(in: -5...8, using: &random))
-            calls.append(call(
-                at, owner: ["alice", "bob"].randomElement(using: &random)!, reservation: [nil, 1, 2, 3].randomElement(using: &random)!,
-                model: ["m", "n"].randomElement(using: &random)!, tier: tier, outcome: outcome,
-                tokens: (Int.random(in: 0...500, using: &random), Int.random(in: 0...500, using: &random)), latency: latency,
-                cost: Double.random(in: 0...0.01, using: &random)))
+            calls.append(
+                call(
+                    at,
+                    owner: ["alice", "bob"].randomElement(using: &random)!,
+                    reservation: [nil, 1, 2, 3].randomElement(using: &random)!,
+                    model: ["m", "n"].randomElement(using: &random)!,
+                    tier: tier,
+                    outcome: outcome,
+                    tokens: (Int.random(in: 0...500, using: &random), Int.random(in: 0...500, using: &random)),
+                    latency: latency,
+                    cost: Double.random(in: 0...0.01, using: &random)
+                )
+            )
         }
         // Some calls at the same instant, which keep their order by id.
-        calls += calls.suffix(50).map { var same = $0; same.cost *= 3; return same }
+        calls += calls.suffix(50).map {
+            var same = $0
+            same.cost *= 3
+            return same
+        }
 
         let migrated = try v3Ledger(calls)
         try Migrations.migrator.migrate(migrated, upTo: "v4-usage")

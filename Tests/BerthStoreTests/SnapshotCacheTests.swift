@@ -1,8 +1,9 @@
 import BerthCore
-@testable import BerthStore
 import BerthTestSupport
 import Foundation
 import Testing
+
+@testable import BerthStore
 
 private let t = Fixtures.t
 
@@ -39,10 +40,26 @@ struct SnapshotCacheTests {
 
     func job(_ reservation: Reservation, _ i: Int) -> JobRecord {
         JobRecord(
-            name: "j\(i)", owner: "alice", kind: .fineTuning, reservationId: reservation.id, model: Fixtures.textModel.id,
-            baseModel: Fixtures.textModel.id, priority: i % 3, modelUnits: 1, unitsNeeded: 1, hyperparameters: nil,
-            data: "/d", validationData: nil, output: "/o", modelName: nil, seed: 1, submittedAt: t(Double(i) / 3600),
-            logPath: "/l", callerUid: 0, callerGid: 0)
+            name: "j\(i)",
+            owner: "alice",
+            kind: .fineTuning,
+            reservationId: reservation.id,
+            model: Fixtures.textModel.id,
+            baseModel: Fixtures.textModel.id,
+            priority: i % 3,
+            modelUnits: 1,
+            unitsNeeded: 1,
+            hyperparameters: nil,
+            data: "/d",
+            validationData: nil,
+            output: "/o",
+            modelName: nil,
+            seed: 1,
+            submittedAt: t(Double(i) / 3600),
+            logPath: "/l",
+            callerUid: 0,
+            callerGid: 0
+        )
     }
 
     @Test("a thousand random changes, each followed by a cycle: the kept snapshot always equals a fresh read", arguments: [1, 2, 3] as [UInt64])
@@ -51,8 +68,11 @@ struct SnapshotCacheTests {
         defer { dir.remove() }
         let ledger = try Ledger(path: dir.file("berth.db"))
         try ledger.writeNow { tx in
-            try tx.syncCatalog(units: Fixtures.dedicatedUnits(6).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                               models: [Fixtures.textModel], now: t(0))
+            try tx.syncCatalog(
+                units: Fixtures.dedicatedUnits(6).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
         }
         var random = SeededGenerator(seed: seed)
         var reservations: [Reservation] = []
@@ -108,8 +128,11 @@ struct SnapshotCacheTests {
     func changeInsideWrite() throws {
         let ledger = try Ledger()
         try ledger.writeNow { tx in
-            try tx.syncCatalog(units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                               models: [Fixtures.textModel], now: t(0))
+            try tx.syncCatalog(
+                units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
         }
         _ = try cached(ledger)  // kept: no reservation
         let seen = try ledger.writeNow { tx -> Seen in

@@ -22,37 +22,86 @@ struct UsageReportTests {
         try ledger.writeNow { tx in
             try tx.syncCatalog(
                 units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                models: [Fixtures.textModel], now: t(-48))
+                models: [Fixtures.textModel],
+                now: t(-48)
+            )
             // train-a: alice, training, 2 units on a one-month term (16 per unit-hour), leased from
             // 2026-10-31T12:00Z to 2026-11-03T00:00Z.
             var a = Fixtures.reservation(0, units: 2, start: t(-12), end: t(48), commitment: .oneMonth)
-            a.name = "train-a"; a.purpose = .training
+            a.name = "train-a"
+            a.purpose = .training
             let trainA = try tx.insert(a)
-            try tx.apply(Plan(steps: [.activate(reservationID: trainA.id, start: t(-12), end: t(48), units: ["cpu-0", "cpu-1"], leaseStart: t(-12))]))
+            try tx.apply(
+                Plan(steps: [.activate(reservationID: trainA.id, start: t(-12), end: t(48), units: ["cpu-0", "cpu-1"], leaseStart: t(-12))])
+            )
             // infer-b: bob, inference, 1 unit, no commitment (20 per unit-hour), from 2026-11-01T20:00Z, open-ended.
             var b = Fixtures.reservation(0, units: 1, start: t(20), end: nil)
-            b.name = "infer-b"; b.owner = "bob"
+            b.name = "infer-b"
+            b.owner = "bob"
             let inferB = try tx.insert(b)
             try tx.apply(Plan(steps: [.activate(reservationID: inferB.id, start: t(20), end: nil, units: ["cpu-2"], leaseStart: t(20))]))
 
             // Jobs on train-a: one submitted in October that ran 22:00–03:00 on 2 units, one
             // submitted in November that ran 05:00–07:00 on 1 unit and failed.
             for (submitted, started, ended, units, status) in [(t(-3), t(-2), t(3), 2, JobStatus.completed), (t(5), t(5), t(7), 1, .failed)] {
-                let job = try tx.insert(JobRecord(
-                    name: "job", owner: "alice", kind: .fineTuning, reservationId: trainA.id, model: model.id, baseModel: model.id,
-                    priority: 0, modelUnits: units, unitsNeeded: units, hyperparameters: nil, data: "/d.jsonl", validationData: nil,
-                    output: "/out", modelName: nil, seed: 1, submittedAt: submitted, logPath: "/log", callerUid: 0, callerGid: 0))
+                let job = try tx.insert(
+                    JobRecord(
+                        name: "job",
+                        owner: "alice",
+                        kind: .fineTuning,
+                        reservationId: trainA.id,
+                        model: model.id,
+                        baseModel: model.id,
+                        priority: 0,
+                        modelUnits: units,
+                        unitsNeeded: units,
+                        hyperparameters: nil,
+                        data: "/d.jsonl",
+                        validationData: nil,
+                        output: "/out",
+                        modelName: nil,
+                        seed: 1,
+                        submittedAt: submitted,
+                        logPath: "/log",
+                        callerUid: 0,
+                        callerGid: 0
+                    )
+                )
                 try tx.apply(Plan(steps: [.startJob(jobID: job.id!, units: Array(["cpu-0", "cpu-1"].prefix(units)), at: started)]))
-                try tx.finishJob(job.id!, status: status, reason: status == .failed ? "exit 1" : nil, exitStatus: status == .failed ? 1 : 0, at: ended)
+                try tx.finishJob(
+                    job.id!,
+                    status: status,
+                    reason: status == .failed ? "exit 1" : nil,
+                    exitStatus: status == .failed ? 1 : 0,
+                    at: ended
+                )
             }
 
             // Calls.
-            func call(_ at: Date, _ owner: String, reservation: Int64?, tier: ServiceTier?, outcome: CallOutcome = .served,
-                      tokens: (Int, Int) = (0, 0), latency: Double = 0, cost: Double = 0) -> InvocationRecord {
+            func call(
+                _ at: Date,
+                _ owner: String,
+                reservation: Int64?,
+                tier: ServiceTier?,
+                outcome: CallOutcome = .served,
+                tokens: (Int, Int) = (0, 0),
+                latency: Double = 0,
+                cost: Double = 0
+            ) -> InvocationRecord {
                 InvocationRecord(
-                    at: at, owner: owner, target: reservation == nil ? model.id : "infer-b", reservationID: reservation, model: model.id,
-                    tier: tier, outcome: outcome, inputTokens: tokens.0, outputTokens: tokens.1, latencyMs: latency, cost: cost,
-                    budgetPerMinute: reservation == nil ? 0 : 10_000)
+                    at: at,
+                    owner: owner,
+                    target: reservation == nil ? model.id : "infer-b",
+                    reservationID: reservation,
+                    model: model.id,
+                    tier: tier,
+                    outcome: outcome,
+                    inputTokens: tokens.0,
+                    outputTokens: tokens.1,
+                    latencyMs: latency,
+                    cost: cost,
+                    budgetPerMinute: reservation == nil ? 0 : 10_000
+                )
             }
             try tx.record([
                 // October, on demand: not in November's report.
@@ -75,7 +124,13 @@ struct UsageReportTests {
         }
     }
 
-    func report(from: Date, to: Date, by: UsageGrouping = .reservation, owner: String? = nil, threshold: TimeInterval = 6 * 3600) throws -> UsageReport {
+    func report(
+        from: Date,
+        to: Date,
+        by: UsageGrouping = .reservation,
+        owner: String? = nil,
+        threshold: TimeInterval = 6 * 3600
+    ) throws -> UsageReport {
         let query = UsageQuery(from: from, to: to, now: now, grouping: by, idleThreshold: threshold, buckets: 24)
         return UsageReport.compute(try ledger.readNow { try $0.usageFacts(query, owner: owner) }, query)
     }
@@ -165,7 +220,8 @@ struct UsageReportTests {
     func byDay() throws {
         let report = try report(from: t(-24), to: t(24), by: .day)
         #expect(report.rows.map(\.key) == ["2026-10-31", "2026-11-01"])
-        let october = try row(report, "2026-10-31"), november = try row(report, "2026-11-01")
+        let october = try row(report, "2026-10-31")
+        let november = try row(report, "2026-11-01")
         #expect(october.reservedUnitHours == 24 && november.reservedUnitHours == 52)
         #expect(october.jobs.completed == 1 && november.jobs.failed == 1)
         #expect(october.invocations == 1 && november.invocations == 8)
@@ -214,7 +270,8 @@ struct UsageReportTests {
     @Test("series: reserved units per bucket follow the leases")
     func series() throws {
         let report = try report(from: t(0), to: t(24))
-        let a = try row(report, "train-a"), b = try row(report, "infer-b")
+        let a = try row(report, "train-a")
+        let b = try row(report, "infer-b")
         #expect(report.bucketSeconds == 3600)
         #expect(a.series.reservedUnits == Array(repeating: 2, count: 24))
         #expect(b.series.reservedUnits == Array(repeating: 0, count: 20) + [1, 1, 1, 1])

@@ -11,7 +11,8 @@ public struct FakeNvidiaSMI: Sendable {
     public static let oneH200 = "0, GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b6c, NVIDIA H200, 143771\n"
 
     /// An eight-GPU H200 box.
-    public static let eightH200 = (0..<8).map { "\($0), GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b\(70 + $0), NVIDIA H200, 143771" }
+    public static let eightH200 =
+        (0..<8).map { "\($0), GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b\(70 + $0), NVIDIA H200, 143771" }
         .joined(separator: "\n") + "\n"
 
     /// Two A100s, the first in MIG mode: the inventory, then `nvidia-smi -L`.
@@ -40,19 +41,19 @@ public struct FakeNvidiaSMI: Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         path = directory.file("nvidia-smi")
         try #"""
-            #!/bin/sh
-            here="$(dirname "$0")/nvidia-smi.d"
-            status=$(cat "$here/status")
-            case "$*" in
-            -L) file=list ;;
-            *utilization.gpu*) file=telemetry ;;
-            *--query-gpu=index,uuid,name,memory.total*) file=inventory ;;
-            *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 2 ;;
-            esac
-            [ -f "$here/$file" ] || { echo "fake nvidia-smi: nothing recorded for $file" >&2; exit 2; }
-            cat "$here/$file"
-            exit "$status"
-            """#.write(toFile: path, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        here="$(dirname "$0")/nvidia-smi.d"
+        status=$(cat "$here/status")
+        case "$*" in
+        -L) file=list ;;
+        *utilization.gpu*) file=telemetry ;;
+        *--query-gpu=index,uuid,name,memory.total*) file=inventory ;;
+        *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 2 ;;
+        esac
+        [ -f "$here/$file" ] || { echo "fake nvidia-smi: nothing recorded for $file" >&2; exit 2; }
+        cat "$here/$file"
+        exit "$status"
+        """#.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         // Readable by a berthd run as another user.
         chmod(folder, 0o755)

@@ -12,19 +12,46 @@ public enum Fixtures {
     public static func dedicatedUnits(_ count: Int) -> [String] { (0..<count).map { "cpu-\($0)" } }
 
     public static let textModel = Model(
-        id: "amazon.nova-micro-v1:0", provider: "Amazon", inputModalities: [.text], outputModalities: [.text],
-        maxTokens: 128_000, onDemand: true, customizations: [.fineTuning, .distillation], unitsPerModelUnit: 1,
-        tokensPerMinute: 10_000, price: ModelPrice(modelUnitHour: [.none: 20, .oneMonth: 16, .sixMonths: 12]))
+        id: "amazon.nova-micro-v1:0",
+        provider: "Amazon",
+        inputModalities: [.text],
+        outputModalities: [.text],
+        maxTokens: 128_000,
+        onDemand: true,
+        customizations: [.fineTuning, .distillation],
+        unitsPerModelUnit: 1,
+        tokensPerMinute: 10_000,
+        price: ModelPrice(modelUnitHour: [.none: 20, .oneMonth: 16, .sixMonths: 12])
+    )
 
     /// A reservation holding `units` compute units over `[start, end)`.
     public static func reservation(
-        _ id: Int64, units: Int, start: Date, end: Date?, status: ReservationStatus = .pending, waiting: Bool = false,
-        commitment: Commitment = .none, duration: TimeInterval? = nil, createdAt: Date? = nil
+        _ id: Int64,
+        units: Int,
+        start: Date,
+        end: Date?,
+        status: ReservationStatus = .pending,
+        waiting: Bool = false,
+        commitment: Commitment = .none,
+        duration: TimeInterval? = nil,
+        createdAt: Date? = nil
     ) -> Reservation {
         Reservation(
-            id: id, name: "r\(id)", owner: "alice", model: textModel.id, purpose: .inference, modelUnits: units, units: units,
-            commitment: commitment, start: start, end: end, duration: duration, status: status, waiting: waiting,
-            createdAt: createdAt ?? epoch.addingTimeInterval(Double(id)))
+            id: id,
+            name: "r\(id)",
+            owner: "alice",
+            model: textModel.id,
+            purpose: .inference,
+            modelUnits: units,
+            units: units,
+            commitment: commitment,
+            start: start,
+            end: end,
+            duration: duration,
+            status: status,
+            waiting: waiting,
+            createdAt: createdAt ?? epoch.addingTimeInterval(Double(id))
+        )
     }
 }
 
@@ -48,8 +75,12 @@ public struct PlanSimulator {
             if let end = lease.end { freeSince[lease.unit] = max(freeSince[lease.unit] ?? end, end) }
         }
         return Snapshot(
-            dedicatedUnits: units, reservations: live, heldLeases: held.sorted().map { leases[$0] }, unitFreeSince: freeSince,
-            jobs: jobs.values.filter { !$0.status.isTerminal }.sorted { $0.id < $1.id })
+            dedicatedUnits: units,
+            reservations: live,
+            heldLeases: held.sorted().map { leases[$0] },
+            unitFreeSince: freeSince,
+            jobs: jobs.values.filter { !$0.status.isTerminal }.sorted { $0.id < $1.id }
+        )
     }
 
     public mutating func apply(_ plan: Plan) {

@@ -74,35 +74,70 @@ public struct LedgerContents: Sendable {
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         defer { try? queue.close() }
         return try queue.read { db in
-            let reservations = try Row.fetchAll(db, sql: """
-                SELECT id, name, owner, model, purpose, model_units, units, status, start, "end", ended_at, status_reason
-                FROM reservations ORDER BY id
-                """).map { row in
+            let reservations = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, name, owner, model, purpose, model_units, units, status, start, "end", ended_at, status_reason
+                    FROM reservations ORDER BY id
+                    """
+            ).map { row in
                 ReservationRow(
-                    id: row["id"], name: row["name"], owner: row["owner"], model: row["model"], purpose: row["purpose"],
-                    modelUnits: row["model_units"], units: row["units"], status: row["status"], start: row["start"],
-                    end: row["end"], endedAt: row["ended_at"], statusReason: row["status_reason"])
+                    id: row["id"],
+                    name: row["name"],
+                    owner: row["owner"],
+                    model: row["model"],
+                    purpose: row["purpose"],
+                    modelUnits: row["model_units"],
+                    units: row["units"],
+                    status: row["status"],
+                    start: row["start"],
+                    end: row["end"],
+                    endedAt: row["ended_at"],
+                    statusReason: row["status_reason"]
+                )
             }
             let dedicated = Set(try String.fetchAll(db, sql: "SELECT id FROM units WHERE pool = 'dedicated'"))
             let leases = try Row.fetchAll(db, sql: #"SELECT id, unit_id, reservation_id, start, "end", held FROM leases ORDER BY id"#).map { row in
-                LeaseRow(id: row["id"], unit: row["unit_id"], reservationID: row["reservation_id"], start: row["start"], end: row["end"], held: row["held"])
+                LeaseRow(
+                    id: row["id"],
+                    unit: row["unit_id"],
+                    reservationID: row["reservation_id"],
+                    start: row["start"],
+                    end: row["end"],
+                    held: row["held"]
+                )
             }
             var endEvents: [Int64: [String]] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT job_id, kind FROM job_events WHERE kind IN ('completed', 'failed', 'stopped') ORDER BY id
-                """) {
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT job_id, kind FROM job_events WHERE kind IN ('completed', 'failed', 'stopped') ORDER BY id
+                    """
+            ) {
                 endEvents[row["job_id"], default: []].append(row["kind"])
             }
-            let jobs = try Row.fetchAll(db, sql: """
-                SELECT id, name, owner, kind, reservation_id, status, reason, units, model_name, started_at, ended_at FROM jobs ORDER BY id
-                """).map { row in
+            let jobs = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, name, owner, kind, reservation_id, status, reason, units, model_name, started_at, ended_at FROM jobs ORDER BY id
+                    """
+            ).map { row in
                 let unitsText: String = row["units"]
                 let id: Int64 = row["id"]
                 return JobRow(
-                    id: id, name: row["name"], owner: row["owner"], kind: row["kind"], reservationID: row["reservation_id"],
-                    status: row["status"], reason: row["reason"],
+                    id: id,
+                    name: row["name"],
+                    owner: row["owner"],
+                    kind: row["kind"],
+                    reservationID: row["reservation_id"],
+                    status: row["status"],
+                    reason: row["reason"],
                     units: (try? JSONDecoder().decode([String].self, from: Data(unitsText.utf8))) ?? ["<unreadable: \(unitsText)>"],
-                    modelName: row["model_name"], startedAt: row["started_at"], endedAt: row["ended_at"], endEvents: endEvents[id] ?? [])
+                    modelName: row["model_name"],
+                    startedAt: row["started_at"],
+                    endedAt: row["ended_at"],
+                    endEvents: endEvents[id] ?? []
+                )
             }
             var customModels: [String: Int64?] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT id, job_id FROM models WHERE base_model IS NOT NULL") {
@@ -122,8 +157,16 @@ public struct LedgerContents: Sendable {
                 "row \(row[1] as Int64? ?? -1) of \(row[0] as String? ?? "?") points at a missing row of \(row[2] as String? ?? "?")"
             }
             return LedgerContents(
-                reservations: reservations, leases: leases, dedicatedUnits: dedicated, jobs: jobs, customModels: customModels, servedCalls: served,
-                queuedCounts: queuedCounts, integrityCheck: integrity, foreignKeyProblems: foreignKeys)
+                reservations: reservations,
+                leases: leases,
+                dedicatedUnits: dedicated,
+                jobs: jobs,
+                customModels: customModels,
+                servedCalls: served,
+                queuedCounts: queuedCounts,
+                integrityCheck: integrity,
+                foreignKeyProblems: foreignKeys
+            )
         }
     }
 }
@@ -199,11 +242,17 @@ public enum LedgerInvariants {
                 }
                 if r.endedAt != nil { found.append("reservation '\(r.name)' (\(r.id)) is active but has ended_at \(format(r.endedAt!))") }
             case "pending":
-                if heldCount > 0 { found.append("reservation '\(r.name)' (\(r.id)) is pending but holds \(heldCount) leases (\(units.sorted().joined(separator: ",")))") }
+                if heldCount > 0 {
+                    found.append(
+                        "reservation '\(r.name)' (\(r.id)) is pending but holds \(heldCount) leases (\(units.sorted().joined(separator: ",")))"
+                    )
+                }
             default:
                 let kept = units.subtracting(busy[r.id] ?? [])
                 if !kept.isEmpty {
-                    found.append("reservation '\(r.name)' (\(r.id)) is \(r.status) but still holds \(kept.sorted().joined(separator: ",")), on which none of its jobs runs")
+                    found.append(
+                        "reservation '\(r.name)' (\(r.id)) is \(r.status) but still holds \(kept.sorted().joined(separator: ",")), on which none of its jobs runs"
+                    )
                 }
                 if r.endedAt == nil { found.append("reservation '\(r.name)' (\(r.id)) is \(r.status) without an ended_at") }
             }
@@ -244,7 +293,9 @@ public enum LedgerInvariants {
             default:
                 if job.endedAt == nil { found.append("\(name) is \(job.status) without an ended_at") }
                 if job.endEvents.count != 1 || job.endEvents.first != job.status {
-                    found.append("\(name) is \(job.status) but its end events are [\(job.endEvents.joined(separator: ", "))]: it must have ended exactly once")
+                    found.append(
+                        "\(name) is \(job.status) but its end events are [\(job.endEvents.joined(separator: ", "))]: it must have ended exactly once"
+                    )
                 }
             }
             // A completed customization job registered its custom model.

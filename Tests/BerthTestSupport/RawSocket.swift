@@ -1,4 +1,5 @@
 public import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -183,9 +184,10 @@ public struct RawResponse: Sendable, CustomStringConvertible {
     /// The API's error shape, `{"error":{"code","message"}}`: its code and message, or nil.
     public var error: (code: String, message: String)? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              object.count == 1, let detail = object["error"] as? [String: Any],
-              let code = detail["code"] as? String, let message = detail["message"] as? String,
-              !code.isEmpty, !message.isEmpty else { return nil }
+            object.count == 1, let detail = object["error"] as? [String: Any],
+            let code = detail["code"] as? String, let message = detail["message"] as? String,
+            !code.isEmpty, !message.isEmpty
+        else { return nil }
         return (code, message)
     }
 

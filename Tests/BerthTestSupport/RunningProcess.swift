@@ -1,5 +1,5 @@
-public import Foundation
 import BerthServer
+public import Foundation
 
 /// A runner started in the background, its stdout and stderr going to files.
 public final class RunningProcess: @unchecked Sendable {
@@ -11,7 +11,8 @@ public final class RunningProcess: @unchecked Sendable {
         outPath = folder.file("process-\(UUID().uuidString).out")
         errPath = outPath + ".err"
         guard FileManager.default.createFile(atPath: outPath, contents: nil),
-              FileManager.default.createFile(atPath: errPath, contents: nil) else { throw Failure("cannot create \(outPath)") }
+            FileManager.default.createFile(atPath: errPath, contents: nil)
+        else { throw Failure("cannot create \(outPath)") }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))

@@ -28,7 +28,12 @@ public enum Products {
     public static func path(_ name: String) -> String { "\(directory)/\(name)" }
 
     /// Runs a program to completion; output goes through files so a chatty one never blocks.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> CommandResult {
+    public static func run(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        timeout: TimeInterval = 60
+    ) throws -> CommandResult {
         let dir = try TemporaryDirectory(prefix: "berth-run")
         defer { dir.remove() }
         _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
@@ -50,7 +55,8 @@ public enum Products {
         return CommandResult(
             status: process.terminationStatus,
             stdout: (try? String(contentsOfFile: dir.file("out"), encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? "")
+            stderr: (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? ""
+        )
     }
 }
 
@@ -247,7 +253,8 @@ public final class TemporaryDaemon: @unchecked Sendable {
         return try Products.run(
             "/usr/bin/setpriv",
             ["--reuid=\(user.uid)", "--regid=65534", "--clear-groups", berth] + arguments,
-            environment: ["BERTH_SOCKET": socket])
+            environment: ["BERTH_SOCKET": socket]
+        )
     }
 
     /// Pids of the serve processes this daemon started whose `BERTH_SERVE` starts with `prefix`

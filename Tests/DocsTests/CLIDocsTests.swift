@@ -9,7 +9,9 @@ struct CLIDocsTests {
     @Test("docs/cli.md is what the built berth and berthd say of themselves (make docs regenerates it)")
     func cliPageIsCurrent() throws {
         let generated = try Products.run(
-            "/usr/bin/env", ["python3", Repository.root + "/scripts/gen-docs.py", "cli", "--bin", Products.directory])
+            "/usr/bin/env",
+            ["python3", Repository.root + "/scripts/gen-docs.py", "cli", "--bin", Products.directory]
+        )
         try #require(generated.status == 0, "scripts/gen-docs.py failed: \(generated)")
         let page = try Repository.read("docs/cli.md")
         #expect(generated.stdout.contains("## berth reserve"), "the generator lists no subcommand: \(generated.stdout.prefix(400))")
@@ -21,7 +23,9 @@ struct CLIDocsTests {
         let out = try TemporaryDirectory(prefix: "berth-man")
         defer { out.remove() }
         let generated = try Products.run(
-            "/usr/bin/env", ["python3", Repository.root + "/scripts/gen-docs.py", "man", "--bin", Products.directory, "--out", out.path])
+            "/usr/bin/env",
+            ["python3", Repository.root + "/scripts/gen-docs.py", "man", "--bin", Products.directory, "--out", out.path]
+        )
         try #require(generated.status == 0, "\(generated)")
         let berth = try String(contentsOfFile: out.file("berth.1"), encoding: .utf8)
         let berthd = try String(contentsOfFile: out.file("berthd.8"), encoding: .utf8)

@@ -30,7 +30,8 @@ struct LinkTests {
 
     @Test("the checker finds links and anchors as GitHub makes them")
     func checkerSeesWhatGitHubSees() {
-        let text = "# Backup and restore\n## `[daemon]`\n```\n# not a heading\n[not](a-link.md)\n```\nSee [ops](operating.md#backup-and-restore) and [x](#daemon).\n"
+        let text =
+            "# Backup and restore\n## `[daemon]`\n```\n# not a heading\n[not](a-link.md)\n```\nSee [ops](operating.md#backup-and-restore) and [x](#daemon).\n"
         #expect(Markdown.links(in: text) == ["operating.md#backup-and-restore", "#daemon"])
         #expect(Markdown.anchors(in: text) == ["backup-and-restore", "daemon"])
     }

@@ -62,7 +62,10 @@ struct BackupTests {
         #expect(backedUp.status == 0, "berthd backup failed: \(backedUp)")
         #expect(backedUp.stdout.contains("integrity ok"), "\(backedUp)")
         var info = stat()
-        #expect(stat(backup, &info) == 0 && info.st_mode & 0o777 == 0o600, "the copy must be mode 0600, not \(String(info.st_mode & 0o777, radix: 8))")
+        #expect(
+            stat(backup, &info) == 0 && info.st_mode & 0o777 == 0o600,
+            "the copy must be mode 0600, not \(String(info.st_mode & 0o777, radix: 8))"
+        )
         #expect(try LedgerIntegrity.check(databaseAt: backup) == ["ok"])
         let copied = Set(try LedgerContents.read(databaseAt: backup).reservations.map(\.name))
         let missing = before.filter { !copied.contains($0) }
@@ -99,7 +102,10 @@ struct BackupTests {
         }
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "keep me")
         #expect(!FileManager.default.fileExists(atPath: target))
-        let missing = try Products.run(Products.path("berthd"), ["backup", "--database", daemon.directory.file("none.db"), "--to", daemon.directory.file("x.db")])
+        let missing = try Products.run(
+            Products.path("berthd"),
+            ["backup", "--database", daemon.directory.file("none.db"), "--to", daemon.directory.file("x.db")]
+        )
         #expect(missing.status == 1 && missing.stderr.contains("no ledger at"), "\(missing)")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: daemon.directory.path).filter { $0.hasPrefix(".berth-backup") }
         #expect(leftovers.isEmpty, "scratch folders left behind: \(leftovers)")

@@ -25,7 +25,10 @@ struct CLIDeadlineTests {
         #expect(took < 30, "took \(took) s")
 
         let fromEnvironment = try Products.run(
-            Products.path("berth"), ["status"], environment: ["BERTH_SOCKET": daemon.socket, "BERTH_TIMEOUT": "0.5"])
+            Products.path("berth"),
+            ["status"],
+            environment: ["BERTH_SOCKET": daemon.socket, "BERTH_TIMEOUT": "0.5"]
+        )
         #expect(fromEnvironment.status == 6, "\(fromEnvironment)")
 
         let bad = try Products.run(Products.path("berth"), ["status"], environment: ["BERTH_SOCKET": daemon.socket, "BERTH_TIMEOUT": "soon"])

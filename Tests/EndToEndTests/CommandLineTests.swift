@@ -21,7 +21,8 @@ struct CommandLineTests {
             (["jbos"], "unknown command 'jbos'; did you mean 'jobs'?"),
             (["--socket", "/nonexistent.sock", "reservation"], "unknown command 'reservation'; did you mean 'reservations'?"),
             (["--json", "stauts"], "unknown command 'stauts'; did you mean 'status'?"),
-        ])
+        ]
+    )
     func suggestion(arguments: [String], message: String) throws {
         let result = try Products.run(Products.path("berth"), arguments)
         #expect(result.status == 2, "\(result)")
@@ -33,7 +34,12 @@ struct CommandLineTests {
     func noCloseCommand() throws {
         let result = try Products.run(Products.path("berth"), ["frobnicate"])
         #expect(result.status == 2, "\(result)")
-        #expect(result.stderr.hasPrefix("berth: invalid-argument: unknown command 'frobnicate'; the commands are status, units, models, reserve, reservations,"), "\(result)")
+        #expect(
+            result.stderr.hasPrefix(
+                "berth: invalid-argument: unknown command 'frobnicate'; the commands are status, units, models, reserve, reservations,"
+            ),
+            "\(result)"
+        )
         #expect(result.stderr.contains("usage"), "\(result)")
     }
 

@@ -20,15 +20,15 @@ struct ConfinementTests {
     static func runner(in dir: TemporaryDirectory, behaviour: String) throws -> [String] {
         let path = dir.file("runner.sh")
         try """
-            #!/bin/sh
-            here="$(dirname "$0")"
-            out="$here/job-$BERTH_JOB_ID"
-            mkdir -p "$out"
-            echo "$BERTH_UNITS" > "$out/units"
-            grep Cpus_allowed_list /proc/self/status | tr -d ' \\t' | cut -d: -f2 > "$out/cpus"
-            for n in 0 1; do ( : < "$here/nvidia$n" ) 2> "$out/open-$n"; done
-            \(behaviour)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        here="$(dirname "$0")"
+        out="$here/job-$BERTH_JOB_ID"
+        mkdir -p "$out"
+        echo "$BERTH_UNITS" > "$out/units"
+        grep Cpus_allowed_list /proc/self/status | tr -d ' \\t' | cut -d: -f2 > "$out/cpus"
+        for n in 0 1; do ( : < "$here/nvidia$n" ) 2> "$out/open-$n"; done
+        \(behaviour)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return ["/bin/sh", path, "{spec}"]
     }
@@ -39,7 +39,8 @@ struct ConfinementTests {
         for (index, core) in [(0, 1), (1, 0)] {
             toml = toml.replacingOccurrences(
                 of: "id = \"cpu-\(index)\"\nkind = \"cpu\"\ndevice = \(index)\npool = \"dedicated\"\n",
-                with: "id = \"cpu-\(index)\"\nkind = \"\(gpus ? "h200" : "cpu")\"\ndevice = \(index)\npool = \"dedicated\"\ncpus = \"\(core)\"\n")
+                with: "id = \"cpu-\(index)\"\nkind = \"\(gpus ? "h200" : "cpu")\"\ndevice = \(index)\npool = \"dedicated\"\ncpus = \"\(core)\"\n"
+            )
         }
         return toml
     }
@@ -144,18 +145,23 @@ struct ConfinementTests {
     func doubleFork() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
-        let runner = try Self.runner(in: scripts, behaviour: """
-            setsid sh -c 'sleep 300' < /dev/null > /dev/null 2>&1 &
-            touch "$out/forked"
-            sleep 300
-            """)
+        let runner = try Self.runner(
+            in: scripts,
+            behaviour: """
+                setsid sh -c 'sleep 300' < /dev/null > /dev/null 2>&1 &
+                touch "$out/forked"
+                sleep 300
+                """
+        )
         let daemon = try TemporaryDaemon(config: Self.config(runner: runner))
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "forker")
         _ = try await wait(daemon, job: id, for: ["running"])
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && !(FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3) {
+        while Date() < deadline
+            && !(FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3)
+        {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(leftovers(daemon, job: id).count >= 3, "the runner, its sleep and the escaped sleep")

@@ -15,7 +15,8 @@ struct ControlSocketTests {
 
     @Test(
         "a client that writes a body over 1 MiB whole before reading gets its 413 at once and the connection closes, whether it asked to close or not",
-        arguments: [(true, 2 << 20), (false, 2 << 20), (true, 20 << 20)])
+        arguments: [(true, 2 << 20), (false, 2 << 20), (true, 20 << 20)]
+    )
     func tooLargeLetsGo(askedToClose: Bool, size: Int) throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()

@@ -73,7 +73,8 @@ struct CrashUnderLoadTests {
                 // the daemon and not about the machine.
                 let deadline = Date().addingTimeInterval(45)
                 while Date() < deadline,
-                      !(book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0) {
+                    !(book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0)
+                {
                     usleep(100_000)
                 }
             }
@@ -90,8 +91,10 @@ struct CrashUnderLoadTests {
         let summary = book.summary(ledger)
         print("crash-under-load: seed \(seed), \(String(format: "%.1f", Date().timeIntervalSince(started))) s; \(summary)")
         #expect(violations.isEmpty, "seed \(seed): \(violations.count) violations:\n\(violations.prefix(40).joined(separator: "\n"))")
-        #expect(book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0,
-                "seed \(seed): the load did too little to test anything: \(summary)")
+        #expect(
+            book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0,
+            "seed \(seed): the load did too little to test anything: \(summary)"
+        )
         let survivors = Self.processes(ofLedger: daemon.database)
         #expect(survivors.isEmpty, "runner or serve processes outlived berthd: \(survivors.map(Self.describe))")
         for pid in survivors { kill(pid, SIGKILL) }
@@ -125,9 +128,10 @@ struct CrashUnderLoadTests {
         for _ in 0..<50 {
             found = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
                 guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ"),
-                      environ.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "BERTH_LEDGER=\(database)" }),
-                      let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")") else { return false }
+                    environ.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "BERTH_LEDGER=\(database)" }),
+                    let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return false }
                 let state = stat[stat.index(close, offsetBy: 2)]
                 return state != "Z" && state != "X"
             }
@@ -235,11 +239,15 @@ final class Book: Sendable {
                     continue
                 }
                 if row.owner != made.owner || row.model != made.model || row.modelUnits != made.modelUnits || row.purpose != made.purpose {
-                    found.append("reservation '\(name)' was acknowledged as \(made.owner)/\(made.model)/\(made.modelUnits)/\(made.purpose) but the ledger has \(row.owner)/\(row.model)/\(row.modelUnits)/\(row.purpose)")
+                    found.append(
+                        "reservation '\(name)' was acknowledged as \(made.owner)/\(made.model)/\(made.modelUnits)/\(made.purpose) but the ledger has \(row.owner)/\(row.model)/\(row.modelUnits)/\(row.purpose)"
+                    )
                 }
             }
             for name in state.reservationNamesSent.sorted() where ledger.reservation(named: name).count > 1 {
-                found.append("reservation name '\(name)' was sent for one reservation but the ledger has \(ledger.reservation(named: name).count): a retry acted twice")
+                found.append(
+                    "reservation name '\(name)' was sent for one reservation but the ledger has \(ledger.reservation(named: name).count): a retry acted twice"
+                )
             }
             found += Self.partlyLeased(ledger)
             for name in state.released.sorted() {
@@ -254,12 +262,16 @@ final class Book: Sendable {
                 }
                 let reservation = ledger.reservation(id: row.reservationID)?.name
                 if row.name != made.name || reservation != made.reservation {
-                    found.append("job \(id) was acknowledged as '\(made.name)' on '\(made.reservation)' but the ledger has '\(row.name)' on '\(reservation ?? "?")'")
+                    found.append(
+                        "job \(id) was acknowledged as '\(made.name)' on '\(made.reservation)' but the ledger has '\(row.name)' on '\(reservation ?? "?")'"
+                    )
                 }
             }
             let jobsByName = Dictionary(grouping: ledger.jobs, by: \.name)
             for name in state.jobNamesSent.sorted() where (jobsByName[name]?.count ?? 0) > 1 {
-                found.append("job name '\(name)' was sent for one job but the ledger has \(jobsByName[name]!.count) (ids \(jobsByName[name]!.map(\.id))): a retry acted twice")
+                found.append(
+                    "job name '\(name)' was sent for one job but the ledger has \(jobsByName[name]!.count) (ids \(jobsByName[name]!.map(\.id))): a retry acted twice"
+                )
             }
             for id in state.stopped.sorted() {
                 if let row = ledger.job(id: id), !["stopping", "stopped", "failed"].contains(row.status) {
@@ -268,7 +280,9 @@ final class Book: Sendable {
             }
             for (id, label) in state.orphaned.sorted(by: { $0.key < $1.key }) {
                 if let row = ledger.job(id: id), row.status != "failed" || row.reason != "daemon-restart" {
-                    found.append("job \(id) was running \(label) but the next berthd left it \(row.status) (\(row.reason ?? "no reason")), not failed with daemon-restart")
+                    found.append(
+                        "job \(id) was running \(label) but the next berthd left it \(row.status) (\(row.reason ?? "no reason")), not failed with daemon-restart"
+                    )
                 }
             }
             for job in ledger.jobs where job.status == "running" || job.status == "stopping" {
@@ -278,7 +292,9 @@ final class Book: Sendable {
                 found.append("\(count) calls to '\(target)' were answered but the ledger has \(ledger.servedCalls[target, default: 0]) served")
             }
             for (name, count) in state.reported.sorted(by: { $0.key < $1.key }) where ledger.servedCalls[name, default: 0] < count {
-                found.append("GET /v1/reservations/\(name) once showed \(count) served calls but the ledger now has \(ledger.servedCalls[name, default: 0])")
+                found.append(
+                    "GET /v1/reservations/\(name) once showed \(count) served calls but the ledger now has \(ledger.servedCalls[name, default: 0])"
+                )
             }
             return found
         }
@@ -288,7 +304,8 @@ final class Book: Sendable {
         with { state in
             let counts = state.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             let startUps = state.crashes.filter { $0.hasSuffix("during start-up") }.count
-            return "\(state.crashes.count) kills (\(startUps) during start-up); \(counts); \(ledger.reservations.count) reservations, \(ledger.jobs.count) jobs, \(ledger.leases.count) leases in the ledger; "
+            return
+                "\(state.crashes.count) kills (\(startUps) during start-up); \(counts); \(ledger.reservations.count) reservations, \(ledger.jobs.count) jobs, \(ledger.leases.count) leases in the ledger; "
                 + "\(state.orphaned.count) jobs orphaned by kills; \(state.served.values.reduce(0, +)) served calls answered, "
                 + "\(ledger.servedCalls.values.reduce(0, +)) in the ledger"
         }
@@ -435,8 +452,15 @@ struct LoadClient {
         let request: SubmitJobRequest
         if purpose == "training" {
             let data = files.fineTuning[[0, 0, 1, 1, 2].randomElement(using: &random)!]
-            request = SubmitJobRequest(name: name, reservation: reservation, kind: "fine-tuning", data: data,
-                                       output: "\(files.outputs)/\(name)", modelName: "m-\(name)", epochs: 1)
+            request = SubmitJobRequest(
+                name: name,
+                reservation: reservation,
+                kind: "fine-tuning",
+                data: data,
+                output: "\(files.outputs)/\(name)",
+                modelName: "m-\(name)",
+                epochs: 1
+            )
         } else {
             let data = files.batch[[0, 0, 1].randomElement(using: &random)!]
             request = SubmitJobRequest(name: name, reservation: reservation, kind: "batch-inference", data: data, output: "\(files.outputs)/\(name)")
@@ -510,7 +534,8 @@ struct LoadClient {
             }
             // A job for a reservation that ended: the reservation is no longer worth acting on.
             if operation == .submit, response.apiError.code == "invalid-state",
-               let asked = try? Wire.decoder().decode(SubmitJobRequest.self, from: body) {
+                let asked = try? Wire.decoder().decode(SubmitJobRequest.self, from: body)
+            {
                 book.with { $0.live[asked.reservation] = nil }
             }
         case .unreachable:
@@ -539,7 +564,12 @@ struct LoadClient {
             }
             book.with { state in
                 state.reservations[asked.name] = Book.AcknowledgedReservation(
-                    name: asked.name, model: asked.model, modelUnits: asked.modelUnits, purpose: asked.purpose ?? "inference", owner: "root")
+                    name: asked.name,
+                    model: asked.model,
+                    modelUnits: asked.modelUnits,
+                    purpose: asked.purpose ?? "inference",
+                    owner: "root"
+                )
                 if view.status != "failed" { state.live[asked.name] = view.purpose }
             }
         case .submit:

@@ -1,6 +1,7 @@
 import BerthTestSupport
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,9 +29,13 @@ struct FuzzTests {
 
         let scripts = try TemporaryDirectory(prefix: "berth-fuzz")
         defer { scripts.remove() }
-        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(
-            dedicated: 24, runner: try FakeRunner.install(in: scripts),
-            extra: "\n[limits]\nrequest_timeout_seconds = 2\nmax_queued_jobs_per_user = 40\nmax_data_file_bytes = 1048576\n"))
+        let daemon = try TemporaryDaemon(
+            config: TemporaryDaemon.config(
+                dedicated: 24,
+                runner: try FakeRunner.install(in: scripts),
+                extra: "\n[limits]\nrequest_timeout_seconds = 2\nmax_queued_jobs_per_user = 40\nmax_data_file_bytes = 1048576\n"
+            )
+        )
         try daemon.start()
         let files = try FuzzFiles(in: daemon.directory)
         var generator = HostileRequests(seed: seed, files: files)
@@ -68,11 +73,15 @@ struct FuzzTests {
                 break
             }
         }
-        let summary = "\(sent) requests in \(Int(Date().timeIntervalSince(started))) s, answers by status (0: none): "
+        let summary =
+            "\(sent) requests in \(Int(Date().timeIntervalSince(started))) s, answers by status (0: none): "
             + answered.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
         print("fuzz seed \(seed): \(summary)")
 
-        #expect(failures.isEmpty, "\(replay)\n\(summary)\n\(failures.joined(separator: "\n"))\n--- berthd log (tail) ---\n\(daemon.log.suffix(6_000))")
+        #expect(
+            failures.isEmpty,
+            "\(replay)\n\(summary)\n\(failures.joined(separator: "\n"))\n--- berthd log (tail) ---\n\(daemon.log.suffix(6_000))"
+        )
         #expect(daemon.isRunning, "berthd exited; \(replay)\n\(daemon.log.suffix(6_000))")
         // Afterwards the daemon still answers, and the ledger is sound.
         let status = try daemon.cli(["status"])
@@ -114,8 +123,13 @@ struct FuzzTests {
             (open, "/proc/self/cwd/x"), (daemon.directory.file("%2e%2e/secret.jsonl"), outputs + "/g"), ("relative.jsonl", outputs + "/h"),
         ]
         for (index, trick) in tricks.enumerated() {
-            let result = try daemon.cli(["submit", "t\(index)", "--reservation", "nb", "--kind", "fine-tuning", "--data", trick.data,
-                                         "--output", trick.output, "--model-name", "trick-\(index)"], as: .nobody)
+            let result = try daemon.cli(
+                [
+                    "submit", "t\(index)", "--reservation", "nb", "--kind", "fine-tuning", "--data", trick.data,
+                    "--output", trick.output, "--model-name", "trick-\(index)",
+                ],
+                as: .nobody
+            )
             #expect([2, 4].contains(result.status), "\(trick): \(result)")
             #expect(!result.stderr.contains("hunter2") && !result.stderr.contains("root:"), "\(trick): \(result)")
         }
@@ -124,8 +138,13 @@ struct FuzzTests {
         #expect(!FileManager.default.fileExists(atPath: "/etc/berth-fuzz-out"))
         #expect(!FileManager.default.fileExists(atPath: daemon.directory.file("owned-by-root")))
         // The same user with their own readable data and a folder they may write is served.
-        let fair = try daemon.cli(["submit", "fair", "--reservation", "nb", "--kind", "fine-tuning", "--data", open,
-                                   "--output", outputs + "/fair", "--model-name", "fair-model"], as: .nobody)
+        let fair = try daemon.cli(
+            [
+                "submit", "fair", "--reservation", "nb", "--kind", "fine-tuning", "--data", open,
+                "--output", outputs + "/fair", "--model-name", "fair-model",
+            ],
+            as: .nobody
+        )
         #expect(fair.status == 0, "\(fair)")
     }
 
@@ -350,7 +369,9 @@ struct HostileRequests {
         if chance(0.1) { fields.append(("commitment", .string(pick(["none", "1m", "6m", "2m", ""])))) }
         if chance(0.4) { fields.append(("start", .string(time()))) }
         if chance(0.8) { fields.append(("duration", .string(duration()))) }
-        if chance(0.2) { fields.append(("wait", chance(Self.validShare) ? pick([.raw("true"), .raw("false")]) : pick([.string("yes"), .raw("1")]))) }
+        if chance(0.2) {
+            fields.append(("wait", chance(Self.validShare) ? pick([.raw("true"), .raw("false")]) : pick([.string("yes"), .raw("1")])))
+        }
         if chance(0.2) { fields.append(("spillover", pick([.raw("true"), .raw("false"), .raw("null")]))) }
         return fields
     }
@@ -364,18 +385,30 @@ struct HostileRequests {
     }
 
     mutating func jobBody() -> [(String, JSONText)] {
-        let kind = chance(0.9) ? pick(["fine-tuning", "fine-tuning", "continued-pretraining", "distillation", "batch-inference"]) : pick(["", "FINE-TUNING", "rl"])
+        let kind =
+            chance(0.9)
+            ? pick(["fine-tuning", "fine-tuning", "continued-pretraining", "distillation", "batch-inference"]) : pick(["", "FINE-TUNING", "rl"])
         var fields: [(String, JSONText)] = [
             ("name", .string(name())), ("reservation", .string(name())), ("kind", .string(kind)),
             ("data", .string(path(for: kind))), ("output", .string(output())),
         ]
         if kind != "batch-inference" || chance(0.1) {
-            fields.append(("model_name", .string(chance(0.8) ? "m-\(int(0...99_999))" : pick(["", "../m", "a b", String(repeating: "m", count: 200), "amazon.nova-micro-v1:0"]))))
+            fields.append(
+                (
+                    "model_name",
+                    .string(
+                        chance(0.8)
+                            ? "m-\(int(0...99_999))" : pick(["", "../m", "a b", String(repeating: "m", count: 200), "amazon.nova-micro-v1:0"])
+                    )
+                )
+            )
         }
         if chance(0.3) { fields.append(("validation_data", .string(path(for: kind)))) }
         if chance(0.3) { fields.append(("epochs", integer())) }
         if chance(0.3) { fields.append(("batch_size", integer())) }
-        if chance(0.3) { fields.append(("learning_rate", pick([.raw("0.00001"), .raw("0"), .raw("-1"), .raw("1e-300"), .raw("1e300"), .string("fast")]))) }
+        if chance(0.3) {
+            fields.append(("learning_rate", pick([.raw("0.00001"), .raw("0"), .raw("-1"), .raw("1e-300"), .raw("1e300"), .string("fast")])))
+        }
         if chance(0.2) { fields.append(("warmup_steps", integer())) }
         if chance(0.3) { fields.append(("model_units", integer())) }
         if chance(0.3) { fields.append(("priority", integer())) }
@@ -383,7 +416,9 @@ struct HostileRequests {
     }
 
     mutating func invokeBody() -> [(String, JSONText)] {
-        var fields: [(String, JSONText)] = [("target", .string(chance(0.5) ? name() : pick(Self.models + ["m-1", ""]))), ("prompt", .string(prompt()))]
+        var fields: [(String, JSONText)] = [
+            ("target", .string(chance(0.5) ? name() : pick(Self.models + ["m-1", ""]))), ("prompt", .string(prompt())),
+        ]
         if chance(0.5) { fields.append(("max_tokens", integer())) }
         if chance(0.2) { fields.append(("image", .string(pick(["", "!!!", "aGVsbG8=", String(repeating: "A", count: 100_000)])))) }
         return fields
@@ -411,7 +446,11 @@ struct HostileRequests {
         var body = body
         switch int(0...5) {
         case 0 where !body.isEmpty: body = Array(body.prefix(int(0...body.count - 1)))
-        case 1: body.insert(contentsOf: pick([[0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82]]), at: int(0...body.count))
+        case 1:
+            body.insert(
+                contentsOf: pick([[0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82]]),
+                at: int(0...body.count)
+            )
         case 2 where !body.isEmpty: body[int(0...body.count - 1)] = UInt8.random(in: 0...255, using: &random)
         case 3: body = [0xEF, 0xBB, 0xBF] + body
         case 4: body += Array(" // trailing".utf8)
@@ -430,7 +469,9 @@ struct HostileRequests {
         var parts: [String] = []
         if chance(0.7) { parts.append("from=" + (addingPercents(time()))) }
         if chance(0.7) { parts.append("to=" + (addingPercents(time()))) }
-        if chance(0.1) { parts.append(pick(["from=%zz", "to=%", "from", "=", "&&&", "to=now&to=+1d", "from=\(String(repeating: "9", count: 10_000))"])) }
+        if chance(0.1) {
+            parts.append(pick(["from=%zz", "to=%", "from", "=", "&&&", "to=now&to=+1d", "from=\(String(repeating: "9", count: 10_000))"]))
+        }
         return parts.isEmpty ? "" : "?" + parts.joined(separator: "&")
     }
 
@@ -465,19 +506,29 @@ struct HostileRequests {
     mutating func apiRequest() -> HostileRequest {
         var headers: [(String, String)] = []
         if chance(0.1) { headers.append(("Idempotency-Key", pick(["k-\(int(0...5))", "", String(repeating: "k", count: 256), "ключ"]))) }
-        let (method, target, label, fields): (String, String, String, [(String, JSONText)]?) = switch int(0...14) {
-        case 0, 1, 2: ("POST", "/v1/reservations", "create reservation", reservationBody())
-        case 3: ("PATCH", "/v1/reservations/" + nameInPath(), "update reservation", updateBody())
-        case 4, 14: ("DELETE", "/v1/reservations/" + nameInPath(), "release reservation", nil)
-        case 5: ("GET", pick(["/v1/reservations", "/v1/reservations/" + nameInPath()]), "show reservations", nil)
-        case 6: ("GET", "/v1/capacity" + timeQuery(), "capacity", nil)
-        case 7, 8: ("POST", "/v1/jobs", "submit job", jobBody())
-        case 9: ("POST", "/v1/jobs/\(jobID())/stop", "stop job", nil)
-        case 10: ("GET", "/v1/jobs/\(jobID())" + pick(["", "/events", "/log", "/log?offset=\(pick(["0", "-1", "18446744073709551616", "abc", "100"]))"]), "show job", nil)
-        case 11: ("POST", "/v1/invoke", "invoke", invokeBody())
-        case 12: ("GET", pick(["/v1/health", "/v1/units", "/v1/models", "/v1/models/" + addingPercents(pick(Self.models + ["nope", "m-1"]))]), "catalog", nil)
-        default: ("GET", "/v1/jobs", "list jobs", nil)
-        }
+        let (method, target, label, fields): (String, String, String, [(String, JSONText)]?) =
+            switch int(0...14) {
+            case 0, 1, 2: ("POST", "/v1/reservations", "create reservation", reservationBody())
+            case 3: ("PATCH", "/v1/reservations/" + nameInPath(), "update reservation", updateBody())
+            case 4, 14: ("DELETE", "/v1/reservations/" + nameInPath(), "release reservation", nil)
+            case 5: ("GET", pick(["/v1/reservations", "/v1/reservations/" + nameInPath()]), "show reservations", nil)
+            case 6: ("GET", "/v1/capacity" + timeQuery(), "capacity", nil)
+            case 7, 8: ("POST", "/v1/jobs", "submit job", jobBody())
+            case 9: ("POST", "/v1/jobs/\(jobID())/stop", "stop job", nil)
+            case 10:
+                (
+                    "GET",
+                    "/v1/jobs/\(jobID())" + pick(["", "/events", "/log", "/log?offset=\(pick(["0", "-1", "18446744073709551616", "abc", "100"]))"]),
+                    "show job", nil
+                )
+            case 11: ("POST", "/v1/invoke", "invoke", invokeBody())
+            case 12:
+                (
+                    "GET", pick(["/v1/health", "/v1/units", "/v1/models", "/v1/models/" + addingPercents(pick(Self.models + ["nope", "m-1"]))]),
+                    "catalog", nil
+                )
+            default: ("GET", "/v1/jobs", "list jobs", nil)
+            }
         var body: [UInt8] = []
         var detail = "valid-ish"
         if let fields {
@@ -501,38 +552,65 @@ struct HostileRequests {
         let name = "flow-\(flows)"
         let inference = flows % 10 == 0
         let body = { (fields: [(String, JSONText)]) in Array(JSONText.object(fields).text.utf8) }
-        var requests = [HostileRequest(
-            label: "flow: reserve \(name)",
-            bytes: Self.request("POST", "/v1/reservations", body: body([
-                ("name", .string(name)), ("model", .string(Self.models[0])), ("model_units", .raw("1")),
-                ("purpose", .string(inference ? "inference" : "training")), ("duration", .string("2h")),
-            ])),
-            framing: .complete)]
+        var requests = [
+            HostileRequest(
+                label: "flow: reserve \(name)",
+                bytes: Self.request(
+                    "POST",
+                    "/v1/reservations",
+                    body: body([
+                        ("name", .string(name)), ("model", .string(Self.models[0])), ("model_units", .raw("1")),
+                        ("purpose", .string(inference ? "inference" : "training")), ("duration", .string("2h")),
+                    ])
+                ),
+                framing: .complete
+            )
+        ]
         if inference {
-            requests.append(HostileRequest(
-                label: "flow: invoke \(name)",
-                bytes: Self.request("POST", "/v1/invoke", body: body([("target", .string(name)), ("prompt", .string(prompt())), ("max_tokens", integer())])),
-                framing: .complete))
-            requests.append(HostileRequest(
-                label: "flow: batch job on \(name)",
-                bytes: Self.request("POST", "/v1/jobs", body: body([
-                    ("name", .string("b")), ("reservation", .string(name)), ("kind", .string("batch-inference")),
-                    ("data", .string(files.batchData)), ("output", .string(files.output + "/" + name)),
-                ])),
-                framing: .complete))
+            requests.append(
+                HostileRequest(
+                    label: "flow: invoke \(name)",
+                    bytes: Self.request(
+                        "POST",
+                        "/v1/invoke",
+                        body: body([("target", .string(name)), ("prompt", .string(prompt())), ("max_tokens", integer())])
+                    ),
+                    framing: .complete
+                )
+            )
+            requests.append(
+                HostileRequest(
+                    label: "flow: batch job on \(name)",
+                    bytes: Self.request(
+                        "POST",
+                        "/v1/jobs",
+                        body: body([
+                            ("name", .string("b")), ("reservation", .string(name)), ("kind", .string("batch-inference")),
+                            ("data", .string(files.batchData)), ("output", .string(files.output + "/" + name)),
+                        ])
+                    ),
+                    framing: .complete
+                )
+            )
         } else {
             var job: [(String, JSONText)] = [
                 ("name", .string("j")), ("reservation", .string(name)), ("kind", .string(pick(["fine-tuning", "distillation"]))),
                 ("data", .string(path(for: "fine-tuning"))), ("output", .string(files.output + "/" + name)), ("model_name", .string("\(name)-m")),
             ]
             if chance(0.5) { job.append(("epochs", integer())) }
-            requests.append(HostileRequest(label: "flow: submit on \(name)", bytes: Self.request("POST", "/v1/jobs", body: body(job)), framing: .complete))
+            requests.append(
+                HostileRequest(label: "flow: submit on \(name)", bytes: Self.request("POST", "/v1/jobs", body: body(job)), framing: .complete)
+            )
             if chance(0.5) {
-                requests.append(HostileRequest(label: "flow: stop a job", bytes: Self.request("POST", "/v1/jobs/\(jobID())/stop"), framing: .complete))
+                requests.append(
+                    HostileRequest(label: "flow: stop a job", bytes: Self.request("POST", "/v1/jobs/\(jobID())/stop"), framing: .complete)
+                )
             }
         }
         if chance(0.8) {
-            requests.append(HostileRequest(label: "flow: release \(name)", bytes: Self.request("DELETE", "/v1/reservations/\(name)"), framing: .complete))
+            requests.append(
+                HostileRequest(label: "flow: release \(name)", bytes: Self.request("DELETE", "/v1/reservations/\(name)"), framing: .complete)
+            )
         }
         return requests
     }
@@ -541,38 +619,49 @@ struct HostileRequests {
     mutating func framingTrick() -> HostileRequest {
         let body = Array(mutate(reservationBody()).text.utf8)
         let head = "POST /v1/reservations HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-        let (label, bytes): (String, [UInt8]) = switch int(0...11) {
-        case 0: ("Content-Length larger than the body", Array((head + "Content-Length: \(body.count + 50)\r\n\r\n").utf8) + body)
-        case 1: ("Content-Length smaller than the body", Array((head + "Content-Length: \(max(0, body.count - 5))\r\n\r\n").utf8) + body)
-        case 2: ("Content-Length not a number", Array((head + "Content-Length: ten\r\n\r\n").utf8) + body)
-        case 3: ("negative Content-Length", Array((head + "Content-Length: -1\r\n\r\n").utf8) + body)
-        case 4: ("two different Content-Lengths", Array((head + "Content-Length: \(body.count)\r\nContent-Length: 3\r\n\r\n").utf8) + body)
-        case 5: ("chunked, well formed", Array((head + "Transfer-Encoding: chunked\r\n\r\n").utf8) + Self.chunked(body))
-        case 6: ("chunked, a bad chunk size", Array((head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n").utf8) + body + Array("\r\n0\r\n\r\n".utf8))
-        case 7: ("chunked and Content-Length", Array((head + "Transfer-Encoding: chunked\r\nContent-Length: \(body.count)\r\n\r\n").utf8) + Self.chunked(body))
-        case 8: ("the request cut short", Array(Self.request("POST", "/v1/reservations", body: body).prefix(int(1...60))))
-        case 9: ("bare LF line ends", Array("POST /v1/reservations HTTP/1.1\nHost: localhost\nContent-Length: \(body.count)\n\n".utf8) + body)
-        case 10: ("Expect: 100-continue", Array((head + "Expect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n").utf8) + body)
-        default: ("two requests in one write", Self.request("GET", "/v1/health", keepAlive: true) + Self.request("POST", "/v1/reservations", body: body))
-        }
+        let (label, bytes): (String, [UInt8]) =
+            switch int(0...11) {
+            case 0: ("Content-Length larger than the body", Array((head + "Content-Length: \(body.count + 50)\r\n\r\n").utf8) + body)
+            case 1: ("Content-Length smaller than the body", Array((head + "Content-Length: \(max(0, body.count - 5))\r\n\r\n").utf8) + body)
+            case 2: ("Content-Length not a number", Array((head + "Content-Length: ten\r\n\r\n").utf8) + body)
+            case 3: ("negative Content-Length", Array((head + "Content-Length: -1\r\n\r\n").utf8) + body)
+            case 4: ("two different Content-Lengths", Array((head + "Content-Length: \(body.count)\r\nContent-Length: 3\r\n\r\n").utf8) + body)
+            case 5: ("chunked, well formed", Array((head + "Transfer-Encoding: chunked\r\n\r\n").utf8) + Self.chunked(body))
+            case 6:
+                ("chunked, a bad chunk size", Array((head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n").utf8) + body + Array("\r\n0\r\n\r\n".utf8))
+            case 7:
+                (
+                    "chunked and Content-Length",
+                    Array((head + "Transfer-Encoding: chunked\r\nContent-Length: \(body.count)\r\n\r\n").utf8) + Self.chunked(body)
+                )
+            case 8: ("the request cut short", Array(Self.request("POST", "/v1/reservations", body: body).prefix(int(1...60))))
+            case 9: ("bare LF line ends", Array("POST /v1/reservations HTTP/1.1\nHost: localhost\nContent-Length: \(body.count)\n\n".utf8) + body)
+            case 10: ("Expect: 100-continue", Array((head + "Expect: 100-continue\r\nContent-Length: \(body.count)\r\n\r\n").utf8) + body)
+            default:
+                (
+                    "two requests in one write",
+                    Self.request("GET", "/v1/health", keepAlive: true) + Self.request("POST", "/v1/reservations", body: body)
+                )
+            }
         return HostileRequest(label: "framing: \(label)", bytes: bytes, framing: .broken)
     }
 
     /// Headers no client should send.
     mutating func headerTrick() -> HostileRequest {
         let body = Array(mutate(reservationBody()).text.utf8)
-        let (label, headers): (String, [(String, String)]) = switch int(0...9) {
-        case 0: ("a huge Idempotency-Key", [("Idempotency-Key", String(repeating: "k", count: int(256...200_000)))])
-        case 1: ("an empty Idempotency-Key", [("Idempotency-Key", "")])
-        case 2: ("a header without a colon", [("No-Colon-Here", "\u{0}")])
-        case 3: ("thousands of headers", (0..<1_500).map { ("X-H\($0)", "v") })
-        case 4: ("a non-JSON content type", [("Content-Type", "text/plain; charset=latin1")])
-        case 5: ("a header with a newline inside", [("X-Split", "a\r\n\r\nGET /v1/units HTTP/1.1")])
-        case 6: ("a header name with spaces", [("Bad Name", "v")])
-        case 7: ("an Idempotency-Key reused for another body", [("Idempotency-Key", "shared-key")])
-        case 8: ("a raw high byte in a header", [])
-        default: ("no Host header", [])
-        }
+        let (label, headers): (String, [(String, String)]) =
+            switch int(0...9) {
+            case 0: ("a huge Idempotency-Key", [("Idempotency-Key", String(repeating: "k", count: int(256...200_000)))])
+            case 1: ("an empty Idempotency-Key", [("Idempotency-Key", "")])
+            case 2: ("a header without a colon", [("No-Colon-Here", "\u{0}")])
+            case 3: ("thousands of headers", (0..<1_500).map { ("X-H\($0)", "v") })
+            case 4: ("a non-JSON content type", [("Content-Type", "text/plain; charset=latin1")])
+            case 5: ("a header with a newline inside", [("X-Split", "a\r\n\r\nGET /v1/units HTTP/1.1")])
+            case 6: ("a header name with spaces", [("Bad Name", "v")])
+            case 7: ("an Idempotency-Key reused for another body", [("Idempotency-Key", "shared-key")])
+            case 8: ("a raw high byte in a header", [])
+            default: ("no Host header", [])
+            }
         var bytes: [UInt8]
         switch label {
         case "a header without a colon":
@@ -580,7 +669,8 @@ struct HostileRequests {
         case "no Host header":
             bytes = Array("POST /v1/reservations HTTP/1.1\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
         case "a raw high byte in a header":
-            bytes = Array("POST /v1/reservations HTTP/1.1\r\nHost: x\r\nX-Latin: caf".utf8) + [0xE9]
+            bytes =
+                Array("POST /v1/reservations HTTP/1.1\r\nHost: x\r\nX-Latin: caf".utf8) + [0xE9]
                 + Array("\r\nConnection: close\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
         default:
             bytes = Self.request("POST", "/v1/reservations", headers: headers, body: body)
@@ -600,7 +690,12 @@ struct HostileRequests {
         let body: [UInt8] = chance(0.3) ? Array(mutate(reservationBody()).text.utf8) : []
         let bytes = Self.request(method, target, body: body)
         let odd = method.contains("\u{1}") || target.contains("\u{0}") || target.count > 80_000 || !target.hasPrefix("/") || method == "CONNECT"
-        return HostileRequest(label: "route: \(method) \(target.prefix(60))", bytes: bytes, framing: odd ? .broken : .complete, isHead: method == "HEAD" || method == "CONNECT")
+        return HostileRequest(
+            label: "route: \(method) \(target.prefix(60))",
+            bytes: bytes,
+            framing: odd ? .broken : .complete,
+            isHead: method == "HEAD" || method == "CONNECT"
+        )
     }
 
     /// A 10 MB body, or a length that claims one.
@@ -612,7 +707,8 @@ struct HostileRequests {
             let body = Array("{\"name\": \"".utf8) + huge + Array("\"}".utf8)
             return HostileRequest(label: "a 10 MB body", bytes: Self.request("POST", "/v1/reservations", body: body), framing: .complete)
         case 2:
-            let bytes = Array("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".utf8) + Self.chunked(huge)
+            let bytes =
+                Array("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".utf8) + Self.chunked(huge)
             return HostileRequest(label: "a 10 MB chunked body", bytes: bytes, framing: .complete)
         case 3:
             let bytes = Array("POST /v1/invoke HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10737418240\r\n\r\n{\"target\":".utf8)
@@ -624,18 +720,22 @@ struct HostileRequests {
     }
 
     mutating func randomBytes() -> HostileRequest {
-        let bytes: [UInt8] = switch int(0...3) {
-        case 0: (0..<int(1...512)).map { _ in UInt8.random(in: 0...255, using: &random) }
-        case 1: Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-        case 2: [0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03]  // a TLS ClientHello
-        default: Array("GET /v1/health HTTP/1.1\r\nHost: x\r\n".utf8) + (0..<int(1...64)).map { _ in UInt8.random(in: 0...255, using: &random) } + Array("\r\n\r\n".utf8)
-        }
+        let bytes: [UInt8] =
+            switch int(0...3) {
+            case 0: (0..<int(1...512)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            case 1: Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+            case 2: [0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03]  // a TLS ClientHello
+            default:
+                Array("GET /v1/health HTTP/1.1\r\nHost: x\r\n".utf8) + (0..<int(1...64)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                    + Array("\r\n\r\n".utf8)
+            }
         return HostileRequest(label: "random bytes", bytes: bytes, framing: .broken)
     }
 
     // MARK: Wire format
 
-    static func request(_ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = [], keepAlive: Bool = false) -> [UInt8] {
+    static func request(_ method: String, _ target: String, headers: [(String, String)] = [], body: [UInt8] = [], keepAlive: Bool = false) -> [UInt8]
+    {
         var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\n"
         if !keepAlive { head += "Connection: close\r\n" }
         if !body.isEmpty || method == "POST" || method == "PATCH" {

@@ -2,6 +2,7 @@ import BerthClient
 import BerthTestSupport
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +28,11 @@ struct GPUTests {
         let result = try discoverUnits(["--gpus", "nvidia", "--nvidia-smi", smi.path, "--cpus", "0-9", "--cores-per-unit", "4"])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.split(separator: "\n").filter { $0 == "[[units]]" }.count == 10, "\(result)")
-        #expect(result.stdout.contains("id = \"gpu-7\"\nkind = \"h200\"\ndevice = 7\nuuid = \"GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b77\"\nmemory_mib = 143771\npool = \"dedicated\""))
+        #expect(
+            result.stdout.contains(
+                "id = \"gpu-7\"\nkind = \"h200\"\ndevice = 7\nuuid = \"GPU-3b5c1d2e-8f41-4a7b-9c60-1d2e3f4a5b77\"\nmemory_mib = 143771\npool = \"dedicated\""
+            )
+        )
         #expect(result.stdout.contains("id = \"cpu-1\"\nkind = \"cpu\"\ncpus = \"4-7\""))
         #expect(result.stdout.contains("# cores 8-9 are left over"))
     }
@@ -39,7 +44,11 @@ struct GPUTests {
         let smi = try FakeNvidiaSMI(in: dir, inventory: FakeNvidiaSMI.migInventory, list: FakeNvidiaSMI.migList)
         let result = try discoverUnits(["--gpus", "nvidia", "--nvidia-smi", smi.path, "--pool", "shared"])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains("id = \"gpu-0-mig-0\"\nkind = \"a100-80gb-3g.40gb\"\ndevice = 0\nuuid = \"MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f\"\npool = \"shared\""))
+        #expect(
+            result.stdout.contains(
+                "id = \"gpu-0-mig-0\"\nkind = \"a100-80gb-3g.40gb\"\ndevice = 0\nuuid = \"MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f\"\npool = \"shared\""
+            )
+        )
         #expect(result.stdout.contains("id = \"gpu-1\""))
         #expect(!result.stdout.contains("id = \"gpu-0\"\n"), "a GPU in MIG mode is not a unit itself")
     }
@@ -68,25 +77,31 @@ struct GPUTests {
     static func envRunner(in dir: TemporaryDirectory) throws -> [String] {
         let path = dir.file("env-runner.sh")
         try """
-            #!/bin/sh
-            env > "$(dirname "$0")/job-$BERTH_JOB_ID.env"
-            echo '{"event":"progress","fraction":1.0}'
-            exit 0
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        env > "$(dirname "$0")/job-$BERTH_JOB_ID.env"
+        echo '{"event":"progress","fraction":1.0}'
+        exit 0
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return ["/bin/sh", path, "{spec}"]
     }
 
     /// A daemon whose dedicated units are the GPUs `smi` lists.
     static func daemon(smi: FakeNvidiaSMI, runner: [String]) throws -> TemporaryDaemon {
-        try TemporaryDaemon(config: TemporaryDaemon.config(dedicated: 0, runner: runner, extra: """
+        try TemporaryDaemon(
+            config: TemporaryDaemon.config(
+                dedicated: 0,
+                runner: runner,
+                extra: """
 
-            [discovery]
-            gpus = "nvidia"
-            nvidia_smi = "\(smi.path)"
-            sample_seconds = 0.2
+                    [discovery]
+                    gpus = "nvidia"
+                    nvidia_smi = "\(smi.path)"
+                    sample_seconds = 0.2
 
-            """))
+                    """
+            )
+        )
     }
 
     static func units(_ daemon: TemporaryDaemon) throws -> [String: [String: Any]] {
@@ -96,9 +111,12 @@ struct GPUTests {
 
     func environment(_ path: String) -> [String: String] {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return Dictionary(text.split(separator: "\n").compactMap { line in
-            line.firstIndex(of: "=").map { (String(line[..<$0]), String(line[line.index(after: $0)...])) }
-        }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(
+            text.split(separator: "\n").compactMap { line in
+                line.firstIndex(of: "=").map { (String(line[..<$0]), String(line[line.index(after: $0)...])) }
+            },
+            uniquingKeysWith: { a, _ in a }
+        )
     }
 
     func runJob(_ daemon: TemporaryDaemon, reservation: String, name: String) throws -> Int {
@@ -181,13 +199,18 @@ struct GPUTests {
         defer { dir.remove() }
         let smi = try FakeNvidiaSMI(in: dir, inventory: FakeNvidiaSMI.noDevices, status: 6)
         for (path, said) in [(smi.path, "found no GPU"), (dir.file("missing/nvidia-smi"), "not found at")] {
-            let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(dedicated: 2, extra: """
+            let daemon = try TemporaryDaemon(
+                config: TemporaryDaemon.config(
+                    dedicated: 2,
+                    extra: """
 
-                [discovery]
-                gpus = "nvidia"
-                nvidia_smi = "\(path)"
+                        [discovery]
+                        gpus = "nvidia"
+                        nvidia_smi = "\(path)"
 
-                """))
+                        """
+                )
+            )
             try daemon.start()
             let units = try Self.units(daemon)
             #expect(units.keys.sorted() == ["cpu-0", "cpu-1", "cpu-shared-0", "cpu-shared-1"])
@@ -203,7 +226,10 @@ struct GPUTests {
         defer { dir.remove() }
         let inventory = Array(FakeNvidiaSMI.eightH200.split(separator: "\n").prefix(2)).joined(separator: "\n")
         let smi = try FakeNvidiaSMI(
-            in: dir, inventory: inventory, telemetry: "0, \(Self.gpu0), 2, 1024\n1, \(Self.gpu1), 93, 70000\n")
+            in: dir,
+            inventory: inventory,
+            telemetry: "0, \(Self.gpu0), 2, 1024\n1, \(Self.gpu1), 93, 70000\n"
+        )
         let daemon = try Self.daemon(smi: smi, runner: try Self.envRunner(in: dir))
         try daemon.start()
         defer { daemon.stop() }

@@ -1,7 +1,7 @@
 import BerthClient
+import BerthStore
 import BerthTestSupport
 import Foundation
-import BerthStore
 import Testing
 
 /// Reservations and jobs are group-committed: a burst of POSTs shares one transaction. Each one
@@ -11,7 +11,11 @@ struct GroupCommitTests {
     func reserve(_ client: SocketClient, _ name: String, units: Int, key: String? = nil) async throws -> (Int, String) {
         let body = #"{"name": "\#(name)", "model": "amazon.nova-micro-v1:0", "model_units": \#(units), "purpose": "training", "duration": "1h"}"#
         let response = try await client.send(
-            method: "POST", path: "/v1/reservations", body: Data(body.utf8), headers: key.map { [("Idempotency-Key", $0)] } ?? [])
+            method: "POST",
+            path: "/v1/reservations",
+            body: Data(body.utf8),
+            headers: key.map { [("Idempotency-Key", $0)] } ?? []
+        )
         return (response.status, String(decoding: response.body, as: UTF8.self))
     }
 
@@ -22,8 +26,18 @@ struct GroupCommitTests {
         let client = SocketClient(socketPath: daemon.socket)
         // 12 one-unit reservations at once for 4 units, and 8 retries of one keyed request.
         let answers = try await withThrowingTaskGroup(of: (String, Int, String).self) { group in
-            for i in 0..<12 { group.addTask { let (s, b) = try await reserve(client, "r\(i)", units: 1); return ("r\(i)", s, b) } }
-            for _ in 0..<8 { group.addTask { let (s, b) = try await reserve(client, "keyed", units: 1, key: "k-1"); return ("keyed", s, b) } }
+            for i in 0..<12 {
+                group.addTask {
+                    let (s, b) = try await reserve(client, "r\(i)", units: 1)
+                    return ("r\(i)", s, b)
+                }
+            }
+            for _ in 0..<8 {
+                group.addTask {
+                    let (s, b) = try await reserve(client, "keyed", units: 1, key: "k-1")
+                    return ("keyed", s, b)
+                }
+            }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         let made = answers.filter { $0.1 == 201 }

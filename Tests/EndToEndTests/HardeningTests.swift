@@ -117,7 +117,11 @@ struct HardeningTests {
     func stalledBody() throws {
         let daemon = try daemon(limits: "request_timeout_seconds = 1\n")
         let socket = try RawSocket(path: daemon.socket)
-        #expect(socket.send("POST /v1/reservations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\r\n{\"name\": \"half\", \"model\": \"\(Self.model)\","))
+        #expect(
+            socket.send(
+                "POST /v1/reservations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\r\n{\"name\": \"half\", \"model\": \"\(Self.model)\","
+            )
+        )
         _ = try socket.readToEnd()
         #expect(socket.sawEOF)
         let list = try daemon.json(["reservations"])
@@ -127,8 +131,10 @@ struct HardeningTests {
     @Test("bytes that are not HTTP are answered 400 in the API's error shape, and the daemon carries on")
     func notHTTP() throws {
         let daemon = try daemon(limits: "")
-        for garbage in ["\u{16}\u{03}\u{01}\u{02}\u{00}\u{01}\u{00}\r\n\r\n", "GET /v1/health HTTP/1.1\r\nHost localhost\r\n\r\n",
-                        "GET /v1/health HTTP/1.1\r\nContent-Length: -5\r\n\r\n"] {
+        for garbage in [
+            "\u{16}\u{03}\u{01}\u{02}\u{00}\u{01}\u{00}\r\n\r\n", "GET /v1/health HTTP/1.1\r\nHost localhost\r\n\r\n",
+            "GET /v1/health HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        ] {
             let socket = try RawSocket(path: daemon.socket)
             #expect(socket.send(garbage))
             let answer = try #require(try socket.readResponse(), "\(garbage)")
@@ -205,7 +211,9 @@ struct HardeningTests {
     /// A daemon with a training reservation `later` that starts in a day, so its jobs stay queued.
     func queueingDaemon(cap: Int) throws -> (TemporaryDaemon, String) {
         let daemon = try daemon(limits: "max_queued_jobs_per_user = \(cap)\n")
-        let reserved = try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+1d", "--duration", "1h"])
+        let reserved = try daemon.cli([
+            "reserve", "later", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+1d", "--duration", "1h",
+        ])
         #expect(reserved.status == 0, "\(reserved)")
         let data = daemon.directory.file("train.jsonl")
         try FileManager.default.copyItem(atPath: TemporaryDaemon.examples + "/fine-tuning.jsonl", toPath: data)
@@ -213,8 +221,10 @@ struct HardeningTests {
     }
 
     func submit(_ daemon: TemporaryDaemon, _ name: String, data: String) throws -> CommandResult {
-        try daemon.cli(["submit", name, "--reservation", "later", "--kind", "fine-tuning", "--data", data,
-                        "--output", daemon.directory.file("out-\(name)"), "--model-name", "custom-\(name)"])
+        try daemon.cli([
+            "submit", name, "--reservation", "later", "--kind", "fine-tuning", "--data", data,
+            "--output", daemon.directory.file("out-\(name)"), "--model-name", "custom-\(name)",
+        ])
     }
 
     func queuedCount(_ daemon: TemporaryDaemon) throws -> Int {

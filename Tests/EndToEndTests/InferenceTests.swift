@@ -87,7 +87,8 @@ struct InferenceTests {
         chmod(broken, 0o755)
         let config = TemporaryDaemon.config().replacingOccurrences(
             of: #"serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"]"#,
-            with: #"serve = ["\#(broken)", "{port}"]"#)
+            with: #"serve = ["\#(broken)", "{port}"]"#
+        )
         let daemon = try TemporaryDaemon(config: config)
         try daemon.start()
         let reserved = try daemon.json(["reserve", "doomed", "--model", Self.model, "--units", "1", "--purpose", "inference"])
@@ -136,8 +137,12 @@ struct InferenceTests {
         }
 
         // A base model that is not offered on demand.
-        try refused(["invoke", "test.reserved-only-v1", "--prompt", "hello"], status: 4, code: "on-demand-not-supported",
-                    saying: "berth reserve NAME --model test.reserved-only-v1 --units 1 --purpose inference")
+        try refused(
+            ["invoke", "test.reserved-only-v1", "--prompt", "hello"],
+            status: 4,
+            code: "on-demand-not-supported",
+            saying: "berth reserve NAME --model test.reserved-only-v1 --units 1 --purpose inference"
+        )
         // Reservations that cannot serve: another user's, one for training, one not started yet.
         #expect(try daemon.cli(["reserve", "mine", "--model", "test.reserved-only-v1", "--units", "1", "--purpose", "inference"]).status == 0)
         try refused(["invoke", "mine", "--prompt", "hello"], as: .nobody, status: 4, code: "forbidden", saying: "invoke through your own")
@@ -146,11 +151,19 @@ struct InferenceTests {
         #expect(try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "1", "--purpose", "inference", "--start", "+1d"]).status == 0)
         try refused(["invoke", "later", "--prompt", "hello"], status: 4, code: "invalid-state", saying: "is pending")
         // Too long for the model: max_tokens alone, or with the prompt.
-        try refused(["invoke", "mine", "--prompt", "hello", "--max-tokens", "101"], status: 2, code: "invalid-argument",
-                    saying: "over test.reserved-only-v1's max_tokens of 100")
+        try refused(
+            ["invoke", "mine", "--prompt", "hello", "--max-tokens", "101"],
+            status: 2,
+            code: "invalid-argument",
+            saying: "over test.reserved-only-v1's max_tokens of 100"
+        )
         let long = Array(repeating: "word", count: 95).joined(separator: " ")
-        try refused(["invoke", "mine", "--prompt", long, "--max-tokens", "10"], status: 2, code: "invalid-argument",
-                    saying: "95 prompt tokens + max_tokens 10")
+        try refused(
+            ["invoke", "mine", "--prompt", long, "--max-tokens", "10"],
+            status: 2,
+            code: "invalid-argument",
+            saying: "95 prompt tokens + max_tokens 10"
+        )
 
         // The reservation's refusals are on its ledger, none of them served; its own call is.
         #expect(try daemon.cli(["invoke", "mine", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
@@ -240,7 +253,9 @@ struct InferenceTests {
         #expect(tiers == ["provisioned", "on-demand", "on-demand"])
         #expect((try invocations(daemon, "spill")["throttled"] as? Int) == 0)
         // A custom model can never spill over: refused at reserve.
-        let custom = try daemon.cli(["reserve", "x", "--model", "meta.llama3-8b-instruct-v1:0", "--units", "1", "--purpose", "training", "--spillover"])
+        let custom = try daemon.cli([
+            "reserve", "x", "--model", "meta.llama3-8b-instruct-v1:0", "--units", "1", "--purpose", "training", "--spillover",
+        ])
         #expect(custom.status == 2)
     }
 
@@ -341,7 +356,8 @@ struct InferenceTests {
         let document = try daemon.json(["compare", "side", "test.tiny-v1", "--prompt", prompt, "--max-tokens", "8"])
         let results = document["results"] as? [[String: Any]] ?? []
         #expect(results.count == 2)
-        let provisioned = results.first ?? [:], onDemand = results.last ?? [:]
+        let provisioned = results.first ?? [:]
+        let onDemand = results.last ?? [:]
         #expect(provisioned["target"] as? String == "side")
         #expect(provisioned["served_by"] as? String == "provisioned")
         #expect(provisioned["reservation"] as? String == "side")
@@ -396,7 +412,9 @@ struct InferenceTests {
     func expiryStopsServe() throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()
-        #expect(try daemon.cli(["reserve", "short", "--model", Self.model, "--units", "1", "--purpose", "inference", "--duration", "3s"]).status == 0)
+        #expect(
+            try daemon.cli(["reserve", "short", "--model", Self.model, "--units", "1", "--purpose", "inference", "--duration", "3s"]).status == 0
+        )
         #expect(try daemon.cli(["invoke", "short", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         #expect(daemon.servePIDs().count == 1)
         var status = ""

@@ -28,9 +28,21 @@ struct JobTests {
         return path
     }
 
-    func submit(_ daemon: TemporaryDaemon, _ name: String, data: String, output: String, extra: [String] = [], as user: TestUser? = nil) throws -> CommandResult {
-        try daemon.cli(["submit", name, "--reservation", "train", "--kind", "fine-tuning", "--data", data, "--output", output,
-                        "--model-name", "custom-\(name)"] + extra, as: user)
+    func submit(
+        _ daemon: TemporaryDaemon,
+        _ name: String,
+        data: String,
+        output: String,
+        extra: [String] = [],
+        as user: TestUser? = nil
+    ) throws -> CommandResult {
+        try daemon.cli(
+            [
+                "submit", name, "--reservation", "train", "--kind", "fine-tuning", "--data", data, "--output", output,
+                "--model-name", "custom-\(name)",
+            ] + extra,
+            as: user
+        )
     }
 
     func job(_ daemon: TemporaryDaemon, _ id: Int) throws -> [String: Any] {
@@ -54,7 +66,8 @@ struct JobTests {
     /// Alive, and not a zombie waiting for a parent that does not reap (PID 1 in a container).
     func isAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
+            let close = stat.lastIndex(of: ")")
+        else { return false }
         let state = stat[stat.index(close, offsetBy: 2)]
         return state != "Z" && state != "X"
     }
@@ -134,8 +147,10 @@ struct JobTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "serve", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
         let out = daemon.directory.file("batch-out")
-        let result = try daemon.cli(["submit", "b", "--reservation", "serve", "--kind", "batch-inference", "--data",
-                                     "\(Self.examples)/batch-inference.jsonl", "--output", out])
+        let result = try daemon.cli([
+            "submit", "b", "--reservation", "serve", "--kind", "batch-inference", "--data",
+            "\(Self.examples)/batch-inference.jsonl", "--output", out,
+        ])
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
         let done = try wait(daemon, id, for: ["completed", "failed"], timeout: 120)
@@ -159,8 +174,12 @@ struct JobTests {
     func dataFileLimit() throws {
         let scripts = try TemporaryDirectory(prefix: "berth-fake")
         defer { scripts.remove() }
-        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(
-            runner: try FakeRunner.install(in: scripts), extra: "\n[limits]\nmax_data_file_bytes = 200\n"))
+        let daemon = try TemporaryDaemon(
+            config: TemporaryDaemon.config(
+                runner: try FakeRunner.install(in: scripts),
+                extra: "\n[limits]\nmax_data_file_bytes = 200\n"
+            )
+        )
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let record = #"{"prompt": "what does the ledger keep", "completion": "every lease"}"# + "\n"
@@ -182,17 +201,32 @@ struct JobTests {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
         #expect(try daemon.cli(["reserve", "mine", "--model", Self.model, "--units", "1", "--purpose", "training"], as: .nobody).status == 0)
-        let result = try daemon.cli(["submit", "steal", "--reservation", "mine", "--kind", "fine-tuning", "--data", "/etc/shadow",
-                                     "--output", "/tmp", "--model-name", "steal"], as: .nobody)
+        let result = try daemon.cli(
+            [
+                "submit", "steal", "--reservation", "mine", "--kind", "fine-tuning", "--data", "/etc/shadow",
+                "--output", "/tmp", "--model-name", "steal",
+            ],
+            as: .nobody
+        )
         #expect(result.status == 4)
         #expect(result.stderr.hasPrefix("berth: forbidden: "))
         #expect(!result.stderr.contains("root:"))
-        let output = try daemon.cli(["submit", "out", "--reservation", "mine", "--kind", "fine-tuning", "--data",
-                                     "\(Self.examples)/fine-tuning.jsonl", "--output", "/root/stolen", "--model-name", "out"], as: .nobody)
+        let output = try daemon.cli(
+            [
+                "submit", "out", "--reservation", "mine", "--kind", "fine-tuning", "--data",
+                "\(Self.examples)/fine-tuning.jsonl", "--output", "/root/stolen", "--model-name", "out",
+            ],
+            as: .nobody
+        )
         #expect(output.status == 4)
         // Nor can anyone submit to a reservation that is not theirs.
-        let theirs = try daemon.cli(["submit", "x", "--reservation", "train", "--kind", "fine-tuning", "--data",
-                                     "\(Self.examples)/fine-tuning.jsonl", "--output", "/tmp/x", "--model-name", "x"], as: .nobody)
+        let theirs = try daemon.cli(
+            [
+                "submit", "x", "--reservation", "train", "--kind", "fine-tuning", "--data",
+                "\(Self.examples)/fine-tuning.jsonl", "--output", "/tmp/x", "--model-name", "x",
+            ],
+            as: .nobody
+        )
         #expect(theirs.status == 4)
     }
 
@@ -219,12 +253,16 @@ struct JobTests {
     func stopRunning() throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
-        let id = try submittedID(try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o")))
+        let id = try submittedID(
+            try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o"))
+        )
         try wait(daemon, id, for: ["running"])
         let childFile = scripts.file("\(id).child")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
-        let pid = try #require(Int32(try String(contentsOfFile: scripts.file("\(id).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pid = try #require(
+            Int32(try String(contentsOfFile: scripts.file("\(id).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        )
         let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         let stop = try daemon.cli(["stop", String(id)])
         #expect(stop.status == 0, "\(stop)")
@@ -239,7 +277,9 @@ struct JobTests {
     func crash() throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
-        let id = try submittedID(try submit(daemon, "boom", data: try dataset(daemon.directory, named: "crash.jsonl"), output: daemon.directory.file("o")))
+        let id = try submittedID(
+            try submit(daemon, "boom", data: try dataset(daemon.directory, named: "crash.jsonl"), output: daemon.directory.file("o"))
+        )
         let failed = try wait(daemon, id, for: ["failed", "completed"])
         #expect(failed["status"] as? String == "failed")
         #expect(failed["exit_status"] as? Int == 3)
@@ -267,14 +307,21 @@ struct JobTests {
         #expect(units.allSatisfy { $0["holder"] == nil })
     }
 
-    @Test("submissions are refused for another user's reservation and for an ended one, whether the daemon read the reservation just now or holds it from an earlier read")
+    @Test(
+        "submissions are refused for another user's reservation and for an ended one, whether the daemon read the reservation just now or holds it from an earlier read"
+    )
     func refusedWithReservationInMemory() throws {
         let (daemon, scripts) = try daemon(units: 1)
         defer { scripts.remove() }
         let data = try dataset(daemon.directory, named: "slow.jsonl")
         func nobodySubmits() throws -> CommandResult {
-            try daemon.cli(["submit", "theirs", "--reservation", "train", "--kind", "fine-tuning", "--data", data,
-                            "--output", "/tmp/x", "--model-name", "theirs"], as: .nobody)
+            try daemon.cli(
+                [
+                    "submit", "theirs", "--reservation", "train", "--kind", "fine-tuning", "--data", data,
+                    "--output", "/tmp/x", "--model-name", "theirs",
+                ],
+                as: .nobody
+            )
         }
         // First from the ledger, then (after root's own submission read it) from memory.
         for attempt in 0..<2 {
@@ -319,7 +366,9 @@ struct JobTests {
     func cleanStop() throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
-        let id = try submittedID(try submit(daemon, "run", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o1")))
+        let id = try submittedID(
+            try submit(daemon, "run", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o1"))
+        )
         try wait(daemon, id, for: ["running"])
         let childFile = scripts.file("\(id).child")
         let deadline = Date().addingTimeInterval(10)

@@ -9,8 +9,10 @@ import Testing
 
     func serve(port: Int, in folder: TemporaryDirectory) async throws -> RunningProcess {
         let process = try RunningProcess(
-            Products.path("berth-runner"), ["serve", "--model-dir", folder.file("no-model"), "--port", String(port), "--model-id", Self.model],
-            in: folder)
+            Products.path("berth-runner"),
+            ["serve", "--model-dir", folder.file("no-model"), "--port", String(port), "--model-id", Self.model],
+            in: folder
+        )
         let client = KeepAliveClient()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && process.isRunning {
@@ -20,15 +22,28 @@ import Testing
         throw RunningProcess.Failure("serve did not answer on \(port): \(process.stderr)")
     }
 
-    func completion(_ client: KeepAliveClient, port: Int, prompt: String, headers: [(String, String)] = []) async throws -> (status: Int, promptTokens: Int?) {
+    func completion(
+        _ client: KeepAliveClient,
+        port: Int,
+        prompt: String,
+        headers: [(String, String)] = []
+    ) async throws -> (status: Int, promptTokens: Int?) {
         let body = try JSONSerialization.data(withJSONObject: ["model": Self.model, "prompt": prompt, "max_tokens": 2])
-        let response = try await client.send(port: port, method: "POST", path: "/v1/completions", body: body,
-                                             headers: [("Content-Type", "application/json")] + headers)
+        let response = try await client.send(
+            port: port,
+            method: "POST",
+            path: "/v1/completions",
+            body: body,
+            headers: [("Content-Type", "application/json")] + headers
+        )
         let usage = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["usage"] as? [String: Int]
         return (response.status, usage?["prompt_tokens"])
     }
 
-    @Test("concurrent calls over kept connections each get their own answer; a server that closes after answering, or is gone, gives errors and never hangs", .timeLimit(.minutes(1)))
+    @Test(
+        "concurrent calls over kept connections each get their own answer; a server that closes after answering, or is gone, gives errors and never hangs",
+        .timeLimit(.minutes(1))
+    )
     func exchanges() async throws {
         let folder = try TemporaryDirectory(prefix: "berth-keepalive")
         defer { folder.remove() }

@@ -82,7 +82,8 @@ struct LedgerFullTests {
     /// checkpoint freed, or that a refused commit left allocated. Each one that does is passed
     /// to `acknowledged`, and must survive like any other.
     func firstRefusal(
-        _ attempt: (Int) async throws -> (refused: Bool, answer: String), acknowledged: (Int) -> Void
+        _ attempt: (Int) async throws -> (refused: Bool, answer: String),
+        acknowledged: (Int) -> Void
     ) async throws -> String? {
         for n in 0..<100 {
             let (refused, answer) = try await attempt(n)
@@ -92,7 +93,9 @@ struct LedgerFullTests {
         return nil
     }
 
-    @Test("changes are refused with 503 ledger-full, status and /metrics say so, the log says it once; with room again they go through and nothing acknowledged is lost")
+    @Test(
+        "changes are refused with 503 ledger-full, status and /metrics say so, the log says it once; with room again they go through and nothing acknowledged is lost"
+    )
     func fullDisk() async throws {
         let disk = try SmallDisk(size: "4m")
         let daemon = try TemporaryDaemon(database: disk.folder.file("berth.db"))
@@ -116,28 +119,42 @@ struct LedgerFullTests {
         func cli(_ result: CommandResult) -> (refused: Bool, answer: String) { (result.status != 0, "\(result)") }
 
         // Through the CLI: the message, exit 1.
-        let reserved = try await firstRefusal({ n in cli(try reserve(daemon, "during-\(n)", startingIn: n + 10)) }) { expected["during-\($0)"] = "pending" }
+        let reserved = try await firstRefusal({ n in cli(try reserve(daemon, "during-\(n)", startingIn: n + 10)) }) {
+            expected["during-\($0)"] = "pending"
+        }
         let refusal = try #require(reserved, "every reservation went through on a full disk")
         #expect(refusal.hasPrefix("exit 1\n") && refusal.contains(message), "\(refusal)")
 
         // The answer itself: 503 in the error shape.
         let raw = try await firstRefusal({ n in
             let answer = try await SocketClient(socketPath: daemon.socket).send(
-                method: "POST", path: "/v1/reservations",
-                body: Data(#"{"name":"raw-\#(n)","model":"\#(Self.model)","model_units":1,"start":"+\#(n + 200)h","duration":"1h"}"#.utf8))
+                method: "POST",
+                path: "/v1/reservations",
+                body: Data(#"{"name":"raw-\#(n)","model":"\#(Self.model)","model_units":1,"start":"+\#(n + 200)h","duration":"1h"}"#.utf8)
+            )
             return (answer.status != 201, "\(answer.status) \(String(decoding: answer.body, as: UTF8.self))")
         }) { expected["raw-\($0)"] = "pending" }
-        #expect(raw?.hasPrefix(#"503 {"error":{"code":"ledger-full","message":"the ledger's disk is full: free space on \#(folder); nothing was recorded"}}"#) == true, "\(raw ?? "")")
+        #expect(
+            raw?.hasPrefix(
+                #"503 {"error":{"code":"ledger-full","message":"the ledger's disk is full: free space on \#(folder); nothing was recorded"}}"#
+            ) == true,
+            "\(raw ?? "")"
+        )
 
         // A job submission and a release are refused the same way.
         let submitted = try await firstRefusal({ n in
-            cli(try daemon.cli([
-                "submit", "ft-\(n)", "--reservation", "before-1", "--kind", "fine-tuning", "--data", "\(TemporaryDaemon.examples)/fine-tuning.jsonl",
-                "--output", daemon.directory.file("out-\(n)"), "--model-name", "nova-full-\(n)", "--epochs", "1",
-            ]))
+            cli(
+                try daemon.cli([
+                    "submit", "ft-\(n)", "--reservation", "before-1", "--kind", "fine-tuning", "--data",
+                    "\(TemporaryDaemon.examples)/fine-tuning.jsonl",
+                    "--output", daemon.directory.file("out-\(n)"), "--model-name", "nova-full-\(n)", "--epochs", "1",
+                ])
+            )
         }) { _ in jobs += 1 }
         #expect(submitted?.hasPrefix("exit 1\n") == true && submitted?.contains(message) == true, "\(submitted ?? "")")
-        let released = try await firstRefusal({ n in cli(try daemon.cli(["release", "before-\(min(n, 2) + 2)"])) }) { expected["before-\($0 + 2)"] = "deleted" }
+        let released = try await firstRefusal({ n in cli(try daemon.cli(["release", "before-\(min(n, 2) + 2)"])) }) {
+            expected["before-\($0 + 2)"] = "deleted"
+        }
         #expect(released?.contains(message) == true, "\(released ?? "")")
 
         let status = try daemon.cli(["status"])

@@ -25,13 +25,16 @@ struct ListingTests {
     /// A one-unit reservation that starts in a day, for an hour.
     func reserve(_ daemon: TemporaryDaemon, _ name: String, purpose: String, as user: TestUser? = nil) throws {
         let reserved = try daemon.cli(
-            ["reserve", name, "--model", Self.model, "--units", "1", "--purpose", purpose, "--start", "+1d", "--duration", "1h"], as: user)
+            ["reserve", name, "--model", Self.model, "--units", "1", "--purpose", purpose, "--start", "+1d", "--duration", "1h"],
+            as: user
+        )
         #expect(reserved.status == 0, "\(reserved)")
     }
 
     /// Submits `count` fine-tuning jobs to `reservation` through the API, a few at a time, and
     /// returns their ids in the order they were made.
-    func submit(_ daemon: TemporaryDaemon, _ count: Int, to reservation: String = "later", data: String, prefix: String = "j") async throws -> [Int64] {
+    func submit(_ daemon: TemporaryDaemon, _ count: Int, to reservation: String = "later", data: String, prefix: String = "j") async throws -> [Int64]
+    {
         let client = SocketClient(socketPath: daemon.socket)
         let output = daemon.directory.file("out")
         var ids: [Int64] = []
@@ -75,7 +78,9 @@ struct ListingTests {
         try? Wire.decoder().decode(ErrorBody.self, from: response.body).error
     }
 
-    @Test("130 jobs: the table shows the newest 100 and says 30 more; --limit 5 shows 5; --all shows all; next_cursor walks every job once, newest first")
+    @Test(
+        "130 jobs: the table shows the newest 100 and says 30 more; --limit 5 shows 5; --all shows all; next_cursor walks every job once, newest first"
+    )
     func paging() async throws {
         let (daemon, data) = try queueingDaemon()
         let ids = try await submit(daemon, 130, data: data)
@@ -145,9 +150,12 @@ struct ListingTests {
         var theirs: [Int64] = []
         for i in 0..<3 {
             let result = try daemon.cli(
-                ["--json", "submit", "n\(i)", "--reservation", "theirs", "--kind", "fine-tuning", "--data", data,
-                 "--output", "/tmp/berth-listing-\(i)", "--model-name", "nobody-\(i)-\(UInt32.random(in: 0...UInt32.max))"],
-                as: .nobody)
+                [
+                    "--json", "submit", "n\(i)", "--reservation", "theirs", "--kind", "fine-tuning", "--data", data,
+                    "--output", "/tmp/berth-listing-\(i)", "--model-name", "nobody-\(i)-\(UInt32.random(in: 0...UInt32.max))",
+                ],
+                as: .nobody
+            )
             #expect(result.status == 0, "\(result)")
             theirs.append(try submittedID(result))
         }
@@ -178,7 +186,10 @@ struct ListingTests {
         #expect(try jobIDs(daemon, ["--status", "stopped"], as: .nobody) == [])
         let refused = try daemon.cli(["jobs", "--owner", "root"], as: .nobody)
         #expect(refused.status == 4, "\(refused)")
-        #expect(refused.stderr == "berth: forbidden: owner: you can list only your own jobs; leave out owner, or give your own name (nobody)\n", "\(refused)")
+        #expect(
+            refused.stderr == "berth: forbidden: owner: you can list only your own jobs; leave out owner, or give your own name (nobody)\n",
+            "\(refused)"
+        )
 
         // The table as a user sees it.
         let table = try daemon.cli(["jobs", "--status", "stopped"])
@@ -240,7 +251,9 @@ struct ListingTests {
         try reserve(daemon, "n1", purpose: "training", as: .nobody)
 
         func names(_ arguments: [String] = [], as user: TestUser? = nil) throws -> [String] {
-            try #require(try daemon.json(["reservations"] + arguments, as: user)["reservations"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+            try #require(try daemon.json(["reservations"] + arguments, as: user)["reservations"] as? [[String: Any]]).compactMap {
+                $0["name"] as? String
+            }
         }
         #expect(try names() == ["n1", "r5", "r4", "r3", "r2", "r1"])
         #expect(try names(["--status", "deleted"]) == ["r2"])
@@ -267,7 +280,10 @@ struct ListingTests {
         var seen: [String] = []
         repeat {
             let list = try await client.request(
-                ReservationList.self, method: "GET", path: "/v1/reservations?limit=4&status=pending" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                ReservationList.self,
+                method: "GET",
+                path: "/v1/reservations?limit=4&status=pending" + (cursor.map { "&cursor=\($0)" } ?? "")
+            )
             seen += list.reservations.map(\.name)
             #expect(list.more == 5 - seen.count)
             cursor = list.nextCursor
@@ -282,7 +298,12 @@ struct ListingTests {
         try reserve(daemon, "big", purpose: "training")
         daemon.stop()
         let filled = try LedgerFill.completedJobs(
-            100_000, database: daemon.database, reservationID: 1, owners: ["root", "nobody"], start: Date().addingTimeInterval(-2_000_000))
+            100_000,
+            database: daemon.database,
+            reservationID: 1,
+            owners: ["root", "nobody"],
+            start: Date().addingTimeInterval(-2_000_000)
+        )
         try daemon.start()
 
         // How fast is measured by Benchmarks/run-cli-bench.sh, never asserted here.

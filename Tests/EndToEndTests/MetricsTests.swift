@@ -65,7 +65,10 @@ struct MetricsTests {
         #expect((called.value("berth_ledger_write_duration_seconds_count") ?? 0) > (reserved.value("berth_ledger_write_duration_seconds_count") ?? 0))
 
         // A job waiting on an advance reservation is in its queue.
-        #expect(try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+1h", "--duration", "1h"]).status == 0)
+        #expect(
+            try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+1h", "--duration", "1h"])
+                .status == 0
+        )
         let submitted = try daemon.cli([
             "submit", "ft", "--reservation", "later", "--kind", "fine-tuning", "--data", "\(TemporaryDaemon.examples)/fine-tuning.jsonl",
             "--output", daemon.directory.file("out"), "--model-name", "nova-later", "--epochs", "1",
@@ -99,8 +102,11 @@ struct MetricsTests {
         try daemon.start()
         let curl = try Products.run(
             "/usr/bin/setpriv",
-            ["--reuid=\(TestUser.nobody.uid)", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-sSf", "--unix-socket", daemon.socket,
-             "http://localhost/metrics"])
+            [
+                "--reuid=\(TestUser.nobody.uid)", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-sSf", "--unix-socket", daemon.socket,
+                "http://localhost/metrics",
+            ]
+        )
         #expect(curl.status == 0, "\(curl)")
         let parsed = try Exposition(parsing: curl.stdout)
         #expect(parsed.value("berth_compute_units", ["pool": "dedicated", "state": "free"]) == 8)
@@ -119,8 +125,11 @@ struct MetricsTests {
 
         let curl = try Products.run(
             "/usr/bin/setpriv",
-            ["--reuid=\(TestUser.nobody.uid)", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-sSf", "--unix-socket", daemon.socket,
-             "http://localhost/metrics"])
+            [
+                "--reuid=\(TestUser.nobody.uid)", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-sSf", "--unix-socket", daemon.socket,
+                "http://localhost/metrics",
+            ]
+        )
         #expect(curl.status == 0, "\(curl)")
         let theirs = try Exposition(parsing: curl.stdout)
         let own = ["reservation": "nobodys-own", "model": Self.model, "tier": "provisioned"]
@@ -175,12 +184,15 @@ struct MetricsTests {
         #expect(!daemon.log.contains("serving metrics"))
         // The daemon's sockets by inode, against the listening TCP sockets (state 0A) of the
         // kernel's tables.
-        let inodes = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { fd -> String? in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix("socket:[") else {
-                return nil
+        let inodes = Set(
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { fd -> String? in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix("socket:[")
+                else {
+                    return nil
+                }
+                return String(target.dropFirst(8).dropLast())
             }
-            return String(target.dropFirst(8).dropLast())
-        })
+        )
         #expect(!inodes.isEmpty)
         for table in ["tcp", "tcp6"] {
             let rows = (try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8)) ?? ""
@@ -211,17 +223,21 @@ struct MetricsTests {
         withExtendedLifetime(taken) {}
     }
 
-    @Test("the parser refuses what a Prometheus server would", arguments: [
-        "berth_x 1\n",  // no TYPE
-        "# TYPE berth_x gauge\nberth_x{a=\"1\"} one\n",  // not a number
-        "# TYPE berth_x gauge\nberth_x{a=1} 1\n",  // unquoted label value
-        "# TYPE berth_x gauge\nberth_x 1\nberth_x 2\n",  // the same series twice
-        "# TYPE berth_x gauge\n# TYPE berth_x gauge\nberth_x 1\n",  // TYPE twice
-        "# TYPE berth_x histogram\nberth_x_bucket{le=\"1\"} 2\nberth_x_bucket{le=\"+Inf\"} 1\nberth_x_sum 1\nberth_x_count 1\n",  // not cumulative
-        "# TYPE berth_x histogram\nberth_x_bucket{le=\"1\"} 1\nberth_x_bucket{le=\"+Inf\"} 1\nberth_x_sum 1\nberth_x_count 2\n",  // +Inf ≠ count
-        "# TYPE berth_x histogram\nberth_x_bucket{le=\"1\"} 1\nberth_x_sum 1\nberth_x_count 1\n",  // no +Inf bucket
-        "# TYPE berth_x gauge\n# TYPE berth_y gauge\nberth_x 1\nberth_y 1\nberth_x{a=\"b\"} 1\n",  // family not contiguous
-    ])
+    @Test(
+        "the parser refuses what a Prometheus server would",
+        arguments: [
+            "berth_x 1\n",  // no TYPE
+            "# TYPE berth_x gauge\nberth_x{a=\"1\"} one\n",  // not a number
+            "# TYPE berth_x gauge\nberth_x{a=1} 1\n",  // unquoted label value
+            "# TYPE berth_x gauge\nberth_x 1\nberth_x 2\n",  // the same series twice
+            "# TYPE berth_x gauge\n# TYPE berth_x gauge\nberth_x 1\n",  // TYPE twice
+            // not cumulative
+            "# TYPE berth_x histogram\nberth_x_bucket{le=\"1\"} 2\nberth_x_bucket{le=\"+Inf\"} 1\nberth_x_sum 1\nberth_x_count 1\n",
+            "# TYPE berth_x histogram\nberth_x_bucket{le=\"1\"} 1\nberth_x_bucket{le=\"+Inf\"} 1\nberth_x_sum 1\nberth_x_count 2\n",  // +Inf ≠ count
+            "# TYPE berth_x histogram\nberth_x_bucket{le=\"1\"} 1\nberth_x_sum 1\nberth_x_count 1\n",  // no +Inf bucket
+            "# TYPE berth_x gauge\n# TYPE berth_y gauge\nberth_x 1\nberth_y 1\nberth_x{a=\"b\"} 1\n",  // family not contiguous
+        ]
+    )
     func parserIsStrict(_ text: String) {
         #expect(throws: Exposition.Malformed.self) { try Exposition(parsing: text) }
     }
@@ -233,7 +249,10 @@ enum TCPPort {
     final class Listener {
         let fd: Int32
         let port: Int
-        init(fd: Int32, port: Int) { self.fd = fd; self.port = port }
+        init(fd: Int32, port: Int) {
+            self.fd = fd
+            self.port = port
+        }
         deinit { close(fd) }
     }
 
@@ -246,7 +265,9 @@ enum TCPPort {
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         guard bound else {
             close(fd)
@@ -267,14 +288,19 @@ enum TCPPort {
 
     static func get(port: Int, path: String) throws -> Answer {
         let result = try Products.run(
-            "/usr/bin/curl", ["-sS", "-o", "-", "-w", "\n%{http_code} %{content_type}", "http://127.0.0.1:\(port)\(path)"], timeout: 10)
+            "/usr/bin/curl",
+            ["-sS", "-o", "-", "-w", "\n%{http_code} %{content_type}", "http://127.0.0.1:\(port)\(path)"],
+            timeout: 10
+        )
         guard result.status == 0, let last = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).last else {
             throw RawSocket.Failure(description: "curl: \(result)")
         }
         let fields = last.split(separator: " ", maxSplits: 1).map(String.init)
         return Answer(
-            status: Int(fields[0]) ?? 0, contentType: fields.count > 1 ? fields[1] : "",
-            body: String(result.stdout.dropLast(last.count + 1)))
+            status: Int(fields[0]) ?? 0,
+            contentType: fields.count > 1 ? fields[1] : "",
+            body: String(result.stdout.dropLast(last.count + 1))
+        )
     }
 }
 

@@ -36,32 +36,83 @@ struct OpenAPITests {
 
     @Test("the validator refuses answers and requests that drift from the document")
     func validatorCatchesDrift() throws {
-        let health = #"{"reservations":{"active":0,"pending":0},"started_at":"2026-11-25T02:58:16Z","status":"ok","units":{"dedicated":8,"free":8,"leased":0,"shared":2},"uptime_seconds":7,"version":"0.1.0"}"#
+        let health =
+            #"{"reservations":{"active":0,"pending":0},"started_at":"2026-11-25T02:58:16Z","status":"ok","units":{"dedicated":8,"free":8,"leased":0,"shared":2},"uptime_seconds":7,"version":"0.1.0"}"#
         let cases: [(Exchange, String)] = [
-            (.answer("no version", "GET", "/v1/health", 200, health.replacingOccurrences(of: #","version":"0.1.0""#, with: "")),
-             "'version' is a required property"),
-            (.answer("a time that is not RFC 3339", "GET", "/v1/health", 200, health.replacingOccurrences(of: "2026-11-25T02:58:16Z", with: "yesterday")),
-             "is not a 'date-time'"),
-            (.answer("an undocumented field", "GET", "/v1/units", 200, #"{"units":[{"id":"cpu-0","kind":"cpu","pool":"dedicated","colour":"red"}]}"#),
-             "Additional properties are not allowed ('colour'"),
-            (.answer("an undocumented status", "GET", "/v1/health", 418, #"{"error":{"code":"internal","message":"teapot"}}"#),
-             "status 418 is not documented"),
-            (.answer("an error without its JSON body", "GET", "/v1/models/x", 404, "not found", contentType: "text/plain"),
-             "Content-Type 'text/plain' is not documented"),
-            (.answer("a code of another status", "GET", "/v1/models/x", 404, #"{"error":{"code":"throttled","message":"no"}}"#),
-             "'not-found' was expected"),
-            (.answer("429 without Retry-After", "POST", "/v1/invoke", 429, #"{"error":{"code":"throttled","message":"slow down"}}"#,
-                     requestBody: #"{"target":"chat","prompt":"hello"}"#),
-             "header Retry-After: required, missing"),
-            (.answer("an undocumented path", "GET", "/v1/nothing", 404, #"{"error":{"code":"not-found","message":"no"}}"#),
-             "GET /v1/nothing is not in the document"),
-            (.answer("a body the daemon took and the document refuses", "POST", "/v1/reservations", 400,
-                     #"{"error":{"code":"invalid-argument","message":"x"}}"#, requestBody: #"{"name":"a","model":"m","model_units":1,"colour":"red"}"#),
-             "request refused by the document, but the daemon took it"),
-            (.answer("a body the daemon refused and the document takes", "POST", "/v1/reservations", 400,
-                     #"{"error":{"code":"invalid-argument","message":"x"}}"#, requestBody: #"{"name":"a","model":"m","model_units":1}"#,
-                     request: .invalid),
-             "the daemon refused the request's shape, but the document accepts it"),
+            (
+                .answer("no version", "GET", "/v1/health", 200, health.replacingOccurrences(of: #","version":"0.1.0""#, with: "")),
+                "'version' is a required property"
+            ),
+            (
+                .answer(
+                    "a time that is not RFC 3339",
+                    "GET",
+                    "/v1/health",
+                    200,
+                    health.replacingOccurrences(of: "2026-11-25T02:58:16Z", with: "yesterday")
+                ),
+                "is not a 'date-time'"
+            ),
+            (
+                .answer(
+                    "an undocumented field",
+                    "GET",
+                    "/v1/units",
+                    200,
+                    #"{"units":[{"id":"cpu-0","kind":"cpu","pool":"dedicated","colour":"red"}]}"#
+                ),
+                "Additional properties are not allowed ('colour'"
+            ),
+            (
+                .answer("an undocumented status", "GET", "/v1/health", 418, #"{"error":{"code":"internal","message":"teapot"}}"#),
+                "status 418 is not documented"
+            ),
+            (
+                .answer("an error without its JSON body", "GET", "/v1/models/x", 404, "not found", contentType: "text/plain"),
+                "Content-Type 'text/plain' is not documented"
+            ),
+            (
+                .answer("a code of another status", "GET", "/v1/models/x", 404, #"{"error":{"code":"throttled","message":"no"}}"#),
+                "'not-found' was expected"
+            ),
+            (
+                .answer(
+                    "429 without Retry-After",
+                    "POST",
+                    "/v1/invoke",
+                    429,
+                    #"{"error":{"code":"throttled","message":"slow down"}}"#,
+                    requestBody: #"{"target":"chat","prompt":"hello"}"#
+                ),
+                "header Retry-After: required, missing"
+            ),
+            (
+                .answer("an undocumented path", "GET", "/v1/nothing", 404, #"{"error":{"code":"not-found","message":"no"}}"#),
+                "GET /v1/nothing is not in the document"
+            ),
+            (
+                .answer(
+                    "a body the daemon took and the document refuses",
+                    "POST",
+                    "/v1/reservations",
+                    400,
+                    #"{"error":{"code":"invalid-argument","message":"x"}}"#,
+                    requestBody: #"{"name":"a","model":"m","model_units":1,"colour":"red"}"#
+                ),
+                "request refused by the document, but the daemon took it"
+            ),
+            (
+                .answer(
+                    "a body the daemon refused and the document takes",
+                    "POST",
+                    "/v1/reservations",
+                    400,
+                    #"{"error":{"code":"invalid-argument","message":"x"}}"#,
+                    requestBody: #"{"name":"a","model":"m","model_units":1}"#,
+                    request: .invalid
+                ),
+                "the daemon refused the request's shape, but the document accepts it"
+            ),
         ]
         let result = try OpenAPIValidator.run(cases.map(\.0))
         #expect(result.status == 1, "\(result)")
@@ -89,18 +140,51 @@ struct OpenAPITests {
     func reservations(_ api: ExchangeRecorder) async throws {
         let train = #"{"name":"train","model":"\#(Self.model)","model_units":2,"purpose":"training","duration":"2h"}"#
         try await api.send("reserve for training", "POST", "/v1/reservations", json: train, headers: [("Idempotency-Key", "k-train")], expect: 201)
-        try await api.send("the same, retried with its key", "POST", "/v1/reservations", json: train, headers: [("Idempotency-Key", "k-train")], expect: 201)
-        try await api.send("the key for another request", "POST", "/v1/reservations",
-                           json: #"{"name":"other","model":"\#(Self.model)","model_units":1}"#, headers: [("Idempotency-Key", "k-train")], expect: 409)
+        try await api.send(
+            "the same, retried with its key",
+            "POST",
+            "/v1/reservations",
+            json: train,
+            headers: [("Idempotency-Key", "k-train")],
+            expect: 201
+        )
+        try await api.send(
+            "the key for another request",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"other","model":"\#(Self.model)","model_units":1}"#,
+            headers: [("Idempotency-Key", "k-train")],
+            expect: 409
+        )
         try await api.send("the same name again", "POST", "/v1/reservations", json: train, expect: 409)
-        try await api.send("more units than the pool", "POST", "/v1/reservations",
-                           json: #"{"name":"big","model":"\#(Self.model)","model_units":50,"purpose":"training"}"#, expect: 409)
-        try await api.send("an advance reservation", "POST", "/v1/reservations",
-                           json: #"{"name":"later","model":"\#(Self.model)","model_units":1,"purpose":"training","start":"+1d","duration":"1h","wait":null}"#, expect: 201)
-        try await api.send("a month's commitment", "POST", "/v1/reservations",
-                           json: #"{"name":"held","model":"\#(Self.model)","model_units":1,"purpose":"training","commitment":"1m"}"#, expect: 201)
-        try await api.send("reserve for inference", "POST", "/v1/reservations",
-                           json: #"{"name":"chat","model":"\#(Self.model)","model_units":1,"purpose":"inference","spillover":false}"#, expect: 201)
+        try await api.send(
+            "more units than the pool",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"big","model":"\#(Self.model)","model_units":50,"purpose":"training"}"#,
+            expect: 409
+        )
+        try await api.send(
+            "an advance reservation",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"later","model":"\#(Self.model)","model_units":1,"purpose":"training","start":"+1d","duration":"1h","wait":null}"#,
+            expect: 201
+        )
+        try await api.send(
+            "a month's commitment",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"held","model":"\#(Self.model)","model_units":1,"purpose":"training","commitment":"1m"}"#,
+            expect: 201
+        )
+        try await api.send(
+            "reserve for inference",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"chat","model":"\#(Self.model)","model_units":1,"purpose":"inference","spillover":false}"#,
+            expect: 201
+        )
         try await api.send("a tiny budget", "POST", "/v1/reservations", json: #"{"name":"tiny","model":"test.tiny-v1","model_units":1}"#, expect: 201)
 
         // Bodies whose shape the daemon refuses: the document must refuse them too.
@@ -123,15 +207,23 @@ struct OpenAPITests {
         for (label, body) in refusedShapes {
             try await api.send("reserve: \(label)", "POST", "/v1/reservations", json: body, request: .invalid, expect: 400)
         }
-        try await api.send("reserve: an Idempotency-Key of 300 characters", "POST", "/v1/reservations",
-                           json: #"{"name":"a","model":"\#(Self.model)","model_units":1}"#,
-                           headers: [("Idempotency-Key", String(repeating: "k", count: 300))], request: .invalid, expect: 400)
+        try await api.send(
+            "reserve: an Idempotency-Key of 300 characters",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"a","model":"\#(Self.model)","model_units":1}"#,
+            headers: [("Idempotency-Key", String(repeating: "k", count: 300))],
+            request: .invalid,
+            expect: 400
+        )
         // Well-formed bodies the daemon refuses for what they mean.
         let refusedValues: [(String, String)] = [
             ("a start that is not a time", #"{"name":"a","model":"\#(Self.model)","model_units":1,"start":"yesterday"}"#),
             ("a start in the past", #"{"name":"a","model":"\#(Self.model)","model_units":1,"start":"-1d"}"#),
-            ("a start the ledger could not store the end of",
-             #"{"name":"a","model":"\#(Self.model)","model_units":1,"purpose":"training","commitment":"6m","start":"9999-12-31T23:59:59Z"}"#),
+            (
+                "a start the ledger could not store the end of",
+                #"{"name":"a","model":"\#(Self.model)","model_units":1,"purpose":"training","commitment":"6m","start":"9999-12-31T23:59:59Z"}"#
+            ),
             ("a duration with a commitment", #"{"name":"a","model":"\#(Self.model)","model_units":1,"commitment":"1m","duration":"2h"}"#),
             ("a duration that is not one", #"{"name":"a","model":"\#(Self.model)","model_units":1,"duration":"forever"}"#),
             ("training a model without customizations", #"{"name":"a","model":"test.tiny-v1","model_units":1,"purpose":"training"}"#),
@@ -140,9 +232,20 @@ struct OpenAPITests {
         for (label, body) in refusedValues {
             try await api.send("reserve: \(label)", "POST", "/v1/reservations", json: body, expect: 400)
         }
-        try await api.send("reserve: no such model", "POST", "/v1/reservations",
-                           json: #"{"name":"a","model":"no.such-model","model_units":1}"#, expect: 404)
-        try await api.send("reserve: over 1 MiB", "POST", "/v1/reservations", json: #"{"name":"\#(String(repeating: "x", count: (1 << 20) + 10))"}"#, expect: 413)
+        try await api.send(
+            "reserve: no such model",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"a","model":"no.such-model","model_units":1}"#,
+            expect: 404
+        )
+        try await api.send(
+            "reserve: over 1 MiB",
+            "POST",
+            "/v1/reservations",
+            json: #"{"name":"\#(String(repeating: "x", count: (1 << 20) + 10))"}"#,
+            expect: 413
+        )
 
         try await api.send("list", "GET", "/v1/reservations", expect: 200)
         try await api.send("one, training", "GET", "/v1/reservations/train", expect: 200)
@@ -161,14 +264,25 @@ struct OpenAPITests {
         try await api.send("update: a bad name", "PATCH", "/v1/reservations/later2", json: #"{"name":"-x"}"#, request: .invalid, expect: 400)
         try await api.send("update: zero units", "PATCH", "/v1/reservations/later2", json: #"{"model_units":0}"#, request: .invalid, expect: 400)
         try await api.send("update: fewer units", "PATCH", "/v1/reservations/train", json: #"{"model_units":1}"#, expect: 400)
-        try await api.send("update: another family", "PATCH", "/v1/reservations/train", json: #"{"model":"meta.llama3-8b-instruct-v1:0"}"#, expect: 400)
+        try await api.send(
+            "update: another family",
+            "PATCH",
+            "/v1/reservations/train",
+            json: #"{"model":"meta.llama3-8b-instruct-v1:0"}"#,
+            expect: 400
+        )
         try await api.send("update: units not free", "PATCH", "/v1/reservations/train", json: #"{"model_units":60}"#, expect: 409)
         try await api.send("update: a taken name", "PATCH", "/v1/reservations/later2", json: #"{"name":"chat"}"#, expect: 409)
         try await api.send("update: no such reservation", "PATCH", "/v1/reservations/nope", json: #"{"model_units":2}"#, expect: 404)
         try await api.send("update: no such model", "PATCH", "/v1/reservations/train", json: #"{"model":"no.such-model"}"#, expect: 404)
         try await api.send("update: someone else's", "PATCH", "/v1/reservations/train", json: #"{"model_units":4}"#, as: .nobody, expect: 403)
-        try await api.send("update: over 1 MiB", "PATCH", "/v1/reservations/train",
-                           json: #"{"name":"\#(String(repeating: "x", count: (1 << 20) + 10))"}"#, expect: 413)
+        try await api.send(
+            "update: over 1 MiB",
+            "PATCH",
+            "/v1/reservations/train",
+            json: #"{"name":"\#(String(repeating: "x", count: (1 << 20) + 10))"}"#,
+            expect: 413
+        )
 
         try await api.send("release", "DELETE", "/v1/reservations/later2", expect: 200)
         try await api.send("release again", "DELETE", "/v1/reservations/later2", expect: 409)
@@ -217,13 +331,32 @@ struct OpenAPITests {
             #"{"name":"\#(name)","reservation":"train","kind":"fine-tuning","data":"\#(data)","output":"\#(out)-\#(name)","model_name":"custom-\#(name)"\#(extra)}"#
         }
 
-        let first = try await api.send("submit", "POST", "/v1/jobs", json: fineTuning("ft", extra: #","epochs":1,"priority":5"#),
-                                       headers: [("Idempotency-Key", "k-job")], expect: 201)
+        let first = try await api.send(
+            "submit",
+            "POST",
+            "/v1/jobs",
+            json: fineTuning("ft", extra: #","epochs":1,"priority":5"#),
+            headers: [("Idempotency-Key", "k-job")],
+            expect: 201
+        )
         let ft = try Wire.decoder().decode(JobView.self, from: first.body).id
         try await api.waitForJob(ft, in: ["completed"])
-        try await api.send("submit, retried with its key", "POST", "/v1/jobs", json: fineTuning("ft", extra: #","epochs":1,"priority":5"#),
-                           headers: [("Idempotency-Key", "k-job")], expect: 201)
-        try await api.send("submit: the key for another job", "POST", "/v1/jobs", json: fineTuning("ft2"), headers: [("Idempotency-Key", "k-job")], expect: 409)
+        try await api.send(
+            "submit, retried with its key",
+            "POST",
+            "/v1/jobs",
+            json: fineTuning("ft", extra: #","epochs":1,"priority":5"#),
+            headers: [("Idempotency-Key", "k-job")],
+            expect: 201
+        )
+        try await api.send(
+            "submit: the key for another job",
+            "POST",
+            "/v1/jobs",
+            json: fineTuning("ft2"),
+            headers: [("Idempotency-Key", "k-job")],
+            expect: 409
+        )
 
         let running = try await api.send("submit a long job", "POST", "/v1/jobs", json: fineTuning("slow", data: slow), expect: 201)
         let slowID = try Wire.decoder().decode(JobView.self, from: running.body).id
@@ -235,8 +368,13 @@ struct OpenAPITests {
         try await api.send("stop a running job", "POST", "/v1/jobs/\(slowID)/stop", expect: 200)
         try await api.waitForJob(slowID, in: ["stopped"])
         try await api.send("stop a stopped job", "POST", "/v1/jobs/\(slowID)/stop", expect: 409)
-        try await api.send("batch inference", "POST", "/v1/jobs",
-                           json: #"{"name":"batch","reservation":"chat","kind":"batch-inference","data":"\#(batch)","output":"\#(out)-batch","epochs":null}"#, expect: 201)
+        try await api.send(
+            "batch inference",
+            "POST",
+            "/v1/jobs",
+            json: #"{"name":"batch","reservation":"chat","kind":"batch-inference","data":"\#(batch)","output":"\#(out)-batch","epochs":null}"#,
+            expect: 201
+        )
 
         let refusedShapes: [(String, String)] = [
             ("an unknown field", fineTuning("x", extra: #","colour":"red""#)),
@@ -247,7 +385,10 @@ struct OpenAPITests {
             ("a string for epochs", fineTuning("x", extra: #","epochs":"3""#)),
             ("fine-tuning without a model name", #"{"name":"x","reservation":"train","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)"}"#),
             ("a bad model name", #"{"name":"x","reservation":"train","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"-x"}"#),
-            ("batch inference with epochs", #"{"name":"x","reservation":"chat","kind":"batch-inference","data":"\#(batch)","output":"\#(out)","epochs":2}"#),
+            (
+                "batch inference with epochs",
+                #"{"name":"x","reservation":"chat","kind":"batch-inference","data":"\#(batch)","output":"\#(out)","epochs":2}"#
+            ),
             ("a bad job name", fineTuning("X Y")),
             ("no output", #"{"name":"x","reservation":"train","kind":"fine-tuning","data":"\#(ok)","model_name":"m"}"#),
         ]
@@ -259,17 +400,29 @@ struct OpenAPITests {
             ("no such data file", fineTuning("x", data: "/nonexistent/data.jsonl")),
             ("a bad dataset line", fineTuning("x", data: bad)),
             ("more units than the reservation", fineTuning("x", extra: #","model_units":10"#)),
-            ("fine-tuning on an inference reservation",
-             #"{"name":"x","reservation":"chat","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"m"}"#),
+            (
+                "fine-tuning on an inference reservation",
+                #"{"name":"x","reservation":"chat","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"m"}"#
+            ),
         ]
         for (label, body) in refusedValues {
             try await api.send("submit: \(label)", "POST", "/v1/jobs", json: body, expect: 400)
         }
-        try await api.send("submit: no such reservation", "POST", "/v1/jobs",
-                           json: #"{"name":"x","reservation":"nope","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"m"}"#, expect: 404)
+        try await api.send(
+            "submit: no such reservation",
+            "POST",
+            "/v1/jobs",
+            json: #"{"name":"x","reservation":"nope","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"m"}"#,
+            expect: 404
+        )
         try await api.send("submit: a taken model name", "POST", "/v1/jobs", json: fineTuning("ft"), expect: 409)
-        try await api.send("submit: a released reservation", "POST", "/v1/jobs",
-                           json: #"{"name":"x","reservation":"later2","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"m"}"#, expect: 409)
+        try await api.send(
+            "submit: a released reservation",
+            "POST",
+            "/v1/jobs",
+            json: #"{"name":"x","reservation":"later2","kind":"fine-tuning","data":"\#(ok)","output":"\#(out)","model_name":"m"}"#,
+            expect: 409
+        )
         try await api.send("submit: someone else's reservation", "POST", "/v1/jobs", json: fineTuning("x"), as: .nobody, expect: 403)
         try await api.send("submit: over 1 MiB", "POST", "/v1/jobs", json: #"{"name":"\#(String(repeating: "x", count: 1 << 20))"}"#, expect: 413)
 
@@ -296,7 +449,12 @@ struct OpenAPITests {
         let page = try await api.send("jobs, one at a time", "GET", "/v1/jobs?limit=1", expect: 200)
         let cursor = try #require(try Wire.decoder().decode(JobList.self, from: page.body).nextCursor)
         try await api.send("jobs, the next one", "GET", "/v1/jobs?limit=1&cursor=\(cursor)", expect: 200)
-        try await api.send("jobs, filtered", "GET", "/v1/jobs?status=completed,stopped&reservation=train&kind=fine-tuning&owner=root&since=-1d&limit=10000", expect: 200)
+        try await api.send(
+            "jobs, filtered",
+            "GET",
+            "/v1/jobs?status=completed,stopped&reservation=train&kind=fine-tuning&owner=root&since=-1d&limit=10000",
+            expect: 200
+        )
         try await api.send("jobs of a reservation nobody has", "GET", "/v1/jobs?reservation=nope", expect: 200)
         try await api.send("jobs, naming oneself", "GET", "/v1/jobs?owner=nobody", as: .nobody, expect: 200)
         try await api.send("jobs: another user's", "GET", "/v1/jobs?owner=root", as: .nobody, expect: 403)
@@ -315,22 +473,75 @@ struct OpenAPITests {
     }
 
     func invocations(_ api: ExchangeRecorder) async throws {
-        try await api.send("a call", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"what does the ledger keep","max_tokens":8}"#, expect: 200)
-        try await api.send("a call with a key, which is ignored", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello","image":null}"#,
-                           headers: [("Idempotency-Key", "k-call")], expect: 200)
-        try await api.send("a call on demand", "POST", "/v1/invoke", json: #"{"target":"\#(Self.model)","prompt":"hello","max_tokens":4}"#, expect: 200)
+        try await api.send(
+            "a call",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"chat","prompt":"what does the ledger keep","max_tokens":8}"#,
+            expect: 200
+        )
+        try await api.send(
+            "a call with a key, which is ignored",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"chat","prompt":"hello","image":null}"#,
+            headers: [("Idempotency-Key", "k-call")],
+            expect: 200
+        )
+        try await api.send(
+            "a call on demand",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"\#(Self.model)","prompt":"hello","max_tokens":4}"#,
+            expect: 200
+        )
         let words = Array(repeating: "word", count: 40).joined(separator: " ")
-        try await api.send("a call that fits the tiny budget", "POST", "/v1/invoke", json: #"{"target":"tiny","prompt":"\#(words)","max_tokens":10}"#, expect: 200)
-        try await api.send("a call over the budget", "POST", "/v1/invoke", json: #"{"target":"tiny","prompt":"\#(words)","max_tokens":10}"#, expect: 429)
+        try await api.send(
+            "a call that fits the tiny budget",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"tiny","prompt":"\#(words)","max_tokens":10}"#,
+            expect: 200
+        )
+        try await api.send(
+            "a call over the budget",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"tiny","prompt":"\#(words)","max_tokens":10}"#,
+            expect: 429
+        )
         try await api.send("a custom model on demand", "POST", "/v1/invoke", json: #"{"target":"custom-ft","prompt":"hello"}"#, expect: 409)
-        try await api.send("an image to a text model", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"describe","image":"iVBORw0KGgo="}"#, expect: 409)
+        try await api.send(
+            "an image to a text model",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"chat","prompt":"describe","image":"iVBORw0KGgo="}"#,
+            expect: 409
+        )
         try await api.send("a training reservation", "POST", "/v1/invoke", json: #"{"target":"train","prompt":"hello"}"#, expect: 409)
         try await api.send("no such target", "POST", "/v1/invoke", json: #"{"target":"nope","prompt":"hello"}"#, expect: 404)
         try await api.send("someone else's reservation", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello"}"#, as: .nobody, expect: 403)
-        try await api.send("prompt and max_tokens over the model's", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello","max_tokens":200000}"#, expect: 400)
-        try await api.send("the largest max_tokens", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"hello","max_tokens":\#(Int64.max)}"#, expect: 400)
-        try await api.send("the largest max_tokens on demand", "POST", "/v1/invoke",
-                           json: #"{"target":"\#(Self.model)","prompt":"hello","max_tokens":\#(Int64.max)}"#, expect: 400)
+        try await api.send(
+            "prompt and max_tokens over the model's",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"chat","prompt":"hello","max_tokens":200000}"#,
+            expect: 400
+        )
+        try await api.send(
+            "the largest max_tokens",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"chat","prompt":"hello","max_tokens":\#(Int64.max)}"#,
+            expect: 400
+        )
+        try await api.send(
+            "the largest max_tokens on demand",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"\#(Self.model)","prompt":"hello","max_tokens":\#(Int64.max)}"#,
+            expect: 400
+        )
         let refusedShapes: [(String, String)] = [
             ("an empty prompt", #"{"target":"chat","prompt":""}"#),
             ("no prompt", #"{"target":"chat"}"#),
@@ -341,7 +552,13 @@ struct OpenAPITests {
         for (label, body) in refusedShapes {
             try await api.send("invoke: \(label)", "POST", "/v1/invoke", json: body, request: .invalid, expect: 400)
         }
-        try await api.send("invoke: over 1 MiB", "POST", "/v1/invoke", json: #"{"target":"chat","prompt":"\#(String(repeating: "x", count: 1 << 20))"}"#, expect: 413)
+        try await api.send(
+            "invoke: over 1 MiB",
+            "POST",
+            "/v1/invoke",
+            json: #"{"target":"chat","prompt":"\#(String(repeating: "x", count: 1 << 20))"}"#,
+            expect: 413
+        )
         try await api.send("an inference reservation after calls", "GET", "/v1/reservations/chat", expect: 200)
         try await api.send("a throttled reservation", "GET", "/v1/reservations/tiny", expect: 200)
     }
@@ -389,12 +606,28 @@ struct Exchange: Encodable {
 
     /// A made-up exchange, for checking the validator itself.
     static func answer(
-        _ label: String, _ method: String, _ target: String, _ status: Int, _ body: String, contentType: String = "application/json",
-        requestBody: String? = nil, request: RequestShape = .valid
+        _ label: String,
+        _ method: String,
+        _ target: String,
+        _ status: Int,
+        _ body: String,
+        contentType: String = "application/json",
+        requestBody: String? = nil,
+        request: RequestShape = .valid
     ) -> Exchange {
         Exchange(
-            label: label, method: method, target: target, requestHeaders: [], requestBody: requestBody, requestBodyOmitted: false,
-            expectRequest: request, expectRoute: true, status: status, responseHeaders: [["Content-Type", contentType]], responseBody: body)
+            label: label,
+            method: method,
+            target: target,
+            requestHeaders: [],
+            requestBody: requestBody,
+            requestBodyOmitted: false,
+            expectRequest: request,
+            expectRoute: true,
+            status: status,
+            responseHeaders: [["Content-Type", contentType]],
+            responseBody: body
+        )
     }
 }
 
@@ -414,8 +647,15 @@ final class ExchangeRecorder {
 
     @discardableResult
     func send(
-        _ label: String, _ method: String, _ target: String, json: String? = nil, headers: [(String, String)] = [],
-        as user: TestUser? = nil, request: RequestShape = .valid, routed: Bool = true, expect status: Int
+        _ label: String,
+        _ method: String,
+        _ target: String,
+        json: String? = nil,
+        headers: [(String, String)] = [],
+        as user: TestUser? = nil,
+        request: RequestShape = .valid,
+        routed: Bool = true,
+        expect status: Int
     ) async throws -> Response {
         let body = json.map { Data($0.utf8) }
         let response: Response
@@ -427,10 +667,21 @@ final class ExchangeRecorder {
         let text = String(decoding: response.body, as: UTF8.self)
         #expect(response.status == status, "\(label): \(method) \(target) answered \(response.status): \(text.prefix(400))")
         let omitted = (body?.count ?? 0) > Self.recordedBodyLimit
-        exchanges.append(Exchange(
-            label: label, method: method, target: target, requestHeaders: headers.map { [$0.0, $0.1] },
-            requestBody: omitted ? nil : json, requestBodyOmitted: omitted, expectRequest: request, expectRoute: routed,
-            status: response.status, responseHeaders: response.headers.map { [$0.0, $0.1] }, responseBody: text))
+        exchanges.append(
+            Exchange(
+                label: label,
+                method: method,
+                target: target,
+                requestHeaders: headers.map { [$0.0, $0.1] },
+                requestBody: omitted ? nil : json,
+                requestBodyOmitted: omitted,
+                expectRequest: request,
+                expectRoute: routed,
+                status: response.status,
+                responseHeaders: response.headers.map { [$0.0, $0.1] },
+                responseBody: text
+            )
+        )
         return response
     }
 
@@ -447,7 +698,8 @@ final class ExchangeRecorder {
     }
 
     /// The request through curl run as `user`, so that the daemon sees that user's uid.
-    static func curl(_ socket: String, as user: TestUser, method: String, target: String, body: Data?, headers: [(String, String)]) throws -> Response {
+    static func curl(_ socket: String, as user: TestUser, method: String, target: String, body: Data?, headers: [(String, String)]) throws -> Response
+    {
         var arguments = ["--reuid=\(user.uid)", "--regid=65534", "--clear-groups", "curl", "-sS", "-g", "-i", "--unix-socket", socket, "-X", method]
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", String(decoding: body, as: UTF8.self)] }
@@ -489,7 +741,10 @@ enum OpenAPIValidator {
     /// Validates `exchanges`; `keepAt` keeps the file written for the validator, to run it by hand.
     static func run(_ exchanges: [Exchange], keepAt: String? = nil) throws -> CommandResult {
         guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw MissingPython(description: "no Python for the OpenAPI validator at \(python): run scripts/install-deps.sh (make deps), which installs Tests/requirements.txt there")
+            throw MissingPython(
+                description:
+                    "no Python for the OpenAPI validator at \(python): run scripts/install-deps.sh (make deps), which installs Tests/requirements.txt there"
+            )
         }
         let dir = try TemporaryDirectory(prefix: "berth-openapi-exchanges")
         defer { dir.remove() }

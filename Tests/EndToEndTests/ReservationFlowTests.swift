@@ -85,8 +85,10 @@ struct ReservationFlowTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o660)
         #expect((attributes[.groupOwnerAccountID] as? Int) == 65534)
         let outsider = try Products.run(
-            "/usr/bin/setpriv", ["--reuid=4242", "--regid=4242", "--clear-groups", Products.path("berth"), "status"],
-            environment: ["BERTH_SOCKET": daemon.socket])
+            "/usr/bin/setpriv",
+            ["--reuid=4242", "--regid=4242", "--clear-groups", Products.path("berth"), "status"],
+            environment: ["BERTH_SOCKET": daemon.socket]
+        )
         #expect(outsider.status == 6, "\(outsider)")
     }
 
@@ -96,7 +98,10 @@ struct ReservationFlowTests {
         try daemon.start()
         // Training reservations: what is compared is the ledger, not serve processes' ports.
         #expect(try daemon.cli(["reserve", "keep", "--model", Self.model, "--units", "2", "--purpose", "training"]).status == 0)
-        #expect(try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "2", "--start", "+2h", "--duration", "1h", "--purpose", "training"]).status == 0)
+        #expect(
+            try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "2", "--start", "+2h", "--duration", "1h", "--purpose", "training"])
+                .status == 0
+        )
         let before = try daemon.json(["reservations"])
         #expect(daemon.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: daemon.socket), "a clean stop removes the socket")
@@ -129,12 +134,16 @@ struct ReservationFlowTests {
         try daemon.start()
         let second = try Products.run(
             Products.path("berthd"),
-            ["--config", daemon.configPath, "--socket", daemon.socket, "--database", daemon.directory.file("other.db")], timeout: 20)
+            ["--config", daemon.configPath, "--socket", daemon.socket, "--database", daemon.directory.file("other.db")],
+            timeout: 20
+        )
         #expect(second.status == 1)
         #expect(second.stderr.contains("another berthd is running"))
         let third = try Products.run(
             Products.path("berthd"),
-            ["--config", daemon.configPath, "--socket", daemon.directory.file("other.sock"), "--database", daemon.database], timeout: 20)
+            ["--config", daemon.configPath, "--socket", daemon.directory.file("other.sock"), "--database", daemon.database],
+            timeout: 20
+        )
         #expect(third.status == 1)
         // The first one still answers.
         #expect(try daemon.cli(["status"]).status == 0)

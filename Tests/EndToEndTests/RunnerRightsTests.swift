@@ -31,12 +31,12 @@ struct RunnerRightsTests {
     static func wrapper(in dir: TemporaryDirectory) throws -> [String] {
         let path = dir.file("runner.sh")
         try """
-            #!/bin/sh
-            echo "runner-identity uid=$(id -u) gid=$(id -g) groups=$(id -G | tr ' ' ',')" >&2
-            while [ -e "$(dirname "$0")/hold-$BERTH_JOB_ID" ]; do sleep 0.05; done
-            if grep -q '"batch-inference"' "$1"; then kind=batch; else kind=train; fi
-            exec \(Products.path("berth-runner")) "$kind" --spec "$1"
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        echo "runner-identity uid=$(id -u) gid=$(id -g) groups=$(id -G | tr ' ' ',')" >&2
+        while [ -e "$(dirname "$0")/hold-$BERTH_JOB_ID" ]; do sleep 0.05; done
+        if grep -q '"batch-inference"' "$1"; then kind=batch; else kind=train; fi
+        exec \(Products.path("berth-runner")) "$kind" --spec "$1"
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return ["/bin/sh", path, "{spec}"]
     }
@@ -86,7 +86,10 @@ struct RunnerRightsTests {
         }
     }
 
-    @Test("paths swapped for links while a job waits: the guarded folder keeps its owner and gains no file, the secret is not read", arguments: Mode.allCases)
+    @Test(
+        "paths swapped for links while a job waits: the guarded folder keeps its owner and gains no file, the secret is not read",
+        arguments: Mode.allCases
+    )
     func swappedPaths(mode: Mode) throws {
         let scripts = try TemporaryDirectory(prefix: "berth-rights")
         defer { scripts.remove() }
@@ -119,12 +122,26 @@ struct RunnerRightsTests {
         // Two jobs that hold their reservations' one unit until the test lets them go.
         for id in [1, 2] { _ = FileManager.default.createFile(atPath: scripts.file("hold-\(id)"), contents: nil) }
         func train(_ name: String, data: String = "mine.jsonl", output: String, extra: [String] = []) throws -> Int {
-            try submitted(try daemon.cli(["submit", name, "--reservation", "train", "--kind", "fine-tuning", "--data", "\(home)/\(data)",
-                                          "--output", "\(home)/\(output)", "--model-name", "m-\(name)"] + extra, as: user))
+            try submitted(
+                try daemon.cli(
+                    [
+                        "submit", name, "--reservation", "train", "--kind", "fine-tuning", "--data", "\(home)/\(data)",
+                        "--output", "\(home)/\(output)", "--model-name", "m-\(name)",
+                    ] + extra,
+                    as: user
+                )
+            )
         }
         func batch(_ name: String, output: String) throws -> Int {
-            try submitted(try daemon.cli(["submit", name, "--reservation", "serve", "--kind", "batch-inference", "--data", "\(home)/batch.jsonl",
-                                          "--output", "\(home)/\(output)"], as: user))
+            try submitted(
+                try daemon.cli(
+                    [
+                        "submit", name, "--reservation", "serve", "--kind", "batch-inference", "--data", "\(home)/batch.jsonl",
+                        "--output", "\(home)/\(output)",
+                    ],
+                    as: user
+                )
+            )
         }
         let trainHolder = try train("holder", output: "held")
         let batchHolder = try batch("batch-holder", output: "batch-held")
@@ -136,7 +153,10 @@ struct RunnerRightsTests {
             (name: "output", id: try train("output", output: "v"), field: "output"),
             (name: "output-parent", id: try train("parent", output: "u/pwn"), field: "output"),
             (name: "data", id: try train("data", data: "swap-data.jsonl", output: "o-data"), field: "data"),
-            (name: "validation", id: try train("val", output: "o-val", extra: ["--validation-data", "\(home)/swap-val.jsonl"]), field: "validation_data"),
+            (
+                name: "validation", id: try train("val", output: "o-val", extra: ["--validation-data", "\(home)/swap-val.jsonl"]),
+                field: "validation_data"
+            ),
             (name: "batch-output", id: try batch("batch-out", output: "bv"), field: "output"),
         ]
         for attack in attacks {
@@ -158,7 +178,8 @@ struct RunnerRightsTests {
             let log = try daemon.cli(["logs", String(id)], as: user).stdout
             let runnerUser = mode == .daemonAsRoot ? user : TestUser.nobody
             let groups = try Products.run("/usr/bin/id", ["-G", "\(runnerUser.uid)"]).stdout
-            let expectedGroups = mode == .daemonAsRoot && user.uid == TestUser.nobody.uid
+            let expectedGroups =
+                mode == .daemonAsRoot && user.uid == TestUser.nobody.uid
                 ? groups.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: " ", with: ",")
                 : "65534"
             #expect(log.contains("runner-identity uid=\(mode.runnerUID) gid=65534 groups=\(expectedGroups)"), "\(log)")
@@ -201,7 +222,8 @@ struct RunnerRightsTests {
     /// The uid a process runs as, from the kernel's view of it.
     func uid(of pid: Int32) -> UInt32? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return nil }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })
+        else { return nil }
         return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { UInt32($0) }
     }
 
@@ -215,10 +237,15 @@ struct RunnerRightsTests {
         make(home, folderOwnedBy: TestUser.nobody.uid, mode: 0o755)
         try copy("fine-tuning.jsonl", to: "\(home)/data.jsonl", owner: TestUser.nobody.uid)
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"], as: .nobody).status == 0)
-        let id = try submitted(try daemon.cli([
-            "submit", "ft", "--reservation", "train", "--kind", "fine-tuning", "--data", "\(home)/data.jsonl",
-            "--output", "\(home)/model", "--model-name", "nobodys-model", "--epochs", "1",
-        ], as: .nobody))
+        let id = try submitted(
+            try daemon.cli(
+                [
+                    "submit", "ft", "--reservation", "train", "--kind", "fine-tuning", "--data", "\(home)/data.jsonl",
+                    "--output", "\(home)/model", "--model-name", "nobodys-model", "--epochs", "1",
+                ],
+                as: .nobody
+            )
+        )
         let done = try waitFor(daemon, id, as: .nobody, ["completed", "failed"])
         #expect(done["status"] as? String == "completed", "\(done)")
 

@@ -1,9 +1,10 @@
 import BerthTestSupport
 import Foundation
+import Testing
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-import Testing
 
 /// The usage report as a new user meets it: a mistyped target is no usage, a burst of calls on
 /// an oversized reservation gets advice, and the chart draws the burst where it happened.
@@ -14,7 +15,9 @@ struct UsageAdviceTests {
     /// Training, so that it starts no serve process; the same long prefix as `serve`.
     static let quiet = "demo-serve-for-the-right-sizing-train"
 
-    @Test("a call to an unknown target leaves no usage row; an oversized reservation's burst gets advice; the chart draws it after the start with distinct labels")
+    @Test(
+        "a call to an unknown target leaves no usage row; an oversized reservation's burst gets advice; the chart draws it after the start with distinct labels"
+    )
     func adviceAfterABurst() throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()
@@ -62,10 +65,13 @@ struct UsageAdviceTests {
         #expect(printed.status == 0, "\(printed)")
         let lines = printed.stdout.split(separator: "\n").map(String.init)
         let percent = Int((share * 100).rounded())
-        #expect(lines.contains {
-            $0.hasPrefix("\(Self.serve): 4 model units, busiest minute used ")
-                && $0.hasSuffix("of the budget; 1 model unit would have served every call: saves 43,800.00 a month")
-        }, "\(printed.stdout) (\(percent) %)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix("\(Self.serve): 4 model units, busiest minute used ")
+                    && $0.hasSuffix("of the budget; 1 model unit would have served every call: saves 43,800.00 a month")
+            },
+            "\(printed.stdout) (\(percent) %)"
+        )
         #expect(lines.contains("\(Self.quiet): 1 model unit, no job ran in the window: releasing it saves 14,600.00 a month"), "\(printed.stdout)")
         let csv = try daemon.cli(["usage", "--advice", "--format", "csv"] + window)
         #expect(csv.status == 2 && csv.stderr.contains("--advice prints sentences, not CSV"), "\(csv)")
@@ -98,7 +104,8 @@ final class LegendTexts: NSObject, XMLParserDelegate {
     private var depth = 0
     private var text = ""
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
         if name == "g" && attributes["class"] == "legend" { depth = 1 } else if depth > 0 { depth += 1 }
         text = ""
     }

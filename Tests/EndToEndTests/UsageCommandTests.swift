@@ -2,10 +2,11 @@ import BerthClient
 import BerthTestSupport
 import BerthWire
 import Foundation
+import Testing
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-import Testing
 
 /// `berth usage` against the real daemon: its table, CSV, JSON and SVG chart tell the same story.
 @Suite("berth usage end to end", .serialized)
@@ -23,17 +24,26 @@ struct UsageCommandTests {
 
         init() throws {
             let config = TemporaryDaemon.config(dedicated: 4).replacingOccurrences(
-                of: "stop_grace_seconds = 2", with: "stop_grace_seconds = 2\nidle_threshold_seconds = 1")
+                of: "stop_grace_seconds = 2",
+                with: "stop_grace_seconds = 2\nidle_threshold_seconds = 1"
+            )
             daemon = try TemporaryDaemon(config: config)
             try daemon.start()
             let start = Date()
-            try Self.expectSuccess(daemon.cli(["reserve", "train-root", "--model", UsageCommandTests.model, "--units", "1", "--purpose", "training"]))
+            try Self.expectSuccess(
+                daemon.cli(["reserve", "train-root", "--model", UsageCommandTests.model, "--units", "1", "--purpose", "training"])
+            )
             try Self.expectSuccess(daemon.cli(["reserve", "chat", "--model", UsageCommandTests.model, "--units", "1", "--purpose", "inference"]))
-            try Self.expectSuccess(daemon.cli(["reserve", "nobodys", "--model", UsageCommandTests.model, "--units", "1", "--purpose", "training"], as: .nobody))
-            try Self.expectSuccess(daemon.cli([
-                "submit", "ft", "--reservation", "train-root", "--kind", "fine-tuning",
-                "--data", "\(TemporaryDaemon.examples)/fine-tuning.jsonl", "--output", daemon.directory.file("ft"), "--model-name", "usage-tuned", "--epochs", "1",
-            ]))
+            try Self.expectSuccess(
+                daemon.cli(["reserve", "nobodys", "--model", UsageCommandTests.model, "--units", "1", "--purpose", "training"], as: .nobody)
+            )
+            try Self.expectSuccess(
+                daemon.cli([
+                    "submit", "ft", "--reservation", "train-root", "--kind", "fine-tuning",
+                    "--data", "\(TemporaryDaemon.examples)/fine-tuning.jsonl", "--output", daemon.directory.file("ft"), "--model-name", "usage-tuned",
+                    "--epochs", "1",
+                ])
+            )
             for prompt in ["what does the ledger keep", "who holds the units", "how many tokens a minute"] {
                 try Self.expectSuccess(daemon.cli(["invoke", "chat", "--prompt", prompt, "--max-tokens", "8"]))
             }
@@ -105,7 +115,8 @@ struct UsageCommandTests {
             #expect(fields["model"] == (row["model"] as? String ?? ""))
             for name in header.dropFirst(5) {
                 let text = fields[name] ?? ""
-                let expected = name.hasPrefix("jobs_")
+                let expected =
+                    name.hasPrefix("jobs_")
                     ? Self.number((row["jobs"] as? [String: Any])?[String(name.dropFirst(5))])
                     : Self.number(row[name])
                 if let expected {
@@ -131,10 +142,12 @@ struct UsageCommandTests {
         let lines = result.stdout.components(separatedBy: "\n")
         let headerIndex = try #require(lines.firstIndex { $0.hasPrefix("RESERVATION ") && $0.contains("RESERVED U-H") })
         let columns = Self.cells(lines[headerIndex])
-        #expect(columns == [
-            "RESERVATION", "RESERVED U-H", "BUSY U-H", "UTIL", "JOBS OK/FAIL/OTHER", "CALLS", "THROTTLED", "IN TOK", "OUT TOK",
-            "P50 MS", "P99 MS", "COST", "IDLE H", "BUSY/RESERVED",
-        ])
+        #expect(
+            columns == [
+                "RESERVATION", "RESERVED U-H", "BUSY U-H", "UTIL", "JOBS OK/FAIL/OTHER", "CALLS", "THROTTLED", "IN TOK", "OUT TOK",
+                "P50 MS", "P99 MS", "COST", "IDLE H", "BUSY/RESERVED",
+            ]
+        )
         let tableLines = lines[(headerIndex + 1)...].prefix { !$0.isEmpty }
         let rows = try #require(report["rows"] as? [[String: Any]])
         let totals = try #require(report["totals"] as? [String: Any])
@@ -155,7 +168,8 @@ struct UsageCommandTests {
             let jobs = row["jobs"] as? [String: Any] ?? [:]
             let jobCount = { (name: String) in Int(Self.number(jobs[name]) ?? -1) }
             let total = ["queued", "running", "stopping", "completed", "failed", "stopped"].map(jobCount).reduce(0, +)
-            let completed = jobCount("completed"), failed = jobCount("failed")
+            let completed = jobCount("completed")
+            let failed = jobCount("failed")
             #expect(cells[4] == (total == 0 ? "-" : "\(completed)/\(failed)/\(total - completed - failed)"))
             Self.expectPrinted(cells[5], Self.number(row["invocations"]), "\(cells[0]) calls")
             Self.expectPrinted(cells[6], Self.number(row["throttled"]), "\(cells[0]) throttled")
@@ -191,7 +205,9 @@ struct UsageCommandTests {
     func nonAdminSeesOwnRows() throws {
         let scenario = try Scenario()
         let everyone = try scenario.report()
-        #expect(Set((everyone["rows"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String }).isSuperset(of: ["train-root", "chat", "nobodys"]))
+        #expect(
+            Set((everyone["rows"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String }).isSuperset(of: ["train-root", "chat", "nobodys"])
+        )
         let mine = try scenario.report(as: .nobody)
         let rows = try #require(mine["rows"] as? [[String: Any]])
         #expect(rows.compactMap { $0["key"] as? String } == ["nobodys"])
@@ -327,7 +343,12 @@ enum CSV {
                 while true {
                     guard let next = scalars.popFirst() else { throw Malformed(description: "an unterminated quoted field") }
                     if next == "\"" {
-                        if scalars.first == "\"" { scalars.removeFirst(); field.unicodeScalars.append("\"") } else { break }
+                        if scalars.first == "\"" {
+                            scalars.removeFirst()
+                            field.unicodeScalars.append("\"")
+                        } else {
+                            break
+                        }
                     } else {
                         field.unicodeScalars.append(next)
                     }
@@ -338,11 +359,14 @@ enum CSV {
             case "\"":
                 throw Malformed(description: "a quote inside an unquoted field '\(field)'")
             case ",":
-                record.append(field); field = ""
+                record.append(field)
+                field = ""
             case "\r":
                 guard scalars.popFirst() == "\n" else { throw Malformed(description: "a CR without LF") }
-                record.append(field); field = ""
-                records.append(record); record = []
+                record.append(field)
+                field = ""
+                records.append(record)
+                record = []
             case "\n":
                 throw Malformed(description: "a bare LF in an unquoted field")
             default:
@@ -381,8 +405,12 @@ final class SVGSummary: NSObject, XMLParserDelegate {
     private var stack: [String] = []
     private var text = ""
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
-        if root == nil { root = name; rootAttributes = attributes }
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:])
+    {
+        if root == nil {
+            root = name
+            rootAttributes = attributes
+        }
         let classes = (attributes["class"] ?? "").split(separator: " ").map(String.init)
         if name == "g" && classes.contains("series") { series.append(Series(key: attributes["data-key"] ?? "")) }
         if name == "g" && classes.contains("token-series") { tokenSeries.append(attributes["data-key"] ?? "") }

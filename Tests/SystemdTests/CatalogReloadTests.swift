@@ -10,7 +10,9 @@ import Testing
     ]
 
     @Test func aReloadWithNoLeasesTakesTheConfigAsItIs() {
-        let configured = [ComputeUnit(id: "cpu-1", kind: "cpu", device: 1, pool: .dedicated), ComputeUnit(id: "cpu-2", kind: "cpu", device: 2, pool: .dedicated)]
+        let configured = [
+            ComputeUnit(id: "cpu-1", kind: "cpu", device: 1, pool: .dedicated), ComputeUnit(id: "cpu-2", kind: "cpu", device: 2, pool: .dedicated),
+        ]
         let reload = CatalogReload.plan(configured: configured, current: Self.current, holders: [:])
         #expect(reload.units == configured)
         #expect(reload.kept.isEmpty)

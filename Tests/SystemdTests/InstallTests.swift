@@ -7,8 +7,10 @@ import Testing
 @Suite(.serialized) struct InstallTests {
     static func make(_ target: String, destdir: String, _ variables: [String] = []) throws -> CommandResult {
         try Products.run(
-            "/usr/bin/make", ["-s", "-C", Repository.root, target, "DESTDIR=\(destdir)", "BIN_DIR=\(Products.directory)"] + variables,
-            timeout: 300)
+            "/usr/bin/make",
+            ["-s", "-C", Repository.root, target, "DESTDIR=\(destdir)", "BIN_DIR=\(Products.directory)"] + variables,
+            timeout: 300
+        )
     }
 
     static func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -91,7 +93,10 @@ import Testing
         #expect(sysusers.status == 0, "\(sysusers)")
         #expect(Self.read(scratch.file("etc/passwd")).contains("berth:x:"))
         #expect(Self.read(scratch.file("etc/group")).contains("berth:x:"))
-        let tmpfiles = try Products.run("/usr/bin/systemd-tmpfiles", ["--root=\(scratch.path)", "--create", root.file("usr/local/lib/tmpfiles.d/berth.conf")])
+        let tmpfiles = try Products.run(
+            "/usr/bin/systemd-tmpfiles",
+            ["--root=\(scratch.path)", "--create", root.file("usr/local/lib/tmpfiles.d/berth.conf")]
+        )
         #expect(tmpfiles.status == 0, "\(tmpfiles)")
         for folder in ["run/berth", "var/lib/berth", "var/log/berth"] {
             #expect(FileManager.default.fileExists(atPath: scratch.file(folder)), "no \(folder)")

@@ -2,6 +2,7 @@ import BerthServer
 import BerthTestSupport
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif

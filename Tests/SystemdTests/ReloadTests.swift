@@ -1,6 +1,7 @@
 import BerthTestSupport
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,8 +11,9 @@ import Glibc
     static func unitIDs(_ daemon: LaunchedDaemon) throws -> [String] {
         let result = try daemon.files.cli(["units", "--json"])
         guard result.status == 0,
-              let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
-              let units = object["units"] as? [[String: Any]] else {
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+            let units = object["units"] as? [[String: Any]]
+        else {
             throw LaunchFailure(log: "berth units failed: \(result)")
         }
         return units.compactMap { $0["id"] as? String }
@@ -21,7 +23,10 @@ import Glibc
         let result = try daemon.files.cli(["units", "--json"])
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         let units = object?["units"] as? [[String: Any]] ?? []
-        return Dictionary(units.compactMap { unit in (unit["holder"] as? String).map { (unit["id"] as! String, $0) } }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(
+            units.compactMap { unit in (unit["holder"] as? String).map { (unit["id"] as! String, $0) } },
+            uniquingKeysWith: { a, _ in a }
+        )
     }
 
     /// Sends SIGHUP and waits for the reload's log line.
@@ -58,7 +63,11 @@ import Glibc
         try daemon.waitUntilAnswering()
         let before = try Self.unitIDs(daemon)
 
-        try "[[units]]\nid = \"cpu-9\"\nkind = \"cpu\"\npool = \"dedicted\"\n".write(toFile: daemon.files.configPath, atomically: true, encoding: .utf8)
+        try "[[units]]\nid = \"cpu-9\"\nkind = \"cpu\"\npool = \"dedicted\"\n".write(
+            toFile: daemon.files.configPath,
+            atomically: true,
+            encoding: .utf8
+        )
         try Self.reload(daemon, expecting: "config reload refused")
         #expect(daemon.log.contains("units[0].pool"), "the log names the problem's key path")
         #expect(daemon.isRunning)

@@ -26,12 +26,20 @@ struct CatalogController: Sendable {
         let list = try await ledger.read { tx -> UnitList in
             let holders = try tx.unitHolders()
             let owners = Dictionary(try tx.liveReservations().map { ($0.name, $0.owner) }, uniquingKeysWith: { a, _ in a })
-            return UnitList(units: try tx.units().map { unit in
-                // Others' reservation names are theirs to see; a unit they hold just shows as taken.
-                let holder = holders[unit.id].map { name in caller.canSee(owner: owners[name] ?? "") ? name : "(another user)" }
-                return UnitView(
-                    id: unit.id, kind: unit.kind, device: unit.device, pool: unit.pool.rawValue, holder: holder, state: hardware.state(of: unit))
-            })
+            return UnitList(
+                units: try tx.units().map { unit in
+                    // Others' reservation names are theirs to see; a unit they hold just shows as taken.
+                    let holder = holders[unit.id].map { name in caller.canSee(owner: owners[name] ?? "") ? name : "(another user)" }
+                    return UnitView(
+                        id: unit.id,
+                        kind: unit.kind,
+                        device: unit.device,
+                        pool: unit.pool.rawValue,
+                        holder: holder,
+                        state: hardware.state(of: unit)
+                    )
+                }
+            )
         }
         return try Requests.json(list)
     }
@@ -60,7 +68,10 @@ struct CatalogController: Sendable {
         func time(_ name: String, default value: Date) throws -> Date {
             guard let text = query[Substring(name)].map(String.init), !text.isEmpty else { return value }
             guard let date = TimeExpression.parse(text, now: now) else {
-                throw APIError.invalid(field: name, "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h or -7d")
+                throw APIError.invalid(
+                    field: name,
+                    "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h or -7d"
+                )
             }
             return date.wholeSeconds
         }
@@ -70,8 +81,12 @@ struct CatalogController: Sendable {
         guard to.timeIntervalSince(from) <= 10 * 366 * 86_400 else { throw APIError.invalid(field: "to", "the window is limited to 10 years") }
         let view = try await ledger.read { tx -> CapacityView in
             let calendar = try tx.snapshot().calendar
-            return CapacityView(from: from, to: to, total: calendar.total,
-                                steps: calendar.steps(from: from, to: to).map { FreeStepView(start: $0.start, end: $0.end, free: $0.free) })
+            return CapacityView(
+                from: from,
+                to: to,
+                total: calendar.total,
+                steps: calendar.steps(from: from, to: to).map { FreeStepView(start: $0.start, end: $0.end, free: $0.free) }
+            )
         }
         return try Requests.json(view)
     }

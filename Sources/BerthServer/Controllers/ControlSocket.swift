@@ -1,5 +1,5 @@
-public import BerthStore
 import BerthCore
+public import BerthStore
 import BerthWire
 public import Foundation
 public import Hummingbird
@@ -23,8 +23,16 @@ public struct ControlServices: Sendable {
     public var idleThreshold: TimeInterval = 86_400
 
     public init(
-        ledger: Ledger, scheduler: Scheduler, callers: CallerDirectory, clock: @escaping @Sendable () -> Date, startedAt: Date,
-        jobs: JobSettings, supervisor: JobSupervisor, serve: ServeSupervisor, meter: InvocationMeter, metrics: DaemonMetrics
+        ledger: Ledger,
+        scheduler: Scheduler,
+        callers: CallerDirectory,
+        clock: @escaping @Sendable () -> Date,
+        startedAt: Date,
+        jobs: JobSettings,
+        supervisor: JobSupervisor,
+        serve: ServeSupervisor,
+        meter: InvocationMeter,
+        metrics: DaemonMetrics
     ) {
         self.ledger = ledger
         self.scheduler = scheduler

@@ -24,11 +24,14 @@ struct HealthController: Sendable {
             let leased = try tx.unitHolders().count
             let live = try tx.liveReservations()
             return HealthView(
-                status: "ok", version: BerthVersion.current, startedAt: self.startedAt,
+                status: "ok",
+                version: BerthVersion.current,
+                startedAt: self.startedAt,
                 uptimeSeconds: Int(now.timeIntervalSince(self.startedAt)),
                 units: .init(dedicated: dedicated, shared: units.count - dedicated, leased: leased, free: dedicated - leased),
                 reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count),
-                ledger: self.ledger.isFull ? .init(full: true, folder: self.ledger.folder) : .init(full: false))
+                ledger: self.ledger.isFull ? .init(full: true, folder: self.ledger.folder) : .init(full: false)
+            )
         }
         var answer = view
         answer.confinement = confinement

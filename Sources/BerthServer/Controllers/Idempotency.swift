@@ -9,7 +9,10 @@ extension CommitGroup {
     /// the two cannot make it act twice. The scheduler runs after `perform`, before the answer
     /// is rendered.
     func respond(
-        to request: Hummingbird.Request, caller: Caller, body: Data, route: String,
+        to request: Hummingbird.Request,
+        caller: Caller,
+        body: Data,
+        route: String,
         perform: @escaping @Sendable (LedgerTransaction) throws -> Change
     ) async throws -> Response {
         let key = request.headers[.init("Idempotency-Key")!]

@@ -93,10 +93,23 @@ struct InvocationsController: Sendable {
                 routes.store(route, for: cacheKey)
             }
         } catch let error as APIError {
-            try? await meter.record(InvocationRecord(
-                at: now, owner: caller.user, target: input.target, reservationID: nil, model: input.target, tier: nil,
-                outcome: .refused, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0, budgetPerMinute: 0),
-                targetResolved: false)
+            try? await meter.record(
+                InvocationRecord(
+                    at: now,
+                    owner: caller.user,
+                    target: input.target,
+                    reservationID: nil,
+                    model: input.target,
+                    tier: nil,
+                    outcome: .refused,
+                    inputTokens: 0,
+                    outputTokens: 0,
+                    latencyMs: 0,
+                    cost: 0,
+                    budgetPerMinute: 0
+                ),
+                targetResolved: false
+            )
             throw error
         }
         let model: Model
@@ -107,10 +120,22 @@ struct InvocationsController: Sendable {
         }
         func refuse(_ error: APIError, outcome: CallOutcome = .refused) async -> APIError {
             // The refusal stands even if its record cannot be written (the meter logs that).
-            try? await meter.record(InvocationRecord(
-                at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: nil,
-                outcome: outcome, inputTokens: 0, outputTokens: 0, latencyMs: 0, cost: 0,
-                budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0))
+            try? await meter.record(
+                InvocationRecord(
+                    at: now,
+                    owner: caller.user,
+                    target: input.target,
+                    reservationID: reservation?.id,
+                    model: model.id,
+                    tier: nil,
+                    outcome: outcome,
+                    inputTokens: 0,
+                    outputTokens: 0,
+                    latencyMs: 0,
+                    cost: 0,
+                    budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0
+                )
+            )
             return error
         }
 
@@ -118,7 +143,12 @@ struct InvocationsController: Sendable {
         var imageURL: String?
         if let image = input.image {
             guard model.inputModalities.contains(.image) else {
-                throw await refuse(APIError(.unsupportedModality, "\(model.id) takes \(model.inputModalities.map(\.rawValue).joined(separator: ", ")) input, not images; leave out the image or choose a model that takes images"))
+                throw await refuse(
+                    APIError(
+                        .unsupportedModality,
+                        "\(model.id) takes \(model.inputModalities.map(\.rawValue).joined(separator: ", ")) input, not images; leave out the image or choose a model that takes images"
+                    )
+                )
             }
             guard let bytes = Data(base64Encoded: image) else { throw await refuse(APIError.invalid(field: "image", "is not base64")) }
             guard let format = ImageFormat(bytes: bytes) else {
@@ -126,7 +156,8 @@ struct InvocationsController: Sendable {
             }
             imageURL = "data:\(format.mediaType);base64,\(image)"
         }
-        let maxTokens: Int, estimate: Int
+        let maxTokens: Int
+        let estimate: Int
         switch CallRules.size(maxTokens: input.maxTokens, promptTokens: DatasetCheck.tokenCount(input.prompt), model: model) {
         case .success(let size): (maxTokens, estimate) = size
         case .failure(let problem): throw await refuse(APIError(problem))
@@ -141,14 +172,26 @@ struct InvocationsController: Sendable {
             case .granted:
                 charged = estimate
             case .tooLarge:
-                throw await refuse(APIError.invalid(field: "max_tokens", "\(estimate) tokens (prompt + max_tokens) is more than '\(r.name)' can serve in a minute (\(budget)); lower max_tokens or add model units"))
+                throw await refuse(
+                    APIError.invalid(
+                        field: "max_tokens",
+                        "\(estimate) tokens (prompt + max_tokens) is more than '\(r.name)' can serve in a minute (\(budget)); lower max_tokens or add model units"
+                    )
+                )
             case .throttled(let wait):
                 if CallRules.spillsOver(r, model: model) {
                     // Over budget: this reservation asked for overflow to go to the on-demand pool.
                     tier = .onDemand
                 } else {
                     let seconds = max(1, Int(wait.rounded(.up)))
-                    throw await refuse(APIError(.throttled, "'\(r.name)' is over its \(budget) tokens per minute; retry after \(seconds) s, or add model units with berth update \(r.name) --units N", retryAfterSeconds: seconds), outcome: .throttled)
+                    throw await refuse(
+                        APIError(
+                            .throttled,
+                            "'\(r.name)' is over its \(budget) tokens per minute; retry after \(seconds) s, or add model units with berth update \(r.name) --units N",
+                            retryAfterSeconds: seconds
+                        ),
+                        outcome: .throttled
+                    )
                 }
             }
         }
@@ -165,7 +208,14 @@ struct InvocationsController: Sendable {
         }
         guard let port else {
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds", retryAfterSeconds: 2), outcome: .failed)
+            throw await refuse(
+                APIError(
+                    .invalidState,
+                    "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds",
+                    retryAfterSeconds: 2
+                ),
+                outcome: .failed
+            )
         }
         let completion: (text: String, finish: String?, input: Int, output: Int)
         do {
@@ -174,7 +224,14 @@ struct InvocationsController: Sendable {
             // The supervisor looks at it now rather than at its next pass.
             serve.wake()
             if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(APIError(.invalidState, "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds", retryAfterSeconds: 2), outcome: .failed)
+            throw await refuse(
+                APIError(
+                    .invalidState,
+                    "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds",
+                    retryAfterSeconds: 2
+                ),
+                outcome: .failed
+            )
         }
         if let r = reservation, charged > 0 {
             limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())
@@ -184,19 +241,45 @@ struct InvocationsController: Sendable {
         let cost = CallRules.cost(tier: tier, inputTokens: completion.input, outputTokens: completion.output, price: model.price)
         // Group commit: the call is answered once its record is in the ledger, with others'.
         do {
-            try await meter.record(InvocationRecord(
-                at: now, owner: caller.user, target: input.target, reservationID: reservation?.id, model: model.id, tier: tier,
-                outcome: .served, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost,
-                budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0))
+            try await meter.record(
+                InvocationRecord(
+                    at: now,
+                    owner: caller.user,
+                    target: input.target,
+                    reservationID: reservation?.id,
+                    model: model.id,
+                    tier: tier,
+                    outcome: .served,
+                    inputTokens: completion.input,
+                    outputTokens: completion.output,
+                    latencyMs: latency,
+                    cost: cost,
+                    budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0
+                )
+            )
         } catch let error as LedgerFullError {
             // The meter keeps the record and writes it once there is room: the call is billed.
-            throw APIError(.ledgerFull, "the ledger's disk is full: free space on \(error.folder); the call was served, and its record waits in berthd until it can be written")
+            throw APIError(
+                .ledgerFull,
+                "the ledger's disk is full: free space on \(error.folder); the call was served, and its record waits in berthd until it can be written"
+            )
         } catch {
             throw APIError(.internal, "the call was served but its record could not be written to the ledger; the daemon's log has the details")
         }
-        return try Requests.json(InvokeResponse(
-            target: input.target, reservation: reservation?.name, model: model.id, servedBy: tier.rawValue, output: completion.text,
-            finishReason: completion.finish, inputTokens: completion.input, outputTokens: completion.output, latencyMs: latency, cost: cost))
+        return try Requests.json(
+            InvokeResponse(
+                target: input.target,
+                reservation: reservation?.name,
+                model: model.id,
+                servedBy: tier.rawValue,
+                output: completion.text,
+                finishReason: completion.finish,
+                inputTokens: completion.input,
+                outputTokens: completion.output,
+                latencyMs: latency,
+                cost: cost
+            )
+        )
     }
 
     func resolve(_ target: String, caller: Caller) async throws -> Route {
@@ -206,10 +289,16 @@ struct InvocationsController: Sendable {
                     throw APIError(.forbidden, "reservation '\(target)' belongs to another user; invoke through your own")
                 }
                 guard r.status == .active else {
-                    throw APIError(.invalidState, "reservation '\(target)' is \(r.status.rawValue)\(r.waiting ? " (waiting for capacity)" : ""); calls are served only while it is active")
+                    throw APIError(
+                        .invalidState,
+                        "reservation '\(target)' is \(r.status.rawValue)\(r.waiting ? " (waiting for capacity)" : ""); calls are served only while it is active"
+                    )
                 }
                 guard r.purpose == .inference else {
-                    throw APIError(.invalidState, "reservation '\(target)' is for training; invoke through an inference reservation (berth reserve NAME --model \(r.model) --units 1 --purpose inference)")
+                    throw APIError(
+                        .invalidState,
+                        "reservation '\(target)' is for training; invoke through an inference reservation (berth reserve NAME --model \(r.model) --units 1 --purpose inference)"
+                    )
                 }
                 guard let model = try tx.model(id: r.model) else {
                     throw APIError(.invalidState, "reservation '\(target)' is for \(r.model), which is no longer in the catalog")
@@ -220,10 +309,16 @@ struct InvocationsController: Sendable {
                 throw APIError(.notFound, "no reservation or model '\(target)'; `berth reservations` and `berth models` list them")
             }
             if model.isCustom {
-                throw APIError(.onDemandNotSupported, "\(model.id) is a custom model, and custom models are never served on demand: create an inference reservation for it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through it with berth invoke NAME --prompt …")
+                throw APIError(
+                    .onDemandNotSupported,
+                    "\(model.id) is a custom model, and custom models are never served on demand: create an inference reservation for it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through it with berth invoke NAME --prompt …"
+                )
             }
             guard model.onDemand else {
-                throw APIError(.onDemandNotSupported, "\(model.id) is not offered on demand: reserve it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through the reservation")
+                throw APIError(
+                    .onDemandNotSupported,
+                    "\(model.id) is not offered on demand: reserve it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through the reservation"
+                )
             }
             return .onDemand(model)
         }
@@ -233,23 +328,39 @@ struct InvocationsController: Sendable {
     /// server and TGI share; a call with an image goes to `POST /v1/chat/completions` instead,
     /// the image as a `data:` URL in the user's message, the one shape in which those servers
     /// all take images.
-    func complete(port: Int, model: String, prompt: String, maxTokens: Int, imageURL: String?)
+    func complete(
+        port: Int,
+        model: String,
+        prompt: String,
+        maxTokens: Int,
+        imageURL: String?
+    )
         async throws -> (text: String, finish: String?, input: Int, output: Int)
     {
         let path: String
         let body: Data
         if let imageURL {
             path = "/v1/chat/completions"
-            body = try JSONEncoder().encode(ChatCompletionRequestBody(
-                model: model, messages: [.init(content: [.text(prompt), .image(url: imageURL)])], maxTokens: maxTokens))
+            body = try JSONEncoder().encode(
+                ChatCompletionRequestBody(
+                    model: model,
+                    messages: [.init(content: [.text(prompt), .image(url: imageURL)])],
+                    maxTokens: maxTokens
+                )
+            )
         } else {
             path = "/v1/completions"
             body = try JSONEncoder().encode(CompletionRequestBody(model: model, prompt: prompt, maxTokens: maxTokens))
         }
         let response: BerthClient.Response
         do {
-            response = try await serveClient.send(port: port, method: "POST", path: path, body: body,
-                                                  headers: [("Content-Type", "application/json")])
+            response = try await serveClient.send(
+                port: port,
+                method: "POST",
+                path: path,
+                body: body,
+                headers: [("Content-Type", "application/json")]
+            )
         } catch {
             serveClient.forget(port: port)
             throw error
@@ -257,7 +368,9 @@ struct InvocationsController: Sendable {
         guard response.status == 200 else {
             throw APIError(.internal, "serve process answered \(response.status) to \(path)")
         }
-        let text: String, finish: String?, usage: CompletionUsage?
+        let text: String
+        let finish: String?
+        let usage: CompletionUsage?
         if imageURL != nil {
             let answer = try JSONDecoder().decode(ChatCompletionResponse.self, from: response.body)
             (text, finish, usage) = (answer.choices.first?.message.content ?? "", answer.choices.first?.finishReason, answer.usage)

@@ -2,9 +2,9 @@ import BerthCore
 import BerthStore
 import BerthWire
 import Foundation
-import NIOPosix
 import Hummingbird
 import NIOCore
+import NIOPosix
 
 /// `/v1/jobs`: submit, list, show, stop, and a job's events and log.
 struct JobsController: Sendable {
@@ -39,50 +39,74 @@ struct JobsController: Sendable {
         let priority = input.priority ?? 0
         try refuse(SubmissionRules.priorityProblem(priority))
         if let units = input.modelUnits { try checkModelUnits(units) }
-        let given: Set<String> = Set([
-            ("model_name", input.modelName != nil), ("epochs", input.epochs != nil), ("batch_size", input.batchSize != nil),
-            ("learning_rate", input.learningRate != nil), ("warmup_steps", input.warmupSteps != nil),
-            ("validation_data", input.validationData != nil),
-        ].filter(\.1).map(\.0))
+        let given: Set<String> = Set(
+            [
+                ("model_name", input.modelName != nil), ("epochs", input.epochs != nil), ("batch_size", input.batchSize != nil),
+                ("learning_rate", input.learningRate != nil), ("warmup_steps", input.warmupSteps != nil),
+                ("validation_data", input.validationData != nil),
+            ].filter(\.1).map(\.0)
+        )
         try refuse(SubmissionRules.fieldProblem(kind: kind, given: given))
         if let name = input.modelName { try refuse(SubmissionRules.modelNameProblem(name)) }
 
         // 2. The reservation and its model decide what the job may be.
         //    What the ledger last committed, from memory if a read put it there; the write
         //    below checks the reservation again.
-        let (reservation, model) = try ledger.committedReservation(named: input.reservation) ?? ledger.readNow { tx in
-            let r = try tx.visibleReservation(input.reservation, caller: caller)
-            guard let model = try tx.model(id: r.model) else {
-                throw APIError(.invalidState, "reservation '\(r.name)' is for \(r.model), which is no longer in the catalog")
+        let (reservation, model) =
+            try ledger.committedReservation(named: input.reservation)
+            ?? ledger.readNow { tx in
+                let r = try tx.visibleReservation(input.reservation, caller: caller)
+                guard let model = try tx.model(id: r.model) else {
+                    throw APIError(.invalidState, "reservation '\(r.name)' is for \(r.model), which is no longer in the catalog")
+                }
+                return (r, model)
             }
-            return (r, model)
-        }
         try caller.checkCanSee(reservation)
         guard !reservation.status.isTerminal else {
-            throw APIError(.invalidState, "reservation '\(reservation.name)' is \(reservation.status.rawValue); submit to a pending or active reservation")
+            throw APIError(
+                .invalidState,
+                "reservation '\(reservation.name)' is \(reservation.status.rawValue); submit to a pending or active reservation"
+            )
         }
         guard reservation.owner == caller.user else {
             throw APIError(.forbidden, "reservation '\(reservation.name)' belongs to \(reservation.owner); jobs run only on your own reservations")
         }
         guard reservation.purpose == kind.purpose else {
-            throw APIError.invalid(field: "reservation", "'\(reservation.name)' is a \(reservation.purpose.rawValue) reservation; a \(kind.rawValue) job needs a \(kind.purpose.rawValue) reservation")
+            throw APIError.invalid(
+                field: "reservation",
+                "'\(reservation.name)' is a \(reservation.purpose.rawValue) reservation; a \(kind.rawValue) job needs a \(kind.purpose.rawValue) reservation"
+            )
         }
         if let customization = kind.customization {
             guard !model.isCustom else {
-                throw APIError.invalid(field: "reservation", "'\(reservation.name)' is for the custom model \(model.id); customization jobs run on a reservation of its base model")
+                throw APIError.invalid(
+                    field: "reservation",
+                    "'\(reservation.name)' is for the custom model \(model.id); customization jobs run on a reservation of its base model"
+                )
             }
             guard model.customizations.contains(customization) else {
-                throw APIError.invalid(field: "kind", "\(model.id) does not accept \(kind.rawValue); it accepts \(model.customizations.isEmpty ? "no customization" : model.customizations.map(\.rawValue).joined(separator: ", "))")
+                throw APIError.invalid(
+                    field: "kind",
+                    "\(model.id) does not accept \(kind.rawValue); it accepts \(model.customizations.isEmpty ? "no customization" : model.customizations.map(\.rawValue).joined(separator: ", "))"
+                )
             }
         }
         let modelUnits = input.modelUnits ?? reservation.modelUnits
         guard modelUnits <= reservation.modelUnits else {
-            throw APIError.invalid(field: "model_units", "\(modelUnits) is more than the \(reservation.modelUnits) model units of '\(reservation.name)'")
+            throw APIError.invalid(
+                field: "model_units",
+                "\(modelUnits) is more than the \(reservation.modelUnits) model units of '\(reservation.name)'"
+            )
         }
         var hyperparameters: HyperparameterValues?
         if kind != .batchInference {
             switch SubmissionRules.hyperparameters(
-                epochs: input.epochs, batchSize: input.batchSize, learningRate: input.learningRate, warmupSteps: input.warmupSteps, model: model) {
+                epochs: input.epochs,
+                batchSize: input.batchSize,
+                learningRate: input.learningRate,
+                warmupSteps: input.warmupSteps,
+                model: model
+            ) {
             case .success(let values): hyperparameters = values
             case .failure(let problems): throw APIError(.invalidArgument, problems.description)
             }
@@ -119,11 +143,30 @@ struct JobsController: Sendable {
             if let name = input.modelName, try tx.modelIDTaken(name) || tx.customModelNamePending(name) {
                 throw APIError(.nameTaken, "a model named '\(name)' exists or is being made; choose another --model-name")
             }
-            var record = try tx.insert(JobRecord(
-                name: input.name, owner: caller.user, kind: kind, reservationId: reservation.id, model: model.id,
-                baseModel: model.family, priority: priority, modelUnits: modelUnits, unitsNeeded: modelUnits * model.unitsPerModelUnit,
-                hyperparameters: chosen, data: data, validationData: validation, output: output, modelName: input.modelName,
-                seed: 42, submittedAt: now, logPath: "", callerUid: caller.uid, callerGid: caller.gid), reservationName: live.name)
+            var record = try tx.insert(
+                JobRecord(
+                    name: input.name,
+                    owner: caller.user,
+                    kind: kind,
+                    reservationId: reservation.id,
+                    model: model.id,
+                    baseModel: model.family,
+                    priority: priority,
+                    modelUnits: modelUnits,
+                    unitsNeeded: modelUnits * model.unitsPerModelUnit,
+                    hyperparameters: chosen,
+                    data: data,
+                    validationData: validation,
+                    output: output,
+                    modelName: input.modelName,
+                    seed: 42,
+                    submittedAt: now,
+                    logPath: "",
+                    callerUid: caller.uid,
+                    callerGid: caller.gid
+                ),
+                reservationName: live.name
+            )
             record.logPath = settings.logPath(jobID: record.id!)
             try tx.setJobLogPath(record.id!, record.logPath)
             // Counted in this transaction (group-committed submissions run one after another
@@ -131,17 +174,22 @@ struct JobsController: Sendable {
             // The new job counts as queued: the scheduler runs for the batch afterwards.
             let cap = settings.limits.maxQueuedJobsPerUser
             if try tx.queuedJobCount(owner: caller.user) > cap {
-                throw APIError(.tooManyQueuedJobs, """
+                throw APIError(
+                    .tooManyQueuedJobs,
+                    """
                     you already have \(cap) jobs queued, the most one user may ([limits] max_queued_jobs_per_user); \
                     wait for some to start, or stop queued ones with berth stop ID (berth jobs lists them)
-                    """)
+                    """
+                )
             }
             // The scheduler runs before the answer is rendered: a job that fits is answered running.
             let submitted = record
             return Change(status: 201) { tx in
                 var job = submitted
                 if let placed = try tx.placement(jobID: submitted.id!) {
-                    job.status = placed.status; job.units = placed.units; job.startedAt = placed.startedAt
+                    job.status = placed.status
+                    job.units = placed.units
+                    job.startedAt = placed.startedAt
                 }
                 // No metrics yet: a job's runner starts only after this batch commits.
                 return Self.jobView(job, reservationName: live.name, metrics: [])
@@ -167,7 +215,10 @@ struct JobsController: Sendable {
         case .data(let data):
             contents = data
         case .tooLarge(let bytes):
-            throw APIError.invalid(field: field, "\(path) is \(bytes) bytes, over the config's limit of \(settings.limits.maxDataFileBytes); split the dataset")
+            throw APIError.invalid(
+                field: field,
+                "\(path) is \(bytes) bytes, over the config's limit of \(settings.limits.maxDataFileBytes); split the dataset"
+            )
         case .unreadable:
             throw APIError.invalid(field: field, "\(path): cannot read it")
         }
@@ -184,8 +235,13 @@ struct JobsController: Sendable {
     func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         let query = try ListingQuery(
-            request.uri.queryParameters, path: "/v1/jobs", what: "jobs", filters: ["status", "reservation", "kind"],
-            caller: caller, now: now)
+            request.uri.queryParameters,
+            path: "/v1/jobs",
+            what: "jobs",
+            filters: ["status", "reservation", "kind"],
+            caller: caller,
+            now: now
+        )
         let reservation = query.text("reservation")
         if let reservation {
             do {
@@ -195,8 +251,12 @@ struct JobsController: Sendable {
             }
         }
         let filter = JobFilter(
-            statuses: try query.values("status", "a job status"), reservation: reservation, owner: query.owner,
-            kind: try query.value("kind", "a job kind"), since: query.since)
+            statuses: try query.values("status", "a job status"),
+            reservation: reservation,
+            owner: query.owner,
+            kind: try query.value("kind", "a job kind"),
+            since: query.since
+        )
         let list = try await ledger.read { tx in
             let page = try tx.jobs(filter, before: query.before, limit: query.limit)
             var names: [Int64: String] = [:]
@@ -272,7 +332,8 @@ struct JobsController: Sendable {
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; charset=utf-8", .init("Berth-Log-Size")!: String(size)],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+        )
     }
 
     static func jobID(_ context: BerthRequestContext) throws -> Int64 {
@@ -301,13 +362,32 @@ struct JobsController: Sendable {
 
     static func jobView(_ job: JobRecord, reservationName name: String, metrics shown: [MetricPoint]) -> JobView {
         JobView(
-            id: job.id!, name: job.name, owner: job.owner, kind: job.kind.rawValue, reservation: name, model: job.model, status: job.status.rawValue,
-            reason: job.reason, progress: job.progress, priority: job.priority, modelUnits: job.modelUnits, units: job.units,
+            id: job.id!,
+            name: job.name,
+            owner: job.owner,
+            kind: job.kind.rawValue,
+            reservation: name,
+            model: job.model,
+            status: job.status.rawValue,
+            reason: job.reason,
+            progress: job.progress,
+            priority: job.priority,
+            modelUnits: job.modelUnits,
+            units: job.units,
             hyperparameters: job.hyperparameters,
-            data: job.data, validationData: job.validationData, output: job.output, modelName: job.modelName,
-            submittedAt: job.submittedAt, startedAt: job.startedAt, endedAt: job.endedAt, exitStatus: job.exitStatus,
-            busyUnitSeconds: job.busyUnitSeconds, inputTokens: job.inputTokens, outputTokens: job.outputTokens,
-            metrics: shown.map { MetricPointView(step: $0.step, epoch: $0.epoch, trainingLoss: $0.trainingLoss, validationLoss: $0.validationLoss) })
-            .with(cpuSeconds: job.cpuSeconds, peakMemoryBytes: job.peakMemoryBytes)
+            data: job.data,
+            validationData: job.validationData,
+            output: job.output,
+            modelName: job.modelName,
+            submittedAt: job.submittedAt,
+            startedAt: job.startedAt,
+            endedAt: job.endedAt,
+            exitStatus: job.exitStatus,
+            busyUnitSeconds: job.busyUnitSeconds,
+            inputTokens: job.inputTokens,
+            outputTokens: job.outputTokens,
+            metrics: shown.map { MetricPointView(step: $0.step, epoch: $0.epoch, trainingLoss: $0.trainingLoss, validationLoss: $0.validationLoss) }
+        )
+        .with(cpuSeconds: job.cpuSeconds, peakMemoryBytes: job.peakMemoryBytes)
     }
 }

@@ -38,7 +38,10 @@ struct ReservationsController: Sendable {
         let commitment = try enumField(Commitment.self, input.commitment ?? Commitment.none.rawValue, field: "commitment")
         let duration: TimeInterval? = try input.duration.map { text in
             guard commitment == .none else {
-                throw APIError.invalid(field: "duration", "a \(commitment.rawValue) commitment sets the end itself; leave out duration or use commitment none")
+                throw APIError.invalid(
+                    field: "duration",
+                    "a \(commitment.rawValue) commitment sets the end itself; leave out duration or use commitment none"
+                )
             }
             guard let value = TimeExpression.parseDuration(text), value >= 1 else {
                 throw APIError.invalid(field: "duration", "'\(text)' is not a duration: use a whole number and a unit, such as 90s, 30m, 8h or 2d")
@@ -59,22 +62,54 @@ struct ReservationsController: Sendable {
             }
             // 3. Admission against the capacity calendar.
             let admission = Planner.admit(
-                units: units, start: start, commitment: commitment, duration: duration, wait: wait,
-                calendar: try tx.snapshot().calendar, now: now)
+                units: units,
+                start: start,
+                commitment: commitment,
+                duration: duration,
+                wait: wait,
+                calendar: try tx.snapshot().calendar,
+                now: now
+            )
             let reservation: Reservation
             switch admission {
             case .refuse(let refusal):
                 throw Self.capacityError(refusal, start: start, end: Reservation.end(start: start, commitment: commitment, duration: duration))
             case .admit(let admittedStart, let end):
                 reservation = Reservation(
-                    id: 0, name: input.name, owner: caller.user, model: model.id, purpose: purpose, modelUnits: input.modelUnits,
-                    units: units, commitment: commitment, start: admittedStart, end: end, duration: duration, status: .pending,
-                    waiting: false, spillover: spillover, createdAt: now)
+                    id: 0,
+                    name: input.name,
+                    owner: caller.user,
+                    model: model.id,
+                    purpose: purpose,
+                    modelUnits: input.modelUnits,
+                    units: units,
+                    commitment: commitment,
+                    start: admittedStart,
+                    end: end,
+                    duration: duration,
+                    status: .pending,
+                    waiting: false,
+                    spillover: spillover,
+                    createdAt: now
+                )
             case .queue:
                 reservation = Reservation(
-                    id: 0, name: input.name, owner: caller.user, model: model.id, purpose: purpose, modelUnits: input.modelUnits,
-                    units: units, commitment: commitment, start: start, end: nil, duration: duration, status: .pending,
-                    waiting: true, spillover: spillover, createdAt: now)
+                    id: 0,
+                    name: input.name,
+                    owner: caller.user,
+                    model: model.id,
+                    purpose: purpose,
+                    modelUnits: input.modelUnits,
+                    units: units,
+                    commitment: commitment,
+                    start: start,
+                    end: nil,
+                    duration: duration,
+                    status: .pending,
+                    waiting: true,
+                    spillover: spillover,
+                    createdAt: now
+                )
             }
             let inserted = try tx.insert(reservation)
             // 4. The scheduler runs before the answer is rendered, in the same transaction: one
@@ -87,7 +122,8 @@ struct ReservationsController: Sendable {
         // An inference reservation is reported active only once its serve process answers:
         // wait for it (or for its failure) before answering.
         if purpose == .inference, let made = try await ledger.read({ tx in try tx.reservation(named: input.name) }),
-           made.status == .active, made.owner == caller.user {
+            made.status == .active, made.owner == caller.user
+        {
             _ = await serve.port(for: .reservation(made.id))
             let view = try await ledger.read { tx in try Views.reservation(try tx.reservation(id: made.id) ?? made, in: tx) }
             return try Requests.json(await presented(view, id: made.id), status: .created)
@@ -116,11 +152,19 @@ struct ReservationsController: Sendable {
     func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         let query = try ListingQuery(
-            request.uri.queryParameters, path: "/v1/reservations", what: "reservations", filters: ["status", "purpose"],
-            caller: caller, now: now)
+            request.uri.queryParameters,
+            path: "/v1/reservations",
+            what: "reservations",
+            filters: ["status", "purpose"],
+            caller: caller,
+            now: now
+        )
         let filter = ReservationFilter(
-            statuses: try query.values("status", "a reservation status"), owner: query.owner,
-            purpose: try query.value("purpose", "a purpose"), since: query.since)
+            statuses: try query.values("status", "a reservation status"),
+            owner: query.owner,
+            purpose: try query.value("purpose", "a purpose"),
+            since: query.since
+        )
         let (rows, more, lastID) = try await ledger.read { tx in
             let page = try tx.reservations(filter, before: query.before, limit: query.limit)
             return (try page.items.map { ($0.id, try Views.reservation($0, in: tx)) }, page.more, page.items.last?.id)
@@ -140,8 +184,12 @@ struct ReservationsController: Sendable {
             if r.purpose == .inference {
                 let counts = try tx.invocationCounts(reservationID: r.id)
                 view.invocations = InvocationCountsView(
-                    calls: counts.calls, served: counts.served, throttled: counts.throttled,
-                    inputTokens: counts.inputTokens, outputTokens: counts.outputTokens)
+                    calls: counts.calls,
+                    served: counts.served,
+                    throttled: counts.throttled,
+                    inputTokens: counts.inputTokens,
+                    outputTokens: counts.outputTokens
+                )
                 view.serveRestarts = try tx.serveRestarts(reservationID: r.id)
             }
             return (r.id, view)
@@ -178,7 +226,10 @@ struct ReservationsController: Sendable {
             if let modelID = input.model, modelID != r.model {
                 let target = try tx.visibleModel(modelID, caller: caller)
                 guard target.family == model.family else {
-                    throw APIError.invalid(field: "model", "'\(modelID)' is not of the same base as '\(r.model)' (\(model.family)); a reservation can only move within its base model's family")
+                    throw APIError.invalid(
+                        field: "model",
+                        "'\(modelID)' is not of the same base as '\(r.model)' (\(model.family)); a reservation can only move within its base model's family"
+                    )
                 }
                 try refuse(ReservationRules.purposeProblem(r.purpose, model: target, spillover: r.spillover))
                 r.model = target.id
@@ -186,11 +237,17 @@ struct ReservationsController: Sendable {
             }
             if let modelUnits = input.modelUnits, modelUnits != r.modelUnits {
                 guard modelUnits > r.modelUnits else {
-                    throw APIError.invalid(field: "model_units", "units are never taken away mid-term: \(r.modelUnits) is the least this reservation can have; release it and reserve again for fewer")
+                    throw APIError.invalid(
+                        field: "model_units",
+                        "units are never taken away mid-term: \(r.modelUnits) is the least this reservation can have; release it and reserve again for fewer"
+                    )
                 }
                 let units = modelUnits * model.unitsPerModelUnit
                 if let refusal = Planner.admitGrowth(r, to: units, calendar: try tx.snapshot().calendar, now: now) {
-                    throw APIError(.insufficientCapacity, "adding \(refusal.needed) units needs them free until \(r.end.map(TimeExpression.format) ?? "the open end"), but only \(refusal.free) of \(refusal.total) dedicated units are; ask for fewer model units")
+                    throw APIError(
+                        .insufficientCapacity,
+                        "adding \(refusal.needed) units needs them free until \(r.end.map(TimeExpression.format) ?? "the open end"), but only \(refusal.free) of \(refusal.total) dedicated units are; ask for fewer model units"
+                    )
                 }
                 r.modelUnits = modelUnits
                 r.units = units
@@ -200,9 +257,13 @@ struct ReservationsController: Sendable {
             return Change(status: 200) { tx in try Views.reservation(try tx.reservation(id: updated.id) ?? updated, in: tx) }
         }.encoded()
         let view = try Wire.decoder().decode(ReservationView.self, from: answer.body)
-        context.logger.info("updated", metadata: [
-            "reservation": "\(name)", "name": "\(view.name)", "model": "\(view.model)", "model_units": "\(view.modelUnits)", "by": "\(caller.user)",
-        ])
+        context.logger.info(
+            "updated",
+            metadata: [
+                "reservation": "\(name)", "name": "\(view.name)", "model": "\(view.model)", "model_units": "\(view.modelUnits)",
+                "by": "\(caller.user)",
+            ]
+        )
         changed()
         return Requests.respond(status: answer.status, body: answer.body)
     }
@@ -220,7 +281,10 @@ struct ReservationsController: Sendable {
             case .alreadyFinished(let status):
                 throw APIError(.invalidState, "reservation '\(name)' is already \(status.rawValue)")
             case .commitmentActive(let until):
-                throw APIError(.commitmentActive, "reservation '\(name)' has a \(r.commitment.rawValue) commitment until \(TimeExpression.format(until)); it cannot be released before then and expires by itself at that time")
+                throw APIError(
+                    .commitmentActive,
+                    "reservation '\(name)' has a \(r.commitment.rawValue) commitment until \(TimeExpression.format(until)); it cannot be released before then and expires by itself at that time"
+                )
             case .release(let at):
                 try tx.finish(reservationID: r.id, status: .deleted, at: at, reason: "released by \(caller.user)")
             }
@@ -250,7 +314,10 @@ struct ReservationsController: Sendable {
         // once made a reservation that SQLite stored and could not read back (a 500).
         let latest = now.addingTimeInterval(maxAdvanceSeconds)
         if start > latest {
-            throw APIError.invalid(field: "start", "\(TimeExpression.format(start)) is more than 10 years ahead; start by \(TimeExpression.format(latest))")
+            throw APIError.invalid(
+                field: "start",
+                "\(TimeExpression.format(start)) is more than 10 years ahead; start by \(TimeExpression.format(latest))"
+            )
         }
         return max(start, now)
     }
@@ -259,7 +326,8 @@ struct ReservationsController: Sendable {
         let window = "from \(TimeExpression.format(start)) \(end.map { "to \(TimeExpression.format($0))" } ?? "on, open-ended")"
         var message = "needs \(refusal.needed) dedicated units \(window), but only \(refusal.free) of \(refusal.total) are free over that window; "
         if let earliest = refusal.earliestStart {
-            message += "the earliest start that fits is \(TimeExpression.format(earliest)) (--start \(TimeExpression.format(earliest))); or ask for fewer units, or --wait to queue"
+            message +=
+                "the earliest start that fits is \(TimeExpression.format(earliest)) (--start \(TimeExpression.format(earliest))); or ask for fewer units, or --wait to queue"
         } else if refusal.needed > refusal.total {
             message += "it can never fit: the pool has \(refusal.total) dedicated units; ask for fewer model units"
         } else {

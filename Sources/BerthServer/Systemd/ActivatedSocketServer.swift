@@ -24,8 +24,14 @@ public struct ActivatedSocketServer: Service {
     /// Called once connections are being accepted.
     public let onServerRunning: @Sendable () async -> Void
 
-    public init(socket: ListeningSocket, router: Router<BerthRequestContext>, callers: CallerDirectory, connections: ConnectionPolicy,
-                logger: Logger, onServerRunning: @escaping @Sendable () async -> Void = {}) {
+    public init(
+        socket: ListeningSocket,
+        router: Router<BerthRequestContext>,
+        callers: CallerDirectory,
+        connections: ConnectionPolicy,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable () async -> Void = {}
+    ) {
         self.socket = socket
         self.responder = router.buildResponder()
         self.callers = callers
@@ -38,21 +44,25 @@ public struct ActivatedSocketServer: Service {
         let logger = self.logger
         let responder = self.responder
         let serverName = "berthd/\(BerthVersion.current)"
-        let connections = CallerIdentifyingChannel(inner: HTTP1Channel(
-            responder: { request, responseWriter, channel in
-                let context = BerthRequestContext(source: .init(channel: channel, logger: logger))
-                var response: Response
-                do {
-                    response = try await responder.respond(to: request, context: context)
-                } catch {
-                    // The router's error middleware answers every APIError; this is a last resort.
-                    logger.error("unhandled error", metadata: ["error": "\(error)"])
-                    response = Response(status: .internalServerError)
-                }
-                response.headers[.server] = serverName
-                try await responseWriter.write(response: response.head, body: response.body)
-            },
-            configuration: connections.http1Configuration(logger: logger)), callers: callers)
+        let connections = CallerIdentifyingChannel(
+            inner: HTTP1Channel(
+                responder: { request, responseWriter, channel in
+                    let context = BerthRequestContext(source: .init(channel: channel, logger: logger))
+                    var response: Response
+                    do {
+                        response = try await responder.respond(to: request, context: context)
+                    } catch {
+                        // The router's error middleware answers every APIError; this is a last resort.
+                        logger.error("unhandled error", metadata: ["error": "\(error)"])
+                        response = Response(status: .internalServerError)
+                    }
+                    response.headers[.server] = serverName
+                    try await responseWriter.write(response: response.head, body: response.body)
+                },
+                configuration: connections.http1Configuration(logger: logger)
+            ),
+            callers: callers
+        )
 
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)

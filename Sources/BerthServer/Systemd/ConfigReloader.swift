@@ -6,6 +6,7 @@ public import Foundation
 public import Logging
 import NIOPosix
 public import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,9 +68,11 @@ public struct CatalogReload: Sendable, Equatable {
         }
         let finalIDs = Set(units.map(\.id))
         return CatalogReload(
-            units: units, kept: kept,
+            units: units,
+            kept: kept,
             added: units.map(\.id).filter { currentByID[$0] == nil },
-            removed: current.map(\.id).filter { !finalIDs.contains($0) })
+            removed: current.map(\.id).filter { !finalIDs.contains($0) }
+        )
     }
 }
 
@@ -92,8 +95,15 @@ public final class ConfigReloader: Service, Sendable {
 
     /// Starts catching SIGHUP at once (its default action would end the process), before the
     /// service runs.
-    public init(config: DaemonConfig, ledger: Ledger, scheduler: Scheduler, systemd: SystemdLink?,
-                clock: @escaping @Sendable () -> Date, logger: Logger, hardware: UnitDirectory? = nil) async {
+    public init(
+        config: DaemonConfig,
+        ledger: Ledger,
+        scheduler: Scheduler,
+        systemd: SystemdLink?,
+        clock: @escaping @Sendable () -> Date,
+        logger: Logger,
+        hardware: UnitDirectory? = nil
+    ) async {
         self.configPath = config.sourcePath
         self.hardware = hardware
         self.ledger = ledger
@@ -129,8 +139,10 @@ public final class ConfigReloader: Service, Sendable {
             loaded = try DaemonConfig.load(path: configPath)
         } catch {
             // One line per problem: a journal entry each, all at error priority.
-            logger.error("config reload refused, still running on the previous config; fix \(configPath) (`berthd check-config --config \(configPath)` lists the problems) and reload again",
-                         metadata: ["problems": "\(error.problems.count)"])
+            logger.error(
+                "config reload refused, still running on the previous config; fix \(configPath) (`berthd check-config --config \(configPath)` lists the problems) and reload again",
+                metadata: ["problems": "\(error.problems.count)"]
+            )
             for problem in error.problems {
                 logger.error("config problem: \(problem)")
             }
@@ -158,19 +170,26 @@ public final class ConfigReloader: Service, Sendable {
             let (reload, modelsBefore, modelsAfter, liveModels) = outcome
             hardware?.replace(with: fresh.units)
             for kept in reload.kept {
-                logger.warning("unit kept although the config \(kept.reason == .dropped ? "drops it" : "moves it to another pool"): reservation '\(kept.holder)' holds it; it leaves when the lease ends and the config is reloaded again",
-                               metadata: ["unit": "\(kept.unit)", "reservation": "\(kept.holder)"])
+                logger.warning(
+                    "unit kept although the config \(kept.reason == .dropped ? "drops it" : "moves it to another pool"): reservation '\(kept.holder)' holds it; it leaves when the lease ends and the config is reloaded again",
+                    metadata: ["unit": "\(kept.unit)", "reservation": "\(kept.holder)"]
+                )
             }
             for model in modelsBefore.subtracting(modelsAfter).sorted() where liveModels.contains(model) {
-                logger.warning("model dropped from the config still has live reservations; they keep their units, new reservations for it are refused",
-                               metadata: ["model": "\(model)"])
+                logger.warning(
+                    "model dropped from the config still has live reservations; they keep their units, new reservations for it are refused",
+                    metadata: ["model": "\(model)"]
+                )
             }
-            logger.info("config reloaded", metadata: [
-                "units": "\(reload.units.count)", "units_added": "\(reload.added.joined(separator: ","))",
-                "units_removed": "\(reload.removed.joined(separator: ","))",
-                "models_added": "\(modelsAfter.subtracting(modelsBefore).sorted().joined(separator: ","))",
-                "models_removed": "\(modelsBefore.subtracting(modelsAfter).sorted().joined(separator: ","))",
-            ])
+            logger.info(
+                "config reloaded",
+                metadata: [
+                    "units": "\(reload.units.count)", "units_added": "\(reload.added.joined(separator: ","))",
+                    "units_removed": "\(reload.removed.joined(separator: ","))",
+                    "models_added": "\(modelsAfter.subtracting(modelsBefore).sorted().joined(separator: ","))",
+                    "models_removed": "\(modelsBefore.subtracting(modelsAfter).sorted().joined(separator: ","))",
+                ]
+            )
         } catch {
             logger.error("config reload failed in the ledger; nothing changed", metadata: ["error": "\(error)"])
             return

@@ -1,4 +1,5 @@
 public import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,9 +24,13 @@ public struct ListeningSocket: Sendable, Equatable {
     /// Marks the passed descriptors close-on-exec (runners must not inherit the control socket)
     /// and removes the `LISTEN_*` variables so runners do not take them as theirs.
     /// Throws when descriptor 3 is not a listening stream socket.
-    public static func passed(environment: [String: String], pid: Int32 = ProcessInfo.processInfo.processIdentifier) throws(Unusable) -> ListeningSocket? {
+    public static func passed(
+        environment: [String: String],
+        pid: Int32 = ProcessInfo.processInfo.processIdentifier
+    ) throws(Unusable) -> ListeningSocket? {
         guard let owner = environment["LISTEN_PID"], Int32(owner) == pid,
-              let countText = environment["LISTEN_FDS"], let count = Int32(countText), count >= 1 else {
+            let countText = environment["LISTEN_FDS"], let count = Int32(countText), count >= 1
+        else {
             return nil
         }
         for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { unsetenv(name) }

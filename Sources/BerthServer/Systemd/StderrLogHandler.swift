@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,7 +66,8 @@ public struct StderrLogHandler: LogHandler {
         if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
         if let error = event.error { merged["error.message"] = "\(error)" }
         let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
-        let line = journal
+        let line =
+            journal
             ? "<\(Self.priority(event.level))>\(event.level) \(label):\(pretty) [\(event.source)] \(event.message)\n"
             : "\(Self.timestamp()) \(event.level) \(label):\(pretty) [\(event.source)] \(event.message)\n"
         // One write per line, so lines from several threads never interleave.

@@ -32,10 +32,13 @@ public final class SystemdLink: Service, Sendable {
         self.logger = logger
         self.statusInterval = statusInterval
         if let notifier {
-            logger.debug("systemd notifications on", metadata: [
-                "notify_socket": "\(notifier.socketPath)",
-                "watchdog_ping_interval": "\(watchdogInterval.map { "\($0)" } ?? "off")",
-            ])
+            logger.debug(
+                "systemd notifications on",
+                metadata: [
+                    "notify_socket": "\(notifier.socketPath)",
+                    "watchdog_ping_interval": "\(watchdogInterval.map { "\($0)" } ?? "off")",
+                ]
+            )
         }
     }
 

@@ -8,7 +8,8 @@ struct Batch: ParsableCommand {
             Writes output_dir/output.jsonl, one {"recordId","modelOutput"} line per input record in \
             order; prints progress and usage events on stdout. SIGTERM stops at the next record: \
             no output file and exit status 143.
-            """)
+            """
+    )
 
     @OptionGroup var job: SpecOptions
 

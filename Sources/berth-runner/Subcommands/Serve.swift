@@ -10,7 +10,8 @@ struct Serve: AsyncParsableCommand {
             Loads DIR/model.json, or the built-in base model named by --model-id when the folder \
             has none. Listens on HOST:PORT until SIGTERM or SIGINT, then finishes the requests in \
             flight and exits 0. Logs go to stderr.
-            """)
+            """
+    )
 
     @Option(help: ArgumentHelp("The model's folder (a training job's output_dir).", valueName: "dir"))
     var modelDir: String
@@ -21,7 +22,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The address to listen on; keep it loopback.")
     var host = "127.0.0.1"
 
-    @Option(help: ArgumentHelp("The model's name in answers (else the request's model), and the built-in base model to serve when DIR has no model.json (default berth-base).", valueName: "id"))
+    @Option(
+        help: ArgumentHelp(
+            "The model's name in answers (else the request's model), and the built-in base model to serve when DIR has no model.json (default berth-base).",
+            valueName: "id"
+        )
+    )
     var modelId: String?
 
     func validate() throws {

@@ -8,7 +8,8 @@ extension Berth {
     struct Capacity: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "capacity",
-            abstract: "Show how many dedicated units are free over time.")
+            abstract: "Show how many dedicated units are free over time."
+        )
 
         @OptionGroup var global: GlobalOptions
 
@@ -29,8 +30,11 @@ extension Berth {
                 var table = Table("start", "end", "free", "reserved")
                 for step in capacity.steps {
                     table.append(
-                        Format.time(step.start), Format.time(step.end), String(step.free),
-                        String(capacity.total - step.free))
+                        Format.time(step.start),
+                        Format.time(step.end),
+                        String(step.free),
+                        String(capacity.total - step.free)
+                    )
                 }
                 return "\(Format.plural(capacity.total, "dedicated unit")), "
                     + "\(Format.time(capacity.from)) to \(Format.time(capacity.to)):\n\n" + table.render()

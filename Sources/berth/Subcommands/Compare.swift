@@ -55,7 +55,7 @@ extension Berth {
                     // No Idempotency-Key, so no retry: each call is metered (see `Invoke`).
                     let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
                     outcomes.append((target, .answered(reply)))
-                } catch where error.status == .unreachable {
+                } catch  where error.status == .unreachable {
                     // No daemon: the other call cannot be made either, and there is nothing to compare.
                     throw error
                 } catch {
@@ -114,7 +114,8 @@ extension Berth {
                         + outcomes.map {
                             if case .answered(let reply) = $0.outcome { return cell(reply.value) }
                             return "-"
-                        })
+                        }
+                )
             }
             func lines(_ label: String, _ cell: (Outcome) -> [String]) {
                 let columns = outcomes.map { cell($0.outcome) }

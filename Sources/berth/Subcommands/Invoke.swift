@@ -31,7 +31,12 @@ extension Berth {
         @Option(help: "The most tokens to generate (default: 64, or the model's max_tokens if smaller).")
         var maxTokens: Int?
 
-        @Option(help: ArgumentHelp("An image to send with the prompt, for models that take images: PNG, JPEG, GIF or WebP, at most 700 KiB.", valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "An image to send with the prompt, for models that take images: PNG, JPEG, GIF or WebP, at most 700 KiB.",
+                valueName: "file"
+            )
+        )
         var image: String?
 
         /// Requests are capped at 1 MiB and base64 makes 3 bytes 4: 700 KiB leaves room for the prompt.
@@ -94,14 +99,16 @@ extension Berth {
             guard size <= imageLimit else {
                 throw .invalidArgument(
                     "--image: '\(path)' is \(size) bytes, over the \(imageLimit / 1024) KiB (\(imageLimit) bytes) an image may be "
-                        + "(requests are capped at 1 MiB and base64 adds a third): send a smaller or more compressed image")
+                        + "(requests are capped at 1 MiB and base64 adds a third): send a smaller or more compressed image"
+                )
             }
             do {
                 let data = try Data(contentsOf: URL(fileURLWithPath: path))
                 // The file may have grown since it was measured.
                 guard data.count <= imageLimit else {
                     throw CommandFailure.invalidArgument(
-                        "--image: '\(path)' is over \(imageLimit / 1024) KiB: send a smaller or more compressed image")
+                        "--image: '\(path)' is over \(imageLimit / 1024) KiB: send a smaller or more compressed image"
+                    )
                 }
                 return data
             } catch let failure as CommandFailure {

@@ -13,7 +13,8 @@ extension Berth {
                 otherwise: your own, or everyone's for an admin (--owner names one user's). berthd \
                 filters and counts them itself. When more match than are shown, the table ends with \
                 how many more and how to see them; --json has them as `more` and `next_cursor`.
-                """)
+                """
+        )
 
         @OptionGroup var global: GlobalOptions
 
@@ -24,8 +25,10 @@ extension Berth {
             parsing: .singleValue,
             help: ArgumentHelp(
                 "Only jobs in these statuses: \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")), separated by commas.",
-                valueName: "status[,status]"),
-            transform: ArgumentCheck.values)
+                valueName: "status[,status]"
+            ),
+            transform: ArgumentCheck.values
+        )
         var status: [[JobStatus]] = []
 
         @Option(help: ArgumentHelp("Only the jobs of this reservation.", valueName: "name"))
@@ -75,14 +78,33 @@ extension Berth {
                 let reply = try listing.fetch(JobList.self, "/v1/jobs", filters: filters, global: global)
                 global.show(reply) { list in
                     var table = Table(
-                        "id", "name", "owner", "kind", "reservation", "status", "progress", "units", "train loss",
-                        "val loss", "submitted")
+                        "id",
+                        "name",
+                        "owner",
+                        "kind",
+                        "reservation",
+                        "status",
+                        "progress",
+                        "units",
+                        "train loss",
+                        "val loss",
+                        "submitted"
+                    )
                     for job in list.jobs {
                         let last = job.metrics.last
                         table.append(
-                            String(job.id), job.name, job.owner, job.kind, job.reservation, Self.status(job),
-                            Format.percent(job.progress), Self.units(job), Format.loss(last?.trainingLoss),
-                            Format.loss(last?.validationLoss), Format.time(job.submittedAt))
+                            String(job.id),
+                            job.name,
+                            job.owner,
+                            job.kind,
+                            job.reservation,
+                            Self.status(job),
+                            Format.percent(job.progress),
+                            Self.units(job),
+                            Format.loss(last?.trainingLoss),
+                            Format.loss(last?.validationLoss),
+                            Format.time(job.submittedAt)
+                        )
                     }
                     return ([table.render()] + [ListingOptions.moreLine(shown: list.jobs.count, more: list.more)].compactMap { $0 })
                         .joined(separator: "\n")
@@ -178,8 +200,11 @@ extension Berth {
             let shown = long ? Array(points.prefix(5)) + Array(points.suffix(10)) : points
             for point in shown {
                 table.append(
-                    String(point.step), Format.number(point.epoch), Format.loss(point.trainingLoss),
-                    Format.loss(point.validationLoss))
+                    String(point.step),
+                    Format.number(point.epoch),
+                    Format.loss(point.trainingLoss),
+                    Format.loss(point.validationLoss)
+                )
             }
             guard long else { return "metrics:\n" + table.render() }
             var lines = table.render().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

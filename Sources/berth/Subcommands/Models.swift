@@ -6,7 +6,8 @@ extension Berth {
     struct Models: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "models",
-            abstract: "List the base and custom models, or show one in full.")
+            abstract: "List the base and custom models, or show one in full."
+        )
 
         @OptionGroup var global: GlobalOptions
 
@@ -16,18 +17,35 @@ extension Berth {
         func run() throws {
             if let id {
                 let reply = try global.call(
-                    ModelView.self, "GET", "/v1/models/" + PercentEncoding.pathSegment(id))
+                    ModelView.self,
+                    "GET",
+                    "/v1/models/" + PercentEncoding.pathSegment(id)
+                )
                 global.show(reply, human: Self.detail)
             } else {
                 let reply = try global.call(ModelList.self, "GET", "/v1/models")
                 global.show(reply) { list in
                     var table = Table(
-                        "id", "provider", "input", "output", "max tokens", "on demand", "customizations", "base model")
+                        "id",
+                        "provider",
+                        "input",
+                        "output",
+                        "max tokens",
+                        "on demand",
+                        "customizations",
+                        "base model"
+                    )
                     for model in list.models {
                         table.append(
-                            model.id, model.provider, Format.list(model.inputModalities),
-                            Format.list(model.outputModalities), String(model.maxTokens), Format.yesNo(model.onDemand),
-                            Format.list(model.customizations), Format.text(model.baseModel))
+                            model.id,
+                            model.provider,
+                            Format.list(model.inputModalities),
+                            Format.list(model.outputModalities),
+                            String(model.maxTokens),
+                            Format.yesNo(model.onDemand),
+                            Format.list(model.customizations),
+                            Format.text(model.baseModel)
+                        )
                     }
                     return table.render()
                 }

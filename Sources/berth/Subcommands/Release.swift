@@ -22,7 +22,10 @@ extension Berth {
 
         func run() throws {
             let reply = try global.call(
-                Released.self, "DELETE", "/v1/reservations/" + PercentEncoding.pathSegment(name))
+                Released.self,
+                "DELETE",
+                "/v1/reservations/" + PercentEncoding.pathSegment(name)
+            )
             global.show(reply) { _ in "released '\(name)'" }
         }
 

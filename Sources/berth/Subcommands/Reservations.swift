@@ -13,7 +13,8 @@ extension Berth {
                 100 unless --limit or --all says otherwise: your own, or everyone's for an admin \
                 (--owner names one user's). When more match than are shown, the table ends with how \
                 many more and how to see them; --json has them as `more` and `next_cursor`.
-                """)
+                """
+        )
 
         @OptionGroup var global: GlobalOptions
 
@@ -24,8 +25,10 @@ extension Berth {
             parsing: .singleValue,
             help: ArgumentHelp(
                 "Only reservations in these statuses: \(ReservationStatus.allCases.map(\.rawValue).joined(separator: ", ")), separated by commas.",
-                valueName: "status[,status]"),
-            transform: ArgumentCheck.values)
+                valueName: "status[,status]"
+            ),
+            transform: ArgumentCheck.values
+        )
         var status: [[ReservationStatus]] = []
 
         @Option(help: ArgumentHelp("Only this user's reservations (an admin may name anyone; others only themselves).", valueName: "user"))
@@ -53,7 +56,10 @@ extension Berth {
         func run() throws {
             if let name {
                 let reply = try global.call(
-                    ReservationView.self, "GET", "/v1/reservations/" + PercentEncoding.pathSegment(name))
+                    ReservationView.self,
+                    "GET",
+                    "/v1/reservations/" + PercentEncoding.pathSegment(name)
+                )
                 global.show(reply, human: Self.detail)
             } else {
                 let statuses = status.joined().map(\.rawValue)
@@ -64,12 +70,30 @@ extension Berth {
                 let reply = try listing.fetch(ReservationList.self, "/v1/reservations", filters: filters, global: global)
                 global.show(reply) { list in
                     var table = Table(
-                        "name", "owner", "model", "purpose", "model units", "compute units", "commitment", "start", "end",
-                        "status")
+                        "name",
+                        "owner",
+                        "model",
+                        "purpose",
+                        "model units",
+                        "compute units",
+                        "commitment",
+                        "start",
+                        "end",
+                        "status"
+                    )
                     for r in list.reservations {
                         table.append(
-                            r.name, r.owner, r.model, r.purpose, String(r.modelUnits), String(r.units), r.commitment,
-                            Format.time(r.start), Format.time(r.end), Self.status(r))
+                            r.name,
+                            r.owner,
+                            r.model,
+                            r.purpose,
+                            String(r.modelUnits),
+                            String(r.units),
+                            r.commitment,
+                            Format.time(r.start),
+                            Format.time(r.end),
+                            Self.status(r)
+                        )
                     }
                     return ([table.render()] + [ListingOptions.moreLine(shown: list.reservations.count, more: list.more)].compactMap { $0 })
                         .joined(separator: "\n")

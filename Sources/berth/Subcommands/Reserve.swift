@@ -53,12 +53,23 @@ extension Berth {
 
         func run() throws {
             let request = CreateReservationRequest(
-                name: name, model: model, modelUnits: units, purpose: purpose?.rawValue,
-                commitment: commitment?.rawValue, start: start, duration: duration,
-                wait: wait ? true : nil, spillover: spillover ? true : nil)
+                name: name,
+                model: model,
+                modelUnits: units,
+                purpose: purpose?.rawValue,
+                commitment: commitment?.rawValue,
+                start: start,
+                duration: duration,
+                wait: wait ? true : nil,
+                spillover: spillover ? true : nil
+            )
             let reply = try global.call(
-                ReservationView.self, "POST", "/v1/reservations", body: request,
-                idempotencyKey: UUID().uuidString.lowercased())
+                ReservationView.self,
+                "POST",
+                "/v1/reservations",
+                body: request,
+                idempotencyKey: UUID().uuidString.lowercased()
+            )
             global.show(reply) { "reserved '\($0.name)': " + Self.summary($0) }
         }
 

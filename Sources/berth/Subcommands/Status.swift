@@ -6,7 +6,8 @@ extension Berth {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
-            abstract: "Show the daemon's version, uptime and a summary of the pool.")
+            abstract: "Show the daemon's version, uptime and a summary of the pool."
+        )
 
         @OptionGroup var global: GlobalOptions
 
@@ -24,7 +25,12 @@ extension Berth {
                 ]
                 if let confinement = health.confinement { fields.append(("confinement", confinement)) }
                 if let ledger = health.ledger {
-                    fields.append(("ledger", ledger.full ? "full — free space on \(ledger.folder ?? "the ledger's folder"); changes are refused until then" : "ok"))
+                    fields.append(
+                        (
+                            "ledger",
+                            ledger.full ? "full — free space on \(ledger.folder ?? "the ledger's folder"); changes are refused until then" : "ok"
+                        )
+                    )
                 }
                 return Table.fields(fields)
             }

@@ -24,7 +24,11 @@ extension Berth {
 
         func run() throws {
             let reply = try global.call(
-                JobView.self, "POST", try Jobs.path(id) + "/stop", idempotencyKey: UUID().uuidString.lowercased())
+                JobView.self,
+                "POST",
+                try Jobs.path(id) + "/stop",
+                idempotencyKey: UUID().uuidString.lowercased()
+            )
             global.show(reply) { job in
                 switch job.status {
                 case "stopping", "stopped": "\(job.status) job \(job.id)"

@@ -72,12 +72,27 @@ extension Berth {
 
         func run() throws {
             let request = SubmitJobRequest(
-                name: name, reservation: reservation, kind: kind.rawValue, data: Self.absolute(data),
-                validationData: validationData.map(Self.absolute), output: Self.absolute(output), modelName: modelName,
-                epochs: epochs, batchSize: batchSize, learningRate: learningRate, warmupSteps: warmupSteps,
-                modelUnits: units, priority: priority)
+                name: name,
+                reservation: reservation,
+                kind: kind.rawValue,
+                data: Self.absolute(data),
+                validationData: validationData.map(Self.absolute),
+                output: Self.absolute(output),
+                modelName: modelName,
+                epochs: epochs,
+                batchSize: batchSize,
+                learningRate: learningRate,
+                warmupSteps: warmupSteps,
+                modelUnits: units,
+                priority: priority
+            )
             let reply = try global.call(
-                JobView.self, "POST", "/v1/jobs", body: request, idempotencyKey: UUID().uuidString.lowercased())
+                JobView.self,
+                "POST",
+                "/v1/jobs",
+                body: request,
+                idempotencyKey: UUID().uuidString.lowercased()
+            )
             global.show(reply) { "submitted job \($0.id) '\($0.name)' on '\($0.reservation)': " + Jobs.status($0) }
         }
 

@@ -5,7 +5,9 @@ extension Berth {
     struct Units: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "units",
-            abstract: "List the compute units: pool, kind, device, the reservation holding each, and whether it is lost (gone from the config or discovery while leased).")
+            abstract:
+                "List the compute units: pool, kind, device, the reservation holding each, and whether it is lost (gone from the config or discovery while leased)."
+        )
 
         @OptionGroup var global: GlobalOptions
 

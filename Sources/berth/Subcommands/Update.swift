@@ -36,7 +36,11 @@ extension Berth {
         func run() throws {
             let request = UpdateReservationRequest(name: rename, model: model, modelUnits: units)
             let reply = try global.call(
-                ReservationView.self, "PATCH", "/v1/reservations/" + PercentEncoding.pathSegment(name), body: request)
+                ReservationView.self,
+                "PATCH",
+                "/v1/reservations/" + PercentEncoding.pathSegment(name),
+                body: request
+            )
             global.show(reply) { reservation in
                 let renamed = reservation.name == name ? "" : " (now '\(reservation.name)')"
                 return "updated '\(name)'\(renamed): " + Reserve.summary(reservation)

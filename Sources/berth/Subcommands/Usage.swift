@@ -14,7 +14,8 @@ extension Berth {
                 Admins see everyone's usage, others only their own. Reservations that sat idle (no job \
                 running, no call) longer than berthd's idle_threshold_seconds are listed below the table \
                 with what the idle time cost.
-                """)
+                """
+        )
 
         /// What `--format` prints.
         enum OutputFormat: String, CaseIterable {
@@ -35,10 +36,18 @@ extension Berth {
         @Option(help: ArgumentHelp("table, json (as --json) or csv (default: table).", valueName: "table|json|csv"))
         var format: String?
 
-        @Option(help: ArgumentHelp("Also draw reserved vs busy units over time, and tokens per minute against the budget, as an SVG file.", valueName: "file.svg"))
+        @Option(
+            help: ArgumentHelp(
+                "Also draw reserved vs busy units over time, and tokens per minute against the budget, as an SVG file.",
+                valueName: "file.svg"
+            )
+        )
         var chart: String?
 
-        @Flag(help: "Print right-sizing advice instead of the table: one line per reservation that held more model units than it used, or too few for its calls, with what the change would save or cost a month. The JSON always carries it.")
+        @Flag(
+            help:
+                "Print right-sizing advice instead of the table: one line per reservation that held more model units than it used, or too few for its calls, with what the change would save or cost a month. The JSON always carries it."
+        )
         var advice = false
 
         func validate() throws {
@@ -80,9 +89,11 @@ extension Berth {
             // One report for everything printed and drawn, so the chart and the table agree; the
             // chart wants finer buckets than the sparkline, which groups them.
             let buckets = chart == nil ? UsageTable.sparklineWidth : UsageChart.buckets
-            let path = "/v1/usage" + PercentEncoding.query([
-                ("from", from), ("to", to), ("by", by), ("buckets", String(buckets)),
-            ])
+            let path =
+                "/v1/usage"
+                + PercentEncoding.query([
+                    ("from", from), ("to", to), ("by", by), ("buckets", String(buckets)),
+                ])
             let reply = try global.call(UsageReportView.self, "GET", path)
             let report = reply.value
             if let chart { try Self.write(UsageChart.svg(report), to: chart) }
@@ -103,12 +114,13 @@ extension Berth {
             do {
                 try Data(svg.utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
             } catch {
-                let reason = switch (error as? CocoaError)?.code {
-                case .fileWriteNoPermission?: "permission denied"
-                case .fileWriteOutOfSpace?: "no space left on the device"
-                case .fileNoSuchFile?, .fileWriteInvalidFileName?: "no such folder"
-                default: error.localizedDescription
-                }
+                let reason =
+                    switch (error as? CocoaError)?.code {
+                    case .fileWriteNoPermission?: "permission denied"
+                    case .fileWriteOutOfSpace?: "no space left on the device"
+                    case .fileNoSuchFile?, .fileWriteInvalidFileName?: "no such folder"
+                    default: error.localizedDescription
+                    }
                 throw .invalidArgument("--chart: cannot write '\(file)': \(reason); write it somewhere you can, such as /tmp/usage.svg")
             }
         }
@@ -128,21 +140,42 @@ enum UsageTable {
     static func render(_ report: UsageReportView) -> String {
         let group = max(1, (report.totals.series.reservedUnits.count + sparklineWidth - 1) / sparklineWidth)
         var table = Table(
-            report.by, "reserved u-h", "busy u-h", "util", "jobs ok/fail/other", "calls", "throttled",
-            "in tok", "out tok", "p50 ms", "p99 ms", "cost", "idle h", "busy/reserved")
+            report.by,
+            "reserved u-h",
+            "busy u-h",
+            "util",
+            "jobs ok/fail/other",
+            "calls",
+            "throttled",
+            "in tok",
+            "out tok",
+            "p50 ms",
+            "p99 ms",
+            "cost",
+            "idle h",
+            "busy/reserved"
+        )
         for (row, label) in report.rows.map({ ($0, $0.key) }) + [(report.totals, "TOTAL")] {
             table.append(
                 label,
-                UsageNumber.hours(row.reservedUnitHours), UsageNumber.hours(row.busyUnitHours),
+                UsageNumber.hours(row.reservedUnitHours),
+                UsageNumber.hours(row.busyUnitHours),
                 row.reservedUnitHours > 0 ? UsageNumber.percent(row.utilization) : "-",
-                jobs(row.jobs), UsageNumber.grouped(row.invocations), UsageNumber.grouped(row.throttled),
-                UsageNumber.grouped(row.inputTokens), UsageNumber.grouped(row.outputTokens),
-                UsageNumber.milliseconds(row.latencyP50Ms), UsageNumber.milliseconds(row.latencyP99Ms),
-                UsageNumber.money(row.cost), row.idleHours > 0 ? UsageNumber.hours(row.idleHours) : "-",
-                sparkline(row.series, group: group))
+                jobs(row.jobs),
+                UsageNumber.grouped(row.invocations),
+                UsageNumber.grouped(row.throttled),
+                UsageNumber.grouped(row.inputTokens),
+                UsageNumber.grouped(row.outputTokens),
+                UsageNumber.milliseconds(row.latencyP50Ms),
+                UsageNumber.milliseconds(row.latencyP99Ms),
+                UsageNumber.money(row.cost),
+                row.idleHours > 0 ? UsageNumber.hours(row.idleHours) : "-",
+                sparkline(row.series, group: group)
+            )
         }
         let mark = UsageNumber.duration(report.bucketSeconds * Double(group))
-        let header = "Usage from \(Format.time(report.from)) to \(Format.time(report.to)) by \(report.by). "
+        let header =
+            "Usage from \(Format.time(report.from)) to \(Format.time(report.to)) by \(report.by). "
             + "BUSY/RESERVED: one mark per \(mark), ▁ idle to █ fully busy, \(nothingReserved) nothing reserved."
         return header + "\n\n" + table.render() + "\n\n" + idle(report)
     }
@@ -157,15 +190,17 @@ enum UsageTable {
     static func sparkline(_ series: UsageSeriesView, group: Int) -> String {
         let count = min(series.reservedUnits.count, series.busyUnits.count)
         guard count > 0 else { return "-" }
-        return String(stride(from: 0, to: count, by: group).map { start in
-            let range = start..<min(start + group, count)
-            let reserved = range.reduce(0.0) { $0 + series.reservedUnits[$1] }
-            let busy = range.reduce(0.0) { $0 + series.busyUnits[$1] }
-            guard reserved > 0 else { return nothingReserved }
-            let ratio = min(max(busy / reserved, 0), 1)
-            // Only a bucket with nothing busy gets the lowest mark.
-            return ratio == 0 ? marks[0] : marks[1 + min(marks.count - 2, Int(ratio * Double(marks.count - 1)))]
-        })
+        return String(
+            stride(from: 0, to: count, by: group).map { start in
+                let range = start..<min(start + group, count)
+                let reserved = range.reduce(0.0) { $0 + series.reservedUnits[$1] }
+                let busy = range.reduce(0.0) { $0 + series.busyUnits[$1] }
+                guard reserved > 0 else { return nothingReserved }
+                let ratio = min(max(busy / reserved, 0), 1)
+                // Only a bucket with nothing busy gets the lowest mark.
+                return ratio == 0 ? marks[0] : marks[1 + min(marks.count - 2, Int(ratio * Double(marks.count - 1)))]
+            }
+        )
     }
 
     static func idle(_ report: UsageReportView) -> String {
@@ -176,9 +211,14 @@ enum UsageTable {
         var table = Table("reservation", "owner", "model", "idle h", "idle cost", "spells", "last idle from")
         for entry in report.idle {
             table.append(
-                entry.reservation, entry.owner, entry.model, UsageNumber.hours(entry.idleHours),
-                UsageNumber.money(entry.idleCost), String(entry.periods.count),
-                Format.time(entry.periods.map(\.start).max()))
+                entry.reservation,
+                entry.owner,
+                entry.model,
+                UsageNumber.hours(entry.idleHours),
+                UsageNumber.money(entry.idleCost),
+                String(entry.periods.count),
+                Format.time(entry.periods.map(\.start).max())
+            )
         }
         let cost = report.idle.reduce(0.0) { $0 + $1.idleCost }
         return "IDLE: \(Format.plural(report.idle.count, "reservation")) sat idle (no job running, no call) longer than "

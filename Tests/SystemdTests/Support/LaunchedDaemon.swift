@@ -1,5 +1,6 @@
 import BerthTestSupport
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,8 +35,11 @@ final class LaunchedDaemon: @unchecked Sendable {
 
     /// Starts `berthd --config … --socket … --database …` with `environment` added.
     func start(environment: [String: String] = [:]) throws {
-        try spawn(Products.path("berthd"), ["--config", files.configPath, "--socket", socket, "--database", files.database],
-                  environment: environment)
+        try spawn(
+            Products.path("berthd"),
+            ["--config", files.configPath, "--socket", socket, "--database", files.database],
+            environment: environment
+        )
     }
 
     /// Starts berthd under `systemd-socket-activate -l SOCKET`, which listens on the socket and
