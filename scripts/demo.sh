@@ -137,9 +137,7 @@ headline "Release what the tour reserved"
 for name in demo-custom demo-train demo-serve demo-later; do step berth release "$name"; done
 
 headline "What the tour used and cost"
-# The ledger keeps whole seconds and a report covers [from, to): the calls just made fall in
-# the current second, which a report ending now would leave out. Ask once it has passed.
-sleep 1.2
+# A report to now ends after the current second, so the calls just made are in it.
 step berth usage --from "$tour_start" --chart run/usage.svg
 step berth usage --from "$tour_start" --by model --format csv
 

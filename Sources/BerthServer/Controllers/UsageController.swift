@@ -34,7 +34,10 @@ struct UsageController: Sendable {
             return date
         }
         let from = try time("from", default: Self.monthStart(now))
-        let to = try time("to", default: now)
+        // Ledger times are whole seconds: a report to now ends after the current second, so it
+        // holds everything committed before it was asked (a call a moment ago included).
+        let asked = try time("to", default: now)
+        let to = asked == now ? now.addingTimeInterval(1) : asked
         guard to > from else { throw APIError.invalid(field: "to", "must be after from (\(TimeExpression.format(from)))") }
         guard to.timeIntervalSince(from) <= 400 * 86_400 else {
             throw APIError.invalid(field: "to", "a report covers at most 400 days; ask for a shorter window")
