@@ -145,7 +145,18 @@ public actor ServeSupervisor: Service {
                     state.waiting[ticket] = (key, continuation)
                     return false
                 }
-                if cancelled { continuation.resume(returning: nil) }
+                if cancelled {
+                    continuation.resume(returning: nil)
+                    return
+                }
+                // It may have become ready between the caller's look and this registration, with
+                // nobody yet to answer: `readyPorts` is set before waiters are answered, so one
+                // of the two sees the other. Whoever takes the entry out answers it.
+                if let port = readyPorts.withLock({ $0[key] }),
+                    let waiter = portWaiters.withLock({ $0.waiting.removeValue(forKey: ticket) })
+                {
+                    waiter.continuation.resume(returning: port)
+                }
             }
         } onCancel: {
             portWaiters.withLock { $0.waiting.removeValue(forKey: ticket) }?.continuation.resume(returning: nil)
