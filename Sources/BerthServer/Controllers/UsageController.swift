@@ -50,7 +50,9 @@ struct UsageController: Sendable {
         guard let buckets = Int(bucketsText), (1...1000).contains(buckets) else {
             throw APIError.invalid(field: "buckets", "'\(bucketsText)' must be a whole number from 1 to 1000")
         }
-        let usageQuery = UsageQuery(from: from, to: to, now: now, grouping: by, idleThreshold: idleThreshold, buckets: buckets)
+        // What is open (a lease, a running job) is counted up to this instant, not to the
+        // whole second: a reservation made a moment ago has held its units for that moment.
+        let usageQuery = UsageQuery(from: from, to: to, now: clock(), grouping: by, idleThreshold: idleThreshold, buckets: buckets)
         let owner = caller.isAdmin ? nil : caller.user
         let facts = try await ledger.read { tx in try tx.usageFacts(usageQuery, owner: owner) }
         return try Requests.json(UsageReportView(UsageReport.compute(facts, usageQuery)))
