@@ -55,6 +55,10 @@ public final class DaemonMetrics: Sendable {
             help: "Reservations in the ledger by status, finished ones included."
         )
         static let jobs = Family(name: "berth_jobs", help: "Jobs in the ledger by status, finished ones included.")
+        static let reservationUnits = Family(
+            name: "berth_reservation_units",
+            help: "Compute units each live reservation holds now: who holds the pool."
+        )
         static let queuedJobs = Family(
             name: "berth_reservation_queued_jobs",
             help: "Jobs waiting in each pending or active reservation's queue."
@@ -212,6 +216,7 @@ public final class DaemonMetrics: Sendable {
             }
             for reservation in census.liveReservations {
                 set(.queuedJobs, [("reservation", reservation.name)], to: Double(reservation.queuedJobs))
+                set(.reservationUnits, [("reservation", reservation.name)], to: Double(reservation.heldUnits))
                 guard reservation.purpose == .inference else { continue }
                 if reservation.status == .active {
                     let ratio = reservation.budgetPerMinute > 0 ? Double(reservation.tokensLastMinute) / Double(reservation.budgetPerMinute) : 0

@@ -27,6 +27,8 @@ public struct LedgerCensus: Sendable, Equatable {
         public var purpose: Purpose
         public var status: ReservationStatus
         public var queuedJobs: Int
+        /// Compute units its leases hold now.
+        public var heldUnits: Int = 0
         /// How often its serve process was started again after it died (inference only).
         public var serveRestarts: Int
         /// Tokens it served in the last full minute, and its budget in that minute: the one
@@ -102,7 +104,8 @@ extension LedgerTransaction {
             sql: """
                 SELECT r.id, r.name, r.model, r.purpose, r.status, r.serve_restarts,
                        (SELECT COUNT(*) FROM jobs WHERE jobs.reservation_id = r.id AND jobs.status = 'queued'),
-                       COALESCE(m.tokens, 0), COALESCE(m.budget, r.model_units * models.tokens_per_minute, 0)
+                       COALESCE(m.tokens, 0), COALESCE(m.budget, r.model_units * models.tokens_per_minute, 0),
+                       (SELECT COUNT(*) FROM leases WHERE leases.reservation_id = r.id AND leases.held)
                 FROM reservations r
                 LEFT JOIN models ON models.id = r.model
                 LEFT JOIN reservation_minutes m ON m.reservation_id = r.id AND m.minute = ?
@@ -111,7 +114,7 @@ extension LedgerTransaction {
                 """,
             arguments: [lastMinute]
         ).map { row in
-            LedgerCensus.LiveReservation(
+            var reservation = LedgerCensus.LiveReservation(
                 id: row[0],
                 name: row[1],
                 model: row[2],
@@ -122,6 +125,8 @@ extension LedgerTransaction {
                 tokensLastMinute: row[7],
                 budgetPerMinute: row[8]
             )
+            reservation.heldUnits = row[9]
+            return reservation
         }
         return LedgerCensus(
             units: units,

@@ -62,21 +62,20 @@ struct LedgerCensusTests {
         #expect(units == ["dedicated leased": 2, "dedicated free": 1, "dedicated retired": 1, "shared free": 1])
         #expect(census.reservationsByStatus == [.active: 1, .deleted: 1])
         #expect(census.jobsByStatus.isEmpty)
-        #expect(
-            census.liveReservations == [
-                LedgerCensus.LiveReservation(
-                    id: live.id,
-                    name: "r0",
-                    model: Fixtures.textModel.id,
-                    purpose: .inference,
-                    status: .active,
-                    queuedJobs: 0,
-                    serveRestarts: 2,
-                    tokensLastMinute: 400,
-                    budgetPerMinute: 20_000
-                )
-            ]
+        var expected = LedgerCensus.LiveReservation(
+            id: live.id,
+            name: "r0",
+            model: Fixtures.textModel.id,
+            purpose: .inference,
+            status: .active,
+            queuedJobs: 0,
+            serveRestarts: 2,
+            tokensLastMinute: 400,
+            budgetPerMinute: 20_000
         )
+        // Its two units, the two the pool shows leased.
+        expected.heldUnits = 2
+        #expect(census.liveReservations == [expected])
     }
 
     @Test("a minute with no calls reads 0 tokens against the reservation's budget now")

@@ -39,6 +39,7 @@ struct MetricsTests {
         #expect(reserved.value("berth_reservations", ["status": "active"]) == 1)
         #expect(reserved.value("berth_compute_units", ["pool": "dedicated", "state": "leased"]) == 1)
         #expect(reserved.value("berth_reservation_queued_jobs", ["reservation": "metered"]) == 0)
+        #expect(reserved.value("berth_reservation_units", ["reservation": "metered"]) == 1)
         #expect(reserved.value("berth_reservation_utilization_ratio", ["reservation": "metered"]) == 0)
         #expect(reserved.value("berth_serve_restarts_total", ["reservation": "metered"]) == 0)
         #expect(reserved.families["berth_serve_restarts_total"]?.type == "counter")
@@ -83,6 +84,8 @@ struct MetricsTests {
         #expect(released.value("berth_jobs", ["status": "queued"]) == 1)
         // The released reservation's gauges are gone; what its calls counted stays.
         #expect(released.value("berth_reservation_queued_jobs", ["reservation": "metered"]) == nil)
+        #expect(released.value("berth_reservation_units", ["reservation": "metered"]) == nil)
+        #expect(released.value("berth_reservation_units", ["reservation": "later"]) == 0)
         #expect(released.value("berth_reservation_utilization_ratio", ["reservation": "metered"]) == nil)
         #expect(released.value("berth_invocations_total", served.merging(["outcome": "served"]) { $1 }) == 1)
 
@@ -135,6 +138,7 @@ struct MetricsTests {
         let own = ["reservation": "nobodys-own", "model": Self.model, "tier": "provisioned"]
         #expect(theirs.value("berth_invocations_total", own.merging(["outcome": "served"]) { $1 }) == 1)
         #expect(theirs.value("berth_reservation_queued_jobs", ["reservation": "nobodys-own"]) == 0)
+        #expect(theirs.value("berth_reservation_units", ["reservation": "nobodys-own"]) == 1)
         #expect(theirs.value("berth_serve_restarts_total", ["reservation": "nobodys-own"]) == 0)
         #expect(theirs.value("berth_invocation_duration_seconds_count", own) == 1)
         // Nothing names root's reservation or root, not even a HELP line; the daemon-wide
