@@ -116,8 +116,7 @@ public final class CgroupTree: Sendable {
             sweep(parent)
             let folder = parent + "/" + tag
             if mkdir(folder, 0o755) != 0 && errno != EEXIST {
-                failure =
-                    errno == EACCES || errno == EPERM || errno == EROFS ? "not root" : "cannot create \(folder): \(String(cString: strerror(errno)))"
+                failure = Self.refusal(errno, folder, unprivileged: "not root")
                 continue
             }
             if controller == "cpuset" {
@@ -149,10 +148,7 @@ public final class CgroupTree: Sendable {
         // runners' groups beside it.
         let leaf = base + "/daemon"
         if mkdir(leaf, 0o755) != 0 && errno != EEXIST {
-            let reason =
-                errno == EACCES || errno == EPERM || errno == EROFS
-                ? "not root and not delegated" : "cannot create \(leaf): \(String(cString: strerror(errno)))"
-            return (nil, .none(reason))
+            return (nil, .none(Self.refusal(errno, leaf, unprivileged: "not root and not delegated")))
         }
         guard CgroupFile.write(leaf + "/cgroup.procs", "\(getpid())") else {
             return (nil, .none("cannot move berthd into \(leaf): \(String(cString: strerror(errno)))"))
@@ -267,6 +263,16 @@ public final class CgroupTree: Sendable {
         switch layout {
         case .v1(let folders): for folder in folders.values { rmdir(folder) }
         case .v2(let folder): rmdir(folder)
+        }
+    }
+
+    /// Why a folder could not be made in a cgroup hierarchy, as `berth status` says it.
+    static func refusal(_ error: Int32, _ folder: String, unprivileged: String) -> String {
+        switch error {
+        case EACCES, EPERM: unprivileged
+        // What systemd's ProtectControlGroups=yes does to a service; Delegate=yes is the way.
+        case EROFS: "the cgroup file system is read-only here (under systemd: Delegate=yes, not ProtectControlGroups=yes)"
+        default: "cannot create \(folder): \(String(cString: strerror(error)))"
         }
     }
 
