@@ -113,7 +113,7 @@ public final class CgroupTree: Sendable {
         for controller in v1Controllers {
             guard let mount = mounts[controller] else { continue }
             let parent = mount + (own[controller].map { $0 == "/" ? "" : $0 } ?? "")
-            sweep(parent)
+            sweep(parent, controller: controller)
             let folder = parent + "/" + tag
             if mkdir(folder, 0o755) != 0 && errno != EEXIST {
                 failure = Self.refusal(errno, folder, unprivileged: "not root")
@@ -155,7 +155,7 @@ public final class CgroupTree: Sendable {
         }
         let wanted = ["cpuset", "cpu", "memory", "pids"].filter(available.contains)
         _ = CgroupFile.write(base + "/cgroup.subtree_control", wanted.map { "+" + $0 }.joined(separator: " "))
-        sweep(base)
+        sweep(base, controller: nil)
         let folder = base + "/" + tag
         if mkdir(folder, 0o755) != 0 && errno != EEXIST {
             return (nil, .none("cannot create \(folder): \(String(cString: strerror(errno)))"))
@@ -176,7 +176,8 @@ public final class CgroupTree: Sendable {
     /// (`berthd-PID` whose process is gone), and their runners' groups, killing what is still
     /// in them: its runners were found and killed by their `BERTH_LEDGER` already, or belong to
     /// no ledger any more.
-    static func sweep(_ parent: String) {
+    /// `controller` names the version 1 hierarchy `parent` is in; `nil` is version 2.
+    static func sweep(_ parent: String, controller: String?) {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
         for entry in entries where entry.hasPrefix("berthd-") {
             guard let pid = Int32(entry.dropFirst("berthd-".count)), pid != getpid() else { continue }
@@ -187,7 +188,8 @@ public final class CgroupTree: Sendable {
                 return stat(folder + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
             }
             for name in groups {
-                let group = RunnerCgroup(layout: .v2(folder + "/" + name))
+                let path = folder + "/" + name
+                let group = RunnerCgroup(layout: controller.map { .v1([$0: path]) } ?? .v2(path))
                 group.killAll()
                 group.remove()
             }

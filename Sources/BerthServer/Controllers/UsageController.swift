@@ -11,8 +11,6 @@ struct UsageController: Sendable {
     /// Reservations with no job and no call for longer than this are flagged as idle.
     let idleThreshold: TimeInterval
 
-    var now: Date { clock().wholeSeconds }
-
     func addRoutes(to group: RouterGroup<BerthRequestContext>) {
         group.get("usage") { request, context in try await usage(request, context) }
     }
@@ -21,7 +19,10 @@ struct UsageController: Sendable {
     /// everyone's; others only their own reservations and calls.
     func usage(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let now = self.now
+        // One reading of the clock: `now` for the window, whole seconds as the ledger keeps
+        // them; `instant` for what is still open.
+        let instant = clock()
+        let now = instant.wholeSeconds
         let query = request.uri.queryParameters
         for (name, _) in query where !["from", "to", "by", "buckets"].contains(String(name)) {
             throw APIError.invalid(field: String(name), "is not a parameter of /v1/usage; use from, to, by and buckets")
@@ -52,7 +53,7 @@ struct UsageController: Sendable {
         }
         // What is open (a lease, a running job) is counted up to this instant, not to the
         // whole second: a reservation made a moment ago has held its units for that moment.
-        let usageQuery = UsageQuery(from: from, to: to, now: clock(), grouping: by, idleThreshold: idleThreshold, buckets: buckets)
+        let usageQuery = UsageQuery(from: from, to: to, now: instant, grouping: by, idleThreshold: idleThreshold, buckets: buckets)
         let owner = caller.isAdmin ? nil : caller.user
         let facts = try await ledger.read { tx in try tx.usageFacts(usageQuery, owner: owner) }
         return try Requests.json(UsageReportView(UsageReport.compute(facts, usageQuery)))
