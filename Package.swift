@@ -170,7 +170,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["BerthTestSupport", "BerthWire", "BerthClient", "BerthStore"],
+            dependencies: ["BerthTestSupport", "BerthCore", "BerthWire", "BerthClient", "BerthStore"],
             swiftSettings: strictSettings
         ),
     ]

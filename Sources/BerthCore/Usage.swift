@@ -45,13 +45,27 @@ public struct JobFacts: Sendable, Equatable {
     public var endedAt: Date?
     /// Compute units it ran on.
     public var units: Int
+    /// CPU time its runner used and the most memory it held, as the kernel counted them
+    /// (known once it has ended, where berthd could confine it).
+    public var cpuSeconds: Double?
+    public var peakMemoryBytes: Int64?
 
-    public init(status: JobStatus, submittedAt: Date, startedAt: Date?, endedAt: Date?, units: Int) {
+    public init(
+        status: JobStatus,
+        submittedAt: Date,
+        startedAt: Date?,
+        endedAt: Date?,
+        units: Int,
+        cpuSeconds: Double? = nil,
+        peakMemoryBytes: Int64? = nil
+    ) {
         self.status = status
         self.submittedAt = submittedAt
         self.startedAt = startedAt
         self.endedAt = endedAt
         self.units = units
+        self.cpuSeconds = cpuSeconds
+        self.peakMemoryBytes = peakMemoryBytes
     }
 }
 
@@ -73,6 +87,9 @@ public struct ReservationFacts: Sendable, Equatable {
     public var jobs: [JobFacts]
     /// Spans in which calls kept coming (gaps of a minute or less joined).
     public var activity: [Span]
+    /// Spans in which every GPU it held sat under the idle threshold: a job running then was
+    /// not using them, so the time counts as idle.
+    public var gpuQuiet: [Span]
 
     public init(
         id: Int64,
@@ -87,7 +104,8 @@ public struct ReservationFacts: Sendable, Equatable {
         modelUnits: Int = 1,
         leases: [Span],
         jobs: [JobFacts],
-        activity: [Span]
+        activity: [Span],
+        gpuQuiet: [Span] = []
     ) {
         self.id = id
         self.name = name
@@ -102,6 +120,7 @@ public struct ReservationFacts: Sendable, Equatable {
         self.leases = leases
         self.jobs = jobs
         self.activity = activity
+        self.gpuQuiet = gpuQuiet
     }
 }
 
@@ -268,6 +287,10 @@ public struct UsageRow: Sendable, Equatable {
     public var busyUnitHours: Double = 0
     /// Busy ÷ reserved unit-hours; 0 when nothing was reserved.
     public var utilization: Double = 0
+    /// CPU time the jobs' runners really used, as the kernel counted it, next to the
+    /// unit-hours they held; and the most memory one of them held.
+    public var cpuSeconds: Double = 0
+    public var peakMemoryBytes: Int64?
     public var jobs = JobCounts()
     /// Calls of every outcome: served, throttled, refused, failed.
     public var invocations = 0
@@ -427,6 +450,33 @@ private struct UsageReportBuilder {
         return max(0, hi.timeIntervalSince(lo))
     }
 
+    /// The CPU time ended jobs used inside `[start, end)`, and the most memory one of them held.
+    /// The kernel counts a job's CPU time as a whole: a window holding part of its run holds
+    /// that share of it, and a job too short to have a run time counts where it ended.
+    static func cpuUsage(_ jobs: [JobFacts], _ start: Date, _ end: Date) -> (cpuSeconds: Double, peakMemoryBytes: Int64?) {
+        var cpuSeconds = 0.0
+        var peak: Int64?
+        for job in jobs {
+            guard let started = job.startedAt, let ended = job.endedAt, ended > start, started < end || started == ended else { continue }
+            let wall = ended.timeIntervalSince(started)
+            if let cpu = job.cpuSeconds {
+                if wall > 0 {
+                    cpuSeconds += cpu * max(0, min(ended, end).timeIntervalSince(max(started, start))) / wall
+                } else if ended >= start, ended < end {
+                    cpuSeconds += cpu
+                }
+            }
+            peak = larger(peak, job.peakMemoryBytes)
+        }
+        return (cpuSeconds, peak)
+    }
+
+    static func larger(_ a: Int64?, _ b: Int64?) -> Int64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return max(a, b)
+    }
+
     func unitSeconds(_ leases: [Span], _ start: Date, _ end: Date) -> Double {
         leases.reduce(0) { $0 + overlap($1, start, end) }
     }
@@ -446,6 +496,7 @@ private struct UsageReportBuilder {
             }
             var jobs = JobCounts()
             for job in r.jobs where job.submittedAt >= slice.start && job.submittedAt < slice.end { jobs.count(job.status) }
+            let used = Self.cpuUsage(r.jobs, slice.start, slice.end)
             // Idle spells inside this slice: wall-clock hours and the unit-hours held meanwhile.
             var idleSeconds = 0.0
             var idleUnitSeconds = 0.0
@@ -457,7 +508,7 @@ private struct UsageReportBuilder {
                 idleUnitSeconds += unitSeconds(r.leases, lo, hi)
                 periods.append(IdlePeriod(start: lo, end: hi, hours: hi.timeIntervalSince(lo) / 3600))
             }
-            let touched = reservedSeconds > 0 || jobs.total > 0 || jobSeconds > 0
+            let touched = reservedSeconds > 0 || jobs.total > 0 || jobSeconds > 0 || used.cpuSeconds > 0
             guard touched else { continue }
             let key = row(key(reservation: r, day: slice.key), reservation: r)
             let price = r.pricePerModelUnitHour / upmu / 3600
@@ -465,6 +516,8 @@ private struct UsageReportBuilder {
             // Jobs only for now; served tokens are added with the calls, then capped in `finish`.
             rows[key]!.busyUnitHours += min(reservedSeconds, jobSeconds) / 3600
             rows[key]!.jobs.add(jobs)
+            rows[key]!.cpuSeconds += used.cpuSeconds
+            rows[key]!.peakMemoryBytes = Self.larger(rows[key]!.peakMemoryBytes, used.peakMemoryBytes)
             rows[key]!.provisionedCost += reservedSeconds * price
             rows[key]!.idleHours += idleSeconds / 3600
             rows[key]!.idleCost += idleUnitSeconds * price
@@ -563,8 +616,12 @@ private struct UsageReportBuilder {
             }
         }
         let held = Self.union(clipped(r.leases))
-        let busySpans = r.jobs.compactMap { job in job.startedAt.map { Span(start: $0, end: job.endedAt) } } + r.activity
-        let busy = Self.union(clipped(busySpans))
+        // A job keeps a reservation busy only while its GPUs work; a call always does.
+        let jobs = Self.subtract(
+            Self.union(clipped(r.jobs.compactMap { job in job.startedAt.map { Span(start: $0, end: job.endedAt) } })),
+            Self.union(clipped(r.gpuQuiet))
+        )
+        let busy = Self.union(jobs + clipped(r.activity))
         var spells: [(start: Date, end: Date)] = []
         for (start, end) in held {
             var cursor = start
@@ -575,6 +632,26 @@ private struct UsageReportBuilder {
             if cursor < end { spells.append((cursor, end)) }
         }
         return spells.filter { $0.end.timeIntervalSince($0.start) > query.idleThreshold }
+    }
+
+    /// The time of `spans` outside `removed`; both sorted and non-overlapping.
+    static func subtract(_ spans: [(Date, Date)], _ removed: [(Date, Date)]) -> [(Date, Date)] {
+        guard !removed.isEmpty else { return spans }
+        var out: [(Date, Date)] = []
+        for (start, end) in spans {
+            if start == end {
+                // A moment (a job that began and ended at once) stays unless a removed span holds it.
+                if !removed.contains(where: { $0.0 <= start && start < $0.1 }) { out.append((start, end)) }
+                continue
+            }
+            var cursor = start
+            for (rs, re) in removed where re > cursor && rs < end {
+                if rs > cursor { out.append((cursor, rs)) }
+                cursor = max(cursor, re)
+            }
+            if cursor < end { out.append((cursor, end)) }
+        }
+        return out
     }
 
     /// Sorted, non-overlapping spans covering the same time.
@@ -629,6 +706,8 @@ private struct UsageReportBuilder {
             allLatencies.merge(histogram)
             total.reservedUnitHours += row.reservedUnitHours
             total.busyUnitHours += row.busyUnitHours
+            total.cpuSeconds += row.cpuSeconds
+            total.peakMemoryBytes = UsageReportBuilder.larger(total.peakMemoryBytes, row.peakMemoryBytes)
             total.jobs.add(row.jobs)
             total.invocations += row.invocations
             total.served += row.served
@@ -670,6 +749,7 @@ private struct UsageReportBuilder {
         row.utilization = row.reservedUnitHours > 0 ? round(row.busyUnitHours / row.reservedUnitHours) : 0
         row.reservedUnitHours = round(row.reservedUnitHours)
         row.busyUnitHours = round(row.busyUnitHours)
+        row.cpuSeconds = round(row.cpuSeconds)
         row.provisionedCost = round(row.provisionedCost)
         row.onDemandCost = round(row.onDemandCost)
         row.cost = round(row.provisionedCost + row.onDemandCost)

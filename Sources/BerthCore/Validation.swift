@@ -87,7 +87,7 @@ public enum TimeExpression {
 }
 
 extension Date {
-    /// Times in the ledger are whole seconds, as RFC 3339 in the API shows them.
+    /// The time to the second below, for what is shown in whole seconds (the capacity calendar, uptime).
     public var wholeSeconds: Date {
         Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down))
     }

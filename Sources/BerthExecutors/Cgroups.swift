@@ -35,6 +35,9 @@ public struct DeviceNumber: Sendable, Hashable {
 
     /// `/dev/nvidiaN` is character device 195, minor N.
     public static func nvidiaGPU(_ index: Int) -> DeviceNumber { DeviceNumber(major: 195, minor: index) }
+    /// The minors of major 195 that are GPUs; 254 is `/dev/nvidia-modeset` and 255
+    /// `/dev/nvidiactl`, which CUDA needs whatever GPU it uses.
+    public static let nvidiaGPUMinors = 0...253
 }
 
 /// What the kernel lets berthd confine runners with, as found at start-up.

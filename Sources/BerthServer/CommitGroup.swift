@@ -52,7 +52,7 @@ final class CommitGroup: Sendable {
     /// services that follow the ledger look again once per batch, not once per request.
     init(ledger: Ledger, clock: @escaping @Sendable () -> Date, afterBatch: @escaping @Sendable (Plan) -> Void) {
         batches = GroupCommit(exclusiveKey: { request in request.key.map { "\(request.owner)\u{0}\($0)" } }) { batch, _ in
-            await Self.write(batch, ledger: ledger, now: clock().wholeSeconds, afterBatch: afterBatch)
+            await Self.write(batch, ledger: ledger, now: clock(), afterBatch: afterBatch)
         }
     }
 

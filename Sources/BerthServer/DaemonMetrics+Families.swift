@@ -2,7 +2,8 @@ extension DaemonMetrics.Family {
     /// Every family berthd's own code makes. A dashboard or an alert may use these names and
     /// no others (docs/grafana/berth.json is checked against them).
     static let all: [DaemonMetrics.Family] = [
-        computeUnits, reservations, jobs, reservationUnits, queuedJobs, utilization, serveRestarts, invocations, throttles, tokens,
+        computeUnits, reservations, jobs, reservationUnits, runnerCPU, runnerPeakMemory, queuedJobs, utilization, serveRestarts, invocations,
+        throttles, tokens,
         invocationDuration, ledgerWriteDuration, ledgerFull, gpuUtilization, gpuMemoryUsed, reservationGPUUtilization,
         reservationGPUMemoryUsed, reservationGPUIdle,
     ]

@@ -59,6 +59,15 @@ public final class DaemonMetrics: Sendable {
             name: "berth_reservation_units",
             help: "Compute units each live reservation holds now: who holds the pool."
         )
+        static let runnerCPU = Family(
+            name: "berth_reservation_runner_cpu_seconds",
+            help:
+                "CPU time the ended runners (jobs and serve processes) of each live reservation used, as the kernel counted it in their cgroups (0 where berthd could not confine them)."
+        )
+        static let runnerPeakMemory = Family(
+            name: "berth_reservation_runner_peak_memory_bytes",
+            help: "The most memory one ended runner (job or serve process) of each live reservation held, as the kernel counted it in its cgroup."
+        )
         static let queuedJobs = Family(
             name: "berth_reservation_queued_jobs",
             help: "Jobs waiting in each pending or active reservation's queue."
@@ -217,6 +226,8 @@ public final class DaemonMetrics: Sendable {
             for reservation in census.liveReservations {
                 set(.queuedJobs, [("reservation", reservation.name)], to: Double(reservation.queuedJobs))
                 set(.reservationUnits, [("reservation", reservation.name)], to: Double(reservation.heldUnits))
+                set(.runnerCPU, [("reservation", reservation.name)], to: reservation.runnerCPUSeconds)
+                set(.runnerPeakMemory, [("reservation", reservation.name)], to: Double(reservation.runnerPeakMemoryBytes))
                 guard reservation.purpose == .inference else { continue }
                 if reservation.status == .active {
                     let ratio = reservation.budgetPerMinute > 0 ? Double(reservation.tokensLastMinute) / Double(reservation.budgetPerMinute) : 0

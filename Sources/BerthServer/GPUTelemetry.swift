@@ -56,12 +56,15 @@ public final class GPUTelemetry: Service, Sendable {
 
     public func run() async throws {
         logger.info("GPU telemetry", metadata: ["source": "\(source.name)", "every_seconds": "\(discovery.sampleSeconds)"])
+        // Quiet spans a previous berthd left open end now: nothing watched the GPUs meanwhile.
+        _ = try? await ledger.write { [now = clock()] tx in try tx.closeGPUQuietSpans(at: now) }
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.sampleOnce()
                 try await Task.sleep(for: .milliseconds(Int64(self.discovery.sampleSeconds * 1000)))
             }
         }
+        _ = try? await ledger.write { [now = clock()] tx in try tx.closeGPUQuietSpans(at: now) }
     }
 
     /// One sample of every GPU unit, into the series.
@@ -89,8 +92,9 @@ public final class GPUTelemetry: Service, Sendable {
         }
         let holders = (try? await ledger.read { tx in try tx.unitHolders() }) ?? [:]
         let now = clock()
-        let readings = quietSince.withLock { quiet in
-            Self.readings(
+        let (readings, quieted, woke) = quietSince.withLock { quiet in
+            let before = quiet
+            let readings = Self.readings(
                 GPUDiscovery.match(samples, to: units),
                 units: units,
                 holders: holders,
@@ -98,8 +102,19 @@ public final class GPUTelemetry: Service, Sendable {
                 idleBelow: discovery.idleGPUPercent,
                 quietSince: &quiet
             )
+            return (readings, quiet.filter { before[$0.key] == nil }, before.keys.filter { quiet[$0] == nil })
         }
         metrics.gpus(readings)
+        // Quiet spans into the ledger as they begin and end, for the usage report's idle flag.
+        guard !quieted.isEmpty || !woke.isEmpty else { return }
+        do {
+            try await ledger.write { tx in
+                for (name, since) in quieted { try tx.openGPUQuietSpan(reservation: name, since: since) }
+                for name in woke { try tx.closeGPUQuietSpan(reservation: name, at: now) }
+            }
+        } catch {
+            logger.warning("cannot record GPU quiet spans", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The series' values: each sampled unit, and each reservation holding sampled GPUs.

@@ -66,12 +66,14 @@ public struct JobSettings: Sendable {
     }
 
     /// What a runner on `units` may use: their cores when every one names them, memory for
-    /// each when the config caps it, a bound on tasks, and none of the GPUs it does not hold.
-    func confinement(_ name: String, units: [ComputeUnit], catalog: [ComputeUnit]) -> (name: String, bounds: RunnerBounds)? {
+    /// each when the config caps it, a bound on tasks, and none of the GPUs it does not hold:
+    /// not only the other units' GPUs but every GPU node, so a GPU left out of the config, or a
+    /// node a root runner makes with mknod, is refused too.
+    func confinement(_ name: String, units: [ComputeUnit]) -> (name: String, bounds: RunnerBounds)? {
         guard confinement.enabled else { return nil }
         let cores = units.compactMap(\.cpus)
         let held = Set(units.compactMap { $0.kind == "cpu" ? nil : $0.device })
-        let denied = Set(catalog.filter { $0.kind != "cpu" }.compactMap(\.device)).subtracting(held).sorted()
+        let denied = DeviceNumber.nvidiaGPUMinors.filter { !held.contains($0) }
         let bounds = RunnerBounds(
             cpus: !cores.isEmpty && cores.count == units.count ? cores.joined(separator: ",") : nil,
             memoryBytes: confinement.memoryPerUnitMiB.map { Int64($0) * 1_048_576 * Int64(max(units.count, 1)) },
@@ -194,7 +196,7 @@ public actor JobSupervisor: Service {
             logger.info("stopping runners", metadata: ["count": "\(processes.count)"])
             await supervision.stopAll(Array(processes.values), grace: settings.stopGrace)
         }
-        let now = clock().wholeSeconds
+        let now = clock()
         _ = try? await ledger.write { tx in
             for job in try tx.liveJobs() where job.status != .queued {
                 guard let id = job.id else { continue }
@@ -236,7 +238,7 @@ public actor JobSupervisor: Service {
                 } else {
                     // Nothing runs it (its start failed, or it never got one): it is stopped,
                     // unless its runner ended and recorded that since the list was read.
-                    _ = try? await ledger.write { [now = clock().wholeSeconds] tx in
+                    _ = try? await ledger.write { [now = clock()] tx in
                         guard let current = try tx.job(id: id), current.status == .stopping else { return }
                         try tx.finishJob(id, status: .stopped, reason: current.reason, exitStatus: nil, at: now)
                     }
@@ -259,7 +261,7 @@ public actor JobSupervisor: Service {
         } catch {
             logger.error("runner did not start", metadata: ["job": "\(id)", "error": "\(error)"])
             if processes[id] == nil, let folder = outputFolders.removeValue(forKey: id) { close(folder) }
-            let now = clock().wholeSeconds
+            let now = clock()
             _ = try? await ledger.write { tx in
                 try tx.finishJob(id, status: .failed, reason: "runner did not start: \(error)", exitStatus: nil, at: now)
             }
@@ -341,7 +343,7 @@ public actor JobSupervisor: Service {
             environment: ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath]
         )
         launch.passedDescriptors = passed
-        launch.confinement = settings.confinement("job-\(id)", units: units, catalog: unitRows)
+        launch.confinement = settings.confinement("job-\(id)", units: units)
         if identity != nil {
             // Made and opened by the runner's own process, as its user, before it starts:
             // a path it may not use fails the job with the path and the reason.
@@ -400,7 +402,7 @@ public actor JobSupervisor: Service {
                 log.write(Data((other.joined(separator: "\n") + "\n").utf8))
             }
             if !events.isEmpty {
-                let now = clock().wholeSeconds
+                let now = clock()
                 let events = events
                 // One transaction for a batch of lines: a chatty runner costs one fsync per batch.
                 _ = try? await ledger.write { tx in
@@ -425,7 +427,7 @@ public actor JobSupervisor: Service {
         usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?)
     ) async {
         let id = job.id!
-        let now = clock().wholeSeconds
+        let now = clock()
         let daemonStopping = supervision.isStopping
         if exitStatus == 0, !daemonStopping, job.kind.customization != nil {
             await writeMetricsFile(job)

@@ -34,7 +34,7 @@ enum Requests {
     static func fastDecoder<T: StrictBody>(for type: T.Type) -> JSONDecoder {
         let fields = StrictFields.of(T.self).bySnakeCase
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = Wire.dateDecoding
         decoder.keyDecodingStrategy = .custom { path in
             let raw = path.last!.stringValue
             return FieldKey(path.count == 1 ? fields[raw] ?? "\u{0}" + raw : Wire.camelCase(raw))

@@ -61,7 +61,7 @@ public final class Scheduler: Service, Sendable {
     /// Runs one cycle in its own transaction and logs what it did.
     @discardableResult
     public func runCycle() async throws -> Plan {
-        let now = clock().wholeSeconds
+        let now = clock()
         let plan = try await ledger.write { tx in try Self.cycle(tx, now: now) }
         for step in plan.steps {
             switch step {

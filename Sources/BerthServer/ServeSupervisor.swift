@@ -314,7 +314,7 @@ public actor ServeSupervisor: Service {
                 environment: ["BERTH_SERVE": "\(key)"]
             )
             launch.passedDescriptors = passed
-            launch.confinement = settings.confinement("\(key)", units: placed, catalog: catalog)
+            launch.confinement = settings.confinement("\(key)", units: placed)
             let process = try executor.start(launch)
             servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)
             // Its stdout is not berthd's business: into its log, so nothing piles up in memory.
@@ -326,6 +326,17 @@ public actor ServeSupervisor: Service {
                     handle?.write(Data((lines.joined(separator: "\n") + "\n").utf8))
                 }
                 try? handle?.close()
+            }
+            // What it used goes into the ledger when it ends, however it ends.
+            if let id = reservation?.id {
+                supervision.detach { [ledger] in
+                    guard await process.exitStatus() != nil else { return }
+                    let usage = process.usage
+                    guard usage.cpuSeconds != nil || usage.peakMemoryBytes != nil else { return }
+                    _ = try? await ledger.write { tx in
+                        try tx.addServeResources(reservationID: id, cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peakMemoryBytes)
+                    }
+                }
             }
             logger.info(
                 "serve process started",
@@ -402,7 +413,7 @@ public actor ServeSupervisor: Service {
             giveUp(key)
             return
         }
-        let now = clock().wholeSeconds
+        let now = clock()
         logger.error("inference reservation failed", metadata: ["reservation": "\(reservation.name)", "reason": "\(reason)"])
         _ = try? await ledger.write { tx in
             guard let current = try tx.reservation(id: reservation.id), current.status == .active else { return }

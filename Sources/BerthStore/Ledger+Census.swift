@@ -29,6 +29,10 @@ public struct LedgerCensus: Sendable, Equatable {
         public var queuedJobs: Int
         /// Compute units its leases hold now.
         public var heldUnits: Int = 0
+        /// CPU time its ended runners (jobs and serve processes) used, and the most memory one
+        /// held, as the kernel counted them (runners berthd could not confine count nothing).
+        public var runnerCPUSeconds: Double = 0
+        public var runnerPeakMemoryBytes: Int64 = 0
         /// How often its serve process was started again after it died (inference only).
         public var serveRestarts: Int
         /// Tokens it served in the last full minute, and its budget in that minute: the one
@@ -105,7 +109,10 @@ extension LedgerTransaction {
                 SELECT r.id, r.name, r.model, r.purpose, r.status, r.serve_restarts,
                        (SELECT COUNT(*) FROM jobs WHERE jobs.reservation_id = r.id AND jobs.status = 'queued'),
                        COALESCE(m.tokens, 0), COALESCE(m.budget, r.model_units * models.tokens_per_minute, 0),
-                       (SELECT COUNT(*) FROM leases WHERE leases.reservation_id = r.id AND leases.held)
+                       (SELECT COUNT(*) FROM leases WHERE leases.reservation_id = r.id AND leases.held),
+                       r.serve_cpu_seconds + (SELECT COALESCE(SUM(cpu_seconds), 0) FROM jobs WHERE jobs.reservation_id = r.id),
+                       MAX(COALESCE(r.serve_peak_memory_bytes, 0),
+                           (SELECT COALESCE(MAX(peak_memory_bytes), 0) FROM jobs WHERE jobs.reservation_id = r.id))
                 FROM reservations r
                 LEFT JOIN models ON models.id = r.model
                 LEFT JOIN reservation_minutes m ON m.reservation_id = r.id AND m.minute = ?
@@ -126,6 +133,8 @@ extension LedgerTransaction {
                 budgetPerMinute: row[8]
             )
             reservation.heldUnits = row[9]
+            reservation.runnerCPUSeconds = row[10]
+            reservation.runnerPeakMemoryBytes = row[11]
             return reservation
         }
         return LedgerCensus(

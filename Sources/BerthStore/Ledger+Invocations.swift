@@ -168,6 +168,68 @@ extension LedgerTransaction {
         try db.execute(sql: "UPDATE reservations SET serve_restarts = serve_restarts + 1 WHERE id = ?", arguments: [reservationID])
     }
 
+    /// Adds what one of the reservation's serve processes used, as its cgroup counted it when it ended.
+    public func addServeResources(reservationID: Int64, cpuSeconds: Double?, peakMemoryBytes: Int64?) throws {
+        try db.execute(
+            sql: """
+                UPDATE reservations SET serve_cpu_seconds = serve_cpu_seconds + ?,
+                serve_peak_memory_bytes = MAX(COALESCE(serve_peak_memory_bytes, 0), COALESCE(?, 0)) WHERE id = ?
+                """,
+            arguments: [cpuSeconds ?? 0, peakMemoryBytes, reservationID]
+        )
+    }
+
+    /// Every GPU that the live reservation named `name` holds has been under the idle
+    /// threshold since `since`: a quiet span opens, unless one is open.
+    public func openGPUQuietSpan(reservation name: String, since: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO gpu_quiet_spans (reservation_id, start)
+                SELECT id, ? FROM reservations r WHERE name = ? AND status IN ('pending', 'active')
+                  AND NOT EXISTS (SELECT 1 FROM gpu_quiet_spans q WHERE q.reservation_id = r.id AND q."end" IS NULL)
+                """,
+            arguments: [since, name]
+        )
+    }
+
+    /// Its GPUs got busy again at `at` (or it let them go): its open quiet span closes.
+    public func closeGPUQuietSpan(reservation name: String, at: Date) throws {
+        try db.execute(
+            sql: """
+                UPDATE gpu_quiet_spans SET "end" = MAX(start, ?) WHERE "end" IS NULL
+                  AND reservation_id IN (SELECT id FROM reservations WHERE name = ?)
+                """,
+            arguments: [at, name]
+        )
+    }
+
+    /// Closes every open quiet span at `at`: nothing watched the GPUs after that.
+    public func closeGPUQuietSpans(at: Date) throws {
+        try db.execute(sql: #"UPDATE gpu_quiet_spans SET "end" = MAX(start, ?) WHERE "end" IS NULL"#, arguments: [at])
+    }
+
+    /// The reservation's quiet spans that reach into `[from, to)`.
+    public func gpuQuietSpans(reservationID: Int64, from: Date, to: Date) throws -> [(start: Date, end: Date?)] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT start, "end" FROM gpu_quiet_spans
+                WHERE reservation_id = ? AND start < ? AND ("end" IS NULL OR "end" > ?) ORDER BY start
+                """,
+            arguments: [reservationID, to, from]
+        ).map { ($0[0], $0[1]) }
+    }
+
+    /// What the reservation's ended serve processes used, added up.
+    public func serveResources(reservationID: Int64) throws -> (cpuSeconds: Double, peakMemoryBytes: Int64?) {
+        let row = try Row.fetchOne(
+            db,
+            sql: "SELECT serve_cpu_seconds, serve_peak_memory_bytes FROM reservations WHERE id = ?",
+            arguments: [reservationID]
+        )
+        return (row?[0] ?? 0, row?[1])
+    }
+
     public func serveRestarts(reservationID: Int64) throws -> Int {
         try Int.fetchOne(db, sql: "SELECT serve_restarts FROM reservations WHERE id = ?", arguments: [reservationID]) ?? 0
     }

@@ -318,12 +318,20 @@ extension LedgerTransaction {
             let jobs = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT status, submitted_at, started_at, ended_at, units_needed FROM jobs
+                    SELECT status, submitted_at, started_at, ended_at, units_needed, cpu_seconds, peak_memory_bytes FROM jobs
                     WHERE reservation_id = ? AND submitted_at < ? AND (ended_at IS NULL OR ended_at > ?)
                     """,
                 arguments: [id, hi, lo]
             ).map { row in
-                JobFacts(status: try row.decode(atIndex: 0), submittedAt: row[1], startedAt: row[2], endedAt: row[3], units: row[4])
+                JobFacts(
+                    status: try row.decode(atIndex: 0),
+                    submittedAt: row[1],
+                    startedAt: row[2],
+                    endedAt: row[3],
+                    units: row[4],
+                    cpuSeconds: row[5],
+                    peakMemoryBytes: row[6]
+                )
             }
             let activity = try activity(reservation: id, from: lo.timeIntervalSince1970, to: hi.timeIntervalSince1970, since: through)
             let price = model.price.modelUnitHour[r.commitment] ?? model.price.modelUnitHour[.none] ?? 0
@@ -341,7 +349,8 @@ extension LedgerTransaction {
                     modelUnits: r.modelUnits,
                     leases: try leases(reservationID: id).map { Span(start: $0.start, end: $0.end) },
                     jobs: jobs,
-                    activity: activity
+                    activity: activity,
+                    gpuQuiet: try gpuQuietSpans(reservationID: id, from: lo, to: hi).map { Span(start: $0.start, end: $0.end) }
                 )
             )
         }

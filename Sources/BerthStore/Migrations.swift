@@ -316,6 +316,25 @@ enum Migrations {
             )
         }
 
+        migrator.registerMigration("v10-runner-resources") { db in
+            // What an inference reservation's serve processes used, added up as each one ends
+            // (restarts included), as their cgroups counted it; 0 and NULL where none was confined.
+            // And the spans in which every GPU a reservation held sat under the idle threshold,
+            // which the usage report counts as idle even while a job ran.
+            try db.execute(
+                sql: """
+                    ALTER TABLE reservations ADD COLUMN serve_cpu_seconds REAL NOT NULL DEFAULT 0;
+                    ALTER TABLE reservations ADD COLUMN serve_peak_memory_bytes INTEGER;
+                    CREATE TABLE gpu_quiet_spans (
+                        reservation_id INTEGER NOT NULL REFERENCES reservations(id),
+                        start DATETIME NOT NULL,
+                        "end" DATETIME
+                    );
+                    CREATE INDEX gpu_quiet_spans_reservation ON gpu_quiet_spans(reservation_id, start);
+                    """
+            )
+        }
+
         return migrator
     }
 

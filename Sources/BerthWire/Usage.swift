@@ -82,6 +82,9 @@ public struct UsageRowView: Codable, Sendable, Equatable {
     public var busyUnitHours: Double
     /// Busy ÷ reserved unit-hours; 0 when nothing was reserved.
     public var utilization: Double
+    /// CPU time the jobs' runners used, as the kernel counted it; the most memory one held.
+    public var cpuSeconds: Double
+    public var peakMemoryBytes: Int64?
     public var jobs: JobCountsView
     /// Calls of every outcome: served, throttled, refused, failed.
     public var invocations: Int
@@ -107,6 +110,8 @@ public struct UsageRowView: Codable, Sendable, Equatable {
         reservedUnitHours = row.reservedUnitHours
         busyUnitHours = row.busyUnitHours
         utilization = row.utilization
+        cpuSeconds = row.cpuSeconds
+        peakMemoryBytes = row.peakMemoryBytes
         jobs = JobCountsView(row.jobs)
         invocations = row.invocations
         served = row.served

@@ -1,11 +1,42 @@
+import BerthCore
 public import Foundation
 
 /// JSON as the control socket speaks it: snake_case keys, RFC 3339 times in UTC.
 public enum Wire {
+    /// Times are kept to the millisecond: a time with a fraction of a second is written with
+    /// its milliseconds (`2026-12-04T18:41:18.123Z`), a whole-second one as it always was.
+    public static func formatDate(_ date: Date) -> String {
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        if milliseconds.truncatingRemainder(dividingBy: 1000) == 0 { return Date.ISO8601FormatStyle().format(date) }
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: milliseconds / 1000))
+    }
+
+    static var dateEncoding: JSONEncoder.DateEncodingStrategy {
+        .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatDate(date))
+        }
+    }
+
+    /// RFC 3339 with or without a fraction of a second.
+    public static var dateDecoding: JSONDecoder.DateDecodingStrategy {
+        .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = TimeExpression.parseRFC3339(text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container,
+                    debugDescription: "'\(text)' is not an RFC 3339 time, such as 2026-12-01T09:00:00Z"
+                )
+            }
+            return date
+        }
+    }
+
     public static func encoder(pretty: Bool = false) -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = dateEncoding
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
@@ -13,7 +44,7 @@ public enum Wire {
     public static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = dateDecoding
         return decoder
     }
 
@@ -23,7 +54,7 @@ public enum Wire {
     public static func encode(_ value: some Encodable) throws -> Data {
         guard value is any SnakeCaseEncodable else { return try encoder().encode(value) }
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = dateEncoding
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(value)
     }

@@ -1,3 +1,5 @@
+import BerthClient
+import BerthCore
 import BerthTestSupport
 import Foundation
 import Testing
@@ -26,7 +28,7 @@ struct ConfinementTests {
         mkdir -p "$out"
         echo "$BERTH_UNITS" > "$out/units"
         grep Cpus_allowed_list /proc/self/status | tr -d ' \\t' | cut -d: -f2 > "$out/cpus"
-        for n in 0 1; do ( : < "$here/nvidia$n" ) 2> "$out/open-$n"; done
+        for n in 0 1 7; do ( : < "$here/nvidia$n" ) 2> "$out/open-$n"; done
         \(behaviour)
         """.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
@@ -104,11 +106,51 @@ struct ConfinementTests {
         #expect(read(scripts.file("job-\(id)/cpus")) == (unit == "cpu-0" ? "1" : "0"), "\(daemon.log)")
     }
 
+    @Test("what a confined job used reaches berth jobs, the usage report and /metrics; a job under a second is busy for its milliseconds")
+    func usageToTheMillisecond() async throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        // A fraction of a second of CPU, then done.
+        let burn = "i=0; while [ $i -lt 60000 ]; do i=$((i + 1)); done; exit 0"
+        let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: burn)))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "burn")
+        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
+        let cpu = try #require(job["cpu_seconds"] as? Double, "\(job)")
+        #expect(cpu > 0, "\(job)")
+
+        // Times to the millisecond: the run lasted what its start and end say, and kept its unit busy that long.
+        let started = try #require(TimeExpression.parseRFC3339(job["started_at"] as? String ?? ""), "\(job)")
+        let ended = try #require(TimeExpression.parseRFC3339(job["ended_at"] as? String ?? ""), "\(job)")
+        let busy = try #require(job["busy_unit_seconds"] as? Double, "\(job)")
+        #expect(ended > started, "\(job)")
+        #expect(abs(busy - ended.timeIntervalSince(started)) < 0.002, "\(job)")
+
+        // The usage report to now holds the job's CPU time next to the unit-hours it held.
+        let report = try daemon.json(["usage", "--from", "-1h"])
+        let row = try #require((report["rows"] as? [[String: Any]])?.first { $0["key"] as? String == "train" }, "\(report)")
+        let reported = try #require(row["cpu_seconds"] as? Double, "\(row)")
+        #expect(abs(reported - cpu) < 0.000_01, "\(row) vs \(cpu)")
+        #expect((row["busy_unit_hours"] as? Double).map { $0 > 0 } == true, "\(row)")
+        #expect(try daemon.cli(["usage", "--from", "-1h"]).stdout.contains("CPU S"))
+
+        // And /metrics, per reservation.
+        let response = try await SocketClient(socketPath: daemon.socket).send(method: "GET", path: "/metrics")
+        let exposition = try Exposition(parsing: String(decoding: response.body, as: UTF8.self))
+        let scraped = try #require(exposition.value("berth_reservation_runner_cpu_seconds", ["reservation": "train"]))
+        #expect(abs(scraped - cpu) < 0.000_01, "\(scraped) vs \(cpu)")
+        let peak = try #require(exposition.value("berth_reservation_runner_peak_memory_bytes", ["reservation": "train"]))
+        #expect(peak == Double(job["peak_memory_bytes"] as? Int ?? -1))
+    }
+
     @Test("a job opens its own GPU's device node, and the cgroup refuses the other GPU's with EPERM")
     func deviceRules() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
         defer { scripts.remove() }
-        for minor in [0, 1] {
+        // 7 is a GPU the config does not name: refused all the same.
+        for minor in [0, 1, 7] {
             // Character nodes of major 195 like /dev/nvidia0 and /dev/nvidia1; no driver is
             // behind them, so an open the cgroup lets through fails with ENXIO instead.
             #expect(mknod(scripts.file("nvidia\(minor)"), S_IFCHR | 0o666, dev_t((195 << 8) | minor)) == 0)
@@ -124,6 +166,8 @@ struct ConfinementTests {
         #expect(!own.contains("Operation not permitted"), "own GPU refused: \(own)")
         #expect(own.contains("No such device"), "\(own)")
         #expect(other.contains("Operation not permitted"), "other GPU: \(other)")
+        let unnamed = read(scripts.file("job-\(id)/open-7"))
+        #expect(unnamed.contains("Operation not permitted"), "a GPU outside the config: \(unnamed)")
     }
 
     @Test("a job over its memory cap is killed by the kernel and fails with out-of-memory")

@@ -1,4 +1,5 @@
 import BerthClient
+import BerthCore
 import BerthTestSupport
 import Foundation
 import Testing
@@ -256,5 +257,72 @@ struct GPUTests {
         #expect(value("berth_reservation_gpu_memory_used_bytes{reservation=\"busy\"}").map { $0 / 1_048_576 } == 70000)
         #expect(value("berth_reservation_gpu_idle_seconds{reservation=\"busy\"}") == 0, "a busy GPU is never idle")
         #expect(value("berth_reservation_gpu_idle_seconds{reservation=\"quiet\"}") != nil)
+    }
+
+    @Test("the usage report flags a reservation idle while its job ran on GPUs that sat under the threshold, and not one whose GPUs worked")
+    func quietGPUsAreIdle() async throws {
+        let dir = try TemporaryDirectory(prefix: "gpu")
+        defer { dir.remove() }
+        let inventory = Array(FakeNvidiaSMI.eightH200.split(separator: "\n").prefix(2)).joined(separator: "\n")
+        let smi = try FakeNvidiaSMI(
+            in: dir,
+            inventory: inventory,
+            telemetry: "0, \(Self.gpu0), 2, 1024\n1, \(Self.gpu1), 93, 70000\n"
+        )
+        // Each job holds its GPU for 3 s; spells over 1 s are flagged.
+        let runner = dir.file("slow-runner.sh")
+        try "#!/bin/sh\nsleep 3\necho '{\"event\":\"progress\",\"fraction\":1.0}'\n".write(toFile: runner, atomically: true, encoding: .utf8)
+        chmod(runner, 0o755)
+        let config = TemporaryDaemon.config(
+            dedicated: 0,
+            runner: ["/bin/sh", runner, "{spec}"],
+            extra: "\n[discovery]\ngpus = \"nvidia\"\nnvidia_smi = \"\(smi.path)\"\nsample_seconds = 0.2\n"
+        )
+        let daemon = try TemporaryDaemon(
+            config: config.replacingOccurrences(of: "stop_grace_seconds = 2", with: "stop_grace_seconds = 2\nidle_threshold_seconds = 1")
+        )
+        try daemon.start()
+        defer { daemon.stop() }
+        var jobs: [String: Int] = [:]
+        for name in ["quiet", "busy"] {
+            #expect(try daemon.cli(["reserve", name, "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+            let submitted = try daemon.cli([
+                "submit", "\(name)-job", "--reservation", name, "--kind", "fine-tuning", "--data", "\(TemporaryDaemon.examples)/fine-tuning.jsonl",
+                "--output", dir.file("out-\(name)"), "--model-name", "m-\(name)",
+            ])
+            #expect(submitted.status == 0, "\(submitted)")
+            jobs[name] = submitted.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) }
+        }
+        var shown: [String: [String: Any]] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, shown.count < 2 {
+            for (name, id) in jobs where shown[name] == nil {
+                let job = try daemon.json(["jobs", String(id)])
+                if job["status"] as? String == "completed" { shown[name] = job }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(shown.count == 2, "\(shown)\n\(daemon.log)")
+        let report = try daemon.json(["usage", "--from", "-1h"])
+        let idle = (report["idle"] as? [[String: Any]]) ?? []
+        func periods(_ name: String) -> [(Date, Date)] {
+            let entry = idle.first { $0["reservation"] as? String == name }
+            return ((entry?["periods"] as? [[String: Any]]) ?? []).compactMap { period in
+                guard let start = TimeExpression.parseRFC3339(period["start"] as? String ?? ""),
+                    let end = TimeExpression.parseRFC3339(period["end"] as? String ?? "")
+                else { return nil }
+                return (start, end)
+            }
+        }
+        func during(_ name: String) -> Bool {
+            guard let job = shown[name], let started = TimeExpression.parseRFC3339(job["started_at"] as? String ?? ""),
+                let ended = TimeExpression.parseRFC3339(job["ended_at"] as? String ?? "")
+            else { return false }
+            // An idle spell that covers the middle of the job's run.
+            let middle = started.addingTimeInterval(ended.timeIntervalSince(started) / 2)
+            return periods(name).contains { $0.0 <= middle && middle < $0.1 }
+        }
+        #expect(during("quiet"), "the job on the quiet GPU counts as idle: \(idle)")
+        #expect(!during("busy"), "the job on the working GPU keeps its reservation busy: \(idle)")
     }
 }

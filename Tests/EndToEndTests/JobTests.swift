@@ -1,3 +1,4 @@
+import BerthCore
 import BerthTestSupport
 import Foundation
 import Testing
@@ -241,7 +242,7 @@ struct JobTests {
         #expect(try job(daemon, low)["status"] as? String == "queued")
         let jobs = [first, high, low].map { id in (try? wait(daemon, id, for: ["completed", "failed"])) ?? [:] }
         #expect(jobs.allSatisfy { $0["status"] as? String == "completed" })
-        func time(_ job: [String: Any], _ key: String) -> String { job[key] as? String ?? "" }
+        func time(_ job: [String: Any], _ key: String) -> Date { TimeExpression.parseRFC3339(job[key] as? String ?? "") ?? .distantFuture }
         // Each starts only after the one before it ended: the unit is never shared.
         #expect(time(jobs[0], "ended_at") <= time(jobs[1], "started_at"))
         #expect(time(jobs[1], "ended_at") <= time(jobs[2], "started_at"))

@@ -1,3 +1,4 @@
+import BerthCore
 import BerthTestSupport
 import Foundation
 import Testing
@@ -29,7 +30,7 @@ struct UsageAdviceTests {
 
         #expect(try daemon.cli(["reserve", Self.serve, "--model", Self.model, "--units", "4", "--purpose", "inference"]).status == 0)
         #expect(try daemon.cli(["reserve", Self.quiet, "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
-        let reserved = try #require(ISO8601DateFormatter().date(from: try daemon.json(["reservations", Self.serve])["start"] as? String ?? ""))
+        let reserved = try #require(TimeExpression.parseRFC3339(try daemon.json(["reservations", Self.serve])["start"] as? String ?? ""))
         for prompt in ["what does the ledger keep", "who holds the units", "how many tokens a minute", "when does it end", "why"] {
             let call = try daemon.cli(["invoke", Self.serve, "--prompt", prompt, "--max-tokens", "8"])
             #expect(call.status == 0, "\(call)")
@@ -81,7 +82,7 @@ struct UsageAdviceTests {
         #expect(try daemon.cli(["usage", "--chart", file] + window).status == 0)
         let charted = try daemon.json(["usage", "--chart", file] + window)
         let bucketSeconds = try #require(UsageCommandTests.number(charted["bucket_seconds"]))
-        let start = try #require(ISO8601DateFormatter().date(from: charted["from"] as? String ?? ""))
+        let start = try #require(TimeExpression.parseRFC3339(charted["from"] as? String ?? ""))
         let row = try #require((charted["rows"] as? [[String: Any]])?.first { $0["key"] as? String == Self.serve })
         let tokens = try #require((row["series"] as? [String: Any])?["tokens_per_minute"] as? [Any]).compactMap(UsageCommandTests.number)
         #expect(tokens.contains { $0 > 0 })

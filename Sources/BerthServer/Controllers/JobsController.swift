@@ -16,7 +16,7 @@ struct JobsController: Sendable {
     /// Tells the services that follow the ledger to look again.
     let changed: @Sendable () -> Void
 
-    var now: Date { clock().wholeSeconds }
+    var now: Date { clock() }
 
     func addRoutes(to group: RouterGroup<BerthRequestContext>) {
         group.post("jobs") { request, context in try await submit(request, context) }

@@ -15,7 +15,7 @@ struct ReservationsController: Sendable {
     /// Tells the services that follow the ledger to look again.
     let changed: @Sendable () -> Void
 
-    var now: Date { clock().wholeSeconds }
+    var now: Date { clock() }
 
     func addRoutes(to group: RouterGroup<BerthRequestContext>) {
         group.post("reservations") { request, context in try await create(request, context) }
@@ -304,7 +304,7 @@ struct ReservationsController: Sendable {
     /// `now`, a future time, or an offset. A start a little in the past (a slow client) is now.
     static func startTime(_ text: String?, now: Date) throws -> Date {
         guard let text else { return now }
-        guard let start = TimeExpression.parse(text, now: now)?.wholeSeconds else {
+        guard let start = TimeExpression.parse(text, now: now) else {
             throw APIError.invalid(field: "start", "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h")
         }
         if start < now.addingTimeInterval(-300) {

@@ -19,10 +19,9 @@ struct UsageController: Sendable {
     /// everyone's; others only their own reservations and calls.
     func usage(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        // One reading of the clock: `now` for the window, whole seconds as the ledger keeps
-        // them; `instant` for what is still open.
-        let instant = clock()
-        let now = instant.wholeSeconds
+        // One reading of the clock, for the window and for what is still open: a report to now
+        // holds everything committed before it was asked (a call a moment ago included).
+        let now = clock()
         let query = request.uri.queryParameters
         for (name, _) in query where !["from", "to", "by", "buckets"].contains(String(name)) {
             throw APIError.invalid(field: String(name), "is not a parameter of /v1/usage; use from, to, by and buckets")
@@ -35,10 +34,7 @@ struct UsageController: Sendable {
             return date
         }
         let from = try time("from", default: Self.monthStart(now))
-        // Ledger times are whole seconds: a report to now ends after the current second, so it
-        // holds everything committed before it was asked (a call a moment ago included).
-        let asked = try time("to", default: now)
-        let to = asked == now ? now.addingTimeInterval(1) : asked
+        let to = try time("to", default: now)
         guard to > from else { throw APIError.invalid(field: "to", "must be after from (\(TimeExpression.format(from)))") }
         guard to.timeIntervalSince(from) <= 400 * 86_400 else {
             throw APIError.invalid(field: "to", "a report covers at most 400 days; ask for a shorter window")
@@ -51,9 +47,9 @@ struct UsageController: Sendable {
         guard let buckets = Int(bucketsText), (1...1000).contains(buckets) else {
             throw APIError.invalid(field: "buckets", "'\(bucketsText)' must be a whole number from 1 to 1000")
         }
-        // What is open (a lease, a running job) is counted up to this instant, not to the
-        // whole second: a reservation made a moment ago has held its units for that moment.
-        let usageQuery = UsageQuery(from: from, to: to, now: instant, grouping: by, idleThreshold: idleThreshold, buckets: buckets)
+        // What is open (a lease, a running job) is counted up to this instant: a reservation
+        // made a moment ago has held its units for that moment.
+        let usageQuery = UsageQuery(from: from, to: to, now: now, grouping: by, idleThreshold: idleThreshold, buckets: buckets)
         let owner = caller.isAdmin ? nil : caller.user
         let facts = try await ledger.read { tx in try tx.usageFacts(usageQuery, owner: owner) }
         return try Requests.json(UsageReportView(UsageReport.compute(facts, usageQuery)))

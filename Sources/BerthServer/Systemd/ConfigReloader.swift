@@ -156,7 +156,7 @@ public final class ConfigReloader: Service, Sendable {
         if loaded.discovery.gpus != nil {
             fresh.units = (try? await NIOThreadPool.singleton.runIfActive { GPUInventory.units(for: loaded, logger: logger) }) ?? loaded.units
         }
-        let now = clock().wholeSeconds
+        let now = clock()
         do {
             let outcome = try await ledger.write { [fresh] tx in
                 let reload = CatalogReload.plan(configured: fresh.units, current: try tx.units(), holders: try tx.unitHolders())

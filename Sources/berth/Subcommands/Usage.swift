@@ -144,6 +144,7 @@ enum UsageTable {
             "reserved u-h",
             "busy u-h",
             "util",
+            "cpu s",
             "jobs ok/fail/other",
             "calls",
             "throttled",
@@ -161,6 +162,7 @@ enum UsageTable {
                 UsageNumber.hours(row.reservedUnitHours),
                 UsageNumber.hours(row.busyUnitHours),
                 row.reservedUnitHours > 0 ? UsageNumber.percent(row.utilization) : "-",
+                row.cpuSeconds > 0 ? UsageNumber.twoDecimals(row.cpuSeconds) : "-",
                 jobs(row.jobs),
                 UsageNumber.grouped(row.invocations),
                 UsageNumber.grouped(row.throttled),
@@ -236,7 +238,7 @@ enum UsageCSV {
         var header = [report.by]
         if describes { header += ["owner", "model", "purpose", "commitment"] }
         header += [
-            "reserved_unit_hours", "busy_unit_hours", "utilization",
+            "reserved_unit_hours", "busy_unit_hours", "utilization", "cpu_seconds", "peak_memory_bytes",
             "jobs_queued", "jobs_running", "jobs_stopping", "jobs_completed", "jobs_failed", "jobs_stopped",
             "invocations", "served", "throttled", "input_tokens", "output_tokens", "latency_p50_ms", "latency_p99_ms",
             "provisioned_cost", "on_demand_cost", "cost", "idle_hours", "idle_cost",
@@ -248,7 +250,8 @@ enum UsageCSV {
                 record += [row.owner ?? "", row.model ?? "", row.purpose ?? "", row.commitment ?? ""]
             }
             let j = row.jobs
-            record += [row.reservedUnitHours, row.busyUnitHours, row.utilization].map(UsageNumber.plain)
+            record += [row.reservedUnitHours, row.busyUnitHours, row.utilization, row.cpuSeconds].map(UsageNumber.plain)
+            record.append(row.peakMemoryBytes.map(String.init) ?? "")
             record += [j.queued, j.running, j.stopping, j.completed, j.failed, j.stopped].map(String.init)
             record += [row.invocations, row.served, row.throttled, row.inputTokens, row.outputTokens].map(String.init)
             record += [row.latencyP50Ms, row.latencyP99Ms].map { $0.map(UsageNumber.plain) ?? "" }
