@@ -52,7 +52,7 @@ final class CommitGroup: Sendable {
     /// services that follow the ledger look again once per batch, not once per request.
     init(ledger: Ledger, clock: @escaping @Sendable () -> Date, afterBatch: @escaping @Sendable (Plan) -> Void) {
         batches = GroupCommit(exclusiveKey: { request in request.key.map { "\(request.owner)\u{0}\($0)" } }) { batch, _ in
-            await Self.write(batch, ledger: ledger, now: clock(), afterBatch: afterBatch)
+            await Self.write(batch, ledger: ledger, clock: clock, afterBatch: afterBatch)
         }
     }
 
@@ -70,7 +70,7 @@ final class CommitGroup: Sendable {
     private static func write(
         _ batch: [Request],
         ledger: Ledger,
-        now: Date,
+        clock: @escaping @Sendable () -> Date,
         afterBatch: @Sendable (Plan) -> Void
     ) async -> [Result<BatchAnswer, any Error>] {
         enum Outcome: Sendable {
@@ -80,6 +80,9 @@ final class CommitGroup: Sendable {
         }
         do {
             let (plan, results) = try await ledger.write { tx -> (Plan, [Result<BatchAnswer, any Error>]) in
+                // Read once the writer is ours: never earlier than a change its requests made
+                // with the time they read (a reservation that starts now is due in this cycle).
+                let now = clock()
                 // 1. Each change in its savepoint.
                 let outcomes: [Outcome] = batch.map { request in
                     do {

@@ -170,6 +170,8 @@ public struct Daemon: Sendable {
             cgroups: cgroups
         )
         let wakeScheduler = WakeRelay()
+        // What compares the clock with the ledger's times reads it as the ledger keeps times.
+        let clock: @Sendable () -> Date = { [clock = self.clock] in Ledger.asStored(clock()) }
         let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
             wakeScheduler.fire()
         }
@@ -187,7 +189,7 @@ public struct Daemon: Sendable {
             ledger: ledger,
             scheduler: scheduler,
             callers: callers,
-            clock: clock,
+            clock: self.clock,
             startedAt: startedAt,
             jobs: jobSettings,
             supervisor: supervisor,

@@ -61,8 +61,9 @@ public final class Scheduler: Service, Sendable {
     /// Runs one cycle in its own transaction and logs what it did.
     @discardableResult
     public func runCycle() async throws -> Plan {
-        let now = clock()
-        let plan = try await ledger.write { tx in try Self.cycle(tx, now: now) }
+        // The clock is read inside the write: a time read before waiting for the writer could be
+        // earlier than the start of a reservation committed meanwhile.
+        let plan = try await ledger.write { [clock] tx in try Self.cycle(tx, now: clock()) }
         for step in plan.steps {
             switch step {
             case .activate(let id, _, let end, let units, let leaseStart):

@@ -29,6 +29,18 @@ public final class Ledger: Sendable {
     /// and brings its schema up to date. Its files are made 0600 first (`LedgerFileMode`).
     /// `spaceChanged` is told when a write first finds the file system full, and when one gets
     /// through again (`LedgerSpace`).
+    /// `date` as a row keeps it: to the millisecond, as GRDB writes a DATETIME. Whatever
+    /// compares the clock with times read back from the ledger (the scheduler, admission, the
+    /// supervisors) reads the clock through this, so a reservation that starts now is due now,
+    /// not a fraction of a millisecond later once written and read back.
+    public static func asStored(_ date: Date) -> Date {
+        // The nearest millisecond, written a quarter of one past it: GRDB's formatter cuts the
+        // fraction off, and 0.174 s may be 0.17399… as a binary fraction.
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let written = Date(timeIntervalSince1970: (milliseconds + 0.25) / 1000).databaseValue
+        return Date.fromDatabaseValue(written) ?? date
+    }
+
     public init(
         path: String,
         writeTimer: @escaping @Sendable (Duration) -> Void = { _ in },

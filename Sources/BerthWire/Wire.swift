@@ -8,7 +8,9 @@ public enum Wire {
     public static func formatDate(_ date: Date) -> String {
         let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
         if milliseconds.truncatingRemainder(dividingBy: 1000) == 0 { return Date.ISO8601FormatStyle().format(date) }
-        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: milliseconds / 1000))
+        // A quarter of a millisecond past it: the format style cuts the fraction off, and 0.531 s
+        // may be 0.53099… as a binary fraction.
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: (milliseconds + 0.25) / 1000))
     }
 
     static var dateEncoding: JSONEncoder.DateEncodingStrategy {

@@ -54,7 +54,11 @@ public func buildRouter(_ services: ControlServices) -> Router<BerthRequestConte
 
 /// `serve` apart: a route test gives serve processes that never start.
 func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Router<BerthRequestContext> {
-    let (ledger, clock, scheduler, supervisor) = (services.ledger, services.clock, services.scheduler, services.supervisor)
+    let (ledger, scheduler, supervisor) = (services.ledger, services.scheduler, services.supervisor)
+    // Calls are timed by the clock as it is; changes to the ledger's state by the clock as
+    // the ledger keeps it, to compare with what it reads back (`Ledger.asStored`).
+    let callClock = services.clock
+    let clock: @Sendable () -> Date = { Ledger.asStored(callClock()) }
     let routes = RouteCache()
     let commits = CommitGroup(ledger: ledger, clock: clock) { plan in
         routes.clear()
@@ -84,7 +88,7 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
     CatalogController(ledger: ledger, hardware: services.jobs.hardware, clock: clock).addRoutes(to: v1)
     ReservationsController(ledger: ledger, commits: commits, serve: serve, clock: clock, changed: changed).addRoutes(to: v1)
     JobsController(ledger: ledger, commits: commits, settings: services.jobs, clock: clock, changed: changed).addRoutes(to: v1)
-    InvocationsController(ledger: ledger, serve: serve, meter: services.meter, routes: routes, clock: clock).addRoutes(to: v1)
+    InvocationsController(ledger: ledger, serve: serve, meter: services.meter, routes: routes, clock: callClock).addRoutes(to: v1)
     UsageController(ledger: ledger, clock: clock, idleThreshold: services.idleThreshold).addRoutes(to: v1)
     return router
 }

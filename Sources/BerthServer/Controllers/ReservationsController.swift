@@ -84,8 +84,9 @@ struct ReservationsController: Sendable {
                     modelUnits: input.modelUnits,
                     units: units,
                     commitment: commitment,
-                    start: admittedStart,
-                    end: end,
+                    // Written as the ledger keeps times, so the calendar reads back what it admitted.
+                    start: Ledger.asStored(admittedStart),
+                    end: end.map(Ledger.asStored),
                     duration: duration,
                     status: .pending,
                     waiting: false,
@@ -304,7 +305,8 @@ struct ReservationsController: Sendable {
     /// `now`, a future time, or an offset. A start a little in the past (a slow client) is now.
     static func startTime(_ text: String?, now: Date) throws -> Date {
         guard let text else { return now }
-        guard let start = TimeExpression.parse(text, now: now) else {
+        // As the ledger keeps it: a start pasted from another reservation's end is that end.
+        guard let start = TimeExpression.parse(text, now: now).map(Ledger.asStored) else {
             throw APIError.invalid(field: "start", "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h")
         }
         if start < now.addingTimeInterval(-300) {
@@ -325,9 +327,9 @@ struct ReservationsController: Sendable {
     static func capacityError(_ refusal: CapacityRefusal, start: Date, end: Date?) -> APIError {
         let window = "from \(TimeExpression.format(start)) \(end.map { "to \(TimeExpression.format($0))" } ?? "on, open-ended")"
         var message = "needs \(refusal.needed) dedicated units \(window), but only \(refusal.free) of \(refusal.total) are free over that window; "
-        if let earliest = refusal.earliestStart {
-            message +=
-                "the earliest start that fits is \(TimeExpression.format(earliest)) (--start \(TimeExpression.format(earliest))); or ask for fewer units, or --wait to queue"
+        if let earliest = refusal.earliestStart.map(Wire.formatDate) {
+            // To the millisecond, as the ledger keeps it: the start it suggests does fit.
+            message += "the earliest start that fits is \(earliest) (--start \(earliest)); or ask for fewer units, or --wait to queue"
         } else if refusal.needed > refusal.total {
             message += "it can never fit: the pool has \(refusal.total) dedicated units; ask for fewer model units"
         } else {
