@@ -289,6 +289,8 @@ struct ConfigDecoder {
             }
             let memoryMiB = table.int("memory_mib", .optional, minimum: 1)
             let memoryIsValid = table.table["memory_mib"] == nil || memoryMiB != nil
+            let cpuShare = table.number("cpu_share", .optional, minimum: 0, exclusive: true)
+            let cpuShareIsValid = table.table["cpu_share"] == nil || cpuShare != nil
             let cpus = table.string("cpus", .optional)
             let cpusAreValid = cpus.map(CPUList.isValid) ?? true
             if let cpus, !cpusAreValid {
@@ -309,10 +311,12 @@ struct ConfigDecoder {
             case .shared: pool.shared += 1
             case nil: pool.countsAreKnown = false
             }
-            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid, uuidIsValid, memoryIsValid,
+            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid, uuidIsValid, memoryIsValid, cpuShareIsValid,
                 !(uuid?.contains(where: { $0.isWhitespace || $0 == "," }) ?? false)
             {
-                pool.units.append(ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB))
+                pool.units.append(
+                    ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB, cpuShare: cpuShare)
+                )
             }
         }
         return pool

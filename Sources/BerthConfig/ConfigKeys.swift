@@ -14,7 +14,7 @@ public enum ConfigKeys {
     public static let metrics = ["listen"]
     public static let confinement = ["enabled", "memory_per_unit_mib", "max_tasks"]
     public static let discovery = ["gpus", "nvidia_smi", "pool", "sample_seconds", "idle_gpu_percent"]
-    public static let units = ["id", "kind", "device", "pool", "cpus", "uuid", "memory_mib"]
+    public static let units = ["id", "kind", "device", "pool", "cpus", "cpu_share", "uuid", "memory_mib"]
     public static let models = [
         "id", "provider", "input_modalities", "output_modalities", "max_tokens", "on_demand", "customizations",
         "units_per_model_unit", "tokens_per_minute", "hyperparameters", "price",

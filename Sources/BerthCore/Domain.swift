@@ -20,6 +20,9 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
     public var uuid: String?
     /// The GPU's memory, from the config; shown, never enforced.
     public var memoryMiB: Int?
+    /// Cores' worth of CPU time a runner on this unit gets (`0.25`: a quarter of one core),
+    /// from the config, for slices smaller than a core: a CPU quota, where `cpus` is a set.
+    public var cpuShare: Double?
 
     public init(
         id: String,
@@ -28,7 +31,8 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
         pool: UnitPool,
         cpus: String? = nil,
         uuid: String? = nil,
-        memoryMiB: Int? = nil
+        memoryMiB: Int? = nil,
+        cpuShare: Double? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -37,6 +41,7 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
         self.cpus = cpus
         self.uuid = uuid
         self.memoryMiB = memoryMiB
+        self.cpuShare = cpuShare
     }
 
     /// Whether it is a GPU (or a MIG instance): any kind but `cpu` with a device or a UUID.

@@ -14,12 +14,30 @@ public struct RunnerBounds: Sendable, Equatable {
     public var maxTasks: Int?
     /// Character devices it may not open: the GPUs of units it does not hold.
     public var deniedDevices: [DeviceNumber]
+    /// Cores' worth of CPU time it gets per period, when its units are slices smaller than a
+    /// core (`cpu.cfs_quota_us`, `cpu.max`).
+    public var cpuQuota: Double?
 
-    public init(cpus: String? = nil, memoryBytes: Int64? = nil, maxTasks: Int? = nil, deniedDevices: [DeviceNumber] = []) {
+    public init(
+        cpus: String? = nil,
+        memoryBytes: Int64? = nil,
+        maxTasks: Int? = nil,
+        deniedDevices: [DeviceNumber] = [],
+        cpuQuota: Double? = nil
+    ) {
         self.cpus = cpus
         self.memoryBytes = memoryBytes
         self.maxTasks = maxTasks
         self.deniedDevices = deniedDevices
+        self.cpuQuota = cpuQuota
+    }
+
+    /// The CFS period the quota is a share of, in microseconds (the kernel's default).
+    public static let cpuPeriodMicroseconds = 100_000
+
+    /// The quota in microseconds per period; the kernel takes no less than 1 ms.
+    public var cpuQuotaMicroseconds: Int? {
+        cpuQuota.map { max(1000, Int(($0 * Double(Self.cpuPeriodMicroseconds)).rounded())) }
     }
 }
 
@@ -90,7 +108,7 @@ public final class CgroupTree: Sendable {
     }
 
     /// The v1 controllers berthd uses, and what each is for.
-    static let v1Controllers = ["cpuset", "cpuacct", "memory", "devices", "pids", "freezer"]
+    static let v1Controllers = ["cpuset", "cpu", "cpuacct", "memory", "devices", "pids", "freezer"]
 
     /// Finds the cgroups this process may use and makes its folder in them; `nil` with the
     /// reason when none can be used. Nothing here fails start-up.
@@ -133,7 +151,8 @@ public final class CgroupTree: Sendable {
             folders[controller] = folder
         }
         guard !folders.isEmpty else { return (nil, .none(failure ?? "no usable cgroup controller")) }
-        let missing = v1Controllers.filter { folders[$0] == nil && $0 != "cpuacct" }
+        // Accounting and quotas are extras: without them the rest still confines.
+        let missing = v1Controllers.filter { folders[$0] == nil && $0 != "cpuacct" && $0 != "cpu" }
         let support = ConfinementSupport(
             cpu: folders["cpuset"] != nil,
             memory: folders["memory"] != nil,
@@ -234,6 +253,9 @@ public final class CgroupTree: Sendable {
                     _ = CgroupFile.write(folder + "/memory.swap.max", "0")
                 }
                 if let tasks = bounds.maxTasks, support.tasks { try group.set(folder + "/pids.max", String(tasks)) }
+                if let quota = bounds.cpuQuotaMicroseconds, FileManager.default.fileExists(atPath: folder + "/cpu.max") {
+                    try group.set(folder + "/cpu.max", "\(quota) \(RunnerBounds.cpuPeriodMicroseconds)")
+                }
             } catch {
                 group.remove()
                 throw error
@@ -252,6 +274,10 @@ public final class CgroupTree: Sendable {
             // Where swap is accounted, the cap covers it too: past it the OOM killer acts,
             // rather than the runner swapping the machine to a crawl.
             _ = CgroupFile.write(folder + "/memory.memsw.limit_in_bytes", String(bytes))
+        }
+        if let folder = made["cpu"], let quota = bounds.cpuQuotaMicroseconds {
+            try group.set(folder + "/cpu.cfs_period_us", String(RunnerBounds.cpuPeriodMicroseconds))
+            try group.set(folder + "/cpu.cfs_quota_us", String(quota))
         }
         if let folder = made["pids"], let tasks = bounds.maxTasks {
             try group.set(folder + "/pids.max", String(tasks))

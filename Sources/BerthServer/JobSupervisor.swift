@@ -61,6 +61,7 @@ public struct JobSettings: Sendable {
             unit.cpus = configured[id]?.cpus
             unit.uuid = configured[id]?.uuid
             unit.memoryMiB = configured[id]?.memoryMiB
+            unit.cpuShare = configured[id]?.cpuShare
             return unit
         }
     }
@@ -78,7 +79,8 @@ public struct JobSettings: Sendable {
             cpus: !cores.isEmpty && cores.count == units.count ? cores.joined(separator: ",") : nil,
             memoryBytes: confinement.memoryPerUnitMiB.map { Int64($0) * 1_048_576 * Int64(max(units.count, 1)) },
             maxTasks: confinement.maxTasks,
-            deniedDevices: denied.map(DeviceNumber.nvidiaGPU)
+            deniedDevices: denied.map(DeviceNumber.nvidiaGPU),
+            cpuQuota: !units.isEmpty && units.allSatisfy { $0.cpuShare != nil } ? units.compactMap(\.cpuShare).reduce(0, +) : nil
         )
         return (name, bounds)
     }

@@ -450,6 +450,12 @@ private let problemCases: [ProblemCase] = [
         message: "at least 1"
     ),
     ProblemCase(
+        sentence: "A unit's cpu_share of zero is reported: a slice needs some CPU time",
+        toml: F.valid(replacing: "device = 1\n", with: "device = 1\ncpu_share = 0\n"),
+        keyPath: "units[1].cpu_share",
+        message: "must be greater than 0"
+    ),
+    ProblemCase(
         sentence: "A unit's uuid naming two GPUs is reported",
         toml: F.valid(replacing: "device = 1\n", with: "device = 1\nuuid = \"GPU-a,GPU-b\"\n"),
         keyPath: "units[1].uuid",

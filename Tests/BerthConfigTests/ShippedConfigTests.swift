@@ -21,7 +21,8 @@ struct ShippedConfigTests {
     @Test("has eight dedicated CPU units cpu-0 to cpu-7 on devices 0 to 7, and two shared ones")
     func units() {
         #expect(
-            config.dedicatedUnits == (0..<8).map { (index: Int) in ComputeUnit(id: "cpu-\(index)", kind: "cpu", device: index, pool: .dedicated) }
+            config.dedicatedUnits
+                == (0..<8).map { (index: Int) in ComputeUnit(id: "cpu-\(index)", kind: "cpu", device: index, pool: .dedicated, cpuShare: 0.25) }
         )
         #expect(config.sharedUnits.map(\.id) == ["cpu-shared-0", "cpu-shared-1"])
         #expect(config.units.allSatisfy { $0.kind == "cpu" })

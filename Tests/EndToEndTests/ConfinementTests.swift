@@ -106,6 +106,40 @@ struct ConfinementTests {
         #expect(read(scripts.file("job-\(id)/cpus")) == (unit == "cpu-0" ? "1" : "0"), "\(daemon.log)")
     }
 
+    @Test("a unit smaller than a core is a CPU quota: a job on a quarter-core unit gets a quarter of a core's time")
+    func cpuQuota() async throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        // The quota the runner's group has, then a second and a half of busy looping.
+        let behaviour = """
+            group=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print $3 }' /proc/self/cgroup)
+            for root in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do
+                [ -f "$root$group/cpu.cfs_quota_us" ] && cat "$root$group/cpu.cfs_quota_us" > "$out/quota" && break
+            done
+            end=$(($(date +%s) + 2)); while [ "$(date +%s)" -lt "$end" ]; do :; done
+            exit 0
+            """
+        var config = TemporaryDaemon.config(dedicated: 2, runner: try Self.runner(in: scripts, behaviour: behaviour))
+        for index in 0..<2 {
+            config = config.replacingOccurrences(
+                of: "id = \"cpu-\(index)\"\nkind = \"cpu\"\ndevice = \(index)\npool = \"dedicated\"\n",
+                with: "id = \"cpu-\(index)\"\nkind = \"cpu\"\ndevice = \(index)\npool = \"dedicated\"\ncpu_share = 0.25\n"
+            )
+        }
+        let daemon = try TemporaryDaemon(config: config)
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
+        let id = try submit(daemon, name: "quarter")
+        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
+        #expect(read(scripts.file("job-\(id)/quota")) == "25000", "the group's cpu.cfs_quota_us")
+        // The kernel held it to a quarter of a core while it spun: far under its wall time.
+        let started = try #require(TimeExpression.parseRFC3339(job["started_at"] as? String ?? ""))
+        let ended = try #require(TimeExpression.parseRFC3339(job["ended_at"] as? String ?? ""))
+        let cpu = try #require(job["cpu_seconds"] as? Double, "\(job)")
+        #expect(cpu < 0.6 * ended.timeIntervalSince(started), "\(cpu) s of CPU in \(ended.timeIntervalSince(started)) s")
+    }
+
     @Test("what a confined job used reaches berth jobs, the usage report and /metrics; a job under a second is busy for its milliseconds")
     func usageToTheMillisecond() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")
