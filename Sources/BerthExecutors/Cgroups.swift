@@ -1,3 +1,4 @@
+import CBerthSpawn
 public import Foundation
 
 #if canImport(Glibc)
@@ -163,7 +164,7 @@ public final class CgroupTree: Sendable {
         return (CgroupTree(layout: .v1(folders), support: support), support)
     }
 
-    private static func openV2(mount: String, own: String, tag: String) -> (CgroupTree?, ConfinementSupport) {
+    static func openV2(mount: String, own: String, tag: String) -> (CgroupTree?, ConfinementSupport) {
         let base = mount + (own == "/" ? "" : own)
         let available = Set((CgroupFile.read(base + "/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
         // berthd leaves its own group for a leaf, so that group may enable controllers for the
@@ -184,12 +185,13 @@ public final class CgroupTree: Sendable {
         }
         _ = CgroupFile.write(folder + "/cgroup.subtree_control", wanted.map { "+" + $0 }.joined(separator: " "))
         let enabled = Set((CgroupFile.read(folder + "/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
+        let devicesRefused = DeviceFilter.refusal()
         let support = ConfinementSupport(
             cpu: enabled.contains("cpuset"),
             memory: enabled.contains("memory"),
-            devices: false,
+            devices: devicesRefused == nil,
             tasks: enabled.contains("pids"),
-            reason: "devices need a BPF device program under cgroup v2, which berthd does not load"
+            reason: devicesRefused
         )
         return (CgroupTree(layout: .v2(folder), support: support), support)
     }
@@ -253,6 +255,7 @@ public final class CgroupTree: Sendable {
                     _ = CgroupFile.write(folder + "/memory.swap.max", "0")
                 }
                 if let tasks = bounds.maxTasks, support.tasks { try group.set(folder + "/pids.max", String(tasks)) }
+                if support.devices, !bounds.deniedDevices.isEmpty { try DeviceFilter.deny(bounds.deniedDevices, inGroup: folder) }
                 if let quota = bounds.cpuQuotaMicroseconds, FileManager.default.fileExists(atPath: folder + "/cpu.max") {
                     try group.set(folder + "/cpu.max", "\(quota) \(RunnerBounds.cpuPeriodMicroseconds)")
                 }
@@ -309,6 +312,39 @@ public final class CgroupTree: Sendable {
 
     static func failure(_ what: String, _ path: String) -> RunnerProcess.SpawnError {
         RunnerProcess.SpawnError(description: "cannot \(what) the runner's cgroup \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Device rules under cgroup version 2, which has no `devices.deny`: a BPF device program
+/// attached to the runner's group refuses the devices it names, as systemd does for
+/// `DeviceAllow=`.
+public enum DeviceFilter {
+    /// Whether this process may load one: `nil`, or why not.
+    public static func refusal() -> String? {
+        let result = berth_device_filter_probe()
+        guard result < 0 else { return nil }
+        return result == -EPERM
+            ? "loading a BPF device program needs root (CAP_BPF or CAP_SYS_ADMIN)"
+            : "cannot load a BPF device program: \(String(cString: strerror(-result)))"
+    }
+
+    /// Attaches to the version 2 group at `folder` a program refusing `devices` (character
+    /// devices) to every process in it; the rest stays allowed.
+    public static func deny(_ devices: [DeviceNumber], inGroup folder: String) throws {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw CgroupTree.failure("open", folder) }
+        defer { close(fd) }
+        var log = [CChar](repeating: 0, count: 4096)
+        let majors = devices.map { Int32($0.major) }
+        let minors = devices.map { Int32($0.minor) }
+        let result = berth_deny_devices(fd, majors, minors, Int32(devices.count), &log, UInt32(log.count))
+        guard result == 0 else {
+            let verifier = String(cString: log).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw RunnerProcess.SpawnError(
+                description: "cannot attach the device rules to \(folder): \(String(cString: strerror(-result)))"
+                    + (verifier.isEmpty ? "" : " (\(verifier))")
+            )
+        }
     }
 }
 
