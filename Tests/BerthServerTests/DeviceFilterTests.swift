@@ -1,7 +1,8 @@
-@testable import BerthExecutors
 import BerthTestSupport
 import Foundation
 import Testing
+
+@testable import BerthExecutors
 
 #if canImport(Glibc)
 import Glibc
@@ -83,7 +84,8 @@ struct DeviceFilterTests {
         try shell.run()
         var child: Int32 = 0
         for _ in 0..<100 where child == 0 {
-            child = Int32(((try? String(contentsOfFile: dir.file("child"), encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            child =
+                Int32(((try? String(contentsOfFile: dir.file("child"), encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             usleep(20_000)
         }
         try #require(child > 0)
