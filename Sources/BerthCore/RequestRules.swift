@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// What a reservation's purpose allows on its model. Training reserves a base model that
 /// accepts customization; spillover to the on-demand pool is for inference on base models only
@@ -160,5 +160,43 @@ public enum CallRules {
     public static func cost(tier: ServiceTier, inputTokens: Int, outputTokens: Int, price: ModelPrice) -> Double {
         guard tier == .onDemand else { return 0 }
         return Double(inputTokens) / 1000 * (price.onDemandInputPer1k ?? 0) + Double(outputTokens) / 1000 * (price.onDemandOutputPer1k ?? 0)
+    }
+}
+
+/// A window `[from, to)` that a request names with `from` and `to` (absent or empty: the
+/// default): the one check `GET /v1/capacity` and `GET /v1/usage` share.
+public enum WindowRules {
+    public static func window(
+        from fromText: String?,
+        to toText: String?,
+        now: Date,
+        defaultFrom: Date,
+        defaultTo: (Date) -> Date,
+        longest: TimeInterval,
+        tooLong: String,
+        example: String
+    ) -> Result<(from: Date, to: Date), FieldError> {
+        func time(_ name: String, _ text: String?, default value: Date) -> Result<Date, FieldError> {
+            guard let text, !text.isEmpty else { return .success(value) }
+            guard let date = TimeExpression.parse(text, now: now) else {
+                return .failure(
+                    FieldError(field: name, message: "'\(text)' is not a time: use now, RFC 3339 (\(example)) or an offset such as +2h or -7d")
+                )
+            }
+            return .success(date)
+        }
+        let from: Date
+        let to: Date
+        switch time("from", fromText, default: defaultFrom) {
+        case .success(let date): from = date
+        case .failure(let problem): return .failure(problem)
+        }
+        switch time("to", toText, default: defaultTo(from)) {
+        case .success(let date): to = date
+        case .failure(let problem): return .failure(problem)
+        }
+        guard to > from else { return .failure(FieldError(field: "to", message: "must be after from (\(TimeExpression.format(from)))")) }
+        guard to.timeIntervalSince(from) <= longest else { return .failure(FieldError(field: "to", message: tooLong)) }
+        return .success((from, to))
     }
 }

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthTestSupport
+import Foundation
 import Testing
 
 @Suite("Request rules")
@@ -160,5 +161,50 @@ struct RequestRulesTests {
         let price = ModelPrice(modelUnitHour: [:], onDemandInputPer1k: 0.5, onDemandOutputPer1k: 2)
         #expect(CallRules.cost(tier: .onDemand, inputTokens: 2000, outputTokens: 500, price: price) == 2)
         #expect(CallRules.cost(tier: .provisioned, inputTokens: 2000, outputTokens: 500, price: price) == 0)
+    }
+}
+
+@Suite("The window of a capacity or usage request")
+struct WindowRulesTests {
+    static let now = Fixtures.epoch
+
+    static func window(_ from: String?, _ to: String?) -> Result<(from: Date, to: Date), FieldError> {
+        WindowRules.window(
+            from: from,
+            to: to,
+            now: now,
+            defaultFrom: now.addingTimeInterval(-3600),
+            defaultTo: { $0.addingTimeInterval(600) },
+            longest: 86_400,
+            tooLong: "at most a day",
+            example: "2026-12-01T09:00:00Z"
+        )
+    }
+
+    @Test("absent or empty, from and to are the defaults; to's default follows from")
+    func defaults() throws {
+        let (from, to) = try Self.window(nil, "").get()
+        #expect(from == Self.now.addingTimeInterval(-3600))
+        #expect(to == from.addingTimeInterval(600))
+        let (later, end) = try Self.window("+1h", nil).get()
+        #expect(later == Self.now.addingTimeInterval(3600) && end == later.addingTimeInterval(600))
+    }
+
+    @Test(
+        "a bad window names the field and what to write",
+        arguments: [
+            ("yesterday", nil, "from", "'yesterday' is not a time"),
+            (nil, "soon", "to", "'soon' is not a time"),
+            ("+1h", "now", "to", "must be after from"),
+            ("-2d", "now", "to", "at most a day"),
+        ] as [(String?, String?, String, String)]
+    )
+    func refused(_ from: String?, _ to: String?, field: String, message: String) {
+        guard case .failure(let problem) = Self.window(from, to) else {
+            Issue.record("accepted \(String(describing: from)) to \(String(describing: to))")
+            return
+        }
+        #expect(problem.field == field)
+        #expect(problem.message.contains(message), "\(problem)")
     }
 }

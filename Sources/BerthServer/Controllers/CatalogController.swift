@@ -65,20 +65,17 @@ struct CatalogController: Sendable {
     func capacity(_ request: Request) async throws -> Response {
         let now = self.now
         let query = request.uri.queryParameters
-        func time(_ name: String, default value: Date) throws -> Date {
-            guard let text = query[Substring(name)].map(String.init), !text.isEmpty else { return value }
-            guard let date = TimeExpression.parse(text, now: now) else {
-                throw APIError.invalid(
-                    field: name,
-                    "'\(text)' is not a time: use now, RFC 3339 (2026-12-01T09:00:00Z) or an offset such as +2h or -7d"
-                )
-            }
-            return date.wholeSeconds
-        }
-        let from = try time("from", default: now)
-        let to = try time("to", default: from.addingTimeInterval(7 * 86_400))
-        guard to > from else { throw APIError.invalid(field: "to", "must be after from") }
-        guard to.timeIntervalSince(from) <= 10 * 366 * 86_400 else { throw APIError.invalid(field: "to", "the window is limited to 10 years") }
+        let window = WindowRules.window(
+            from: query["from"].map(String.init),
+            to: query["to"].map(String.init),
+            now: now,
+            defaultFrom: now,
+            defaultTo: { $0.addingTimeInterval(7 * 86_400) },
+            longest: 10 * 366 * 86_400,
+            tooLong: "the window is limited to 10 years",
+            example: "2026-12-01T09:00:00Z"
+        )
+        let (from, to) = try window.mapError(APIError.init).get()
         let view = try await ledger.read { tx -> CapacityView in
             let calendar = try tx.snapshot().calendar
             return CapacityView(

@@ -26,19 +26,17 @@ struct UsageController: Sendable {
         for (name, _) in query where !["from", "to", "by", "buckets"].contains(String(name)) {
             throw APIError.invalid(field: String(name), "is not a parameter of /v1/usage; use from, to, by and buckets")
         }
-        func time(_ name: String, default value: Date) throws -> Date {
-            guard let text = query[Substring(name)].map(String.init), !text.isEmpty else { return value }
-            guard let date = TimeExpression.parse(text, now: now) else {
-                throw APIError.invalid(field: name, "'\(text)' is not a time: use now, RFC 3339 (2026-11-01T00:00:00Z) or an offset such as -7d")
-            }
-            return date
-        }
-        let from = try time("from", default: Self.monthStart(now))
-        let to = try time("to", default: now)
-        guard to > from else { throw APIError.invalid(field: "to", "must be after from (\(TimeExpression.format(from)))") }
-        guard to.timeIntervalSince(from) <= 400 * 86_400 else {
-            throw APIError.invalid(field: "to", "a report covers at most 400 days; ask for a shorter window")
-        }
+        let window = WindowRules.window(
+            from: query["from"].map(String.init),
+            to: query["to"].map(String.init),
+            now: now,
+            defaultFrom: Self.monthStart(now),
+            defaultTo: { _ in now },
+            longest: 400 * 86_400,
+            tooLong: "a report covers at most 400 days; ask for a shorter window",
+            example: "2026-11-01T00:00:00Z"
+        )
+        let (from, to) = try window.mapError(APIError.init).get()
         let byText = query["by"].map(String.init) ?? UsageGrouping.reservation.rawValue
         guard let by = UsageGrouping(rawValue: byText) else {
             throw APIError.invalid(field: "by", "'\(byText)' is not a grouping: use reservation, model, owner or day")
