@@ -283,7 +283,10 @@ struct JobsController: Sendable {
         let caller = try context.requireCaller()
         let id = try Self.jobID(context)
         let now = self.now
-        let view = try await ledger.write { tx -> JobView in
+        // In the commit group with submissions, the one path that writes jobs: a burst of stops
+        // shares a transaction, and its scheduling cycle starts what the stopped jobs leave room
+        // for. Not keyed: stopping twice stops once.
+        let answer = try await commits.commit(owner: caller.user, key: nil, route: "POST /v1/jobs/\(id)/stop", body: Data()) { tx in
             let job = try Self.visibleJob(id, caller: caller, tx)
             switch job.status {
             case .queued:
@@ -295,11 +298,11 @@ struct JobsController: Sendable {
             case .completed, .failed, .stopped:
                 throw APIError(.invalidState, "job \(id) is already \(job.status.rawValue)")
             }
-            return try Self.jobView(try tx.job(id: id) ?? job, tx: tx, fullMetrics: false)
-        }
+            return Change(status: 200) { tx in try Self.jobView(try tx.job(id: id) ?? job, tx: tx, fullMetrics: false) }
+        }.encoded()
         context.logger.info("job stop requested", metadata: ["job": "\(id)", "by": "\(caller.user)"])
         changed()
-        return try Requests.json(view)
+        return Requests.respond(status: answer.status, body: answer.body)
     }
 
     func events(_ context: BerthRequestContext) async throws -> Response {
