@@ -58,19 +58,6 @@ struct ConfinementTests {
         return try #require(words.count > 2 ? Int(words[2]) : nil, "\(result)")
     }
 
-    /// Waits asleep, not blocking a thread of the pool other suites' tests run on.
-    func wait(_ daemon: TemporaryDaemon, job id: Int, for statuses: Set<String>) async throws -> [String: Any] {
-        var shown: [String: Any] = [:]
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            shown = try daemon.json(["jobs", String(id)])
-            if let status = shown["status"] as? String, statuses.contains(status) { return shown }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log)")
-        return shown
-    }
-
     func read(_ path: String) -> String {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -96,7 +83,7 @@ struct ConfinementTests {
 
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "cores")
-        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        let job = try await daemon.job(id, reaching: ["completed", "failed"])
         // What the runner used, as its cgroup counted it, is kept with the job.
         #expect((job["cpu_seconds"] as? Double).map { $0 >= 0 } == true, "\(job)")
         #expect((job["peak_memory_bytes"] as? Int).map { $0 > 0 } == true, "\(job)")
@@ -130,7 +117,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "quarter")
-        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        let job = try await daemon.job(id, reaching: ["completed", "failed"])
         #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
         #expect(read(scripts.file("job-\(id)/quota")) == "25000", "the group's cpu.cfs_quota_us")
         // The kernel held it to a quarter of a core while it spun: far under its wall time.
@@ -150,7 +137,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "burn")
-        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        let job = try await daemon.job(id, reaching: ["completed", "failed"])
         #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
         let cpu = try #require(job["cpu_seconds"] as? Double, "\(job)")
         #expect(cpu > 0, "\(job)")
@@ -193,7 +180,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "gpu")
-        _ = try await wait(daemon, job: id, for: ["completed", "failed"])
+        _ = try await daemon.job(id, reaching: ["completed", "failed"])
         let held = read(scripts.file("job-\(id)/units")) == "cpu-0" ? 0 : 1
         let own = read(scripts.file("job-\(id)/open-\(held)"))
         let other = read(scripts.file("job-\(id)/open-\(1 - held)"))
@@ -214,7 +201,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "hungry")
-        let job = try await wait(daemon, job: id, for: ["completed", "failed"])
+        let job = try await daemon.job(id, reaching: ["completed", "failed"])
         #expect(job["status"] as? String == "failed")
         #expect(job["reason"] as? String == "out-of-memory", "\(job)")
     }
@@ -235,7 +222,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "forker")
-        _ = try await wait(daemon, job: id, for: ["running"])
+        _ = try await daemon.job(id, reaching: ["running"])
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline
             && !(FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3)
@@ -244,7 +231,7 @@ struct ConfinementTests {
         }
         #expect(leftovers(daemon, job: id).count >= 3, "the runner, its sleep and the escaped sleep")
         #expect(try daemon.cli(["stop", String(id)]).status == 0)
-        let job = try await wait(daemon, job: id, for: ["stopped", "failed", "completed"])
+        let job = try await daemon.job(id, reaching: ["stopped", "failed", "completed"])
         #expect(job["status"] as? String == "stopped")
         let gone = Date().addingTimeInterval(5)
         while Date() < gone && !leftovers(daemon, job: id).isEmpty { try await Task.sleep(for: .milliseconds(50)) }
@@ -259,7 +246,7 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "sleeper")
-        _ = try await wait(daemon, job: id, for: ["running"])
+        _ = try await daemon.job(id, reaching: ["running"])
         let first = try #require(daemon.pid)
         let folder = "/sys/fs/cgroup/cpuset/berthd-\(first)"
         #expect(FileManager.default.fileExists(atPath: folder))
@@ -280,7 +267,7 @@ struct ConfinementTests {
         #expect((status["confinement"] as? String)?.hasSuffix("— not root") == true, "\(status)")
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let plain = try submit(daemon, name: "plain")
-        let job = try await wait(daemon, job: plain, for: ["completed", "failed"])
+        let job = try await daemon.job(plain, reaching: ["completed", "failed"])
         #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
         #expect(job["peak_memory_bytes"] == nil, "an unconfined runner has no cgroup to count it")
     }

@@ -52,18 +52,6 @@ struct JobTests {
 
     /// Waits until job `id` reaches one of `statuses`.
     @discardableResult
-    func wait(_ daemon: TemporaryDaemon, _ id: Int, for statuses: Set<String>, timeout: TimeInterval = 60) throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(timeout)
-        var shown: [String: Any] = [:]
-        while Date() < deadline {
-            shown = try job(daemon, id)
-            if let status = shown["status"] as? String, statuses.contains(status) { return shown }
-            usleep(100_000)
-        }
-        Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log)")
-        return shown
-    }
-
     /// Alive, and not a zombie waiting for a parent that does not reap (PID 1 in a container).
     func isAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -79,14 +67,14 @@ struct JobTests {
     }
 
     @Test("a job runs on its reservation's units, its events reach the ledger and its stray lines the log")
-    func runsAndRecords() throws {
+    func runsAndRecords() async throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
         let out = daemon.directory.file("out-1")
         let result = try submit(daemon, "ft", data: try dataset(daemon.directory, named: "ok.jsonl"), output: out)
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
-        let done = try wait(daemon, id, for: ["completed", "failed"])
+        let done = try await daemon.job(id, reaching: ["completed", "failed"])
         #expect(done["status"] as? String == "completed")
         #expect(done["progress"] as? Double == 1)
         #expect(done["input_tokens"] as? Int == 100)
@@ -110,7 +98,7 @@ struct JobTests {
     }
 
     @Test("fine-tuning with the reference runner completes, and its custom model appears with metrics and metrics.csv")
-    func referenceFineTuning() throws {
+    func referenceFineTuning() async throws {
         let (daemon, scripts) = try daemon(fake: false)
         defer { scripts.remove() }
         let out = daemon.directory.file("nova-ft")
@@ -121,7 +109,7 @@ struct JobTests {
         ])
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
-        let done = try wait(daemon, id, for: ["completed", "failed"], timeout: 120)
+        let done = try await daemon.job(id, reaching: ["completed", "failed"], timeout: 120)
         let log = try daemon.cli(["logs", String(id)]).stdout
         #expect(done["status"] as? String == "completed", "\(log)")
         let metrics = try #require(done["metrics"] as? [[String: Any]])
@@ -143,7 +131,7 @@ struct JobTests {
     }
 
     @Test("batch inference with the reference runner writes one output per input record")
-    func referenceBatch() throws {
+    func referenceBatch() async throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()
         #expect(try daemon.cli(["reserve", "serve", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
@@ -154,7 +142,7 @@ struct JobTests {
         ])
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
-        let done = try wait(daemon, id, for: ["completed", "failed"], timeout: 120)
+        let done = try await daemon.job(id, reaching: ["completed", "failed"], timeout: 120)
         #expect(done["status"] as? String == "completed")
         let inputs = try String(contentsOfFile: "\(Self.examples)/batch-inference.jsonl", encoding: .utf8).split(separator: "\n")
         let outputs = try String(contentsOfFile: out + "/output.jsonl", encoding: .utf8).split(separator: "\n")
@@ -232,7 +220,7 @@ struct JobTests {
     }
 
     @Test("two jobs on a one-unit reservation run one after the other, in priority order")
-    func priorityOrder() throws {
+    func priorityOrder() async throws {
         let (daemon, scripts) = try daemon(units: 1)
         defer { scripts.remove() }
         let data = try dataset(daemon.directory, named: "ok.jsonl")
@@ -240,7 +228,8 @@ struct JobTests {
         let low = try submittedID(try submit(daemon, "low", data: data, output: daemon.directory.file("o2"), extra: ["--priority", "0"]))
         let high = try submittedID(try submit(daemon, "high", data: data, output: daemon.directory.file("o3"), extra: ["--priority", "5"]))
         #expect(try job(daemon, low)["status"] as? String == "queued")
-        let jobs = [first, high, low].map { id in (try? wait(daemon, id, for: ["completed", "failed"])) ?? [:] }
+        var jobs: [[String: Any]] = []
+        for id in [first, high, low] { jobs.append(try await daemon.job(id, reaching: ["completed", "failed"])) }
         #expect(jobs.allSatisfy { $0["status"] as? String == "completed" })
         func time(_ job: [String: Any], _ key: String) -> Date { TimeExpression.parseRFC3339(job[key] as? String ?? "") ?? .distantFuture }
         // Each starts only after the one before it ended: the unit is never shared.
@@ -251,13 +240,13 @@ struct JobTests {
     }
 
     @Test("stop a running job: it ends stopped and its whole process group is gone")
-    func stopRunning() throws {
+    func stopRunning() async throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
         let id = try submittedID(
             try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o"))
         )
-        try wait(daemon, id, for: ["running"])
+        try await daemon.job(id, reaching: ["running"])
         let childFile = scripts.file("\(id).child")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
@@ -267,7 +256,7 @@ struct JobTests {
         let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         let stop = try daemon.cli(["stop", String(id)])
         #expect(stop.status == 0, "\(stop)")
-        let stopped = try wait(daemon, id, for: ["stopped", "failed", "completed"], timeout: 15)
+        let stopped = try await daemon.job(id, reaching: ["stopped", "failed", "completed"], timeout: 15)
         #expect(stopped["status"] as? String == "stopped")
         #expect(!isAlive(pid), "the runner is still alive")
         #expect(!isAlive(child), "the runner's child is still alive")
@@ -275,13 +264,13 @@ struct JobTests {
     }
 
     @Test("a runner that crashes: failed with its exit code, and its stderr is in the log")
-    func crash() throws {
+    func crash() async throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
         let id = try submittedID(
             try submit(daemon, "boom", data: try dataset(daemon.directory, named: "crash.jsonl"), output: daemon.directory.file("o"))
         )
-        let failed = try wait(daemon, id, for: ["failed", "completed"])
+        let failed = try await daemon.job(id, reaching: ["failed", "completed"])
         #expect(failed["status"] as? String == "failed")
         #expect(failed["exit_status"] as? Int == 3)
         #expect((failed["reason"] as? String)?.contains("exit status 3") == true)
@@ -290,17 +279,17 @@ struct JobTests {
     }
 
     @Test("releasing a reservation stops its jobs first")
-    func releaseStopsJobs() throws {
+    func releaseStopsJobs() async throws {
         let (daemon, scripts) = try daemon(units: 1)
         defer { scripts.remove() }
         let data = try dataset(daemon.directory, named: "slow.jsonl")
         let running = try submittedID(try submit(daemon, "run", data: data, output: daemon.directory.file("o1")))
         let queued = try submittedID(try submit(daemon, "wait", data: data, output: daemon.directory.file("o2")))
-        try wait(daemon, running, for: ["running"])
+        try await daemon.job(running, reaching: ["running"])
         #expect(try daemon.cli(["release", "train"]).status == 0)
-        let stopped = try wait(daemon, running, for: ["stopped", "failed"], timeout: 15)
+        let stopped = try await daemon.job(running, reaching: ["stopped", "failed"], timeout: 15)
         #expect(stopped["reason"] as? String == "reservation-ended")
-        #expect(try wait(daemon, queued, for: ["stopped"])["reason"] as? String == "reservation-ended")
+        #expect(try await daemon.job(queued, reaching: ["stopped"])["reason"] as? String == "reservation-ended")
         // The unit stayed with the released reservation until its runner was gone.
         let lease = try #require((try daemon.json(["reservations", "train"])["leases"] as? [[String: Any]])?.first)
         #expect(lease["end"] as? String == stopped["ended_at"] as? String)
@@ -339,13 +328,13 @@ struct JobTests {
     }
 
     @Test("after a restart queued jobs are still queued, and a running job whose berthd died is failed daemon-restart")
-    func restart() throws {
+    func restart() async throws {
         let (daemon, scripts) = try daemon(units: 1)
         defer { scripts.remove() }
         let data = try dataset(daemon.directory, named: "slow.jsonl")
         let running = try submittedID(try submit(daemon, "run", data: data, output: daemon.directory.file("o1")))
         let queued = try submittedID(try submit(daemon, "next", data: data, output: daemon.directory.file("o2"), extra: ["--priority=-1"]))
-        try wait(daemon, running, for: ["running"])
+        try await daemon.job(running, reaching: ["running"])
         let pidFile = scripts.file("\(running).pid")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: pidFile) && Date() < deadline { usleep(50_000) }
@@ -364,13 +353,13 @@ struct JobTests {
     }
 
     @Test("a clean stop leaves no runner behind: its job ends failed with daemon-stop")
-    func cleanStop() throws {
+    func cleanStop() async throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
         let id = try submittedID(
             try submit(daemon, "run", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("o1"))
         )
-        try wait(daemon, id, for: ["running"])
+        try await daemon.job(id, reaching: ["running"])
         let childFile = scripts.file("\(id).child")
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
@@ -384,12 +373,12 @@ struct JobTests {
     }
 
     @Test("a clean stop leaves the job queued behind a running one queued, not running with nothing running it")
-    func cleanStopKeepsQueue() throws {
+    func cleanStopKeepsQueue() async throws {
         let (daemon, scripts) = try daemon(units: 1)
         defer { scripts.remove() }
         let slow = try dataset(daemon.directory, named: "slow.jsonl")
         let running = try submittedID(try submit(daemon, "first", data: slow, output: daemon.directory.file("o1")))
-        try wait(daemon, running, for: ["running"])
+        try await daemon.job(running, reaching: ["running"])
         let queued = try submittedID(try submit(daemon, "second", data: slow, output: daemon.directory.file("o2")))
         #expect(try job(daemon, queued)["status"] as? String == "queued")
         // Stopping the first runner frees the unit: a scheduler still at work would start the

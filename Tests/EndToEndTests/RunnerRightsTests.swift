@@ -65,18 +65,6 @@ struct RunnerRightsTests {
         return try #require(words.count > 2 ? Int(words[2]) : nil, "\(result)")
     }
 
-    func waitFor(_ daemon: TemporaryDaemon, _ id: Int, as user: TestUser, _ statuses: Set<String>) throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(60)
-        var shown: [String: Any] = [:]
-        while Date() < deadline {
-            shown = try daemon.json(["jobs", String(id)], as: user)
-            if let status = shown["status"] as? String, statuses.contains(status) { return shown }
-            usleep(50_000)
-        }
-        Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log)")
-        return shown
-    }
-
     /// Every file under `root`, followed into no link.
     func files(under root: String) -> [String] {
         guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
@@ -90,7 +78,7 @@ struct RunnerRightsTests {
         "paths swapped for links while a job waits: the guarded folder keeps its owner and gains no file, the secret is not read",
         arguments: Mode.allCases
     )
-    func swappedPaths(mode: Mode) throws {
+    func swappedPaths(mode: Mode) async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-rights")
         defer { scripts.remove() }
         let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(runner: try Self.wrapper(in: scripts)), as: mode.daemonUser)
@@ -146,8 +134,8 @@ struct RunnerRightsTests {
         let trainHolder = try train("holder", output: "held")
         let batchHolder = try batch("batch-holder", output: "batch-held")
         #expect(trainHolder == 1 && batchHolder == 2)
-        _ = try waitFor(daemon, trainHolder, as: user, ["running"])
-        _ = try waitFor(daemon, batchHolder, as: user, ["running"])
+        _ = try await daemon.job(trainHolder, reaching: ["running"], as: user)
+        _ = try await daemon.job(batchHolder, reaching: ["running"], as: user)
 
         let attacks = [
             (name: "output", id: try train("output", output: "v"), field: "output"),
@@ -173,7 +161,7 @@ struct RunnerRightsTests {
 
         // The holders were honest: they complete, as the user they should run as.
         for id in [trainHolder, batchHolder] {
-            let done = try waitFor(daemon, id, as: user, ["completed", "failed", "stopped"])
+            let done = try await daemon.job(id, reaching: ["completed", "failed", "stopped"], as: user)
             #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log)")
             let log = try daemon.cli(["logs", String(id)], as: user).stdout
             let runnerUser = mode == .daemonAsRoot ? user : TestUser.nobody
@@ -190,7 +178,7 @@ struct RunnerRightsTests {
         #expect(stat("\(home)/held/metrics.csv", &info) == 0 && info.st_uid == mode.runnerUID)
 
         for attack in attacks {
-            let ended = try waitFor(daemon, attack.id, as: user, ["completed", "failed", "stopped"])
+            let ended = try await daemon.job(attack.id, reaching: ["completed", "failed", "stopped"], as: user)
             #expect(ended["status"] as? String == "failed", "\(attack.name): \(ended)")
             let reason = ended["reason"] as? String ?? ""
             #expect(reason.contains("\(attack.field):"), "\(attack.name): \(reason)")
@@ -228,7 +216,7 @@ struct RunnerRightsTests {
     }
 
     @Test("with berthd as root, a custom model is served as its owner and a base model on demand as the service user")
-    func serveIdentities() throws {
+    func serveIdentities() async throws {
         // `daemon` (uid 1) as the service user, so it cannot be mistaken for the owner, nobody.
         let config = TemporaryDaemon.config().replacingOccurrences(of: "service_user = \"nobody\"", with: "service_user = \"daemon\"")
         let daemon = try TemporaryDaemon(config: config)
@@ -246,7 +234,7 @@ struct RunnerRightsTests {
                 as: .nobody
             )
         )
-        let done = try waitFor(daemon, id, as: .nobody, ["completed", "failed"])
+        let done = try await daemon.job(id, reaching: ["completed", "failed"], as: .nobody)
         #expect(done["status"] as? String == "completed", "\(done)")
 
         #expect(try daemon.cli(["reserve", "mine", "--model", "nobodys-model", "--units", "1", "--purpose", "inference"], as: .nobody).status == 0)
