@@ -34,6 +34,30 @@ struct ReservationRouteTests {
         }
     }
 
+    @Test("a reservation starting in year 9999 is refused 400 naming start (SQLite could not read its end back: a 500)")
+    func farFutureStart() async throws {
+        try await RouteTestApp().test { client in
+            let refused = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "far", "model": "amazon.nova-micro-v1:0", "model_units": 1, "start": "9999-12-31T23:59:59Z", "duration": "2d"}"#
+            )
+            #expect(refused.status == .badRequest)
+            #expect(refused.error?.error.message.hasPrefix("start: ") == true, "\(String(buffer: refused.body))")
+            #expect(refused.error?.error.message.contains("10 years ahead") == true)
+            let near = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "near", "model": "amazon.nova-micro-v1:0", "model_units": 1, "start": "+3650d", "duration": "2d"}"#
+            )
+            #expect(near.status == .created, "\(String(buffer: near.body))")
+            // And it reads back.
+            let list = try await client.send(.get, "/v1/reservations")
+            #expect(list.status == .ok)
+            #expect(String(buffer: list.body).contains(#""name":"near""#))
+        }
+    }
+
     @Test("a body over 1 MiB is refused with 413")
     func tooLarge() async throws {
         try await RouteTestApp().test { client in
