@@ -407,6 +407,10 @@ public struct ReservationView: Codable, Sendable, Equatable {
     public var serveRestarts: Int?
     /// Inference reservations: the loopback port its serve process listens on, once ready.
     public var servePort: Int?
+    /// Inference reservations, in the single view: CPU time its ended serve processes used and
+    /// the most memory one held, as their cgroups counted them (absent where none was confined).
+    public var serveCpuSeconds: Double?
+    public var servePeakMemoryBytes: Int64?
 
     public init(
         name: String,

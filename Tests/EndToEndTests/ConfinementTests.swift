@@ -166,6 +166,25 @@ struct ConfinementTests {
         #expect(peak == Double(job["peak_memory_bytes"] as? Int ?? -1))
     }
 
+    @Test("what a confined serve process used is kept with its reservation when it ends, and shown in berth reservations NAME")
+    func serveProcessUsage() async throws {
+        let scripts = try TemporaryDirectory(prefix: "berth-confine")
+        defer { scripts.remove() }
+        let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0")))
+        try daemon.start()
+        #expect(try daemon.cli(["reserve", "chat", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
+        #expect(try daemon.cli(["invoke", "chat", "--prompt", "what does the ledger keep", "--max-tokens", "16"]).status == 0)
+        #expect(try daemon.cli(["release", "chat"]).status == 0)
+        // The serve process ends after the release; what it used is written then.
+        let kept = try eventually(timeout: 30) {
+            (try daemon.json(["reservations", "chat"])["serve_peak_memory_bytes"] as? Int).map { $0 > 0 } ?? false
+        }
+        let shown = try daemon.json(["reservations", "chat"])
+        #expect(kept, "\(shown)\n\(daemon.log)")
+        #expect((shown["serve_cpu_seconds"] as? Double).map { $0 > 0 } == true, "\(shown)")
+        #expect(try daemon.cli(["reservations", "chat"]).stdout.contains("serve peak memory"))
+    }
+
     @Test("a job opens its own GPU's device node, and the cgroup refuses the other GPU's with EPERM")
     func deviceRules() async throws {
         let scripts = try TemporaryDirectory(prefix: "berth-confine")

@@ -192,6 +192,11 @@ struct ReservationsController: Sendable {
                     outputTokens: counts.outputTokens
                 )
                 view.serveRestarts = try tx.serveRestarts(reservationID: r.id)
+                let used = try tx.serveResources(reservationID: r.id)
+                if let peak = used.peakMemoryBytes {
+                    view.serveCpuSeconds = used.cpuSeconds
+                    view.servePeakMemoryBytes = peak
+                }
             }
             return (r.id, view)
         }

@@ -124,6 +124,11 @@ extension Berth {
             if let endedAt = reservation.endedAt {
                 fields.append(("ended", Format.time(endedAt) + (reservation.statusReason.map { " (\($0))" } ?? "")))
             }
+            if let restarts = reservation.serveRestarts { fields.append(("serve restarts", String(restarts))) }
+            if let cpu = reservation.serveCpuSeconds, let peak = reservation.servePeakMemoryBytes {
+                fields.append(("serve cpu used", String(format: "%.2f s", cpu)))
+                fields.append(("serve peak memory", String(format: "%.1f MiB", Double(peak) / 1_048_576)))
+            }
             guard !reservation.leases.isEmpty else {
                 fields.append(("leases", "-"))
                 return Table.fields(fields)
