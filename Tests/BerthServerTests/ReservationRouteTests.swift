@@ -58,6 +58,37 @@ struct ReservationRouteTests {
         }
     }
 
+    @Test("another user cannot see, update or release my reservation, nor list it; an admin sees it")
+    func ownership() async throws {
+        let bob = Caller(uid: 1001, gid: 1001, user: "bob", isAdmin: false)
+        try await RouteTestApp().test { client in
+            let made = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "alices", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#,
+                as: RouteTestApp.alice
+            )
+            #expect(made.status == .created)
+            #expect(try made.decoded(ReservationView.self).owner == "alice")
+
+            let peek = try await client.send(.get, "/v1/reservations/alices", as: bob)
+            #expect(peek.status == .forbidden)
+            #expect(peek.error?.error.code == "forbidden")
+            let update = try await client.send(.patch, "/v1/reservations/alices", json: #"{"model_units": 2}"#, as: bob)
+            #expect(update.status == .forbidden)
+            let release = try await client.send(.delete, "/v1/reservations/alices", as: bob)
+            #expect(release.status == .forbidden)
+            let theirs = try await client.send(.get, "/v1/reservations", as: bob)
+            #expect(String(buffer: theirs.body) == #"{"more":0,"reservations":[]}"#)
+
+            // root is an admin: it sees everyone's, and alice's is untouched.
+            let all = try await client.send(.get, "/v1/reservations").decoded(ReservationList.self)
+            #expect(all.reservations.map(\.name) == ["alices"])
+            let hers = try await client.send(.get, "/v1/reservations/alices", as: RouteTestApp.alice).decoded(ReservationView.self)
+            #expect(hers.status == "active" && hers.modelUnits == 1)
+        }
+    }
+
     @Test("a body over 1 MiB is refused with 413")
     func tooLarge() async throws {
         try await RouteTestApp().test { client in
