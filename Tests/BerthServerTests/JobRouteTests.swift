@@ -14,10 +14,13 @@ struct JobRouteTests {
     static var examples: String { TemporaryDaemon.examples }
 
     /// A training reservation `train`, then `body`.
-    func withTrainingReservation(_ body: @escaping @Sendable (any TestClientProtocol, TemporaryDirectory) async throws -> Void) async throws {
+    func withTrainingReservation(
+        config: String = TemporaryDaemon.config(),
+        _ body: @escaping @Sendable (any TestClientProtocol, TemporaryDirectory) async throws -> Void
+    ) async throws {
         let folder = try TemporaryDirectory(prefix: "berth-job-routes")
         defer { folder.remove() }
-        try await RouteTestApp().test { client in
+        try await RouteTestApp(config: config).test { client in
             let made = try await client.send(
                 .post,
                 "/v1/reservations",
@@ -49,6 +52,24 @@ struct JobRouteTests {
             #expect(refused.error?.error.message.contains("line 37") == true, "\(String(buffer: refused.body))")
             #expect(refused.error?.error.message.contains("completion") == true)
             #expect(try await jobs(client).isEmpty)
+        }
+    }
+
+    @Test("a dataset over the config's max_data_file_bytes is refused with its size and the limit; one at the limit is queued")
+    func dataFileLimit() async throws {
+        try await withTrainingReservation(config: TemporaryDaemon.config(extra: "\n[limits]\nmax_data_file_bytes = 200\n")) { client, folder in
+            let record = #"{"prompt": "what does the ledger keep", "completion": "every lease"}"# + "\n"
+            let atLimit = String(repeating: record, count: 200 / record.utf8.count)
+            let (fits, over) = (folder.file("fits.jsonl"), folder.file("over.jsonl"))
+            try (atLimit + String(repeating: " ", count: 200 - atLimit.utf8.count)).write(toFile: fits, atomically: true, encoding: .utf8)
+            try (atLimit + String(repeating: " ", count: 201 - atLimit.utf8.count)).write(toFile: over, atomically: true, encoding: .utf8)
+            let refused = try await client.send(.post, "/v1/jobs", json: submission("over", data: over, output: folder.file("o1")))
+            #expect(refused.status == .badRequest)
+            #expect(refused.error?.error.message.hasPrefix("data: /") == true, "\(String(buffer: refused.body))")
+            #expect(refused.error?.error.message.contains("/over.jsonl is 201 bytes, over the config's limit of 200; split the dataset") == true)
+            #expect(try await jobs(client).isEmpty)
+            let queued = try await client.send(.post, "/v1/jobs", json: submission("fits", data: fits, output: folder.file("o2")))
+            #expect(queued.status == .created, "\(String(buffer: queued.body))")
         }
     }
 

@@ -159,32 +159,6 @@ struct JobTests {
         #expect((done["output_tokens"] as? Int ?? 0) > 0)
     }
 
-    @Test("a dataset over the config's max_data_file_bytes is refused with its size and the limit; one at the limit is queued")
-    func dataFileLimit() throws {
-        let scripts = try TemporaryDirectory(prefix: "berth-fake")
-        defer { scripts.remove() }
-        let daemon = try TemporaryDaemon(
-            config: TemporaryDaemon.config(
-                runner: try FakeRunner.install(in: scripts),
-                extra: "\n[limits]\nmax_data_file_bytes = 200\n"
-            )
-        )
-        try daemon.start()
-        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
-        let record = #"{"prompt": "what does the ledger keep", "completion": "every lease"}"# + "\n"
-        let fits = daemon.directory.file("fits.jsonl")
-        let over = daemon.directory.file("over.jsonl")
-        let atLimit = String(repeating: record, count: 200 / record.utf8.count)
-        try (atLimit + String(repeating: " ", count: 200 - atLimit.utf8.count)).write(toFile: fits, atomically: true, encoding: .utf8)
-        try (atLimit + String(repeating: " ", count: 201 - atLimit.utf8.count)).write(toFile: over, atomically: true, encoding: .utf8)
-        let refused = try submit(daemon, "over", data: over, output: daemon.directory.file("o1"))
-        #expect(refused.status == 2, "\(refused)")
-        #expect(refused.stderr.hasPrefix("berth: invalid-argument: data: /"), "\(refused)")
-        #expect(refused.stderr.contains("/over.jsonl is 201 bytes, over the config's limit of 200; split the dataset"), "\(refused)")
-        #expect((try daemon.json(["jobs"])["jobs"] as? [Any])?.isEmpty == true)
-        _ = try submittedID(try submit(daemon, "fits", data: fits, output: daemon.directory.file("o2")))
-    }
-
     @Test("another user's files are forbidden: --data /etc/shadow from an ordinary user, without echoing it")
     func foreignFiles() throws {
         let (daemon, scripts) = try daemon()
