@@ -73,6 +73,35 @@ struct JobRouteTests {
         }
     }
 
+    @Test("concurrent submissions cannot overshoot max_queued_jobs_per_user: exactly the cap are queued")
+    func queuedJobCapUnderConcurrency() async throws {
+        let folder = try TemporaryDirectory(prefix: "berth-job-routes")
+        defer { folder.remove() }
+        try await RouteTestApp(config: TemporaryDaemon.config(extra: "\n[limits]\nmax_queued_jobs_per_user = 3\n")).test { client in
+            // A reservation that starts tomorrow: its jobs wait in its queue.
+            let later = try await client.send(
+                .post,
+                "/v1/reservations",
+                json:
+                    #"{"name": "train", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "training", "start": "+1d", "duration": "1h"}"#
+            )
+            #expect(later.status == .created)
+            let outcomes = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
+                for i in 0..<12 {
+                    group.addTask {
+                        let body = self.submission("c\(i)", data: "\(Self.examples)/fine-tuning.jsonl", output: folder.file("out-c\(i)"))
+                        let response = try await client.send(.post, "/v1/jobs", json: body)
+                        return (response.status, response.error?.error.code)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0.0 == .created }.count == 3, "\(outcomes)")
+            #expect(outcomes.filter { $0.0 == .conflict && $0.1 == "too-many-queued-jobs" }.count == 9, "\(outcomes)")
+            #expect(try await jobs(client).filter { $0.status == "queued" }.count == 3)
+        }
+    }
+
     @Test("a learning rate of 0.5 is refused naming the range")
     func learningRateRange() async throws {
         try await withTrainingReservation { client, folder in

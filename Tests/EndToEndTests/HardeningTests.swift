@@ -242,28 +242,6 @@ struct HardeningTests {
         #expect(try queuedCount(daemon) == 2)
     }
 
-    @Test("concurrent submissions cannot overshoot max_queued_jobs_per_user: exactly the cap are queued")
-    func queuedJobCapUnderConcurrency() async throws {
-        let (daemon, data) = try queueingDaemon(cap: 3)
-        let client = SocketClient(socketPath: daemon.socket)
-        let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
-            for i in 0..<12 {
-                group.addTask {
-                    let body = """
-                        {"name": "c\(i)", "reservation": "later", "kind": "fine-tuning", "data": "\(data)",
-                         "output": "\(daemon.directory.file("out-c\(i)"))", "model_name": "custom-c\(i)"}
-                        """
-                    let response = try await client.send(method: "POST", path: "/v1/jobs", body: Data(body.utf8))
-                    return (response.status, try? Wire.decoder().decode(ErrorBody.self, from: response.body).error.code)
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
-        #expect(statuses.filter { $0.0 == 201 }.count == 3, "\(statuses)")
-        #expect(statuses.filter { $0.0 == 409 && $0.1 == "too-many-queued-jobs" }.count == 9, "\(statuses)")
-        #expect(try queuedCount(daemon) == 3)
-    }
-
     // MARK: The ledger's files
 
     @Test("berthd's ledger is 0600; one left readable by others is made private at start, with a warning")
