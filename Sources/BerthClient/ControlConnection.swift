@@ -22,13 +22,17 @@ public struct ControlConnection: Sendable {
         self.timeout = timeout
     }
 
+    /// One exchange. With `streaming`, the body of a 2xx answer is handed to it piece by piece
+    /// as it arrives (a server-sent event stream) instead of collected, and the timeout is
+    /// the longest wait for the next piece rather than for the whole answer.
     public func send(
         method: String,
         path: String,
         body: Data? = nil,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [],
+        streaming: ((Data) -> Void)? = nil
     ) throws(ClientError) -> Response {
-        let deadline = ContinuousClock.now + timeout
+        var deadline = ContinuousClock.now + timeout
         let fd = try connect()
         defer { close(fd) }
 
@@ -70,7 +74,13 @@ public struct ControlConnection: Sendable {
                 while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
                     switch part {
                     case .head(let received): responseHead = received
-                    case .body(var bytes): collected.writeBuffer(&bytes)
+                    case .body(var bytes):
+                        if let streaming, let status = responseHead?.status.code, (200..<300).contains(status) {
+                            streaming(Data(bytes.readableBytesView))
+                            deadline = ContinuousClock.now + timeout
+                        } else {
+                            collected.writeBuffer(&bytes)
+                        }
                     case .end: sawEnd = true
                     }
                 }

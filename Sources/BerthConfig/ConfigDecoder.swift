@@ -31,6 +31,7 @@ struct ConfigDecoder {
         )
         config.confinement = confinement
         config.discovery = discovery
+        config.openAI = root.subtable("openai", .optional).map(decodeOpenAI) ?? DaemonConfig.OpenAI()
         return config
     }
 
@@ -150,6 +151,23 @@ struct ConfigDecoder {
             )
         }
         return metrics
+    }
+
+    // MARK: - [openai]
+
+    private func decodeOpenAI(_ table: TableReader) -> DaemonConfig.OpenAI {
+        table.rejectUnknownKeys(ConfigKeys.openai)
+        var openAI = DaemonConfig.OpenAI()
+        guard let text = table.string("listen", .optional) else { return openAI }
+        if let address = DaemonConfig.ListenAddress(parsing: text) {
+            openAI.listen = address
+        } else {
+            log.report(
+                table.keyPath("listen"),
+                "'\(text)' is not an IP address and port; write HOST:PORT with a port from 1 to 65535, such as \"127.0.0.1:8400\", or leave the key out to open no port"
+            )
+        }
+        return openAI
     }
 
     private func decodeConfinement(_ table: TableReader) -> DaemonConfig.Confinement {

@@ -2,7 +2,7 @@
 /// these lists, and docs/operating.md is checked against `documentedPaths`, so a key cannot be
 /// added without being documented.
 public enum ConfigKeys {
-    public static let root = ["daemon", "limits", "metrics", "confinement", "discovery", "units", "models", "runners"]
+    public static let root = ["daemon", "limits", "metrics", "openai", "confinement", "discovery", "units", "models", "runners"]
     public static let daemon = [
         "socket", "database", "socket_group", "admins", "admin_groups", "stop_grace_seconds",
         "idle_threshold_seconds", "log_directory", "log_level",
@@ -12,6 +12,7 @@ public enum ConfigKeys {
         "request_timeout_seconds", "idle_timeout_seconds",
     ]
     public static let metrics = ["listen"]
+    public static let openai = ["listen"]
     public static let confinement = ["enabled", "memory_per_unit_mib", "max_tasks"]
     public static let discovery = ["gpus", "nvidia_smi", "pool", "sample_seconds", "idle_gpu_percent"]
     public static let units = ["id", "kind", "device", "pool", "cpus", "cpu_share", "uuid", "memory_mib"]
@@ -29,7 +30,7 @@ public enum ConfigKeys {
     /// Tables that only hold other keys (`models.price`) are left out; their keys stand for them.
     public static var documentedPaths: [String] {
         let tables: [(String, [String])] = [
-            ("daemon", daemon), ("limits", limits), ("metrics", metrics), ("confinement", confinement),
+            ("daemon", daemon), ("limits", limits), ("metrics", metrics), ("openai", openai), ("confinement", confinement),
             ("discovery", discovery), ("units", units),
             ("models", models.filter { $0 != "hyperparameters" && $0 != "price" }),
             ("models.hyperparameters", hyperparameters), ("models.price", price), ("runners", runners),

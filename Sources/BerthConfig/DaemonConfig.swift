@@ -156,6 +156,17 @@ public struct DaemonConfig: Sendable {
         }
     }
 
+    /// `[openai]`: the TCP address of the OpenAI-compatible routes, for clients that cannot
+    /// use a UNIX socket. Requests there carry an API key (`berth api-key create`) and act as
+    /// its owner. `nil` (the default) opens no port: the routes are on the socket only.
+    public struct OpenAI: Sendable {
+        public var listen: ListenAddress?
+
+        public init(listen: ListenAddress? = nil) {
+            self.listen = listen
+        }
+    }
+
     /// An IP address and a TCP port, as `metrics.listen` writes them: `127.0.0.1:9464`,
     /// `[::1]:9464`.
     public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
@@ -202,6 +213,7 @@ public struct DaemonConfig: Sendable {
     public var runners: Runners
     public var confinement = Confinement()
     public var discovery = Discovery()
+    public var openAI = OpenAI()
     /// Where the file was read from; relative paths in it are resolved against its folder.
     public var sourcePath: String?
 

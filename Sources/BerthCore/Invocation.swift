@@ -7,6 +7,11 @@ public enum CallOutcome: String, Codable, Sendable, CaseIterable {
     case refused
     /// The serve process was not ready or did not answer.
     case failed
+    /// The client went away while the answer streamed: it is billed the tokens it was sent.
+    case cancelled
+
+    /// Whether the call used tokens (it is billed them, and they count against its budget).
+    public var usedTokens: Bool { self == .served || self == .cancelled }
 }
 
 /// Which units served a call: its reservation's own, or the on-demand pool's.

@@ -104,37 +104,80 @@ public struct TextGenerator: Sendable {
 
     /// Continues `prompt` with up to `maxTokens` tokens. The same seed gives the same text.
     public func complete(prompt: String, maxTokens: Int, seed: UInt64, temperature: Double = 1) -> Completion {
-        let promptTokens = model.tokenizer.tokens(prompt)
-        let promptIDs = model.ids(of: promptTokens)
-        var u = promptIDs.count >= 2 ? promptIDs[promptIDs.count - 2] : Vocabulary.sentenceStart
-        var v = promptIDs.last ?? Vocabulary.sentenceStart
-        var random = SplitMix64(seed: seed)
-        var generated: [String] = []
-        var finish = FinishReason.length
-        for _ in 0..<max(0, maxTokens) {
+        var generation = generate(prompt: prompt, maxTokens: maxTokens, seed: seed, temperature: temperature)
+        var text = ""
+        while let piece = generation.next() { text += piece }
+        return Completion(text: text, tokens: generation.tokens, promptTokens: generation.promptTokens, finishReason: generation.finishReason)
+    }
+
+    /// The same continuation as `complete`, a token at a time: for a server that streams each
+    /// token as it is generated.
+    public func generate(prompt: String, maxTokens: Int, seed: UInt64, temperature: Double = 1) -> Generation {
+        Generation(generator: self, prompt: prompt, maxTokens: maxTokens, seed: seed, temperature: temperature)
+    }
+
+    /// A continuation under way. `next()` gives each token's text as it joins the text so far
+    /// (with the space before it, if any), so the pieces add up to `complete`'s text.
+    public struct Generation: Sendable {
+        let generator: TextGenerator
+        let prompt: String
+        let maxTokens: Int
+        let temperature: Double
+        public let promptTokens: Int
+        public private(set) var tokens: [String] = []
+        /// `length` until the model ends the text itself.
+        public private(set) var finishReason = FinishReason.length
+        private var u: Int
+        private var v: Int
+        private var random: SplitMix64
+        private var done = false
+
+        init(generator: TextGenerator, prompt: String, maxTokens: Int, seed: UInt64, temperature: Double) {
+            self.generator = generator
+            self.prompt = prompt
+            self.maxTokens = maxTokens
+            self.temperature = temperature
+            let promptTokens = generator.model.tokenizer.tokens(prompt)
+            let promptIDs = generator.model.ids(of: promptTokens)
+            self.promptTokens = promptTokens.count
+            u = promptIDs.count >= 2 ? promptIDs[promptIDs.count - 2] : Vocabulary.sentenceStart
+            v = promptIDs.last ?? Vocabulary.sentenceStart
+            random = SplitMix64(seed: seed)
+        }
+
+        /// The next token's text, or nil once the text has ended.
+        public mutating func next() -> String? {
+            guard !done, tokens.count < max(0, maxTokens) else {
+                done = true
+                return nil
+            }
             let w: Int
             if temperature <= 1e-6 {
-                w = greedy(u, v)
+                w = generator.greedy(u, v)
             } else if abs(temperature - 1) < 1e-9 {
-                w = sample(u, v, using: &random)
+                w = generator.sample(u, v, using: &random)
             } else {
-                w = sample(u, v, temperature: temperature, using: &random)
+                w = generator.sample(u, v, temperature: temperature, using: &random)
             }
             if w == Vocabulary.sentenceEnd {
-                finish = .stop
-                break
+                finishReason = .stop
+                done = true
+                return nil
             }
-            generated.append(model.vocabulary.words[w])
+            let token = generator.model.vocabulary.words[w]
+            let piece: String
+            if let previous = tokens.last {
+                piece = Tokenizer.attachesToPrevious(token) || Tokenizer.opensGroup(previous) ? token : " " + token
+            } else if !prompt.isEmpty, !Tokenizer.attachesToPrevious(token), !(prompt.unicodeScalars.last?.properties.isWhitespace ?? true) {
+                piece = " " + token
+            } else {
+                piece = token
+            }
+            tokens.append(token)
             u = v
             v = w
+            return piece
         }
-        var text = Tokenizer.join(generated)
-        if !prompt.isEmpty, let first = generated.first, !Tokenizer.attachesToPrevious(first),
-            !(prompt.unicodeScalars.last?.properties.isWhitespace ?? true)
-        {
-            text = " " + text
-        }
-        return Completion(text: text, tokens: generated, promptTokens: promptTokens.count, finishReason: finish)
     }
 
     /// Interpolation coefficients of orders 3, 2, 1 and the uniform floor for context `u v`.

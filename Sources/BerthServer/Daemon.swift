@@ -85,6 +85,13 @@ public struct Daemon: Sendable {
             )
         }
 
+        if let address = config.openAI.listen, let reason = Self.cannotBind(address) {
+            throw StartupError(
+                description:
+                    "cannot serve the OpenAI routes on \(address) (openai.listen): \(reason); choose another address, or stop what listens there"
+            )
+        }
+
         // As root, runners take their users' identities; base models are served as the service user.
         if geteuid() == 0, RunnerIdentity.named(config.runners.serviceUser) == nil {
             logger.warning(
@@ -263,6 +270,22 @@ public struct Daemon: Sendable {
                     )
                 ]
             } ?? []
+        // The OpenAI routes on TCP, with API keys, if the config asks.
+        let openAIListener: [any Service] =
+            config.openAI.listen.map { address in
+                [
+                    OpenAIListener(
+                        address: address,
+                        application: buildOpenAIApplication(
+                            services: services,
+                            address: address,
+                            connections: ConnectionPolicy(limits: config.limits),
+                            logger: logger
+                        ),
+                        logger: logger
+                    )
+                ]
+            } ?? []
         // `systemd` stays last: the group stops services in reverse order, so it hears of the
         // shutdown first and STOPPING=1 goes out as the shutdown begins. The scheduler stops
         // before the supervisors: a runner stopped at shutdown frees its units, and a scheduler
@@ -270,7 +293,7 @@ public struct Daemon: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader]
-                    + telemetry + metricsListener + [app, systemd],
+                    + telemetry + metricsListener + openAIListener + [app, systemd],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

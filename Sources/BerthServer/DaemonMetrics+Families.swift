@@ -5,7 +5,7 @@ extension DaemonMetrics.Family {
         computeUnits, reservations, jobs, reservationUnits, runnerCPU, runnerPeakMemory, queuedJobs, utilization, serveRestarts, invocations,
         throttles, tokens,
         invocationDuration, ledgerWriteDuration, ledgerFull, gpuUtilization, gpuMemoryUsed, reservationGPUUtilization,
-        reservationGPUMemoryUsed, reservationGPUIdle,
+        reservationGPUMemoryUsed, reservationGPUIdle, apiKeyRejections,
     ]
 }
 

@@ -20,6 +20,8 @@ public final class DaemonMetrics: Sendable {
     /// Made once: every ledger write records into it without a lookup.
     private let ledgerWrites: DurationHistogram
     private let ledgerFull: Gauge
+    /// Requests on the OpenAI listener turned away for a missing, wrong or revoked API key.
+    let apiKeyRejections: Counter
     /// What the last scrape set, so the next one can drop series whose reservation is gone.
     private let scraped = Mutex(Scraped())
     /// The GPU series the last round of telemetry set (`gpus(_:)`): family → labels → gauge.
@@ -37,6 +39,7 @@ public final class DaemonMetrics: Sendable {
         self.registry = registry
         ledgerWrites = registry.makeDurationHistogram(descriptor: Family.ledgerWriteDuration.descriptor, buckets: Family.ledgerWriteBuckets)
         ledgerFull = registry.makeGauge(descriptor: Family.ledgerFull.descriptor)
+        apiKeyRejections = registry.makeCounter(descriptor: Family.apiKeyRejections.descriptor)
     }
 
     /// One family: its name (with the unit, and `_total` for counters) and its help line.

@@ -121,7 +121,7 @@ extension LedgerTransaction {
                     minute: Date(timeIntervalSince1970: (call.at.timeIntervalSince1970 / 60).rounded(.down) * 60)
                 )
                 var sum = minutes[key] ?? (0, 0, 0, call.budgetPerMinute)
-                sum.tokens += call.outcome == .served ? call.inputTokens + call.outputTokens : 0
+                sum.tokens += call.outcome.usedTokens ? call.inputTokens + call.outputTokens : 0
                 sum.calls += 1
                 sum.throttled += call.outcome == .throttled ? 1 : 0
                 minutes[key] = sum

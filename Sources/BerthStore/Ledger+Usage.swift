@@ -32,7 +32,7 @@ extension LedgerTransaction {
                 )
             Self.count(call, into: &slice)
             hours[key] = slice
-            if let reservation = call.reservationID, call.outcome == .served || call.outcome == .throttled {
+            if let reservation = call.reservationID, call.outcome.usedTokens || call.outcome == .throttled {
                 called[reservation, default: []].append(call.at)
             }
         }
@@ -67,8 +67,8 @@ extension LedgerTransaction {
     static func count(_ call: InvocationRecord, into slice: inout InvocationSlice) {
         slice.calls += 1
         if call.outcome == .throttled { slice.throttled += 1 }
-        guard call.outcome == .served else { return }
-        slice.served += 1
+        guard call.outcome.usedTokens else { return }
+        if call.outcome == .served { slice.served += 1 }
         slice.inputTokens += call.inputTokens
         slice.outputTokens += call.outputTokens
         slice.cost += call.cost

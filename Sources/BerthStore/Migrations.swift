@@ -335,6 +335,25 @@ enum Migrations {
             )
         }
 
+        migrator.registerMigration("v11-api-keys") { db in
+            // Keys for the OpenAI listener: never the key, only the SHA-256 digest of its secret.
+            // A revoked key is kept (its name and use stay on record) and matches nothing.
+            try db.execute(
+                sql: """
+                    CREATE TABLE api_keys (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        name TEXT NOT NULL,
+                        owner TEXT NOT NULL,
+                        digest BLOB NOT NULL,
+                        created_at DATETIME NOT NULL,
+                        last_used_at DATETIME,
+                        revoked_at DATETIME
+                    );
+                    CREATE UNIQUE INDEX api_keys_live_name ON api_keys (owner, name) WHERE revoked_at IS NULL;
+                    """
+            )
+        }
+
         return migrator
     }
 

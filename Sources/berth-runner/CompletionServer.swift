@@ -45,6 +45,10 @@ struct CompletionRequest: Equatable {
     /// Without one, 0: the same request gets the same answer.
     var seed: UInt64
     var stop: [String]
+    /// Answer as server-sent events, a chunk per token, as vLLM and llama.cpp's server do.
+    var stream = false
+    /// `stream_options: {"include_usage": true}`: a last chunk with the token counts.
+    var includeUsage = false
 
     init(model: String? = nil, prompt: String, maxTokens: Int = defaultMaxTokens, temperature: Double = 1, seed: UInt64 = 0, stop: [String] = []) {
         self.model = model
@@ -128,8 +132,19 @@ struct CompletionRequest: Equatable {
         default: throw .invalid("'stop' must be a string or an array of up to 4 strings", param: "stop")
         }
         stop.removeAll { $0.isEmpty }
-        if let value = optional("stream"), value != .bool(false) {
-            throw .invalid("streaming is not supported: leave 'stream' out or set it to false", param: "stream")
+        switch optional("stream") {
+        case nil, .bool(false)?: stream = false
+        case .bool(true)?: stream = true
+        default: throw .invalid("'stream' must be true or false", param: "stream")
+        }
+        if let options = optional("stream_options") {
+            guard stream else { throw .invalid("'stream_options' is only for a streamed answer: set 'stream' to true", param: "stream_options") }
+            guard let object = options.object else { throw .invalid("'stream_options' must be an object", param: "stream_options") }
+            switch object["include_usage"] {
+            case nil, .null?, .bool(false)?: includeUsage = false
+            case .bool(true)?: includeUsage = true
+            default: throw .invalid("'stream_options.include_usage' must be true or false", param: "stream_options")
+            }
         }
         if let value = optional("n"), value.integer != 1 {
             throw .invalid("only one choice per request: leave 'n' out or set it to 1", param: "n")
@@ -254,6 +269,141 @@ final class CompletionServer: Sendable {
         )
     }
 
+    /// A completion as server-sent events in OpenAI's chunk shapes (`text_completion`, or
+    /// `chat.completion.chunk` with the role first), each token written as it is generated, then
+    /// the usage chunk if asked for, then `data: [DONE]`. A client that goes away ends the
+    /// generation: the next write fails. Stop strings need the text after them to be found, so
+    /// with any, the text is generated first and then sent a token at a time up to the cut.
+    func stream(_ request: CompletionRequest, chat: Bool, now: Date) -> Response {
+        let number = answered.add(1, ordering: .relaxed).newValue
+        let id = chat ? "chatcmpl-berth-\(number)" : "cmpl-berth-\(number)"
+        let created = Int(now.timeIntervalSince1970)
+        let model = modelID ?? request.model ?? Self.defaultModelID
+        let generator = self.generator
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                func send(_ chunk: StreamChunk) async throws {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                    var event = Data("data: ".utf8)
+                    event.append(try encoder.encode(chunk))
+                    event.append(Data("\n\n".utf8))
+                    try await writer.write(ByteBuffer(bytes: event))
+                }
+                func piece(_ text: String?, finish: String?) -> StreamChunk {
+                    StreamChunk(id: id, chat: chat, created: created, model: model, text: text, finish: finish)
+                }
+                if chat { try await send(StreamChunk(id: id, chat: true, created: created, model: model, role: "assistant")) }
+                var generation = generator.generate(
+                    prompt: request.prompt,
+                    maxTokens: request.maxTokens,
+                    seed: request.seed,
+                    temperature: request.temperature
+                )
+                var completionTokens = 0
+                var finish = FinishReason.length
+                if request.stop.isEmpty {
+                    while let token = generation.next() {
+                        completionTokens += 1
+                        try await send(piece(token, finish: nil))
+                    }
+                    finish = generation.finishReason
+                } else {
+                    var pieces: [String] = []
+                    while let token = generation.next() { pieces.append(token) }
+                    finish = generation.finishReason
+                    let text = pieces.joined()
+                    if let cut = request.stop.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+                        var budget = text.distance(from: text.startIndex, to: cut)
+                        finish = .stop
+                        var kept: [String] = []
+                        for token in pieces where budget > 0 {
+                            let part = String(token.prefix(budget))
+                            budget -= token.count
+                            kept.append(part)
+                        }
+                        pieces = kept
+                        completionTokens = generator.model.tokenCount(String(text[..<cut]))
+                    } else {
+                        completionTokens = pieces.count
+                    }
+                    for token in pieces { try await send(piece(token, finish: nil)) }
+                }
+                try await send(piece(nil, finish: finish.rawValue))
+                if request.includeUsage {
+                    var usage = StreamChunk(id: id, chat: chat, created: created, model: model)
+                    usage.choices = []
+                    usage.usage = CompletionUsage(
+                        promptTokens: generation.promptTokens,
+                        completionTokens: completionTokens,
+                        totalTokens: generation.promptTokens + completionTokens
+                    )
+                    try await send(usage)
+                }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    /// One server-sent event's JSON: a text completion's chunk (`text`) or a chat one (`delta`).
+    struct StreamChunk: Encodable {
+        struct Choice: Encodable {
+            var index = 0
+            var text: String?
+            var delta: [String: String]?
+            var finishReason: String?
+            let chat: Bool
+
+            enum CodingKeys: String, CodingKey {
+                case index, text, delta, logprobs
+                case finishReason = "finish_reason"
+            }
+
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(index, forKey: .index)
+                if chat { try c.encode(delta ?? [:], forKey: .delta) } else { try c.encode(text ?? "", forKey: .text) }
+                try c.encodeNil(forKey: .logprobs)
+                if let finishReason { try c.encode(finishReason, forKey: .finishReason) } else { try c.encodeNil(forKey: .finishReason) }
+            }
+        }
+
+        var id: String
+        var object: String
+        var created: Int
+        var model: String
+        var choices: [Choice]
+        var usage: CompletionUsage?
+
+        init(id: String, chat: Bool, created: Int, model: String, text: String? = nil, finish: String? = nil, role: String? = nil) {
+            self.id = id
+            object = chat ? "chat.completion.chunk" : "text_completion"
+            self.created = created
+            self.model = model
+            var delta: [String: String] = [:]
+            if let role { delta["role"] = role }
+            if let text { delta["content"] = text }
+            choices = [Choice(text: text, delta: delta, finishReason: finish, chat: chat)]
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, object, created, model, choices, usage
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(object, forKey: .object)
+            try c.encode(created, forKey: .created)
+            try c.encode(model, forKey: .model)
+            try c.encode(choices, forKey: .choices)
+            try c.encodeIfPresent(usage, forKey: .usage)
+        }
+    }
+
     /// Request bodies over this are refused: room for berthd's largest call (a 1 MiB body, an
     /// image in it) in the chat shape.
     static let bodyLimit = 2 << 20
@@ -268,6 +418,7 @@ final class CompletionServer: Sendable {
         }
         router.post("v1/completions") { request, _ -> Response in
             let parsed = try CompletionRequest(body: try await Self.body(request))
+            if parsed.stream { return self.stream(parsed, chat: false, now: Date()) }
             return Self.json(self.complete(parsed, now: Date()))
         }
         router.post("v1/chat/completions") { request, _ -> Response in
@@ -285,6 +436,7 @@ final class CompletionServer: Sendable {
                     )
                 )
             }
+            if parsed.completion.stream { return self.stream(parsed.completion, chat: true, now: Date()) }
             return Self.json(ChatCompletionResponse(self.complete(parsed.completion, now: Date())))
         }
         return router

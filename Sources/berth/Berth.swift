@@ -19,7 +19,7 @@ struct Berth: ParsableCommand {
         version: BerthVersion.current,
         subcommands: [
             Status.self, Units.self, Models.self, Reserve.self, Reservations.self, Update.self, Release.self,
-            Capacity.self, Submit.self, Jobs.self, Stop.self, Logs.self, Invoke.self, Compare.self, Usage.self,
+            Capacity.self, Submit.self, Jobs.self, Stop.self, Logs.self, Invoke.self, Compare.self, Usage.self, APIKey.self,
         ]
     )
 

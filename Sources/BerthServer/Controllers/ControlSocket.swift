@@ -1,3 +1,4 @@
+import BerthClient
 import BerthCore
 public import BerthStore
 import BerthWire
@@ -21,6 +22,13 @@ public struct ControlServices: Sendable {
     public var metrics: DaemonMetrics
     /// Reservations with no job and no call for longer than this are flagged as idle in usage reports.
     public var idleThreshold: TimeInterval = 86_400
+    /// What every route's calls share (`Invocations`): where targets went, the reservations'
+    /// token buckets, and the kept-alive connections to the serve processes.
+    let routes = RouteCache()
+    let limiter = ThroughputLimiter()
+    let serveClient = KeepAliveClient()
+    /// The API keys of the OpenAI listener, made and revoked on the socket, checked on TCP.
+    let keyring: APIKeyring
 
     public init(
         ledger: Ledger,
@@ -44,6 +52,7 @@ public struct ControlServices: Sendable {
         self.serve = serve
         self.meter = meter
         self.metrics = metrics
+        keyring = APIKeyring(ledger: ledger, callers: callers, metrics: metrics, clock: clock)
     }
 }
 
@@ -59,7 +68,7 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
     // the ledger keeps it, to compare with what it reads back (`Ledger.asStored`).
     let callClock = services.clock
     let clock: @Sendable () -> Date = { Ledger.asStored(callClock()) }
-    let routes = RouteCache()
+    let routes = services.routes
     let commits = CommitGroup(ledger: ledger, clock: clock) { plan in
         routes.clear()
         // The batch's own cycle already placed what it could: the scheduler only needs to
@@ -88,7 +97,10 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
     CatalogController(ledger: ledger, hardware: services.jobs.hardware, clock: clock).addRoutes(to: v1)
     ReservationsController(ledger: ledger, commits: commits, serve: serve, clock: clock, changed: changed).addRoutes(to: v1)
     JobsController(ledger: ledger, commits: commits, settings: services.jobs, clock: clock, changed: changed).addRoutes(to: v1)
-    InvocationsController(ledger: ledger, serve: serve, meter: services.meter, routes: routes, clock: callClock).addRoutes(to: v1)
+    let calls = Invocations(services, serve: serve)
+    InvocationsController(calls: calls).addRoutes(to: v1)
+    APIKeysController(keyring: services.keyring).addRoutes(to: v1)
+    OpenAIController(calls: calls, callers: .peerCredentials).addRoutes(to: router.group("openai/v1"))
     UsageController(ledger: ledger, clock: clock, idleThreshold: services.idleThreshold).addRoutes(to: v1)
     return router
 }

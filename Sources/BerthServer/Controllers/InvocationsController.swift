@@ -29,10 +29,10 @@ final class ThroughputLimiter: Sendable {
 /// the API clears it, and an entry lives at most `lifetime`, so a reservation the scheduler
 /// ended stops being served within a second (its serve process is gone by then anyway).
 final class RouteCache: Sendable {
-    private let entries = Mutex<[String: (route: InvocationsController.Route, until: ContinuousClock.Instant)]>([:])
+    private let entries = Mutex<[String: (route: Invocations.Route, until: ContinuousClock.Instant)]>([:])
     private let lifetime: Duration = .seconds(1)
 
-    func route(_ key: String) -> InvocationsController.Route? {
+    func route(_ key: String) -> Invocations.Route? {
         entries.withLock { entries in
             guard let entry = entries[key] else { return nil }
             if entry.until < .now {
@@ -43,7 +43,7 @@ final class RouteCache: Sendable {
         }
     }
 
-    func store(_ route: InvocationsController.Route, for key: String) {
+    func store(_ route: Invocations.Route, for key: String) {
         entries.withLock { $0[key] = (route, .now + lifetime) }
     }
 
@@ -52,26 +52,12 @@ final class RouteCache: Sendable {
     }
 }
 
-/// `POST /v1/invoke`: routes a call to its reservation's serve process or a base model's
-/// on-demand one, charges the reservation's budget, and meters it.
+/// `POST /v1/invoke`: berth's own call, through `Invocations` as every route's calls go.
 struct InvocationsController: Sendable {
-    let ledger: Ledger
-    let serve: any ServeProcesses
-    let meter: InvocationMeter
-    let routes: RouteCache
-    let clock: @Sendable () -> Date
-    let limiter = ThroughputLimiter()
-    /// Kept-alive connections to the serve processes.
-    let serveClient = KeepAliveClient()
+    let calls: Invocations
 
     func addRoutes(to group: RouterGroup<BerthRequestContext>) {
         group.post("invoke") { request, context in try await invoke(request, context) }
-    }
-
-    /// Where a call goes: a reservation's own serve process, or a base model's on-demand one.
-    enum Route: Sendable {
-        case provisioned(Reservation, Model)
-        case onDemand(Model)
     }
 
     func invoke(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
@@ -79,249 +65,61 @@ struct InvocationsController: Sendable {
         let caller = try context.requireCaller()
         let body = try await Requests.body(request, context: context)
         let input = try Requests.decode(InvokeRequest.self, from: body)
-        let now = clock()
         guard !input.prompt.isEmpty else { throw APIError.invalid(field: "prompt", "is empty; give the text to complete") }
 
-        // 1. The target: a reservation of that name, else a model id.
-        let route: Route
-        do {
-            let cacheKey = "\(caller.user)|\(caller.isAdmin)|\(input.target)"
-            if let cached = routes.route(cacheKey) {
-                route = cached
-            } else {
-                route = try await resolve(input.target, caller: caller)
-                routes.store(route, for: cacheKey)
-            }
-        } catch let error as APIError {
-            try? await meter.record(
-                InvocationRecord(
-                    at: now,
-                    owner: caller.user,
-                    target: input.target,
-                    reservationID: nil,
-                    model: input.target,
-                    tier: nil,
-                    outcome: .refused,
-                    inputTokens: 0,
-                    outputTokens: 0,
-                    latencyMs: 0,
-                    cost: 0,
-                    budgetPerMinute: 0
-                ),
-                targetResolved: false
-            )
-            throw error
-        }
-        let model: Model
-        var reservation: Reservation?
-        switch route {
-        case .provisioned(let r, let m): (reservation, model) = (r, m)
-        case .onDemand(let m): model = m
-        }
-        func refuse(_ error: APIError, outcome: CallOutcome = .refused) async -> APIError {
-            // The refusal stands even if its record cannot be written (the meter logs that).
-            try? await meter.record(
-                InvocationRecord(
-                    at: now,
-                    owner: caller.user,
-                    target: input.target,
-                    reservationID: reservation?.id,
-                    model: model.id,
-                    tier: nil,
-                    outcome: outcome,
-                    inputTokens: 0,
-                    outputTokens: 0,
-                    latencyMs: 0,
-                    cost: 0,
-                    budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0
-                )
-            )
-            return error
-        }
-
-        // 2. What the model can take.
+        // An image is checked once the model is known to take images at all.
         var imageURL: String?
+        var imageProblem: APIError?
         if let image = input.image {
-            guard model.inputModalities.contains(.image) else {
-                throw await refuse(
-                    APIError(
-                        .unsupportedModality,
-                        "\(model.id) takes \(model.inputModalities.map(\.rawValue).joined(separator: ", ")) input, not images; leave out the image or choose a model that takes images"
-                    )
-                )
-            }
-            guard let bytes = Data(base64Encoded: image) else { throw await refuse(APIError.invalid(field: "image", "is not base64")) }
-            guard let format = ImageFormat(bytes: bytes) else {
-                throw await refuse(APIError.invalid(field: "image", "is not a PNG, JPEG, GIF or WebP image; send one of those"))
-            }
-            imageURL = "data:\(format.mediaType);base64,\(image)"
-        }
-        let maxTokens: Int
-        let estimate: Int
-        switch CallRules.size(maxTokens: input.maxTokens, promptTokens: DatasetCheck.tokenCount(input.prompt), model: model) {
-        case .success(let size): (maxTokens, estimate) = size
-        case .failure(let problem): throw await refuse(APIError(problem))
-        }
-
-        // 3. Provisioned calls are charged their estimate against the reservation's budget.
-        var tier: ServiceTier = reservation == nil ? .onDemand : .provisioned
-        var charged = 0
-        if let r = reservation {
-            let budget = CallRules.budget(r, model: model)
-            switch limiter.take(estimate, reservation: r.id, budget: budget, now: now) {
-            case .granted:
-                charged = estimate
-            case .tooLarge:
-                throw await refuse(
-                    APIError.invalid(
-                        field: "max_tokens",
-                        "\(estimate) tokens (prompt + max_tokens) is more than '\(r.name)' can serve in a minute (\(budget)); lower max_tokens or add model units"
-                    )
-                )
-            case .throttled(let wait):
-                if CallRules.spillsOver(r, model: model) {
-                    // Over budget: this reservation asked for overflow to go to the on-demand pool.
-                    tier = .onDemand
+            if let bytes = Data(base64Encoded: image) {
+                if let format = ImageFormat(bytes: bytes) {
+                    imageURL = "data:\(format.mediaType);base64,\(image)"
                 } else {
-                    let seconds = max(1, Int(wait.rounded(.up)))
-                    throw await refuse(
-                        APIError(
-                            .throttled,
-                            "'\(r.name)' is over its \(budget) tokens per minute; retry after \(seconds) s, or add model units with berth update \(r.name) --units N",
-                            retryAfterSeconds: seconds
-                        ),
-                        outcome: .throttled
-                    )
+                    imageProblem = APIError.invalid(field: "image", "is not a PNG, JPEG, GIF or WebP image; send one of those")
                 }
+            } else {
+                imageProblem = APIError.invalid(field: "image", "is not base64")
             }
         }
-
-        // 4. The call itself.
-        let key: ServeSupervisor.Key
-        let port: Int?
-        if tier == .provisioned, let r = reservation {
-            key = .reservation(r.id)
-            if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.port(for: key) }
-        } else {
-            key = .onDemand(model.id)
-            if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.onDemandPort(model: model) }
-        }
-        guard let port else {
-            if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(
-                APIError(
-                    .invalidState,
-                    "the serve process for \(input.target) is not ready (starting or restarting); retry in a few seconds",
-                    retryAfterSeconds: 2
-                ),
-                outcome: .failed
+        let call = try await calls.admit(
+            Invocations.Ask(
+                caller: caller,
+                target: input.target,
+                promptTokens: DatasetCheck.tokenCount(input.prompt),
+                maxTokens: input.maxTokens,
+                images: input.image == nil ? 0 : 1,
+                inputProblem: imageProblem,
+                started: started
             )
-        }
+        )
         let completion: (text: String, finish: String?, input: Int, output: Int)
         do {
-            completion = try await complete(port: port, model: model.id, prompt: input.prompt, maxTokens: maxTokens, imageURL: imageURL)
-        } catch {
-            // The supervisor looks at it now rather than at its next pass.
-            serve.wake()
-            if let r = reservation, charged > 0 { limiter.reconcile(reservation: r.id, charged: charged, used: 0, now: clock()) }
-            throw await refuse(
-                APIError(
-                    .invalidState,
-                    "the serve process for \(input.target) failed to answer (\(error)); retry in a few seconds",
-                    retryAfterSeconds: 2
-                ),
-                outcome: .failed
+            completion = try await complete(
+                port: call.port,
+                model: call.model.id,
+                prompt: input.prompt,
+                maxTokens: call.maxTokens,
+                imageURL: imageURL
             )
+        } catch {
+            throw await calls.fail(call, error)
         }
-        if let r = reservation, charged > 0 {
-            limiter.reconcile(reservation: r.id, charged: charged, used: completion.input + completion.output, now: clock())
-        }
-        let elapsed = (ContinuousClock.now - started).components
-        let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
-        let cost = CallRules.cost(tier: tier, inputTokens: completion.input, outputTokens: completion.output, price: model.price)
         // Group commit: the call is answered once its record is in the ledger, with others'.
-        do {
-            try await meter.record(
-                InvocationRecord(
-                    at: now,
-                    owner: caller.user,
-                    target: input.target,
-                    reservationID: reservation?.id,
-                    model: model.id,
-                    tier: tier,
-                    outcome: .served,
-                    inputTokens: completion.input,
-                    outputTokens: completion.output,
-                    latencyMs: latency,
-                    cost: cost,
-                    budgetPerMinute: reservation.map { CallRules.budget($0, model: model) } ?? 0
-                )
-            )
-        } catch let error as LedgerFullError {
-            // The meter keeps the record and writes it once there is room: the call is billed.
-            throw APIError(
-                .ledgerFull,
-                "the ledger's disk is full: free space on \(error.folder); the call was served, and its record waits in berthd until it can be written"
-            )
-        } catch {
-            throw APIError(.internal, "the call was served but its record could not be written to the ledger; the daemon's log has the details")
-        }
+        let settled = try await calls.settle(call, inputTokens: completion.input, outputTokens: completion.output)
         return try Requests.json(
             InvokeResponse(
                 target: input.target,
-                reservation: reservation?.name,
-                model: model.id,
-                servedBy: tier.rawValue,
+                reservation: call.reservation?.name,
+                model: call.model.id,
+                servedBy: call.tier.rawValue,
                 output: completion.text,
                 finishReason: completion.finish,
                 inputTokens: completion.input,
                 outputTokens: completion.output,
-                latencyMs: latency,
-                cost: cost
+                latencyMs: settled.latencyMs,
+                cost: settled.cost
             )
         )
-    }
-
-    func resolve(_ target: String, caller: Caller) async throws -> Route {
-        try await ledger.read { tx -> Route in
-            if let r = try tx.reservation(named: target) {
-                guard caller.canSee(owner: r.owner) else {
-                    throw APIError(.forbidden, "reservation '\(target)' belongs to another user; invoke through your own")
-                }
-                guard r.status == .active else {
-                    throw APIError(
-                        .invalidState,
-                        "reservation '\(target)' is \(r.status.rawValue)\(r.waiting ? " (waiting for capacity)" : ""); calls are served only while it is active"
-                    )
-                }
-                guard r.purpose == .inference else {
-                    throw APIError(
-                        .invalidState,
-                        "reservation '\(target)' is for training; invoke through an inference reservation (berth reserve NAME --model \(r.model) --units 1 --purpose inference)"
-                    )
-                }
-                guard let model = try tx.model(id: r.model) else {
-                    throw APIError(.invalidState, "reservation '\(target)' is for \(r.model), which is no longer in the catalog")
-                }
-                return .provisioned(r, model)
-            }
-            guard let model = try tx.model(id: target), caller.canSee(model) else {
-                throw APIError(.notFound, "no reservation or model '\(target)'; `berth reservations` and `berth models` list them")
-            }
-            if model.isCustom {
-                throw APIError(
-                    .onDemandNotSupported,
-                    "\(model.id) is a custom model, and custom models are never served on demand: create an inference reservation for it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through it with berth invoke NAME --prompt …"
-                )
-            }
-            guard model.onDemand else {
-                throw APIError(
-                    .onDemandNotSupported,
-                    "\(model.id) is not offered on demand: reserve it with berth reserve NAME --model \(model.id) --units 1 --purpose inference, then invoke through the reservation"
-                )
-            }
-            return .onDemand(model)
-        }
     }
 
     /// `POST /v1/completions` to a serve process, in the OpenAI shape that vLLM, llama.cpp's
@@ -354,7 +152,7 @@ struct InvocationsController: Sendable {
         }
         let response: BerthClient.Response
         do {
-            response = try await serveClient.send(
+            response = try await calls.serveClient.send(
                 port: port,
                 method: "POST",
                 path: path,
@@ -362,7 +160,7 @@ struct InvocationsController: Sendable {
                 headers: [("Content-Type", "application/json")]
             )
         } catch {
-            serveClient.forget(port: port)
+            calls.serveClient.forget(port: port)
             throw error
         }
         guard response.status == 200 else {

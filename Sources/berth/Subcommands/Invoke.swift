@@ -13,7 +13,8 @@ extension Berth {
                 is only served through an inference reservation made for it. A call over the \
                 reservation's tokens per minute is refused as throttled (exit 5) with how long to \
                 wait, unless the reservation spills over to on-demand. Prints the model's output, \
-                then which tier served it, the token counts and the latency.
+                then which tier served it, the token counts and the latency. With --stream, the \
+                output is printed as the model writes it (--json: each chunk as a line of JSON).
 
                 A call is metered and is never retried: if the connection breaks, check the \
                 reservation's invocation counts ('berth reservations NAME --json') before calling again.
@@ -39,6 +40,9 @@ extension Berth {
         )
         var image: String?
 
+        @Flag(help: "Print the output as the model writes it (through the OpenAI route, streamed), then how it was served.")
+        var stream = false
+
         /// Requests are capped at 1 MiB and base64 makes 3 bytes 4: 700 KiB leaves room for the prompt.
         static let imageLimit = 700 * 1024
 
@@ -49,6 +53,10 @@ extension Berth {
 
         func run() throws {
             let encoded = try image.map { try Self.readImage($0).base64EncodedString() }
+            if stream {
+                try InvocationStream(global: global, target: target, prompt: prompt, maxTokens: maxTokens, image: encoded).run()
+                return
+            }
             let request = InvokeRequest(target: target, prompt: prompt, maxTokens: maxTokens, image: encoded)
             // No Idempotency-Key, so `call` does not retry: a call is metered, and one that
             // reached the model before the connection broke must not run (and cost) twice.
