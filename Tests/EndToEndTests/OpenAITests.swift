@@ -69,7 +69,7 @@ struct OpenAITests {
         let fixture = try Fixture()
 
         // Reservations: root's, two tiny budgets to burst, a slow stream to leave, and nobody's own.
-        for (name, model) in [("demo", Self.model), ("tiny-socket", "test.tiny-v1"), ("tiny-tcp", "test.tiny-v1"), ("slow", "test.slow-v1")] {
+        for (name, model) in [("demo-serve", Self.model), ("tiny-socket", "test.tiny-v1"), ("tiny-tcp", "test.tiny-v1"), ("slow", "test.slow-v1")] {
             let reserved = try fixture.cli(["reserve", name, "--model", model, "--units", "1", "--purpose", "inference"])
             #expect(reserved.status == 0, "\(reserved)")
         }
@@ -101,7 +101,7 @@ struct OpenAITests {
             "socket": fixture.daemon.socket,
             "tcp": "http://127.0.0.1:\(fixture.port)",
             "ledger": fixture.daemon.database,
-            "reservation": "demo",
+            "reservation": "demo-serve",
             "nobody_reservation": "theirs",
             "custom_model": "nova-harbour",
             "tiny": ["socket": "tiny-socket", "tcp": "tiny-tcp"],
@@ -147,6 +147,9 @@ struct OpenAITests {
         #expect((mine["api_keys"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["scripts"], "\(mine)")
         #expect(try fixture.cli(["api-key", "revoke", "laptop"], as: .nobody).status == 3)
 
+        // docs/openai.md's examples, as written there but for the socket's path and the port.
+        try runDocsExamples(fixture, key: rootKey)
+
         // berth invoke --stream prints the text while the call is still under way, then how it was served.
         let streaming = try RunningProcess(
             Products.path("berth"),
@@ -161,6 +164,38 @@ struct OpenAITests {
         #expect(streaming.stdout.contains(", 40 out tokens,"), "\(streaming.stdout)")
         let refused = try fixture.cli(["invoke", "nova-harbour", "--prompt", "x", "--stream"])
         #expect(refused.status == 4 && refused.stderr.hasPrefix("berth: on-demand-not-supported: "), "\(refused)")
+    }
+
+    /// Runs every `python` and `sh` block of docs/openai.md against the fixture's daemon.
+    func runDocsExamples(_ fixture: Fixture, key: String) throws {
+        let manual = try String(contentsOfFile: OpenAIValidatorPaths.repository + "/docs/openai.md", encoding: .utf8)
+        var blocks: [(language: String, code: String)] = []
+        var current: (language: String, lines: [String])?
+        for line in manual.components(separatedBy: "\n") {
+            if let open = current {
+                if line == "```" {
+                    blocks.append((open.language, open.lines.joined(separator: "\n")))
+                    current = nil
+                } else {
+                    current?.lines.append(line)
+                }
+            } else if line.hasPrefix("```") {
+                current = (String(line.dropFirst(3)), [])
+            }
+        }
+        let runnable = blocks.filter { ["python", "sh"].contains($0.language) }
+        #expect(runnable.filter { $0.language == "python" }.count >= 4 && runnable.contains { $0.language == "sh" }, "\(blocks.map(\.language))")
+        for (index, block) in runnable.enumerated() {
+            let code = block.code
+                .replacingOccurrences(of: "/run/berth/berthd.sock", with: fixture.daemon.socket)
+                .replacingOccurrences(of: "127.0.0.1:8400", with: "127.0.0.1:\(fixture.port)")
+            let file = fixture.daemon.directory.file("example-\(index).\(block.language == "python" ? "py" : "sh")")
+            try code.write(toFile: file, atomically: true, encoding: .utf8)
+            let program = block.language == "python" ? OpenAIValidatorPaths.python : "/bin/sh"
+            let result = try Products.run(program, block.language == "sh" ? ["-e", file] : [file], environment: ["BERTH_API_KEY": key], timeout: 60)
+            #expect(result.status == 0 && !result.stdout.isEmpty, "docs/openai.md example \(index + 1) (\(block.language)):\n\(code)\n\(result)")
+            #expect(!result.stdout.contains("\"error\""), "docs/openai.md example \(index + 1): \(result.stdout)")
+        }
     }
 
     @Test("a taken [openai] listen address stops berthd, and a host name is refused by check-config, both naming openai.listen")
