@@ -292,7 +292,7 @@ public struct UsageRow: Sendable, Equatable {
     public var cpuSeconds: Double = 0
     public var peakMemoryBytes: Int64?
     public var jobs = JobCounts()
-    /// Calls of every outcome: served, throttled, refused, failed.
+    /// Calls of every outcome: served, throttled, refused, failed, cancelled.
     public var invocations = 0
     public var served = 0
     public var throttled = 0

@@ -86,7 +86,7 @@ public final class DaemonMetrics: Sendable {
         static let invocations = Family(
             name: "berth_invocations_total",
             help:
-                "Real-time calls by reservation (empty on demand), model, tier that served it (empty if none) and outcome (served, throttled, refused, failed)."
+                "Real-time calls by reservation (empty on demand), model, tier that served it (empty if none) and outcome (served, throttled, refused, failed, cancelled)."
         )
         static let throttles = Family(
             name: "berth_throttled_invocations_total",
@@ -94,7 +94,7 @@ public final class DaemonMetrics: Sendable {
         )
         static let tokens = Family(
             name: "berth_invocation_tokens_total",
-            help: "Tokens of served calls, by type: input (the prompt) or output."
+            help: "Tokens of served calls (and of streamed calls cancelled midway, what they were sent), by type: input (the prompt) or output."
         )
         static let invocationDuration = Family(
             name: "berth_invocation_duration_seconds",
@@ -142,6 +142,8 @@ public final class DaemonMetrics: Sendable {
         guard let served = series.served else { return }
         served.inputTokens.increment(by: Int64(call.inputTokens))
         served.outputTokens.increment(by: Int64(call.outputTokens))
+        // A cancelled call used tokens, but its duration is how long its client stayed.
+        guard call.outcome == .served else { return }
         served.duration.record(.nanoseconds(Int64((call.latencyMs * 1_000_000).rounded())))
     }
 
@@ -173,7 +175,7 @@ public final class DaemonMetrics: Sendable {
             ),
             throttles: key.outcome == .throttled
                 ? registry.makeCounter(descriptor: Family.throttles.descriptor, labels: [reservation, model]) : nil,
-            served: key.outcome == .served
+            served: key.outcome.usedTokens
                 ? (
                     registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "input")]),
                     registry.makeCounter(descriptor: Family.tokens.descriptor, labels: [reservation, model, tier, ("type", "output")]),

@@ -86,7 +86,7 @@ public struct UsageRowView: Codable, Sendable, Equatable {
     public var cpuSeconds: Double
     public var peakMemoryBytes: Int64?
     public var jobs: JobCountsView
-    /// Calls of every outcome: served, throttled, refused, failed.
+    /// Calls of every outcome: served, throttled, refused, failed, cancelled.
     public var invocations: Int
     public var served: Int
     public var throttled: Int

@@ -28,6 +28,7 @@ struct OpenAPITests {
         try await capacity(api)
         try await jobs(api, daemon: daemon)
         try await invocations(api)
+        try await openAIRoutesAndKeys(api)
         try await usageAndMetrics(api)
 
         let result = try OpenAPIValidator.run(api.exchanges, keepAt: ProcessInfo.processInfo.environment["BERTH_OPENAPI_EXCHANGES"])
