@@ -123,9 +123,9 @@ struct OpenAITests {
         let expected =
             [
                 "completion and chat completion", "streamed chat completion", "custom model on demand", "burst over budget",
-                "client leaves mid-stream", "models",
+                "client leaves mid-stream", "models", "image to a text-only model",
             ].flatMap { ["\($0) (socket)", "\($0) (tcp)"] }
-            + ["revoked key (tcp)", "wrong keys (tcp)", "another user's key (tcp)"]
+            + ["only the OpenAI routes (tcp)", "revoked key (tcp)", "wrong keys (tcp)", "another user's key (tcp)"]
         #expect(seen == Set(expected), "checks that did not report: \(Set(expected).subtracting(seen)); stderr: \(run.stderr)")
 
         // The serve process saw each client that left: berthd closed its request too.

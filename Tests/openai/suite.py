@@ -197,6 +197,34 @@ def models(transport):
     return ", ".join(listed)
 
 
+def image_to_text_model(transport):
+    pixel = "iVBORw0KGgo="
+    try:
+        client(transport).chat.completions.create(
+            model=setup["reservation"],
+            messages=[{"role": "user", "content": [
+                {"type": "text", "text": "describe this"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + pixel}},
+            ]}],
+        )
+    except openai.BadRequestError as error:
+        assert error.body.get("code") == "unsupported-modality", error.body
+        return str(error)
+    raise AssertionError("an image went to a text-only model")
+
+
+def only_openai_routes(transport):
+    key = {"Authorization": "Bearer " + setup["keys"]["root"]}
+    with httpx.Client(base_url=setup["tcp"]) as http:
+        for path in ["/v1/health", "/v1/reservations", "/metrics", "/openai/v1/nothing"]:
+            answer = http.get(path, headers=key)
+            assert answer.status_code == 404, (path, answer.status_code, answer.text)
+            assert answer.json()["error"]["code"] == "not-found", answer.text
+        assert http.post("/v1/reservations", headers=key, json={"name": "x"}).status_code == 404
+        assert http.get("/openai/v1/models").status_code == 401
+    return "the control API is not on the TCP address"
+
+
 def revoked_key(transport):
     try:
         client("tcp", key=setup["keys"]["revoked"]).completions.create(model=setup["reservation"], prompt="x", max_tokens=2)
@@ -236,6 +264,8 @@ for transport in ["socket", "tcp"]:
     check("burst over budget", transport)(burst)
     check("client leaves mid-stream", transport)(cancelled_mid_stream)
     check("models", transport)(models)
+    check("image to a text-only model", transport)(image_to_text_model)
+check("only the OpenAI routes", "tcp")(only_openai_routes)
 check("revoked key", "tcp")(revoked_key)
 check("wrong keys", "tcp")(wrong_keys)
 check("another user's key", "tcp")(other_users_key)
