@@ -79,6 +79,9 @@ struct InvokeBench: AsyncParsableCommand {
     @Flag(help: "Skip the direct calls even if a port is known.")
     var noDirect = false
 
+    @Flag(help: "Call through berthd's OpenAI route (POST /openai/v1/completions) instead of POST /v1/invoke.")
+    var openai = false
+
     func validate() throws {
         guard clients >= 1 else { throw ValidationError("--clients: must be at least 1") }
         guard duration > 0, duration.isFinite else { throw ValidationError("--duration: must be a positive number of seconds") }
@@ -110,11 +113,18 @@ struct InvokeBench: AsyncParsableCommand {
         let model = self.model ?? target.model
 
         // 2. The two calls, built once.
-        let throughBerthd = CallTemplate.post(
-            "/v1/invoke",
-            json: try Wire.encoder().encode(InvokeRequest(target: reservation, prompt: prompt, maxTokens: maxTokens)),
-            to: .unixSocket(socketPath)
-        )
+        let throughBerthd =
+            openai
+            ? CallTemplate.post(
+                "/openai/v1/completions",
+                json: try JSONEncoder().encode(CompletionBody(model: reservation, prompt: prompt, maxTokens: maxTokens)),
+                to: .unixSocket(socketPath)
+            )
+            : CallTemplate.post(
+                "/v1/invoke",
+                json: try Wire.encoder().encode(InvokeRequest(target: reservation, prompt: prompt, maxTokens: maxTokens)),
+                to: .unixSocket(socketPath)
+            )
         let direct = try port.map {
             CallTemplate.post(
                 "/v1/completions",
@@ -201,6 +211,11 @@ struct InvokeBench: AsyncParsableCommand {
                 path: throughBerthd.head.uri,
                 body: Data(throughBerthd.body.readableBytesView)
             )
+            guard !openai else {
+                guard response.status == 200 else { throw ClientError.transport(String(decoding: response.body, as: UTF8.self)) }
+                note("through berthd's OpenAI route: served by \(response.header("Berth-Served-By") ?? "?")")
+                return
+            }
             let answer = try response.decoded(as: InvokeResponse.self)
             note(
                 "through berthd: served by \(answer.servedBy)\(answer.reservation.map { " ('\($0)')" } ?? "") with \(answer.model), "
