@@ -122,7 +122,8 @@ struct OpenAITests {
         }
         let expected =
             [
-                "completion and chat completion", "streamed chat completion", "custom model on demand", "burst over budget",
+                "completion and chat completion", "streamed chat completion", "a stream is the whole answer a token at a time",
+                "custom model on demand", "burst over budget",
                 "client leaves mid-stream", "models", "image to a text-only model",
             ].flatMap { ["\($0) (socket)", "\($0) (tcp)"] }
             + ["only the OpenAI routes (tcp)", "revoked key (tcp)", "wrong keys (tcp)", "another user's key (tcp)"]

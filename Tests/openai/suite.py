@@ -118,6 +118,35 @@ def streamed_chat(transport):
     return "%d chunks: %r, usage %s" % (len(pieces), "".join(pieces), usage)
 
 
+def stream_is_the_answer(transport):
+    """The serve process streams the answer it would give whole: the same text a token at a
+    time, with stop strings and seeds passed on by berthd."""
+    c = client(transport)
+    r = setup["reservation"]
+    compared = []
+    for stop, chat in [(None, False), ("the", False), (None, True), (".", True)]:
+        extra = {"seed": 3, "max_tokens": 20}
+        if stop:
+            extra["stop"] = stop
+        if chat:
+            messages = [{"role": "user", "content": "The harbour"}]
+            whole = c.chat.completions.create(model=r, messages=messages, **extra)
+            text, finish = whole.choices[0].message.content, whole.choices[0].finish_reason
+            chunks = list(c.chat.completions.create(model=r, messages=messages, stream=True, **extra))
+            pieces = [k.choices[0].delta.content for k in chunks if k.choices and k.choices[0].delta.content]
+        else:
+            whole = c.completions.create(model=r, prompt="The harbour", **extra)
+            text, finish = whole.choices[0].text, whole.choices[0].finish_reason
+            chunks = list(c.completions.create(model=r, prompt="The harbour", stream=True, **extra))
+            pieces = [k.choices[0].text for k in chunks if k.choices and k.choices[0].text]
+        finishes = [k.choices[0].finish_reason for k in chunks if k.choices and k.choices[0].finish_reason]
+        assert "".join(pieces) == text, (stop, chat, pieces, text)
+        assert finishes == [finish], (stop, chat, finishes, finish)
+        assert stop is not None or len(pieces) == whole.usage.completion_tokens, (pieces, whole.usage)
+        compared.append("%r" % text)
+    return ", ".join(compared)
+
+
 def custom_on_demand(transport):
     c = client(transport)
     try:
@@ -260,6 +289,7 @@ def other_users_key(transport):
 for transport in ["socket", "tcp"]:
     check("completion and chat completion", transport)(completion_and_chat)
     check("streamed chat completion", transport)(streamed_chat)
+    check("a stream is the whole answer a token at a time", transport)(stream_is_the_answer)
     check("custom model on demand", transport)(custom_on_demand)
     check("burst over budget", transport)(burst)
     check("client leaves mid-stream", transport)(cancelled_mid_stream)
