@@ -37,7 +37,7 @@ struct DeviceFilterTests {
         ]
         let errors = Pipe()
         shell.standardError = errors
-        try shell.run()
+        try Launch.run(shell)
         shell.waitUntilExit()
         let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(shell.terminationStatus == 0, "\(said)")
@@ -81,7 +81,7 @@ struct DeviceFilterTests {
             "-c",
             "echo $$ > '\(folder)/cgroup.procs' && ( : < '\(dir.path)/nvidia1' ) 2> '\(dir.path)/open-1'; setsid sleep 300 & echo $! > '\(dir.path)/child'; wait",
         ]
-        try shell.run()
+        try Launch.run(shell)
         var child: Int32 = 0
         for _ in 0..<100 where child == 0 {
             child =

@@ -18,7 +18,7 @@ public final class RunningProcess: @unchecked Sendable {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Launch.run(process)
     }
 
     public var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }

@@ -45,7 +45,7 @@ public enum Products {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out")))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Launch.run(process)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
@@ -215,7 +215,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Launch.run(process)
         self.process = process
     }
 

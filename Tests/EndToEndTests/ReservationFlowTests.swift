@@ -156,7 +156,11 @@ struct ReservationFlowTests {
         let daemon = try TemporaryDaemon()
         try daemon.start()
         #expect(try daemon.cli(["reserve", "gone", "--model", Self.model, "--units", "1", "--duration", "1s"]).status == 0)
-        #expect(try daemon.cli(["reserve", "next", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1h"]).status == 0)
+        // Training: an inference reservation would read pending until its serve process answers.
+        #expect(
+            try daemon.cli(["reserve", "next", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1h", "--purpose", "training"])
+                .status == 0
+        )
         let end = try #require(try reservation(daemon, "gone")["end"] as? String)
         let nextStart = try #require(try reservation(daemon, "next")["start"] as? String)
         daemon.kill9()

@@ -1,0 +1,14 @@
+public import Foundation
+
+/// Starts test processes one at a time. Foundation's `Process.run()` on Linux was seen to crash
+/// in a memcpy inside itself when many tests started processes at once; the start takes a
+/// millisecond, and everything after it (the run, the wait) still happens in parallel.
+public enum Launch {
+    private static let lock = NSLock()
+
+    public static func run(_ process: Process) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try process.run()
+    }
+}
