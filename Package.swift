@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "berthd",
             dependencies: [
-                "BerthServer", "BerthConfig", "BerthWire", "BerthStore",
+                "BerthServer", "BerthConfig", "BerthWire", "BerthStore", "BerthExecutors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -169,6 +169,12 @@ let package = Package(
         .testTarget(
             name: "DocsTests",
             dependencies: ["BerthConfig", "BerthServer", "BerthClient", "BerthTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        // Against a real single-node Slurm the target starts once (munge, slurmctld, slurmd).
+        .testTarget(
+            name: "SlurmTests",
+            dependencies: ["BerthTestSupport", "BerthWire", "BerthClient", "BerthExecutors", "BerthCore", "BerthConfig"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -8,6 +8,11 @@ dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)   # GRDB links 
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)           # tests run the CLI as other users
 command -v curl >/dev/null 2>&1 || need+=(curl)                     # the manual's curl examples; tests call as other users
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)  # the OpenAPI validator's packages
+# A private single-node Slurm for the Slurm executor's tests (Tests/SlurmTests).
+command -v munged >/dev/null 2>&1 || need+=(munge)
+command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld)
+command -v slurmd >/dev/null 2>&1 || need+=(slurmd)
+command -v sbatch >/dev/null 2>&1 || need+=(slurm-client)
 
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"

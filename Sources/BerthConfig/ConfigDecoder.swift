@@ -17,7 +17,8 @@ struct ConfigDecoder {
         let metrics = root.subtable("metrics", .optional).map(decodeMetrics) ?? DaemonConfig.Metrics()
         let confinement = root.subtable("confinement", .optional).map(decodeConfinement) ?? DaemonConfig.Confinement()
         let discovery = root.subtable("discovery", .optional).map(decodeDiscovery) ?? DaemonConfig.Discovery()
-        let pool = decodeUnits(root, discovering: discovery.gpus != nil)
+        let slurm = decodeExecutors(root)
+        let pool = decodeUnits(root, discovering: discovery.gpus != nil, slurm: slurm != nil)
         let models = decodeModels(root, pool: pool)
         let runners = decodeRunners(root)
         var config = DaemonConfig(
@@ -32,6 +33,7 @@ struct ConfigDecoder {
         config.confinement = confinement
         config.discovery = discovery
         config.openAI = root.subtable("openai", .optional).map(decodeOpenAI) ?? DaemonConfig.OpenAI()
+        config.slurm = slurm
         return config
     }
 
@@ -254,7 +256,7 @@ struct ConfigDecoder {
 
     /// With `discovering`, the units berthd finds at start-up join these, so none need be
     /// written and the pools' sizes are not known yet.
-    private func decodeUnits(_ root: TableReader, discovering: Bool) -> Pool {
+    private func decodeUnits(_ root: TableReader, discovering: Bool, slurm: Bool) -> Pool {
         var pool = Pool()
         pool.countsAreKnown = !discovering
         guard root.table["units"] != nil else {
@@ -314,6 +316,7 @@ struct ConfigDecoder {
             if let cpus, !cpusAreValid {
                 log.report(table.keyPath("cpus"), "'\(cpus)' is not a list of CPUs; write numbers and ranges such as \"4-7\" or \"0,2,4-5\"")
             }
+            let (node, placementIsValid) = decodePlacement(table, slurm: slurm)
             var unitPool: UnitPool?
             if let poolName = table.string("pool", .required(add: "pool = \"dedicated\" (reservable) or pool = \"shared\" (on-demand)")) {
                 unitPool = UnitPool(rawValue: poolName)
@@ -329,15 +332,84 @@ struct ConfigDecoder {
             case .shared: pool.shared += 1
             case nil: pool.countsAreKnown = false
             }
-            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid, uuidIsValid, memoryIsValid, cpuShareIsValid,
+            if let id, let kind, let unitPool, deviceIsValid, cpusAreValid, uuidIsValid, memoryIsValid, cpuShareIsValid, placementIsValid,
                 !(uuid?.contains(where: { $0.isWhitespace || $0 == "," }) ?? false)
             {
                 pool.units.append(
-                    ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB, cpuShare: cpuShare)
+                    ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB, cpuShare: cpuShare,
+                        node: node
+                    )
                 )
             }
         }
         return pool
+    }
+
+    /// A unit's `executor` and `node`: a Slurm unit names its node, a unit of this host none.
+    private func decodePlacement(_ table: TableReader, slurm: Bool) -> (node: String?, valid: Bool) {
+        let executor = table.string("executor", .optional) ?? "local"
+        let node = table.nonEmptyString("node", .optional, hint: "write the Slurm node's name as sinfo -N prints it")
+        switch executor {
+        case "local":
+            if node != nil {
+                log.report(table.keyPath("node"), "only a unit with executor = \"slurm\" is on a node; add executor = \"slurm\" or remove node")
+                return (nil, false)
+            }
+            return (nil, table.table["node"] == nil)
+        case "slurm":
+            guard let node else {
+                if table.table["node"] == nil {
+                    log.report(table.keyPath("node"), "a Slurm unit needs its node; add node = \"gpu-node-1\" (a name sinfo -N prints)")
+                }
+                return (nil, false)
+            }
+            if node.contains(where: { $0.isWhitespace || $0 == "," || $0 == "[" || $0 == "=" }) {
+                log.report(table.keyPath("node"), "'\(node)' must be one node's name, without whitespace, ',', '[' or '='")
+                return (nil, false)
+            }
+            if !slurm {
+                log.report(
+                    table.keyPath("executor"),
+                    "a Slurm unit needs [executors.slurm] with partition and shared_folder; add that table, or remove executor"
+                )
+                return (nil, false)
+            }
+            return (node, true)
+        default:
+            log.report(table.keyPath("executor"), "unknown executor '\(executor)'; use \"local\" (this host, the default) or \"slurm\"")
+            return (nil, false)
+        }
+    }
+
+    // MARK: - [executors.slurm]
+
+    private func decodeExecutors(_ root: TableReader) -> DaemonConfig.Slurm? {
+        guard let executors = root.subtable("executors", .optional) else { return nil }
+        executors.rejectUnknownKeys(ConfigKeys.executors)
+        guard let table = executors.subtable("slurm", .optional) else { return nil }
+        table.rejectUnknownKeys(ConfigKeys.slurm)
+        let partition = table.nonEmptyString("partition", .required(add: "partition = \"gpu\""), hint: "name the partition jobs go to, as sinfo prints it")
+        let shared = table.nonEmptyString(
+            "shared_folder",
+            .required(add: "shared_folder = \"/shared/berth\""),
+            hint: "give a folder that berthd's host and every node see at the same path"
+        )
+        if let shared, !shared.hasPrefix("/") {
+            log.report(table.keyPath("shared_folder"), "'\(shared)' must be an absolute path: the nodes see it at the same path as berthd")
+        }
+        guard let partition, let shared, shared.hasPrefix("/") else { return nil }
+        var slurm = DaemonConfig.Slurm(partition: partition, sharedFolder: shared)
+        slurm.account = table.nonEmptyString("account", .optional, hint: "name a Slurm account, or leave the key out for the user's default")
+        let commands: [(String, WritableKeyPath<DaemonConfig.Slurm, String>)] = [
+            ("sbatch", \.sbatch), ("scancel", \.scancel), ("squeue", \.squeue), ("sacct", \.sacct), ("scontrol", \.scontrol), ("sinfo", \.sinfo),
+        ]
+        for (key, path) in commands {
+            if let program = table.nonEmptyString(key, .optional, hint: "write the path of \(key), or leave the key out to look it up in PATH") {
+                slurm[keyPath: path] = program.contains("/") ? resolve(program) : program
+            }
+        }
+        if let seconds = table.number("poll_seconds", .optional, minimum: 0.1) { slurm.pollSeconds = seconds }
+        return slurm
     }
 
     // MARK: - [[models]]

@@ -2,7 +2,7 @@
 /// these lists, and docs/operating.md is checked against `documentedPaths`, so a key cannot be
 /// added without being documented.
 public enum ConfigKeys {
-    public static let root = ["daemon", "limits", "metrics", "openai", "confinement", "discovery", "units", "models", "runners"]
+    public static let root = ["daemon", "limits", "metrics", "openai", "confinement", "discovery", "units", "models", "runners", "executors"]
     public static let daemon = [
         "socket", "database", "socket_group", "admins", "admin_groups", "stop_grace_seconds",
         "idle_threshold_seconds", "log_directory", "log_level",
@@ -15,7 +15,12 @@ public enum ConfigKeys {
     public static let openai = ["listen"]
     public static let confinement = ["enabled", "memory_per_unit_mib", "max_tasks"]
     public static let discovery = ["gpus", "nvidia_smi", "pool", "sample_seconds", "idle_gpu_percent"]
-    public static let units = ["id", "kind", "device", "pool", "cpus", "cpu_share", "uuid", "memory_mib"]
+    public static let units = ["id", "kind", "device", "pool", "cpus", "cpu_share", "uuid", "memory_mib", "executor", "node"]
+    /// `[executors]` holds one table per executor that is not this host's.
+    public static let executors = ["slurm"]
+    public static let slurm = [
+        "sbatch", "scancel", "squeue", "sacct", "scontrol", "sinfo", "partition", "account", "shared_folder", "poll_seconds",
+    ]
     public static let models = [
         "id", "provider", "input_modalities", "output_modalities", "max_tokens", "on_demand", "customizations",
         "units_per_model_unit", "tokens_per_minute", "hyperparameters", "price",
@@ -34,6 +39,7 @@ public enum ConfigKeys {
             ("discovery", discovery), ("units", units),
             ("models", models.filter { $0 != "hyperparameters" && $0 != "price" }),
             ("models.hyperparameters", hyperparameters), ("models.price", price), ("runners", runners),
+            ("executors.slurm", slurm),
         ]
         return tables.flatMap { table, keys in keys.map { "\(table).\($0)" } }
     }

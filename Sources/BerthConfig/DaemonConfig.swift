@@ -145,6 +145,33 @@ public struct DaemonConfig: Sendable {
         }
     }
 
+    /// `[executors.slurm]`: how berthd reaches a Slurm cluster. Through Slurm's own commands
+    /// (each a path, or a name looked up in `PATH`), as an admin would, so what berthd does
+    /// there is what `squeue` and `scontrol show reservation` show.
+    public struct Slurm: Sendable, Equatable {
+        public var sbatch = "sbatch"
+        public var scancel = "scancel"
+        public var squeue = "squeue"
+        public var sacct = "sacct"
+        public var scontrol = "scontrol"
+        public var sinfo = "sinfo"
+        /// The partition jobs are submitted to.
+        public var partition: String
+        /// The account jobs are charged to; `nil`: the submitting user's default.
+        public var account: String?
+        /// A folder berthd's host and every node see at the same path: job specs, events,
+        /// logs and serve addresses go there.
+        public var sharedFolder: String
+        /// How often the state of the jobs berthd follows is asked for (one `squeue` for all).
+        public var pollSeconds: Double = 1
+
+        public init(partition: String, sharedFolder: String, account: String? = nil) {
+            self.partition = partition
+            self.sharedFolder = sharedFolder
+            self.account = account
+        }
+    }
+
     /// `[metrics]`: where else than the control socket `GET /metrics` is served.
     public struct Metrics: Sendable {
         /// A TCP address that serves only `GET /metrics`, all series, to whoever reaches it:
@@ -214,6 +241,9 @@ public struct DaemonConfig: Sendable {
     public var confinement = Confinement()
     public var discovery = Discovery()
     public var openAI = OpenAI()
+    /// `[executors.slurm]`: the cluster units with `executor = "slurm"` run on; `nil` when the
+    /// config has none.
+    public var slurm: Slurm?
     /// Where the file was read from; relative paths in it are resolved against its folder.
     public var sourcePath: String?
 

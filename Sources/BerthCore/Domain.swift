@@ -23,6 +23,9 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
     /// Cores' worth of CPU time a runner on this unit gets (`0.25`: a quarter of one core),
     /// from the config, for slices smaller than a core: a CPU quota, where `cpus` is a set.
     public var cpuShare: Double?
+    /// The Slurm node it is on (`executor = "slurm"`): its runners go through sbatch there.
+    /// `nil` for this host's units. From the config alone, like `cpus`.
+    public var node: String?
 
     public init(
         id: String,
@@ -32,7 +35,8 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
         cpus: String? = nil,
         uuid: String? = nil,
         memoryMiB: Int? = nil,
-        cpuShare: Double? = nil
+        cpuShare: Double? = nil,
+        node: String? = nil
     ) {
         self.id = id
         self.kind = kind
@@ -42,6 +46,7 @@ public struct ComputeUnit: Sendable, Equatable, Hashable {
         self.uuid = uuid
         self.memoryMiB = memoryMiB
         self.cpuShare = cpuShare
+        self.node = node
     }
 
     /// Whether it is a GPU (or a MIG instance): any kind but `cpu` with a device or a UUID.

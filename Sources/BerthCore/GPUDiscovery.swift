@@ -187,6 +187,7 @@ public enum GPUDiscovery {
             if let uuid = unit.uuid { lines.append("uuid = \(quoted(uuid))") }
             if let memory = unit.memoryMiB { lines.append("memory_mib = \(memory)") }
             if let cpus = unit.cpus { lines.append("cpus = \(quoted(cpus))") }
+            if let node = unit.node { lines += ["executor = \"slurm\"", "node = \(quoted(node))"] }
             lines.append("pool = \(quoted(unit.pool.rawValue))")
             return lines.joined(separator: "\n") + "\n"
         }.joined(separator: "\n")

@@ -11,7 +11,21 @@ import Glibc
 /// process or a job on a cluster are others behind the same two calls.
 public protocol RunnerExecutor: Sendable {
     /// Starts `launch`, or throws a `RunnerProcess.SpawnError` that names what stopped it.
-    func start(_ launch: RunnerLaunch) throws -> any Runner
+    func start(_ launch: RunnerLaunch) async throws -> any Runner
+    /// A folder the runner of `launch` reads by path, where the caller writes the files it is
+    /// handed (a job's spec); `nil` where they are handed over as open descriptors instead.
+    func handOverFolder(for launch: RunnerLaunch) throws -> String?
+    /// Follows again a runner a previous berthd started, by the `reference` the ledger kept;
+    /// throws where runners die with berthd, or the reference names nothing it can follow.
+    func reattach(_ launch: RunnerLaunch, reference: String) async throws -> any Runner
+}
+
+extension RunnerExecutor {
+    public func handOverFolder(for launch: RunnerLaunch) throws -> String? { nil }
+
+    public func reattach(_ launch: RunnerLaunch, reference: String) async throws -> any Runner {
+        throw RunnerProcess.SpawnError(description: "a runner of this host does not outlive berthd; it cannot be followed again")
+    }
 }
 
 /// A started runner: its output as it comes, signals, and how it ended.
@@ -31,6 +45,28 @@ public protocol Runner: AnyObject, Sendable {
     /// CPU seconds it used and the most memory it held, where the kernel counted them; known
     /// once it has ended.
     var usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?) { get }
+    /// What the ledger keeps to follow it again after berthd restarts (a Slurm job id);
+    /// `nil` for a runner that does not outlive berthd.
+    var reference: String? { get }
+    /// How it ended where the exit status does not say it all (a cluster's verdict), once
+    /// it has ended; `nil` lets the exit status speak.
+    var verdict: RunnerVerdict? { get }
+    /// The state the place it runs shows for it (`PENDING: Resources` on Slurm); `nil` here.
+    var clusterState: String? { get }
+}
+
+extension Runner {
+    public var reference: String? { nil }
+    public var verdict: RunnerVerdict? { nil }
+    public var clusterState: String? { nil }
+}
+
+/// How a runner ended, as the place it ran says, beyond its exit status.
+public enum RunnerVerdict: Sendable, Equatable {
+    /// It failed for a reason of that place (a time limit, a lost node), named for the job's reason.
+    case failed(String)
+    /// Someone there cancelled it: the job is stopped, with this reason.
+    case cancelled(String)
 }
 
 /// What to start: the argv as the config's template expanded it, the units it runs on, whom it
@@ -54,6 +90,14 @@ public struct RunnerLaunch: Sendable {
     public var readableFiles: [(field: String, path: String)] = []
     /// Its cgroup's name (`job-12`) and what it may use, when the executor confines runners.
     public var confinement: (name: String, bounds: RunnerBounds)?
+    /// How an executor that runs it elsewhere names it and its files (`job-12`,
+    /// `serve-reservation-3`); unique among the runners of one ledger.
+    public var name: String?
+    /// The reservation a cluster holds for its units (a Slurm reservation's name), where there is one.
+    public var clusterReservation: String?
+    /// For a serve process: the port it is told to listen on. An executor that runs it
+    /// elsewhere learns the host it listens on from the runner (`SlurmRunner.address`).
+    public var servePort: Int?
 
     public init(argv: [String], units: [ComputeUnit], identity: RunnerIdentity?, logPath: String, environment: [String: String] = [:]) {
         self.argv = argv
@@ -83,7 +127,7 @@ public struct LocalExecutor: RunnerExecutor {
         self.cgroups = cgroups
     }
 
-    public func start(_ launch: RunnerLaunch) throws -> any Runner {
+    public func start(_ launch: RunnerLaunch) async throws -> any Runner {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         guard let program = launch.argv.first, let executable = RunnerProcess.resolve(program, preferring: runnerFolders, path: path) else {
             throw RunnerProcess.SpawnError(description: "runner '\(launch.argv.first ?? "")' not found; check [runners] in the config")

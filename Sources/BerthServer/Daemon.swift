@@ -139,7 +139,11 @@ public struct Daemon: Sendable {
         }
         let config = discovered
         // Runners of a berthd that died are gone or orphaned: their jobs fail with daemon-restart.
-        try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger)
+        // Slurm jobs outlive berthd: theirs stay running, to be followed again.
+        let slurmUnits = Set(config.units.filter { $0.node != nil }.map(\.id))
+        try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger) { job in
+            config.slurm != nil && (job.slurmJobID != nil || job.units.contains(where: slurmUnits.contains))
+        }
         try ledger.writeNow { tx in
             // As on SIGHUP: a unit a lease holds stays, whatever the new config says.
             let reload = CatalogReload.plan(configured: config.units, current: try tx.units(), holders: try tx.unitHolders())
@@ -171,11 +175,13 @@ public struct Daemon: Sendable {
         )
         // Runners named without a path are looked for beside berthd first, so the shipped
         // config finds the `berth-runner` built with it.
-        let executor = LocalExecutor(
-            runnerFolders: [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 },
-            ledgerPath: ledger.path,
-            cgroups: cgroups
-        )
+        let runnerFolders = [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 }
+        let local = LocalExecutor(runnerFolders: runnerFolders, ledgerPath: ledger.path, cgroups: cgroups)
+        // Units on Slurm nodes run through sbatch; the rest on this host.
+        let cluster = await SlurmSetup(config: config.slurm, ledger: ledger, runnerFolders: runnerFolders, hardware: jobSettings.hardware, logger: logger)
+        jobSettings.slurmNaming = cluster?.executor.naming
+        if let reservations = cluster?.reservations { jobSettings.prepareCluster = { await reservations.sync() } }
+        let executor = PlacedExecutor(local: local, slurm: cluster?.executor)
         let wakeScheduler = WakeRelay()
         // What compares the clock with the ledger's times reads it as the ledger keeps times.
         let clock: @Sendable () -> Date = { [clock = self.clock] in Ledger.asStored(clock()) }
@@ -189,6 +195,7 @@ public struct Daemon: Sendable {
         let scheduler = Scheduler(ledger: ledger, clock: clock, logger: logger) {
             supervisor.wake()
             serve.wake()
+            cluster?.reservations.wake()
         }
         wakeScheduler.connect { scheduler.wake() }
         let callers = CallerDirectory(admins: config.daemon.admins, adminGroups: config.daemon.adminGroups)
@@ -205,6 +212,7 @@ public struct Daemon: Sendable {
             metrics: metrics
         )
         services.idleThreshold = config.daemon.idleThresholdSeconds
+        services.slurmReservations = cluster?.reservations
         // systemd: READY=1 once the socket is served, STATUS=, the watchdog, STOPPING=1; and
         // SIGHUP reloads units and models.
         let systemd = SystemdLink(environment: ProcessInfo.processInfo.environment, ledger: ledger, logger: logger)
@@ -293,7 +301,7 @@ public struct Daemon: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: [LedgerCheckpointer(ledger: ledger, logger: logger), supervisor, serve, scheduler, meter, reloader]
-                    + telemetry + metricsListener + openAIListener + [app, systemd],
+                    + (cluster.map { [$0.reservations] } ?? []) + telemetry + metricsListener + openAIListener + [app, systemd],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -25,6 +25,11 @@ public struct JobSettings: Sendable {
     public let hardware = UnitDirectory()
     /// What the kernel lets berthd confine runners with, for `berth status`.
     public var confinementSupport: ConfinementSupport = .none("not enabled")
+    /// How berthd names its jobs and reservations on Slurm, when the config has a cluster.
+    public var slurmNaming: SlurmNaming?
+    /// Makes the cluster's reservations match the ledger before a runner is submitted into one:
+    /// a reservation the scheduler has just started may not have its Slurm reservation yet.
+    public var prepareCluster: (@Sendable () async -> Void)?
 
     public init(runners: DaemonConfig.Runners, limits: DaemonConfig.Limits, logDirectory: String, stopGrace: Duration) {
         self.runners = runners
@@ -62,6 +67,7 @@ public struct JobSettings: Sendable {
             unit.uuid = configured[id]?.uuid
             unit.memoryMiB = configured[id]?.memoryMiB
             unit.cpuShare = configured[id]?.cpuShare
+            unit.node = configured[id]?.node
             return unit
         }
     }
@@ -167,8 +173,14 @@ public actor JobSupervisor: Service {
     }
 
     /// Before serving: jobs the ledger says are running belong to a berthd that is gone. Their
-    /// runners, if any survived, are killed; the jobs failed with `daemon-restart`.
-    public static func reconcileAfterRestart(ledger: Ledger, now: Date, logger: Logger) throws {
+    /// runners, if any survived, are killed; the jobs failed with `daemon-restart`. Jobs that
+    /// `survives` (a Slurm job: it does not die with berthd) stay running, to be followed again.
+    public static func reconcileAfterRestart(
+        ledger: Ledger,
+        now: Date,
+        logger: Logger,
+        survives: (JobRecord) -> Bool = { _ in false }
+    ) throws {
         // Job runners and serve processes of this ledger that outlived their berthd: each
         // carries BERTH_LEDGER, so a recycled pid is never mistaken for one.
         for pid in RunnerProcess.orphans(ledgerPath: ledger.path) {
@@ -176,7 +188,7 @@ public actor JobSupervisor: Service {
             kill(pid, SIGKILL)
             logger.warning("killed a runner left by the previous berthd", metadata: ["pid": "\(pid)"])
         }
-        let orphans = try ledger.readNow { tx in try tx.runningJobs() }
+        let orphans = try ledger.readNow { tx in try tx.runningJobs() }.filter { !survives($0) }
         try ledger.writeNow { tx in
             for job in orphans {
                 if let id = job.id { try tx.finishJob(id, status: .failed, reason: JobEndReason.daemonRestart.rawValue, exitStatus: nil, at: now) }
@@ -193,15 +205,23 @@ public actor JobSupervisor: Service {
     /// or `stopped` if a stop was asked for. A job the ledger shows running whose runner was not
     /// started yet ends the same way: no job is left running with nothing running it. (The
     /// scheduler has stopped before this, so no queued job starts meanwhile.)
+    /// Slurm jobs are the exception: they run on without berthd, which follows them again
+    /// after its restart; one that was asked to stop is cancelled now and recorded then.
     private func stopAll() async {
-        if !processes.isEmpty {
-            logger.info("stopping runners", metadata: ["count": "\(processes.count)"])
-            await supervision.stopAll(Array(processes.values), grace: settings.stopGrace)
+        let local = processes.filter { $0.value.reference == nil }
+        let onCluster = Set(processes.keys).subtracting(local.keys)
+        if !local.isEmpty {
+            logger.info("stopping runners", metadata: ["count": "\(local.count)"])
+            await supervision.stopAll(Array(local.values), grace: settings.stopGrace)
+        }
+        for id in onCluster where signalled.contains(id) { processes[id]?.signalGroup(SIGKILL) }
+        if !onCluster.isEmpty {
+            logger.info("leaving Slurm jobs running; the next berthd follows them", metadata: ["count": "\(onCluster.count)"])
         }
         let now = clock()
         _ = try? await ledger.write { tx in
             for job in try tx.liveJobs() where job.status != .queued {
-                guard let id = job.id else { continue }
+                guard let id = job.id, !onCluster.contains(id), job.slurmJobID == nil else { continue }
                 if job.status == .stopping {
                     try tx.finishJob(id, status: .stopped, reason: job.reason, exitStatus: nil, at: now)
                 } else {
@@ -231,8 +251,15 @@ public actor JobSupervisor: Service {
                 guard let current = try? await ledger.read({ tx in try tx.job(id: id) }),
                     current.status == .running, processes[id] == nil
                 else { continue }
-                await launch(current)
+                if current.slurmJobID != nil {
+                    await reattach(current)
+                } else {
+                    await launch(current)
+                }
             case .stopping:
+                if processes[id] == nil, job.slurmJobID != nil {
+                    await reattach(job)
+                }
                 if let process = processes[id] {
                     if signalled.insert(id).inserted {
                         supervision.stopLater(process, grace: settings.stopGrace)
@@ -252,13 +279,44 @@ public actor JobSupervisor: Service {
         }
     }
 
+    /// Follows again the Slurm job a previous berthd started for `job`: the events it wrote
+    /// meanwhile are read from the start of its file, and its end recorded when it comes.
+    private func reattach(_ job: JobRecord) async {
+        guard let id = job.id, let reference = job.slurmJobID else { return }
+        do {
+            let catalog = try await ledger.read { tx in try tx.units() }
+            var launch = RunnerLaunch(argv: [], units: settings.units(job.units, in: catalog), identity: nil, logPath: settings.logPath(jobID: id))
+            launch.name = "job-\(id)"
+            let process = try await executor.reattach(launch, reference: reference)
+            processes[id] = process
+            logger.info("following a Slurm job again", metadata: ["job": "\(id)", "slurm_job": "\(reference)"])
+            supervision.detach { await self.follow(job, process) }
+        } catch {
+            logger.error("cannot follow a Slurm job again", metadata: ["job": "\(id)", "slurm_job": "\(reference)", "error": "\(error)"])
+            let now = clock()
+            _ = try? await ledger.write { tx in
+                try tx.finishJob(id, status: .failed, reason: "cannot follow slurm job \(reference) again: \(error)", exitStatus: nil, at: now)
+            }
+            onJobEnded()
+        }
+    }
+
     private func launch(_ job: JobRecord) async {
         guard let id = job.id else { return }
         do {
             let process = try await start(job)
             processes[id] = process
-            try await ledger.write { tx in try tx.setJobPID(id, pid: process.pid) }
-            logger.info("runner started", metadata: ["job": "\(id)", "pid": "\(process.pid)", "units": "\(job.units.joined(separator: ","))"])
+            try await ledger.write { tx in
+                try tx.setJobPID(id, pid: process.reference == nil ? process.pid : nil)
+                if let reference = process.reference { try tx.setJobSlurmID(id, slurmJobID: reference) }
+            }
+            logger.info(
+                "runner started",
+                metadata: [
+                    "job": "\(id)", "pid": "\(process.pid)", "units": "\(job.units.joined(separator: ","))",
+                    "slurm_job": "\(process.reference ?? "-")",
+                ]
+            )
             supervision.detach { await self.follow(job, process) }
         } catch {
             logger.error("runner did not start", metadata: ["job": "\(id)", "error": "\(error)"])
@@ -280,6 +338,11 @@ public actor JobSupervisor: Service {
         let kind = job.kind
         let (model, unitRows) = try await ledger.read { tx in (try tx.model(id: job.model), try tx.units()) }
         try FileManager.default.createDirectory(atPath: settings.jobsFolder, withIntermediateDirectories: true)
+        var elsewhere = RunnerLaunch(argv: [], units: settings.units(job.units, in: unitRows), identity: nil, logPath: settings.logPath(jobID: id))
+        elsewhere.name = "job-\(id)"
+        if let folder = try executor.handOverFolder(for: elsewhere) {
+            return try await start(job, model: model, launch: elsewhere, handOver: folder)
+        }
 
         let submitter = job.submitter
         var paths = (data: job.data, validation: job.validationData, output: job.output, modelDir: model?.artifactDir)
@@ -352,7 +415,42 @@ public actor JobSupervisor: Service {
             launch.folders = [("output", job.output)]
             launch.readableFiles = [("data", job.data)] + (job.validationData.map { [("validation_data", $0)] } ?? [])
         }
-        return try executor.start(launch)
+        return try await executor.start(launch)
+    }
+
+    /// A job whose runner runs elsewhere (on Slurm) reads its spec and data by path, from the
+    /// folder the executor shares with it; it runs as the user berthd submits as, inside the
+    /// cluster reservation of its berth reservation.
+    private func start(_ job: JobRecord, model: Model?, launch draft: RunnerLaunch, handOver folder: String) async throws -> any Runner {
+        let id = job.id!
+        let specPath = "\(folder)/spec.json"
+        let spec = JobSpec(
+            jobId: id,
+            kind: job.kind.rawValue,
+            model: job.model,
+            baseModel: job.baseModel,
+            modelName: job.modelName,
+            hyperparameters: job.hyperparameters,
+            dataPath: job.data,
+            validationDataPath: job.validationData,
+            outputDir: job.output,
+            modelDir: model?.artifactDir,
+            seed: UInt64(job.seed),
+            units: job.units,
+            maxTokens: model?.maxTokens ?? 4096
+        )
+        try Wire.encoder(pretty: true).encode(spec).write(to: URL(fileURLWithPath: specPath), options: .atomic)
+        unlink(settings.logPath(jobID: id))
+        let template = ArgvTemplate(job.kind == .batchInference ? settings.runners.batch : settings.runners.train)
+        var launch = draft
+        launch.argv = try template.expand([
+            "spec": specPath, "job_id": String(id), "output": job.output, "data": job.data,
+            "model_dir": model?.artifactDir ?? "", "model": job.model,
+        ])
+        launch.environment = ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath]
+        launch.clusterReservation = settings.slurmNaming?.reservation(job.reservationId)
+        await settings.prepareCluster?()
+        return try await executor.start(launch)
     }
 
     /// The spec berthd keeps for a job, written anew (never through a link in its place), and
@@ -387,7 +485,12 @@ public actor JobSupervisor: Service {
     private func follow(_ job: JobRecord, _ process: any Runner) async {
         let id = job.id!
         let log = FileHandle(forWritingAtPath: settings.logPath(jobID: id))
+        var clusterState = job.slurmState
         for await lines in process.lineBatches() {
+            if let state = process.clusterState, state != clusterState {
+                clusterState = state
+                _ = try? await ledger.write { tx in try tx.setJobSlurmState(id, state: state) }
+            }
             var events: [RunnerEventValue] = []
             var other: [String] = []
             for line in lines {
@@ -415,7 +518,10 @@ public actor JobSupervisor: Service {
         try? log?.close()
         // Cancelled (the service is going away): the stop records how the job ended.
         guard let status = await process.exitStatus() else { return }
-        await finish(job, exitStatus: Int(status), killedForMemory: process.killedForMemory, usage: process.usage)
+        if let state = process.clusterState, state != clusterState {
+            _ = try? await ledger.write { tx in try tx.setJobSlurmState(id, state: state) }
+        }
+        await finish(job, exitStatus: Int(status), killedForMemory: process.killedForMemory, usage: process.usage, verdict: process.verdict, outlivesDaemon: process.reference != nil)
         processes[id] = nil
         if let folder = outputFolders.removeValue(forKey: id) { close(folder) }
         signalled.remove(id)
@@ -426,11 +532,14 @@ public actor JobSupervisor: Service {
         _ job: JobRecord,
         exitStatus: Int,
         killedForMemory: Bool,
-        usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?)
+        usage: (cpuSeconds: Double?, peakMemoryBytes: Int64?),
+        verdict: RunnerVerdict? = nil,
+        outlivesDaemon: Bool = false
     ) async {
         let id = job.id!
         let now = clock()
-        let daemonStopping = supervision.isStopping
+        // A Slurm job's end is its own even while berthd stops: nothing stopped it.
+        let daemonStopping = supervision.isStopping && !outlivesDaemon
         if exitStatus == 0, !daemonStopping, job.kind.customization != nil {
             await writeMetricsFile(job)
         }
@@ -446,6 +555,10 @@ public actor JobSupervisor: Service {
                     try tx.finishJob(id, status: .failed, reason: JobEndReason.daemonStop.rawValue, exitStatus: exitStatus, at: now)
                 } else if exitStatus != 0 && killedForMemory {
                     try tx.finishJob(id, status: .failed, reason: JobEndReason.outOfMemory.rawValue, exitStatus: exitStatus, at: now)
+                } else if case .cancelled(let reason) = verdict {
+                    try tx.finishJob(id, status: .stopped, reason: reason, exitStatus: exitStatus, at: now)
+                } else if case .failed(let reason) = verdict {
+                    try tx.finishJob(id, status: .failed, reason: reason, exitStatus: exitStatus, at: now)
                 } else if exitStatus != 0 {
                     try tx.finishJob(id, status: .failed, reason: "exit status \(exitStatus); see berth logs \(id)", exitStatus: exitStatus, at: now)
                 } else {
@@ -526,6 +639,11 @@ public actor JobSupervisor: Service {
             failure = code == 0 ? nil : String(cString: strerror(code))
         } else if let folder = outputFolders[id] {
             failure = Self.writeFile(bytes, name: "metrics.csv", in: folder)
+        } else if job.slurmJobID != nil {
+            // Its runner ran as berthd's own user on the cluster and made the folder as that user.
+            let folder = open(job.output, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            failure = folder < 0 ? String(cString: strerror(errno)) : Self.writeFile(bytes, name: "metrics.csv", in: folder)
+            if folder >= 0 { close(folder) }
         } else {
             failure = "the output folder was not opened when the job started"
         }

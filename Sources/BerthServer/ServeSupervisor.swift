@@ -67,6 +67,8 @@ public actor ServeSupervisor: Service {
     private let onReservationFailed: @Sendable () -> Void
     /// How long a serve process may take to answer its first health check.
     static let startTimeout: Duration = .seconds(30)
+    /// The same for a serve process submitted to Slurm, which may first wait in its queue.
+    static let clusterStartTimeout: Duration = .seconds(120)
 
     public init(
         ledger: Ledger,
@@ -291,7 +293,12 @@ public actor ServeSupervisor: Service {
             var modelDir = model.artifactDir ?? ""
             var passed: [Int32] = []
             defer { passed.forEach { close($0) } }
-            if !settings.runnersActAsCallers, let dir = model.artifactDir, let owner {
+            let placed = settings.units(units, in: catalog)
+            var draft = RunnerLaunch(argv: [], units: placed, identity: nil, logPath: "\(folder)/\(key).log")
+            draft.name = "serve-\(key)"
+            // On Slurm the model folder is read by path, as the user berthd submits as.
+            let elsewhere = try executor.handOverFolder(for: draft) != nil
+            if !settings.runnersActAsCallers, !elsewhere, let dir = model.artifactDir, let owner {
                 let resolver = PathResolver(access: FileAccess(uid: owner.uid, groups: Set(owner.groups)), user: owner.user)
                 do throws(PathResolver.Refusal) {
                     passed.append(try resolver.openFolder(dir, field: "model_dir", bits: 5, create: false))
@@ -305,17 +312,18 @@ public actor ServeSupervisor: Service {
             ])
             // A process started after the shutdown's last look would outlive berthd.
             guard !supervision.isStopping else { return }
-            let placed = settings.units(units, in: catalog)
-            var launch = RunnerLaunch(
-                argv: argv,
-                units: placed,
-                identity: identity,
-                logPath: "\(folder)/\(key).log",
-                environment: ["BERTH_SERVE": "\(key)"]
-            )
+            var launch = draft
+            launch.argv = argv
+            launch.identity = elsewhere ? nil : identity
+            launch.environment = ["BERTH_SERVE": "\(key)"]
             launch.passedDescriptors = passed
             launch.confinement = settings.confinement("\(key)", units: placed)
-            let process = try executor.start(launch)
+            launch.servePort = port
+            if elsewhere, case .reservation(let id) = key {
+                launch.clusterReservation = settings.slurmNaming?.reservation(id)
+                await settings.prepareCluster?()
+            }
+            let process = try await executor.start(launch)
             servers[key] = Server(process: process, port: port, ready: false, model: model.id, units: units)
             // Its stdout is not berthd's business: into its log, so nothing piles up in memory.
             let log = "\(folder)/\(key).log"
@@ -352,8 +360,23 @@ public actor ServeSupervisor: Service {
     /// Polls `GET /health` until it answers 200; a reservation whose server never does fails.
     private func awaitHealthy(_ key: Key, process: any Runner, port: Int, reservation: Reservation?) async {
         let client = SocketClient(loopbackPort: port)
-        let deadline = ContinuousClock.now + Self.startTimeout
+        // A Slurm job may wait for the cluster to start it, and says where it listens first.
+        let onCluster = process as? SlurmRunner
+        let deadline = ContinuousClock.now + (onCluster == nil ? Self.startTimeout : Self.clusterStartTimeout)
         while ContinuousClock.now < deadline && !process.hasExited {
+            if let onCluster {
+                guard let address = onCluster.address else {
+                    try? await supervision.clock.sleep(for: .milliseconds(100), tolerance: nil)
+                    continue
+                }
+                if !SlurmServeAddress.isThisHost(address.host) {
+                    logger.error(
+                        "serve job listens on another host than berthd's; berthd calls serve processes on its own host only",
+                        metadata: ["serve": "\(key)", "host": "\(address.host)", "port": "\(address.port)"]
+                    )
+                    break
+                }
+            }
             if let answer = try? await client.send(method: "GET", path: "/health"), answer.status == 200 {
                 if servers[key]?.process === process {
                     servers[key]?.ready = true
@@ -368,7 +391,7 @@ public actor ServeSupervisor: Service {
         guard servers[key]?.process === process else { return }
         process.signalGroup(SIGKILL)
         servers[key] = nil
-        let seconds = Self.startTimeout.components.seconds
+        let seconds = (onCluster == nil ? Self.startTimeout : Self.clusterStartTimeout).components.seconds
         await fail(
             key,
             reservation: reservation,

@@ -39,6 +39,9 @@ public struct JobRecord: Sendable, Equatable {
     /// CPU seconds and the most memory its runner used, from its cgroup; nil when unconfined.
     public var cpuSeconds: Double?
     public var peakMemoryBytes: Int64?
+    /// The Slurm job that runs it, and the state squeue showed last; nil for a job of this host.
+    public var slurmJobID: String?
+    public var slurmState: String?
 
     /// Every column, in the order `init(row:)` reads them. Reads name these columns (never
     /// `SELECT *`) so rows are decoded by position: going through Codable, or looking each
@@ -47,7 +50,7 @@ public struct JobRecord: Sendable, Equatable {
         id, name, owner, kind, reservation_id, model, base_model, status, reason, priority, model_units, units_needed, \
         units, hyperparameters, data, validation_data, output, model_name, seed, submitted_at, started_at, ended_at, \
         exit_status, progress, busy_unit_seconds, input_tokens, output_tokens, log_path, caller_uid, caller_gid, pid, \
-        cpu_seconds, peak_memory_bytes
+        cpu_seconds, peak_memory_bytes, slurm_job_id, slurm_state
         """
 
     /// A row of `SELECT \(selection)`: the one way a job is read whole.
@@ -85,6 +88,8 @@ public struct JobRecord: Sendable, Equatable {
         pid = row[30]
         cpuSeconds = row[31]
         peakMemoryBytes = row[32]
+        slurmJobID = row[33]
+        slurmState = row[34]
     }
 
     static func fetchAll(_ statement: Statement, arguments: StatementArguments = []) throws -> [JobRecord] {
@@ -404,6 +409,15 @@ extension LedgerTransaction {
             sql: "UPDATE jobs SET cpu_seconds = ?, peak_memory_bytes = ? WHERE id = ?",
             arguments: [cpuSeconds, peakMemoryBytes, jobID]
         )
+    }
+
+    /// The Slurm job running it: kept so a restarted berthd follows that job, never submits another.
+    public func setJobSlurmID(_ jobID: Int64, slurmJobID: String?) throws {
+        try db.execute(sql: "UPDATE jobs SET slurm_job_id = ? WHERE id = ?", arguments: [slurmJobID, jobID])
+    }
+
+    public func setJobSlurmState(_ jobID: Int64, state: String?) throws {
+        try db.execute(sql: "UPDATE jobs SET slurm_state = ? WHERE id = ?", arguments: [state, jobID])
     }
 
     public func setJobPID(_ jobID: Int64, pid: Int32?) throws {

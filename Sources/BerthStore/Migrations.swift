@@ -354,6 +354,17 @@ enum Migrations {
             )
         }
 
+        migrator.registerMigration("v12-slurm") { db in
+            // A job run through Slurm: its Slurm job id, by which a restarted berthd follows it
+            // again, and the state squeue showed last (PENDING while it waits on the cluster).
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN slurm_job_id TEXT;
+                    ALTER TABLE jobs ADD COLUMN slurm_state TEXT;
+                    """
+            )
+        }
+
         return migrator
     }
 

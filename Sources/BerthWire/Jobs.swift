@@ -212,6 +212,10 @@ public struct JobView: Codable, Sendable, Equatable {
     /// ended; absent for a job that ran unconfined (or has not ended).
     public var cpuSeconds: Double?
     public var peakMemoryBytes: Int64?
+    /// The Slurm job that runs it and the state Slurm showed last (`PENDING: Resources`);
+    /// absent for a job of this host.
+    public var slurmJobId: String?
+    public var slurmState: String?
     /// The step-wise curve in full for `GET /v1/jobs/{id}`; the last point only in lists.
     public var metrics: [MetricPointView]
 
@@ -395,6 +399,20 @@ public struct JobEventList: Codable, Sendable, Equatable {
 
 extension JobView {
     /// The view with what its runner used, as the ledger has it.
+    public func with(slurmJobId: String?, slurmState: String?) -> JobView {
+        var view = self
+        view.slurmJobId = slurmJobId
+        view.slurmState = slurmState
+        return view
+    }
+
+    /// How the status reads to a person: a running job still waiting on the cluster is
+    /// `queued-on-slurm`.
+    public var shownStatus: String {
+        guard status == "running", let state = slurmState, state.hasPrefix("PENDING") || state.hasPrefix("CONFIGURING") else { return status }
+        return "queued-on-slurm"
+    }
+
     public func with(cpuSeconds: Double?, peakMemoryBytes: Int64?) -> JobView {
         var view = self
         view.cpuSeconds = cpuSeconds

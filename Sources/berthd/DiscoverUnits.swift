@@ -1,6 +1,7 @@
 // Public: a conformance of a public type to a public protocol is public itself.
 public import ArgumentParser
 public import BerthCore
+import BerthExecutors
 import BerthServer
 import Foundation
 
@@ -21,7 +22,10 @@ struct DiscoverUnits: ParsableCommand {
             (gpu-0, gpu-1, ...) with its device index, UUID and memory; a GPU in MIG mode gives one \
             unit per MIG instance instead (from `nvidia-smi -L`). With --cpus and --cores-per-unit, \
             CPU units are slices of those cores. Instead of pasting, the config may say \
-            [discovery] gpus = "nvidia" to take the GPUs at every start and reload.
+            [discovery] gpus = "nvidia" to take the GPUs at every start and reload. With --slurm, \
+            the units are a Slurm cluster's, from `scontrol show nodes`: one per GPU of each \
+            node's gpu GRES, or each CPU node's cores in groups of --cores-per-unit, each with \
+            executor = "slurm" and its node.
             """
     )
 
@@ -34,6 +38,15 @@ struct DiscoverUnits: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Cores in each CPU unit (with --cpus).", valueName: "n"))
     var coresPerUnit: Int?
 
+    @Flag(name: .long, help: "Print the units of a Slurm cluster's nodes instead of this machine's.")
+    var slurm = false
+
+    @Option(name: .long, help: ArgumentHelp("With --slurm: only the nodes of this partition.", valueName: "name"))
+    var partition: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --slurm: the scontrol to run, a path or a name looked up in PATH.", valueName: "path"))
+    var scontrol: String = "scontrol"
+
     @Option(name: .long, help: "The pool the units join.")
     var pool: UnitPool = .dedicated
 
@@ -41,6 +54,13 @@ struct DiscoverUnits: ParsableCommand {
     var nvidiaSmi: String = "nvidia-smi"
 
     func validate() throws {
+        if slurm {
+            if gpus != nil || cpus != nil {
+                throw ValidationError("--slurm reads the cluster's nodes; leave out --gpus and --cpus (use --cores-per-unit for CPU nodes)")
+            }
+            return
+        }
+        if partition != nil { throw ValidationError("--partition needs --slurm") }
         if gpus == nil, cpus == nil {
             throw ValidationError("nothing to discover; give --gpus nvidia, or --cpus 0-15 --cores-per-unit 4, or both")
         }
@@ -53,6 +73,7 @@ struct DiscoverUnits: ParsableCommand {
     }
 
     func run() throws {
+        if slurm { return try runSlurm() }
         var units: [ComputeUnit] = []
         var notes: [String] = []
         do {
@@ -71,6 +92,27 @@ struct DiscoverUnits: ParsableCommand {
             throw ExitCode(1)
         }
         let header = ["# [[units]] found by berthd discover-units; paste into the config (or use [discovery] gpus = \"nvidia\")"] + notes
+        print(header.joined(separator: "\n") + "\n\n" + GPUDiscovery.toml(units), terminator: "")
+    }
+
+    private func runSlurm() throws {
+        let commands = SlurmCommands(sbatch: "sbatch", scancel: "scancel", squeue: "squeue", sacct: "sacct", scontrol: scontrol, sinfo: "sinfo")
+        let output: String
+        do {
+            output = try commands.run(scontrol, ["show", "nodes", "--oneliner"])
+        } catch {
+            FileHandle.standardError.write(Data("berthd discover-units: \(error); check that Slurm's controller answers (scontrol ping)\n".utf8))
+            throw ExitCode(1)
+        }
+        let units = SlurmText.nodeUnits(output, coresPerUnit: coresPerUnit, partition: partition, pool: pool)
+        guard !units.isEmpty else {
+            FileHandle.standardError.write(Data("berthd discover-units: scontrol lists no node\(partition.map { " in partition \($0)" } ?? ""); check sinfo -N\n".utf8))
+            throw ExitCode(1)
+        }
+        let header = [
+            "# [[units]] of a Slurm cluster found by berthd discover-units --slurm; paste into the config",
+            "# beside [executors.slurm] with partition and shared_folder (see config/slurm.example.toml)",
+        ]
         print(header.joined(separator: "\n") + "\n\n" + GPUDiscovery.toml(units), terminator: "")
     }
 }

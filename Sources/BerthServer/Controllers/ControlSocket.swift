@@ -29,6 +29,8 @@ public struct ControlServices: Sendable {
     let serveClient = KeepAliveClient()
     /// The API keys of the OpenAI listener, made and revoked on the socket, checked on TCP.
     let keyring: APIKeyring
+    /// The Slurm reservations of reservations on Slurm units; `nil` without `[executors.slurm]`.
+    public var slurmReservations: SlurmReservations?
 
     public init(
         ledger: Ledger,
@@ -78,6 +80,7 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
         if !plan.steps.isEmpty {
             supervisor.wake()
             serve.wake()
+            services.slurmReservations?.wake()
         }
     }
     // After a change: the scheduler plans again, the supervisors start or stop processes.
@@ -95,7 +98,8 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
     HealthController(ledger: ledger, startedAt: services.startedAt, confinement: services.jobs.confinementSupport.description, clock: clock)
         .addRoutes(to: v1)
     CatalogController(ledger: ledger, hardware: services.jobs.hardware, clock: clock).addRoutes(to: v1)
-    ReservationsController(ledger: ledger, commits: commits, serve: serve, clock: clock, changed: changed).addRoutes(to: v1)
+    ReservationsController(ledger: ledger, commits: commits, serve: serve, clock: clock, changed: changed, cluster: services.slurmReservations)
+        .addRoutes(to: v1)
     JobsController(ledger: ledger, commits: commits, settings: services.jobs, clock: clock, changed: changed).addRoutes(to: v1)
     let calls = Invocations(services, serve: serve)
     InvocationsController(calls: calls).addRoutes(to: v1)

@@ -392,5 +392,6 @@ struct JobsController: Sendable {
             metrics: shown.map { MetricPointView(step: $0.step, epoch: $0.epoch, trainingLoss: $0.trainingLoss, validationLoss: $0.validationLoss) }
         )
         .with(cpuSeconds: job.cpuSeconds, peakMemoryBytes: job.peakMemoryBytes)
+        .with(slurmJobId: job.slurmJobID, slurmState: job.slurmState)
     }
 }

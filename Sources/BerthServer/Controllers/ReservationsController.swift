@@ -14,6 +14,8 @@ struct ReservationsController: Sendable {
     let clock: @Sendable () -> Date
     /// Tells the services that follow the ledger to look again.
     let changed: @Sendable () -> Void
+    /// The Slurm reservations of reservations on Slurm units, when the config has a cluster.
+    var cluster: SlurmReservations? = nil
 
     var now: Date { clock() }
 
@@ -113,6 +115,7 @@ struct ReservationsController: Sendable {
                 )
             }
             let inserted = try tx.insert(reservation)
+            try cluster?.admit(inserted.id, tx: tx, now: now)
             // 4. The scheduler runs before the answer is rendered, in the same transaction: one
             //    that starts now is answered active, with its leases.
             return Change(status: 201) { tx in
@@ -271,6 +274,7 @@ struct ReservationsController: Sendable {
             ]
         )
         changed()
+        await cluster?.sync()
         return Requests.respond(status: answer.status, body: answer.body)
     }
 
@@ -299,6 +303,7 @@ struct ReservationsController: Sendable {
         context.logger.info("released", metadata: ["reservation": "\(name)", "by": "\(caller.user)"])
         // Its jobs are stopping and its serve process must stop: the supervisors look now.
         changed()
+        await cluster?.sync()
         return response
     }
 

@@ -119,8 +119,8 @@ extension Berth {
 
         /// `failed (exit status 3)`, `stopped (stopped by alice)`, `running`.
         static func status(_ job: JobView) -> String {
-            guard let reason = job.reason, !reason.isEmpty else { return job.status }
-            return "\(job.status) (\(reason))"
+            guard let reason = job.reason, !reason.isEmpty else { return job.shownStatus }
+            return "\(job.shownStatus) (\(reason))"
         }
 
         /// The compute units it runs on, or how many there are when the list would not fit a column.
@@ -147,7 +147,7 @@ extension Berth {
                 ("kind", job.kind),
                 ("reservation", job.reservation),
                 ("model", job.model),
-                ("status", job.status),
+                ("status", job.shownStatus),
                 ("reason", Format.text(job.reason)),
                 ("progress", Format.percent(job.progress)),
                 ("priority", String(job.priority)),
@@ -176,6 +176,11 @@ extension Berth {
                 ("busy unit-seconds", busy(job.busyUnitSeconds)),
                 ("cpu used", job.cpuSeconds.map { String(format: "%.2f s", $0) } ?? "-"),
                 ("peak memory", job.peakMemoryBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-"),
+            ]
+            if let slurm = job.slurmJobId {
+                fields.append(("slurm job", job.slurmState.map { "\(slurm) (\($0))" } ?? slurm))
+            }
+            fields += [
                 ("input tokens", String(job.inputTokens)),
                 ("output tokens", String(job.outputTokens)),
             ]

@@ -1,0 +1,292 @@
+import BerthTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// One berthd for the whole suite on the cluster's four GPUs (`slurm-gpu-0` to `-3`, each
+/// `executor = "slurm"` on the node), with a runner script in a folder the node reads.
+final class SlurmBerth: Sendable {
+    let daemon: TemporaryDaemon
+    let work: TemporaryDirectory
+
+    static let current = Mutex<SlurmBerth?>(nil)
+
+    init(cluster: SlurmCluster) throws {
+        work = try TemporaryDirectory(prefix: "berth-slurm-work")
+        chmod(work.path, 0o755)
+        // The runner: a "slow" dataset keeps it running until it is stopped, a "paced" one
+        // reports its steps over a few seconds; anything else is the reference runner itself.
+        let runner = work.file("runner.sh")
+        try """
+        #!/bin/sh
+        spec="$1"
+        data=$(sed -n 's/.*"data_path" *: *"\\([^"]*\\)".*/\\1/p' "$spec")
+        echo "runner on $(hostname) units $BERTH_UNITS devices $BERTH_DEVICES slurm job $SLURM_JOB_ID" >&2
+        case "$data" in
+        *slow*)
+            echo '{"event":"progress","fraction":0.1}'
+            sleep 120 & wait ;;
+        *paced*)
+            for i in 1 2 3 4 5 6 7 8; do
+                echo "{\\"event\\":\\"metric\\",\\"name\\":\\"train_loss\\",\\"step\\":$i,\\"epoch\\":1,\\"value\\":$((20 - i))}"
+                echo "{\\"event\\":\\"progress\\",\\"fraction\\":0.$i}"
+                sleep 1
+            done
+            exit 0 ;;
+        esac
+        exec \(Products.path("berth-runner")) train --spec "$spec"
+
+        """.write(toFile: runner, atomically: true, encoding: .utf8)
+        chmod(runner, 0o755)
+        var units = ""
+        for index in 0..<4 {
+            units += """
+
+                [[units]]
+                id = "slurm-gpu-\(index)"
+                kind = "gpu"
+                device = \(index)
+                pool = "dedicated"
+                executor = "slurm"
+                node = "\(cluster.node)"
+
+                """
+        }
+        let extra =
+            units + """
+
+                [executors.slurm]
+                partition = "berth"
+                shared_folder = "\(cluster.sharedFolder)"
+                poll_seconds = 0.5
+
+                """
+        daemon = try TemporaryDaemon(config: TemporaryDaemon.config(dedicated: 0, runner: ["/bin/sh", runner, "{spec}"], extra: extra))
+        try daemon.start()
+    }
+
+    func stop() {
+        daemon.stop()
+        work.remove()
+    }
+}
+
+/// berth on a real single-node Slurm: reservations made there with berth's, jobs through
+/// sbatch, their events from the shared folder, stop, a `kill -9` of berthd while a job runs,
+/// and a serve process as a Slurm job. One cluster and one berthd for all of it.
+@Suite("Slurm executor", .serialized, .slurmCluster)
+struct SlurmTests {
+    static let model = "amazon.nova-micro-v1:0"
+    let cluster: SlurmCluster
+    let daemon: TemporaryDaemon
+    let work: TemporaryDirectory
+
+    init() throws {
+        cluster = try SlurmCluster.shared
+        let berth = try #require(SlurmBerth.current.withLock { $0 })
+        daemon = berth.daemon
+        work = berth.work
+    }
+
+    // MARK: - Helpers
+
+    /// Our Slurm reservations, by name: their `scontrol show reservation --oneliner` fields.
+    func slurmReservations() throws -> [String: [String: String]] {
+        let output = try cluster.slurm("scontrol", ["show", "reservation", "--oneliner"]).stdout
+        var found: [String: [String: String]] = [:]
+        for line in output.split(whereSeparator: \.isNewline) {
+            var fields: [String: String] = [:]
+            for field in line.split(separator: " ") {
+                let parts = field.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { fields[parts[0]] = parts[1] }
+            }
+            if let name = fields["ReservationName"], name.hasPrefix("berth-") { found[name] = fields }
+        }
+        return found
+    }
+
+    func dataset(_ name: String, from example: String = "fine-tuning.jsonl") throws -> String {
+        let path = work.file(name)
+        if !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.copyItem(atPath: "\(TemporaryDaemon.examples)/\(example)", toPath: path)
+        }
+        chmod(path, 0o644)
+        return path
+    }
+
+    func submit(_ name: String, data: String, reservation: String = "ft") throws -> Int {
+        let result = try daemon.cli([
+            "submit", name, "--reservation", reservation, "--kind", "fine-tuning", "--data", data, "--output", work.file("out-\(name)"),
+            "--model-name", "custom-\(name)", "--units", "1",
+        ])
+        #expect(result.status == 0, "\(result)")
+        let words = result.stdout.split(separator: " ")
+        return try #require(words.count > 2 ? Int(words[2]) : nil, "\(result)")
+    }
+
+    @discardableResult
+    func wait(_ id: Int, for statuses: Set<String>, timeout: TimeInterval = 90) throws -> [String: Any] {
+        var shown: [String: Any] = [:]
+        let reached = try eventually(timeout: timeout) {
+            shown = try daemon.json(["jobs", String(id)])
+            return (shown["status"] as? String).map(statuses.contains) ?? false
+        }
+        if !reached { Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log.suffix(4000))\n\(cluster.log("slurm/slurmctld.log"))") }
+        return shown
+    }
+
+    /// The berth reservation `name` as the API shows it.
+    func reservation(_ name: String) throws -> [String: Any] {
+        try daemon.json(["reservations", name])
+    }
+
+    func reserve(_ name: String, units: Int, purpose: String = "training") throws -> CommandResult {
+        try daemon.cli(["reserve", name, "--model", Self.model, "--units", String(units), "--purpose", purpose, "--duration", "2h"])
+    }
+
+    // MARK: - Tests
+
+    @Test("reservations are Slurm's too: made with the right nodes and window, refused with Slurm's reason, deleted on release")
+    func reservations() throws {
+        // Slurm refuses: an admin holds the node. berth refuses with Slurm's reason and keeps nothing.
+        let hold = try cluster.slurm(
+            "scontrol",
+            ["create", "reservation", "ReservationName=admin-hold", "Nodes=\(cluster.node)", "StartTime=now", "Duration=10", "Users=root"]
+        )
+        #expect(hold.status == 0, "\(hold)")
+        let refused = try reserve("held", units: 1)
+        #expect(refused.status == 4, "\(refused)")
+        #expect(refused.stderr.contains("Slurm refused") && refused.stderr.contains("overlaps"), "\(refused)")
+        #expect(try daemon.cli(["reservations", "held"]).status == 3)
+        #expect(try slurmReservations().isEmpty)
+        #expect(try cluster.slurm("scontrol", ["delete", "ReservationName=admin-hold"]).status == 0)
+
+        // Over berth's capacity: refused before Slurm is asked; nothing made on either side.
+        let tooBig = try reserve("too-big", units: 5)
+        #expect(tooBig.status == 4, "\(tooBig)")
+        #expect(try slurmReservations().isEmpty)
+
+        // Admitted: the Slurm reservation has the node and the same window, for berthd's user.
+        let made = try reserve("ft", units: 2)
+        #expect(made.status == 0, "\(made)")
+        let shown = try reservation("ft")
+        let slurm = try slurmReservations()
+        #expect(slurm.count == 1, "\(slurm)")
+        let fields = try #require(slurm.values.first)
+        #expect(fields["Nodes"] == cluster.node)
+        #expect(fields["Users"] == "root")
+        let end = try #require((shown["end"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+        let local = DateFormatter()
+        local.locale = Locale(identifier: "en_US_POSIX")
+        local.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        let slurmEnd = try #require(fields["EndTime"].flatMap(local.date(from:)), "\(fields)")
+        let slurmStart = try #require(fields["StartTime"].flatMap(local.date(from:)), "\(fields)")
+        let start = try #require((shown["start"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+        // Slurm counts from its own "now" at the admission: the same instants to a few seconds.
+        #expect(abs(slurmEnd.timeIntervalSince(end)) < 60, "berth ends \(end), Slurm \(slurmEnd)")
+        #expect(abs(slurmStart.timeIntervalSince(start)) < 60, "berth starts \(start), Slurm \(slurmStart)")
+
+        // A second reservation on the same node shares it; released, it is gone from Slurm.
+        #expect(try reserve("extra", units: 1).status == 0)
+        #expect(try slurmReservations().count == 2)
+        #expect(try daemon.cli(["release", "extra"]).status == 0)
+        #expect(try eventually(timeout: 30) { try slurmReservations().count == 1 }, "\((try? slurmReservations()) ?? [:])")
+    }
+
+    @Test("a fine-tuning job runs through sbatch inside the reservation, its events arrive, it completes and registers its model")
+    func fineTuning() throws {
+        try ensureReservation()
+        let id = try submit("tune", data: try dataset("tune.jsonl"))
+        let done = try wait(id, for: ["completed", "failed"])
+        #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log.suffix(3000))")
+        let slurmID = try #require(done["slurm_job_id"] as? String, "\(done)")
+        #expect((done["progress"] as? Double) == 1)
+        #expect(!((done["metrics"] as? [Any]) ?? []).isEmpty, "\(done)")
+        // The custom model is in the catalog, and metrics.csv beside it.
+        #expect(try daemon.cli(["models", "custom-tune"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: work.file("out-tune/metrics.csv")))
+        // Slurm ran it in berth's reservation, on the node, with the GPUs asked for.
+        let job = try cluster.slurm("scontrol", ["show", "job", slurmID, "--oneliner"]).stdout
+        let reservationName = try #require(try slurmReservations().keys.first)
+        #expect(job.contains("Reservation=\(reservationName)"), "\(job)")
+        #expect(job.contains("JobState=COMPLETED"), "\(job)")
+        #expect(job.contains("gres/gpu=1") || job.contains("gpu:1"), "\(job)")
+        // berth jobs ID shows the Slurm job, and the runner's stderr reached the job's log.
+        let detail = try daemon.cli(["jobs", String(id)])
+        #expect(detail.stdout.contains("slurm job") && detail.stdout.contains(slurmID), "\(detail)")
+        let log = try daemon.cli(["logs", String(id)])
+        #expect(log.stdout.contains("slurm job \(slurmID)") && log.stdout.contains("devices 0"), "\(log)")
+    }
+
+    @Test("berth stop on a running Slurm job: stopped, and gone from squeue")
+    func stop() throws {
+        try ensureReservation()
+        let id = try submit("hold", data: try dataset("slow.jsonl"))
+        let running = try wait(id, for: ["running"])
+        #expect(try eventually(timeout: 60) { ((try daemon.json(["jobs", String(id)]))["progress"] as? Double ?? 0) > 0 }, "\(running)")
+        let slurmID = try #require(try daemon.json(["jobs", String(id)])["slurm_job_id"] as? String)
+        #expect(try cluster.slurm("squeue", ["-h", "-o", "%i"]).stdout.contains(slurmID))
+        #expect(try daemon.cli(["stop", String(id)]).status == 0)
+        let stopped = try wait(id, for: ["stopped", "failed", "completed"])
+        #expect(stopped["status"] as? String == "stopped", "\(stopped)")
+        // squeue without -t lists only jobs that pend or run.
+        #expect(try eventually(timeout: 30) { !(try cluster.slurm("squeue", ["-h", "-o", "%i"]).stdout.contains(slurmID)) })
+    }
+
+    @Test("kill -9 of berthd while a Slurm job runs: after the restart the job is still followed and ends completed, submitted once")
+    func restart() throws {
+        try ensureReservation()
+        let id = try submit("paced", data: try dataset("paced.jsonl"))
+        try wait(id, for: ["running"])
+        let slurmID = try #require(
+            try eventually(timeout: 60) { try daemon.json(["jobs", String(id)])["slurm_job_id"] != nil }
+                ? try daemon.json(["jobs", String(id)])["slurm_job_id"] as? String : nil
+        )
+        daemon.kill9()
+        try daemon.start()
+        let done = try wait(id, for: ["completed", "failed", "stopped"])
+        #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log.suffix(3000))")
+        #expect(done["slurm_job_id"] as? String == slurmID)
+        // Every step it wrote, those written while berthd was down included.
+        #expect(((done["metrics"] as? [Any]) ?? []).count == 8, "\(done)")
+        #expect(try daemon.cli(["models", "custom-paced"]).status == 0)
+        // Nothing submitted twice: one Slurm job ever carried this job's name.
+        let named = try cluster.slurm("squeue", ["-h", "-t", "all", "-o", "%i %j"]).stdout.split(whereSeparator: \.isNewline)
+            .filter { $0.hasSuffix("-job-\(id)") }
+        #expect(named.count == 1, "\(named)")
+    }
+
+    @Test("an inference reservation on Slurm units runs its serve process as a Slurm job and answers berth invoke")
+    func inference() throws {
+        let made = try reserve("inf", units: 1, purpose: "inference")
+        #expect(made.status == 0, "\(made)\n\(daemon.log.suffix(3000))")
+        let answer = try daemon.json(["invoke", "inf", "--prompt", "the cat sat on the", "--max-tokens", "8"])
+        #expect(answer["served_by"] as? String == "provisioned", "\(answer)\n\(daemon.log.suffix(3000))")
+        let serveJobs = try cluster.slurm("squeue", ["-h", "-o", "%j %T"]).stdout.split(whereSeparator: \.isNewline)
+            .filter { $0.contains("-serve-reservation-") }
+        #expect(serveJobs.count == 1 && serveJobs[0].hasSuffix("RUNNING"), "\(serveJobs)")
+        // Released: its serve job is cancelled and its Slurm reservation deleted.
+        #expect(try daemon.cli(["release", "inf"]).status == 0)
+        #expect(try eventually(timeout: 30) { !(try cluster.slurm("squeue", ["-h", "-o", "%j"]).stdout.contains("-serve-reservation-")) })
+        #expect(try eventually(timeout: 30) { try slurmReservations().count == (try daemon.cli(["reservations", "ft"]).status == 0 ? 1 : 0) })
+    }
+
+    @Test("release deletes the Slurm reservation")
+    func release() throws {
+        try ensureReservation()
+        #expect(try slurmReservations().count == 1)
+        #expect(try daemon.cli(["release", "ft"]).status == 0)
+        #expect(try eventually(timeout: 30) { try slurmReservations().isEmpty }, "\((try? slurmReservations()) ?? [:])")
+    }
+
+    /// Each test may run alone (`--filter`): the training reservation the others made.
+    func ensureReservation() throws {
+        if try daemon.cli(["reservations", "ft"]).status == 0,
+            (try reservation("ft"))["status"] as? String == "active"
+        {
+            return
+        }
+        let made = try reserve("ft", units: 2)
+        #expect(made.status == 0, "\(made)")
+    }
+}
