@@ -388,7 +388,11 @@ struct ConfigDecoder {
         executors.rejectUnknownKeys(ConfigKeys.executors)
         guard let table = executors.subtable("slurm", .optional) else { return nil }
         table.rejectUnknownKeys(ConfigKeys.slurm)
-        let partition = table.nonEmptyString("partition", .required(add: "partition = \"gpu\""), hint: "name the partition jobs go to, as sinfo prints it")
+        let partition = table.nonEmptyString(
+            "partition",
+            .required(add: "partition = \"gpu\""),
+            hint: "name the partition jobs go to, as sinfo prints it"
+        )
         let shared = table.nonEmptyString(
             "shared_folder",
             .required(add: "shared_folder = \"/shared/berth\""),

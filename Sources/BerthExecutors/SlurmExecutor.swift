@@ -153,11 +153,14 @@ public actor SlurmQueue {
         user = getpwuid(geteuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? String(geteuid())
     }
 
-    /// The state of job `id`; `nil` while `squeue` cannot be asked (a controller down is not an end).
-    public func state(of id: String) async -> SlurmJobState? {
+    /// The state of job `id`, followed since `since`; `nil` while it is not known yet (a
+    /// controller that does not answer, or a listing older than the job) — never an end.
+    public func state(of id: String, since: ContinuousClock.Instant) async -> SlurmJobState? {
         if let final = settled[id] { return final }
         guard let jobs = await jobs() else { return nil }
         if let job = jobs[id] { return job.state }
+        // A listing begun before berthd submitted or found the job says nothing of it.
+        guard let listed = last?.at, listed > since else { return nil }
         // Gone from squeue: MinJobAge after its end, or never known. sacct has the final word;
         // without it the end is unknown, never success.
         let final: SlurmJobState
@@ -204,6 +207,7 @@ public actor SlurmQueue {
 
     /// Every job of this user that `squeue` still lists, ended ones included.
     private func fetch() async throws(SlurmCommands.Failure) -> [String: (state: SlurmJobState, name: String)] {
+        let began = ContinuousClock.now
         let output = try await commands.call(
             commands.squeue,
             ["-h", "-t", "all", "-u", user, "-O", "JobID:|,State:|,Reason:|,exit_code:|,Name:|"]
@@ -212,7 +216,7 @@ public actor SlurmQueue {
         for line in output.split(whereSeparator: \.isNewline) {
             if let job = SlurmText.queueLine(line) { jobs[job.id] = (job.state, job.name) }
         }
-        last = (.now, jobs)
+        last = (began, jobs)
         return jobs
     }
 }
@@ -248,6 +252,8 @@ public final class SlurmRunner: Runner {
     private let queue: SlurmQueue
     private let commands: SlurmCommands
     private let progress = Mutex(Progress())
+    /// When berthd submitted or found it: only a listing begun after this may say it is gone.
+    private let followedSince = ContinuousClock.now
     /// How often its files are read for new lines while it runs.
     private let tail: Duration = .milliseconds(200)
 
@@ -273,7 +279,7 @@ public final class SlurmRunner: Runner {
 
     /// The state last seen, asking `squeue` (through the shared queue) for a newer one.
     private func refresh() async -> SlurmJobState? {
-        if let state = await queue.state(of: id) {
+        if let state = await queue.state(of: id, since: followedSince) {
             progress.withLock { $0.state = state }
         }
         return progress.withLock { $0.state }

@@ -17,7 +17,8 @@ public struct PlacedExecutor: RunnerExecutor {
         if onNodes.isEmpty { return local }
         guard onNodes.count == units.count else {
             throw RunnerProcess.SpawnError(
-                description: "its units mix this host's (\(units.filter { $0.node == nil }.map(\.id).joined(separator: ","))) and Slurm's (\(onNodes.map(\.id).joined(separator: ","))); one runner runs on one executor's units"
+                description:
+                    "its units mix this host's (\(units.filter { $0.node == nil }.map(\.id).joined(separator: ","))) and Slurm's (\(onNodes.map(\.id).joined(separator: ","))); one runner runs on one executor's units"
             )
         }
         guard let slurm else {

@@ -178,7 +178,13 @@ public struct Daemon: Sendable {
         let runnerFolders = [(CommandLine.arguments[0] as NSString).deletingLastPathComponent, Self.executableFolder].compactMap { $0 }
         let local = LocalExecutor(runnerFolders: runnerFolders, ledgerPath: ledger.path, cgroups: cgroups)
         // Units on Slurm nodes run through sbatch; the rest on this host.
-        let cluster = await SlurmSetup(config: config.slurm, ledger: ledger, runnerFolders: runnerFolders, hardware: jobSettings.hardware, logger: logger)
+        let cluster = await SlurmSetup(
+            config: config.slurm,
+            ledger: ledger,
+            runnerFolders: runnerFolders,
+            hardware: jobSettings.hardware,
+            logger: logger
+        )
         jobSettings.slurmNaming = cluster?.executor.naming
         if let reservations = cluster?.reservations { jobSettings.prepareCluster = { await reservations.sync() } }
         let executor = PlacedExecutor(local: local, slurm: cluster?.executor)

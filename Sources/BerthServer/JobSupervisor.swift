@@ -521,7 +521,14 @@ public actor JobSupervisor: Service {
         if let state = process.clusterState, state != clusterState {
             _ = try? await ledger.write { tx in try tx.setJobSlurmState(id, state: state) }
         }
-        await finish(job, exitStatus: Int(status), killedForMemory: process.killedForMemory, usage: process.usage, verdict: process.verdict, outlivesDaemon: process.reference != nil)
+        await finish(
+            job,
+            exitStatus: Int(status),
+            killedForMemory: process.killedForMemory,
+            usage: process.usage,
+            verdict: process.verdict,
+            outlivesDaemon: process.reference != nil
+        )
         processes[id] = nil
         if let folder = outputFolders.removeValue(forKey: id) { close(folder) }
         signalled.remove(id)

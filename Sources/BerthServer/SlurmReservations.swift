@@ -66,9 +66,18 @@ public final class SlurmReservations: Service, Sendable {
     /// on Slurm units, the scheduler places it here, and its Slurm reservation is made before
     /// the commit. A refusal throws, which undoes the berth reservation with it.
     func admit(_ reservationID: Int64, tx: LedgerTransaction, now: Date) throws {
-        _ = try Scheduler.cycle(tx, now: now)
-        guard let reservation = try tx.reservation(id: reservationID), reservation.status == .active else { return }
-        let nodes = self.nodes(of: try tx.leases(reservationID: reservationID).filter { $0.end.map { $0 > now } ?? true }.map(\.unit))
+        // The units the batch's scheduling cycle will give it, worked out now without writing:
+        // inside this request's savepoint the ledger's cached snapshot may not show the insert
+        // yet (changes are told to observers when a savepoint ends), so it is added here.
+        guard let reservation = try tx.reservation(id: reservationID) else { return }
+        var snapshot = try tx.snapshot()
+        if !snapshot.reservations.contains(where: { $0.id == reservationID }) { snapshot.reservations.append(reservation) }
+        let placed = Planner.plan(snapshot, now: now).steps.lazy.compactMap { step -> [String]? in
+            if case .activate(let id, _, _, let units, _) = step, id == reservationID { return units }
+            return nil
+        }.first
+        guard let placed else { return }
+        let nodes = self.nodes(of: placed)
         guard !nodes.isEmpty else { return }
         let name = naming.reservation(reservationID)
         admitted.withLock { $0[name] = .now }
@@ -81,7 +90,10 @@ public final class SlurmReservations: Service, Sendable {
                 "Slurm refused to reserve \(nodes.joined(separator: ",")) for it: \(error.message); ask the cluster's admin (scontrol show reservation), or reserve later"
             )
         }
-        logger.info("Slurm reservation made", metadata: ["reservation": "\(reservation.name)", "slurm": "\(name)", "nodes": "\(nodes.joined(separator: ","))"])
+        logger.info(
+            "Slurm reservation made",
+            metadata: ["reservation": "\(reservation.name)", "slurm": "\(name)", "nodes": "\(nodes.joined(separator: ","))"]
+        )
     }
 
     /// Makes the cluster's reservations match the ledger's now.
@@ -171,13 +183,16 @@ public final class SlurmReservations: Service, Sendable {
     /// berth did not), for berthd's user only. A node another berth reservation already holds
     /// may be shared (`OVERLAP`): berth keeps its own reservations apart, unit by unit.
     private func create(_ name: String, nodes: [String], end: Date?, now: Date) throws(SlurmCommands.Failure) {
-        var arguments = ["create", "reservation", "ReservationName=\(name)", "Nodes=\(nodes.joined(separator: ","))", "StartTime=now", "Users=\(user)"]
+        var arguments = [
+            "create", "reservation", "ReservationName=\(name)", "Nodes=\(nodes.joined(separator: ","))", "StartTime=now", "Users=\(user)",
+        ]
         if let end {
             arguments.append("EndTime=now+\(max(60, Int(end.timeIntervalSince(now).rounded(.up))))")
         } else {
             arguments.append("Duration=UNLIMITED")
         }
-        if try sharesNodeWithOurs(nodes) { arguments.append("Flags=OVERLAP") }
+        // The jobs running there are ours too, in the other reservation: not a reason to refuse.
+        if try sharesNodeWithOurs(nodes) { arguments.append("Flags=OVERLAP,IGNORE_JOBS") }
         _ = try commands.run(commands.scontrol, arguments)
     }
 
@@ -236,6 +251,9 @@ struct SlurmSetup {
         if !cancelled.isEmpty {
             logger.warning("cancelled serve jobs a previous berthd left on Slurm", metadata: ["slurm_jobs": "\(cancelled.joined(separator: ","))"])
         }
-        logger.info("Slurm executor", metadata: ["partition": "\(config.partition)", "shared_folder": "\(config.sharedFolder)", "names": "\(naming.prefix)*"])
+        logger.info(
+            "Slurm executor",
+            metadata: ["partition": "\(config.partition)", "shared_folder": "\(config.sharedFolder)", "names": "\(naming.prefix)*"]
+        )
     }
 }

@@ -292,7 +292,7 @@ extension JobView: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey {
         case id, name, owner, kind, reservation, model, status, reason, progress, priority, model_units, units, hyperparameters
         case data, validation_data, output, model_name, submitted_at, started_at, ended_at, exit_status, busy_unit_seconds
-        case input_tokens, output_tokens, cpu_seconds, peak_memory_bytes, metrics
+        case input_tokens, output_tokens, cpu_seconds, peak_memory_bytes, slurm_job_id, slurm_state, metrics
     }
 
     enum HyperparameterKeys: String, CodingKey {
@@ -333,6 +333,8 @@ extension JobView: SnakeCaseEncodable {
         try c.encode(outputTokens, forKey: .output_tokens)
         try c.encodeIfPresent(cpuSeconds, forKey: .cpu_seconds)
         try c.encodeIfPresent(peakMemoryBytes, forKey: .peak_memory_bytes)
+        try c.encodeIfPresent(slurmJobId, forKey: .slurm_job_id)
+        try c.encodeIfPresent(slurmState, forKey: .slurm_state)
         try c.encode(metrics, forKey: .metrics)
     }
 }

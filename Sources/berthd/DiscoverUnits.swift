@@ -106,7 +106,9 @@ struct DiscoverUnits: ParsableCommand {
         }
         let units = SlurmText.nodeUnits(output, coresPerUnit: coresPerUnit, partition: partition, pool: pool)
         guard !units.isEmpty else {
-            FileHandle.standardError.write(Data("berthd discover-units: scontrol lists no node\(partition.map { " in partition \($0)" } ?? ""); check sinfo -N\n".utf8))
+            FileHandle.standardError.write(
+                Data("berthd discover-units: scontrol lists no node\(partition.map { " in partition \($0)" } ?? ""); check sinfo -N\n".utf8)
+            )
             throw ExitCode(1)
         }
         let header = [

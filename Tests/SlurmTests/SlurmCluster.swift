@@ -162,17 +162,25 @@ final class SlurmCluster: Sendable {
         try Self.run(Self.which(program) ?? "/usr/bin/\(program)", arguments, environment: ["SLURM_CONF": configPath])
     }
 
+    /// Started with posix_spawn, not Foundation's `Process`: munged and slurmd close the
+    /// descriptors they inherit, and `Process` takes that for their end and waits for them,
+    /// which stalls its reaping of every later child (the CLIs the tests run).
     private func spawn(_ program: String, _ arguments: [String], log: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.which(program) ?? "/usr/sbin/\(program)")
-        process.arguments = arguments
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        pids.withLock { $0.append(process.processIdentifier) }
+        let path = Self.which(program) ?? "/usr/sbin/\(program)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { environment.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, path, &actions, nil, argv, environment)
+        guard status == 0 else { throw Failure(description: "cannot start \(path): \(String(cString: strerror(status)))") }
+        pids.withLock { $0.append(pid) }
     }
 
     static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {

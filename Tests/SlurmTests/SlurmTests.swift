@@ -131,7 +131,9 @@ struct SlurmTests {
             shown = try daemon.json(["jobs", String(id)])
             return (shown["status"] as? String).map(statuses.contains) ?? false
         }
-        if !reached { Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log.suffix(4000))\n\(cluster.log("slurm/slurmctld.log"))") }
+        if !reached {
+            Issue.record("job \(id) never reached \(statuses): \(shown)\n\(daemon.log.suffix(4000))\n\(cluster.log("slurm/slurmctld.log"))")
+        }
         return shown
     }
 
