@@ -1,0 +1,266 @@
+import BerthConfig
+import BerthCore
+import BerthExecutors
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// What berthd sends Slurm and how it reads the answers, without a cluster.
+@Suite("Slurm's words")
+struct SlurmTextTests {
+    @Test(
+        "Slurm states map onto berth's; only COMPLETED is success",
+        arguments: [
+            ("PENDING", "Resources", "queued", Int32(1)),
+            ("CONFIGURING", "None", "queued", 1),
+            ("RUNNING", "None", "running", 1),
+            ("COMPLETING", "None", "running", 1),
+            ("COMPLETED", "None", "completed", 0),
+            ("CANCELLED by 0", "None", "cancelled", 143),
+            ("FAILED", "NonZeroExitCode", "failed", 1),
+            ("TIMEOUT", "TimeLimit", "failed", 1),
+            ("NODE_FAIL", "None", "failed", 1),
+            ("OUT_OF_MEMORY", "OutOfMemory", "failed", 1),
+            ("BOOT_FAIL", "None", "failed", 1),
+            ("SOMETHING_NEW", "None", "unknown", 1),
+        ]
+    )
+    func states(state: String, reason: String, expected: String, exit: Int32) {
+        let mapped = SlurmJobState(state: state, reason: reason)
+        let kind: String
+        switch mapped {
+        case .queued: kind = "queued"
+        case .running: kind = "running"
+        case .completed: kind = "completed"
+        case .failed: kind = "failed"
+        case .cancelled: kind = "cancelled"
+        case .unknown: kind = "unknown"
+        }
+        #expect(kind == expected)
+        #expect(mapped.hasEnded == !["queued", "running"].contains(expected))
+        #expect(mapped.exitStatus == exit)
+        if expected == "failed" {
+            #expect(mapped.verdict(jobID: "7") == .failed("slurm job 7 ended \(state)\(reason == "None" ? "" : " (\(reason))"); see its log"))
+        }
+        if expected == "unknown" {
+            guard case .failed(let why) = mapped.verdict(jobID: "7") else {
+                Issue.record("an unknown state must fail the job, never pass as done")
+                return
+            }
+            #expect(why.contains("SOMETHING_NEW"))
+        }
+    }
+
+    @Test("a job gone from squeue with no sacct record fails: its end is unknown")
+    func unknownIsFailure() {
+        let state = SlurmJobState.unknown("gone from squeue, and sacct has no record of it")
+        #expect(state.hasEnded && state.exitStatus != 0)
+        #expect(state.verdict(jobID: "9") == .failed("slurm job 9: gone from squeue, and sacct has no record of it"))
+    }
+
+    @Test("squeue, sacct and sbatch answers are read as they print them")
+    func answers() throws {
+        let line = try #require(SlurmText.queueLine("12|PENDING|Reservation|0|berth-ab12cd34-job-5|"))
+        #expect(line.id == "12" && line.name == "berth-ab12cd34-job-5" && line.state == .queued("PENDING: Reservation"))
+        #expect(SlurmText.queueLine("") == nil)
+        let accounted = try #require(SlurmText.accountingLine("12|FAILED|3:0"))
+        #expect(accounted.state == .failed(state: "FAILED", reason: "", exitCode: 3))
+        #expect(accounted.state.exitStatus == 3)
+        #expect(SlurmText.submittedID("4711\n") == "4711")
+        #expect(SlurmText.submittedID("4711;cluster-b\n") == "4711")
+        #expect(SlurmText.submittedID("sbatch: error: Batch job submission failed") == nil)
+        let reservation = try #require(
+            SlurmText.reservationLine("ReservationName=berth-x-r3 StartTime=2026-12-04T19:00:00 Nodes=gpu[1-2] NodeCnt=2 Users=berth")
+        )
+        #expect(reservation.name == "berth-x-r3" && reservation.nodes == "gpu[1-2]")
+        let naming = SlurmNaming(token: "ab12cd34")
+        #expect(naming.reservation(3) == "berth-ab12cd34-r3")
+        #expect(naming.reservationID("berth-ab12cd34-r3") == 3)
+        #expect(naming.reservationID("berth-ffffffff-r3") == nil)
+        #expect(SlurmNaming(ledgerPath: "/a/berth.db") == SlurmNaming(ledgerPath: "/a/berth.db"))
+        #expect(SlurmNaming(ledgerPath: "/a/berth.db") != SlurmNaming(ledgerPath: "/b/berth.db"))
+    }
+
+    @Test("the batch script runs the argv word for word: nothing in it is expanded, split or run")
+    func batchScriptQuotes() throws {
+        let dir = try TemporaryDirectory(prefix: "berth-script")
+        defer { dir.remove() }
+        let words = ["$HOME", "it's", "a b; touch \(dir.file("pwned"))", "`id`", "$(id)", "*", "\"quoted\"", "back\\slash", ""]
+        let script = SlurmText.batchScript(
+            argv: ["/usr/bin/printf", "<%s>\\n"] + words,
+            environment: ["BERTH_UNITS": "u-1,u-2", "ODD": "x'$HOME\"y", "BAD-NAME": "left out"],
+            gpus: false,
+            addressFile: nil,
+            port: nil
+        )
+        let path = dir.file("run.sh")
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try Products.run("/bin/sh", [path])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == words.map { "<\($0)>\n" }.joined(), "\(result)\n\(script)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("pwned")))
+        // The environment is set word for word too, and a name that is not a variable's is left out.
+        let env = SlurmText.batchScript(
+            argv: ["/bin/sh", "-c", "printf '%s|%s|%s' \"$ODD\" \"$BERTH_UNITS\" \"$CUDA_VISIBLE_DEVICES\""],
+            environment: ["BERTH_UNITS": "u-1,u-2", "ODD": "x'$HOME\"y", "BAD-NAME": "left out"],
+            gpus: false,
+            addressFile: nil,
+            port: nil
+        )
+        try env.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Products.run("/bin/sh", [path]).stdout == "x'$HOME\"y|u-1,u-2|")
+        #expect(!env.contains("BAD-NAME"))
+    }
+
+    @Test("a serve job leaves its host and port before it runs; a GPU job's devices are the ones Slurm gave it")
+    func serveAddressAndDevices() throws {
+        let dir = try TemporaryDirectory(prefix: "berth-script")
+        defer { dir.remove() }
+        let script = SlurmText.batchScript(
+            argv: ["/bin/sh", "-c", "echo \"$BERTH_DEVICES\""],
+            environment: [:],
+            gpus: true,
+            addressFile: dir.file("address"),
+            port: 4242
+        )
+        let path = dir.file("run.sh")
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try Products.run("/bin/sh", [path], environment: ["CUDA_VISIBLE_DEVICES": "2,3"])
+        #expect(result.stdout == "2,3\n", "\(result)")
+        let address = try String(contentsOfFile: dir.file("address"), encoding: .utf8)
+        #expect(address.hasSuffix(" 4242\n") && !address.hasPrefix(" "), "\(address)")
+    }
+
+    @Test("sbatch is asked for the units' nodes and, per node, the most GPUs any one node holds")
+    func placement() {
+        let units = [
+            ComputeUnit(id: "a0", kind: "h200", device: 0, pool: .dedicated, node: "a"),
+            ComputeUnit(id: "a1", kind: "h200", device: 1, pool: .dedicated, node: "a"),
+            ComputeUnit(id: "b0", kind: "h200", device: 0, pool: .dedicated, node: "b"),
+        ]
+        let placed = SlurmText.placement(units)
+        #expect(placed.nodes == ["a", "b"] && placed.gpusPerNode == 2 && placed.cpusPerTask == nil)
+        let cpus = SlurmText.placement([ComputeUnit(id: "c", kind: "cpu", pool: .dedicated, cpus: "0-3", node: "c1")])
+        #expect(cpus.nodes == ["c1"] && cpus.gpusPerNode == 0 && cpus.cpusPerTask == 4)
+    }
+
+    @Test("discover-units --slurm: one unit per GPU of each node's GRES, CPU nodes in core groups, one partition's nodes")
+    func nodeUnits() {
+        let output = """
+            NodeName=gpu-1 Arch=x86_64 CoresPerSocket=32 CPUTot=64 Gres=gpu:a100:2(S:0-1) Partitions=gpu,all State=IDLE
+            NodeName=gpu-2 Arch=x86_64 CPUTot=64 Gres=gpu:2,shard:8 Partitions=gpu State=IDLE
+            NodeName=cpu-1 Arch=x86_64 CPUTot=10 Gres=(null) Partitions=cpu,all State=IDLE
+
+            """
+        let units = SlurmText.nodeUnits(output, coresPerUnit: 4, partition: nil, pool: .dedicated)
+        #expect(units.map(\.id) == ["gpu-1-gpu-0", "gpu-1-gpu-1", "gpu-2-gpu-0", "gpu-2-gpu-1", "cpu-1-cpu-0", "cpu-1-cpu-1"])
+        #expect(units.map(\.kind) == ["a100", "a100", "gpu", "gpu", "cpu", "cpu"])
+        #expect(units.map(\.node) == ["gpu-1", "gpu-1", "gpu-2", "gpu-2", "cpu-1", "cpu-1"])
+        #expect(units[5].cpus == "4-7" && units[1].device == 1)
+        #expect(SlurmText.nodeUnits(output, coresPerUnit: nil, partition: "cpu", pool: .dedicated).map(\.cpus) == ["0-9"])
+        // The TOML it prints reads back as the same units.
+        let toml = GPUDiscovery.toml(units)
+        #expect(toml.contains("executor = \"slurm\"\nnode = \"gpu-1\""))
+    }
+}
+
+/// `[executors.slurm]` and units on nodes, checked with their key paths.
+@Suite("Slurm config")
+struct SlurmConfigTests {
+    static let base = """
+        [[models]]
+        id = "m"
+        provider = "P"
+        input_modalities = ["text"]
+        output_modalities = ["text"]
+        max_tokens = 100
+        on_demand = false
+        units_per_model_unit = 1
+        tokens_per_minute = 100
+        [models.price]
+        model_unit_hour = 1.0
+
+        [runners]
+        train = ["t"]
+        batch = ["b"]
+        serve = ["s", "{port}"]
+
+        """
+
+    func problems(_ toml: String) -> [String] {
+        do {
+            _ = try DaemonConfig.parse(Self.base + toml)
+            return []
+        } catch {
+            return error.problems.map { "\($0.keyPath): \($0.message)" }
+        }
+    }
+
+    @Test("a Slurm unit names its node, and the config says how to reach the cluster")
+    func valid() throws {
+        let config = try DaemonConfig.parse(
+            Self.base + """
+                [executors.slurm]
+                partition = "gpu"
+                shared_folder = "/shared/berth"
+                account = "ml"
+                sbatch = "/opt/slurm/bin/sbatch"
+                poll_seconds = 2
+
+                [[units]]
+                id = "n1-gpu-0"
+                kind = "h200"
+                device = 0
+                pool = "dedicated"
+                executor = "slurm"
+                node = "n1"
+
+                [[units]]
+                id = "cpu-0"
+                kind = "cpu"
+                pool = "dedicated"
+                executor = "local"
+                """
+        )
+        let slurm = try #require(config.slurm)
+        #expect(slurm.partition == "gpu" && slurm.sharedFolder == "/shared/berth" && slurm.account == "ml")
+        #expect(slurm.sbatch == "/opt/slurm/bin/sbatch" && slurm.squeue == "squeue" && slurm.pollSeconds == 2)
+        #expect(config.units.map(\.node) == ["n1", nil])
+    }
+
+    @Test(
+        "bad executors and nodes are refused with the key and the fix",
+        arguments: [
+            (
+                "[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\nexecutor = \"slurm\"\nnode = \"n1\"\n",
+                "units[0].executor: a Slurm unit needs [executors.slurm]"
+            ),
+            (
+                "[executors.slurm]\npartition = \"p\"\nshared_folder = \"/s\"\n[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\nexecutor = \"slurm\"\n",
+                "units[0].node: a Slurm unit needs its node"
+            ),
+            ("[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\nnode = \"n1\"\n", "units[0].node: only a unit with executor = \"slurm\""),
+            ("[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\nexecutor = \"k8s\"\n", "units[0].executor: unknown executor 'k8s'"),
+            (
+                "[executors.slurm]\nshared_folder = \"/s\"\n[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\n",
+                "executors.slurm.partition: missing required key"
+            ),
+            (
+                "[executors.slurm]\npartition = \"p\"\nshared_folder = \"shared\"\n[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\n",
+                "executors.slurm.shared_folder: 'shared' must be an absolute path"
+            ),
+            (
+                "[executors.slurm]\npartition = \"p\"\nshared_folder = \"/s\"\nqueue = \"x\"\n[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\n",
+                "executors.slurm.queue"
+            ),
+            (
+                "[executors.kubernetes]\n[[units]]\nid = \"u\"\nkind = \"cpu\"\npool = \"dedicated\"\n",
+                "executors.kubernetes"
+            ),
+        ]
+    )
+    func refused(toml: String, problem: String) {
+        let found = problems(toml)
+        #expect(found.contains { $0.hasPrefix(problem) }, "\(found)")
+    }
+}
