@@ -164,7 +164,8 @@ final class SlurmCluster: Sendable {
 
     /// Started with posix_spawn, not Foundation's `Process`: munged and slurmd close the
     /// descriptors they inherit, and `Process` takes that for their end and waits for them,
-    /// which stalls its reaping of every later child (the CLIs the tests run).
+    /// which stalls its reaping of every later child (the CLIs the tests run). They get only
+    /// stdin, stdout and stderr.
     private func spawn(_ program: String, _ arguments: [String], log: String) throws {
         let path = Self.which(program) ?? "/usr/sbin/\(program)"
         var actions = posix_spawn_file_actions_t()
@@ -173,6 +174,13 @@ final class SlurmCluster: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the test process has open: a descriptor `Process` keeps to learn that
+        // another child ended would stay open in slurmd, and that child's end never be seen.
+        // (glibc ignores a close of a descriptor that was closed meanwhile.)
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

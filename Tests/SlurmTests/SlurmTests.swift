@@ -235,6 +235,33 @@ struct SlurmTests {
         #expect(try eventually(timeout: 30) { !(try cluster.slurm("squeue", ["-h", "-o", "%i"]).stdout.contains(slurmID)) })
     }
 
+    @Test("a job waiting on the cluster is shown queued-on-slurm with Slurm's reason, then runs when the GPUs free up")
+    func queuedOnSlurm() throws {
+        try ensureReservation()
+        let name = try #require(try slurmReservations().keys.first)
+        // Someone else's job in the same reservation takes every GPU of the node.
+        let blocker = try cluster.slurm(
+            "sbatch",
+            ["--parsable", "--reservation=\(name)", "--gres=gpu:4", "--output=/dev/null", "--chdir=\(work.path)", "--wrap", "sleep 120"]
+        )
+        #expect(blocker.status == 0, "\(blocker)")
+        let blockerID = blocker.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try eventually(timeout: 30) { try cluster.slurm("squeue", ["-h", "-j", blockerID, "-o", "%T"]).stdout.hasPrefix("RUNNING") })
+        let id = try submit("waits", data: try dataset("tune.jsonl"))
+        var shown: [String: Any] = [:]
+        let waited = try eventually(timeout: 30) {
+            shown = try daemon.json(["jobs", String(id)])
+            return (shown["slurm_state"] as? String)?.hasPrefix("PENDING") ?? false
+        }
+        #expect(waited, "\(shown)")
+        #expect(shown["status"] as? String == "running")
+        let table = try daemon.cli(["jobs", String(id)])
+        #expect(table.stdout.contains("queued-on-slurm"), "\(table)")
+        #expect(try cluster.slurm("scancel", [blockerID]).status == 0)
+        let done = try wait(id, for: ["completed", "failed"])
+        #expect(done["status"] as? String == "completed", "\(done)")
+    }
+
     @Test("kill -9 of berthd while a Slurm job runs: after the restart the job is still followed and ends completed, submitted once")
     func restart() throws {
         try ensureReservation()
