@@ -14,19 +14,24 @@ public struct Snapshot: Sendable {
     /// head (a job needs a unit, so a reservation of N units starts at most N jobs in a cycle;
     /// the ledger hands over no more than that).
     public var jobs: [Job]
+    /// The executor of each unit not of this host (`"slurm"`): a reservation is placed on
+    /// units of one executor, so one runner never spans two. Empty: every unit is this host's.
+    public var unitExecutors: [String: String] = [:]
 
     public init(
         dedicatedUnits: [String],
         reservations: [Reservation],
         heldLeases: [Lease],
         unitFreeSince: [String: Date] = [:],
-        jobs: [Job] = []
+        jobs: [Job] = [],
+        unitExecutors: [String: String] = [:]
     ) {
         self.dedicatedUnits = dedicatedUnits
         self.reservations = reservations
         self.heldLeases = heldLeases
         self.unitFreeSince = unitFreeSince
         self.jobs = jobs
+        self.unitExecutors = unitExecutors
     }
 
     public var calendar: CapacityCalendar {
@@ -162,11 +167,23 @@ public enum Planner {
         for lease in snapshot.heldLeases { holder[lease.unit] = lease.reservationID }
         var freeSince = snapshot.unitFreeSince
 
-        func place(_ count: Int, at time: Date) -> [String]? {
+        /// `count` free units of one executor (the first, in unit order, that has them), or
+        /// of `executor` when the reservation already holds units of it.
+        func place(_ count: Int, at time: Date, executor: String? = nil) -> [String]? {
             let free = snapshot.dedicatedUnits.filter { unit in
                 holder[unit] == nil && (freeSince[unit].map { $0 <= time } ?? true)
             }
-            return free.count >= count ? Array(free.prefix(count)) : nil
+            var byExecutor: [String: [String]] = [:]
+            var order: [String] = []
+            for unit in free {
+                let group = snapshot.unitExecutors[unit] ?? ""
+                if byExecutor[group] == nil { order.append(group) }
+                byExecutor[group, default: []].append(unit)
+            }
+            for group in order where executor.map({ $0 == group }) ?? true {
+                if let units = byExecutor[group], units.count >= count { return Array(units.prefix(count)) }
+            }
+            return nil
         }
         // A unit whose runner has not exited yet stays with its reservation past the end: the
         // lease ends when the runner is gone, so no one else's work starts beside it. Worked
@@ -235,7 +252,8 @@ public enum Planner {
         let short = reservations.values.filter { $0.status == .active && $0.units > heldCount[$0.id, default: 0] }
         for r in short.sorted(by: { $0.id < $1.id }) {
             let missing = r.units - heldCount[r.id, default: 0]
-            if let units = place(missing, at: now) {
+            let executor = holder.first { $0.value == r.id }.map { snapshot.unitExecutors[$0.key] ?? "" }
+            if let units = place(missing, at: now, executor: executor) {
                 for unit in units { holder[unit] = r.id }
                 plan.steps.append(.grow(reservationID: r.id, units: units, at: now))
             } else {

@@ -144,6 +144,7 @@ public struct Daemon: Sendable {
         try JobSupervisor.reconcileAfterRestart(ledger: ledger, now: startedAt, logger: logger) { job in
             config.slurm != nil && (job.slurmJobID != nil || job.units.contains(where: slurmUnits.contains))
         }
+        ledger.setUnitExecutors(SlurmSetup.unitExecutors(config.units))
         try ledger.writeNow { tx in
             // As on SIGHUP: a unit a lease holds stays, whatever the new config says.
             let reload = CatalogReload.plan(configured: config.units, current: try tx.units(), holders: try tx.unitHolders())

@@ -223,6 +223,11 @@ struct SlurmSetup {
     var executor: SlurmExecutor
     var reservations: SlurmReservations
 
+    /// The executor of each unit on a Slurm node, for the planner: one reservation, one executor.
+    static func unitExecutors(_ units: [ComputeUnit]) -> [String: String] {
+        Dictionary(units.compactMap { unit in unit.node.map { _ in (unit.id, "slurm") } }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// `nil` without `[executors.slurm]`. Serve jobs a previous berthd left are cancelled (serve
     /// processes start afresh); job runners are left to be followed again.
     init?(config: DaemonConfig.Slurm?, ledger: Ledger, runnerFolders: [String], hardware: UnitDirectory, logger: Logger) async {

@@ -14,6 +14,12 @@ public final class Ledger: Sendable {
     private let cached = CachedReads()
     /// The scheduler's snapshot as last committed, but for the queues (`SnapshotCache`).
     private let snapshots = SnapshotCache()
+
+    /// Tells the scheduler which executor each unit not of this host belongs to (`"slurm"`),
+    /// from the config at start-up and at every reload.
+    public func setUnitExecutors(_ executors: [String: String]) {
+        snapshots.unitExecutors.withLock { $0 = executors }
+    }
     /// A connection of its own for checkpoints (`checkpoint()`); `nil` in memory.
     private let checkpoints: DatabaseQueue?
     public let path: String
@@ -482,7 +488,8 @@ public struct LedgerTransaction {
             reservations: base.reservations,
             heldLeases: base.heldLeases,
             unitFreeSince: base.unitFreeSince,
-            jobs: base.activeJobs + (try queueHeads(reservations: base.reservations, active: base.activeJobs))
+            jobs: base.activeJobs + (try queueHeads(reservations: base.reservations, active: base.activeJobs)),
+            unitExecutors: snapshots?.cache.unitExecutors.withLock { $0 } ?? [:]
         )
     }
 

@@ -34,6 +34,9 @@ final class SnapshotCache: TransactionObserver, Sendable {
     }
 
     private let state = Mutex(State())
+    /// Which executor each unit not of this host belongs to, from the config: the planner
+    /// places a reservation on units of one executor. Kept here, beside the snapshot it goes into.
+    let unitExecutors = Mutex<[String: String]>([:])
     private static let tables: Set<String> = ["units", "reservations", "leases"]
     /// The job columns `LedgerTransaction.jobColumns` reads.
     private static let jobColumns: Set<String> = [

@@ -264,3 +264,70 @@ struct SlurmConfigTests {
         #expect(found.contains { $0.hasPrefix(problem) }, "\(found)")
     }
 }
+
+/// One reservation, one executor: the planner never mixes this host's units with Slurm's.
+@Suite("Placement by executor")
+struct PlacementTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func reservation(_ id: Int64, units: Int, status: ReservationStatus = .pending) -> Reservation {
+        Reservation(
+            id: id,
+            name: "r\(id)",
+            owner: "alice",
+            model: "m",
+            purpose: .training,
+            modelUnits: units,
+            units: units,
+            commitment: .none,
+            start: now,
+            end: now.addingTimeInterval(3600),
+            duration: 3600,
+            status: status,
+            waiting: false,
+            spillover: false,
+            createdAt: now
+        )
+    }
+
+    func activated(_ plan: Plan) -> [Int64: [String]] {
+        var placed: [Int64: [String]] = [:]
+        for step in plan.steps {
+            switch step {
+            case .activate(let id, _, _, let units, _): placed[id, default: []] += units
+            case .grow(let id, let units, _): placed[id, default: []] += units
+            default: break
+            }
+        }
+        return placed
+    }
+
+    @Test("a reservation takes the units of the first executor that has them all, never some of each")
+    func oneExecutor() {
+        let snapshot = Snapshot(
+            dedicatedUnits: ["local-0", "local-1", "n1-0", "n1-1", "n1-2"],
+            reservations: [reservation(1, units: 1), reservation(2, units: 3), reservation(3, units: 2)],
+            heldLeases: [],
+            unitExecutors: ["n1-0": "slurm", "n1-1": "slurm", "n1-2": "slurm"]
+        )
+        let placed = activated(Planner.plan(snapshot, now: now))
+        #expect(placed[1] == ["local-0"])
+        // Three units: only Slurm has three.
+        #expect(placed[2] == ["n1-0", "n1-1", "n1-2"])
+        // Two units: one local left and no Slurm unit; never local-1 with a Slurm unit.
+        #expect(placed[3] == nil)
+    }
+
+    @Test("units added to an active reservation come from its own executor")
+    func growsWithinItsExecutor() {
+        var grown = reservation(1, units: 2, status: .active)
+        grown.modelUnits = 2
+        let snapshot = Snapshot(
+            dedicatedUnits: ["local-0", "n1-0", "n1-1"],
+            reservations: [grown],
+            heldLeases: [Lease(unit: "n1-0", reservationID: 1, start: now, end: nil)],
+            unitExecutors: ["n1-0": "slurm", "n1-1": "slurm"]
+        )
+        #expect(activated(Planner.plan(snapshot, now: now))[1] == ["n1-1"])
+    }
+}

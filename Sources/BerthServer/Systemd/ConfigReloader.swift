@@ -158,6 +158,7 @@ public final class ConfigReloader: Service, Sendable {
         }
         let now = clock()
         do {
+            ledger.setUnitExecutors(SlurmSetup.unitExecutors(fresh.units))
             let outcome = try await ledger.write { [fresh] tx in
                 let reload = CatalogReload.plan(configured: fresh.units, current: try tx.units(), holders: try tx.unitHolders())
                 let liveModels = Set(try tx.liveReservations().map(\.model))
