@@ -77,11 +77,12 @@ public enum SlurmJobState: Sendable, Equatable {
 /// Pure pieces of talking to Slurm: what berthd sends and how it reads the answers.
 public enum SlurmText {
     /// One line of `squeue -h -O JobID:|,State:|,Reason:|,exit_code:|,Name:|`: the job id,
-    /// its state and its name. `exit_code` is `SIGNAL:CODE`-free here: a plain number.
+    /// its state and its name. `exit_code` is the batch script's wait status as the kernel
+    /// gives it (768 for exit 3): read as an exit status, or 128 + the signal.
     public static func queueLine(_ line: Substring) -> (id: String, state: SlurmJobState, name: String)? {
         let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard fields.count >= 5, !fields[0].isEmpty else { return nil }
-        let code = Int32(fields[3])
+        let code = Int32(fields[3]).map { raw in raw & 0x7f != 0 ? 128 + (raw & 0x7f) : (raw >> 8) & 0xff }
         return (fields[0], SlurmJobState(state: fields[1], reason: fields[2], exitCode: code), fields[4])
     }
 

@@ -26,6 +26,9 @@ final class SlurmBerth: Sendable {
         *slow*)
             echo '{"event":"progress","fraction":0.1}'
             sleep 120 & wait ;;
+        *crash*)
+            echo "failing on purpose" >&2
+            exit 3 ;;
         *paced*)
             for i in 1 2 3 4 5 6 7 8; do
                 echo "{\\"event\\":\\"metric\\",\\"name\\":\\"train_loss\\",\\"step\\":$i,\\"epoch\\":1,\\"value\\":$((20 - i))}"
@@ -260,6 +263,29 @@ struct SlurmTests {
         #expect(try cluster.slurm("scancel", [blockerID]).status == 0)
         let done = try wait(id, for: ["completed", "failed"])
         #expect(done["status"] as? String == "completed", "\(done)")
+    }
+
+    @Test("a job Slurm ends FAILED fails with Slurm's reason; one an admin cancels with scancel is stopped")
+    func clusterVerdicts() throws {
+        try ensureReservation()
+        let crash = try submit("crash", data: try dataset("crash.jsonl"))
+        let failed = try wait(crash, for: ["completed", "failed", "stopped"])
+        #expect(failed["status"] as? String == "failed", "\(failed)")
+        #expect((failed["reason"] as? String)?.contains("ended FAILED") ?? false, "\(failed)")
+        #expect(failed["exit_status"] as? Int == 3, "\(failed)")
+        let held = try submit("cancelled", data: try dataset("slow-cancelled.jsonl"))
+        try wait(held, for: ["running"])
+        var slurmID: String?
+        #expect(
+            try eventually(timeout: 30) {
+                slurmID = try daemon.json(["jobs", String(held)])["slurm_job_id"] as? String
+                return slurmID != nil
+            }
+        )
+        #expect(try cluster.slurm("scancel", [try #require(slurmID)]).status == 0)
+        let stopped = try wait(held, for: ["completed", "failed", "stopped"])
+        #expect(stopped["status"] as? String == "stopped", "\(stopped)")
+        #expect((stopped["reason"] as? String)?.contains("cancelled on Slurm") ?? false, "\(stopped)")
     }
 
     @Test("kill -9 of berthd while a Slurm job runs: after the restart the job is still followed and ends completed, submitted once")

@@ -63,6 +63,9 @@ struct SlurmTextTests {
         let line = try #require(SlurmText.queueLine("12|PENDING|Reservation|0|berth-ab12cd34-job-5|"))
         #expect(line.id == "12" && line.name == "berth-ab12cd34-job-5" && line.state == .queued("PENDING: Reservation"))
         #expect(SlurmText.queueLine("") == nil)
+        // squeue's exit_code is the wait status: exit 3, and a SIGKILL.
+        #expect(SlurmText.queueLine("13|FAILED|NonZeroExitCode|768|j|")?.state.exitStatus == 3)
+        #expect(SlurmText.queueLine("14|FAILED|None|9|j|")?.state.exitStatus == 137)
         let accounted = try #require(SlurmText.accountingLine("12|FAILED|3:0"))
         #expect(accounted.state == .failed(state: "FAILED", reason: "", exitCode: 3))
         #expect(accounted.state.exitStatus == 3)
