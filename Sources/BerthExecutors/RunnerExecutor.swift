@@ -53,12 +53,16 @@ public protocol Runner: AnyObject, Sendable {
     var verdict: RunnerVerdict? { get }
     /// The state the place it runs shows for it (`PENDING: Resources` on Slurm); `nil` here.
     var clusterState: String? { get }
+    /// berthd stops following a runner that outlives it, and leaves it running: its line
+    /// batches end and `exitStatus` answers `nil`, so a shutdown does not wait for its end.
+    func stopFollowing()
 }
 
 extension Runner {
     public var reference: String? { nil }
     public var verdict: RunnerVerdict? { nil }
     public var clusterState: String? { nil }
+    public func stopFollowing() {}
 }
 
 /// How a runner ended, as the place it ran says, beyond its exit status.

@@ -245,6 +245,8 @@ public final class SlurmRunner: Runner {
         var partial = Data()
         var shownState: String?
         var drained = false
+        /// berthd is stopping and leaves the job to the next berthd.
+        var abandoned = false
     }
 
     public let id: String
@@ -290,7 +292,7 @@ public final class SlurmRunner: Runner {
     /// and every line it wrote has been read.
     public func lineBatches() -> AsyncStream<[String]> {
         AsyncStream(unfolding: { [self] in
-            while !Task.isCancelled {
+            while !Task.isCancelled && !progress.withLock({ $0.abandoned }) {
                 let lines = readLines()
                 if !lines.isEmpty { return lines }
                 let (ended, drained) = progress.withLock { ($0.state?.hasEnded ?? false, $0.drained) }
@@ -372,8 +374,12 @@ public final class SlurmRunner: Runner {
         }
     }
 
+    public func stopFollowing() {
+        progress.withLock { $0.abandoned = true }
+    }
+
     public func exitStatus() async -> Int32? {
-        while !Task.isCancelled {
+        while !Task.isCancelled && !progress.withLock({ $0.abandoned }) {
             if let state = await refresh(), state.hasEnded { return state.exitStatus }
             if (try? await Task.sleep(for: tail)) == nil { return nil }
         }

@@ -214,7 +214,10 @@ public actor JobSupervisor: Service {
             logger.info("stopping runners", metadata: ["count": "\(local.count)"])
             await supervision.stopAll(Array(local.values), grace: settings.stopGrace)
         }
-        for id in onCluster where signalled.contains(id) { processes[id]?.signalGroup(SIGKILL) }
+        for id in onCluster {
+            if signalled.contains(id) { processes[id]?.signalGroup(SIGKILL) }
+            processes[id]?.stopFollowing()
+        }
         if !onCluster.isEmpty {
             logger.info("leaving Slurm jobs running; the next berthd follows them", metadata: ["count": "\(onCluster.count)"])
         }

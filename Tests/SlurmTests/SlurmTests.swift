@@ -311,6 +311,23 @@ struct SlurmTests {
         #expect(named.count == 1, "\(named)")
     }
 
+    @Test("a clean stop of berthd leaves a Slurm job running; the next berthd follows it to its end")
+    func cleanRestart() throws {
+        try ensureReservation()
+        let id = try submit("paced-clean", data: try dataset("paced-clean.jsonl"))
+        try wait(id, for: ["running"])
+        #expect(try eventually(timeout: 60) { try daemon.json(["jobs", String(id)])["slurm_job_id"] != nil })
+        let slurmID = try #require(try daemon.json(["jobs", String(id)])["slurm_job_id"] as? String)
+        #expect(daemon.stop() == 0)
+        #expect(daemon.log.contains("leaving Slurm jobs running"))
+        try daemon.start()
+        let done = try wait(id, for: ["completed", "failed", "stopped"])
+        #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log.suffix(3000))")
+        #expect(((done["metrics"] as? [Any]) ?? []).count == 8, "\(done)")
+        // Slurm ran it to its end: the stop did not cancel it.
+        #expect(try cluster.slurm("squeue", ["-h", "-t", "all", "-j", slurmID, "-o", "%T"]).stdout.hasPrefix("COMPLETED"))
+    }
+
     @Test("an inference reservation on Slurm units runs its serve process as a Slurm job and answers berth invoke")
     func inference() throws {
         let made = try reserve("inf", units: 1, purpose: "inference")
