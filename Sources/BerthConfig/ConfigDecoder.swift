@@ -336,7 +336,15 @@ struct ConfigDecoder {
                 !(uuid?.contains(where: { $0.isWhitespace || $0 == "," }) ?? false)
             {
                 pool.units.append(
-                    ComputeUnit(id: id, kind: kind, device: device, pool: unitPool, cpus: cpus, uuid: uuid, memoryMiB: memoryMiB, cpuShare: cpuShare,
+                    ComputeUnit(
+                        id: id,
+                        kind: kind,
+                        device: device,
+                        pool: unitPool,
+                        cpus: cpus,
+                        uuid: uuid,
+                        memoryMiB: memoryMiB,
+                        cpuShare: cpuShare,
                         node: node
                     )
                 )

@@ -93,6 +93,13 @@ struct SlurmTests {
 
     // MARK: - Helpers
 
+    /// An RFC 3339 time as the API writes it, with or without milliseconds.
+    static func time(_ text: String) -> Date? {
+        let precise = ISO8601DateFormatter()
+        precise.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return precise.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+
     /// Our Slurm reservations, by name: their `scontrol show reservation --oneliner` fields.
     func slurmReservations() throws -> [String: [String: String]] {
         let output = try cluster.slurm("scontrol", ["show", "reservation", "--oneliner"]).stdout
@@ -180,13 +187,13 @@ struct SlurmTests {
         let fields = try #require(slurm.values.first)
         #expect(fields["Nodes"] == cluster.node)
         #expect(fields["Users"] == "root")
-        let end = try #require((shown["end"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+        let end = try #require((shown["end"] as? String).flatMap(Self.time))
         let local = DateFormatter()
         local.locale = Locale(identifier: "en_US_POSIX")
         local.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
         let slurmEnd = try #require(fields["EndTime"].flatMap(local.date(from:)), "\(fields)")
         let slurmStart = try #require(fields["StartTime"].flatMap(local.date(from:)), "\(fields)")
-        let start = try #require((shown["start"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) })
+        let start = try #require((shown["start"] as? String).flatMap(Self.time))
         // Slurm counts from its own "now" at the admission: the same instants to a few seconds.
         #expect(abs(slurmEnd.timeIntervalSince(end)) < 60, "berth ends \(end), Slurm \(slurmEnd)")
         #expect(abs(slurmStart.timeIntervalSince(start)) < 60, "berth starts \(start), Slurm \(slurmStart)")
