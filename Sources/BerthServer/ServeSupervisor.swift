@@ -38,6 +38,8 @@ public actor ServeSupervisor: Service {
         var readySince: ContinuousClock.Instant?
         /// Health checks once it is ready.
         var liveness: LivenessProbe?
+        /// For a serve job on Slurm: the loopback port `port` that leads to where it listens.
+        var forwarder: SlurmServeForwarder?
     }
 
     private let ledger: Ledger
@@ -48,6 +50,10 @@ public actor ServeSupervisor: Service {
     private let supervision: Supervision
     private var servers: [Key: Server] = [:] {
         didSet {
+            // A forwarder goes with the serve job it leads to.
+            for (key, old) in oldValue {
+                if let forwarder = old.forwarder, servers[key]?.forwarder !== forwarder { forwarder.close() }
+            }
             let ready = servers.compactMapValues { $0.ready ? $0.port : nil }
             readyPorts.withLock { $0 = ready }
             answerWaiters()
@@ -359,21 +365,33 @@ public actor ServeSupervisor: Service {
 
     /// Polls `GET /health` until it answers 200; a reservation whose server never does fails.
     private func awaitHealthy(_ key: Key, process: any Runner, port: Int, reservation: Reservation?) async {
-        let client = SocketClient(loopbackPort: port)
+        var client = SocketClient(loopbackPort: port)
         // A Slurm job may wait for the cluster to start it, and says where it listens first.
         let onCluster = process as? SlurmRunner
         let deadline = ContinuousClock.now + (onCluster == nil ? Self.startTimeout : Self.clusterStartTimeout)
         while ContinuousClock.now < deadline && !process.hasExited {
-            if let onCluster {
-                guard let address = onCluster.address else {
+            if let onCluster, servers[key]?.forwarder == nil {
+                // It says where it listens once Slurm has started it; berthd reaches it there
+                // through a loopback port of its own, as it reaches a local serve process.
+                guard let address = onCluster.address, servers[key]?.process === process else {
                     try? await supervision.clock.sleep(for: .milliseconds(100), tolerance: nil)
                     continue
                 }
-                if !SlurmServeAddress.isThisHost(address.host) {
-                    logger.error(
-                        "serve job listens on another host than berthd's; berthd calls serve processes on its own host only",
-                        metadata: ["serve": "\(key)", "host": "\(address.host)", "port": "\(address.port)"]
+                do {
+                    let forwarder = try await SlurmServeForwarder.start(to: address.host, port: address.port)
+                    guard servers[key]?.process === process else {
+                        forwarder.close()
+                        return
+                    }
+                    servers[key]?.forwarder = forwarder
+                    servers[key]?.port = forwarder.port
+                    client = SocketClient(loopbackPort: forwarder.port)
+                    logger.info(
+                        "serve job listens on its node",
+                        metadata: ["serve": "\(key)", "host": "\(address.host)", "port": "\(address.port)", "loopback": "\(forwarder.port)"]
                     )
+                } catch {
+                    logger.error("cannot forward a loopback port to the serve job", metadata: ["serve": "\(key)", "error": "\(error)"])
                     break
                 }
             }
@@ -382,7 +400,7 @@ public actor ServeSupervisor: Service {
                     servers[key]?.ready = true
                     servers[key]?.readySince = .now
                     servers[key]?.liveness = LivenessProbe(readyAt: .now)
-                    logger.info("serve process ready", metadata: ["serve": "\(key)", "port": "\(port)"])
+                    logger.info("serve process ready", metadata: ["serve": "\(key)", "port": "\(servers[key]?.port ?? port)"])
                 }
                 return
             }

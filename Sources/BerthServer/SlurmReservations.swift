@@ -205,18 +205,6 @@ public final class SlurmReservations: Service, Sendable {
     }
 }
 
-/// Where a serve job said it listens.
-enum SlurmServeAddress {
-    /// Whether `host` names this machine: berthd calls serve processes on its own host.
-    static func isThisHost(_ host: String) -> Bool {
-        if ["localhost", "127.0.0.1", "::1"].contains(host) { return true }
-        var name = [CChar](repeating: 0, count: 256)
-        gethostname(&name, name.count)
-        let own = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return host == own || host.split(separator: ".").first.map(String.init) == own.split(separator: ".").first.map(String.init)
-    }
-}
-
 /// What berthd needs of `[executors.slurm]`: the executor jobs and serve processes on Slurm
 /// units go through, and the service that keeps the cluster's reservations.
 struct SlurmSetup {

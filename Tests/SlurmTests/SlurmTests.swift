@@ -344,6 +344,9 @@ struct SlurmTests {
         let serveJobs = try cluster.slurm("squeue", ["-h", "-o", "%j %T"]).stdout.split(whereSeparator: \.isNewline)
             .filter { $0.contains("-serve-reservation-") }
         #expect(serveJobs.count == 1 && serveJobs[0].hasSuffix("RUNNING"), "\(serveJobs)")
+        // The job said where it listens (its node's name and the port), and berthd calls it
+        // there through a loopback port of its own, as it would on another node.
+        #expect(daemon.log.contains("serve job listens on its node") && daemon.log.contains("host=\(cluster.node)"), "\(daemon.log.suffix(2000))")
         // Released: its serve job is cancelled and its Slurm reservation deleted.
         #expect(try daemon.cli(["release", "inf"]).status == 0)
         #expect(try eventually(timeout: 30) { !(try cluster.slurm("squeue", ["-h", "-o", "%j"]).stdout.contains("-serve-reservation-")) })
