@@ -353,6 +353,21 @@ struct SlurmTests {
         #expect(try eventually(timeout: 30) { try slurmReservations().count == (try daemon.cli(["reservations", "ft"]).status == 0 ? 1 : 0) })
     }
 
+    @Test("an advance reservation gets its Slurm reservation when it starts, and loses it when it expires")
+    func advanceAndExpiry() throws {
+        let before = try slurmReservations().count
+        let made = try daemon.cli([
+            "reserve", "brief", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+3s", "--duration", "6s",
+        ])
+        #expect(made.status == 0, "\(made)")
+        // Pending: no capacity is held on the cluster yet.
+        #expect((try reservation("brief"))["status"] as? String == "pending")
+        #expect(try slurmReservations().count == before)
+        #expect(try eventually(timeout: 60) { try slurmReservations().count == before + 1 }, "\(daemon.log.suffix(2000))")
+        #expect(try eventually(timeout: 60) { (try reservation("brief"))["status"] as? String == "expired" })
+        #expect(try eventually(timeout: 60) { try slurmReservations().count == before }, "\((try? slurmReservations()) ?? [:])")
+    }
+
     @Test("release deletes the Slurm reservation")
     func release() throws {
         try ensureReservation()
