@@ -11,4 +11,12 @@ public enum Launch {
         defer { lock.unlock() }
         try process.run()
     }
+
+    /// Runs `body` while no `Process` starts: a child started another way (posix_spawn) then
+    /// inherits no descriptor a `Process` start has open for a moment.
+    public static func exclusively<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 }

@@ -174,20 +174,24 @@ final class SlurmCluster: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else the test process has open: a descriptor `Process` keeps to learn that
-        // another child ended would stay open in slurmd, and that child's end never be seen.
-        // (glibc ignores a close of a descriptor that was closed meanwhile.)
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
-            posix_spawn_file_actions_addclose(&actions, fd)
-        }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { environment.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, path, &actions, nil, argv, environment)
-        guard status == 0 else { throw Failure(description: "cannot start \(path): \(String(cString: strerror(status)))") }
+        // Nothing else the test process has open: a descriptor `Process` keeps to learn that
+        // another child ended would stay open in slurmd, and that child's end never be seen.
+        // (glibc ignores a close of a descriptor that was closed meanwhile.) No `Process` starts
+        // meanwhile, so none has a descriptor open that this list would miss.
+        let pid = try Launch.exclusively { () throws -> pid_t in
+            let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+                posix_spawn_file_actions_addclose(&actions, fd)
+            }
+            var pid: pid_t = 0
+            let status = posix_spawn(&pid, path, &actions, nil, argv, environment)
+            guard status == 0 else { throw Failure(description: "cannot start \(path): \(String(cString: strerror(status)))") }
+            return pid
+        }
         pids.withLock { $0.append(pid) }
     }
 
