@@ -339,7 +339,8 @@ public enum DeviceFilter {
         let minors = devices.map { Int32($0.minor) }
         let result = berth_deny_devices(fd, majors, minors, Int32(devices.count), &log, UInt32(log.count))
         guard result == 0 else {
-            let verifier = String(cString: log).trimmingCharacters(in: .whitespacesAndNewlines)
+            let words = log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+            let verifier = String(decoding: words, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw RunnerProcess.SpawnError(
                 description: "cannot attach the device rules to \(folder): \(String(cString: strerror(-result)))"
                     + (verifier.isEmpty ? "" : " (\(verifier))")
