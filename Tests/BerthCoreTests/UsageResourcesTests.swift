@@ -10,6 +10,26 @@ struct UsageResourcesTests {
     static let start = Fixtures.epoch
     static func at(_ seconds: Double) -> Date { start.addingTimeInterval(seconds) }
 
+    /// A training reservation of one unit, leased from the start, with these jobs.
+    static func training(jobs: [JobFacts], gpuQuiet: [Span] = []) -> ReservationFacts {
+        ReservationFacts(
+            id: 1,
+            name: "train",
+            owner: "alice",
+            model: "m",
+            purpose: .training,
+            commitment: .none,
+            unitsPerModelUnit: 1,
+            tokensPerMinute: 10_000,
+            pricePerModelUnitHour: 20,
+            modelUnits: 1,
+            leases: [Span(start: at(0), end: nil)],
+            jobs: jobs,
+            activity: [],
+            gpuQuiet: gpuQuiet
+        )
+    }
+
     struct Case: CustomTestStringConvertible, Sendable {
         var testDescription: String
         /// Window `[from, to)` in seconds from the start.
@@ -78,21 +98,7 @@ struct UsageResourcesTests {
                 peakMemoryBytes: job.peak
             )
         }
-        let reservation = ReservationFacts(
-            id: 1,
-            name: "train",
-            owner: "alice",
-            model: "m",
-            purpose: .training,
-            commitment: .none,
-            unitsPerModelUnit: 1,
-            tokensPerMinute: 10_000,
-            pricePerModelUnitHour: 20,
-            modelUnits: 1,
-            leases: [Span(start: Self.at(0), end: nil)],
-            jobs: jobs,
-            activity: []
-        )
+        let reservation = Self.training(jobs: jobs)
         let query = UsageQuery(
             from: Self.at(c.window.from),
             to: Self.at(c.window.to),
@@ -147,18 +153,7 @@ struct UsageResourcesTests {
 
     @Test(arguments: quietCases)
     func gpuQuietIsIdle(_ c: QuietCase) {
-        let reservation = ReservationFacts(
-            id: 1,
-            name: "train",
-            owner: "alice",
-            model: "m",
-            purpose: .training,
-            commitment: .none,
-            unitsPerModelUnit: 1,
-            tokensPerMinute: 10_000,
-            pricePerModelUnitHour: 20,
-            modelUnits: 1,
-            leases: [Span(start: Self.at(0), end: nil)],
+        let reservation = Self.training(
             jobs: [
                 JobFacts(
                     status: c.job.ended == nil ? .running : .completed,
@@ -168,7 +163,6 @@ struct UsageResourcesTests {
                     units: 1
                 )
             ],
-            activity: [],
             gpuQuiet: c.quiet.map { Span(start: Self.at($0.start), end: $0.end.map(Self.at)) }
         )
         let query = UsageQuery(from: Self.at(0), to: Self.at(3600), now: Self.at(3600), grouping: .reservation, idleThreshold: 1000, buckets: 4)
