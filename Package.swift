@@ -135,7 +135,7 @@ let package = Package(
         .target(
             name: "BerthTestSupport",
             dependencies: [
-                "BerthCore", "BerthConfig", "BerthServer", "BerthStore", "BerthNGram",
+                "BerthCore", "BerthConfig", "BerthServer", "BerthStore", "BerthNGram", "BerthExecutors",
                 // LedgerInvariants reads the ledger file itself, read-only.
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],

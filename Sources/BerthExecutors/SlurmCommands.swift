@@ -49,7 +49,7 @@ public struct SlurmCommands: Sendable {
         process.standardError = errors
         process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            try ProcessStarts.run(process)
         } catch {
             throw Failure(command: name, status: -1, message: "cannot run \(program): \(error); check [executors.slurm] \(name)")
         }

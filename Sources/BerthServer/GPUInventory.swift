@@ -1,5 +1,6 @@
 public import BerthConfig
 public import BerthCore
+import BerthExecutors
 import Dispatch
 import Foundation
 public import Logging
@@ -97,7 +98,7 @@ public enum GPUInventory {
         process.standardError = errors
         process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            try ProcessStarts.run(process)
         } catch {
             throw GPUDiscoveryError("cannot run \(program): \(error); check [discovery] nvidia_smi (--nvidia-smi)")
         }

@@ -1,22 +1,16 @@
 public import Foundation
+import BerthExecutors
 
-/// Starts test processes one at a time. Foundation's `Process.run()` on Linux was seen to crash
-/// in a memcpy inside itself when many tests started processes at once; the start takes a
-/// millisecond, and everything after it (the run, the wait) still happens in parallel.
+/// Starts test processes through the same lock as berthd's own (`ProcessStarts`), so a test's
+/// start never overlaps one made by server code running in the test process.
 public enum Launch {
-    private static let lock = NSLock()
-
     public static func run(_ process: Process) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        try process.run()
+        try ProcessStarts.run(process)
     }
 
     /// Runs `body` while no `Process` starts: a child started another way (posix_spawn) then
     /// inherits no descriptor a `Process` start has open for a moment.
     public static func exclusively<T>(_ body: () throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+        try ProcessStarts.exclusively(body)
     }
 }

@@ -71,6 +71,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
     private var process: Process?
     /// The user berthd runs as; `nil` is the test's own (root). The daemon's folder is theirs.
     public let user: TestUser?
+    let environment: [String: String]
 
     /// A laptop-sized pool: `dedicated` CPU units, two shared, and two models.
     /// `runner`, when given, is the train and batch argv instead of the reference runner.
@@ -172,8 +173,16 @@ public final class TemporaryDaemon: @unchecked Sendable {
         return "examples"
     }
 
-    public init(config: String = TemporaryDaemon.config(), database: String? = nil, as user: TestUser? = nil) throws {
+    /// `environment` is added to what berthd inherits: a test sets a variable for its own daemon
+    /// this way, never with `setenv`, which races every other thread reading the environment.
+    public init(
+        config: String = TemporaryDaemon.config(),
+        database: String? = nil,
+        as user: TestUser? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         directory = try TemporaryDirectory(prefix: "berthd")
+        self.environment = environment
         self.database = database ?? directory.file("berth.db")
         self.user = user
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -215,6 +224,9 @@ public final class TemporaryDaemon: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         try Launch.run(process)
         self.process = process
     }

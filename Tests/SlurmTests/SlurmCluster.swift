@@ -120,11 +120,6 @@ final class SlurmCluster: Sendable {
             atomically: true,
             encoding: .utf8
         )
-        // berthd and the CLIs the tests start inherit it.
-        setenv("SLURM_CONF", configPath, 1)
-        for variable in ["SLURM_JOB_ID", "SLURM_JOBID", "SLURM_CLUSTERS", "SQUEUE_FORMAT", "SQUEUE_FORMAT2", "SINFO_FORMAT"] {
-            unsetenv(variable)
-        }
         try spawn("slurmctld", ["-D", "-f", configPath], log: directory.file("slurm/slurmctld.out"))
         try spawn("slurmd", ["-D", "-f", configPath], log: directory.file("slurm/slurmd.out"))
         let idle = eventually(timeout: 60) {

@@ -64,7 +64,12 @@ final class SlurmBerth: Sendable {
                 poll_seconds = 0.5
 
                 """
-        daemon = try TemporaryDaemon(config: TemporaryDaemon.config(dedicated: 0, runner: ["/bin/sh", runner, "{spec}"], extra: extra))
+        // SLURM_CONF goes to this daemon alone: a setenv here would race every thread of the test
+        // process that reads the environment (a Process start copies it).
+        daemon = try TemporaryDaemon(
+            config: TemporaryDaemon.config(dedicated: 0, runner: ["/bin/sh", runner, "{spec}"], extra: extra),
+            environment: ["SLURM_CONF": cluster.configPath]
+        )
         try daemon.start()
     }
 
