@@ -1,5 +1,5 @@
-public import Foundation
 import BerthExecutors
+public import Foundation
 
 /// Starts test processes through the same lock as berthd's own (`ProcessStarts`), so a test's
 /// start never overlaps one made by server code running in the test process.
