@@ -43,13 +43,20 @@ public struct SlurmExecutor: RunnerExecutor {
         queue = SlurmQueue(commands: commands, interval: pollInterval)
     }
 
+    /// berthd's folder on the shared file system: its own, readable by all so that jobs run as
+    /// their users reach their own folders in it.
+    var berthFolder: String { "\(sharedFolder)/\(naming.prefix.dropLast())" }
+
     /// A runner's own folder on the shared file system.
-    func folder(_ name: String) -> String { "\(sharedFolder)/\(naming.prefix.dropLast())/\(name)" }
+    func folder(_ name: String) -> String { "\(berthFolder)/\(name)" }
 
     public func handOverFolder(for launch: RunnerLaunch) throws -> String? {
         guard let name = launch.name else { throw RunnerProcess.SpawnError(description: "a Slurm runner needs a name") }
         let folder = folder(name)
         do {
+            try FileManager.default.createDirectory(atPath: berthFolder, withIntermediateDirectories: true)
+            // berthd's umask (077) would leave it closed to the users its jobs run as.
+            chmod(berthFolder, 0o755)
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
             throw RunnerProcess.SpawnError(
@@ -67,7 +74,8 @@ public struct SlurmExecutor: RunnerExecutor {
         let files = SlurmRunner.Files(folder: folder, log: launch.logPath, serves: launch.servePort != nil)
         // A berthd killed between sbatch and its ledger write must not submit the job again:
         // one that runs under this name already is followed instead.
-        if let found = try await queue.liveJob(named: jobName) {
+        let owner = launch.identity?.uid ?? geteuid()
+        if let found = try await queue.liveJob(named: jobName, uid: owner) {
             return SlurmRunner(id: found, files: files, queue: queue, commands: commands, resumed: true)
         }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
@@ -79,6 +87,7 @@ public struct SlurmExecutor: RunnerExecutor {
         var environment = [
             "PATH": path, "LANG": "C.UTF-8", "BERTH_UNITS": launch.units.map(\.id).joined(separator: ","), "BERTH_LEDGER": ledgerPath,
         ]
+        if let identity = launch.identity { environment.merge(identity.environment) { _, new in new } }
         environment.merge(launch.environment) { _, new in new }
         let script = SlurmText.batchScript(
             argv: [executable] + launch.argv.dropFirst(),
@@ -92,17 +101,25 @@ public struct SlurmExecutor: RunnerExecutor {
         do {
             try Data(script.utf8).write(to: URL(fileURLWithPath: scriptPath), options: .atomic)
             chmod(scriptPath, 0o755)
-            // Made now, so berthd can follow them from the first byte the job writes.
-            _ = FileManager.default.createFile(atPath: files.events, contents: nil)
-            _ = FileManager.default.createFile(atPath: files.errors, contents: nil)
+            // Made now, so berthd can follow them from the first byte the job writes; made
+            // anew (never through a link a job of this folder's user left in their place).
+            for path in [files.events, files.errors] {
+                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+                close(fd)
+            }
         } catch {
             throw RunnerProcess.SpawnError(description: "cannot write the batch script \(scriptPath): \(error)")
         }
+        if let identity = launch.identity { try Self.handOver(folder, to: identity) }
         var arguments = [
             "--parsable", "--no-requeue", "--job-name=\(jobName)", "--partition=\(partition)",
             "--nodes=\(nodes.count)", "--ntasks-per-node=1", "--nodelist=\(nodes.joined(separator: ","))",
             "--output=\(files.events)", "--error=\(files.errors)", "--chdir=\(folder)", "--export=NONE", "--open-mode=append",
         ]
+        // As root, the job runs as the user it is for (sbatch drops to them once the job has
+        // its nodes), so the nodes check every file it opens with that user's rights.
+        if let identity = launch.identity { arguments += ["--uid=\(identity.uid)", "--gid=\(identity.gid)"] }
         if let account { arguments.append("--account=\(account)") }
         if let reservation = launch.clusterReservation { arguments.append("--reservation=\(reservation)") }
         if gpus > 0 { arguments.append("--gres=gpu:\(gpus)") }
@@ -118,6 +135,23 @@ public struct SlurmExecutor: RunnerExecutor {
             throw RunnerProcess.SpawnError(description: "sbatch printed no job id: \(output.prefix(200))")
         }
         return SlurmRunner(id: id, files: files, queue: queue, commands: commands, resumed: false)
+    }
+
+    /// Gives the runner's folder and what berthd wrote in it to `identity`, without following
+    /// a link: the folder may be theirs from an earlier run.
+    static func handOver(_ folder: String, to identity: RunnerIdentity) throws {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        for entry in entries {
+            guard fchownat(AT_FDCWD, "\(folder)/\(entry)", identity.uid, identity.gid, AT_SYMLINK_NOFOLLOW) == 0 || errno == ENOENT else {
+                throw RunnerProcess.SpawnError(description: "cannot give \(folder)/\(entry) to \(identity.user): \(String(cString: strerror(errno)))")
+            }
+        }
+        guard lchown(folder, identity.uid, identity.gid) == 0 else {
+            throw RunnerProcess.SpawnError(
+                description:
+                    "cannot give \(folder) to \(identity.user): \(String(cString: strerror(errno))); the shared folder must let root change owners (no root_squash)"
+            )
+        }
     }
 
     public func reattach(_ launch: RunnerLaunch, reference: String) async throws -> any Runner {
@@ -140,17 +174,15 @@ public struct SlurmExecutor: RunnerExecutor {
 public actor SlurmQueue {
     private let commands: SlurmCommands
     private let interval: Duration
-    private var last: (at: ContinuousClock.Instant, jobs: [String: (state: SlurmJobState, name: String)])?
+    private var last: (at: ContinuousClock.Instant, jobs: [String: SlurmText.QueuedJob])?
     private var waiting: [CheckedContinuation<Void, Never>] = []
     private var polling = false
     /// Ends read from `sacct` for jobs gone from `squeue`: final, so asked once.
     private var settled: [String: SlurmJobState] = [:]
-    private let user: String
 
     init(commands: SlurmCommands, interval: Duration) {
         self.commands = commands
         self.interval = interval
-        user = getpwuid(geteuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? String(geteuid())
     }
 
     /// The state of job `id`, followed since `since`; `nil` while it is not known yet (a
@@ -178,18 +210,22 @@ public actor SlurmQueue {
         return final
     }
 
-    /// A job of this user named `name` that has not ended, if any.
-    func liveJob(named name: String) async throws(SlurmCommands.Failure) -> String? {
+    /// A job named `name` that runs as `uid` and has not ended, if any: the user matters, as
+    /// anyone may name a job like one of berthd's.
+    func liveJob(named name: String, uid: UInt32) async throws(SlurmCommands.Failure) -> String? {
         let jobs = try await fetch()
-        return jobs.first { $0.value.name == name && !$0.value.state.hasEnded }?.key
+        return jobs.first { $0.value.name == name && $0.value.uid == uid && !$0.value.state.hasEnded }?.key
     }
 
+    /// Jobs named from `prefix` that have not ended, whoever runs them: serve jobs run as the
+    /// service user or a custom model's owner (one that only looks like ours is cancelled
+    /// with them, and was its owner's to lose).
     func liveJobs(namedFrom prefix: String) async throws(SlurmCommands.Failure) -> [String] {
         try await fetch().filter { $0.value.name.hasPrefix(prefix) && !$0.value.state.hasEnded }.map(\.key).sorted()
     }
 
     /// The last answer if it is fresh, else a new one (shared with whoever asks meanwhile).
-    private func jobs() async -> [String: (state: SlurmJobState, name: String)]? {
+    private func jobs() async -> [String: SlurmText.QueuedJob]? {
         if let last, ContinuousClock.now - last.at < interval { return last.jobs }
         if polling {
             await withCheckedContinuation { waiting.append($0) }
@@ -205,16 +241,17 @@ public actor SlurmQueue {
         return try? await fetch()
     }
 
-    /// Every job of this user that `squeue` still lists, ended ones included.
-    private func fetch() async throws(SlurmCommands.Failure) -> [String: (state: SlurmJobState, name: String)] {
+    /// Every job `squeue` still lists, ended ones included, of every user: berthd's jobs run as
+    /// the users they are for.
+    private func fetch() async throws(SlurmCommands.Failure) -> [String: SlurmText.QueuedJob] {
         let began = ContinuousClock.now
         let output = try await commands.call(
             commands.squeue,
-            ["-h", "-t", "all", "-u", user, "-O", "JobID:|,State:|,Reason:|,exit_code:|,Name:|"]
+            ["-h", "-t", "all", "-O", "JobID:|,State:|,Reason:|,exit_code:|,Name:|,UserID:|"]
         )
-        var jobs: [String: (state: SlurmJobState, name: String)] = [:]
+        var jobs: [String: SlurmText.QueuedJob] = [:]
         for line in output.split(whereSeparator: \.isNewline) {
-            if let job = SlurmText.queueLine(line) { jobs[job.id] = (job.state, job.name) }
+            if let job = SlurmText.queueLine(line) { jobs[job.id] = job }
         }
         last = (began, jobs)
         return jobs
@@ -320,7 +357,7 @@ public final class SlurmRunner: Runner {
     private func readLines(final: Bool = false) -> [String] {
         copyErrors()
         let (offset, partial) = progress.withLock { ($0.eventsOffset, $0.partial) }
-        guard let handle = FileHandle(forReadingAtPath: files.events) else { return [] }
+        guard let handle = Self.openJobFile(files.events) else { return [] }
         defer { try? handle.close() }
         try? handle.seek(toOffset: offset)
         let data = (try? handle.readToEnd()) ?? Data()
@@ -343,7 +380,7 @@ public final class SlurmRunner: Runner {
 
     private func copyErrors() {
         let offset = progress.withLock { $0.errorsOffset }
-        guard let source = FileHandle(forReadingAtPath: files.errors) else { return }
+        guard let source = Self.openJobFile(files.errors) else { return }
         defer { try? source.close() }
         try? source.seek(toOffset: offset)
         guard let data = try? source.readToEnd(), !data.isEmpty else { return }
@@ -354,6 +391,20 @@ public final class SlurmRunner: Runner {
             try? log.close()
         }
         progress.withLock { $0.errorsOffset = offset + UInt64(data.count) }
+    }
+
+    /// A file the job writes, for reading. The job's folder is its user's, who may put a link
+    /// or a hard link to a file only root may read in a file's place; berthd (often root)
+    /// would then copy it into a log that user reads. So: a regular file, one name, no link.
+    static func openJobFile(_ path: String) -> FileHandle? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1 else {
+            close(fd)
+            return nil
+        }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
     /// SIGTERM (and any signal but SIGKILL) goes to the job's processes with `scancel
@@ -401,7 +452,7 @@ public final class SlurmRunner: Runner {
 
     /// The host and port a serve job said it listens on, once it has said so.
     public var address: (host: String, port: Int)? {
-        guard let text = try? String(contentsOfFile: files.address, encoding: .utf8) else { return nil }
+        guard let data = try? Self.openJobFile(files.address)?.readToEnd(), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(whereSeparator: \.isWhitespace)
         guard parts.count == 2, let port = Int(parts[1]) else { return nil }
         return (String(parts[0]), port)

@@ -76,14 +76,28 @@ public enum SlurmJobState: Sendable, Equatable {
 
 /// Pure pieces of talking to Slurm: what berthd sends and how it reads the answers.
 public enum SlurmText {
-    /// One line of `squeue -h -O JobID:|,State:|,Reason:|,exit_code:|,Name:|`: the job id,
-    /// its state and its name. `exit_code` is the batch script's wait status as the kernel
+    /// One line of `squeue -h -O JobID:|,State:|,Reason:|,exit_code:|,Name:|,UserID:|`: the job
+    /// id, its state, its name and the uid it runs as. `exit_code` is the batch script's wait status as the kernel
     /// gives it (768 for exit 3): read as an exit status, or 128 + the signal.
-    public static func queueLine(_ line: Substring) -> (id: String, state: SlurmJobState, name: String)? {
+    public static func queueLine(_ line: Substring) -> QueuedJob? {
         let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard fields.count >= 5, !fields[0].isEmpty else { return nil }
         let code = Int32(fields[3]).map { raw in raw & 0x7f != 0 ? 128 + (raw & 0x7f) : (raw >> 8) & 0xff }
-        return (fields[0], SlurmJobState(state: fields[1], reason: fields[2], exitCode: code), fields[4])
+        return QueuedJob(
+            id: fields[0],
+            state: SlurmJobState(state: fields[1], reason: fields[2], exitCode: code),
+            name: fields[4],
+            uid: fields.count > 5 ? UInt32(fields[5]) : nil
+        )
+    }
+
+    /// One job as `squeue` lists it.
+    public struct QueuedJob: Sendable {
+        public var id: String
+        public var state: SlurmJobState
+        public var name: String
+        /// The user it runs as; `nil` where squeue did not say.
+        public var uid: UInt32?
     }
 
     /// One line of `sacct -n -P -X -o JobID,State,ExitCode`: `12|FAILED|3:0`.

@@ -184,6 +184,7 @@ public struct Daemon: Sendable {
             ledger: ledger,
             runnerFolders: runnerFolders,
             hardware: jobSettings.hardware,
+            serviceUser: jobSettings.serviceIdentity?.user,
             logger: logger
         )
         jobSettings.slurmNaming = cluster?.executor.naming

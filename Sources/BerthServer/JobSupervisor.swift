@@ -422,8 +422,9 @@ public actor JobSupervisor: Service {
     }
 
     /// A job whose runner runs elsewhere (on Slurm) reads its spec and data by path, from the
-    /// folder the executor shares with it; it runs as the user berthd submits as, inside the
-    /// cluster reservation of its berth reservation.
+    /// folder the executor shares with it, inside the cluster reservation of its berth
+    /// reservation; as the submitter when berthd is root (the nodes check its files with their
+    /// rights), else as berthd's user.
     private func start(_ job: JobRecord, model: Model?, launch draft: RunnerLaunch, handOver folder: String) async throws -> any Runner {
         let id = job.id!
         let specPath = "\(folder)/spec.json"
@@ -451,6 +452,7 @@ public actor JobSupervisor: Service {
             "model_dir": model?.artifactDir ?? "", "model": job.model,
         ])
         launch.environment = ["BERTH_JOB_ID": String(id), "BERTH_JOB_SPEC": specPath]
+        launch.identity = settings.runnersActAsCallers ? job.submitter : nil
         launch.clusterReservation = settings.slurmNaming?.reservation(job.reservationId)
         await settings.prepareCluster?()
         return try await executor.start(launch)

@@ -302,7 +302,7 @@ public actor ServeSupervisor: Service {
             let placed = settings.units(units, in: catalog)
             var draft = RunnerLaunch(argv: [], units: placed, identity: nil, logPath: "\(folder)/\(key).log")
             draft.name = "serve-\(key)"
-            // On Slurm the model folder is read by path, as the user berthd submits as.
+            // On Slurm the model folder is read by path, as the user the job runs as.
             let elsewhere = try executor.handOverFolder(for: draft) != nil
             if !settings.runnersActAsCallers, !elsewhere, let dir = model.artifactDir, let owner {
                 let resolver = PathResolver(access: FileAccess(uid: owner.uid, groups: Set(owner.groups)), user: owner.user)
@@ -320,7 +320,7 @@ public actor ServeSupervisor: Service {
             guard !supervision.isStopping else { return }
             var launch = draft
             launch.argv = argv
-            launch.identity = elsewhere ? nil : identity
+            launch.identity = identity
             launch.environment = ["BERTH_SERVE": "\(key)"]
             launch.passedDescriptors = passed
             launch.confinement = settings.confinement("\(key)", units: placed)

@@ -24,8 +24,10 @@ public final class SlurmReservations: Service, Sendable {
     private let naming: SlurmNaming
     private let hardware: UnitDirectory
     private let logger: Logger
-    /// Jobs are submitted as berthd's user; the reservation lets that user in, and no one else.
+    /// berthd's user, let into every reservation it makes.
     private let user: String
+    /// When berthd is root, the user serve jobs of base models run as.
+    private let serviceUser: String?
     private let wakeUps = WakeUps()
     /// Passes run one at a time, off the cooperative pool: each runs a few `scontrol`s.
     private let queue = DispatchQueue(label: "berth.slurm-reservations")
@@ -40,6 +42,7 @@ public final class SlurmReservations: Service, Sendable {
         naming: SlurmNaming,
         hardware: UnitDirectory,
         logger: Logger,
+        serviceUser: String? = nil,
         interval: Duration = .seconds(5)
     ) {
         self.ledger = ledger
@@ -49,6 +52,19 @@ public final class SlurmReservations: Service, Sendable {
         self.logger = logger
         self.interval = interval
         user = getpwuid(geteuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? String(geteuid())
+        self.serviceUser = geteuid() == 0 ? serviceUser : nil
+    }
+
+    /// Who may run jobs in the Slurm reservation of `reservation`: berthd's user, and when
+    /// berthd is root the users its runners run as there: the owner (their jobs, their custom
+    /// models' serve jobs) and, for inference, the service user.
+    func users(of reservation: Reservation) -> [String] {
+        var users = [user]
+        guard geteuid() == 0 else { return users }
+        users.append(reservation.owner)
+        if reservation.purpose == .inference, let serviceUser { users.append(serviceUser) }
+        var seen = Set<String>()
+        return users.filter { seen.insert($0).inserted }
     }
 
     public func wake() { wakeUps.ring() }
@@ -82,7 +98,7 @@ public final class SlurmReservations: Service, Sendable {
         let name = naming.reservation(reservationID)
         admitted.withLock { $0[name] = .now }
         do throws(SlurmCommands.Failure) {
-            try create(name, nodes: nodes, end: reservation.end, now: now)
+            try create(name, nodes: nodes, end: reservation.end, users: users(of: reservation), now: now)
         } catch {
             admitted.withLock { $0[name] = nil }
             throw APIError(
@@ -107,14 +123,14 @@ public final class SlurmReservations: Service, Sendable {
     }
 
     private func syncNow() {
-        let wanted: [String: (nodes: [String], end: Date?)]
+        let wanted: [String: (nodes: [String], end: Date?, users: [String])]
         do {
             let now = Date()
             wanted = try ledger.readNow { tx in
-                var wanted: [String: (nodes: [String], end: Date?)] = [:]
+                var wanted: [String: (nodes: [String], end: Date?, users: [String])] = [:]
                 for r in try tx.liveReservations() where r.status == .active {
                     let nodes = self.nodes(of: try tx.leases(reservationID: r.id).filter { $0.end.map { $0 > now } ?? true }.map(\.unit))
-                    if !nodes.isEmpty { wanted[naming.reservation(r.id)] = (nodes, r.end) }
+                    if !nodes.isEmpty { wanted[naming.reservation(r.id)] = (nodes, r.end, users(of: r)) }
                 }
                 return wanted
             }
@@ -145,7 +161,7 @@ public final class SlurmReservations: Service, Sendable {
                     _ = try commands.run(commands.scontrol, ["update", "ReservationName=\(name)", "Nodes=\(want.nodes.joined(separator: ","))"])
                     logger.info("Slurm reservation changed", metadata: ["slurm": "\(name)", "nodes": "\(want.nodes.joined(separator: ","))"])
                 } else {
-                    try create(name, nodes: want.nodes, end: want.end, now: now)
+                    try create(name, nodes: want.nodes, end: want.end, users: want.users, now: now)
                     logger.info("Slurm reservation made", metadata: ["slurm": "\(name)", "nodes": "\(want.nodes.joined(separator: ","))"])
                 }
             } catch {
@@ -180,11 +196,12 @@ public final class SlurmReservations: Service, Sendable {
     }
 
     /// From now to `end` (relative, so the controller's clock and time zone decide nothing
-    /// berth did not), for berthd's user only. A node another berth reservation already holds
-    /// may be shared (`OVERLAP`): berth keeps its own reservations apart, unit by unit.
-    private func create(_ name: String, nodes: [String], end: Date?, now: Date) throws(SlurmCommands.Failure) {
+    /// berth did not), for `users` only. A node another berth reservation already holds may be
+    /// shared (`OVERLAP`): berth keeps its own reservations apart, unit by unit.
+    private func create(_ name: String, nodes: [String], end: Date?, users: [String], now: Date) throws(SlurmCommands.Failure) {
         var arguments = [
-            "create", "reservation", "ReservationName=\(name)", "Nodes=\(nodes.joined(separator: ","))", "StartTime=now", "Users=\(user)",
+            "create", "reservation", "ReservationName=\(name)", "Nodes=\(nodes.joined(separator: ","))", "StartTime=now",
+            "Users=\(users.joined(separator: ","))",
         ]
         if let end {
             arguments.append("EndTime=now+\(max(60, Int(end.timeIntervalSince(now).rounded(.up))))")
@@ -218,7 +235,14 @@ struct SlurmSetup {
 
     /// `nil` without `[executors.slurm]`. Serve jobs a previous berthd left are cancelled (serve
     /// processes start afresh); job runners are left to be followed again.
-    init?(config: DaemonConfig.Slurm?, ledger: Ledger, runnerFolders: [String], hardware: UnitDirectory, logger: Logger) async {
+    init?(
+        config: DaemonConfig.Slurm?,
+        ledger: Ledger,
+        runnerFolders: [String],
+        hardware: UnitDirectory,
+        serviceUser: String?,
+        logger: Logger
+    ) async {
         guard let config else { return nil }
         let commands = SlurmCommands(
             sbatch: config.sbatch,
@@ -239,7 +263,14 @@ struct SlurmSetup {
             ledgerPath: ledger.path,
             pollInterval: .milliseconds(Int64(config.pollSeconds * 1000))
         )
-        reservations = SlurmReservations(ledger: ledger, commands: commands, naming: naming, hardware: hardware, logger: logger)
+        reservations = SlurmReservations(
+            ledger: ledger,
+            commands: commands,
+            naming: naming,
+            hardware: hardware,
+            logger: logger,
+            serviceUser: serviceUser
+        )
         let cancelled = await executor.cancelLeftovers(namedFrom: "serve-")
         if !cancelled.isEmpty {
             logger.warning("cancelled serve jobs a previous berthd left on Slurm", metadata: ["slurm_jobs": "\(cancelled.joined(separator: ","))"])

@@ -235,6 +235,48 @@ struct SlurmTests {
         #expect(log.stdout.contains("slurm job \(slurmID)") && log.stdout.contains("devices 0"), "\(log)")
     }
 
+    @Test("a job another user submits runs on Slurm as that user, in a Slurm reservation that lets them in")
+    func runsAsSubmitter() throws {
+        // Their own folder, for their dataset and their job's output.
+        let theirs = work.file("nobody")
+        try FileManager.default.createDirectory(atPath: theirs, withIntermediateDirectories: true)
+        chown(theirs, TestUser.nobody.uid, 65534)
+        let data = theirs + "/tune.jsonl"
+        try FileManager.default.copyItem(atPath: "\(TemporaryDaemon.examples)/fine-tuning.jsonl", toPath: data)
+        chmod(data, 0o644)
+        let before = Set(try slurmReservations().keys)
+        let made = try daemon.cli(
+            ["reserve", "theirs", "--model", Self.model, "--units", "1", "--purpose", "training", "--duration", "2h"],
+            as: .nobody
+        )
+        #expect(made.status == 0, "\(made)")
+        let onSlurm = try slurmReservations()
+        let slurmName = try #require(onSlurm.keys.first { !before.contains($0) }, "\(onSlurm)")
+        #expect(onSlurm[slurmName]?["Users"] == "root,nobody", "\(onSlurm)")
+
+        let submitted = try daemon.cli(
+            [
+                "submit", "theirs-tune", "--reservation", "theirs", "--kind", "fine-tuning", "--data", data, "--output", theirs + "/out",
+                "--model-name", "custom-theirs", "--units", "1",
+            ],
+            as: .nobody
+        )
+        #expect(submitted.status == 0, "\(submitted)")
+        let id = try #require(Int(submitted.stdout.split(separator: " ").dropFirst(2).first ?? ""), "\(submitted)")
+        let done = try wait(id, for: ["completed", "failed"])
+        #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log.suffix(3000))")
+        // Slurm ran it as them, and what it wrote is theirs.
+        let slurmID = try #require(done["slurm_job_id"] as? String, "\(done)")
+        let job = try cluster.slurm("scontrol", ["show", "job", slurmID, "--oneliner"]).stdout
+        #expect(job.contains("UserId=nobody(65534)"), "\(job)")
+        #expect(job.contains("Reservation=\(slurmName)"), "\(job)")
+        let written = try FileManager.default.attributesOfItem(atPath: theirs + "/out/metrics.csv")
+        #expect((written[.ownerAccountID] as? NSNumber)?.uint32Value == TestUser.nobody.uid, "\(written)")
+
+        #expect(try daemon.cli(["release", "theirs"], as: .nobody).status == 0)
+        #expect(try eventually(timeout: 30) { try slurmReservations()[slurmName] == nil }, "\((try? slurmReservations()) ?? [:])")
+    }
+
     @Test("berth stop on a running Slurm job: stopped, and gone from squeue")
     func stop() throws {
         try ensureReservation()

@@ -60,8 +60,9 @@ struct SlurmTextTests {
 
     @Test("squeue, sacct and sbatch answers are read as they print them")
     func answers() throws {
-        let line = try #require(SlurmText.queueLine("12|PENDING|Reservation|0|berth-ab12cd34-job-5|"))
+        let line = try #require(SlurmText.queueLine("12|PENDING|Reservation|0|berth-ab12cd34-job-5|65534|"))
         #expect(line.id == "12" && line.name == "berth-ab12cd34-job-5" && line.state == .queued("PENDING: Reservation"))
+        #expect(line.uid == 65534)
         #expect(SlurmText.queueLine("") == nil)
         // squeue's exit_code is the wait status: exit 3, and a SIGKILL.
         #expect(SlurmText.queueLine("13|FAILED|NonZeroExitCode|768|j|")?.state.exitStatus == 3)
