@@ -40,42 +40,20 @@ public struct SlurmCommands: Sendable {
     /// Runs `program` with `arguments` and returns its stdout. Blocks: from async code, use `call`.
     public func run(_ program: String, _ arguments: [String]) throws(Failure) -> String {
         let name = (program as NSString).lastPathComponent
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.resolve(program))
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        let result: (status: Int32?, out: Data, err: Data)
         do {
-            try ProcessStarts.run(process)
+            result = try ChildProcess.output(Self.resolve(program), arguments, timeout: timeout)
         } catch {
             throw Failure(command: name, status: -1, message: "cannot run \(program): \(error); check [executors.slurm] \(name)")
         }
-        // Both pipes drained at once, so a chatty stderr cannot block the child.
-        let collected = Mutex<(out: Data, err: Data)>((Data(), Data()))
-        let drained = DispatchGroup()
-        for (pipe, isOutput) in [(output, true), (errors, false)] {
-            drained.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.withLock { if isOutput { $0.out = data } else { $0.err = data } }
-                drained.leave()
-            }
-        }
-        if drained.wait(timeout: .now() + timeout) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        guard let status = result.status else {
             throw Failure(command: name, status: -1, message: "no answer within \(Int(timeout)) s; is slurmctld up (scontrol ping)?")
         }
-        process.waitUntilExit()
-        let (out, err) = collected.withLock { $0 }
-        let stdout = String(decoding: out, as: UTF8.self)
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let said = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let stdout = String(decoding: result.out, as: UTF8.self)
+        guard status == 0 else {
+            let said = String(decoding: result.err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             let text = said.isEmpty ? stdout.trimmingCharacters(in: .whitespacesAndNewlines) : said
-            throw Failure(command: name, status: process.terminationStatus, message: text.isEmpty ? "no message" : text)
+            throw Failure(command: name, status: status, message: text.isEmpty ? "no message" : text)
         }
         return stdout
     }

@@ -89,45 +89,21 @@ public enum GPUInventory {
     /// Runs `program` and returns its standard output, or an error with what it printed when
     /// it fails, hangs or cannot start. Blocks: call it off the cooperative pool.
     static func run(_ program: String, _ arguments: [String]) throws(GPUDiscoveryError) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        let result: (status: Int32?, out: Data, err: Data)
         do {
-            try ProcessStarts.run(process)
+            result = try ChildProcess.output(program, arguments, timeout: timeout)
         } catch {
             throw GPUDiscoveryError("cannot run \(program): \(error); check [discovery] nvidia_smi (--nvidia-smi)")
         }
-        // Both pipes drained at once, so a chatty stderr cannot block the child.
-        let collected = Collected()
-        let drained = DispatchGroup()
-        for (pipe, isOutput) in [(output, true), (errors, false)] {
-            drained.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.bytes.withLock { bytes in
-                    if isOutput { bytes.out = data } else { bytes.err = data }
-                }
-                drained.leave()
-            }
-        }
-        if drained.wait(timeout: .now() + timeout) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        guard let code = result.status else {
             throw GPUDiscoveryError(
                 "\(program) \(arguments.joined(separator: " ")) did not answer within \(Int(timeout)) s; the driver may be wedged (check `dmesg`)"
             )
         }
-        process.waitUntilExit()
-        let (out, err) = collected.bytes.withLock { $0 }
-        let stdout = String(decoding: out, as: UTF8.self)
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let said = (String(decoding: err, as: UTF8.self) + stdout).trimmingCharacters(in: .whitespacesAndNewlines)
-            let status = process.terminationReason == .exit ? "exit \(process.terminationStatus)" : "signal \(process.terminationStatus)"
+        let stdout = String(decoding: result.out, as: UTF8.self)
+        guard code == 0 else {
+            let said = (String(decoding: result.err, as: UTF8.self) + stdout).trimmingCharacters(in: .whitespacesAndNewlines)
+            let status = code > 128 ? "signal \(code - 128)" : "exit \(code)"
             if said.localizedCaseInsensitiveContains("No devices were found") {
                 throw GPUDiscoveryError(
                     "nvidia-smi found no GPU (\(status): No devices were found); check that the driver sees the GPUs (`nvidia-smi`), or remove [discovery] gpus"
@@ -138,9 +114,4 @@ public enum GPUInventory {
         }
         return stdout
     }
-}
-
-/// What a child printed, filled by the threads that drain its pipes.
-private final class Collected: Sendable {
-    let bytes = Mutex<(out: Data, err: Data)>((Data(), Data()))
 }

@@ -1,3 +1,4 @@
+import BerthExecutors
 import BerthTestSupport
 import Foundation
 import Testing
@@ -30,17 +31,13 @@ struct DeviceFilterTests {
 
         try DeviceFilter.deny([DeviceNumber.nvidiaGPU(1), DeviceNumber.nvidiaGPU(7)], inGroup: group)
 
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = [
-            "-c", "echo $$ > '\(group)/cgroup.procs' && for n in 0 1 7; do ( : < '\(dir.path)/nvidia'$n ) 2> '\(dir.path)/open-'$n; done; true",
-        ]
-        let errors = Pipe()
-        shell.standardError = errors
-        try Launch.run(shell)
-        shell.waitUntilExit()
-        let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(shell.terminationStatus == 0, "\(said)")
+        let shell = try ChildProcess.output(
+            "/bin/sh",
+            ["-c", "echo $$ > '\(group)/cgroup.procs' && for n in 0 1 7; do ( : < '\(dir.path)/nvidia'$n ) 2> '\(dir.path)/open-'$n; done; true"],
+            timeout: 30
+        )
+        let said = String(decoding: shell.err, as: UTF8.self)
+        #expect(shell.status == 0, "\(said)")
         func opened(_ minor: Int) -> String { (try? String(contentsOfFile: dir.file("open-\(minor)"), encoding: .utf8)) ?? "" }
         // No driver is behind these nodes: a node the rules let through fails in the driver.
         #expect(opened(0).contains("No such device"), "\(opened(0))")
@@ -75,13 +72,13 @@ struct DeviceFilterTests {
         let group = try tree.makeGroup("job-1", bounds: RunnerBounds(deniedDevices: [.nvidiaGPU(1)]))
         let folder = hierarchy + "/berthd-test/job-1"
         // A shell that joins, tries the GPU it does not hold, then leaves a child in a new session.
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = [
-            "-c",
-            "echo $$ > '\(folder)/cgroup.procs' && ( : < '\(dir.path)/nvidia1' ) 2> '\(dir.path)/open-1'; setsid sleep 300 & echo $! > '\(dir.path)/child'; wait",
-        ]
-        try Launch.run(shell)
+        let shell = try ChildProcess(
+            "/bin/sh",
+            [
+                "-c",
+                "echo $$ > '\(folder)/cgroup.procs' && ( : < '\(dir.path)/nvidia1' ) 2> '\(dir.path)/open-1'; setsid sleep 300 & echo $! > '\(dir.path)/child'; wait",
+            ]
+        )
         var child: Int32 = 0
         for _ in 0..<100 where child == 0 {
             child =
@@ -92,7 +89,7 @@ struct DeviceFilterTests {
         #expect(((try? String(contentsOfFile: dir.file("open-1"), encoding: .utf8)) ?? "").contains("Operation not permitted"))
 
         group.killAll()
-        shell.waitUntilExit()
+        shell.wait()
         var gone = false
         for _ in 0..<100 where !gone {
             gone = kill(child, 0) != 0

@@ -1,16 +1,24 @@
-import BerthExecutors
+public import BerthExecutors
 public import Foundation
 
-/// Starts test processes through the same lock as berthd's own (`ProcessStarts`), so a test's
-/// start never overlaps one made by server code running in the test process.
+/// Starts test processes with `ChildProcess`, never Foundation's `Process`, whose `run()`
+/// crashes the test process now and then on Linux (see `ChildProcess`).
 public enum Launch {
-    public static func run(_ process: Process) throws {
-        try ProcessStarts.run(process)
-    }
-
-    /// Runs `body` while no `Process` starts: a child started another way (posix_spawn) then
-    /// inherits no descriptor a `Process` start has open for a moment.
-    public static func exclusively<T>(_ body: () throws -> T) rethrows -> T {
-        try ProcessStarts.exclusively(body)
+    /// `executable` with `arguments`, its stdout and stderr appended to `log` (`nil`: this
+    /// process's own), with `environment` added to this process's.
+    public static func start(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        stdout: FileHandle? = nil,
+        stderr: FileHandle? = nil
+    ) throws -> ChildProcess {
+        try ChildProcess(
+            executable,
+            arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { _, new in new },
+            stdout: stdout?.fileDescriptor,
+            stderr: stderr?.fileDescriptor
+        )
     }
 }

@@ -1,9 +1,10 @@
+public import BerthExecutors
 import BerthServer
 public import Foundation
 
 /// A runner started in the background, its stdout and stderr going to files.
 public final class RunningProcess: @unchecked Sendable {
-    public let process = Process()
+    public let process: ChildProcess
     public let outPath: String
     public let errPath: String
 
@@ -13,12 +14,9 @@ public final class RunningProcess: @unchecked Sendable {
         guard FileManager.default.createFile(atPath: outPath, contents: nil),
             FileManager.default.createFile(atPath: errPath, contents: nil)
         else { throw Failure("cannot create \(outPath)") }
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardInput = FileHandle.nullDevice
-        try Launch.run(process)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process = try ChildProcess(executable, arguments, stdout: out.fileDescriptor, stderr: err.fileDescriptor)
     }
 
     public var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
@@ -26,7 +24,7 @@ public final class RunningProcess: @unchecked Sendable {
     public var isRunning: Bool { process.isRunning }
 
     public func signal(_ signal: Int32) {
-        Foundation.kill(process.processIdentifier, signal)
+        process.signal(signal)
     }
 
     public func waitForOutput(timeout: TimeInterval, until condition: (String) -> Bool) throws {
@@ -44,13 +42,13 @@ public final class RunningProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         guard !process.isRunning else { throw Failure("still running after \(timeout) s") }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return process.wait()
     }
 
     public func kill() {
         if process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            process.wait()
         }
     }
 

@@ -1,3 +1,4 @@
+import BerthExecutors
 public import Foundation
 
 /// What a run of a program printed and how it ended.
@@ -38,22 +39,19 @@ public enum Products {
         defer { dir.remove() }
         _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
         _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out")))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
-        process.standardInput = FileHandle.nullDevice
-        try Launch.run(process)
+        let process = try Launch.start(
+            executable,
+            arguments,
+            environment: environment,
+            stdout: try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out"))),
+            stderr: try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
+        )
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning { process.signal(SIGTERM) }
+        let status = process.wait()
         return CommandResult(
-            status: process.terminationStatus,
+            status: status,
             stdout: (try? String(contentsOfFile: dir.file("out"), encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? ""
         )
@@ -68,7 +66,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
     public let database: String
     public var configPath: String { directory.file("berthd.toml") }
     public var logPath: String { directory.file("berthd.log") }
-    private var process: Process?
+    private var process: ChildProcess?
     /// The user berthd runs as; `nil` is the test's own (root). The daemon's folder is theirs.
     public let user: TestUser?
     let environment: [String: String]
@@ -208,27 +206,23 @@ public final class TemporaryDaemon: @unchecked Sendable {
     /// Starts berthd and returns at once, before it answers: for a test that kills it while it
     /// starts up.
     public func launch() throws {
-        let process = Process()
         let arguments = ["--config", configPath, "--socket", socket, "--database", database]
-        if let user {
-            // setpriv execs berthd in its own place, so the pid is berthd's.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user.uid)", "--regid=65534", "--clear-groups", Products.path("berthd")] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: Products.path("berthd"))
-            process.arguments = arguments
-        }
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        defer { try? log.close() }
         log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        if let user {
+            // setpriv execs berthd in its own place, so the pid is berthd's.
+            process = try Launch.start(
+                "/usr/bin/setpriv",
+                ["--reuid=\(user.uid)", "--regid=65534", "--clear-groups", Products.path("berthd")] + arguments,
+                environment: environment,
+                stdout: log,
+                stderr: log
+            )
+        } else {
+            process = try Launch.start(Products.path("berthd"), arguments, environment: environment, stdout: log, stderr: log)
         }
-        try Launch.run(process)
-        self.process = process
     }
 
     public struct StartFailure: Error, CustomStringConvertible {
@@ -237,23 +231,22 @@ public final class TemporaryDaemon: @unchecked Sendable {
     }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    public var pid: Int32? { process?.processIdentifier }
+    public var pid: Int32? { process?.pid }
     public var isRunning: Bool { process?.isRunning ?? false }
 
     /// SIGTERM, then waits for the exit; returns the exit status.
     @discardableResult
     public func stop() -> Int32? {
         guard let process, process.isRunning else { return self.process?.terminationStatus }
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.signal(SIGTERM)
+        return process.wait()
     }
 
     /// `kill -9`: no chance to clean up.
     public func kill9() {
         guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
     }
 
     /// Runs the real `berth` CLI against this daemon, as root or as `user`.
@@ -293,11 +286,11 @@ public final class TemporaryDaemon: @unchecked Sendable {
     deinit {
         // A clean stop, so its runners and serve processes stop with it; SIGKILL if it hangs.
         if let process, process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
+            process.signal(SIGTERM)
             let deadline = Date().addingTimeInterval(10)
             while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            if process.isRunning { process.signal(SIGKILL) }
+            process.wait()
         }
         directory.remove()
     }

@@ -1,3 +1,4 @@
+import BerthExecutors
 import BerthTestSupport
 import Foundation
 import Synchronization
@@ -157,36 +158,14 @@ final class SlurmCluster: Sendable {
         try Self.run(Self.which(program) ?? "/usr/bin/\(program)", arguments, environment: ["SLURM_CONF": configPath])
     }
 
-    /// Started with posix_spawn, not Foundation's `Process`: munged and slurmd close the
-    /// descriptors they inherit, and `Process` takes that for their end and waits for them,
-    /// which stalls its reaping of every later child (the CLIs the tests run). They get only
-    /// stdin, stdout and stderr.
+    /// Started with `ChildProcess` (no descriptor of the test process but stdin, stdout and
+    /// stderr), stopped by pid.
     private func spawn(_ program: String, _ arguments: [String], log: String) throws {
         let path = Self.which(program) ?? "/usr/sbin/\(program)"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { environment.forEach { free($0) } }
-        // Nothing else the test process has open: a descriptor `Process` keeps to learn that
-        // another child ended would stay open in slurmd, and that child's end never be seen.
-        // (glibc ignores a close of a descriptor that was closed meanwhile.) No `Process` starts
-        // meanwhile, so none has a descriptor open that this list would miss.
-        let pid = try Launch.exclusively { () throws -> pid_t in
-            let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-            for fd in open.compactMap({ Int32($0) }) where fd > 2 {
-                posix_spawn_file_actions_addclose(&actions, fd)
-            }
-            var pid: pid_t = 0
-            let status = posix_spawn(&pid, path, &actions, nil, argv, environment)
-            guard status == 0 else { throw Failure(description: "cannot start \(path): \(String(cString: strerror(status)))") }
-            return pid
-        }
+        let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Failure(description: "cannot open \(log): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let pid = try ChildProcess(path, arguments, stdout: fd, stderr: fd).pid
         pids.withLock { $0.append(pid) }
     }
 
