@@ -268,6 +268,10 @@ public struct Reservation: Sendable, Equatable {
     /// When it became expired, deleted or failed, and why.
     public var endedAt: Date?
     public var statusReason: String?
+    /// The executor whose units it was admitted on (`""`: this host's, `"slurm"`): a
+    /// reservation runs on units of one executor, so it is booked against that one's units.
+    /// `nil` for a reservation admitted before executors were recorded, or queued (`--wait`).
+    public var executor: String?
 
     public init(
         id: Int64,
@@ -286,7 +290,8 @@ public struct Reservation: Sendable, Equatable {
         spillover: Bool = false,
         createdAt: Date,
         endedAt: Date? = nil,
-        statusReason: String? = nil
+        statusReason: String? = nil,
+        executor: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -305,6 +310,7 @@ public struct Reservation: Sendable, Equatable {
         self.createdAt = createdAt
         self.endedAt = endedAt
         self.statusReason = statusReason
+        self.executor = executor
     }
 
     /// Whether it holds capacity in the calendar: active, or admitted for a future start.

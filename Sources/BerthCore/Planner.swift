@@ -37,6 +37,61 @@ public struct Snapshot: Sendable {
     public var calendar: CapacityCalendar {
         CapacityCalendar(total: dedicatedUnits.count, reservations: reservations)
     }
+
+    /// Each executor's dedicated units and what is booked on them, in unit order: a
+    /// reservation runs on units of one executor, so it is admitted against one pool.
+    ///
+    /// A reservation counts in the pool of the units it holds; one not started yet, in the pool
+    /// it was admitted on. One admitted before executors were recorded (or on an executor the
+    /// config no longer has) counts in the first pool with room for it over its window, oldest
+    /// first, as the planner would place it.
+    public var pools: [ExecutorPool] {
+        var order: [String] = []
+        var sizes: [String: Int] = [:]
+        for unit in dedicatedUnits {
+            let executor = unitExecutors[unit] ?? ""
+            if sizes[executor] == nil { order.append(executor) }
+            sizes[executor, default: 0] += 1
+        }
+        var holding: [Int64: String] = [:]
+        for lease in heldLeases where holding[lease.reservationID] == nil {
+            holding[lease.reservationID] = unitExecutors[lease.unit] ?? ""
+        }
+        var booked: [String: [Reservation]] = [:]
+        var unplaced: [Reservation] = []
+        for r in reservations where r.holdsCapacity {
+            if let executor = holding[r.id] ?? r.executor, sizes[executor] != nil {
+                booked[executor, default: []].append(r)
+            } else {
+                unplaced.append(r)
+            }
+        }
+        for r in unplaced.sorted(by: { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }) {
+            let fit = order.first { executor in
+                CapacityCalendar(total: sizes[executor]!, reservations: booked[executor] ?? []).minFree(from: r.start, to: r.end) >= r.units
+            }
+            booked[fit ?? order.first ?? "", default: []].append(r)
+        }
+        return order.map { ExecutorPool(executor: $0, calendar: CapacityCalendar(total: sizes[$0]!, reservations: booked[$0] ?? [])) }
+    }
+
+    /// The calendar `reservation` grows in: its executor's pool (the whole pool for one that
+    /// holds no capacity yet).
+    public func growthCalendar(of reservation: Reservation) -> CapacityCalendar {
+        pools.first { $0.calendar.bookings.contains { $0.reservationID == reservation.id } }?.calendar ?? calendar
+    }
+}
+
+/// One executor's dedicated units and the reservations booked on them.
+public struct ExecutorPool: Sendable, Equatable {
+    /// `""` for this host's units, `"slurm"` for units on Slurm nodes.
+    public var executor: String
+    public var calendar: CapacityCalendar
+
+    public init(executor: String, calendar: CapacityCalendar) {
+        self.executor = executor
+        self.calendar = calendar
+    }
 }
 
 /// "Does not fit" is data: a reservation that could not be placed, and why.
@@ -134,6 +189,34 @@ public enum Planner {
         return .refuse(CapacityRefusal(needed: units, free: max(free, 0), total: calendar.total, earliestStart: earliest))
     }
 
+    /// Decides whether a new reservation of `units` can be promised on one executor's units:
+    /// the first pool, in unit order, that holds it over its whole window. Refused with the
+    /// figures of the pool that comes closest (the most free units), so the advice is one that
+    /// can be followed.
+    public static func admit(
+        units: Int,
+        start: Date,
+        commitment: Commitment,
+        duration: TimeInterval?,
+        wait: Bool,
+        pools: [ExecutorPool],
+        now: Date
+    ) -> (admission: Admission, executor: String?) {
+        var refusals: [CapacityRefusal] = []
+        for pool in pools {
+            switch admit(units: units, start: start, commitment: commitment, duration: duration, wait: false, calendar: pool.calendar, now: now) {
+            case .admit(let start, let end): return (.admit(start: start, end: end), pool.executor)
+            case .refuse(let refusal): refusals.append(refusal)
+            case .queue: break
+            }
+        }
+        let largest = pools.map(\.calendar.total).max() ?? 0
+        if wait && units <= largest { return (.queue, nil) }
+        let closest = refusals.max { $0.free < $1.free }
+        let earliest = refusals.compactMap(\.earliestStart).min()
+        return (.refuse(CapacityRefusal(needed: units, free: closest?.free ?? 0, total: largest, earliestStart: earliest)), nil)
+    }
+
     /// Decides whether an admitted reservation can grow to `units` compute units for the rest of
     /// its window. Units are only ever added, never taken away mid-term.
     public static func admitGrowth(_ reservation: Reservation, to units: Int, calendar: CapacityCalendar, now: Date) -> CapacityRefusal? {
@@ -227,9 +310,11 @@ public enum Planner {
                 // cannot be handed out in the past: then the leases start now.
                 let units: [String]
                 let leaseStart: Date
-                if let early = place(r.units, at: at) {
+                // On the executor it was admitted on, while the config still has that one.
+                let executor = r.executor.flatMap { e in snapshot.dedicatedUnits.contains { (snapshot.unitExecutors[$0] ?? "") == e } ? e : nil }
+                if let early = place(r.units, at: at, executor: executor) {
                     (units, leaseStart) = (early, at)
-                } else if let late = place(r.units, at: now), r.end.map({ $0 > now }) ?? true {
+                } else if let late = place(r.units, at: now, executor: executor), r.end.map({ $0 > now }) ?? true {
                     (units, leaseStart) = (late, now)
                 } else {
                     plan.deferred.append(
@@ -267,8 +352,13 @@ public enum Planner {
             .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         for r in waiting {
             let end = Reservation.end(start: now, commitment: r.commitment, duration: r.duration)
-            let calendar = CapacityCalendar(total: snapshot.dedicatedUnits.count, reservations: Array(reservations.values))
-            guard calendar.minFree(from: now, to: end) >= r.units, let units = place(r.units, at: now) else {
+            var current = snapshot
+            current.reservations = Array(reservations.values)
+            current.heldLeases = holder.map { Lease(unit: $0.key, reservationID: $0.value, start: now, end: nil) }
+            // The first executor whose units hold it for its whole window, and are free now.
+            let units = current.pools.lazy.filter { $0.calendar.minFree(from: now, to: end) >= r.units }
+                .compactMap { place(r.units, at: now, executor: $0.executor) }.first
+            guard let units else {
                 plan.deferred.append(NoFit(reservationID: r.id, reason: "waiting for \(r.units) free dedicated units"))
                 continue
             }

@@ -365,6 +365,12 @@ enum Migrations {
             )
         }
 
+        migrator.registerMigration("v13-reservation-executor") { db in
+            // The executor a reservation was admitted on: it is booked against that one's units
+            // only. Older rows stay NULL and are placed as before (BerthCore's Snapshot.pools).
+            try db.execute(sql: "ALTER TABLE reservations ADD COLUMN executor TEXT")
+        }
+
         return migrator
     }
 

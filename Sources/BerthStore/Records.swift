@@ -196,6 +196,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         case createdAt = "created_at"
         case endedAt = "ended_at"
         case statusReason = "status_reason"
+        case executor
     }
 
     var id: Int64?
@@ -216,13 +217,14 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
     /// When it became expired, deleted or failed.
     var endedAt: Date?
     var statusReason: String?
+    var executor: String?
 
     /// Every column `init(row:)` reads, in its order. Reads name these columns (never `SELECT *`):
     /// reservations are read on every scheduling cycle and every submission, where decoding
     /// through Codable or by column name cost more than the query.
     static let selection = """
         id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting, \
-        spillover, created_at, ended_at, status_reason
+        spillover, created_at, ended_at, status_reason, executor
         """
 
     /// A row of `SELECT \(selection)`: the one way a reservation is read.
@@ -244,6 +246,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         createdAt = row[14]
         endedAt = row[15]
         statusReason = row[16]
+        executor = row[17]
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -268,6 +271,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         createdAt = r.createdAt
         endedAt = r.endedAt
         statusReason = r.statusReason
+        executor = r.executor
     }
 
     var reservation: Reservation {
@@ -288,7 +292,8 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
             spillover: spillover,
             createdAt: createdAt,
             endedAt: endedAt,
-            statusReason: statusReason
+            statusReason: statusReason,
+            executor: executor
         )
     }
 }

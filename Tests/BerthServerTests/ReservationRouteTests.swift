@@ -1,5 +1,7 @@
+import BerthTestSupport
 import BerthWire
 import Hummingbird
+import HummingbirdTesting
 import Testing
 
 @testable import BerthServer
@@ -204,6 +206,40 @@ struct ReservationRouteTests {
             #expect(shown.leases.allSatisfy { $0.end != nil })
             // The name can be used again once released.
             #expect(try await client.send(.post, "/v1/reservations", json: free).status == .created)
+        }
+    }
+    @Test("admission books a reservation on one executor's units: two and two fit three local and three Slurm units, a third two does not")
+    func oneExecutorPerReservation() async throws {
+        let app = try RouteTestApp(config: TemporaryDaemon.config(dedicated: 6))
+        let ledger = app.ledger
+        ledger.setUnitExecutors(["cpu-3": "slurm", "cpu-4": "slurm", "cpu-5": "slurm"])
+        try await app.test { client in
+            func reserve(_ name: String, start: String = "now") async throws -> TestResponse {
+                try await client.send(
+                    .post,
+                    "/v1/reservations",
+                    json:
+                        #"{"name": "\#(name)", "model": "amazon.nova-micro-v1:0", "model_units": 2, "purpose": "training", "start": "\#(start)", "duration": "1h"}"#
+                )
+            }
+            let first = try await reserve("a")
+            #expect(first.status == .created, "\(String(buffer: first.body))")
+            #expect(try first.decoded(ReservationView.self).leases.map(\.unit).sorted() == ["cpu-0", "cpu-1"])
+            let second = try await reserve("b")
+            #expect(second.status == .created, "\(String(buffer: second.body))")
+            #expect(try second.decoded(ReservationView.self).leases.map(\.unit).sorted() == ["cpu-3", "cpu-4"])
+            // Two units are free in all, but one of each executor: refused, not left pending for ever.
+            let third = try await reserve("c")
+            #expect(third.error?.error.code == "insufficient-capacity", "\(String(buffer: third.body))")
+            let message = third.error?.error.message ?? ""
+            #expect(message.contains("only 1 of 3") && message.contains("one executor: 3 on this host, 3 on Slurm"), "\(message)")
+            // An advance reservation is booked on the executor it was admitted on, and starts there.
+            let later = try await reserve("later", start: "+2h")
+            #expect(later.status == .created, "\(String(buffer: later.body))")
+            let booked = try ledger.readNow { tx in try tx.reservation(named: "later") }
+            #expect(booked?.executor == "", "\(String(describing: booked))")
+            let onSlurm = try ledger.readNow { tx in try tx.reservation(named: "b") }
+            #expect(onSlurm?.executor == "slurm")
         }
     }
 }

@@ -19,8 +19,19 @@ struct MigrationTests {
         try queue.write { db in
             try ModelRecord(Fixtures.textModel, createdAt: t(-100)).insert(db)
             for id in Int64(1)...3 {
-                var record = ReservationRecord(Fixtures.reservation(id, units: 1, start: t(-100), end: nil))
-                try record.insert(db)
+                // Only the columns v3 had: today's record has more.
+                let r = Fixtures.reservation(id, units: 1, start: t(-100), end: nil)
+                try db.execute(
+                    sql: """
+                        INSERT INTO reservations (id, name, owner, model, purpose, model_units, units, commitment, start, "end",
+                            duration, status, waiting, spillover, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        r.id, r.name, r.owner, r.model, r.purpose.rawValue, r.modelUnits, r.units, r.commitment.rawValue, r.start, r.end,
+                        r.duration, r.status.rawValue, r.waiting, r.spillover, r.createdAt,
+                    ]
+                )
             }
             for call in calls {
                 try db.execute(

@@ -322,6 +322,56 @@ struct PlacementTests {
         #expect(placed[3] == nil)
     }
 
+    @Test("an advance reservation starts on the executor it was admitted on, though another has room first")
+    func startsOnItsExecutor() {
+        var later = reservation(1, units: 2)
+        later.executor = "slurm"
+        let snapshot = Snapshot(
+            dedicatedUnits: ["local-0", "local-1", "n1-0", "n1-1"],
+            reservations: [later],
+            heldLeases: [],
+            unitExecutors: ["n1-0": "slurm", "n1-1": "slurm"]
+        )
+        #expect(activated(Planner.plan(snapshot, now: now))[1] == ["n1-0", "n1-1"])
+    }
+
+    @Test("pools: a reservation counts where it holds units, else where it was admitted, else in the first pool with room")
+    func pools() {
+        var onSlurm = reservation(2, units: 2)
+        onSlurm.executor = "slurm"
+        let legacy = reservation(3, units: 2)
+        let snapshot = Snapshot(
+            dedicatedUnits: ["local-0", "local-1", "n1-0", "n1-1", "n1-2"],
+            reservations: [reservation(1, units: 1, status: .active), onSlurm, legacy],
+            heldLeases: [Lease(unit: "n1-2", reservationID: 1, start: now, end: nil)],
+            unitExecutors: ["n1-0": "slurm", "n1-1": "slurm", "n1-2": "slurm"]
+        )
+        let pools = snapshot.pools
+        #expect(pools.map(\.executor) == ["", "slurm"])
+        #expect(pools.map(\.calendar.total) == [2, 3])
+        #expect(pools[1].calendar.bookings.map(\.reservationID).sorted() == [1, 2])
+        // Recorded nowhere: the first pool with room over its window, this host's.
+        #expect(pools[0].calendar.bookings.map(\.reservationID) == [3])
+        // A fourth of 1 unit fits nowhere: 0 free here, 0 on Slurm, though the pool has 5.
+        let (admission, executor) = Planner.admit(
+            units: 1,
+            start: now,
+            commitment: .none,
+            duration: 3600,
+            wait: false,
+            pools: pools,
+            now: now
+        )
+        #expect(executor == nil)
+        guard case .refuse(let refusal) = admission else {
+            Issue.record("admitted: \(admission)")
+            return
+        }
+        #expect(refusal.free == 0 && refusal.total == 3)
+        // With --wait it queues; the waiting one starts on the first executor that frees up.
+        #expect(Planner.admit(units: 1, start: now, commitment: .none, duration: 3600, wait: true, pools: pools, now: now).admission == .queue)
+    }
+
     @Test("units added to an active reservation come from its own executor")
     func growsWithinItsExecutor() {
         var grown = reservation(1, units: 2, status: .active)

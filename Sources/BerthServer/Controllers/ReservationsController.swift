@@ -62,20 +62,26 @@ struct ReservationsController: Sendable {
             if let taken = try tx.reservation(named: input.name), !taken.status.isTerminal {
                 throw APIError(.nameTaken, "a reservation named '\(input.name)' already exists; choose another name")
             }
-            // 3. Admission against the capacity calendar.
-            let admission = Planner.admit(
+            // 3. Admission against the capacity calendar of one executor's units.
+            let pools = try tx.snapshot().pools
+            let (admission, executor) = Planner.admit(
                 units: units,
                 start: start,
                 commitment: commitment,
                 duration: duration,
                 wait: wait,
-                calendar: try tx.snapshot().calendar,
+                pools: pools,
                 now: now
             )
             let reservation: Reservation
             switch admission {
             case .refuse(let refusal):
-                throw Self.capacityError(refusal, start: start, end: Reservation.end(start: start, commitment: commitment, duration: duration))
+                var error = Self.capacityError(refusal, start: start, end: Reservation.end(start: start, commitment: commitment, duration: duration))
+                if pools.count > 1 {
+                    let sizes = pools.map { "\($0.calendar.total) \($0.executor.isEmpty ? "on this host" : "on \($0.executor.capitalized)")" }
+                    error.message += " (a reservation runs on the units of one executor: \(sizes.joined(separator: ", ")))"
+                }
+                throw error
             case .admit(let admittedStart, let end):
                 reservation = Reservation(
                     id: 0,
@@ -93,7 +99,8 @@ struct ReservationsController: Sendable {
                     status: .pending,
                     waiting: false,
                     spillover: spillover,
-                    createdAt: now
+                    createdAt: now,
+                    executor: executor
                 )
             case .queue:
                 reservation = Reservation(
@@ -252,7 +259,7 @@ struct ReservationsController: Sendable {
                     )
                 }
                 let units = modelUnits * model.unitsPerModelUnit
-                if let refusal = Planner.admitGrowth(r, to: units, calendar: try tx.snapshot().calendar, now: now) {
+                if let refusal = Planner.admitGrowth(r, to: units, calendar: try tx.snapshot().growthCalendar(of: r), now: now) {
                     throw APIError(
                         .insufficientCapacity,
                         "adding \(refusal.needed) units needs them free until \(r.end.map(TimeExpression.format) ?? "the open end"), but only \(refusal.free) of \(refusal.total) dedicated units are; ask for fewer model units"
