@@ -293,15 +293,17 @@ public final class RunnerProcess: Sendable {
         }
     }
 
-    /// Processes started for the ledger at `ledgerPath` (their `BERTH_LEDGER` says so) that
-    /// are still alive: what a berthd that died left behind.
+    /// Processes berthd started on this host for the ledger at `ledgerPath` (their
+    /// `BERTH_LEDGER` says so) that are still alive: what a berthd that died left behind. A
+    /// Slurm job that happens to run on this host (`BERTH_EXECUTOR=slurm`) is not one: Slurm
+    /// runs it, and the next berthd follows it again.
     public static func orphans(ledgerPath: String) -> [Int32] {
         let mark = "BERTH_LEDGER=\(ledgerPath)"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
-            pid != getpid()
-                && (FileManager.default.contents(atPath: "/proc/\(pid)/environ")?
-                    .split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == mark } ?? false)
+            guard pid != getpid(), let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return variables.contains(mark) && !variables.contains("BERTH_EXECUTOR=slurm")
         }
     }
 

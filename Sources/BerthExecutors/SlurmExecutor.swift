@@ -86,6 +86,8 @@ public struct SlurmExecutor: RunnerExecutor {
         guard !nodes.isEmpty else { throw RunnerProcess.SpawnError(description: "none of the units \(launch.units.map(\.id)) is on a Slurm node") }
         var environment = [
             "PATH": path, "LANG": "C.UTF-8", "BERTH_UNITS": launch.units.map(\.id).joined(separator: ","), "BERTH_LEDGER": ledgerPath,
+            // Slurm's, not berthd's: a restarted berthd on the same host leaves it to Slurm.
+            "BERTH_EXECUTOR": "slurm",
         ]
         if let identity = launch.identity { environment.merge(identity.environment) { _, new in new } }
         environment.merge(launch.environment) { _, new in new }
@@ -160,10 +162,12 @@ public struct SlurmExecutor: RunnerExecutor {
         return SlurmRunner(id: reference, files: files, queue: queue, commands: commands, resumed: true)
     }
 
-    /// Cancels the jobs of this berthd whose names start with `prefix + name prefix`: serve
-    /// processes a previous berthd left (they are started afresh), never job runners.
-    public func cancelLeftovers(namedFrom namePrefix: String) async -> [String] {
-        let jobs = (try? await queue.liveJobs(namedFrom: naming.prefix + namePrefix)) ?? []
+    /// Cancels the jobs of this berthd whose names start with `prefix + namePrefix` but for
+    /// those named in `keeping`: serve jobs a previous berthd left for reservations that are
+    /// no longer live (the others are followed again), never job runners.
+    public func cancelLeftovers(namedFrom namePrefix: String, keeping: Set<String>) async -> [String] {
+        let kept = Set(keeping.map { naming.job($0) })
+        let jobs = ((try? await queue.liveJobs(namedFrom: naming.prefix + namePrefix)) ?? []).filter { !kept.contains($0.name) }.map(\.id)
         if !jobs.isEmpty { _ = try? await commands.call(commands.scancel, jobs) }
         return jobs
     }
@@ -220,8 +224,9 @@ public actor SlurmQueue {
     /// Jobs named from `prefix` that have not ended, whoever runs them: serve jobs run as the
     /// service user or a custom model's owner (one that only looks like ours is cancelled
     /// with them, and was its owner's to lose).
-    func liveJobs(namedFrom prefix: String) async throws(SlurmCommands.Failure) -> [String] {
-        try await fetch().filter { $0.value.name.hasPrefix(prefix) && !$0.value.state.hasEnded }.map(\.key).sorted()
+    func liveJobs(namedFrom prefix: String) async throws(SlurmCommands.Failure) -> [(id: String, name: String)] {
+        try await fetch().filter { $0.value.name.hasPrefix(prefix) && !$0.value.state.hasEnded }.map { ($0.key, $0.value.name) }
+            .sorted { $0.id < $1.id }
     }
 
     /// The last answer if it is fresh, else a new one (shared with whoever asks meanwhile).

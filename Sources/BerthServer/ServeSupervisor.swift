@@ -102,8 +102,18 @@ public actor ServeSupervisor: Service {
         await supervision.run(reconcile: { await self.reconcile() }, stop: { await self.stopAll() })
     }
 
+    /// Stops this host's serve processes. Serve jobs on Slurm run on, as job runners do: the
+    /// next berthd follows them again, so a restart does not take the endpoint down.
     private func stopAll() async {
-        await supervision.stopAll(servers.values.map(\.process), grace: settings.stopGrace)
+        let onCluster = servers.values.filter { $0.process.reference != nil }
+        await supervision.stopAll(servers.values.filter { $0.process.reference == nil }.map(\.process), grace: settings.stopGrace)
+        for server in onCluster {
+            server.process.stopFollowing()
+            server.forwarder?.close()
+        }
+        if !onCluster.isEmpty {
+            logger.info("leaving serve jobs running on Slurm; the next berthd follows them", metadata: ["count": "\(onCluster.count)"])
+        }
         // Nothing will become ready now: calls still waiting get their answer.
         let waiting = portWaiters.withLock { state in
             defer { state.waiting = [:] }

@@ -233,8 +233,8 @@ struct SlurmSetup {
         Dictionary(units.compactMap { unit in unit.node.map { _ in (unit.id, "slurm") } }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// `nil` without `[executors.slurm]`. Serve jobs a previous berthd left are cancelled (serve
-    /// processes start afresh); job runners are left to be followed again.
+    /// `nil` without `[executors.slurm]`. Serve jobs a previous berthd left for reservations that
+    /// ended are cancelled; the others, and job runners, are left to be followed again.
     init?(
         config: DaemonConfig.Slurm?,
         ledger: Ledger,
@@ -271,7 +271,11 @@ struct SlurmSetup {
             logger: logger,
             serviceUser: serviceUser
         )
-        let cancelled = await executor.cancelLeftovers(namedFrom: "serve-")
+        // Serve jobs of live reservations are followed again (a restart does not cut an
+        // endpoint off); those of reservations that ended meanwhile are cancelled.
+        let live = (try? await ledger.read { tx in try tx.liveReservations().filter { $0.status == .active }.map(\.id) }) ?? []
+        let keeping = Set(live.map { "serve-\(ServeSupervisor.Key.reservation($0))" })
+        let cancelled = await executor.cancelLeftovers(namedFrom: "serve-", keeping: keeping)
         if !cancelled.isEmpty {
             logger.warning("cancelled serve jobs a previous berthd left on Slurm", metadata: ["slurm_jobs": "\(cancelled.joined(separator: ","))"])
         }

@@ -394,6 +394,27 @@ struct SlurmTests {
         // The job said where it listens (its node's name and the port), and berthd calls it
         // there through a loopback port of its own, as it would on another node.
         #expect(daemon.log.contains("serve job listens on its node") && daemon.log.contains("host=\(cluster.node)"), "\(daemon.log.suffix(2000))")
+
+        // A restart, clean or kill -9, does not take the endpoint down: the same serve job
+        // answers the next berthd, never submitted again.
+        func serveJobIDs() throws -> [String] {
+            try cluster.slurm("squeue", ["-h", "-t", "all", "-o", "%i %j"]).stdout.split(whereSeparator: \.isNewline)
+                .filter { $0.contains("-serve-reservation-") }.map { String($0.split(separator: " ")[0]) }
+        }
+        let served = try serveJobIDs()
+        #expect(served.count == 1, "\(served)")
+        #expect(daemon.stop() == 0)
+        #expect(daemon.log.contains("leaving serve jobs running on Slurm"), "\(daemon.log.suffix(2000))")
+        try daemon.start()
+        let again = try daemon.json(["invoke", "inf", "--prompt", "the cat sat on the", "--max-tokens", "8"])
+        #expect(again["served_by"] as? String == "provisioned", "\(again)\n\(daemon.log.suffix(3000))")
+        daemon.kill9()
+        try daemon.start()
+        let afterKill = try daemon.json(["invoke", "inf", "--prompt", "the cat sat on the", "--max-tokens", "8"])
+        #expect(afterKill["served_by"] as? String == "provisioned", "\(afterKill)\n\(daemon.log.suffix(3000))")
+        let listed = try cluster.slurm("squeue", ["-h", "-t", "all", "-o", "%i %j %T %u"]).stdout
+        #expect(try serveJobIDs() == served, "\(listed)\n\(daemon.log.suffix(6000))")
+
         // Released: its serve job is cancelled and its Slurm reservation deleted.
         #expect(try daemon.cli(["release", "inf"]).status == 0)
         #expect(try eventually(timeout: 30) { !(try cluster.slurm("squeue", ["-h", "-o", "%j"]).stdout.contains("-serve-reservation-")) })
