@@ -559,9 +559,25 @@ public struct CapacityView: Codable, Sendable, Equatable {
     /// Dedicated units in the pool.
     public var total: Int
     public var steps: [FreeStepView]
-    public init(from: Date, to: Date, total: Int, steps: [FreeStepView]) {
+    /// Each executor's own units, when the pool has more than one (this host's and Slurm's):
+    /// a reservation is admitted on the units of one, so these say what can be reserved.
+    public var executors: [ExecutorCapacityView]?
+    public init(from: Date, to: Date, total: Int, steps: [FreeStepView], executors: [ExecutorCapacityView]? = nil) {
         self.from = from
         self.to = to
+        self.total = total
+        self.steps = steps
+        self.executors = executors
+    }
+}
+
+public struct ExecutorCapacityView: Codable, Sendable, Equatable {
+    /// `local` (this host) or `slurm`.
+    public var executor: String
+    public var total: Int
+    public var steps: [FreeStepView]
+    public init(executor: String, total: Int, steps: [FreeStepView]) {
+        self.executor = executor
         self.total = total
         self.steps = steps
     }

@@ -240,6 +240,13 @@ struct ReservationRouteTests {
             #expect(booked?.executor == "", "\(String(describing: booked))")
             let onSlurm = try ledger.readNow { tx in try tx.reservation(named: "b") }
             #expect(onSlurm?.executor == "slurm")
+            // The capacity calendar shows each executor's own: 1 free here and 1 on Slurm now.
+            let capacity = try await client.send(.get, "/v1/capacity?to=%2B1h").decoded(CapacityView.self)
+            #expect(capacity.total == 6 && capacity.steps.first?.free == 2, "\(capacity)")
+            let executors = try #require(capacity.executors, "\(capacity)")
+            #expect(executors.map(\.executor) == ["local", "slurm"])
+            #expect(executors.map(\.total) == [3, 3])
+            #expect(executors.map { $0.steps.first?.free } == [1, 1], "\(executors)")
         }
     }
 }

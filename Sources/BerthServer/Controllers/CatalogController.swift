@@ -77,12 +77,23 @@ struct CatalogController: Sendable {
         )
         let (from, to) = try window.mapError(APIError.init).get()
         let view = try await ledger.read { tx -> CapacityView in
-            let calendar = try tx.snapshot().calendar
+            let snapshot = try tx.snapshot()
+            let calendar = snapshot.calendar
+            let pools = snapshot.pools
             return CapacityView(
                 from: from,
                 to: to,
                 total: calendar.total,
-                steps: calendar.steps(from: from, to: to).map { FreeStepView(start: $0.start, end: $0.end, free: $0.free) }
+                steps: calendar.steps(from: from, to: to).map { FreeStepView(start: $0.start, end: $0.end, free: $0.free) },
+                executors: pools.count < 2
+                    ? nil
+                    : pools.map { pool in
+                        ExecutorCapacityView(
+                            executor: pool.executor.isEmpty ? "local" : pool.executor,
+                            total: pool.calendar.total,
+                            steps: pool.calendar.steps(from: from, to: to).map { FreeStepView(start: $0.start, end: $0.end, free: $0.free) }
+                        )
+                    }
             )
         }
         return try Requests.json(view)

@@ -27,17 +27,19 @@ extension Berth {
             let path = "/v1/capacity" + PercentEncoding.query([("from", from), ("to", to)])
             let reply = try global.call(CapacityView.self, "GET", path)
             global.show(reply) { capacity in
-                var table = Table("start", "end", "free", "reserved")
-                for step in capacity.steps {
-                    table.append(
-                        Format.time(step.start),
-                        Format.time(step.end),
-                        String(step.free),
-                        String(capacity.total - step.free)
-                    )
+                func table(_ steps: [FreeStepView], total: Int) -> String {
+                    var table = Table("start", "end", "free", "reserved")
+                    for step in steps {
+                        table.append(Format.time(step.start), Format.time(step.end), String(step.free), String(total - step.free))
+                    }
+                    return table.render()
                 }
-                return "\(Format.plural(capacity.total, "dedicated unit")), "
-                    + "\(Format.time(capacity.from)) to \(Format.time(capacity.to)):\n\n" + table.render()
+                let heading =
+                    "\(Format.plural(capacity.total, "dedicated unit")), \(Format.time(capacity.from)) to \(Format.time(capacity.to))"
+                guard let executors = capacity.executors else { return heading + ":\n\n" + table(capacity.steps, total: capacity.total) }
+                // A reservation takes the units of one executor: each one's own calendar.
+                return heading + "; a reservation takes the units of one executor.\n"
+                    + executors.map { "\n\($0.executor): \(Format.plural($0.total, "unit"))\n\n" + table($0.steps, total: $0.total) }.joined()
             }
         }
     }
