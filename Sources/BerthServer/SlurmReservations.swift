@@ -17,7 +17,8 @@ import Glibc
 /// reservation it stands for (refused with Slurm's reason, nothing made on either side); every
 /// other change (an advance reservation that starts, units added, release, expiry, a berthd
 /// that died between the two) is caught up by a pass that makes the cluster match the ledger.
-/// Whole nodes are reserved: reserving GPU by GPU (`TRES=gres/gpu=N`) needs slurmdbd.
+/// Whole nodes are reserved: a Slurm 22.05 reservation holds CPUs, nodes, licenses and burst
+/// buffers, never GRES, so not GPU by GPU.
 public final class SlurmReservations: Service, Sendable {
     private let ledger: Ledger
     private let commands: SlurmCommands
