@@ -40,11 +40,7 @@ public final class Ledger: Sendable {
     /// supervisors) reads the clock through this, so a reservation that starts now is due now,
     /// not a fraction of a millisecond later once written and read back.
     public static func asStored(_ date: Date) -> Date {
-        // The nearest millisecond, written a quarter of one past it: GRDB's formatter cuts the
-        // fraction off, and 0.174 s may be 0.17399… as a binary fraction.
-        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
-        let written = Date(timeIntervalSince1970: (milliseconds + 0.25) / 1000).databaseValue
-        return Date.fromDatabaseValue(written) ?? date
+        Date.fromDatabaseValue(date.forTruncatingFormatter.databaseValue) ?? date
     }
 
     public init(

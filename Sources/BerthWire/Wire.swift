@@ -6,11 +6,10 @@ public enum Wire {
     /// Times are kept to the millisecond: a time with a fraction of a second is written with
     /// its milliseconds (`2026-12-04T18:41:18.123Z`), a whole-second one as it always was.
     public static func formatDate(_ date: Date) -> String {
-        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
-        if milliseconds.truncatingRemainder(dividingBy: 1000) == 0 { return Date.ISO8601FormatStyle().format(date) }
-        // A quarter of a millisecond past it: the format style cuts the fraction off, and 0.531 s
-        // may be 0.53099… as a binary fraction.
-        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: (milliseconds + 0.25) / 1000))
+        // 12.9996 s is 13.000 to the millisecond: a whole second, written as 13, never 12.
+        date.isWholeSecond
+            ? Date.ISO8601FormatStyle().format(date.forTruncatingFormatter)
+            : Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.forTruncatingFormatter)
     }
 
     static var dateEncoding: JSONEncoder.DateEncodingStrategy {
