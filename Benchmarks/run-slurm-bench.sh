@@ -44,32 +44,15 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-slurm-bench.XXXXXX")
 chmod 755 "$tmp"
-mkdir -p "$tmp/munge" "$tmp/run" "$tmp/slurm/state" "$tmp/slurm/spool" "$tmp/dev" "$tmp/shared" "$tmp/logs" "$tmp/out"
-chmod 700 "$tmp/munge"
-export SLURM_CONF=$tmp/slurm/slurm.conf
+mkdir -p "$tmp/shared" "$tmp/logs" "$tmp/out"
+source Benchmarks/slurm-cluster.sh
 export BERTH_SOCKET=$tmp/berthd.sock
-unset SLURM_JOB_ID SLURM_JOBID SLURM_CLUSTERS SQUEUE_FORMAT SQUEUE_FORMAT2 SINFO_FORMAT
-
-munged_pid= ctld_pid= slurmd_pid= berthd_pid=
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+berthd_pid=
 finish() {
     status=$?
     trap - EXIT INT TERM
     stop_pid "$berthd_pid"
-    if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null; then
-        timeout 10 scancel --user=root >/dev/null 2>&1 || true
-        for _ in $(seq 100); do [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
-    fi
-    stop_pid "$slurmd_pid"
-    stop_pid "$ctld_pid"
-    stop_pid "$munged_pid"
+    slurm_stop
     if [ "$status" -ne 0 ]; then
         for log in berthd.log slurm/slurmctld.log slurm/slurmd.log; do
             [ -s "$tmp/$log" ] && { echo "--- $log" >&2; tail -15 "$tmp/$log" >&2; }
@@ -84,59 +67,7 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.2f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # 1. Slurm: munged, slurmctld and slurmd, with four GPUs in the node's GRES.
-dd if=/dev/urandom of="$tmp/munge/munge.key" bs=1024 count=1 status=none
-chmod 400 "$tmp/munge/munge.key"
-munged --foreground --socket="$tmp/run/munge.sock" --key-file="$tmp/munge/munge.key" \
-    --pid-file="$tmp/run/munged.pid" --seed-file="$tmp/munge/munged.seed" --log-file="$tmp/munge/munged.log" \
-    >>"$tmp/munge/munged.log" 2>&1 &
-munged_pid=$!
-for _ in $(seq 100); do [ -S "$tmp/run/munge.sock" ] && break; sleep 0.05; done
-for i in 0 1 2 3; do mknod "$tmp/dev/nvidia$i" c 195 "$i"; done
-port=6817
-if command -v ss >/dev/null 2>&1; then
-    listening=$(ss -Hltn | awk '{ n = split($4, a, ":"); print a[n] }')
-    while grep -qx -e "$port" -e "$((port + 1))" <<<"$listening"; do port=$((port + 2)); done
-fi
-host=$(hostname -s)
-cat >"$SLURM_CONF" <<EOF
-ClusterName=berthbench
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$tmp/run/munge.sock
-StateSaveLocation=$tmp/slurm/state
-SlurmdSpoolDir=$tmp/slurm/spool
-SlurmctldPidFile=$tmp/run/slurmctld.pid
-SlurmdPidFile=$tmp/run/slurmd.pid
-SlurmctldLogFile=$tmp/slurm/slurmctld.log
-SlurmdLogFile=$tmp/slurm/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MpiDefault=none
-ReturnToService=2
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MailProg=/bin/true
-GresTypes=gpu
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) Gres=gpu:4 State=UNKNOWN
-PartitionName=bench Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-EOF
-echo "NodeName=$host Name=gpu File=$tmp/dev/nvidia[0-3]" >"$tmp/slurm/gres.conf"
-slurmctld -D -f "$SLURM_CONF" >>"$tmp/slurm/slurmctld.out" 2>&1 &
-ctld_pid=$!
-slurmd -D -f "$SLURM_CONF" >>"$tmp/slurm/slurmd.out" 2>&1 &
-slurmd_pid=$!
-for _ in $(seq 120); do [ "$(sinfo -h -N -o %T 2>/dev/null)" = idle ] && break; sleep 0.5; done
-[ "$(sinfo -h -N -o %T)" = idle ] || { echo "the node never became idle" >&2; exit 1; }
+slurm_start bench 4 "SchedulerParameters=batch_sched_delay=0"
 
 # 2. berthd on the node's four GPUs, every runner /bin/true.
 {
