@@ -277,6 +277,33 @@ struct SlurmTests {
         #expect(try eventually(timeout: 30) { try slurmReservations()[slurmName] == nil }, "\((try? slurmReservations()) ?? [:])")
     }
 
+    @Test("units added with berth update come from Slurm's units, and a job runs on all of them, renamed or not")
+    func grows() throws {
+        let before = Set(try slurmReservations().keys)
+        #expect(try reserve("grow", units: 1).status == 0)
+        let slurmName = try #require(Set(try slurmReservations().keys).subtracting(before).first)
+        let updated = try daemon.cli(["update", "grow", "--units", "2", "--rename", "grown"])
+        #expect(updated.status == 0, "\(updated)")
+        let shown = try reservation("grown")
+        let units = ((shown["leases"] as? [[String: Any]]) ?? []).compactMap { $0["unit"] as? String }
+        #expect(units.count == 2 && units.allSatisfy { $0.hasPrefix("slurm-gpu-") }, "\(shown)")
+        // The same Slurm reservation (named by the berth reservation's id, not its name).
+        #expect(try slurmReservations()[slurmName]?["Nodes"] == cluster.node)
+        let submitted = try daemon.cli([
+            "submit", "wide", "--reservation", "grown", "--kind", "fine-tuning", "--data", try dataset("wide.jsonl"), "--output",
+            work.file("out-wide"), "--model-name", "custom-wide", "--units", "2",
+        ])
+        #expect(submitted.status == 0, "\(submitted)")
+        let id = try #require(Int(submitted.stdout.split(separator: " ").dropFirst(2).first ?? ""), "\(submitted)")
+        let done = try wait(id, for: ["completed", "failed"])
+        #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log.suffix(3000))")
+        let slurmID = try #require(done["slurm_job_id"] as? String, "\(done)")
+        let job = try cluster.slurm("scontrol", ["show", "job", slurmID, "--oneliner"]).stdout
+        #expect(job.contains("Reservation=\(slurmName)") && (job.contains("gres/gpu=2") || job.contains("gpu:2")), "\(job)")
+        #expect(try daemon.cli(["release", "grown"]).status == 0)
+        #expect(try eventually(timeout: 30) { try slurmReservations()[slurmName] == nil })
+    }
+
     @Test("berth stop on a running Slurm job: stopped, and gone from squeue")
     func stop() throws {
         try ensureReservation()
