@@ -96,10 +96,10 @@ extension LedgerTransaction {
                        COUNT(*)
                 FROM units GROUP BY 1, 2 ORDER BY 1, 2
                 """
-        ).map { LedgerCensus.UnitCount(pool: try $0.decode(atIndex: 0), state: $0[1], count: $0[2]) }
-        func byStatus<Status: DatabaseValueConvertible & Hashable>(_ table: String) throws -> [Status: Int] {
+        ).map { LedgerCensus.UnitCount(pool: try $0.stored(atIndex: 0), state: $0[1], count: $0[2]) }
+        func byStatus<Status: RawRepresentable & Hashable>(_ table: String) throws -> [Status: Int] where Status.RawValue == String {
             let rows = try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM \(table) GROUP BY status")
-            return Dictionary(try rows.map { (try $0.decode(Status.self, atIndex: 0), $0[1] as Int) }, uniquingKeysWith: +)
+            return Dictionary(try rows.map { (try $0.stored(atIndex: 0) as Status, $0[1] as Int) }, uniquingKeysWith: +)
         }
         // The same minute arithmetic as the rollup in `record(_:)`, one minute back.
         let lastMinute = Date(timeIntervalSince1970: (now.timeIntervalSince1970 / 60).rounded(.down) * 60 - 60)
@@ -125,8 +125,8 @@ extension LedgerTransaction {
                 id: row[0],
                 name: row[1],
                 model: row[2],
-                purpose: try row.decode(atIndex: 3),
-                status: try row.decode(atIndex: 4),
+                purpose: try row.stored(atIndex: 3),
+                status: try row.stored(atIndex: 4),
                 queuedJobs: row[6],
                 serveRestarts: row[5],
                 tokensLastMinute: row[7],

@@ -61,8 +61,8 @@ extension InvocationRecord {
             target: row[start + 2],
             reservationID: row[start + 3],
             model: row[start + 4],
-            tier: try row.decode(atIndex: start + 5),
-            outcome: try row.decode(atIndex: start + 6),
+            tier: try row.storedIfPresent(atIndex: start + 5),
+            outcome: try row.stored(atIndex: start + 6),
             inputTokens: row[start + 7],
             outputTokens: row[start + 8],
             latencyMs: row[start + 9],
@@ -111,7 +111,7 @@ extension LedgerTransaction {
         var minutes: [Minute: (tokens: Int, calls: Int, throttled: Int, budget: Int)] = [:]
         for call in invocations {
             try insert.execute(arguments: [
-                call.at, call.owner, call.target, call.reservationID, call.model, call.tier, call.outcome,
+                call.at, call.owner, call.target, call.reservationID, call.model, call.tier?.rawValue, call.outcome.rawValue,
                 call.inputTokens, call.outputTokens, call.latencyMs, call.cost,
             ])
             // Only what the reservation itself served counts against its budget.

@@ -58,11 +58,11 @@ public struct JobRecord: Sendable, Equatable {
         id = row[0]
         name = row[1]
         owner = row[2]
-        kind = try row.decode(atIndex: 3)
+        kind = try row.stored(atIndex: 3)
         reservationId = row[4]
         model = row[5]
         baseModel = row[6]
-        status = try row.decode(atIndex: 7)
+        status = try row.stored(atIndex: 7)
         reason = row[8]
         priority = row[9]
         modelUnits = row[10]
@@ -210,7 +210,7 @@ extension LedgerTransaction {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            job.name, job.owner, job.kind, job.reservationId, job.model, job.baseModel, job.status, job.reason, job.priority,
+            job.name, job.owner, job.kind.rawValue, job.reservationId, job.model, job.baseModel, job.status.rawValue, job.reason, job.priority,
             job.modelUnits, job.unitsNeeded, try JobRecord.encodeJSON(job.units), try job.hyperparameters.map(JobRecord.encodeJSON),
             job.data, job.validationData, job.output, job.modelName, job.seed, job.submittedAt, job.startedAt, job.endedAt,
             job.exitStatus, job.progress, job.busyUnitSeconds, job.inputTokens, job.outputTokens, job.logPath, job.callerUid,
@@ -230,7 +230,7 @@ extension LedgerTransaction {
     /// What a scheduling cycle may have changed in a job: its status, units and start.
     public func placement(jobID: Int64) throws -> (status: JobStatus, units: [String], startedAt: Date?)? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT status, units, started_at FROM jobs WHERE id = ?"), arguments: [jobID])
-            .map { row in (try row.decode(atIndex: 0), try JobRecord.decodeUnits(row[1]), row[2]) }
+            .map { row in (try row.stored(atIndex: 0), try JobRecord.decodeUnits(row[1]), row[2]) }
     }
 
     public func job(id: Int64) throws -> JobRecord? {

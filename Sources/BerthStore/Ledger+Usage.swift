@@ -324,7 +324,7 @@ extension LedgerTransaction {
                 arguments: [id, hi, lo]
             ).map { row in
                 JobFacts(
-                    status: try row.decode(atIndex: 0),
+                    status: try row.stored(atIndex: 0),
                     submittedAt: row[1],
                     startedAt: row[2],
                     endedAt: row[3],

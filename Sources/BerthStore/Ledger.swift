@@ -386,7 +386,7 @@ public struct LedgerTransaction {
     /// submission's transaction checks again, and the name a job shows.
     public func reservationState(id: Int64) throws -> (name: String, status: ReservationStatus)? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT name, status FROM reservations WHERE id = ?"), arguments: [id])
-            .map { row in (row[0], try row.decode(atIndex: 1)) }
+            .map { row in (row[0], try row.stored(atIndex: 1)) }
     }
 
     public func reservation(id: Int64) throws -> Reservation? {
@@ -545,9 +545,9 @@ public struct LedgerTransaction {
                 id: row[0],
                 name: row[1],
                 owner: row[2],
-                kind: try row.decode(atIndex: 3),
+                kind: try row.stored(atIndex: 3),
                 reservationID: row[4],
-                status: try row.decode(atIndex: 5),
+                status: try row.stored(atIndex: 5),
                 priority: row[6],
                 modelUnits: row[7],
                 unitsNeeded: row[8],

@@ -233,14 +233,14 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         name = row[1]
         owner = row[2]
         model = row[3]
-        purpose = try row.decode(atIndex: 4)
+        purpose = try row.stored(atIndex: 4)
         modelUnits = row[5]
         units = row[6]
-        commitment = try row.decode(atIndex: 7)
+        commitment = try row.stored(atIndex: 7)
         start = row[8]
         end = row[9]
         duration = row[10]
-        status = try row.decode(atIndex: 11)
+        status = try row.stored(atIndex: 11)
         waiting = row[12]
         spillover = row[13]
         createdAt = row[14]

@@ -37,7 +37,7 @@ struct MigrationTests {
                 try db.execute(
                     sql: "INSERT INTO invocations (\(InvocationRecord.selection)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     arguments: [
-                        call.at, call.owner, call.target, call.reservationID, call.model, call.tier, call.outcome,
+                        call.at, call.owner, call.target, call.reservationID, call.model, call.tier?.rawValue, call.outcome.rawValue,
                         call.inputTokens, call.outputTokens, call.latencyMs, call.cost,
                     ]
                 )
