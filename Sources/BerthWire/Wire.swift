@@ -7,9 +7,9 @@ public enum Wire {
     /// its milliseconds (`2026-12-04T18:41:18.123Z`), a whole-second one as it always was.
     public static func formatDate(_ date: Date) -> String {
         // 12.9996 s is 13.000 to the millisecond: a whole second, written as 13, never 12.
-        date.isWholeSecond
-            ? Date.ISO8601FormatStyle().format(date.forTruncatingFormatter)
-            : Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.forTruncatingFormatter)
+        let rounded = date.forTruncatingFormatter
+        if date.isWholeSecond { return RFC3339.wholeSeconds(rounded) ?? Date.ISO8601FormatStyle().format(rounded) }
+        return RFC3339.milliseconds(date) ?? Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(rounded)
     }
 
     static var dateEncoding: JSONEncoder.DateEncodingStrategy {
