@@ -454,6 +454,27 @@ public struct LedgerTransaction {
             .map(\.lease)
     }
 
+    /// The leases of each of these reservations, as `leases(reservationID:)` gives them, in one
+    /// query for a page of a listing; a reservation with none has no entry.
+    public func leases(reservationIDs: [Int64]) throws -> [Int64: [Lease]] {
+        guard !reservationIDs.isEmpty else { return [:] }
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(
+                sql: """
+                    SELECT unit_id, reservation_id, start, "end" FROM leases
+                    WHERE reservation_id IN (SELECT value FROM json_each(?)) ORDER BY start, id
+                    """
+            ),
+            arguments: [Self.jsonArray(reservationIDs)]
+        )
+        var leases: [Int64: [Lease]] = [:]
+        while let row = try rows.next() {
+            let lease = Lease(unit: row[0], reservationID: row[1], start: row[2], end: row[3])
+            leases[lease.reservationID, default: []].append(lease)
+        }
+        return leases
+    }
+
     public func heldLeases() throws -> [Lease] {
         // Read on every scheduling cycle: decoded by position.
         try Row.fetchAll(db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE held ORDER BY id"#)).map { row in

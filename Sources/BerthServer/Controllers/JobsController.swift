@@ -262,10 +262,11 @@ struct JobsController: Sendable {
             var names: [Int64: String] = [:]
             var views: [JobView] = []
             views.reserveCapacity(page.items.count)
+            let points = try tx.lastMetricPoints(jobIDs: page.items.map { $0.id! })
             for job in page.items {
                 let name = try names[job.reservationId] ?? Self.reservationName(job.reservationId, tx)
                 names[job.reservationId] = name
-                views.append(Self.jobView(job, reservationName: name, metrics: try tx.lastMetricPoint(jobID: job.id!).map { [$0] } ?? []))
+                views.append(Self.jobView(job, reservationName: name, metrics: points[job.id!].map { [$0] } ?? []))
             }
             return JobList(jobs: views, nextCursor: ListingQuery.nextCursor(after: page.items.last?.id, more: page.more), more: page.more)
         }

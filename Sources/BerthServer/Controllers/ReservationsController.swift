@@ -178,7 +178,8 @@ struct ReservationsController: Sendable {
         )
         let (rows, more, lastID) = try await ledger.read { tx in
             let page = try tx.reservations(filter, before: query.before, limit: query.limit)
-            return (try page.items.map { ($0.id, try Views.reservation($0, in: tx)) }, page.more, page.items.last?.id)
+            let leases = try tx.leases(reservationIDs: page.items.map(\.id))
+            return (page.items.map { ($0.id, Views.reservation($0, leases: leases[$0.id] ?? [])) }, page.more, page.items.last?.id)
         }
         var shown: [ReservationView] = []
         for (id, view) in rows { shown.append(await presented(view, id: id)) }
