@@ -165,7 +165,7 @@ public struct Response: Sendable {
     public func decoded<T: Decodable>(as type: T.Type = T.self) throws(ClientError) -> T {
         guard (200..<300).contains(status) else { throw apiError }
         do {
-            return try Wire.decoder().decode(T.self, from: body.isEmpty ? Data("{}".utf8) : body)
+            return try Wire.decode(T.self, from: body.isEmpty ? Data("{}".utf8) : body)
         } catch {
             throw .undecodable("the answer of berthd (status \(status)) is not a \(T.self): \(error)")
         }

@@ -411,6 +411,10 @@ extension JobView {
     /// How the status reads to a person: a running job still waiting on the cluster is
     /// `queued-on-slurm`.
     public var shownStatus: String {
+        Self.shownStatus(status: status, slurmState: slurmState)
+    }
+
+    static func shownStatus(status: String, slurmState: String?) -> String {
         guard status == "running", let state = slurmState, state.hasPrefix("PENDING") || state.hasPrefix("CONFIGURING") else { return status }
         return "queued-on-slurm"
     }

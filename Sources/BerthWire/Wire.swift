@@ -60,6 +60,15 @@ public enum Wire {
         return try encoder.encode(value)
     }
 
+    /// Decodes an answer: a `KeysAsSent` type with no key conversion, any other with
+    /// `decoder()`.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        guard type is any KeysAsSent.Type else { return try decoder().decode(type, from: data) }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = dateDecoding
+        return try decoder.decode(type, from: data)
+    }
+
     /// `model_units` → `modelUnits`, as `convertFromSnakeCase` does.
     public static func camelCase(_ key: String) -> String {
         let parts = key.split(separator: "_", omittingEmptySubsequences: false)
@@ -482,6 +491,64 @@ public struct ReservationList: Codable, Sendable, Equatable {
         reservations = try c.decode([ReservationView].self, forKey: .reservations)
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
+    }
+}
+
+extension LeaseView: SnakeCaseEncodable {}
+
+extension ReservationView: SnakeCaseEncodable {
+    enum WireKeys: String, CodingKey {
+        case name, owner, model, purpose, model_units, units, commitment, start, end, status, waiting, spillover, created_at
+        case ended_at, status_reason, leases, invocations, serve_restarts, serve_port, serve_cpu_seconds, serve_peak_memory_bytes
+    }
+
+    enum InvocationKeys: String, CodingKey {
+        case calls, served, throttled, input_tokens, output_tokens
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: WireKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(owner, forKey: .owner)
+        try c.encode(model, forKey: .model)
+        try c.encode(purpose, forKey: .purpose)
+        try c.encode(modelUnits, forKey: .model_units)
+        try c.encode(units, forKey: .units)
+        try c.encode(commitment, forKey: .commitment)
+        try c.encode(start, forKey: .start)
+        try c.encodeIfPresent(end, forKey: .end)
+        try c.encode(status, forKey: .status)
+        try c.encode(waiting, forKey: .waiting)
+        try c.encode(spillover, forKey: .spillover)
+        try c.encode(createdAt, forKey: .created_at)
+        try c.encodeIfPresent(endedAt, forKey: .ended_at)
+        try c.encodeIfPresent(statusReason, forKey: .status_reason)
+        try c.encode(leases, forKey: .leases)
+        if let counts = invocations {
+            var nested = c.nestedContainer(keyedBy: InvocationKeys.self, forKey: .invocations)
+            try nested.encode(counts.calls, forKey: .calls)
+            try nested.encode(counts.served, forKey: .served)
+            try nested.encode(counts.throttled, forKey: .throttled)
+            try nested.encode(counts.inputTokens, forKey: .input_tokens)
+            try nested.encode(counts.outputTokens, forKey: .output_tokens)
+        }
+        try c.encodeIfPresent(serveRestarts, forKey: .serve_restarts)
+        try c.encodeIfPresent(servePort, forKey: .serve_port)
+        try c.encodeIfPresent(serveCpuSeconds, forKey: .serve_cpu_seconds)
+        try c.encodeIfPresent(servePeakMemoryBytes, forKey: .serve_peak_memory_bytes)
+    }
+}
+
+extension ReservationList: SnakeCaseEncodable {
+    enum WireKeys: String, CodingKey {
+        case reservations, next_cursor, more
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: WireKeys.self)
+        try c.encode(reservations, forKey: .reservations)
+        try c.encodeIfPresent(nextCursor, forKey: .next_cursor)
+        try c.encode(more, forKey: .more)
     }
 }
 

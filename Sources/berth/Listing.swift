@@ -4,8 +4,9 @@ import BerthCore
 import BerthWire
 import Foundation
 
-/// A page of a listing as the API answers it (`JobList`, `ReservationList`).
-protocol ListingPage: Codable {
+/// A page of a listing as the API answers it: whole (`JobList`, `ReservationList`) for
+/// `--json`, or as a table shows it (`JobRowList`, `ReservationRowList`).
+protocol ListingPage: Decodable {
     associatedtype Item
     var items: [Item] { get set }
     var nextCursor: String? { get set }
@@ -21,6 +22,20 @@ extension JobList: ListingPage {
 
 extension ReservationList: ListingPage {
     var items: [ReservationView] {
+        get { reservations }
+        set { reservations = newValue }
+    }
+}
+
+extension JobRowList: ListingPage {
+    var items: [JobRow] {
+        get { jobs }
+        set { jobs = newValue }
+    }
+}
+
+extension ReservationRowList: ListingPage {
+    var items: [ReservationRow] {
         get { reservations }
         set { reservations = newValue }
     }
@@ -56,7 +71,8 @@ struct ListingOptions: ParsableArguments {
     var given: Bool { limit != nil || all }
 
     /// One page of `path` with `filters`; with `--all`, every page, following `next_cursor`
-    /// to the end, as one list whose JSON is what berthd would answer for it in one page.
+    /// to the end, as one list whose JSON (under `--json`, of an `Encodable` page) is what
+    /// berthd would answer for it in one page.
     func fetch<Page: ListingPage>(
         _ type: Page.Type,
         _ path: String,
@@ -86,8 +102,10 @@ struct ListingOptions: ParsableArguments {
         list.items = items
         list.nextCursor = nil
         list.more = 0
+        // A table needs no JSON of the whole list.
+        guard global.json, let encodable = list as? any Encodable else { return Reply(value: list, body: Data()) }
         do {
-            return Reply(value: list, body: try Wire.encode(list))
+            return Reply(value: list, body: try Wire.encode(encodable))
         } catch {
             throw CommandFailure(code: "internal", message: "cannot encode the list: \(error)", status: .failure)
         }

@@ -75,41 +75,48 @@ extension Berth {
                     ("status", statuses.isEmpty ? nil : statuses.joined(separator: ",")), ("reservation", reservation),
                     ("owner", owner), ("kind", kind?.rawValue), ("since", try ArgumentCheck.since(since)),
                 ]
-                let reply = try listing.fetch(JobList.self, "/v1/jobs", filters: filters, global: global)
-                global.show(reply) { list in
-                    var table = Table(
-                        "id",
-                        "name",
-                        "owner",
-                        "kind",
-                        "reservation",
-                        "status",
-                        "progress",
-                        "units",
-                        "train loss",
-                        "val loss",
-                        "submitted"
-                    )
-                    for job in list.jobs {
-                        let last = job.metrics.last
-                        table.append(
-                            String(job.id),
-                            job.name,
-                            job.owner,
-                            job.kind,
-                            job.reservation,
-                            Self.status(job),
-                            Format.percent(job.progress),
-                            Self.units(job),
-                            Format.loss(last?.trainingLoss),
-                            Format.loss(last?.validationLoss),
-                            Format.time(job.submittedAt)
-                        )
-                    }
-                    return ([table.render()] + [ListingOptions.moreLine(shown: list.jobs.count, more: list.more)].compactMap { $0 })
-                        .joined(separator: "\n")
+                if global.json {
+                    global.show(try listing.fetch(JobList.self, "/v1/jobs", filters: filters, global: global)) { _ in "" }
+                    return
                 }
+                let list = try listing.fetch(JobRowList.self, "/v1/jobs", filters: filters, global: global).value
+                print(Self.table(list))
             }
+        }
+
+        /// The listing as a table, with how many more match under it.
+        static func table(_ list: JobRowList) -> String {
+            var table = Table(
+                "id",
+                "name",
+                "owner",
+                "kind",
+                "reservation",
+                "status",
+                "progress",
+                "units",
+                "train loss",
+                "val loss",
+                "submitted"
+            )
+            for job in list.jobs {
+                let last = job.metrics.last
+                table.append(
+                    String(job.id),
+                    job.name,
+                    job.owner,
+                    job.kind,
+                    job.reservation,
+                    Self.status(job),
+                    Format.percent(job.progress),
+                    Self.units(job),
+                    Format.loss(last?.trainingLoss),
+                    Format.loss(last?.validationLoss),
+                    Format.time(job.submittedAt)
+                )
+            }
+            return ([table.render()] + [ListingOptions.moreLine(shown: list.jobs.count, more: list.more)].compactMap { $0 })
+                .joined(separator: "\n")
         }
 
         /// `/v1/jobs/7` for an id already checked by `validate()`.
@@ -119,12 +126,20 @@ extension Berth {
 
         /// `failed (exit status 3)`, `stopped (stopped by alice)`, `running`.
         static func status(_ job: JobView) -> String {
-            guard let reason = job.reason, !reason.isEmpty else { return job.shownStatus }
-            return "\(job.shownStatus) (\(reason))"
+            status(job.shownStatus, reason: job.reason)
+        }
+
+        static func status(_ job: JobRow) -> String {
+            status(job.shownStatus, reason: job.reason)
+        }
+
+        private static func status(_ shown: String, reason: String?) -> String {
+            guard let reason, !reason.isEmpty else { return shown }
+            return "\(shown) (\(reason))"
         }
 
         /// The compute units it runs on, or how many there are when the list would not fit a column.
-        static func units(_ job: JobView) -> String {
+        static func units(_ job: JobRow) -> String {
             job.units.count > 3 ? Format.plural(job.units.count, "unit") : Format.list(job.units)
         }
 

@@ -67,41 +67,53 @@ extension Berth {
                     ("status", statuses.isEmpty ? nil : statuses.joined(separator: ",")), ("owner", owner),
                     ("purpose", purpose?.rawValue), ("since", try ArgumentCheck.since(since)),
                 ]
-                let reply = try listing.fetch(ReservationList.self, "/v1/reservations", filters: filters, global: global)
-                global.show(reply) { list in
-                    var table = Table(
-                        "name",
-                        "owner",
-                        "model",
-                        "purpose",
-                        "model units",
-                        "compute units",
-                        "commitment",
-                        "start",
-                        "end",
-                        "status"
-                    )
-                    for r in list.reservations {
-                        table.append(
-                            r.name,
-                            r.owner,
-                            r.model,
-                            r.purpose,
-                            String(r.modelUnits),
-                            String(r.units),
-                            r.commitment,
-                            Format.time(r.start),
-                            Format.time(r.end),
-                            Self.status(r)
-                        )
-                    }
-                    return ([table.render()] + [ListingOptions.moreLine(shown: list.reservations.count, more: list.more)].compactMap { $0 })
-                        .joined(separator: "\n")
+                if global.json {
+                    global.show(try listing.fetch(ReservationList.self, "/v1/reservations", filters: filters, global: global)) { _ in "" }
+                    return
                 }
+                let list = try listing.fetch(
+                    ReservationRowList.self,
+                    "/v1/reservations",
+                    filters: filters,
+                    global: global
+                ).value
+                print(Self.table(list))
             }
         }
 
-        static func status(_ reservation: ReservationView) -> String {
+        /// The listing as a table, with how many more match under it.
+        static func table(_ list: ReservationRowList) -> String {
+            var table = Table(
+                "name",
+                "owner",
+                "model",
+                "purpose",
+                "model units",
+                "compute units",
+                "commitment",
+                "start",
+                "end",
+                "status"
+            )
+            for r in list.reservations {
+                table.append(
+                    r.name,
+                    r.owner,
+                    r.model,
+                    r.purpose,
+                    String(r.modelUnits),
+                    String(r.units),
+                    r.commitment,
+                    Format.time(r.start),
+                    Format.time(r.end),
+                    Self.status(r)
+                )
+            }
+            return ([table.render()] + [ListingOptions.moreLine(shown: list.reservations.count, more: list.more)].compactMap { $0 })
+                .joined(separator: "\n")
+        }
+
+        static func status(_ reservation: ReservationRow) -> String {
             reservation.waiting ? "\(reservation.status) (waiting)" : reservation.status
         }
 
