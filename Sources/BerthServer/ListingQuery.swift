@@ -23,7 +23,7 @@ struct ListingQuery {
     /// takes besides the common ones.
     init(_ parameters: Parameters, path: String, what: String, filters: [String], caller: Caller, now: Date) throws {
         self.parameters = parameters
-        let known = filters + ["owner", "since", "limit", "cursor"]
+        let known = filters + ["owner", "since", "limit", "cursor", "fields"]
         for (name, _) in parameters where !known.contains(String(name)) {
             throw APIError.invalid(field: String(name), "is not a parameter of \(path); use \(known.joined(separator: ", "))")
         }
@@ -93,6 +93,23 @@ struct ListingQuery {
             throw APIError.invalid(field: name, "'\(text)' is not \(what): use \(Self.choices(T.self))")
         }
         return value
+    }
+
+    /// `fields`: the names, separated by commas, of the fields each item is to be written with,
+    /// each once, in the order given; nil when it is not given (every field).
+    func fields(of what: String, _ known: [String]) throws -> [String]? {
+        guard let text = parameters.get("fields") else { return nil }
+        var fields: [String] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) where !fields.contains(item) {
+            guard known.contains(item) else {
+                throw APIError.invalid(
+                    field: "fields",
+                    "'\(item)' is not a field of \(what): use \(known.joined(separator: ", ")), separated by commas"
+                )
+            }
+            fields.append(item)
+        }
+        return fields
     }
 
     func text(_ name: String) -> String? {

@@ -289,7 +289,10 @@ extension MetricPointView: SnakeCaseEncodable {
 }
 
 extension JobView: SnakeCaseEncodable {
-    enum WireKeys: String, CodingKey {
+    /// The names of a job's fields on the wire, which a listing's `fields` may name.
+    public static let fieldNames = WireKeys.allCases.map(\.rawValue)
+
+    enum WireKeys: String, CodingKey, CaseIterable {
         case id, name, owner, kind, reservation, model, status, reason, progress, priority, model_units, units, hyperparameters
         case data, validation_data, output, model_name, submitted_at, started_at, ended_at, exit_status, busy_unit_seconds
         case input_tokens, output_tokens, cpu_seconds, peak_memory_bytes, slurm_job_id, slurm_state, metrics
@@ -300,42 +303,59 @@ extension JobView: SnakeCaseEncodable {
     }
 
     public func encode(to encoder: any Encoder) throws {
+        try encode(to: encoder, only: nil)
+    }
+
+    /// The fields named in `only`, or every field when it is nil.
+    func encode(to encoder: any Encoder, only fields: Set<WireKeys>?) throws {
         var c = encoder.container(keyedBy: WireKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(name, forKey: .name)
-        try c.encode(owner, forKey: .owner)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(reservation, forKey: .reservation)
-        try c.encode(model, forKey: .model)
-        try c.encode(status, forKey: .status)
-        try c.encodeIfPresent(reason, forKey: .reason)
-        try c.encode(progress, forKey: .progress)
-        try c.encode(priority, forKey: .priority)
-        try c.encode(modelUnits, forKey: .model_units)
-        try c.encode(units, forKey: .units)
-        if let h = hyperparameters {
+        let all = fields == nil
+        func wants(_ key: WireKeys) -> Bool { all || fields!.contains(key) }
+        if wants(.id) { try c.encode(id, forKey: .id) }
+        if wants(.name) { try c.encode(name, forKey: .name) }
+        if wants(.owner) { try c.encode(owner, forKey: .owner) }
+        if wants(.kind) { try c.encode(kind, forKey: .kind) }
+        if wants(.reservation) { try c.encode(reservation, forKey: .reservation) }
+        if wants(.model) { try c.encode(model, forKey: .model) }
+        if wants(.status) { try c.encode(status, forKey: .status) }
+        if wants(.reason) { try c.encodeIfPresent(reason, forKey: .reason) }
+        if wants(.progress) { try c.encode(progress, forKey: .progress) }
+        if wants(.priority) { try c.encode(priority, forKey: .priority) }
+        if wants(.model_units) { try c.encode(modelUnits, forKey: .model_units) }
+        if wants(.units) { try c.encode(units, forKey: .units) }
+        if wants(.hyperparameters), let h = hyperparameters {
             var nested = c.nestedContainer(keyedBy: HyperparameterKeys.self, forKey: .hyperparameters)
             try nested.encode(h.epochs, forKey: .epochs)
             try nested.encode(h.batchSize, forKey: .batch_size)
             try nested.encode(h.learningRate, forKey: .learning_rate)
             try nested.encode(h.warmupSteps, forKey: .warmup_steps)
         }
-        try c.encode(data, forKey: .data)
-        try c.encodeIfPresent(validationData, forKey: .validation_data)
-        try c.encode(output, forKey: .output)
-        try c.encodeIfPresent(modelName, forKey: .model_name)
-        try c.encode(submittedAt, forKey: .submitted_at)
-        try c.encodeIfPresent(startedAt, forKey: .started_at)
-        try c.encodeIfPresent(endedAt, forKey: .ended_at)
-        try c.encodeIfPresent(exitStatus, forKey: .exit_status)
-        try c.encode(busyUnitSeconds, forKey: .busy_unit_seconds)
-        try c.encode(inputTokens, forKey: .input_tokens)
-        try c.encode(outputTokens, forKey: .output_tokens)
-        try c.encodeIfPresent(cpuSeconds, forKey: .cpu_seconds)
-        try c.encodeIfPresent(peakMemoryBytes, forKey: .peak_memory_bytes)
-        try c.encodeIfPresent(slurmJobId, forKey: .slurm_job_id)
-        try c.encodeIfPresent(slurmState, forKey: .slurm_state)
-        try c.encode(metrics, forKey: .metrics)
+        if wants(.data) { try c.encode(data, forKey: .data) }
+        if wants(.validation_data) { try c.encodeIfPresent(validationData, forKey: .validation_data) }
+        if wants(.output) { try c.encode(output, forKey: .output) }
+        if wants(.model_name) { try c.encodeIfPresent(modelName, forKey: .model_name) }
+        if wants(.submitted_at) { try c.encode(submittedAt, forKey: .submitted_at) }
+        if wants(.started_at) { try c.encodeIfPresent(startedAt, forKey: .started_at) }
+        if wants(.ended_at) { try c.encodeIfPresent(endedAt, forKey: .ended_at) }
+        if wants(.exit_status) { try c.encodeIfPresent(exitStatus, forKey: .exit_status) }
+        if wants(.busy_unit_seconds) { try c.encode(busyUnitSeconds, forKey: .busy_unit_seconds) }
+        if wants(.input_tokens) { try c.encode(inputTokens, forKey: .input_tokens) }
+        if wants(.output_tokens) { try c.encode(outputTokens, forKey: .output_tokens) }
+        if wants(.cpu_seconds) { try c.encodeIfPresent(cpuSeconds, forKey: .cpu_seconds) }
+        if wants(.peak_memory_bytes) { try c.encodeIfPresent(peakMemoryBytes, forKey: .peak_memory_bytes) }
+        if wants(.slurm_job_id) { try c.encodeIfPresent(slurmJobId, forKey: .slurm_job_id) }
+        if wants(.slurm_state) { try c.encodeIfPresent(slurmState, forKey: .slurm_state) }
+        if wants(.metrics) { try c.encode(metrics, forKey: .metrics) }
+    }
+
+    /// A job as a listing with `fields` shows it: only those fields.
+    struct Part: Encodable {
+        var view: JobView
+        var fields: Set<WireKeys>
+
+        func encode(to encoder: any Encoder) throws {
+            try view.encode(to: encoder, only: fields)
+        }
     }
 }
 
@@ -347,15 +367,19 @@ public struct JobList: Codable, Sendable, Equatable {
     public var nextCursor: String?
     /// How many jobs match after this page.
     public var more: Int
+    /// The fields each job is written with, when the request named them (`fields`); every
+    /// field when nil. Names of `JobView.fieldNames`.
+    public var fields: [String]?
 
-    public init(jobs: [JobView], nextCursor: String? = nil, more: Int = 0) {
+    public init(jobs: [JobView], nextCursor: String? = nil, more: Int = 0, fields: [String]? = nil) {
         self.jobs = jobs
         self.nextCursor = nextCursor
         self.more = more
+        self.fields = fields
     }
 
     enum CodingKeys: String, CodingKey {
-        case jobs, nextCursor, more
+        case jobs, nextCursor, more, fields
     }
 
     /// An answer of a berthd that did not page yet has no `more`: it listed everything.
@@ -364,17 +388,24 @@ public struct JobList: Codable, Sendable, Equatable {
         jobs = try c.decode([JobView].self, forKey: .jobs)
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
+        fields = try c.decodeIfPresent([String].self, forKey: .fields)
     }
 }
 
 extension JobList: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey {
-        case jobs, next_cursor, more
+        case jobs, next_cursor, more, fields
     }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: WireKeys.self)
-        try c.encode(jobs, forKey: .jobs)
+        if let fields {
+            let named = Set(fields.compactMap(JobView.WireKeys.init(rawValue:)))
+            try c.encode(jobs.map { JobView.Part(view: $0, fields: named) }, forKey: .jobs)
+            try c.encode(fields, forKey: .fields)
+        } else {
+            try c.encode(jobs, forKey: .jobs)
+        }
         try c.encodeIfPresent(nextCursor, forKey: .next_cursor)
         try c.encode(more, forKey: .more)
     }

@@ -33,11 +33,14 @@ public struct JobRow: KeysAsSent, Sendable, Equatable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, name, owner, kind, reservation, status, reason, progress, units, metrics
         case submittedAt = "submitted_at"
         case slurmState = "slurm_state"
     }
+
+    /// The fields a row is read from, for a listing's `fields`: berthd then writes no others.
+    public static let fields = CodingKeys.allCases.map(\.rawValue)
 
     /// How the status reads to a person, as `JobView.shownStatus` has it.
     public var shownStatus: String {
@@ -80,10 +83,13 @@ public struct ReservationRow: KeysAsSent, Sendable, Equatable {
     public var status: String
     public var waiting: Bool
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, owner, model, purpose, units, commitment, start, end, status, waiting
         case modelUnits = "model_units"
     }
+
+    /// The fields a row is read from, for a listing's `fields`: berthd then writes no others.
+    public static let fields = CodingKeys.allCases.map(\.rawValue)
 }
 
 /// A page of `GET /v1/reservations` as `berth reservations` shows it in a table.

@@ -474,15 +474,19 @@ public struct ReservationList: Codable, Sendable, Equatable {
     public var nextCursor: String?
     /// How many reservations match after this page.
     public var more: Int
+    /// The fields each reservation is written with, when the request named them (`fields`);
+    /// every field when nil. Names of `ReservationView.fieldNames`.
+    public var fields: [String]?
 
-    public init(reservations: [ReservationView], nextCursor: String? = nil, more: Int = 0) {
+    public init(reservations: [ReservationView], nextCursor: String? = nil, more: Int = 0, fields: [String]? = nil) {
         self.reservations = reservations
         self.nextCursor = nextCursor
         self.more = more
+        self.fields = fields
     }
 
     enum CodingKeys: String, CodingKey {
-        case reservations, nextCursor, more
+        case reservations, nextCursor, more, fields
     }
 
     /// An answer of a berthd that did not page yet has no `more`: it listed everything.
@@ -491,13 +495,17 @@ public struct ReservationList: Codable, Sendable, Equatable {
         reservations = try c.decode([ReservationView].self, forKey: .reservations)
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
+        fields = try c.decodeIfPresent([String].self, forKey: .fields)
     }
 }
 
 extension LeaseView: SnakeCaseEncodable {}
 
 extension ReservationView: SnakeCaseEncodable {
-    enum WireKeys: String, CodingKey {
+    /// The names of a reservation's fields on the wire, which a listing's `fields` may name.
+    public static let fieldNames = WireKeys.allCases.map(\.rawValue)
+
+    enum WireKeys: String, CodingKey, CaseIterable {
         case name, owner, model, purpose, model_units, units, commitment, start, end, status, waiting, spillover, created_at
         case ended_at, status_reason, leases, invocations, serve_restarts, serve_port, serve_cpu_seconds, serve_peak_memory_bytes
     }
@@ -507,24 +515,31 @@ extension ReservationView: SnakeCaseEncodable {
     }
 
     public func encode(to encoder: any Encoder) throws {
+        try encode(to: encoder, only: nil)
+    }
+
+    /// The fields named in `only`, or every field when it is nil.
+    func encode(to encoder: any Encoder, only fields: Set<WireKeys>?) throws {
         var c = encoder.container(keyedBy: WireKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(owner, forKey: .owner)
-        try c.encode(model, forKey: .model)
-        try c.encode(purpose, forKey: .purpose)
-        try c.encode(modelUnits, forKey: .model_units)
-        try c.encode(units, forKey: .units)
-        try c.encode(commitment, forKey: .commitment)
-        try c.encode(start, forKey: .start)
-        try c.encodeIfPresent(end, forKey: .end)
-        try c.encode(status, forKey: .status)
-        try c.encode(waiting, forKey: .waiting)
-        try c.encode(spillover, forKey: .spillover)
-        try c.encode(createdAt, forKey: .created_at)
-        try c.encodeIfPresent(endedAt, forKey: .ended_at)
-        try c.encodeIfPresent(statusReason, forKey: .status_reason)
-        try c.encode(leases, forKey: .leases)
-        if let counts = invocations {
+        let all = fields == nil
+        func wants(_ key: WireKeys) -> Bool { all || fields!.contains(key) }
+        if wants(.name) { try c.encode(name, forKey: .name) }
+        if wants(.owner) { try c.encode(owner, forKey: .owner) }
+        if wants(.model) { try c.encode(model, forKey: .model) }
+        if wants(.purpose) { try c.encode(purpose, forKey: .purpose) }
+        if wants(.model_units) { try c.encode(modelUnits, forKey: .model_units) }
+        if wants(.units) { try c.encode(units, forKey: .units) }
+        if wants(.commitment) { try c.encode(commitment, forKey: .commitment) }
+        if wants(.start) { try c.encode(start, forKey: .start) }
+        if wants(.end) { try c.encodeIfPresent(end, forKey: .end) }
+        if wants(.status) { try c.encode(status, forKey: .status) }
+        if wants(.waiting) { try c.encode(waiting, forKey: .waiting) }
+        if wants(.spillover) { try c.encode(spillover, forKey: .spillover) }
+        if wants(.created_at) { try c.encode(createdAt, forKey: .created_at) }
+        if wants(.ended_at) { try c.encodeIfPresent(endedAt, forKey: .ended_at) }
+        if wants(.status_reason) { try c.encodeIfPresent(statusReason, forKey: .status_reason) }
+        if wants(.leases) { try c.encode(leases, forKey: .leases) }
+        if wants(.invocations), let counts = invocations {
             var nested = c.nestedContainer(keyedBy: InvocationKeys.self, forKey: .invocations)
             try nested.encode(counts.calls, forKey: .calls)
             try nested.encode(counts.served, forKey: .served)
@@ -532,21 +547,37 @@ extension ReservationView: SnakeCaseEncodable {
             try nested.encode(counts.inputTokens, forKey: .input_tokens)
             try nested.encode(counts.outputTokens, forKey: .output_tokens)
         }
-        try c.encodeIfPresent(serveRestarts, forKey: .serve_restarts)
-        try c.encodeIfPresent(servePort, forKey: .serve_port)
-        try c.encodeIfPresent(serveCpuSeconds, forKey: .serve_cpu_seconds)
-        try c.encodeIfPresent(servePeakMemoryBytes, forKey: .serve_peak_memory_bytes)
+        if wants(.serve_restarts) { try c.encodeIfPresent(serveRestarts, forKey: .serve_restarts) }
+        if wants(.serve_port) { try c.encodeIfPresent(servePort, forKey: .serve_port) }
+        if wants(.serve_cpu_seconds) { try c.encodeIfPresent(serveCpuSeconds, forKey: .serve_cpu_seconds) }
+        if wants(.serve_peak_memory_bytes) { try c.encodeIfPresent(servePeakMemoryBytes, forKey: .serve_peak_memory_bytes) }
+    }
+
+    /// A reservation as a listing with `fields` shows it: only those fields.
+    struct Part: Encodable {
+        var view: ReservationView
+        var fields: Set<WireKeys>
+
+        func encode(to encoder: any Encoder) throws {
+            try view.encode(to: encoder, only: fields)
+        }
     }
 }
 
 extension ReservationList: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey {
-        case reservations, next_cursor, more
+        case reservations, next_cursor, more, fields
     }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: WireKeys.self)
-        try c.encode(reservations, forKey: .reservations)
+        if let fields {
+            let named = Set(fields.compactMap(ReservationView.WireKeys.init(rawValue:)))
+            try c.encode(reservations.map { ReservationView.Part(view: $0, fields: named) }, forKey: .reservations)
+            try c.encode(fields, forKey: .fields)
+        } else {
+            try c.encode(reservations, forKey: .reservations)
+        }
         try c.encodeIfPresent(nextCursor, forKey: .next_cursor)
         try c.encode(more, forKey: .more)
     }

@@ -73,24 +73,36 @@ struct ListingOptions: ParsableArguments {
     /// One page of `path` with `filters`; with `--all`, every page, following `next_cursor`
     /// to the end, as one list whose JSON (under `--json`, of an `Encodable` page) is what
     /// berthd would answer for it in one page.
+    ///
+    /// `fields` asks berthd for only the fields a table shows: writing and reading the others
+    /// was most of a long listing's time. A berthd that does not know `fields` refuses it, and
+    /// is asked again without.
     func fetch<Page: ListingPage>(
         _ type: Page.Type,
         _ path: String,
         filters: [(String, String?)],
+        fields: [String]? = nil,
         global: GlobalOptions
     ) throws(CommandFailure) -> Reply<Page> {
-        guard all else {
-            return try global.call(Page.self, "GET", path + PercentEncoding.query(filters + [("limit", limit.map(String.init))]))
+        var fields = fields.map { $0.joined(separator: ",") }
+        func page(limit: Int?, cursor: String?) throws(CommandFailure) -> Reply<Page> {
+            let query = { (fields: String?) in
+                path + PercentEncoding.query(filters + [("limit", limit.map(String.init)), ("cursor", cursor), ("fields", fields)])
+            }
+            do throws(CommandFailure) {
+                return try global.call(Page.self, "GET", query(fields))
+            } catch {
+                guard fields != nil, error.code == "invalid-argument", error.message.hasPrefix("fields:") else { throw error }
+                fields = nil
+                return try global.call(Page.self, "GET", query(nil))
+            }
         }
+        guard all else { return try page(limit: limit, cursor: nil) }
         var cursor: String?
         var first: Page?
         var items: [Page.Item] = []
         repeat {
-            let page = try global.call(
-                Page.self,
-                "GET",
-                path + PercentEncoding.query(filters + [("limit", String(Self.allPageSize)), ("cursor", cursor)])
-            )
+            let page = try page(limit: Self.allPageSize, cursor: cursor)
             first = first ?? page.value
             items += page.value.items
             // A page with nothing on it ends the walk, whatever its cursor says.

@@ -230,8 +230,9 @@ struct JobsController: Sendable {
         }
     }
 
-    /// `GET /v1/jobs?status=&reservation=&owner=&kind=&since=&limit=&cursor=`: a page of the
-    /// jobs the filters let through, newest first (`ListingQuery`).
+    /// `GET /v1/jobs?status=&reservation=&owner=&kind=&since=&limit=&cursor=&fields=`: a page
+    /// of the jobs the filters let through, newest first (`ListingQuery`), each with only the
+    /// `fields` named when they are.
     func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         let query = try ListingQuery(
@@ -250,6 +251,7 @@ struct JobsController: Sendable {
                 throw APIError.invalid(field: error.field, error.message)
             }
         }
+        let fields = try query.fields(of: "a job", JobView.fieldNames)
         let filter = JobFilter(
             statuses: try query.values("status", "a job status"),
             reservation: reservation,
@@ -268,7 +270,12 @@ struct JobsController: Sendable {
                 names[job.reservationId] = name
                 views.append(Self.jobView(job, reservationName: name, metrics: points[job.id!].map { [$0] } ?? []))
             }
-            return JobList(jobs: views, nextCursor: ListingQuery.nextCursor(after: page.items.last?.id, more: page.more), more: page.more)
+            return JobList(
+                jobs: views,
+                nextCursor: ListingQuery.nextCursor(after: page.items.last?.id, more: page.more),
+                more: page.more,
+                fields: fields
+            )
         }
         return try Requests.json(list)
     }

@@ -155,11 +155,12 @@ struct ReservationsController: Sendable {
         return shown
     }
 
-    /// `GET /v1/reservations?status=&owner=&purpose=&since=&limit=&cursor=`: a page of the
-    /// reservations the filters let through, newest first (`ListingQuery`). `since` is the time
-    /// a reservation was made (`created_at`). `status` filters on the status the ledger keeps:
-    /// an active inference reservation whose serve process is starting is listed as active
-    /// and shown as `pending` (`presented`).
+    /// `GET /v1/reservations?status=&owner=&purpose=&since=&limit=&cursor=&fields=`: a page of
+    /// the reservations the filters let through, newest first (`ListingQuery`), each with only
+    /// the `fields` named when they are. `since` is the time a reservation was made
+    /// (`created_at`). `status` filters on the status the ledger keeps: an active inference
+    /// reservation whose serve process is starting is listed as active and shown as `pending`
+    /// (`presented`).
     func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         let query = try ListingQuery(
@@ -170,6 +171,7 @@ struct ReservationsController: Sendable {
             caller: caller,
             now: now
         )
+        let fields = try query.fields(of: "a reservation", ReservationView.fieldNames)
         let filter = ReservationFilter(
             statuses: try query.values("status", "a reservation status"),
             owner: query.owner,
@@ -183,7 +185,9 @@ struct ReservationsController: Sendable {
         }
         var shown: [ReservationView] = []
         for (id, view) in rows { shown.append(await presented(view, id: id)) }
-        return try Requests.json(ReservationList(reservations: shown, nextCursor: ListingQuery.nextCursor(after: lastID, more: more), more: more))
+        return try Requests.json(
+            ReservationList(reservations: shown, nextCursor: ListingQuery.nextCursor(after: lastID, more: more), more: more, fields: fields)
+        )
     }
 
     func show(_ context: BerthRequestContext) async throws -> Response {

@@ -79,7 +79,7 @@ extension Berth {
                     global.show(try listing.fetch(JobList.self, "/v1/jobs", filters: filters, global: global)) { _ in "" }
                     return
                 }
-                let list = try listing.fetch(JobRowList.self, "/v1/jobs", filters: filters, global: global).value
+                let list = try listing.fetch(JobRowList.self, "/v1/jobs", filters: filters, fields: JobRow.fields, global: global).value
                 print(Self.table(list))
             }
         }

@@ -75,6 +75,7 @@ extension Berth {
                     ReservationRowList.self,
                     "/v1/reservations",
                     filters: filters,
+                    fields: ReservationRow.fields,
                     global: global
                 ).value
                 print(Self.table(list))
