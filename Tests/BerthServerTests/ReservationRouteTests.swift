@@ -1,3 +1,4 @@
+import BerthStore
 import BerthTestSupport
 import BerthWire
 import Hummingbird
@@ -127,6 +128,91 @@ struct ReservationRouteTests {
             #expect(other.error?.error.code == "idempotency-key-reused")
             let health = try await client.send(.get, "/v1/health").decoded(HealthView.self)
             #expect(health.units.leased == 2)
+        }
+    }
+
+    @Test(
+        "over capacity: 409 insufficient-capacity (the CLI's exit 4) with the free count and the earliest start that fits, which is then accepted; a pool that can never hold it says so"
+    )
+    func overCapacity() async throws {
+        try await RouteTestApp().test { client in
+            let big = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "big", "model": "amazon.nova-micro-v1:0", "model_units": 6, "duration": "2h"}"#
+            )
+            #expect(big.status == .created, "\(String(buffer: big.body))")
+            let bigEnd = Wire.formatDate(try #require(try await client.send(.get, "/v1/reservations/big").decoded(ReservationView.self).end))
+            let refused = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "more", "model": "amazon.nova-micro-v1:0", "model_units": 4, "duration": "1h"}"#
+            )
+            #expect(refused.status == .conflict)
+            #expect(ExitStatus(httpStatus: Int(refused.status.code)) == .refused)
+            #expect(refused.error?.error.code == "insufficient-capacity")
+            #expect(refused.error?.error.message.contains("only 2 of 8 are free") == true, "\(String(buffer: refused.body))")
+            #expect(refused.error?.error.message.contains("earliest start that fits is \(bigEnd)") == true, "\(String(buffer: refused.body))")
+            // Nothing changed: the refused reservation is not in the ledger.
+            let missing = try await client.send(.get, "/v1/reservations/more")
+            #expect(missing.status == .notFound)
+            #expect(ExitStatus(httpStatus: Int(missing.status.code)) == .notFound)
+            // And starting at the suggested time is accepted, as an advance reservation.
+            let later = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "more", "model": "amazon.nova-micro-v1:0", "model_units": 4, "duration": "1h", "start": "\#(bigEnd)"}"#
+            )
+            #expect(later.status == .created, "\(String(buffer: later.body))")
+            #expect(try await client.send(.get, "/v1/reservations/more").decoded(ReservationView.self).status == "pending")
+            // A pool that can never hold it says so.
+            let never = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "huge", "model": "amazon.nova-micro-v1:0", "model_units": 9}"#
+            )
+            #expect(never.status == .conflict)
+            #expect(ExitStatus(httpStatus: Int(never.status.code)) == .refused)
+            #expect(never.error?.error.message.contains("never fit") == true, "\(String(buffer: never.body))")
+        }
+    }
+
+    @Test("a burst of reservations is group-committed: those that fit are made, the rest refused, none lost; one key acts once")
+    func burst() async throws {
+        let app = try RouteTestApp(config: TemporaryDaemon.config(dedicated: 4))
+        let ledger = app.ledger
+        try await app.test { client in
+            func reserve(_ name: String, key: String? = nil) async throws -> (String, HTTPResponse.Status, String) {
+                let response = try await client.send(
+                    .post,
+                    "/v1/reservations",
+                    json: #"{"name": "\#(name)", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "training", "duration": "1h"}"#,
+                    headers: key.map { [.init("Idempotency-Key")!: $0] } ?? [:]
+                )
+                return (name, response.status, String(buffer: response.body))
+            }
+            // 12 one-unit reservations at once for 4 units, and 8 retries of one keyed request.
+            let answers = try await withThrowingTaskGroup(of: (String, HTTPResponse.Status, String).self) { group in
+                for i in 0..<12 { group.addTask { try await reserve("r\(i)") } }
+                for _ in 0..<8 { group.addTask { try await reserve("keyed", key: "k-1") } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let made = answers.filter { $0.1 == .created }
+            let refused = answers.filter { $0.1 == .conflict }
+            #expect(made.count + refused.count == answers.count, "\(answers.filter { $0.1 != .created && $0.1 != .conflict })")
+            // The keyed request is one reservation, answered the same every time; or it is refused
+            // every time (a refusal is not stored: its message names the second it was refused in).
+            let keyed = answers.filter { $0.0 == "keyed" }
+            #expect(Set(keyed.map(\.1.code)).count == 1, "\(keyed)")
+            if keyed.first?.1 == .created { #expect(Set(keyed.map(\.2)).count == 1, "\(keyed)") }
+            // Exactly 4 units' worth were made, each answered active with its lease.
+            let distinct = Set(made.map(\.0))
+            #expect(distinct.count == 4)
+            for answer in made { #expect(answer.2.contains(#""status":"active""#)) }
+            // The ledger holds exactly the acknowledged ones.
+            let names = try ledger.readNow { tx in try tx.reservations().map(\.name) }
+            #expect(Set(names) == distinct)
+            #expect(names.count == distinct.count)
         }
     }
 

@@ -28,30 +28,6 @@ struct ReservationFlowTests {
         #expect(daemon.stop() == 0)
     }
 
-    @Test("over capacity: exit 4, with the free count and the earliest start that fits")
-    func overCapacity() throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        #expect(try daemon.cli(["reserve", "big", "--model", Self.model, "--units", "6", "--duration", "2h"]).status == 0)
-        let big = try reservation(daemon, "big")
-        let bigEnd = try #require(big["end"] as? String)
-        let refused = try daemon.cli(["reserve", "more", "--model", Self.model, "--units", "4", "--duration", "1h"])
-        #expect(refused.status == 4, "\(refused)")
-        #expect(refused.stderr.hasPrefix("berth: insufficient-capacity: "))
-        #expect(refused.stderr.contains("only 2 of 8 are free"))
-        #expect(refused.stderr.contains("earliest start that fits is \(bigEnd)"))
-        // Nothing changed: the refused reservation is not in the ledger.
-        #expect(try daemon.cli(["reservations", "more"]).status == 3)
-        // And starting at the suggested time is accepted, as an advance reservation.
-        let later = try daemon.cli(["reserve", "more", "--model", Self.model, "--units", "4", "--duration", "1h", "--start", bigEnd])
-        #expect(later.status == 0, "\(later)")
-        #expect(try reservation(daemon, "more")["status"] as? String == "pending")
-        // A pool that can never hold it says so.
-        let never = try daemon.cli(["reserve", "huge", "--model", Self.model, "--units", "9"])
-        #expect(never.status == 4)
-        #expect(never.stderr.contains("never fit"))
-    }
-
     @Test("the socket is mode 0660 and other users outside its group cannot connect")
     func socketMode() throws {
         let daemon = try TemporaryDaemon()
