@@ -102,6 +102,92 @@ struct JobRouteTests {
         }
     }
 
+    /// A reservation `train` that starts tomorrow, so its jobs stay queued, in an app whose
+    /// `[limits]` has `limits`; then `body`.
+    func withQueueingReservation(
+        limits: String = "",
+        _ body: @escaping @Sendable (any TestClientProtocol, TemporaryDirectory) async throws -> Void
+    ) async throws {
+        let folder = try TemporaryDirectory(prefix: "berth-job-routes")
+        defer { folder.remove() }
+        try await RouteTestApp(config: TemporaryDaemon.config(extra: "\n[limits]\n" + limits)).test { client in
+            let later = try await client.send(
+                .post,
+                "/v1/reservations",
+                json:
+                    #"{"name": "train", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "training", "start": "+1d", "duration": "1h"}"#
+            )
+            #expect(later.status == .created, "\(String(buffer: later.body))")
+            try await body(client, folder)
+        }
+    }
+
+    @Test(
+        "past max_queued_jobs_per_user a submission is refused 409 too-many-queued-jobs (the CLI's exit 4) saying what to do; a stopped job frees a place"
+    )
+    func queuedJobCap() async throws {
+        try await withQueueingReservation(limits: "max_queued_jobs_per_user = 2\n") { client, folder in
+            func submit(_ name: String) async throws -> TestResponse {
+                try await client.send(
+                    .post,
+                    "/v1/jobs",
+                    json: submission(name, data: "\(Self.examples)/fine-tuning.jsonl", output: folder.file("out-\(name)"))
+                )
+            }
+            let first = try await submit("one")
+            #expect(first.status == .created, "\(String(buffer: first.body))")
+            #expect(try await submit("two").status == .created)
+            let refused = try await submit("three")
+            #expect(refused.status == .conflict, "\(String(buffer: refused.body))")
+            #expect(ExitStatus(httpStatus: Int(refused.status.code)) == .refused)
+            #expect(refused.error?.error.code == "too-many-queued-jobs")
+            #expect(refused.error?.error.message.contains("max_queued_jobs_per_user") == true, "\(String(buffer: refused.body))")
+            #expect(refused.error?.error.message.contains("berth stop") == true, "\(String(buffer: refused.body))")
+            // The refused job left nothing behind: its name is not listed, and its model name is free.
+            let listed = try await jobs(client)
+            #expect(listed.filter { $0.status == "queued" }.count == 2)
+            #expect(!listed.contains { $0.name == "three" })
+
+            let one = try first.decoded(JobView.self).id
+            let stopped = try await client.send(.post, "/v1/jobs/\(one)/stop")
+            #expect(stopped.status == .ok, "\(String(buffer: stopped.body))")
+            let again = try await submit("three")
+            #expect(again.status == .created, "\(String(buffer: again.body))")
+            #expect(try await jobs(client).filter { $0.status == "queued" }.count == 2)
+        }
+    }
+
+    @Test(
+        "submissions are refused for another user's reservation and for an ended one, whether the ledger was read just now or the reservation is held from an earlier read"
+    )
+    func refusedWithReservationInMemory() async throws {
+        try await withQueueingReservation { client, folder in
+            let data = "\(Self.examples)/fine-tuning.jsonl"
+            // First from the ledger, then (after root's own submission read it) from memory.
+            for attempt in 0..<2 {
+                let refused = try await client.send(
+                    .post,
+                    "/v1/jobs",
+                    json: submission("theirs", data: data, output: folder.file("theirs")),
+                    as: RouteTestApp.alice
+                )
+                #expect(refused.status == .forbidden, "attempt \(attempt): \(String(buffer: refused.body))")
+                #expect(ExitStatus(httpStatus: Int(refused.status.code)) == .refused)
+                #expect(
+                    refused.error?.error.message.contains("belongs to another user") == true,
+                    "attempt \(attempt): \(String(buffer: refused.body))"
+                )
+                let own = try await client.send(.post, "/v1/jobs", json: submission("own-\(attempt)", data: data, output: folder.file("o\(attempt)")))
+                #expect(own.status == .created, "attempt \(attempt): \(String(buffer: own.body))")
+            }
+            #expect(try await client.send(.delete, "/v1/reservations/train").status == .ok)
+            let late = try await client.send(.post, "/v1/jobs", json: submission("late", data: data, output: folder.file("late")))
+            #expect(ExitStatus(httpStatus: Int(late.status.code)) == .refused, "\(String(buffer: late.body))")
+            #expect(late.error?.error.message.contains("submit to a pending or active reservation") == true, "\(String(buffer: late.body))")
+            #expect(try await jobs(client).count == 2)
+        }
+    }
+
     @Test("a learning rate of 0.5 is refused naming the range")
     func learningRateRange() async throws {
         try await withTrainingReservation { client, folder in

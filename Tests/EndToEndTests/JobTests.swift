@@ -271,36 +271,6 @@ struct JobTests {
         #expect(units.allSatisfy { $0["holder"] == nil })
     }
 
-    @Test(
-        "submissions are refused for another user's reservation and for an ended one, whether the daemon read the reservation just now or holds it from an earlier read"
-    )
-    func refusedWithReservationInMemory() throws {
-        let (daemon, scripts) = try daemon(units: 1)
-        defer { scripts.remove() }
-        let data = try dataset(daemon.directory, named: "slow.jsonl")
-        func nobodySubmits() throws -> CommandResult {
-            try daemon.cli(
-                [
-                    "submit", "theirs", "--reservation", "train", "--kind", "fine-tuning", "--data", data,
-                    "--output", "/tmp/x", "--model-name", "theirs",
-                ],
-                as: .nobody
-            )
-        }
-        // First from the ledger, then (after root's own submission read it) from memory.
-        for attempt in 0..<2 {
-            let refused = try nobodySubmits()
-            #expect(refused.status == 4, "attempt \(attempt): \(refused)")
-            #expect(refused.stderr.contains("belongs to another user"), "attempt \(attempt): \(refused)")
-            _ = try submittedID(try submit(daemon, "own-\(attempt)", data: data, output: daemon.directory.file("o\(attempt)")))
-        }
-        #expect(try daemon.cli(["release", "train"]).status == 0)
-        let late = try submit(daemon, "late", data: data, output: daemon.directory.file("late"))
-        #expect(late.status == 4, "\(late)")
-        #expect(late.stderr.contains("submit to a pending or active reservation"), "\(late)")
-        #expect((try daemon.json(["jobs"])["jobs"] as? [Any])?.count == 2)
-    }
-
     @Test("after a restart queued jobs are still queued, and a running job whose berthd died is failed daemon-restart")
     func restart() async throws {
         let (daemon, scripts) = try daemon(units: 1)
