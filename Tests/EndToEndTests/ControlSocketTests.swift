@@ -1,18 +1,11 @@
-import BerthClient
 import BerthTestSupport
-import BerthWire
 import Foundation
 import Testing
 
-/// The HTTP API itself, as any client (curl, a script) would see it.
+/// The HTTP connection itself, as any client (curl, a script) would see it: what only a real
+/// socket shows. The routes' answers are checked in-process (CatalogRouteTests).
 @Suite("Control socket API", .serialized)
 struct ControlSocketTests {
-    func body(_ json: String) -> Data { Data(json.utf8) }
-
-    func error(_ response: Response) -> ErrorBody? {
-        try? Wire.decoder().decode(ErrorBody.self, from: response.body)
-    }
-
     @Test(
         "a client that writes a body over 1 MiB whole before reading gets its 413 at once and the connection closes, whether it asked to close or not",
         arguments: [(true, 2 << 20), (false, 2 << 20), (true, 20 << 20)]
@@ -40,21 +33,5 @@ struct ControlSocketTests {
         #expect(try connection.readToEnd().isEmpty && connection.sawEOF)
         #expect(Date().timeIntervalSince(started) < 3)
         #expect(daemon.isRunning)
-    }
-
-    @Test("unknown routes are 404 in the error shape; model ids with ':' are found percent-encoded")
-    func routes() async throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        let client = SocketClient(socketPath: daemon.socket)
-        let missing = try await client.send(method: "GET", path: "/v1/nothing")
-        #expect(missing.status == 404)
-        #expect(error(missing)?.error.code == "not-found")
-        let model = try await client.request(ModelView.self, method: "GET", path: "/v1/models/amazon.nova-micro-v1%3A0")
-        #expect(model.maxTokens == 128_000)
-        #expect(model.price.onDemandInputPerThousand == 0.000035)
-        let health = try await client.request(HealthView.self, method: "GET", path: "/v1/health")
-        #expect(health.units.dedicated == 8)
-        #expect(health.units.shared == 2)
     }
 }
