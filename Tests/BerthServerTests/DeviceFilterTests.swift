@@ -80,22 +80,17 @@ struct DeviceFilterTests {
             ]
         )
         var child: Int32 = 0
-        for _ in 0..<100 where child == 0 {
+        _ = eventually(timeout: 2, every: 0.02) {
             child =
                 Int32(((try? String(contentsOfFile: dir.file("child"), encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-            usleep(20_000)
+            return child > 0
         }
         try #require(child > 0)
         #expect(((try? String(contentsOfFile: dir.file("open-1"), encoding: .utf8)) ?? "").contains("Operation not permitted"))
 
         group.killAll()
         shell.wait()
-        var gone = false
-        for _ in 0..<100 where !gone {
-            gone = kill(child, 0) != 0
-            usleep(20_000)
-        }
-        #expect(gone, "the child in a session of its own outlived the group")
+        #expect(eventually(timeout: 2, every: 0.02) { kill(child, 0) != 0 }, "the child in a session of its own outlived the group")
         group.remove()
         tree.remove()
         #expect(!FileManager.default.fileExists(atPath: folder))

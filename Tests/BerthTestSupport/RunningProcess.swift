@@ -28,19 +28,18 @@ public final class RunningProcess: @unchecked Sendable {
     }
 
     public func waitForOutput(timeout: TimeInterval, until condition: (String) -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition(stdout) { return }
-            if !process.isRunning { break }
-            usleep(20_000)
+        var seen = false
+        _ = eventually(timeout: timeout, every: 0.02) {
+            seen = condition(stdout)
+            return seen || !process.isRunning
         }
+        if seen { return }
         throw Failure("no expected output within \(timeout) s; stdout: \(stdout.suffix(500)) stderr: \(stderr)")
     }
 
     /// The exit status; a death by signal is reported as 128 + the signal.
     public func waitForExit(timeout: TimeInterval) throws -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
+        _ = eventually(timeout: timeout, every: 0.01) { !process.isRunning }
         guard !process.isRunning else { throw Failure("still running after \(timeout) s") }
         return process.wait()
     }

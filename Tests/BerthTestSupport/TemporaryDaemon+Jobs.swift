@@ -11,13 +11,12 @@ extension TemporaryDaemon {
     /// `JobNeverReached` after `timeout` seconds. The state is checked, never how long it took.
     @discardableResult
     public func job(_ id: Int, reaching statuses: Set<String>, as user: TestUser? = nil, timeout: TimeInterval = 60) async throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(timeout)
         var shown: [String: Any] = [:]
-        while Date() < deadline {
+        let reached = try await eventuallyAwaiting(timeout: timeout) {
             shown = try json(["jobs", String(id)], as: user)
-            if let status = shown["status"] as? String, statuses.contains(status) { return shown }
-            try await Task.sleep(for: .milliseconds(50))
+            return statuses.contains(shown["status"] as? String ?? "")
         }
+        if reached { return shown }
         throw JobNeverReached(description: "job \(id) never reached \(statuses.sorted()): \(shown)\n\(log)")
     }
 }

@@ -46,8 +46,7 @@ public enum Products {
             stdout: try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out"))),
             stderr: try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
         )
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
+        _ = eventually(timeout: timeout, every: 0.005) { !process.isRunning }
         if process.isRunning { process.signal(SIGTERM) }
         let status = process.wait()
         return CommandResult(
@@ -194,12 +193,13 @@ public final class TemporaryDaemon: @unchecked Sendable {
     public func start() throws {
         try launch()
         guard let process else { return }
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if !process.isRunning { throw StartFailure(log: self.log) }
-            if let health = try? cli(["status"]), health.status == 0 { return }
-            usleep(50_000)
+        var answered = false
+        _ = eventually(timeout: 30) {
+            answered = (try? cli(["status"]))?.status == 0
+            return answered || !process.isRunning
         }
+        if answered { return }
+        if !process.isRunning { throw StartFailure(log: self.log) }
         throw StartFailure(log: "berthd did not answer within 30 s\n" + self.log)
     }
 
@@ -287,8 +287,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
         // A clean stop, so its runners and serve processes stop with it; SIGKILL if it hangs.
         if let process, process.isRunning {
             process.signal(SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
+            _ = eventually(timeout: 10, every: 0.01) { !process.isRunning }
             if process.isRunning { process.signal(SIGKILL) }
             process.wait()
         }

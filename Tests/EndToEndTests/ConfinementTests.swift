@@ -242,18 +242,14 @@ struct ConfinementTests {
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "forker")
         _ = try await daemon.job(id, reaching: ["running"])
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline
-            && !(FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3)
-        {
-            try await Task.sleep(for: .milliseconds(50))
+        _ = await eventuallyAwaiting(timeout: 20) {
+            FileManager.default.fileExists(atPath: scripts.file("job-\(id)/forked")) && leftovers(daemon, job: id).count >= 3
         }
         #expect(leftovers(daemon, job: id).count >= 3, "the runner, its sleep and the escaped sleep")
         #expect(try daemon.cli(["stop", String(id)]).status == 0)
         let job = try await daemon.job(id, reaching: ["stopped", "failed", "completed"])
         #expect(job["status"] as? String == "stopped")
-        let gone = Date().addingTimeInterval(5)
-        while Date() < gone && !leftovers(daemon, job: id).isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        _ = await eventuallyAwaiting(timeout: 5) { leftovers(daemon, job: id).isEmpty }
         #expect(leftovers(daemon, job: id).isEmpty, "left behind: \(leftovers(daemon, job: id))")
     }
 

@@ -71,11 +71,8 @@ struct CrashUnderLoadTests {
                 // On a loaded machine (CI runs every suite at once) the clients may not have got
                 // each kind of change through yet: give them time, so the check below is about
                 // the daemon and not about the machine.
-                let deadline = Date().addingTimeInterval(45)
-                while Date() < deadline,
-                    !(book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0)
-                {
-                    usleep(100_000)
+                _ = eventually(timeout: 45, every: 0.1) {
+                    book.acknowledged(.reserve) > 0 && book.acknowledged(.submit) > 0 && book.acknowledged(.invoke) > 0
                 }
             }
             stop.raise()
@@ -125,7 +122,7 @@ struct CrashUnderLoadTests {
     /// process killed a moment ago may take a little while to go; look for a few seconds.
     static func processes(ofLedger database: String) -> [Int32] {
         var found: [Int32] = []
-        for _ in 0..<50 {
+        _ = eventually(timeout: 5, every: 0.1) {
             found = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
                 guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ"),
                     environ.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "BERTH_LEDGER=\(database)" }),
@@ -135,8 +132,7 @@ struct CrashUnderLoadTests {
                 let state = stat[stat.index(close, offsetBy: 2)]
                 return state != "Z" && state != "X"
             }
-            if found.isEmpty { return [] }
-            usleep(100_000)
+            return found.isEmpty
         }
         return found
     }

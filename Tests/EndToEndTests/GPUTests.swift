@@ -128,12 +128,10 @@ struct GPUTests {
         #expect(submitted.status == 0, "\(submitted)")
         let words = submitted.stdout.split(separator: " ")
         let id = try #require(words.count > 2 ? Int(words[2]) : nil, "\(submitted)")
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let status = try daemon.json(["jobs", String(id)])["status"] as? String
-            if status == "completed" || status == "failed" { break }
-            usleep(50_000)
+        let ended = try eventually(timeout: 60) {
+            ["completed", "failed"].contains(try daemon.json(["jobs", String(id)])["status"] as? String ?? "")
         }
+        #expect(ended, "job \(id) never ended\n\(daemon.log)")
         return id
     }
 
@@ -165,8 +163,7 @@ struct GPUTests {
         try smi.record(inventory: FakeNvidiaSMI.eightH200.split(separator: "\n")[1] + "\n")
         let before = daemon.log.components(separatedBy: "config reloaded").count
         kill(try #require(daemon.pid), SIGHUP)
-        let deadline = Date().addingTimeInterval(15)
-        while daemon.log.components(separatedBy: "config reloaded").count == before, Date() < deadline { usleep(20_000) }
+        _ = eventually(timeout: 15) { daemon.log.components(separatedBy: "config reloaded").count > before }
         let after = try Self.units(daemon)
         #expect(after["gpu-0"]?["state"] as? String == "lost", "\(after)\n\(daemon.log)")
         #expect(after["gpu-0"]?["holder"] as? String == "train")
@@ -239,12 +236,10 @@ struct GPUTests {
 
         // Sampling runs on its own every 0.2 s: wait for a round that saw both reservations.
         var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        _ = try await eventuallyAwaiting(timeout: 30, every: 0.1) {
             let answer = try await SocketClient(socketPath: daemon.socket).send(method: "GET", path: "/metrics")
             text = String(decoding: answer.body, as: UTF8.self)
-            if text.contains("berth_reservation_gpu_idle_seconds{reservation=\"busy\"}") && text.contains("reservation=\"quiet\"") { break }
-            usleep(100_000)
+            return text.contains("berth_reservation_gpu_idle_seconds{reservation=\"busy\"}") && text.contains("reservation=\"quiet\"")
         }
         let lines = text.split(separator: "\n").map(String.init)
         func value(_ prefix: String) -> Double? {

@@ -23,14 +23,19 @@ struct HardeningTests {
     /// until one is free.
     func servedConnection(_ daemon: TemporaryDaemon) throws -> RawSocket {
         var last: RawResponse?
-        for _ in 0..<300 {
+        var served: RawSocket?
+        _ = try eventually(timeout: 15) {
             let socket = try RawSocket(path: daemon.socket)
             #expect(socket.send(Self.health))
             last = try socket.readResponse()
-            if last?.status == 200 { return socket }
+            if last?.status == 200 {
+                served = socket
+                return true
+            }
             #expect(last?.error?.code == "too-many-connections", "\(String(describing: last))")
-            usleep(50_000)
+            return false
         }
+        if let served { return served }
         throw RawSocket.Failure(description: "never served: \(String(describing: last))")
     }
 
@@ -62,12 +67,7 @@ struct HardeningTests {
         // Once one closes, its place is free again.
         first = nil
         _ = first
-        var served = false
-        for _ in 0..<300 where !served {
-            served = try daemon.cli(["status"]).status == 0
-            if !served { usleep(100_000) }
-        }
-        #expect(served, "\(daemon.log)")
+        #expect(try eventually(timeout: 30, every: 0.1) { try daemon.cli(["status"]).status == 0 }, "\(daemon.log)")
         #expect(daemon.isRunning)
     }
 

@@ -15,16 +15,13 @@ struct InferenceTests {
 
     /// Calls `reservation` until a call works or `seconds` pass; whether one did.
     func callsWorkAgain(_ daemon: TemporaryDaemon, _ reservation: String, within seconds: TimeInterval = 20) throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try daemon.cli(["invoke", reservation, "--prompt", "hello again", "--max-tokens", "4"]).status == 0 { return true }
-            usleep(200_000)
+        try eventually(timeout: seconds, every: 0.2) {
+            try daemon.cli(["invoke", reservation, "--prompt", "hello again", "--max-tokens", "4"]).status == 0
         }
-        return false
     }
 
     @Test("fine-tune, then: the custom model is refused on demand, served through an inference reservation, and metered")
-    func customModelFlow() throws {
+    func customModelFlow() async throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
@@ -33,13 +30,8 @@ struct InferenceTests {
             "--output", daemon.directory.file("custom"), "--model-name", "nova-harbour", "--epochs", "1",
         ])
         #expect(submitted.status == 0, "\(submitted)")
-        var status = ""
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && !["completed", "failed"].contains(status) {
-            status = try daemon.json(["jobs", "1"])["status"] as? String ?? ""
-            usleep(100_000)
-        }
-        #expect(status == "completed")
+        let trained = try await daemon.job(1, reaching: ["completed", "failed"])
+        #expect(trained["status"] as? String == "completed")
 
         let direct = try daemon.cli(["invoke", "nova-harbour", "--prompt", "what does the ledger keep"])
         #expect(direct.status == 4)
@@ -292,8 +284,7 @@ struct InferenceTests {
         // Stopped, it keeps its port and takes connections, but answers nothing.
         for pid in pids { kill(pid, SIGSTOP) }
         // Calls are tried once it is gone (one sent to it before would wait until then).
-        let deadline = Date().addingTimeInterval(45)
-        while Date() < deadline && daemon.servePIDs().contains(where: pids.contains) { usleep(500_000) }
+        _ = eventually(timeout: 45, every: 0.5) { !daemon.servePIDs().contains(where: pids.contains) }
         #expect(try callsWorkAgain(daemon, "wedged"), "\(daemon.log)")
         #expect((try daemon.json(["reservations", "wedged"])["serve_restarts"] as? Int ?? 0) == 1)
         let lines = daemon.log.split(separator: "\n")
@@ -315,13 +306,11 @@ struct InferenceTests {
                     .map { String(decoding: $0, as: UTF8.self) }.first { $0.hasPrefix("BERTH_UNITS=") }
             }
         }
-        let deadline = Date().addingTimeInterval(15)
         // One read per check: the process may be swapped between two reads of /proc.
-        func grown() -> Bool {
+        _ = eventually(timeout: 15) {
             let units = serveUnits()
             return units.count == 1 && units[0].contains(",")
         }
-        while Date() < deadline && !grown() { usleep(100_000) }
         #expect(serveUnits().count == 1)
         #expect(serveUnits().first?.split(separator: ",").count == 2)
         #expect(try daemon.cli(["invoke", "grow", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
@@ -339,9 +328,7 @@ struct InferenceTests {
         // After the restart the serve process is started again; release stops it.
         #expect(try daemon.cli(["invoke", "brief", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         #expect(try daemon.cli(["release", "brief"]).status == 0)
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && !daemon.servePIDs().isEmpty { usleep(100_000) }
-        #expect(daemon.servePIDs().isEmpty)
+        #expect(eventually(timeout: 10) { daemon.servePIDs().isEmpty })
         let gone = try daemon.cli(["invoke", "brief", "--prompt", "hello"])
         #expect(gone.status == 4)
     }
@@ -418,10 +405,9 @@ struct InferenceTests {
         #expect(try daemon.cli(["invoke", "short", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         #expect(daemon.servePIDs().count == 1)
         var status = ""
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline && (status != "expired" || !daemon.servePIDs().isEmpty) {
-            usleep(200_000)
+        _ = try eventually(timeout: 20, every: 0.2) {
             status = try daemon.json(["reservations", "short"])["status"] as? String ?? ""
+            return status == "expired" && daemon.servePIDs().isEmpty
         }
         #expect(status == "expired")
         #expect(daemon.servePIDs().isEmpty)
@@ -451,8 +437,6 @@ struct InferenceTests {
         }
         #expect(onDemand().count == 1)
         #expect(daemon.stop() == 0)
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && !onDemand().isEmpty { usleep(100_000) }
-        #expect(onDemand().isEmpty, "serve processes outlived a clean stop")
+        #expect(eventually(timeout: 10) { onDemand().isEmpty }, "serve processes outlived a clean stop")
     }
 }

@@ -222,8 +222,7 @@ struct JobTests {
         )
         try await daemon.job(id, reaching: ["running"])
         let childFile = scripts.file("\(id).child")
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
+        _ = eventually(timeout: 10) { FileManager.default.fileExists(atPath: childFile) }
         let pid = try #require(
             Int32(try String(contentsOfFile: scripts.file("\(id).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
         )
@@ -280,8 +279,7 @@ struct JobTests {
         let queued = try submittedID(try submit(daemon, "next", data: data, output: daemon.directory.file("o2"), extra: ["--priority=-1"]))
         try await daemon.job(running, reaching: ["running"])
         let pidFile = scripts.file("\(running).pid")
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: pidFile) && Date() < deadline { usleep(50_000) }
+        _ = eventually(timeout: 10) { FileManager.default.fileExists(atPath: pidFile) }
         let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         daemon.kill9()
         try daemon.start()
@@ -289,8 +287,7 @@ struct JobTests {
         #expect(failed["status"] as? String == "failed")
         #expect(failed["reason"] as? String == "daemon-restart")
         // The orphaned runner was found by its BERTH_JOB_ID and killed.
-        usleep(200_000)
-        #expect(!isAlive(pid))
+        #expect(eventually(timeout: 5) { !isAlive(pid) })
         // The queued one was not lost: with the unit free again it runs now.
         let next = try job(daemon, queued)
         #expect(["queued", "running"].contains(next["status"] as? String ?? ""))
@@ -305,8 +302,7 @@ struct JobTests {
         )
         try await daemon.job(id, reaching: ["running"])
         let childFile = scripts.file("\(id).child")
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: childFile) && Date() < deadline { usleep(50_000) }
+        _ = eventually(timeout: 10) { FileManager.default.fileExists(atPath: childFile) }
         let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(daemon.stop() == 0)
         #expect(!isAlive(child))

@@ -14,11 +14,12 @@ import Testing
             in: folder
         )
         let client = KeepAliveClient()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && process.isRunning {
-            if let health = try? await client.send(port: port, method: "GET", path: "/health", body: Data()), health.status == 200 { return process }
-            try await Task.sleep(for: .milliseconds(50))
+        var healthy = false
+        _ = await eventuallyAwaiting(timeout: 30) {
+            healthy = (try? await client.send(port: port, method: "GET", path: "/health", body: Data()))?.status == 200
+            return healthy || !process.isRunning
         }
+        if healthy { return process }
         throw RunningProcess.Failure("serve did not answer on \(port): \(process.stderr)")
     }
 

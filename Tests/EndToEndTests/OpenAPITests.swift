@@ -692,13 +692,12 @@ final class ExchangeRecorder {
 
     /// Polls (without recording) until job `id` has one of `statuses`.
     func waitForJob(_ id: Int64, in statuses: Set<String>, timeout: TimeInterval = 60) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
         var status = ""
-        while Date() < deadline {
+        let reached = try await eventuallyAwaiting(timeout: timeout, every: 0.1) {
             status = try await client.request(JobView.self, method: "GET", path: "/v1/jobs/\(id)").status
-            if statuses.contains(status) { return }
-            try await Task.sleep(for: .milliseconds(100))
+            return statuses.contains(status)
         }
+        if reached { return }
         Issue.record("job \(id) is \(status), never \(statuses)\n\(daemon.log)")
     }
 

@@ -47,10 +47,10 @@ struct UsageCommandTests {
             }
             try Self.expectSuccess(daemon.cli(["invoke", UsageCommandTests.model, "--prompt", "hello there", "--max-tokens", "8"]))
             var status = ""
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline && !["completed", "failed"].contains(status) {
-                status = try daemon.json(["jobs", "1"])["status"] as? String ?? ""
-                if status != "completed" { usleep(100_000) }
+            let running = daemon
+            _ = try eventually(timeout: 60, every: 0.1) {
+                status = try running.json(["jobs", "1"])["status"] as? String ?? ""
+                return ["completed", "failed"].contains(status)
             }
             #expect(status == "completed")
             // Longer than the idle threshold with nothing to do. berthd keeps times in whole
@@ -66,7 +66,7 @@ struct UsageCommandTests {
             from = formatter.string(from: first)
             to = formatter.string(from: last)
             // The window is over: reports of it no longer change.
-            while Date() <= last { usleep(50_000) }
+            #expect(eventually(timeout: last.timeIntervalSinceNow + 5) { Date() > last })
         }
 
         static func expectSuccess(_ result: CommandResult, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -33,11 +33,7 @@ import Glibc
     static func reload(_ daemon: LaunchedDaemon, expecting line: String) throws {
         let before = daemon.log.components(separatedBy: line).count
         daemon.signal(SIGHUP)
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if daemon.log.components(separatedBy: line).count > before { return }
-            usleep(20_000)
-        }
+        if eventually(timeout: 15, every: 0.02, { daemon.log.components(separatedBy: line).count > before }) { return }
         throw LaunchFailure(log: "no '\(line)' after SIGHUP:\n\(daemon.log)")
     }
 

@@ -13,8 +13,7 @@ import Glibc
         let daemon = try LaunchedDaemon()
         try daemon.startSocketActivated()
         // The activator listens before berthd runs; the first connection starts it.
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: daemon.socket) && Date() < deadline { usleep(20_000) }
+        _ = eventually(timeout: 10, every: 0.02) { FileManager.default.fileExists(atPath: daemon.socket) }
         // What SocketMode=0660 with SocketGroup= does for a socket unit (here: let nobody in).
         chmod(daemon.socket, 0o666)
         try daemon.waitUntilAnswering()
@@ -45,18 +44,16 @@ import Glibc
     @Test func aSocketActivatedBerthdCapsConnectionsAndTimesOutStalledRequests() throws {
         let daemon = try LaunchedDaemon(config: TemporaryDaemon.config(extra: "\n[limits]\nmax_connections = 1\nrequest_timeout_seconds = 1\n"))
         try daemon.startSocketActivated()
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: daemon.socket) && Date() < deadline { usleep(20_000) }
+        _ = eventually(timeout: 10, every: 0.02) { FileManager.default.fileExists(atPath: daemon.socket) }
         try daemon.waitUntilAnswering()
 
         // One connection, kept alive after an answer, takes the only place (once the CLI's
         // connection above has given it back).
         var held = try RawSocket(path: daemon.socket)
-        for _ in 0..<300 {
+        _ = try eventually(timeout: 15) {
             held = try RawSocket(path: daemon.socket)
             #expect(held.send("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"))
-            if try held.readResponse()?.status == 200 { break }
-            usleep(50_000)
+            return try held.readResponse()?.status == 200
         }
         let refused = try RawSocket(path: daemon.socket)
         #expect(refused.send("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n"))
@@ -76,8 +73,7 @@ import Glibc
         let listener = try NotifyListener(path: daemon.files.directory.file("notify.sock"))
         defer { listener.stop() }
         try daemon.startSocketActivated(environment: ["NOTIFY_SOCKET": listener.address])
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: daemon.socket) && Date() < deadline { usleep(20_000) }
+        _ = eventually(timeout: 10, every: 0.02) { FileManager.default.fileExists(atPath: daemon.socket) }
         try daemon.waitUntilAnswering()
         let ready = try #require(listener.wait(for: "READY", timeout: 10), "log:\n\(daemon.log)")
         #expect(ready.fields["STATUS"]?.hasPrefix("serving:") == true)

@@ -109,12 +109,13 @@ final class LaunchedDaemon: @unchecked Sendable {
 
     /// Waits until `berth status` succeeds (which, under socket activation, is what starts it).
     func waitUntilAnswering(timeout: TimeInterval = 30) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if !isRunning { throw LaunchFailure(log: log) }
-            if let status = try? files.cli(["status"]), status.status == 0 { return }
-            usleep(50_000)
+        var answered = false
+        _ = eventually(timeout: timeout) {
+            answered = (try? files.cli(["status"]))?.status == 0
+            return answered || !isRunning
         }
+        if answered { return }
+        if !isRunning { throw LaunchFailure(log: log) }
         throw LaunchFailure(log: "berthd did not answer within \(Int(timeout)) s\n" + log)
     }
 
@@ -127,19 +128,13 @@ final class LaunchedDaemon: @unchecked Sendable {
     func stop(timeout: TimeInterval = 30) -> Int32? {
         guard child > 0 else { return nil }
         if isRunning { kill(child, SIGTERM) }
-        let deadline = Date().addingTimeInterval(timeout)
-        while isRunning && Date() < deadline { usleep(10_000) }
+        _ = eventually(timeout: timeout, every: 0.01) { !isRunning }
         return lock.withLock { exitStatus }
     }
 
     /// Waits until the log contains `text`.
     func waitForLog(_ text: String, timeout: TimeInterval = 15) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if log.contains(text) { return true }
-            usleep(20_000)
-        }
-        return false
+        eventually(timeout: timeout, every: 0.02) { log.contains(text) }
     }
 
     deinit {

@@ -1,3 +1,4 @@
+import BerthTestSupport
 import Foundation
 
 #if canImport(Glibc)
@@ -80,14 +81,12 @@ final class NotifyListener: @unchecked Sendable {
     /// Waits until a message sets `key` (optionally to `value`), at most `timeout` seconds;
     /// returns the first such message.
     func wait(for key: String, value: String? = nil, after start: Date = .distantPast, timeout: TimeInterval = 30) -> Message? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let found = messages.first(where: { $0.at >= start && $0.fields[key] != nil && (value == nil || $0.fields[key] == value) }) {
-                return found
-            }
-            usleep(10_000)
+        var found: Message?
+        _ = eventually(timeout: timeout, every: 0.01) {
+            found = messages.first { $0.at >= start && $0.fields[key] != nil && (value == nil || $0.fields[key] == value) }
+            return found != nil
         }
-        return nil
+        return found
     }
 
     func stop() {
