@@ -77,8 +77,7 @@ struct BackupTests {
         for file in [daemon.database, daemon.database + "-wal", daemon.database + "-shm"] { unlink(file) }
         try FileManager.default.copyItem(atPath: backup, toPath: daemon.database)
         try daemon.start()
-        let listed = try daemon.json(["reservations", "--all"])
-        let names = Set(((listed["reservations"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String })
+        let names = Set(try daemon.view(ReservationList.self, ["reservations", "--all"]).reservations.map(\.name))
         #expect(names == copied, "the restored daemon lists \(names.count) reservations, the copy holds \(copied.count)")
         #expect(names.isSubset(of: everything))
         #expect(daemon.stop() == 0)

@@ -1,6 +1,7 @@
 import BerthClient
 import BerthCore
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -78,15 +79,15 @@ struct ConfinementTests {
         defer { scripts.remove() }
         let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0")))
         try daemon.start()
-        let status = try daemon.json(["status"])
-        #expect(status["confinement"] as? String == "cpu yes, memory yes, devices yes, tasks yes", "\(status)")
+        let status = try daemon.view(HealthView.self, ["status"])
+        #expect(status.confinement == "cpu yes, memory yes, devices yes, tasks yes", "\(status)")
 
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "cores")
-        let job = try await daemon.job(id, reaching: ["completed", "failed"])
+        let job = try await daemon.jobView(id, reaching: ["completed", "failed"])
         // What the runner used, as its cgroup counted it, is kept with the job.
-        #expect((job["cpu_seconds"] as? Double).map { $0 >= 0 } == true, "\(job)")
-        #expect((job["peak_memory_bytes"] as? Int).map { $0 > 0 } == true, "\(job)")
+        #expect(job.cpuSeconds.map { $0 >= 0 } == true, "\(job)")
+        #expect(job.peakMemoryBytes.map { $0 > 0 } == true, "\(job)")
         #expect(try daemon.cli(["jobs", String(id)]).stdout.contains("peak memory"))
         let unit = read(scripts.file("job-\(id)/units"))
         #expect(["cpu-0", "cpu-1"].contains(unit))
@@ -117,13 +118,13 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "quarter")
-        let job = try await daemon.job(id, reaching: ["completed", "failed"])
-        #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
+        let job = try await daemon.jobView(id, reaching: ["completed", "failed"])
+        #expect(job.status == "completed", "\(job)\n\(daemon.log)")
         #expect(read(scripts.file("job-\(id)/quota")) == "25000", "the group's cpu.cfs_quota_us")
         // The kernel held it to a quarter of a core while it spun: far under its wall time.
-        let started = try #require(TimeExpression.parseRFC3339(job["started_at"] as? String ?? ""))
-        let ended = try #require(TimeExpression.parseRFC3339(job["ended_at"] as? String ?? ""))
-        let cpu = try #require(job["cpu_seconds"] as? Double, "\(job)")
+        let started = try #require(job.startedAt)
+        let ended = try #require(job.endedAt)
+        let cpu = try #require(job.cpuSeconds, "\(job)")
         #expect(cpu < 0.6 * ended.timeIntervalSince(started), "\(cpu) s of CPU in \(ended.timeIntervalSince(started)) s")
     }
 
@@ -137,24 +138,23 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "burn")
-        let job = try await daemon.job(id, reaching: ["completed", "failed"])
-        #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
-        let cpu = try #require(job["cpu_seconds"] as? Double, "\(job)")
+        let job = try await daemon.jobView(id, reaching: ["completed", "failed"])
+        #expect(job.status == "completed", "\(job)\n\(daemon.log)")
+        let cpu = try #require(job.cpuSeconds, "\(job)")
         #expect(cpu > 0, "\(job)")
 
         // Times to the millisecond: the run lasted what its start and end say, and kept its unit busy that long.
-        let started = try #require(TimeExpression.parseRFC3339(job["started_at"] as? String ?? ""), "\(job)")
-        let ended = try #require(TimeExpression.parseRFC3339(job["ended_at"] as? String ?? ""), "\(job)")
-        let busy = try #require(job["busy_unit_seconds"] as? Double, "\(job)")
+        let started = try #require(job.startedAt, "\(job)")
+        let ended = try #require(job.endedAt, "\(job)")
+        let busy = job.busyUnitSeconds
         #expect(ended > started, "\(job)")
         #expect(abs(busy - ended.timeIntervalSince(started)) < 0.002, "\(job)")
 
         // The usage report to now holds the job's CPU time next to the unit-hours it held.
-        let report = try daemon.json(["usage", "--from", "-1h"])
-        let row = try #require((report["rows"] as? [[String: Any]])?.first { $0["key"] as? String == "train" }, "\(report)")
-        let reported = try #require(row["cpu_seconds"] as? Double, "\(row)")
-        #expect(abs(reported - cpu) < 0.000_01, "\(row) vs \(cpu)")
-        #expect((row["busy_unit_hours"] as? Double).map { $0 > 0 } == true, "\(row)")
+        let report = try daemon.view(UsageReportView.self, ["usage", "--from", "-1h"])
+        let row = try #require(report.rows.first { $0.key == "train" }, "\(report)")
+        #expect(abs(row.cpuSeconds - cpu) < 0.000_01, "\(row) vs \(cpu)")
+        #expect(row.busyUnitHours > 0, "\(row)")
         #expect(try daemon.cli(["usage", "--from", "-1h"]).stdout.contains("CPU S"))
 
         // And /metrics, per reservation.
@@ -163,7 +163,7 @@ struct ConfinementTests {
         let scraped = try #require(exposition.value("berth_reservation_runner_cpu_seconds", ["reservation": "train"]))
         #expect(abs(scraped - cpu) < 0.000_01, "\(scraped) vs \(cpu)")
         let peak = try #require(exposition.value("berth_reservation_runner_peak_memory_bytes", ["reservation": "train"]))
-        #expect(peak == Double(job["peak_memory_bytes"] as? Int ?? -1))
+        #expect(peak == Double(job.peakMemoryBytes ?? -1))
     }
 
     @Test("what a confined serve process used is kept with its reservation when it ends, and shown in berth reservations NAME")
@@ -177,11 +177,11 @@ struct ConfinementTests {
         #expect(try daemon.cli(["release", "chat"]).status == 0)
         // The serve process ends after the release; what it used is written then.
         let kept = try eventually(timeout: 30) {
-            (try daemon.json(["reservations", "chat"])["serve_peak_memory_bytes"] as? Int).map { $0 > 0 } ?? false
+            try daemon.reservation("chat").servePeakMemoryBytes.map { $0 > 0 } ?? false
         }
-        let shown = try daemon.json(["reservations", "chat"])
+        let shown = try daemon.reservation("chat")
         #expect(kept, "\(shown)\n\(daemon.log)")
-        #expect((shown["serve_cpu_seconds"] as? Double).map { $0 > 0 } == true, "\(shown)")
+        #expect(shown.serveCpuSeconds.map { $0 > 0 } == true, "\(shown)")
         #expect(try daemon.cli(["reservations", "chat"]).stdout.contains("serve peak memory"))
     }
 
@@ -220,9 +220,9 @@ struct ConfinementTests {
         try daemon.start()
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let id = try submit(daemon, name: "hungry")
-        let job = try await daemon.job(id, reaching: ["completed", "failed"])
-        #expect(job["status"] as? String == "failed")
-        #expect(job["reason"] as? String == "out-of-memory", "\(job)")
+        let job = try await daemon.jobView(id, reaching: ["completed", "failed"])
+        #expect(job.status == "failed")
+        #expect(job.reason == "out-of-memory", "\(job)")
     }
 
     @Test("a runner that double-forks a child into a new session: berth stop leaves no process behind")
@@ -247,8 +247,8 @@ struct ConfinementTests {
         }
         #expect(leftovers(daemon, job: id).count >= 3, "the runner, its sleep and the escaped sleep")
         #expect(try daemon.cli(["stop", String(id)]).status == 0)
-        let job = try await daemon.job(id, reaching: ["stopped", "failed", "completed"])
-        #expect(job["status"] as? String == "stopped")
+        let job = try await daemon.jobView(id, reaching: ["stopped", "failed", "completed"])
+        #expect(job.status == "stopped")
         _ = await eventuallyAwaiting(timeout: 5) { leftovers(daemon, job: id).isEmpty }
         #expect(leftovers(daemon, job: id).isEmpty, "left behind: \(leftovers(daemon, job: id))")
     }
@@ -278,12 +278,12 @@ struct ConfinementTests {
         chmod(scripts.path, 0o777)
         let daemon = try TemporaryDaemon(config: Self.config(runner: try Self.runner(in: scripts, behaviour: "exit 0")), as: .nobody)
         try daemon.start()
-        let status = try daemon.json(["status"])
-        #expect((status["confinement"] as? String)?.hasSuffix("— not root") == true, "\(status)")
+        let status = try daemon.view(HealthView.self, ["status"])
+        #expect(status.confinement?.hasSuffix("— not root") == true, "\(status)")
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let plain = try submit(daemon, name: "plain")
-        let job = try await daemon.job(plain, reaching: ["completed", "failed"])
-        #expect(job["status"] as? String == "completed", "\(job)\n\(daemon.log)")
-        #expect(job["peak_memory_bytes"] == nil, "an unconfined runner has no cgroup to count it")
+        let job = try await daemon.jobView(plain, reaching: ["completed", "failed"])
+        #expect(job.status == "completed", "\(job)\n\(daemon.log)")
+        #expect(job.peakMemoryBytes == nil, "an unconfined runner has no cgroup to count it")
     }
 }

@@ -1,6 +1,7 @@
 import BerthClient
 import BerthCore
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -105,9 +106,8 @@ struct GPUTests {
         )
     }
 
-    static func units(_ daemon: TemporaryDaemon) throws -> [String: [String: Any]] {
-        let units = try daemon.json(["units"])["units"] as? [[String: Any]] ?? []
-        return Dictionary(units.map { ($0["id"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+    static func units(_ daemon: TemporaryDaemon) throws -> [String: UnitView] {
+        Dictionary(try daemon.units().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     func environment(_ path: String) -> [String: String] {
@@ -129,7 +129,7 @@ struct GPUTests {
         let words = submitted.stdout.split(separator: " ")
         let id = try #require(words.count > 2 ? Int(words[2]) : nil, "\(submitted)")
         let ended = try eventually(timeout: 60) {
-            ["completed", "failed"].contains(try daemon.json(["jobs", String(id)])["status"] as? String ?? "")
+            ["completed", "failed"].contains(try daemon.jobView(id).status)
         }
         #expect(ended, "job \(id) never ended\n\(daemon.log)")
         return id
@@ -145,9 +145,9 @@ struct GPUTests {
         defer { daemon.stop() }
 
         let units = try Self.units(daemon)
-        #expect(units["gpu-0"]?["kind"] as? String == "h200")
-        #expect(units["gpu-1"]?["device"] as? Int == 1)
-        #expect(units["gpu-0"]?["state"] as? String == "present")
+        #expect(units["gpu-0"]?.kind == "h200")
+        #expect(units["gpu-1"]?.device == 1)
+        #expect(units["gpu-0"]?.state == .present)
 
         let reserved = try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"])
         #expect(reserved.status == 0, "\(reserved)")
@@ -165,9 +165,9 @@ struct GPUTests {
         kill(try #require(daemon.pid), SIGHUP)
         _ = eventually(timeout: 15) { daemon.log.components(separatedBy: "config reloaded").count > before }
         let after = try Self.units(daemon)
-        #expect(after["gpu-0"]?["state"] as? String == "lost", "\(after)\n\(daemon.log)")
-        #expect(after["gpu-0"]?["holder"] as? String == "train")
-        #expect(after["gpu-1"]?["state"] as? String == "present")
+        #expect(after["gpu-0"]?.state == .lost, "\(after)\n\(daemon.log)")
+        #expect(after["gpu-0"]?.holder == "train")
+        #expect(after["gpu-1"]?.state == .present)
         let table = try daemon.cli(["units"])
         #expect(table.stdout.split(separator: "\n").contains { $0.hasPrefix("gpu-0") && $0.contains("lost") }, "\(table)")
 
@@ -288,24 +288,15 @@ struct GPUTests {
             #expect(submitted.status == 0, "\(submitted)")
             jobs[name] = submitted.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) }
         }
-        var shown: [String: [String: Any]] = [:]
-        for (name, id) in jobs { shown[name] = try await daemon.job(id, reaching: ["completed"]) }
+        var shown: [String: JobView] = [:]
+        for (name, id) in jobs { shown[name] = try await daemon.jobView(id, reaching: ["completed"]) }
         #expect(shown.count == 2, "\(shown)\n\(daemon.log)")
-        let report = try daemon.json(["usage", "--from", "-1h"])
-        let idle = (report["idle"] as? [[String: Any]]) ?? []
+        let idle = try daemon.view(UsageReportView.self, ["usage", "--from", "-1h"]).idle
         func periods(_ name: String) -> [(Date, Date)] {
-            let entry = idle.first { $0["reservation"] as? String == name }
-            return ((entry?["periods"] as? [[String: Any]]) ?? []).compactMap { period in
-                guard let start = TimeExpression.parseRFC3339(period["start"] as? String ?? ""),
-                    let end = TimeExpression.parseRFC3339(period["end"] as? String ?? "")
-                else { return nil }
-                return (start, end)
-            }
+            (idle.first { $0.reservation == name }?.periods ?? []).map { ($0.start, $0.end) }
         }
         func during(_ name: String) -> Bool {
-            guard let job = shown[name], let started = TimeExpression.parseRFC3339(job["started_at"] as? String ?? ""),
-                let ended = TimeExpression.parseRFC3339(job["ended_at"] as? String ?? "")
-            else { return false }
+            guard let job = shown[name], let started = job.startedAt, let ended = job.endedAt else { return false }
             // An idle spell that covers the middle of the job's run.
             let middle = started.addingTimeInterval(ended.timeIntervalSince(started) / 2)
             return periods(name).contains { $0.0 <= middle && middle < $0.1 }

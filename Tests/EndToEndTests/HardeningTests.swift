@@ -125,8 +125,8 @@ struct HardeningTests {
         )
         _ = try socket.readToEnd()
         #expect(socket.sawEOF)
-        let list = try daemon.json(["reservations"])
-        #expect((list["reservations"] as? [Any])?.isEmpty == true, "\(list)")
+        let list = try daemon.view(ReservationList.self, ["reservations"])
+        #expect(list.reservations.isEmpty, "\(list)")
     }
 
     @Test("bytes that are not HTTP are answered 400 in the API's error shape, and the daemon carries on")
@@ -188,8 +188,8 @@ struct HardeningTests {
         let longBroken = try #require(try post(daemon.socket, "/v1/reservations", rawBody: long, chunked: true))
         #expect(longBroken.status == 400, "\(longBroken)")
         #expect(longBroken.error != nil, "\(longBroken)")
-        let list = try daemon.json(["reservations"])
-        #expect((list["reservations"] as? [Any])?.isEmpty == true, "\(list)")
+        let list = try daemon.view(ReservationList.self, ["reservations"])
+        #expect(list.reservations.isEmpty, "\(list)")
     }
 
     // MARK: The ledger's files

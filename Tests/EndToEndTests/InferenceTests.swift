@@ -9,8 +9,13 @@ import Testing
 struct InferenceTests {
     static let model = "amazon.nova-micro-v1:0"
 
-    func invocations(_ daemon: TemporaryDaemon, _ reservation: String) throws -> [String: Any] {
-        (try daemon.json(["reservations", reservation])["invocations"] as? [String: Any]) ?? [:]
+    func invocations(_ daemon: TemporaryDaemon, _ reservation: String) throws -> InvocationCountsView? {
+        try daemon.reservation(reservation).invocations
+    }
+
+    /// `berth --json compare`'s document: each side's answer as berthd sent it.
+    struct Comparison: Decodable {
+        var results: [InvokeResponse]
     }
 
     /// Calls `reservation` until a call works or `seconds` pass; whether one did.
@@ -30,8 +35,8 @@ struct InferenceTests {
             "--output", daemon.directory.file("custom"), "--model-name", "nova-harbour", "--epochs", "1",
         ])
         #expect(submitted.status == 0, "\(submitted)")
-        let trained = try await daemon.job(1, reaching: ["completed", "failed"])
-        #expect(trained["status"] as? String == "completed")
+        let trained = try await daemon.jobView(1, reaching: ["completed", "failed"])
+        #expect(trained.status == "completed")
 
         let direct = try daemon.cli(["invoke", "nova-harbour", "--prompt", "what does the ledger keep"])
         #expect(direct.status == 4)
@@ -47,27 +52,27 @@ struct InferenceTests {
         #expect(theirs.status == 3, "\(theirs)")
         #expect(theirs.stderr.contains("no model 'nova-harbour'"), "\(theirs)")
         #expect(try daemon.cli(["invoke", "nova-harbour", "--prompt", "what does the ledger keep"], as: .nobody).status == 3)
-        #expect((try daemon.json(["models"])["models"] as? [[String: Any]])?.contains { $0["id"] as? String == "nova-harbour" } == true)
+        #expect(try daemon.view(ModelList.self, ["models"]).models.contains { $0.id == "nova-harbour" })
 
         #expect(try daemon.cli(["reserve", "harbour", "--model", "nova-harbour", "--units", "1", "--purpose", "inference"]).status == 0)
-        let answer = try daemon.json(["invoke", "harbour", "--prompt", "what does the ledger keep", "--max-tokens", "12"])
-        #expect(answer["served_by"] as? String == "provisioned")
-        #expect(answer["model"] as? String == "nova-harbour")
-        #expect((answer["output_tokens"] as? Int ?? 0) > 0)
-        #expect((answer["input_tokens"] as? Int ?? 0) > 0)
-        #expect(answer["latency_ms"] is Double)
+        let answer = try daemon.view(InvokeResponse.self, ["invoke", "harbour", "--prompt", "what does the ledger keep", "--max-tokens", "12"])
+        #expect(answer.servedBy == "provisioned")
+        #expect(answer.model == "nova-harbour")
+        #expect(answer.outputTokens > 0)
+        #expect(answer.inputTokens > 0)
+        #expect(answer.latencyMs > 0)
         let metered = try invocations(daemon, "harbour")
-        #expect(metered["served"] as? Int == 1)
-        #expect(metered["output_tokens"] as? Int == answer["output_tokens"] as? Int)
+        #expect(metered?.served == 1)
+        #expect(metered?.outputTokens == answer.outputTokens)
     }
 
     @Test("an inference reservation is reported active only once its serve process answers")
     func activeOnceServing() throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()
-        let reserved = try daemon.json(["reserve", "ready", "--model", Self.model, "--units", "1", "--purpose", "inference"])
-        #expect(reserved["status"] as? String == "active")
-        #expect(reserved["serve_port"] is Int)
+        let reserved = try daemon.view(ReservationView.self, ["reserve", "ready", "--model", Self.model, "--units", "1", "--purpose", "inference"])
+        #expect(reserved.status == "active")
+        #expect(reserved.servePort != nil)
     }
 
     @Test("an inference reservation whose serve process never answers is failed, with the reason")
@@ -83,10 +88,10 @@ struct InferenceTests {
         )
         let daemon = try TemporaryDaemon(config: config)
         try daemon.start()
-        let reserved = try daemon.json(["reserve", "doomed", "--model", Self.model, "--units", "1", "--purpose", "inference"])
-        #expect(reserved["status"] as? String == "failed")
-        #expect((reserved["status_reason"] as? String)?.contains("serve process") == true)
-        #expect((try daemon.json(["units"])["units"] as? [[String: Any]])?.allSatisfy { $0["holder"] == nil } == true)
+        let reserved = try daemon.view(ReservationView.self, ["reserve", "doomed", "--model", Self.model, "--units", "1", "--purpose", "inference"])
+        #expect(reserved.status == "failed")
+        #expect(reserved.statusReason?.contains("serve process") == true)
+        #expect(try daemon.units().allSatisfy { $0.holder == nil })
     }
 
     @Test("an image to a text-only model is refused with unsupported-modality")
@@ -99,7 +104,7 @@ struct InferenceTests {
         let refused = try daemon.cli(["invoke", "text", "--prompt", "describe this", "--image", image])
         #expect(refused.status == 4)
         #expect(refused.stderr.hasPrefix("berth: unsupported-modality: "))
-        #expect(try invocations(daemon, "text")["served"] as? Int == 0)
+        #expect(try invocations(daemon, "text")?.served == 0)
     }
 
     @Test("each refusal of a call exits 4 (or 2 for bad input), says what to do, and is metered without being served")
@@ -160,9 +165,9 @@ struct InferenceTests {
         // The reservation's refusals are on its ledger, none of them served; its own call is.
         #expect(try daemon.cli(["invoke", "mine", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         let counts = try invocations(daemon, "mine")
-        #expect(counts["calls"] as? Int == 3, "\(counts)")
-        #expect(counts["served"] as? Int == 1, "\(counts)")
-        #expect(try invocations(daemon, "train")["served"] as? Int ?? 0 == 0)
+        #expect(counts?.calls == 3, "\(String(describing: counts))")
+        #expect(counts?.served == 1, "\(String(describing: counts))")
+        #expect((try invocations(daemon, "train")?.served ?? 0) == 0)
     }
 
     @Test("an image to a model that takes images reaches its serve process as a data: URL in a chat completion")
@@ -190,17 +195,20 @@ struct InferenceTests {
         let image = daemon.directory.file("harbour.png")
         try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 7, count: 92)).write(to: URL(fileURLWithPath: image))
 
-        let answer = try daemon.json(["invoke", "eyes", "--prompt", "describe the harbour", "--image", image, "--max-tokens", "8"])
-        #expect(answer["served_by"] as? String == "provisioned")
-        #expect(answer["input_tokens"] as? Int == 3)
-        #expect((1...8).contains(answer["output_tokens"] as? Int ?? 0), "\(answer)")
-        #expect(!(answer["output"] as? String ?? "").isEmpty)
+        let answer = try daemon.view(
+            InvokeResponse.self,
+            ["invoke", "eyes", "--prompt", "describe the harbour", "--image", image, "--max-tokens", "8"]
+        )
+        #expect(answer.servedBy == "provisioned")
+        #expect(answer.inputTokens == 3)
+        #expect((1...8).contains(answer.outputTokens), "\(answer)")
+        #expect(!answer.output.isEmpty)
         let serveLog = (try? String(contentsOfFile: daemon.directory.file("logs/serve/reservation-1.log"), encoding: .utf8)) ?? ""
         #expect(serveLog.contains("chat completion with 1 image(s) (100 bytes, image/png)"), "\(serveLog)")
 
         // The same reservation without an image: a text completion, as before.
         #expect(try daemon.cli(["invoke", "eyes", "--prompt", "and now in words", "--max-tokens", "4"]).status == 0)
-        #expect(try invocations(daemon, "eyes")["served"] as? Int == 2)
+        #expect(try invocations(daemon, "eyes")?.served == 2)
 
         // A file that is no image the servers take is refused before it reaches the model.
         let notImage = daemon.directory.file("notes.txt")
@@ -209,7 +217,7 @@ struct InferenceTests {
         #expect(refused.status == 2, "\(refused)")
         #expect(refused.stderr.hasPrefix("berth: invalid-argument: "), "\(refused)")
         #expect(refused.stderr.contains("is not a PNG, JPEG, GIF or WebP image"), "\(refused)")
-        #expect(try invocations(daemon, "eyes")["served"] as? Int == 2)
+        #expect(try invocations(daemon, "eyes")?.served == 2)
     }
 
     @Test("a burst over the budget gets exit 5 with a retry-after, and the throttle count rises")
@@ -227,8 +235,8 @@ struct InferenceTests {
         #expect(throttled.stderr.hasPrefix("berth: throttled: "))
         #expect(throttled.stderr.contains("retry after"))
         let counts = try invocations(daemon, "small")
-        #expect((counts["throttled"] as? Int ?? 0) >= 1)
-        #expect(counts["served"] as? Int == 1)
+        #expect((counts?.throttled ?? 0) >= 1)
+        #expect(counts?.served == 1)
     }
 
     @Test("with --spillover on a base model, the burst over budget is served on demand")
@@ -239,11 +247,10 @@ struct InferenceTests {
         let prompt = Array(repeating: "word", count: 40).joined(separator: " ")
         var tiers: [String] = []
         for _ in 0..<3 {
-            let answer = try daemon.json(["invoke", "spill", "--prompt", prompt, "--max-tokens", "10"])
-            tiers.append(answer["served_by"] as? String ?? "")
+            tiers.append(try daemon.view(InvokeResponse.self, ["invoke", "spill", "--prompt", prompt, "--max-tokens", "10"]).servedBy)
         }
         #expect(tiers == ["provisioned", "on-demand", "on-demand"])
-        #expect((try invocations(daemon, "spill")["throttled"] as? Int) == 0)
+        #expect(try invocations(daemon, "spill")?.throttled == 0)
         // A custom model can never spill over: refused at reserve.
         let custom = try daemon.cli([
             "reserve", "x", "--model", "meta.llama3-8b-instruct-v1:0", "--units", "1", "--purpose", "training", "--spillover",
@@ -261,13 +268,13 @@ struct InferenceTests {
         #expect(pids.count == 1)
         for pid in pids { kill(pid, SIGKILL) }
         #expect(try callsWorkAgain(daemon, "sturdy"))
-        #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 1)
+        #expect((try daemon.reservation("sturdy").serveRestarts ?? 0) >= 1)
 
         // A second crash soon after the restart is one of a run: it backs off longer (1 s), and
         // calls work again after it.
         for pid in daemon.servePIDs() { kill(pid, SIGKILL) }
         #expect(try callsWorkAgain(daemon, "sturdy"))
-        #expect((try daemon.json(["reservations", "sturdy"])["serve_restarts"] as? Int ?? 0) >= 2)
+        #expect((try daemon.reservation("sturdy").serveRestarts ?? 0) >= 2)
         let backoffs = daemon.log.split(separator: "\n").filter { $0.contains("restarting after a backoff") }
         #expect(backoffs.contains { $0.contains("failures=1") && $0.contains("backoff=0.5 seconds") }, "\(backoffs)")
         #expect(backoffs.contains { $0.contains("failures=2") && $0.contains("backoff=1.0 seconds") }, "\(backoffs)")
@@ -286,7 +293,7 @@ struct InferenceTests {
         // Calls are tried once it is gone (one sent to it before would wait until then).
         _ = eventually(timeout: 45, every: 0.5) { !daemon.servePIDs().contains(where: pids.contains) }
         #expect(try callsWorkAgain(daemon, "wedged"), "\(daemon.log)")
-        #expect((try daemon.json(["reservations", "wedged"])["serve_restarts"] as? Int ?? 0) == 1)
+        #expect((try daemon.reservation("wedged").serveRestarts ?? 0) == 1)
         let lines = daemon.log.split(separator: "\n")
         #expect(lines.filter { $0.contains("serve process failed a health check") }.count >= 2, "\(daemon.log)")
         #expect(lines.contains { $0.contains("stopped answering its health checks") }, "\(daemon.log)")
@@ -324,7 +331,7 @@ struct InferenceTests {
         for _ in 0..<3 { #expect(try daemon.cli(["invoke", "brief", "--prompt", "hello", "--max-tokens", "4"]).status == 0) }
         #expect(daemon.stop() == 0)
         try daemon.start()
-        #expect(try invocations(daemon, "brief")["served"] as? Int == 3)
+        #expect(try invocations(daemon, "brief")?.served == 3)
         // After the restart the serve process is started again; release stops it.
         #expect(try daemon.cli(["invoke", "brief", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
         #expect(try daemon.cli(["release", "brief"]).status == 0)
@@ -340,26 +347,25 @@ struct InferenceTests {
         #expect(try daemon.cli(["reserve", "side", "--model", "test.tiny-v1", "--units", "1", "--purpose", "inference"]).status == 0)
         let prompt = "the harbour keeps"
 
-        let document = try daemon.json(["compare", "side", "test.tiny-v1", "--prompt", prompt, "--max-tokens", "8"])
-        let results = document["results"] as? [[String: Any]] ?? []
-        #expect(results.count == 2)
-        let provisioned = results.first ?? [:]
-        let onDemand = results.last ?? [:]
-        #expect(provisioned["target"] as? String == "side")
-        #expect(provisioned["served_by"] as? String == "provisioned")
-        #expect(provisioned["reservation"] as? String == "side")
-        #expect(provisioned["cost"] as? Double == 0)
-        #expect(onDemand["target"] as? String == "test.tiny-v1")
-        #expect(onDemand["served_by"] as? String == "on-demand")
+        let results = try daemon.view(Comparison.self, ["compare", "side", "test.tiny-v1", "--prompt", prompt, "--max-tokens", "8"]).results
+        try #require(results.count == 2)
+        let provisioned = results[0]
+        let onDemand = results[1]
+        #expect(provisioned.target == "side")
+        #expect(provisioned.servedBy == "provisioned")
+        #expect(provisioned.reservation == "side")
+        #expect(provisioned.cost == 0)
+        #expect(onDemand.target == "test.tiny-v1")
+        #expect(onDemand.servedBy == "on-demand")
         for answer in results {
-            #expect(answer["input_tokens"] as? Int == 3, "\(answer)")
-            #expect((1...8).contains(answer["output_tokens"] as? Int ?? 0), "\(answer)")
-            #expect(!(answer["output"] as? String ?? "").isEmpty)
-            #expect((answer["latency_ms"] as? Double ?? 0) > 0)
+            #expect(answer.inputTokens == 3, "\(answer)")
+            #expect((1...8).contains(answer.outputTokens), "\(answer)")
+            #expect(!answer.output.isEmpty)
+            #expect(answer.latencyMs > 0)
         }
         // On demand, priced per 1,000 tokens: 0.001 in and 0.002 out in the test config.
-        let expected = 3.0 / 1000 * 0.001 + Double(onDemand["output_tokens"] as? Int ?? 0) / 1000 * 0.002
-        #expect(abs((onDemand["cost"] as? Double ?? 0) - expected) < 1e-12, "\(onDemand)")
+        let expected = 3.0 / 1000 * 0.001 + Double(onDemand.outputTokens) / 1000 * 0.002
+        #expect(abs(onDemand.cost - expected) < 1e-12, "\(onDemand)")
 
         // The table: a column per target, a row per field.
         let table = try daemon.cli(["compare", "side", "test.tiny-v1", "--prompt", prompt, "--max-tokens", "8"])
@@ -378,7 +384,7 @@ struct InferenceTests {
         #expect(rows.contains { $0.hasPrefix("output ") }, "\(table.stdout)")
 
         // Two compares, two calls each: the reservation's side is in its own counts.
-        #expect(try invocations(daemon, "side")["served"] as? Int == 2)
+        #expect(try invocations(daemon, "side")?.served == 2)
 
         // One side refused: its column says why, the other is still answered, and berth exits
         // with the refused call's status; with both refused, the higher of the two.
@@ -387,7 +393,7 @@ struct InferenceTests {
         #expect(oneRefused.stdout.contains("not-found"), "\(oneRefused)")
         #expect(oneRefused.stdout.contains("provisioned (side)"), "\(oneRefused)")
         #expect(oneRefused.stderr.hasPrefix("berth: not-found: 'no-such-target': "), "\(oneRefused)")
-        #expect(try invocations(daemon, "side")["served"] as? Int == 3)
+        #expect(try invocations(daemon, "side")?.served == 3)
         #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
         let bothRefused = try daemon.cli(["compare", "no-such-target", "train", "--prompt", prompt])
         #expect(bothRefused.status == 4, "\(bothRefused)")
@@ -406,7 +412,7 @@ struct InferenceTests {
         #expect(daemon.servePIDs().count == 1)
         var status = ""
         _ = try eventually(timeout: 20, every: 0.2) {
-            status = try daemon.json(["reservations", "short"])["status"] as? String ?? ""
+            status = try daemon.reservation("short").status
             return status == "expired" && daemon.servePIDs().isEmpty
         }
         #expect(status == "expired")

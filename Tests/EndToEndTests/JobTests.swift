@@ -1,5 +1,6 @@
 import BerthCore
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -46,8 +47,8 @@ struct JobTests {
         )
     }
 
-    func job(_ daemon: TemporaryDaemon, _ id: Int) throws -> [String: Any] {
-        try daemon.json(["jobs", String(id)])
+    func job(_ daemon: TemporaryDaemon, _ id: Int) throws -> JobView {
+        try daemon.jobView(id)
     }
 
     /// Waits until job `id` reaches one of `statuses`.
@@ -74,25 +75,24 @@ struct JobTests {
         let result = try submit(daemon, "ft", data: try dataset(daemon.directory, named: "ok.jsonl"), output: out)
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
-        let done = try await daemon.job(id, reaching: ["completed", "failed"])
-        #expect(done["status"] as? String == "completed")
-        #expect(done["progress"] as? Double == 1)
-        #expect(done["input_tokens"] as? Int == 100)
-        let metrics = try #require(done["metrics"] as? [[String: Any]])
-        #expect(metrics.compactMap { $0["training_loss"] as? Double } == [9, 8, 7])
+        let done = try await daemon.jobView(id, reaching: ["completed", "failed"])
+        #expect(done.status == "completed")
+        #expect(done.progress == 1)
+        #expect(done.inputTokens == 100)
+        #expect(done.metrics.compactMap(\.trainingLoss) == [9, 8, 7])
         // BERTH_UNITS is a subset of the units the reservation leases.
         let seen = try String(contentsOfFile: scripts.file("\(id).units"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init)
-        let leased = try #require(try daemon.json(["reservations", "train"])["leases"] as? [[String: Any]]).compactMap { $0["unit"] as? String }
+        let leased = try daemon.reservation("train").leases.map(\.unit)
         #expect(!seen.isEmpty && Set(seen).isSubset(of: Set(leased)))
         let log = try daemon.cli(["logs", String(id)])
         #expect(log.stdout.contains("fake runner: job \(id)"))
         #expect(log.stdout.contains("a line that is not an event"))
         // The custom model is registered with its metrics, and metrics.csv is beside it.
-        let model = try daemon.json(["models", "custom-ft"])
-        #expect(model["custom"] as? Bool == true)
-        #expect(model["base_model"] as? String == Self.model)
-        #expect((model["final_metrics"] as? [String: Double])?["validation_loss"] == 4.5)
+        let model = try daemon.view(ModelView.self, ["models", "custom-ft"])
+        #expect(model.custom == true)
+        #expect(model.baseModel == Self.model)
+        #expect(model.finalMetrics?["validation_loss"] == 4.5)
         let csv = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8)
         #expect(csv.hasPrefix("step,epoch,training_loss,validation_loss\n1,1,9.0,"))
     }
@@ -109,21 +109,21 @@ struct JobTests {
         ])
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
-        let done = try await daemon.job(id, reaching: ["completed", "failed"], timeout: 120)
+        let done = try await daemon.jobView(id, reaching: ["completed", "failed"], timeout: 120)
         let log = try daemon.cli(["logs", String(id)]).stdout
-        #expect(done["status"] as? String == "completed", "\(log)")
-        let metrics = try #require(done["metrics"] as? [[String: Any]])
+        #expect(done.status == "completed", "\(log)")
+        let metrics = done.metrics
         // 100 records in batches of 10, for 3 epochs: 30 steps, a validation loss at each epoch's end.
         #expect(metrics.count == 30)
-        #expect(metrics.compactMap { $0["validation_loss"] as? Double }.count == 3)
-        let losses = metrics.compactMap { $0["training_loss"] as? Double }
+        #expect(metrics.compactMap(\.validationLoss).count == 3)
+        let losses = metrics.compactMap(\.trainingLoss)
         #expect(losses.count == 30 && losses.last! < losses.first!)
-        let model = try daemon.json(["models", "nova-berth"])
-        #expect(model["custom"] as? Bool == true)
-        #expect(model["on_demand"] as? Bool == false)
-        #expect(model["customization"] as? String == "fine-tuning")
-        #expect(model["artifact_dir"] as? String == (out as NSString).standardizingPath)
-        #expect((model["final_metrics"] as? [String: Double])?["training_loss"] != nil)
+        let model = try daemon.view(ModelView.self, ["models", "nova-berth"])
+        #expect(model.custom == true)
+        #expect(model.onDemand == false)
+        #expect(model.customization == "fine-tuning")
+        #expect(model.artifactDir == (out as NSString).standardizingPath)
+        #expect(model.finalMetrics?["training_loss"] != nil)
         let csv = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8).split(separator: "\n")
         #expect(csv.first == "step,epoch,training_loss,validation_loss")
         #expect(csv.count == 31)
@@ -142,8 +142,8 @@ struct JobTests {
         ])
         #expect(result.status == 0, "\(result)")
         let id = try submittedID(result)
-        let done = try await daemon.job(id, reaching: ["completed", "failed"], timeout: 120)
-        #expect(done["status"] as? String == "completed")
+        let done = try await daemon.jobView(id, reaching: ["completed", "failed"], timeout: 120)
+        #expect(done.status == "completed")
         let inputs = try String(contentsOfFile: "\(Self.examples)/batch-inference.jsonl", encoding: .utf8).split(separator: "\n")
         let outputs = try String(contentsOfFile: out + "/output.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(outputs.count == inputs.count)
@@ -155,8 +155,8 @@ struct JobTests {
             #expect(modelOutput?["text"] is String)
             #expect((modelOutput?["input_tokens"] as? Int ?? 0) > 0)
         }
-        #expect((done["input_tokens"] as? Int ?? 0) > 0)
-        #expect((done["output_tokens"] as? Int ?? 0) > 0)
+        #expect(done.inputTokens > 0)
+        #expect(done.outputTokens > 0)
     }
 
     @Test("another user's files are forbidden: --data /etc/shadow from an ordinary user, without echoing it")
@@ -201,16 +201,14 @@ struct JobTests {
         let first = try submittedID(try submit(daemon, "first", data: data, output: daemon.directory.file("o1")))
         let low = try submittedID(try submit(daemon, "low", data: data, output: daemon.directory.file("o2"), extra: ["--priority", "0"]))
         let high = try submittedID(try submit(daemon, "high", data: data, output: daemon.directory.file("o3"), extra: ["--priority", "5"]))
-        #expect(try job(daemon, low)["status"] as? String == "queued")
-        var jobs: [[String: Any]] = []
-        for id in [first, high, low] { jobs.append(try await daemon.job(id, reaching: ["completed", "failed"])) }
-        #expect(jobs.allSatisfy { $0["status"] as? String == "completed" })
-        func time(_ job: [String: Any], _ key: String) -> Date { TimeExpression.parseRFC3339(job[key] as? String ?? "") ?? .distantFuture }
+        #expect(try job(daemon, low).status == "queued")
+        var jobs: [JobView] = []
+        for id in [first, high, low] { jobs.append(try await daemon.jobView(id, reaching: ["completed", "failed"])) }
+        #expect(jobs.allSatisfy { $0.status == "completed" })
         // Each starts only after the one before it ended: the unit is never shared.
-        #expect(time(jobs[0], "ended_at") <= time(jobs[1], "started_at"))
-        #expect(time(jobs[1], "ended_at") <= time(jobs[2], "started_at"))
-        let events = try daemon.json(["jobs", String(high)])
-        #expect((events["units"] as? [String])?.count == 1)
+        #expect((jobs[0].endedAt ?? .distantFuture) <= (jobs[1].startedAt ?? .distantPast))
+        #expect((jobs[1].endedAt ?? .distantFuture) <= (jobs[2].startedAt ?? .distantPast))
+        #expect(try job(daemon, high).units.count == 1)
     }
 
     @Test("stop a running job: it ends stopped and its whole process group is gone")
@@ -229,8 +227,8 @@ struct JobTests {
         let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         let stop = try daemon.cli(["stop", String(id)])
         #expect(stop.status == 0, "\(stop)")
-        let stopped = try await daemon.job(id, reaching: ["stopped", "failed", "completed"], timeout: 15)
-        #expect(stopped["status"] as? String == "stopped")
+        let stopped = try await daemon.jobView(id, reaching: ["stopped", "failed", "completed"], timeout: 15)
+        #expect(stopped.status == "stopped")
         #expect(!isAlive(pid), "the runner is still alive")
         #expect(!isAlive(child), "the runner's child is still alive")
         #expect(try daemon.cli(["stop", String(id)]).status == 4)
@@ -243,10 +241,10 @@ struct JobTests {
         let id = try submittedID(
             try submit(daemon, "boom", data: try dataset(daemon.directory, named: "crash.jsonl"), output: daemon.directory.file("o"))
         )
-        let failed = try await daemon.job(id, reaching: ["failed", "completed"])
-        #expect(failed["status"] as? String == "failed")
-        #expect(failed["exit_status"] as? Int == 3)
-        #expect((failed["reason"] as? String)?.contains("exit status 3") == true)
+        let failed = try await daemon.jobView(id, reaching: ["failed", "completed"])
+        #expect(failed.status == "failed")
+        #expect(failed.exitStatus == 3)
+        #expect(failed.reason?.contains("exit status 3") == true)
         #expect(try daemon.cli(["logs", String(id)]).stdout.contains("failing on purpose"))
         #expect(try daemon.cli(["models", "custom-boom"]).status == 3)
     }
@@ -260,14 +258,13 @@ struct JobTests {
         let queued = try submittedID(try submit(daemon, "wait", data: data, output: daemon.directory.file("o2")))
         try await daemon.job(running, reaching: ["running"])
         #expect(try daemon.cli(["release", "train"]).status == 0)
-        let stopped = try await daemon.job(running, reaching: ["stopped", "failed"], timeout: 15)
-        #expect(stopped["reason"] as? String == "reservation-ended")
-        #expect(try await daemon.job(queued, reaching: ["stopped"])["reason"] as? String == "reservation-ended")
+        let stopped = try await daemon.jobView(running, reaching: ["stopped", "failed"], timeout: 15)
+        #expect(stopped.reason == "reservation-ended")
+        #expect(try await daemon.jobView(queued, reaching: ["stopped"]).reason == "reservation-ended")
         // The unit stayed with the released reservation until its runner was gone.
-        let lease = try #require((try daemon.json(["reservations", "train"])["leases"] as? [[String: Any]])?.first)
-        #expect(lease["end"] as? String == stopped["ended_at"] as? String)
-        let units = try #require(try daemon.json(["units"])["units"] as? [[String: Any]])
-        #expect(units.allSatisfy { $0["holder"] == nil })
+        let lease = try #require(try daemon.reservation("train").leases.first)
+        #expect(lease.end == stopped.endedAt)
+        #expect(try daemon.units().allSatisfy { $0.holder == nil })
     }
 
     @Test("after a restart queued jobs are still queued, and a running job whose berthd died is failed daemon-restart")
@@ -284,13 +281,13 @@ struct JobTests {
         daemon.kill9()
         try daemon.start()
         let failed = try job(daemon, running)
-        #expect(failed["status"] as? String == "failed")
-        #expect(failed["reason"] as? String == "daemon-restart")
+        #expect(failed.status == "failed")
+        #expect(failed.reason == "daemon-restart")
         // The orphaned runner was found by its BERTH_JOB_ID and killed.
         #expect(eventually(timeout: 5) { !isAlive(pid) })
         // The queued one was not lost: with the unit free again it runs now.
         let next = try job(daemon, queued)
-        #expect(["queued", "running"].contains(next["status"] as? String ?? ""))
+        #expect(["queued", "running"].contains(next.status))
     }
 
     @Test("a clean stop leaves no runner behind: its job ends failed with daemon-stop")
@@ -308,8 +305,8 @@ struct JobTests {
         #expect(!isAlive(child))
         try daemon.start()
         let shown = try job(daemon, id)
-        #expect(shown["status"] as? String == "failed")
-        #expect(shown["reason"] as? String == "daemon-stop")
+        #expect(shown.status == "failed")
+        #expect(shown.reason == "daemon-stop")
     }
 
     @Test("a clean stop leaves the job queued behind a running one queued, not running with nothing running it")
@@ -320,7 +317,7 @@ struct JobTests {
         let running = try submittedID(try submit(daemon, "first", data: slow, output: daemon.directory.file("o1")))
         try await daemon.job(running, reaching: ["running"])
         let queued = try submittedID(try submit(daemon, "second", data: slow, output: daemon.directory.file("o2")))
-        #expect(try job(daemon, queued)["status"] as? String == "queued")
+        #expect(try job(daemon, queued).status == "queued")
         // Stopping the first runner frees the unit: a scheduler still at work would start the
         // second job while the supervisor is already gone.
         #expect(daemon.stop() == 0)

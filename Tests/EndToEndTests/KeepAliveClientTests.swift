@@ -1,5 +1,6 @@
 import BerthClient
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -37,8 +38,9 @@ import Testing
             body: body,
             headers: [("Content-Type", "application/json")] + headers
         )
-        let usage = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["usage"] as? [String: Int]
-        return (response.status, usage?["prompt_tokens"])
+        // OpenAI's shape: its keys are spelled out, not converted from snake case.
+        let answer = try? JSONDecoder().decode(CompletionResponse.self, from: response.body)
+        return (response.status, answer?.usage?.promptTokens)
     }
 
     @Test(

@@ -1,5 +1,6 @@
 import BerthClient
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -59,8 +60,8 @@ struct LedgerFullTests {
 
     /// Each reservation by name, with its status.
     func reservations(_ daemon: TemporaryDaemon) throws -> [String: String] {
-        let list = try #require(try daemon.json(["reservations"])["reservations"] as? [[String: Any]])
-        return Dictionary(list.compactMap { r in (r["name"] as? String).map { ($0, r["status"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
+        let list = try daemon.view(ReservationList.self, ["reservations"]).reservations
+        return Dictionary(list.map { ($0.name, $0.status) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// What `berth status` says after `ledger:`.
@@ -69,7 +70,7 @@ struct LedgerFullTests {
     }
 
     func jobCount(_ daemon: TemporaryDaemon) throws -> Int {
-        try #require(try daemon.json(["jobs"])["jobs"] as? [[String: Any]]).count
+        try daemon.view(JobList.self, ["jobs"]).jobs.count
     }
 
     func ledgerFullGauge(_ daemon: TemporaryDaemon) async throws -> Double? {
@@ -160,9 +161,9 @@ struct LedgerFullTests {
         let status = try daemon.cli(["status"])
         #expect(status.status == 0, "\(status)")
         #expect(ledgerLine(status) == "full — free space on \(folder); changes are refused until then", "\(status)")
-        let health = try #require(try daemon.json(["status"])["ledger"] as? [String: Any])
-        #expect(health["full"] as? Bool == true)
-        #expect(health["folder"] as? String == folder)
+        let health = try #require(try daemon.view(HealthView.self, ["status"]).ledger)
+        #expect(health.full == true)
+        #expect(health.folder == folder)
         #expect(try await ledgerFullGauge(daemon) == 1)
         #expect(daemon.isRunning)
         // Reads still work, and show nothing of what was refused.

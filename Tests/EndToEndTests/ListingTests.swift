@@ -57,8 +57,7 @@ struct ListingTests {
 
     /// The ids of `berth --json jobs ARGS`.
     func jobIDs(_ daemon: TemporaryDaemon, _ arguments: [String] = [], as user: TestUser? = nil) throws -> [Int64] {
-        let list = try daemon.json(["jobs", "--all"] + arguments, as: user)
-        return try #require(list["jobs"] as? [[String: Any]]).compactMap { ($0["id"] as? Int).map(Int64.init) }
+        try daemon.view(JobList.self, ["jobs", "--all"] + arguments, as: user).jobs.map(\.id)
     }
 
     /// The rows of a table as printed (no header), and the line under it, if any.
@@ -70,8 +69,8 @@ struct ListingTests {
 
     /// The id of the job `berth --json submit` printed.
     func submittedID(_ result: CommandResult) throws -> Int64 {
-        let job = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-        return Int64(try #require(job?["id"] as? Int, "\(result)"))
+        #expect(result.status == 0, "\(result)")
+        return try Wire.decoder().decode(JobView.self, from: Data(result.stdout.utf8)).id
     }
 
     func error(_ response: Response) -> ErrorBody.Detail? {
@@ -101,14 +100,14 @@ struct ListingTests {
         #expect(all.more == nil)
 
         // --json says the same in the document, and has no line under it.
-        let page = try daemon.json(["jobs"])
-        #expect((page["jobs"] as? [Any])?.count == 100)
-        #expect(page["more"] as? Int == 30)
-        #expect(page["next_cursor"] is String)
-        let whole = try daemon.json(["jobs", "--all"])
-        #expect((whole["jobs"] as? [Any])?.count == 130)
-        #expect(whole["more"] as? Int == 0)
-        #expect(whole["next_cursor"] == nil)
+        let page = try daemon.view(JobList.self, ["jobs"])
+        #expect(page.jobs.count == 100)
+        #expect(page.more == 30)
+        #expect(page.nextCursor != nil)
+        let whole = try daemon.view(JobList.self, ["jobs", "--all"])
+        #expect(whole.jobs.count == 130)
+        #expect(whole.more == 0)
+        #expect(whole.nextCursor == nil)
 
         // Over the API, 7 at a time.
         let client = SocketClient(socketPath: daemon.socket)
@@ -234,9 +233,7 @@ struct ListingTests {
         try reserve(daemon, "n1", purpose: "training", as: .nobody)
 
         func names(_ arguments: [String] = [], as user: TestUser? = nil) throws -> [String] {
-            try #require(try daemon.json(["reservations"] + arguments, as: user)["reservations"] as? [[String: Any]]).compactMap {
-                $0["name"] as? String
-            }
+            try daemon.view(ReservationList.self, ["reservations"] + arguments, as: user).reservations.map(\.name)
         }
         #expect(try names() == ["n1", "r5", "r4", "r3", "r2", "r1"])
         #expect(try names(["--status", "deleted"]) == ["r2"])

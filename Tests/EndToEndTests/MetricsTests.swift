@@ -1,5 +1,6 @@
 import BerthClient
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -46,9 +47,9 @@ struct MetricsTests {
         let served = ["reservation": "metered", "model": Self.model, "tier": "provisioned"]
         #expect(reserved.value("berth_invocations_total", served.merging(["outcome": "served"]) { $1 }) == 0)
 
-        let answer = try daemon.json(["invoke", "metered", "--prompt", "what does the ledger keep", "--max-tokens", "8"])
-        let inputTokens = try #require(answer["input_tokens"] as? Int)
-        let outputTokens = try #require(answer["output_tokens"] as? Int)
+        let answer = try daemon.view(InvokeResponse.self, ["invoke", "metered", "--prompt", "what does the ledger keep", "--max-tokens", "8"])
+        let inputTokens = answer.inputTokens
+        let outputTokens = answer.outputTokens
         #expect(try daemon.cli(["invoke", "no-such-target", "--prompt", "hello"]).status == 3)
         let called = try await scrape(daemon)
         #expect(called.families["berth_invocations_total"]?.type == "counter")

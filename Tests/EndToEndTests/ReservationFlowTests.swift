@@ -1,4 +1,5 @@
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -7,8 +8,8 @@ import Testing
 struct ReservationFlowTests {
     static let model = "amazon.nova-micro-v1:0"
 
-    func reservation(_ daemon: TemporaryDaemon, _ name: String, as user: TestUser? = nil) throws -> [String: Any] {
-        try daemon.json(["reservations", name], as: user)
+    func reservation(_ daemon: TemporaryDaemon, _ name: String, as user: TestUser? = nil) throws -> ReservationView {
+        try daemon.reservation(name, as: user)
     }
 
     @Test("reserve now: the reservation is active with one lease per unit")
@@ -18,13 +19,11 @@ struct ReservationFlowTests {
         let result = try daemon.cli(["reserve", "alpha", "--model", Self.model, "--units", "3"])
         #expect(result.status == 0, "\(result)")
         let shown = try reservation(daemon, "alpha")
-        #expect(shown["status"] as? String == "active")
-        let leases = try #require(shown["leases"] as? [[String: Any]])
-        #expect(leases.count == 3)
-        #expect(Set(leases.compactMap { $0["unit"] as? String }).count == 3)
+        #expect(shown.status == "active")
+        #expect(shown.leases.count == 3)
+        #expect(Set(shown.leases.map(\.unit)).count == 3)
         // The units table shows who holds what.
-        let units = try #require(try daemon.json(["units"])["units"] as? [[String: Any]])
-        #expect(units.filter { $0["holder"] as? String == "alpha" }.count == 3)
+        #expect(try daemon.units().filter { $0.holder == "alpha" }.count == 3)
         #expect(daemon.stop() == 0)
     }
 
@@ -53,12 +52,12 @@ struct ReservationFlowTests {
             try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "2", "--start", "+2h", "--duration", "1h", "--purpose", "training"])
                 .status == 0
         )
-        let before = try daemon.json(["reservations"])
+        let before = try daemon.view(ReservationList.self, ["reservations"])
         #expect(daemon.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: daemon.socket), "a clean stop removes the socket")
         try daemon.start()
-        let after = try daemon.json(["reservations"])
-        #expect(NSDictionary(dictionary: before) == NSDictionary(dictionary: after))
+        let after = try daemon.view(ReservationList.self, ["reservations"])
+        #expect(before == after)
     }
 
     @Test("kill -9 right after an acknowledged reserve: the reservation and its leases are there after a restart")
@@ -70,13 +69,13 @@ struct ReservationFlowTests {
         daemon.kill9()
         try daemon.start()
         // Active again once the restarted daemon's serve process for it answers.
-        var shown: [String: Any] = [:]
+        var shown = try reservation(daemon, "durable")
         _ = try eventually(timeout: 30) {
             shown = try reservation(daemon, "durable")
-            return shown["status"] as? String != "pending"
+            return shown.status != "pending"
         }
-        #expect(shown["status"] as? String == "active")
-        #expect((shown["leases"] as? [Any])?.count == 4)
+        #expect(shown.status == "active")
+        #expect(shown.leases.count == 4)
     }
 
     @Test("a second berthd on the same socket or database refuses to start")
@@ -105,8 +104,8 @@ struct ReservationFlowTests {
         let daemon = try TemporaryDaemon()
         try daemon.start()
         #expect(try daemon.cli(["reserve", "soon", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1m"]).status == 0)
-        #expect(try reservation(daemon, "soon")["status"] as? String == "pending")
-        #expect(try eventually(timeout: 15) { try reservation(daemon, "soon")["status"] as? String == "active" })
+        #expect(try reservation(daemon, "soon").status == "pending")
+        #expect(try eventually(timeout: 15) { try reservation(daemon, "soon").status == "active" })
     }
 
     @Test("a reservation expires at its end by itself, and its leases end exactly there")
@@ -114,17 +113,15 @@ struct ReservationFlowTests {
         let daemon = try TemporaryDaemon()
         try daemon.start()
         #expect(try daemon.cli(["reserve", "brief", "--model", Self.model, "--units", "2", "--duration", "2s"]).status == 0)
-        let end = try #require(try reservation(daemon, "brief")["end"] as? String)
-        var shown: [String: Any] = [:]
+        let end = try #require(try reservation(daemon, "brief").end)
+        var shown = try reservation(daemon, "brief")
         _ = try eventually(timeout: 15) {
             shown = try reservation(daemon, "brief")
-            return shown["status"] as? String == "expired"
+            return shown.status == "expired"
         }
-        #expect(shown["status"] as? String == "expired")
-        let leases = try #require(shown["leases"] as? [[String: Any]])
-        #expect(leases.count == 2 && leases.allSatisfy { $0["end"] as? String == end })
-        let health = try daemon.json(["status"])
-        #expect((health["units"] as? [String: Any])?["leased"] as? Int == 0)
+        #expect(shown.status == "expired")
+        #expect(shown.leases.count == 2 && shown.leases.allSatisfy { $0.end == end })
+        #expect(try daemon.view(HealthView.self, ["status"]).units.leased == 0)
     }
 
     @Test("a reservation that ended while the daemon was down is expired at its own end time on restart")
@@ -137,18 +134,18 @@ struct ReservationFlowTests {
             try daemon.cli(["reserve", "next", "--model", Self.model, "--units", "1", "--start", "+2s", "--duration", "1h", "--purpose", "training"])
                 .status == 0
         )
-        let end = try #require(try reservation(daemon, "gone")["end"] as? String)
-        let nextStart = try #require(try reservation(daemon, "next")["start"] as? String)
+        let end = try #require(try reservation(daemon, "gone").end)
+        let nextStart = try reservation(daemon, "next").start
         daemon.kill9()
         sleep(3)
         try daemon.start()
         let gone = try reservation(daemon, "gone")
-        #expect(gone["status"] as? String == "expired")
-        #expect((gone["leases"] as? [[String: Any]])?.first?["end"] as? String == end)
+        #expect(gone.status == "expired")
+        #expect(gone.leases.first?.end == end)
         // The advance reservation that fell due while down is active from its own start.
         let next = try reservation(daemon, "next")
-        #expect(next["status"] as? String == "active")
-        #expect((next["leases"] as? [[String: Any]])?.first?["start"] as? String == nextStart)
+        #expect(next.status == "active")
+        #expect(next.leases.first?.start == nextStart)
     }
 
     @Test("--wait queues a reservation as pending until capacity frees, then it starts")
@@ -159,18 +156,18 @@ struct ReservationFlowTests {
         let queued = try daemon.cli(["reserve", "patient", "--model", Self.model, "--units", "2", "--wait"])
         #expect(queued.status == 0, "\(queued)")
         var shown = try reservation(daemon, "patient")
-        #expect(shown["status"] as? String == "pending")
-        #expect(shown["waiting"] as? Bool == true)
+        #expect(shown.status == "pending")
+        #expect(shown.waiting == true)
         #expect(try daemon.cli(["release", "all"]).status == 0)
         // Its units are leased at once; it reads `active` once its serve process answers.
         shown = try reservation(daemon, "patient")
-        #expect((shown["leases"] as? [Any])?.count == 2)
-        #expect(shown["waiting"] as? Bool == false)
+        #expect(shown.leases.count == 2)
+        #expect(shown.waiting == false)
         _ = try eventually(timeout: 15) {
             shown = try reservation(daemon, "patient")
-            return shown["status"] as? String == "active"
+            return shown.status == "active"
         }
-        #expect(shown["status"] as? String == "active")
+        #expect(shown.status == "active")
     }
 
     @Test("bad input is refused with exit 2 naming the field, and changes nothing")
@@ -188,8 +185,7 @@ struct ReservationFlowTests {
         let reel = try daemon.cli(["reserve", "x", "--model", "amazon.nova-micro-v1:0", "--units", "1", "--commitment", "1m", "--duration", "2h"])
         #expect(reel.status == 2)
         #expect(reel.stderr.contains("duration"))
-        #expect(try daemon.json(["reservations"])["reservations"] as? [Any] != nil)
-        #expect((try daemon.json(["reservations"])["reservations"] as? [Any])?.isEmpty == true)
+        #expect(try daemon.view(ReservationList.self, ["reservations"]).reservations.isEmpty)
     }
 
     @Test("the daemon is unreachable: exit 6")

@@ -1,4 +1,5 @@
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -148,7 +149,7 @@ struct RunnerRightsTests {
             (name: "batch-output", id: try batch("batch-out", output: "bv"), field: "output"),
         ]
         for attack in attacks {
-            #expect(try daemon.json(["jobs", String(attack.id)], as: user)["status"] as? String == "queued", "\(attack.name)")
+            #expect(try daemon.jobView(attack.id, as: user).status == "queued", "\(attack.name)")
         }
 
         // The swaps, while every target waits.
@@ -161,8 +162,8 @@ struct RunnerRightsTests {
 
         // The holders were honest: they complete, as the user they should run as.
         for id in [trainHolder, batchHolder] {
-            let done = try await daemon.job(id, reaching: ["completed", "failed", "stopped"], as: user)
-            #expect(done["status"] as? String == "completed", "\(done)\n\(daemon.log)")
+            let done = try await daemon.jobView(id, reaching: ["completed", "failed", "stopped"], as: user)
+            #expect(done.status == "completed", "\(done)\n\(daemon.log)")
             let log = try daemon.cli(["logs", String(id)], as: user).stdout
             let runnerUser = mode == .daemonAsRoot ? user : TestUser.nobody
             let groups = try Products.run("/usr/bin/id", ["-G", "\(runnerUser.uid)"]).stdout
@@ -178,9 +179,9 @@ struct RunnerRightsTests {
         #expect(stat("\(home)/held/metrics.csv", &info) == 0 && info.st_uid == mode.runnerUID)
 
         for attack in attacks {
-            let ended = try await daemon.job(attack.id, reaching: ["completed", "failed", "stopped"], as: user)
-            #expect(ended["status"] as? String == "failed", "\(attack.name): \(ended)")
-            let reason = ended["reason"] as? String ?? ""
+            let ended = try await daemon.jobView(attack.id, reaching: ["completed", "failed", "stopped"], as: user)
+            #expect(ended.status == "failed", "\(attack.name): \(ended)")
+            let reason = ended.reason ?? ""
             #expect(reason.contains("\(attack.field):"), "\(attack.name): \(reason)")
             if mode == .daemonUnprivileged {
                 #expect(reason.contains("symbolic link"), "\(attack.name): \(reason)")
@@ -234,8 +235,8 @@ struct RunnerRightsTests {
                 as: .nobody
             )
         )
-        let done = try await daemon.job(id, reaching: ["completed", "failed"], as: .nobody)
-        #expect(done["status"] as? String == "completed", "\(done)")
+        let done = try await daemon.jobView(id, reaching: ["completed", "failed"], as: .nobody)
+        #expect(done.status == "completed", "\(done)")
 
         #expect(try daemon.cli(["reserve", "mine", "--model", "nobodys-model", "--units", "1", "--purpose", "inference"], as: .nobody).status == 0)
         let call = try daemon.cli(["invoke", "mine", "--prompt", "what does the ledger keep", "--max-tokens", "4"], as: .nobody)
