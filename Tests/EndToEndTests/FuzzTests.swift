@@ -1,4 +1,5 @@
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -133,8 +134,8 @@ struct FuzzTests {
             #expect([2, 4].contains(result.status), "\(trick): \(result)")
             #expect(!result.stderr.contains("hunter2") && !result.stderr.contains("root:"), "\(trick): \(result)")
         }
-        let jobs = try daemon.json(["jobs"])
-        #expect((jobs["jobs"] as? [Any])?.isEmpty == true, "\(jobs)")
+        let jobs = try daemon.view(JobList.self, ["jobs"])
+        #expect(jobs.jobs.isEmpty, "\(jobs)")
         #expect(!FileManager.default.fileExists(atPath: "/etc/berth-fuzz-out"))
         #expect(!FileManager.default.fileExists(atPath: daemon.directory.file("owned-by-root")))
         // The same user with their own readable data and a folder they may write is served.

@@ -1,4 +1,5 @@
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -83,7 +84,7 @@ struct OpenAITests {
             "--output", fixture.daemon.directory.file("custom"), "--model-name", "nova-harbour", "--epochs", "1",
         ])
         #expect(submitted.status == 0, "\(submitted)")
-        #expect(try eventually(timeout: 60) { try fixture.daemon.json(["jobs", "1"])["status"] as? String == "completed" })
+        #expect(try eventually(timeout: 60) { try fixture.daemon.jobView(1).status == "completed" })
 
         // Keys: root's, nobody's, and one made and revoked.
         func createKey(_ name: String, as user: TestUser? = nil) throws -> String {
@@ -139,13 +140,13 @@ struct OpenAITests {
         #expect(refusals.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 4 } == true, "\(refusals ?? "no series")")
 
         // Keys are listed without the key itself, with their last use; revoked ones are gone.
-        let listed = try fixture.daemon.json(["api-key", "list"])
-        let keys = listed["api_keys"] as? [[String: Any]] ?? []
-        #expect(Set(keys.compactMap { $0["name"] as? String }) == ["laptop", "scripts"], "\(listed)")
-        #expect(keys.allSatisfy { $0["key"] == nil })
-        #expect(keys.first { $0["name"] as? String == "laptop" }?["last_used_at"] is String, "\(listed)")
-        let mine = try fixture.daemon.json(["api-key", "list"], as: .nobody)
-        #expect((mine["api_keys"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["scripts"], "\(mine)")
+        let listed = try fixture.daemon.view(APIKeyList.self, ["api-key", "list"])
+        let keys = listed.apiKeys
+        #expect(Set(keys.map(\.name)) == ["laptop", "scripts"], "\(listed)")
+        #expect(keys.allSatisfy { $0.key == nil })
+        #expect(keys.first { $0.name == "laptop" }?.lastUsedAt != nil, "\(listed)")
+        let mine = try fixture.daemon.view(APIKeyList.self, ["api-key", "list"], as: .nobody)
+        #expect(mine.apiKeys.map(\.name) == ["scripts"], "\(mine)")
         #expect(try fixture.cli(["api-key", "revoke", "laptop"], as: .nobody).status == 3)
 
         // docs/openai.md's examples, as written there but for the socket's path and the port.

@@ -1,5 +1,6 @@
 import BerthCore
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -30,7 +31,7 @@ struct UsageAdviceTests {
 
         #expect(try daemon.cli(["reserve", Self.serve, "--model", Self.model, "--units", "4", "--purpose", "inference"]).status == 0)
         #expect(try daemon.cli(["reserve", Self.quiet, "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
-        let reserved = try #require(TimeExpression.parseRFC3339(try daemon.json(["reservations", Self.serve])["start"] as? String ?? ""))
+        let reserved = try daemon.reservation(Self.serve).start
         for prompt in ["what does the ledger keep", "who holds the units", "how many tokens a minute", "when does it end", "why"] {
             let call = try daemon.cli(["invoke", Self.serve, "--prompt", prompt, "--max-tokens", "8"])
             #expect(call.status == 0, "\(call)")
@@ -39,27 +40,25 @@ struct UsageAdviceTests {
         // current second included.
         let window = ["--from", from, "--to", "now"]
 
-        let report = try daemon.json(["usage"] + window)
-        let rows = try #require(report["rows"] as? [[String: Any]])
-        let keys = rows.compactMap { $0["key"] as? String }
+        let report = try daemon.view(UsageReportView.self, ["usage"] + window)
+        let keys = report.rows.map(\.key)
         #expect(!keys.contains { $0.contains("nonexistent") }, "\(keys)")
         #expect(Set(keys) == [Self.serve, Self.quiet], "\(keys)")
-        #expect((report["totals"] as? [String: Any])?["invocations"] as? Int == 5)
+        #expect(report.totals.invocations == 5)
 
         // Advice in the JSON: four units for a few small calls, one would have served them.
-        let advice = try #require(report["advice"] as? [[String: Any]])
-        let busy = try #require(advice.first { $0["reservation"] as? String == Self.serve })
-        #expect(busy["model_units"] as? Int == 4)
-        #expect(busy["needed_model_units"] as? Int == 1)
-        #expect(busy["verdict"] as? String == "oversized")
-        #expect(busy["throttled"] as? Int == 0)
-        #expect(UsageCommandTests.number(busy["monthly_cost_change"]) == -43_800.0)  // three units of 20 an hour, 730 hours
-        let share = try #require(UsageCommandTests.number(busy["busiest_minute_share"]))
+        let busy = try #require(report.advice.first { $0.reservation == Self.serve })
+        #expect(busy.modelUnits == 4)
+        #expect(busy.neededModelUnits == 1)
+        #expect(busy.verdict == "oversized")
+        #expect(busy.throttled == 0)
+        #expect(busy.monthlyCostChange == -43_800.0)  // three units of 20 an hour, 730 hours
+        let share = try #require(busy.busiestMinuteShare)
         #expect(share > 0 && share < 0.25, "\(busy)")
-        let idle = try #require(advice.first { $0["reservation"] as? String == Self.quiet })
-        #expect(idle["needed_model_units"] as? Int == 0)
-        #expect(UsageCommandTests.number(idle["running_share"]) == 0)
-        #expect(UsageCommandTests.number(idle["monthly_cost_change"]) == -14_600.0)
+        let idle = try #require(report.advice.first { $0.reservation == Self.quiet })
+        #expect(idle.neededModelUnits == 0)
+        #expect(idle.runningShare == 0)
+        #expect(idle.monthlyCostChange == -14_600.0)
 
         // And as sentences.
         let printed = try daemon.cli(["usage", "--advice"] + window)
@@ -80,11 +79,11 @@ struct UsageAdviceTests {
         // The chart: no tokens before the reservation began, every row named in full.
         let file = daemon.directory.file("usage.svg")
         #expect(try daemon.cli(["usage", "--chart", file] + window).status == 0)
-        let charted = try daemon.json(["usage", "--chart", file] + window)
-        let bucketSeconds = try #require(UsageCommandTests.number(charted["bucket_seconds"]))
-        let start = try #require(TimeExpression.parseRFC3339(charted["from"] as? String ?? ""))
-        let row = try #require((charted["rows"] as? [[String: Any]])?.first { $0["key"] as? String == Self.serve })
-        let tokens = try #require((row["series"] as? [String: Any])?["tokens_per_minute"] as? [Any]).compactMap(UsageCommandTests.number)
+        let charted = try daemon.view(UsageReportView.self, ["usage", "--chart", file] + window)
+        let bucketSeconds = charted.bucketSeconds
+        let start = charted.from
+        let row = try #require(charted.rows.first { $0.key == Self.serve })
+        let tokens = row.series.tokensPerMinute
         #expect(tokens.contains { $0 > 0 })
         for (i, value) in tokens.enumerated() where start.addingTimeInterval(Double(i + 1) * bucketSeconds) <= reserved {
             #expect(value == 0, "bucket \(i) ends before the reservation began but draws \(value) tokens a minute")

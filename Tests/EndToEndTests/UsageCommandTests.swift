@@ -1,4 +1,5 @@
 import BerthTestSupport
+import BerthWire
 import Foundation
 import Testing
 
@@ -49,7 +50,7 @@ struct UsageCommandTests {
             var status = ""
             let running = daemon
             _ = try eventually(timeout: 60, every: 0.1) {
-                status = try running.json(["jobs", "1"])["status"] as? String ?? ""
+                status = try running.jobView(1).status
                 return ["completed", "failed"].contains(status)
             }
             #expect(status == "completed")
@@ -77,7 +78,13 @@ struct UsageCommandTests {
             try daemon.cli(["usage"] + window + arguments, as: user)
         }
 
-        func report(_ arguments: [String] = [], as user: TestUser? = nil) throws -> [String: Any] {
+        func report(_ arguments: [String] = [], as user: TestUser? = nil) throws -> UsageReportView {
+            try daemon.view(UsageReportView.self, ["usage"] + window + arguments, as: user)
+        }
+
+        /// The report as a plain JSON document, for a test that looks its fields up by the
+        /// names the CSV's columns carry.
+        func document(_ arguments: [String] = [], as user: TestUser? = nil) throws -> [String: Any] {
             try daemon.json(["usage"] + window + arguments, as: user)
         }
     }
@@ -87,7 +94,7 @@ struct UsageCommandTests {
     @Test("the CSV parses as RFC 4180, also with Python's csv reader, and its numbers are the JSON's")
     func csvMatchesJSON() throws {
         let scenario = try Scenario()
-        let report = try scenario.report()
+        let report = try scenario.document()
         let result = try scenario.usage(["--format", "csv"])
         #expect(result.status == 0, "\(result)")
         let records = try CSV.parse(result.stdout)
@@ -147,40 +154,31 @@ struct UsageCommandTests {
             ]
         )
         let tableLines = lines[(headerIndex + 1)...].prefix { !$0.isEmpty }
-        let rows = try #require(report["rows"] as? [[String: Any]])
-        let totals = try #require(report["totals"] as? [String: Any])
-        #expect(tableLines.count == rows.count + 1)
-        for (line, row) in zip(tableLines, rows + [totals]) {
+        #expect(tableLines.count == report.rows.count + 1)
+        for (line, row) in zip(tableLines, report.rows + [report.totals]) {
             let cells = Self.cells(line)
             try #require(cells.count == columns.count, "\(line)")
-            let key = row["key"] as? String
-            #expect(cells[0] == (key == "total" && line == tableLines.last ? "TOTAL" : key))
-            let reserved = Self.number(row["reserved_unit_hours"]) ?? -1
-            Self.expectPrinted(cells[1], reserved, "\(cells[0]) reserved")
-            Self.expectPrinted(cells[2], Self.number(row["busy_unit_hours"]), "\(cells[0]) busy")
-            if reserved > 0 {
-                Self.expectPrinted(cells[3], (Self.number(row["utilization"]) ?? -1) * 100, "\(cells[0]) util")
+            #expect(cells[0] == (row.key == "total" && line == tableLines.last ? "TOTAL" : row.key))
+            Self.expectPrinted(cells[1], row.reservedUnitHours, "\(cells[0]) reserved")
+            Self.expectPrinted(cells[2], row.busyUnitHours, "\(cells[0]) busy")
+            if row.reservedUnitHours > 0 {
+                Self.expectPrinted(cells[3], row.utilization * 100, "\(cells[0]) util")
             } else {
                 #expect(cells[3] == "-")
             }
-            let cpu = Self.number(row["cpu_seconds"]) ?? 0
-            Self.expectPrinted(cells[4], cpu > 0 ? cpu : nil, "\(cells[0]) cpu")
-            let jobs = row["jobs"] as? [String: Any] ?? [:]
-            let jobCount = { (name: String) in Int(Self.number(jobs[name]) ?? -1) }
-            let total = ["queued", "running", "stopping", "completed", "failed", "stopped"].map(jobCount).reduce(0, +)
-            let completed = jobCount("completed")
-            let failed = jobCount("failed")
-            #expect(cells[5] == (total == 0 ? "-" : "\(completed)/\(failed)/\(total - completed - failed)"))
-            Self.expectPrinted(cells[6], Self.number(row["invocations"]), "\(cells[0]) calls")
-            Self.expectPrinted(cells[7], Self.number(row["throttled"]), "\(cells[0]) throttled")
-            Self.expectPrinted(cells[8], Self.number(row["input_tokens"]), "\(cells[0]) input tokens")
-            Self.expectPrinted(cells[9], Self.number(row["output_tokens"]), "\(cells[0]) output tokens")
-            Self.expectPrinted(cells[10], Self.number(row["latency_p50_ms"]), "\(cells[0]) p50")
-            Self.expectPrinted(cells[11], Self.number(row["latency_p99_ms"]), "\(cells[0]) p99")
-            Self.expectPrinted(cells[12], Self.number(row["cost"]), "\(cells[0]) cost")
-            let idle = Self.number(row["idle_hours"]) ?? 0
-            Self.expectPrinted(cells[13], idle > 0 ? idle : nil, "\(cells[0]) idle")
-            let series = (row["series"] as? [String: Any])?["reserved_units"] as? [Any] ?? []
+            Self.expectPrinted(cells[4], row.cpuSeconds > 0 ? row.cpuSeconds : nil, "\(cells[0]) cpu")
+            let jobs = row.jobs
+            let other = jobs.total - jobs.completed - jobs.failed
+            #expect(cells[5] == (jobs.total == 0 ? "-" : "\(jobs.completed)/\(jobs.failed)/\(other)"))
+            Self.expectPrinted(cells[6], Double(row.invocations), "\(cells[0]) calls")
+            Self.expectPrinted(cells[7], Double(row.throttled), "\(cells[0]) throttled")
+            Self.expectPrinted(cells[8], Double(row.inputTokens), "\(cells[0]) input tokens")
+            Self.expectPrinted(cells[9], Double(row.outputTokens), "\(cells[0]) output tokens")
+            Self.expectPrinted(cells[10], row.latencyP50Ms, "\(cells[0]) p50")
+            Self.expectPrinted(cells[11], row.latencyP99Ms, "\(cells[0]) p99")
+            Self.expectPrinted(cells[12], row.cost, "\(cells[0]) cost")
+            Self.expectPrinted(cells[13], row.idleHours > 0 ? row.idleHours : nil, "\(cells[0]) idle")
+            let series = row.series.reservedUnits
             #expect(cells[14].count == series.count && series.count == 24, "\(cells[14])")
             #expect(cells[14].allSatisfy { "·▁▂▃▄▅▆▇█".contains($0) })
         }
@@ -188,16 +186,16 @@ struct UsageCommandTests {
         #expect(tableLines.first { $0.hasPrefix("chat ") }.map(Self.cells)?[6] == "3")
         #expect(tableLines.first { $0.hasPrefix("train-root ") }.map(Self.cells)?[5] == "1/0/0")
         // The idle reservations, below the table: nobody's never did anything.
-        let idle = try #require(report["idle"] as? [[String: Any]])
-        #expect(idle.contains { $0["reservation"] as? String == "nobodys" })
+        let idle = report.idle
+        #expect(idle.contains { $0.reservation == "nobodys" })
         let idleHeader = try #require(lines.firstIndex { $0.hasPrefix("IDLE: ") })
         #expect(lines[idleHeader].contains("longer than 1s"))
         let idleLines = lines[(idleHeader + 2)...].prefix { !$0.isEmpty && !$0.hasPrefix("Release ") }
-        #expect(idleLines.map { Self.cells($0)[0] } == idle.compactMap { $0["reservation"] as? String })
+        #expect(idleLines.map { Self.cells($0)[0] } == idle.map(\.reservation))
         for (line, entry) in zip(idleLines, idle) {
             let cells = Self.cells(line)
-            Self.expectPrinted(cells[3], Self.number(entry["idle_hours"]), "idle hours of \(cells[0])")
-            Self.expectPrinted(cells[4], Self.number(entry["idle_cost"]), "idle cost of \(cells[0])")
+            Self.expectPrinted(cells[3], entry.idleHours, "idle hours of \(cells[0])")
+            Self.expectPrinted(cells[4], entry.idleCost, "idle cost of \(cells[0])")
         }
     }
 
@@ -205,20 +203,17 @@ struct UsageCommandTests {
     func nonAdminSeesOwnRows() throws {
         let scenario = try Scenario()
         let everyone = try scenario.report()
-        #expect(
-            Set((everyone["rows"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String }).isSuperset(of: ["train-root", "chat", "nobodys"])
-        )
+        #expect(Set(everyone.rows.map(\.key)).isSuperset(of: ["train-root", "chat", "nobodys"]))
         let mine = try scenario.report(as: .nobody)
-        let rows = try #require(mine["rows"] as? [[String: Any]])
-        #expect(rows.compactMap { $0["key"] as? String } == ["nobodys"])
-        #expect(rows.allSatisfy { $0["owner"] as? String == "nobody" })
-        #expect(Self.number((mine["totals"] as? [String: Any])?["reserved_unit_hours"]) == Self.number(rows.first?["reserved_unit_hours"]))
-        #expect(Self.number((mine["totals"] as? [String: Any])?["invocations"]) == 0)
-        #expect((mine["idle"] as? [[String: Any]] ?? []).allSatisfy { $0["owner"] as? String == "nobody" })
+        #expect(mine.rows.map(\.key) == ["nobodys"])
+        #expect(mine.rows.allSatisfy { $0.owner == "nobody" })
+        #expect(mine.totals.reservedUnitHours == mine.rows.first?.reservedUnitHours)
+        #expect(mine.totals.invocations == 0)
+        #expect(mine.idle.allSatisfy { $0.owner == "nobody" })
         let byOwner = try scenario.report(["--by", "owner"], as: .nobody)
-        #expect((byOwner["rows"] as? [[String: Any]])?.compactMap { $0["key"] as? String } == ["nobody"])
+        #expect(byOwner.rows.map(\.key) == ["nobody"])
         let rootByOwner = try scenario.report(["--by", "owner"])
-        #expect(Set((rootByOwner["rows"] as? [[String: Any]])?.compactMap { $0["key"] as? String } ?? []) == ["nobody", "root"])
+        #expect(Set(rootByOwner.rows.map(\.key)) == ["nobody", "root"])
         for format in ["table", "csv"] {
             let result = try scenario.usage(["--format", format], as: .nobody)
             #expect(result.status == 0, "\(result)")
@@ -234,8 +229,7 @@ struct UsageCommandTests {
         let result = try scenario.usage(["--chart", file])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("Chart written to \(file)"))
-        let report = try scenario.report()
-        let rows = try #require(report["rows"] as? [[String: Any]])
+        let rows = try scenario.report().rows
         let data = try #require(FileManager.default.contents(atPath: file))
         let svg = SVGSummary()
         let parser = XMLParser(data: data)
@@ -244,7 +238,7 @@ struct UsageCommandTests {
         #expect(svg.root == "svg")
         #expect(svg.rootAttributes["xmlns"] == "http://www.w3.org/2000/svg")
         #expect(svg.rootAttributes["width"] != nil && svg.rootAttributes["height"] != nil && svg.rootAttributes["viewBox"] != nil)
-        #expect(svg.series.map(\.key).sorted() == rows.compactMap { $0["key"] as? String }.sorted())
+        #expect(svg.series.map(\.key).sorted() == rows.map(\.key).sorted())
         #expect(svg.series.allSatisfy { $0.polylines.sorted() == ["busy", "reserved"] }, "\(svg.series)")
         #expect(svg.tokenSeries == ["chat"])
         #expect(svg.texts.contains("time (UTC)"))
