@@ -188,6 +188,44 @@ struct JobRouteTests {
         }
     }
 
+    @Test(
+        "another user's files are forbidden (the CLI's exit 4): data /etc/shadow from an ordinary user, without echoing it; an output folder they cannot write; another user's reservation"
+    )
+    func foreignFiles() async throws {
+        let nobody = Caller(uid: 65534, gid: 65534, user: "nobody", isAdmin: false)
+        try await withTrainingReservation { client, folder in
+            let mine = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "mine", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "training"}"#,
+                as: nobody
+            )
+            #expect(mine.status == .created, "\(String(buffer: mine.body))")
+            func submit(_ name: String, to reservation: String, data: String, output: String) async throws -> TestResponse {
+                try await client.send(
+                    .post,
+                    "/v1/jobs",
+                    json:
+                        #"{"name": "\#(name)", "reservation": "\#(reservation)", "kind": "fine-tuning", "data": "\#(data)", "output": "\#(output)", "model_name": "\#(name)"}"#,
+                    as: nobody
+                )
+            }
+            let steal = try await submit("steal", to: "mine", data: "/etc/shadow", output: "/tmp")
+            #expect(steal.status == .forbidden, "\(String(buffer: steal.body))")
+            #expect(ExitStatus(httpStatus: Int(steal.status.code)) == .refused)
+            #expect(steal.error?.error.code == "forbidden")
+            #expect(!String(buffer: steal.body).contains("root:"))
+            let output = try await submit("out", to: "mine", data: "\(Self.examples)/fine-tuning.jsonl", output: "/root/stolen")
+            #expect(output.status == .forbidden, "\(String(buffer: output.body))")
+            #expect(ExitStatus(httpStatus: Int(output.status.code)) == .refused)
+            // Nor can anyone submit to a reservation that is not theirs.
+            let theirs = try await submit("x", to: "train", data: "\(Self.examples)/fine-tuning.jsonl", output: "/tmp/x")
+            #expect(theirs.status == .forbidden, "\(String(buffer: theirs.body))")
+            #expect(ExitStatus(httpStatus: Int(theirs.status.code)) == .refused)
+            #expect(try await jobs(client).isEmpty)
+        }
+    }
+
     @Test("a learning rate of 0.5 is refused naming the range")
     func learningRateRange() async throws {
         try await withTrainingReservation { client, folder in
