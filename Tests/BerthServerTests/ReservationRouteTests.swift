@@ -216,6 +216,35 @@ struct ReservationRouteTests {
         }
     }
 
+    @Test(
+        "an unknown model is 404 naming the model (the CLI's exit 3); a start in the past and a commitment with a duration are 400 naming the field (exit 2); nothing is made"
+    )
+    func badInput() async throws {
+        try await RouteTestApp().test { client in
+            let noModel = try await client.send(.post, "/v1/reservations", json: #"{"name": "x", "model": "no.such-model", "model_units": 1}"#)
+            #expect(noModel.status == .notFound, "\(String(buffer: noModel.body))")
+            #expect(ExitStatus(httpStatus: Int(noModel.status.code)) == .notFound)
+            #expect(noModel.error?.error.message.contains("model") == true, "\(String(buffer: noModel.body))")
+            let past = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "x", "model": "amazon.nova-micro-v1:0", "model_units": 1, "start": "-2d"}"#
+            )
+            #expect(past.status == .badRequest, "\(String(buffer: past.body))")
+            #expect(ExitStatus(httpStatus: Int(past.status.code)) == .usage)
+            #expect(past.error?.error.message.contains("start") == true, "\(String(buffer: past.body))")
+            let reel = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "x", "model": "amazon.nova-micro-v1:0", "model_units": 1, "commitment": "1m", "duration": "2h"}"#
+            )
+            #expect(reel.status == .badRequest, "\(String(buffer: reel.body))")
+            #expect(ExitStatus(httpStatus: Int(reel.status.code)) == .usage)
+            #expect(reel.error?.error.message.contains("duration") == true, "\(String(buffer: reel.body))")
+            #expect(try await client.send(.get, "/v1/reservations").decoded(ReservationList.self).reservations.isEmpty)
+        }
+    }
+
     @Test("a model of two compute units per model unit holds twice as many units")
     func sizingFollowsTheModel() async throws {
         try await RouteTestApp().test { client in

