@@ -5,6 +5,7 @@ import Foundation
 import Testing
 
 /// Real-time calls through the real daemon, the CLI and the reference runner's serve processes.
+/// The refusals made before a serve process is asked are checked in-process (InvocationRouteTests).
 @Suite("Inference end to end", .serialized)
 struct InferenceTests {
     static let model = "amazon.nova-micro-v1:0"
@@ -92,82 +93,6 @@ struct InferenceTests {
         #expect(reserved.status == "failed")
         #expect(reserved.statusReason?.contains("serve process") == true)
         #expect(try daemon.units().allSatisfy { $0.holder == nil })
-    }
-
-    @Test("an image to a text-only model is refused with unsupported-modality")
-    func imageToTextModel() throws {
-        let daemon = try TemporaryDaemon()
-        try daemon.start()
-        #expect(try daemon.cli(["reserve", "text", "--model", Self.model, "--units", "1", "--purpose", "inference"]).status == 0)
-        let image = daemon.directory.file("pixel.png")
-        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]).write(to: URL(fileURLWithPath: image))
-        let refused = try daemon.cli(["invoke", "text", "--prompt", "describe this", "--image", image])
-        #expect(refused.status == 4)
-        #expect(refused.stderr.hasPrefix("berth: unsupported-modality: "))
-        #expect(try invocations(daemon, "text")?.served == 0)
-    }
-
-    @Test("each refusal of a call exits 4 (or 2 for bad input), says what to do, and is metered without being served")
-    func refusals() throws {
-        let reservedOnly = """
-
-            [[models]]
-            id = "test.reserved-only-v1"
-            provider = "Test"
-            input_modalities = ["text"]
-            output_modalities = ["text"]
-            max_tokens = 100
-            on_demand = false
-            units_per_model_unit = 1
-            tokens_per_minute = 6000
-            [models.price]
-            model_unit_hour = 1.0
-
-            """
-        let daemon = try TemporaryDaemon(config: TemporaryDaemon.config(extra: reservedOnly))
-        try daemon.start()
-        func refused(_ arguments: [String], as user: TestUser? = nil, status: Int32, code: String, saying advice: String) throws {
-            let result = try daemon.cli(arguments, as: user)
-            #expect(result.status == status, "\(arguments): \(result)")
-            #expect(result.stderr.hasPrefix("berth: \(code): "), "\(arguments): \(result)")
-            #expect(result.stderr.contains(advice), "\(arguments): \(result)")
-        }
-
-        // A base model that is not offered on demand.
-        try refused(
-            ["invoke", "test.reserved-only-v1", "--prompt", "hello"],
-            status: 4,
-            code: "on-demand-not-supported",
-            saying: "berth reserve NAME --model test.reserved-only-v1 --units 1 --purpose inference"
-        )
-        // Reservations that cannot serve: another user's, one for training, one not started yet.
-        #expect(try daemon.cli(["reserve", "mine", "--model", "test.reserved-only-v1", "--units", "1", "--purpose", "inference"]).status == 0)
-        try refused(["invoke", "mine", "--prompt", "hello"], as: .nobody, status: 4, code: "forbidden", saying: "invoke through your own")
-        #expect(try daemon.cli(["reserve", "train", "--model", Self.model, "--units", "1", "--purpose", "training"]).status == 0)
-        try refused(["invoke", "train", "--prompt", "hello"], status: 4, code: "invalid-state", saying: "--purpose inference")
-        #expect(try daemon.cli(["reserve", "later", "--model", Self.model, "--units", "1", "--purpose", "inference", "--start", "+1d"]).status == 0)
-        try refused(["invoke", "later", "--prompt", "hello"], status: 4, code: "invalid-state", saying: "is pending")
-        // Too long for the model: max_tokens alone, or with the prompt.
-        try refused(
-            ["invoke", "mine", "--prompt", "hello", "--max-tokens", "101"],
-            status: 2,
-            code: "invalid-argument",
-            saying: "over test.reserved-only-v1's max_tokens of 100"
-        )
-        let long = Array(repeating: "word", count: 95).joined(separator: " ")
-        try refused(
-            ["invoke", "mine", "--prompt", long, "--max-tokens", "10"],
-            status: 2,
-            code: "invalid-argument",
-            saying: "95 prompt tokens + max_tokens 10"
-        )
-
-        // The reservation's refusals are on its ledger, none of them served; its own call is.
-        #expect(try daemon.cli(["invoke", "mine", "--prompt", "hello", "--max-tokens", "4"]).status == 0)
-        let counts = try invocations(daemon, "mine")
-        #expect(counts?.calls == 3, "\(String(describing: counts))")
-        #expect(counts?.served == 1, "\(String(describing: counts))")
-        #expect((try invocations(daemon, "train")?.served ?? 0) == 0)
     }
 
     @Test("an image to a model that takes images reaches its serve process as a data: URL in a chat completion")
