@@ -256,15 +256,14 @@ import FoundationNetworking
         let base = "http://127.0.0.1:\(port)"
 
         // 1. Health, once it is up.
-        let deadline = Date().addingTimeInterval(30)
         var healthy = false
-        while !healthy && Date() < deadline && process.isRunning {
+        _ = await eventuallyAwaiting(timeout: 30) {
             if let (body, status) = try? await http("GET", "\(base)/health"), status == 200 {
-                #expect(try JSONSerialization.jsonObject(with: body) as? [String: String] == ["status": "ok"])
+                let shown = try? JSONSerialization.jsonObject(with: body) as? [String: String]
+                #expect(shown == ["status": "ok"])
                 healthy = true
-            } else {
-                try await Task.sleep(for: .milliseconds(50))
             }
+            return healthy || !process.isRunning
         }
         #expect(healthy, "serve did not answer /health: \(process.stderr)")
 
