@@ -24,7 +24,8 @@ public func eventuallyAwaiting(
     let deadline = Date().addingTimeInterval(timeout)
     while true {
         if try await condition() { return true }
-        if Date() >= deadline { return false }
+        // A cancelled test stops asking (its sleeps would no longer wait).
+        if Date() >= deadline || Task.isCancelled { return false }
         try? await Task.sleep(for: .seconds(interval))
     }
 }

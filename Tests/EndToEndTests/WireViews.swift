@@ -29,7 +29,8 @@ extension TemporaryDaemon {
         try view(UnitList.self, ["units"]).units
     }
 
-    /// Job `id` once its status is one of `statuses`, as `job(_:reaching:)` waits for it.
+    /// Job `id` once its status is one of `statuses`, as `job(_:reaching:)` waits for it; the
+    /// object it returns is what `berth --json jobs ID` printed, read again as a `JobView`.
     func jobView(_ id: Int, reaching statuses: Set<String>, as user: TestUser? = nil, timeout: TimeInterval = 60) async throws -> JobView {
         let shown = try await job(id, reaching: statuses, as: user, timeout: timeout)
         return try Wire.decoder().decode(JobView.self, from: JSONSerialization.data(withJSONObject: shown))
