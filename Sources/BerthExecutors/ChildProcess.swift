@@ -41,19 +41,26 @@ public final class ChildProcess: Sendable {
         }
         var child: pid_t = 0
         var failure = berth_spawn_failure()
-        let result = descriptors.withUnsafeBufferPointer { fdBuffer in
-            argv.withUnsafeBufferPointer { argvBuffer in
-                envp.withUnsafeBufferPointer { envpBuffer in
-                    var request = berth_spawn_request()
-                    request.path = UnsafePointer(argv[0])
-                    request.argv = argvBuffer.baseAddress
-                    request.envp = envpBuffer.baseAddress
-                    request.fds = fdBuffer.baseAddress
-                    request.fd_count = Int32(fdBuffer.count)
-                    request.umask = mode_t(mask)
-                    return berth_spawn(&request, &child, &failure)
+        var result: Int32 = 0
+        // ETXTBSY: a program written a moment ago can still be open for writing in a child
+        // forked meanwhile, until that child closes what it inherited. It passes; try again.
+        for attempt in 0..<20 {
+            if attempt > 0 { usleep(25_000) }
+            result = descriptors.withUnsafeBufferPointer { fdBuffer in
+                argv.withUnsafeBufferPointer { argvBuffer in
+                    envp.withUnsafeBufferPointer { envpBuffer in
+                        var request = berth_spawn_request()
+                        request.path = UnsafePointer(argv[0])
+                        request.argv = argvBuffer.baseAddress
+                        request.envp = envpBuffer.baseAddress
+                        request.fds = fdBuffer.baseAddress
+                        request.fd_count = Int32(fdBuffer.count)
+                        request.umask = mode_t(mask)
+                        return berth_spawn(&request, &child, &failure)
+                    }
                 }
             }
+            guard result != 0, Int(failure.step) == BERTH_STEP_EXEC, failure.error == ETXTBSY else { break }
         }
         guard result == 0 else {
             throw Failure(description: "cannot run \(executable): \(String(cString: strerror(failure.error)))")
