@@ -274,7 +274,7 @@ public struct Daemon: Sendable {
         let metricsListener: [any Service] =
             config.metrics.listen.map { address in
                 [
-                    MetricsListener(
+                    TCPListener(
                         address: address,
                         application: buildMetricsApplication(
                             services: services,
@@ -282,6 +282,7 @@ public struct Daemon: Sendable {
                             connections: ConnectionPolicy(limits: config.limits),
                             logger: logger
                         ),
+                        failure: "cannot serve metrics (metrics.listen); the socket's /metrics still answers",
                         logger: logger
                     )
                 ]
@@ -290,7 +291,7 @@ public struct Daemon: Sendable {
         let openAIListener: [any Service] =
             config.openAI.listen.map { address in
                 [
-                    OpenAIListener(
+                    TCPListener(
                         address: address,
                         application: buildOpenAIApplication(
                             services: services,
@@ -298,6 +299,7 @@ public struct Daemon: Sendable {
                             connections: ConnectionPolicy(limits: config.limits),
                             logger: logger
                         ),
+                        failure: "cannot serve the OpenAI routes (openai.listen); the socket's /openai/v1 still answers",
                         logger: logger
                     )
                 ]
@@ -442,22 +444,21 @@ public func buildMetricsApplication(
     )
 }
 
-/// Runs the metrics application. `Daemon.run` checked that the address is free; should it be
-/// taken in between, the failure is logged and the rest of berthd goes on serving the socket,
-/// whose `/metrics` still works.
-struct MetricsListener: Service {
+/// Runs an application berthd serves on TCP beside the socket (metrics, the OpenAI routes).
+/// `Daemon.run` checked that the address is free; should it be taken in between, the failure
+/// is logged with what still answers on the socket, and the rest of berthd goes on serving.
+struct TCPListener: Service {
     let address: DaemonConfig.ListenAddress
     let application: any ApplicationProtocol
+    /// What the log says when it cannot serve: which key, and what still answers.
+    let failure: Logger.Message
     let logger: Logger
 
     func run() async throws {
         do {
             try await application.run()
         } catch {
-            logger.error(
-                "cannot serve metrics (metrics.listen); the socket's /metrics still answers",
-                metadata: ["address": "\(address)", "error": "\(error)"]
-            )
+            logger.error(failure, metadata: ["address": "\(address)", "error": "\(error)"])
             try? await gracefulShutdown()
         }
     }

@@ -49,23 +49,3 @@ struct OpenAINotFoundMiddleware: RouterMiddleware {
         }
     }
 }
-
-/// Runs the OpenAI application. `Daemon.run` checked that the address is free; should it be
-/// taken in between, the failure is logged and berthd goes on serving the socket.
-struct OpenAIListener: Service {
-    let address: DaemonConfig.ListenAddress
-    let application: any ApplicationProtocol
-    let logger: Logger
-
-    func run() async throws {
-        do {
-            try await application.run()
-        } catch {
-            logger.error(
-                "cannot serve the OpenAI routes (openai.listen); the socket's /openai/v1 still answers",
-                metadata: ["address": "\(address)", "error": "\(error)"]
-            )
-            try? await gracefulShutdown()
-        }
-    }
-}
