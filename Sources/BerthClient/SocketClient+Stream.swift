@@ -19,24 +19,7 @@ extension SocketClient {
         head: (_ status: Int, _ headers: [(String, String)]) async throws -> Void,
         body onBody: (Data) async throws -> Void
     ) async throws {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.seconds(5))
-            let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
-                }
-            }
-            if let port {
-                channel = try await bootstrap.connect(host: "127.0.0.1", port: port, channelInitializer: initializer)
-            } else {
-                channel = try await bootstrap.connect(unixDomainSocketPath: socketPath, channelInitializer: initializer)
-            }
-        } catch {
-            throw ClientError.unreachable(path: socketPath, reason: "\(error)")
-        }
+        let channel = try await connect()
         var requestHead = Self.requestHead(method: method, path: path, body: body, headers: headers)
         requestHead.headers.replaceOrAdd(name: "Accept", value: "text/event-stream")
         /// Marks the errors of the reader's own closures, so they are rethrown as they were.

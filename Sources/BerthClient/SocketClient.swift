@@ -33,24 +33,7 @@ public struct SocketClient: Sendable {
         headers: [(String, String)] = [],
         timeout: Duration? = nil
     ) async throws(ClientError) -> Response {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.seconds(5))
-            let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
-                }
-            }
-            if let port {
-                channel = try await bootstrap.connect(host: "127.0.0.1", port: port, channelInitializer: initializer)
-            } else {
-                channel = try await bootstrap.connect(unixDomainSocketPath: socketPath, channelInitializer: initializer)
-            }
-        } catch {
-            throw .unreachable(path: socketPath, reason: Self.describeConnectFailure(error))
-        }
+        let channel = try await connect()
 
         let head = Self.requestHead(method: method, path: path, body: body, headers: headers)
 
@@ -130,6 +113,26 @@ public struct SocketClient: Sendable {
             head.headers.replaceOrAdd(name: name, value: value)
         }
         return head
+    }
+
+    /// A new connection to the peer (the loopback port, else the socket), ready for HTTP/1.1.
+    func connect() async throws(ClientError) -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
+        do {
+            let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(5))
+            let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel(wrappingChannelSynchronously: channel)
+                }
+            }
+            if let port {
+                return try await bootstrap.connect(host: "127.0.0.1", port: port, channelInitializer: initializer)
+            }
+            return try await bootstrap.connect(unixDomainSocketPath: socketPath, channelInitializer: initializer)
+        } catch {
+            throw .unreachable(path: socketPath, reason: Self.describeConnectFailure(error))
+        }
     }
 
     private static func describeConnectFailure(_ error: any Error) -> String {
