@@ -272,6 +272,11 @@ public struct Reservation: Sendable, Equatable {
     /// reservation runs on units of one executor, so it is booked against that one's units.
     /// `nil` for a reservation admitted before executors were recorded, or queued (`--wait`).
     public var executor: String?
+    /// The units it will be given when it starts, chosen when it was admitted: set for a
+    /// reservation on units whose executor reserves named hosts ahead of time (Slurm), so the
+    /// hosts reserved there and the units berth hands out are the same. Empty: any free units
+    /// of its executor, chosen when it starts.
+    public var pinnedUnits: [String]
 
     public init(
         id: Int64,
@@ -291,7 +296,8 @@ public struct Reservation: Sendable, Equatable {
         createdAt: Date,
         endedAt: Date? = nil,
         statusReason: String? = nil,
-        executor: String? = nil
+        executor: String? = nil,
+        pinnedUnits: [String] = []
     ) {
         self.id = id
         self.name = name
@@ -311,6 +317,12 @@ public struct Reservation: Sendable, Equatable {
         self.endedAt = endedAt
         self.statusReason = statusReason
         self.executor = executor
+        self.pinnedUnits = pinnedUnits
+    }
+
+    /// Whether its window meets `[from, to)` (`nil`: open-ended).
+    public func overlaps(_ from: Date, _ to: Date?) -> Bool {
+        (end.map { $0 > from } ?? true) && (to.map { start < $0 } ?? true)
     }
 
     /// Whether it holds capacity in the calendar: active, or admitted for a future start.

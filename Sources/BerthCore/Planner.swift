@@ -80,6 +80,32 @@ public struct Snapshot: Sendable {
     public func growthCalendar(of reservation: Reservation) -> CapacityCalendar {
         pools.first { $0.calendar.bookings.contains { $0.reservationID == reservation.id } }?.calendar ?? calendar
     }
+
+    /// Executors whose reservations get their units at admission: Slurm reserves named nodes
+    /// for a window, so the nodes it holds for a reservation that starts tomorrow must be the
+    /// ones berth hands out then. This host's units stay interchangeable until a start.
+    public static let pinningExecutors: Set<String> = ["slurm"]
+
+    /// The units of `executor`, in unit order, that are free for the whole of `[from, to)`:
+    /// held by no reservation whose window reaches past `from`, and pinned by no other pending
+    /// reservation whose window overlaps it. A unit still held by a reservation that ended (its
+    /// runner is stopping) is taken as free for a start after `now`.
+    public func unitsFree(of executor: String, from: Date, to: Date?, excluding: Int64? = nil, now: Date) -> [String] {
+        var byID: [Int64: Reservation] = [:]
+        for r in reservations { byID[r.id] = r }
+        var blocked = Set<String>()
+        for lease in heldLeases where lease.reservationID != excluding {
+            if let r = byID[lease.reservationID], r.status == .active {
+                if r.end.map({ $0 > from }) ?? true { blocked.insert(lease.unit) }
+            } else if from <= now {
+                blocked.insert(lease.unit)
+            }
+        }
+        for r in reservations where r.id != excluding && r.status == .pending && r.overlaps(from, to) {
+            blocked.formUnion(r.pinnedUnits)
+        }
+        return dedicatedUnits.filter { (unitExecutors[$0] ?? "") == executor && !blocked.contains($0) }
+    }
 }
 
 /// One executor's dedicated units and the reservations booked on them.
@@ -160,6 +186,12 @@ public enum Admission: Sendable, Equatable {
     case refuse(CapacityRefusal)
 }
 
+/// Whether a reservation may grow where units are pinned, and the units it then has pinned.
+public enum PinnedGrowth: Sendable, Equatable {
+    case admit(pinned: [String])
+    case refuse(CapacityRefusal)
+}
+
 public enum ReleaseDecision: Sendable, Equatable {
     case release(at: Date)
     /// Inside a paid term: the term's end.
@@ -217,6 +249,96 @@ public enum Planner {
         return (.refuse(CapacityRefusal(needed: units, free: closest?.free ?? 0, total: largest, earliestStart: earliest)), nil)
     }
 
+    /// Decides whether a new reservation of `units` can be promised on one executor's units, as
+    /// `admit(pools:)` does, and on an executor that pins units (`Snapshot.pinningExecutors`)
+    /// also chooses them: `units` of that executor free for the whole window. A pool whose
+    /// count fits but where no units are free for the whole window (one pinned for tomorrow,
+    /// another held until noon) refuses, with the earliest start at which some are.
+    public static func admit(
+        units: Int,
+        start: Date,
+        commitment: Commitment,
+        duration: TimeInterval?,
+        wait: Bool,
+        snapshot: Snapshot,
+        now: Date
+    ) -> (admission: Admission, executor: String?, pinned: [String]) {
+        let pools = snapshot.pools
+        let end = Reservation.end(start: start, commitment: commitment, duration: duration)
+        var refusals: [CapacityRefusal] = []
+        for pool in pools {
+            let single = [pool]
+            switch admit(units: units, start: start, commitment: commitment, duration: duration, wait: false, pools: single, now: now).admission {
+            case .admit(let start, let end):
+                guard Snapshot.pinningExecutors.contains(pool.executor) else { return (.admit(start: start, end: end), pool.executor, []) }
+                let free = snapshot.unitsFree(of: pool.executor, from: start, to: end, now: now)
+                if free.count >= units { return (.admit(start: start, end: end), pool.executor, Array(free.prefix(units))) }
+                refusals.append(
+                    CapacityRefusal(
+                        needed: units,
+                        free: free.count,
+                        total: pool.calendar.total,
+                        earliestStart: earliestPinnedStart(
+                            units: units,
+                            notBefore: max(start, now),
+                            end: end,
+                            start: start,
+                            pool: pool,
+                            snapshot: snapshot,
+                            now: now
+                        )
+                    )
+                )
+            case .refuse(let refusal):
+                var refusal = refusal
+                if Snapshot.pinningExecutors.contains(pool.executor), let earliest = refusal.earliestStart {
+                    refusal.earliestStart = earliestPinnedStart(
+                        units: units,
+                        notBefore: earliest,
+                        end: end,
+                        start: start,
+                        pool: pool,
+                        snapshot: snapshot,
+                        now: now
+                    )
+                }
+                refusals.append(refusal)
+            case .queue: break
+            }
+        }
+        let largest = pools.map(\.calendar.total).max() ?? 0
+        if wait && units <= largest { return (.queue, nil, []) }
+        let closest = refusals.max { $0.free < $1.free }
+        let earliest = refusals.compactMap(\.earliestStart).min()
+        return (.refuse(CapacityRefusal(needed: units, free: closest?.free ?? 0, total: largest, earliestStart: earliest)), nil, [])
+    }
+
+    /// The earliest start at or after `notBefore` at which both the count and whole units of a
+    /// pinning pool hold a window as long as `[start, end)`. Units free up only where a holder
+    /// or a pin ends, so those instants are the candidates.
+    private static func earliestPinnedStart(
+        units: Int,
+        notBefore: Date,
+        end: Date?,
+        start: Date,
+        pool: ExecutorPool,
+        snapshot: Snapshot,
+        now: Date
+    ) -> Date? {
+        let length = end.map { $0.timeIntervalSince(start) }
+        var candidates: Set<Date> = [notBefore]
+        for r in snapshot.reservations where r.holdsCapacity { if let end = r.end, end > notBefore { candidates.insert(end) } }
+        for candidate in candidates.sorted() {
+            let to = length.map { candidate.addingTimeInterval($0) }
+            if pool.calendar.minFree(from: candidate, to: to) >= units,
+                snapshot.unitsFree(of: pool.executor, from: candidate, to: to, now: now).count >= units
+            {
+                return candidate
+            }
+        }
+        return nil
+    }
+
     /// Decides whether an admitted reservation can grow to `units` compute units for the rest of
     /// its window. Units are only ever added, never taken away mid-term.
     public static func admitGrowth(_ reservation: Reservation, to units: Int, calendar: CapacityCalendar, now: Date) -> CapacityRefusal? {
@@ -230,6 +352,23 @@ public enum Planner {
             total: calendar.total,
             earliestStart: nil
         )
+    }
+
+    /// On an executor that pins units, growth to `units` also needs units free for the rest of
+    /// the window, one by one: a reservation not started yet gets them pinned too (the units
+    /// it will hold, returned), one that runs gets them at the next cycle. Elsewhere, and for a
+    /// reservation admitted before pins were kept, the calendar's count is the whole answer.
+    public static func admitPinnedGrowth(_ r: Reservation, to units: Int, snapshot: Snapshot, now: Date) -> PinnedGrowth {
+        let held = snapshot.heldLeases.filter { $0.reservationID == r.id }.map(\.unit)
+        guard let executor = held.first.map({ snapshot.unitExecutors[$0] ?? "" }) ?? r.executor,
+            Snapshot.pinningExecutors.contains(executor), r.status == .active || !r.pinnedUnits.isEmpty
+        else { return .admit(pinned: r.pinnedUnits) }
+        let mine = r.status == .active ? held : r.pinnedUnits
+        let free = snapshot.unitsFree(of: executor, from: max(now, r.start), to: r.end, excluding: r.id, now: now).filter { !mine.contains($0) }
+        let needed = units - r.units
+        guard free.count < needed else { return .admit(pinned: r.status == .active ? r.pinnedUnits : mine + free.prefix(needed)) }
+        let total = snapshot.dedicatedUnits.filter { (snapshot.unitExecutors[$0] ?? "") == executor }.count
+        return .refuse(CapacityRefusal(needed: needed, free: free.count, total: total, earliestStart: nil))
     }
 
     /// Release inside a `1m`/`6m` term is refused: the term is paid for. A reservation still
@@ -251,10 +390,15 @@ public enum Planner {
         var freeSince = snapshot.unitFreeSince
 
         /// `count` free units of one executor (the first, in unit order, that has them), or
-        /// of `executor` when the reservation already holds units of it.
-        func place(_ count: Int, at time: Date, executor: String? = nil) -> [String]? {
+        /// of `executor` when the reservation already holds units of it; never units another
+        /// reservation has pinned for a window that overlaps `[time, end)`.
+        func place(_ count: Int, at time: Date, until end: Date?, for id: Int64, executor: String? = nil) -> [String]? {
+            var pinned = Set<String>()
+            for r in reservations.values where r.id != id && r.status == .pending && !r.pinnedUnits.isEmpty && r.overlaps(time, end) {
+                pinned.formUnion(r.pinnedUnits)
+            }
             let free = snapshot.dedicatedUnits.filter { unit in
-                holder[unit] == nil && (freeSince[unit].map { $0 <= time } ?? true)
+                holder[unit] == nil && !pinned.contains(unit) && (freeSince[unit].map { $0 <= time } ?? true)
             }
             var byExecutor: [String: [String]] = [:]
             var order: [String] = []
@@ -310,12 +454,25 @@ public enum Planner {
                 // cannot be handed out in the past: then the leases start now.
                 let units: [String]
                 let leaseStart: Date
-                // On the executor it was admitted on, while the config still has that one.
+                // On the executor it was admitted on, while the config still has that one; on
+                // the units pinned at admission, while the config still has them all.
                 let executor = r.executor.flatMap { e in snapshot.dedicatedUnits.contains { (snapshot.unitExecutors[$0] ?? "") == e } ? e : nil }
-                if let early = place(r.units, at: at, executor: executor) {
+                let pinned = !r.pinnedUnits.isEmpty && r.pinnedUnits.allSatisfy(snapshot.dedicatedUnits.contains) ? r.pinnedUnits : nil
+                func pins(at time: Date) -> [String]? {
+                    guard let pinned else { return nil }
+                    return pinned.allSatisfy { holder[$0] == nil && (freeSince[$0].map { $0 <= time } ?? true) } ? pinned : nil
+                }
+                if let early = pinned != nil ? pins(at: at) : place(r.units, at: at, until: r.end, for: id, executor: executor) {
                     (units, leaseStart) = (early, at)
-                } else if let late = place(r.units, at: now, executor: executor), r.end.map({ $0 > now }) ?? true {
+                } else if let late = pinned != nil ? pins(at: now) : place(r.units, at: now, until: r.end, for: id, executor: executor),
+                    r.end.map({ $0 > now }) ?? true
+                {
                     (units, leaseStart) = (late, now)
+                } else if let pinned {
+                    plan.deferred.append(
+                        NoFit(reservationID: id, reason: "its units \(pinned.joined(separator: ",")) are not all free yet")
+                    )
+                    continue
                 } else {
                     plan.deferred.append(
                         NoFit(
@@ -338,7 +495,7 @@ public enum Planner {
         for r in short.sorted(by: { $0.id < $1.id }) {
             let missing = r.units - heldCount[r.id, default: 0]
             let executor = holder.first { $0.value == r.id }.map { snapshot.unitExecutors[$0.key] ?? "" }
-            if let units = place(missing, at: now, executor: executor) {
+            if let units = place(missing, at: now, until: r.end, for: r.id, executor: executor) {
                 for unit in units { holder[unit] = r.id }
                 plan.steps.append(.grow(reservationID: r.id, units: units, at: now))
             } else {
@@ -357,7 +514,7 @@ public enum Planner {
             current.heldLeases = holder.map { Lease(unit: $0.key, reservationID: $0.value, start: now, end: nil) }
             // The first executor whose units hold it for its whole window, and are free now.
             let units = current.pools.lazy.filter { $0.calendar.minFree(from: now, to: end) >= r.units }
-                .compactMap { place(r.units, at: now, executor: $0.executor) }.first
+                .compactMap { place(r.units, at: now, until: end, for: r.id, executor: $0.executor) }.first
             guard let units else {
                 plan.deferred.append(NoFit(reservationID: r.id, reason: "waiting for \(r.units) free dedicated units"))
                 continue

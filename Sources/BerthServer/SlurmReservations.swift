@@ -14,9 +14,11 @@ import Glibc
 
 /// The Slurm reservations that hold berth's reservations' nodes on the cluster, so no other
 /// Slurm user takes that capacity meanwhile. One is made in the same admission as the berth
-/// reservation it stands for (refused with Slurm's reason, nothing made on either side); every
-/// other change (an advance reservation that starts, units added, release, expiry, a berthd
-/// that died between the two) is caught up by a pass that makes the cluster match the ledger.
+/// reservation it stands for, for the nodes of the units the admission pinned and the same
+/// window, a later start included (refused with Slurm's reason, nothing made on either side);
+/// every other change (a `--wait` reservation that starts, units added, release, expiry, a
+/// berthd that died between the two) is caught up by a pass that makes the cluster match the
+/// ledger.
 /// Whole nodes are reserved: a Slurm 22.05 reservation holds CPUs, nodes, licenses and burst
 /// buffers, never GRES, so not GPU by GPU.
 public final class SlurmReservations: Service, Sendable {
@@ -79,27 +81,18 @@ public final class SlurmReservations: Service, Sendable {
         }
     }
 
-    /// Inside the admission's transaction, after `reservationID` was inserted: if it starts now
-    /// on Slurm units, the scheduler places it here, and its Slurm reservation is made before
-    /// the commit. A refusal throws, which undoes the berth reservation with it.
+    /// Inside the admission's transaction, after `reservationID` was inserted: a reservation on
+    /// Slurm units had its units pinned by the admission, now or for a later start, and its Slurm
+    /// reservation of those units' nodes over the same window is made before the commit. A
+    /// refusal throws, which undoes the berth reservation with it.
     func admit(_ reservationID: Int64, tx: LedgerTransaction, now: Date) throws {
-        // The units the batch's scheduling cycle will give it, worked out now without writing:
-        // inside this request's savepoint the ledger's cached snapshot may not show the insert
-        // yet (changes are told to observers when a savepoint ends), so it is added here.
         guard let reservation = try tx.reservation(id: reservationID) else { return }
-        var snapshot = try tx.snapshot()
-        if !snapshot.reservations.contains(where: { $0.id == reservationID }) { snapshot.reservations.append(reservation) }
-        let placed = Planner.plan(snapshot, now: now).steps.lazy.compactMap { step -> [String]? in
-            if case .activate(let id, _, _, let units, _) = step, id == reservationID { return units }
-            return nil
-        }.first
-        guard let placed else { return }
-        let nodes = self.nodes(of: placed)
+        let nodes = self.nodes(of: reservation.pinnedUnits)
         guard !nodes.isEmpty else { return }
         let name = naming.reservation(reservationID)
         admitted.withLock { $0[name] = .now }
         do throws(SlurmCommands.Failure) {
-            try create(name, nodes: nodes, end: reservation.end, users: users(of: reservation), now: now)
+            try create(name, nodes: nodes, start: reservation.start, end: reservation.end, users: users(of: reservation), now: now)
         } catch {
             admitted.withLock { $0[name] = nil }
             throw APIError(
@@ -124,14 +117,20 @@ public final class SlurmReservations: Service, Sendable {
     }
 
     private func syncNow() {
-        let wanted: [String: (nodes: [String], end: Date?, users: [String])]
+        let wanted: [String: (nodes: [String], start: Date, end: Date?, users: [String])]
         do {
             let now = Date()
             wanted = try ledger.readNow { tx in
-                var wanted: [String: (nodes: [String], end: Date?, users: [String])] = [:]
-                for r in try tx.liveReservations() where r.status == .active {
-                    let nodes = self.nodes(of: try tx.leases(reservationID: r.id).filter { $0.end.map { $0 > now } ?? true }.map(\.unit))
-                    if !nodes.isEmpty { wanted[naming.reservation(r.id)] = (nodes, r.end, users(of: r)) }
+                var wanted: [String: (nodes: [String], start: Date, end: Date?, users: [String])] = [:]
+                for r in try tx.liveReservations() {
+                    let units: [String]
+                    switch r.status {
+                    case .active: units = try tx.leases(reservationID: r.id).filter { $0.end.map { $0 > now } ?? true }.map(\.unit)
+                    case .pending: units = r.waiting ? [] : r.pinnedUnits
+                    default: units = []
+                    }
+                    let nodes = self.nodes(of: units)
+                    if !nodes.isEmpty { wanted[naming.reservation(r.id)] = (nodes, r.start, r.end, users(of: r)) }
                 }
                 return wanted
             }
@@ -162,7 +161,7 @@ public final class SlurmReservations: Service, Sendable {
                     _ = try commands.run(commands.scontrol, ["update", "ReservationName=\(name)", "Nodes=\(want.nodes.joined(separator: ","))"])
                     logger.info("Slurm reservation changed", metadata: ["slurm": "\(name)", "nodes": "\(want.nodes.joined(separator: ","))"])
                 } else {
-                    try create(name, nodes: want.nodes, end: want.end, users: want.users, now: now)
+                    try create(name, nodes: want.nodes, start: want.start, end: want.end, users: want.users, now: now)
                     logger.info("Slurm reservation made", metadata: ["slurm": "\(name)", "nodes": "\(want.nodes.joined(separator: ","))"])
                 }
             } catch {
@@ -196,16 +195,18 @@ public final class SlurmReservations: Service, Sendable {
         return try commands.run(commands.scontrol, ["show", "hostnames", list]).split(whereSeparator: \.isNewline).map(String.init).sorted()
     }
 
-    /// From now to `end` (relative, so the controller's clock and time zone decide nothing
-    /// berth did not), for `users` only. A node another berth reservation already holds may be
+    /// From `start` (or now) to `end`, both relative to now, so the controller's clock and time
+    /// zone decide nothing berth did not, for `users` only; never starting later or ending
+    /// earlier than berth's window. A node another berth reservation already holds may be
     /// shared (`OVERLAP`): berth keeps its own reservations apart, unit by unit.
-    private func create(_ name: String, nodes: [String], end: Date?, users: [String], now: Date) throws(SlurmCommands.Failure) {
+    private func create(_ name: String, nodes: [String], start: Date, end: Date?, users: [String], now: Date) throws(SlurmCommands.Failure) {
+        let lead = max(0, Int(start.timeIntervalSince(now).rounded(.down)))
         var arguments = [
-            "create", "reservation", "ReservationName=\(name)", "Nodes=\(nodes.joined(separator: ","))", "StartTime=now",
-            "Users=\(users.joined(separator: ","))",
+            "create", "reservation", "ReservationName=\(name)", "Nodes=\(nodes.joined(separator: ","))",
+            lead > 0 ? "StartTime=now+\(lead)" : "StartTime=now", "Users=\(users.joined(separator: ","))",
         ]
         if let end {
-            arguments.append("EndTime=now+\(max(60, Int(end.timeIntervalSince(now).rounded(.up))))")
+            arguments.append("EndTime=now+\(max(lead + 60, Int(end.timeIntervalSince(now).rounded(.up))))")
         } else {
             arguments.append("Duration=UNLIMITED")
         }

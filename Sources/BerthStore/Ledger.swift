@@ -406,16 +406,18 @@ public struct LedgerTransaction {
     }
 
     /// Saves what `update` and the planner may change in a live reservation: its name, model,
-    /// size, window and queue state. Status changes go through `apply` and `finish`.
+    /// size, window, queue state and pinned units. Status changes go through `apply` and `finish`.
     public func update(_ reservation: Reservation) throws {
+        let record = ReservationRecord(reservation)
         try db.execute(
             sql: """
-                UPDATE reservations SET name = ?, model = ?, model_units = ?, units = ?, start = ?, "end" = ?, waiting = ?
+                UPDATE reservations SET name = ?, model = ?, model_units = ?, units = ?, start = ?, "end" = ?, waiting = ?,
+                pinned_units = ?
                 WHERE id = ?
                 """,
             arguments: [
                 reservation.name, reservation.model, reservation.modelUnits, reservation.units, reservation.start,
-                reservation.end, reservation.waiting, reservation.id,
+                reservation.end, reservation.waiting, record.pinnedUnits, reservation.id,
             ]
         )
     }

@@ -371,6 +371,12 @@ enum Migrations {
             try db.execute(sql: "ALTER TABLE reservations ADD COLUMN executor TEXT")
         }
 
+        migrator.registerMigration("v14-reservation-pinned-units") { db in
+            // The units a reservation on Slurm units will get, chosen at admission so that its
+            // Slurm reservation (made then, for those units' nodes) and berth's leases agree.
+            try db.execute(sql: "ALTER TABLE reservations ADD COLUMN pinned_units TEXT")
+        }
+
         return migrator
     }
 

@@ -197,6 +197,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         case endedAt = "ended_at"
         case statusReason = "status_reason"
         case executor
+        case pinnedUnits = "pinned_units"
     }
 
     var id: Int64?
@@ -218,13 +219,15 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var endedAt: Date?
     var statusReason: String?
     var executor: String?
+    /// Comma-separated unit ids (unit ids hold no commas); `nil` when none are pinned.
+    var pinnedUnits: String?
 
     /// Every column `init(row:)` reads, in its order. Reads name these columns (never `SELECT *`):
     /// reservations are read on every scheduling cycle and every submission, where decoding
     /// through Codable or by column name cost more than the query.
     static let selection = """
         id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting, \
-        spillover, created_at, ended_at, status_reason, executor
+        spillover, created_at, ended_at, status_reason, executor, pinned_units
         """
 
     /// A row of `SELECT \(selection)`: the one way a reservation is read.
@@ -247,6 +250,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         endedAt = row[15]
         statusReason = row[16]
         executor = row[17]
+        pinnedUnits = row[18]
     }
 
     mutating func didInsert(_ inserted: InsertionSuccess) {
@@ -272,6 +276,7 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         endedAt = r.endedAt
         statusReason = r.statusReason
         executor = r.executor
+        pinnedUnits = r.pinnedUnits.isEmpty ? nil : r.pinnedUnits.joined(separator: ",")
     }
 
     var reservation: Reservation {
@@ -293,7 +298,8 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
             createdAt: createdAt,
             endedAt: endedAt,
             statusReason: statusReason,
-            executor: executor
+            executor: executor,
+            pinnedUnits: pinnedUnits.map { $0.split(separator: ",").map(String.init) } ?? []
         )
     }
 }

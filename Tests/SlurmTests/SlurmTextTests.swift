@@ -384,4 +384,128 @@ struct PlacementTests {
         )
         #expect(activated(Planner.plan(snapshot, now: now))[1] == ["n1-1"])
     }
+
+    /// Two Slurm nodes of two units each, after one local unit.
+    func cluster(_ reservations: [Reservation], held: [Lease] = []) -> Snapshot {
+        Snapshot(
+            dedicatedUnits: ["local-0", "n1-0", "n1-1", "n2-0", "n2-1"],
+            reservations: reservations,
+            heldLeases: held,
+            unitExecutors: ["n1-0": "slurm", "n1-1": "slurm", "n2-0": "slurm", "n2-1": "slurm"]
+        )
+    }
+
+    func admit(_ units: Int, at start: Date, for seconds: TimeInterval, in snapshot: Snapshot) -> (Admission, String?, [String]) {
+        let decided = Planner.admit(units: units, start: start, commitment: .none, duration: seconds, wait: false, snapshot: snapshot, now: now)
+        return (decided.admission, decided.executor, decided.pinned)
+    }
+
+    @Test("admission pins Slurm units free for the whole window, skipping those held past its start; this host's stay unpinned")
+    func pinsAtAdmission() {
+        var running = reservation(1, units: 1, status: .active)
+        running.end = now.addingTimeInterval(7200)
+        let snapshot = cluster([running], held: [Lease(unit: "n1-0", reservationID: 1, start: now, end: nil)])
+        // Tomorrow, two units: n1-0 is held until two hours from now, so not it.
+        let (admission, executor, pinned) = admit(2, at: now.addingTimeInterval(3600), for: 3600, in: snapshot)
+        #expect(admission == .admit(start: now.addingTimeInterval(3600), end: now.addingTimeInterval(7200)))
+        #expect(executor == "slurm" && pinned == ["n1-1", "n2-0"])
+        // After the holder's end, n1-0 is free again.
+        #expect(admit(2, at: now.addingTimeInterval(7200), for: 3600, in: snapshot).2 == ["n1-0", "n1-1"])
+        // One unit fits on this host first: nothing is pinned there.
+        let local = admit(1, at: now, for: 3600, in: snapshot)
+        #expect(local.1 == "" && local.2.isEmpty)
+    }
+
+    @Test("when the count fits but no Slurm units are free for the whole window, admission is refused with the earliest start that fits")
+    func pinsMustCoverTheWindow() {
+        // 4 Slurm units: two held until +1h, two pinned from +1h to +2h. Two more units from
+        // now to +90 min fit by count (2 free now, 2 free in +1h..+90min), but no unit is
+        // free over the whole window.
+        var running = reservation(1, units: 2, status: .active)
+        running.end = now.addingTimeInterval(3600)
+        var later = reservation(2, units: 2)
+        later.start = now.addingTimeInterval(3600)
+        later.end = now.addingTimeInterval(7200)
+        later.executor = "slurm"
+        later.pinnedUnits = ["n2-0", "n2-1"]
+        let snapshot = Snapshot(
+            dedicatedUnits: ["n1-0", "n1-1", "n2-0", "n2-1"],
+            reservations: [running, later],
+            heldLeases: [Lease(unit: "n1-0", reservationID: 1, start: now, end: nil), Lease(unit: "n1-1", reservationID: 1, start: now, end: nil)],
+            unitExecutors: ["n1-0": "slurm", "n1-1": "slurm", "n2-0": "slurm", "n2-1": "slurm"]
+        )
+        #expect(snapshot.pools[0].calendar.minFree(from: now, to: now.addingTimeInterval(5400)) == 2)
+        let (admission, _, pinned) = admit(2, at: now, for: 5400, in: snapshot)
+        #expect(pinned.isEmpty)
+        #expect(admission == .refuse(CapacityRefusal(needed: 2, free: 0, total: 4, earliestStart: now.addingTimeInterval(3600))))
+        // Ending when the pinned one starts, it fits, on the pinned units.
+        #expect(admit(2, at: now, for: 3600, in: snapshot).2 == ["n2-0", "n2-1"])
+    }
+
+    @Test("a pinned reservation starts on its pinned units; others are placed around units pinned over their window")
+    func startsOnItsPins() {
+        var pinned = reservation(1, units: 2)
+        pinned.executor = "slurm"
+        pinned.pinnedUnits = ["n2-0", "n2-1"]
+        var unpinned = reservation(2, units: 2)
+        unpinned.executor = "slurm"
+        let plan = Planner.plan(cluster([pinned, unpinned]), now: now)
+        #expect(activated(plan)[1] == ["n2-0", "n2-1"])
+        #expect(activated(plan)[2] == ["n1-0", "n1-1"])
+
+        // Pinned from +1h: a reservation starting now and ending before then may use those units.
+        pinned.start = now.addingTimeInterval(3600)
+        pinned.end = now.addingTimeInterval(7200)
+        var short = reservation(3, units: 2, status: .active)
+        short.end = now.addingTimeInterval(3600)
+        var long = reservation(4, units: 2, status: .active)
+        long.end = now.addingTimeInterval(5400)
+        let snapshot = cluster(
+            [pinned, short, long],
+            held: [Lease(unit: "n1-0", reservationID: 4, start: now, end: nil), Lease(unit: "n1-1", reservationID: 4, start: now, end: nil)]
+        )
+        // The active ones short of units grow: the short one into the pinned units (it ends in
+        // time), the long one nowhere else (it holds what it has).
+        #expect(activated(Planner.plan(snapshot, now: now))[3] == ["n2-0", "n2-1"])
+        var overlapping = short
+        overlapping.end = now.addingTimeInterval(3601)
+        let blocked = Planner.plan(cluster([pinned, overlapping], held: snapshot.heldLeases), now: now)
+        #expect(activated(blocked)[3] == nil)
+        #expect(blocked.deferred.map(\.reservationID) == [3])
+    }
+
+    @Test("a pinned reservation whose units are still held waits for them instead of taking others")
+    func waitsForItsPins() {
+        var pinned = reservation(1, units: 1)
+        pinned.executor = "slurm"
+        pinned.pinnedUnits = ["n1-0"]
+        let ended = Lease(unit: "n1-0", reservationID: 9, start: now.addingTimeInterval(-60), end: nil)
+        let plan = Planner.plan(cluster([pinned], held: [ended]), now: now)
+        #expect(activated(plan)[1] == nil)
+        #expect(plan.deferred.first?.reason.contains("n1-0") == true)
+    }
+
+    @Test("growth of a pinned reservation not started yet pins more units free over its window; refused when none are")
+    func pinnedGrowth() {
+        var pinned = reservation(1, units: 1)
+        pinned.start = now.addingTimeInterval(3600)
+        pinned.end = now.addingTimeInterval(7200)
+        pinned.executor = "slurm"
+        pinned.pinnedUnits = ["n1-0"]
+        var other = reservation(2, units: 2)
+        other.start = now.addingTimeInterval(1800)
+        other.end = now.addingTimeInterval(5400)
+        other.executor = "slurm"
+        other.pinnedUnits = ["n1-1", "n2-0"]
+        let snapshot = cluster([pinned, other])
+        #expect(Planner.admitPinnedGrowth(pinned, to: 2, snapshot: snapshot, now: now) == .admit(pinned: ["n1-0", "n2-1"]))
+        #expect(
+            Planner.admitPinnedGrowth(pinned, to: 3, snapshot: snapshot, now: now)
+                == .refuse(CapacityRefusal(needed: 2, free: 1, total: 4, earliestStart: nil))
+        )
+        // This host's reservations have nothing pinned, and the count alone decides.
+        var local = reservation(3, units: 1)
+        local.executor = ""
+        #expect(Planner.admitPinnedGrowth(local, to: 4, snapshot: snapshot, now: now) == .admit(pinned: []))
+    }
 }

@@ -63,14 +63,15 @@ struct ReservationsController: Sendable {
                 throw APIError(.nameTaken, "a reservation named '\(input.name)' already exists; choose another name")
             }
             // 3. Admission against the capacity calendar of one executor's units.
-            let pools = try tx.snapshot().pools
-            let (admission, executor) = Planner.admit(
+            let snapshot = try tx.snapshot()
+            let pools = snapshot.pools
+            let (admission, executor, pinned) = Planner.admit(
                 units: units,
                 start: start,
                 commitment: commitment,
                 duration: duration,
                 wait: wait,
-                pools: pools,
+                snapshot: snapshot,
                 now: now
             )
             let reservation: Reservation
@@ -100,7 +101,8 @@ struct ReservationsController: Sendable {
                     waiting: false,
                     spillover: spillover,
                     createdAt: now,
-                    executor: executor
+                    executor: executor,
+                    pinnedUnits: pinned
                 )
             case .queue:
                 reservation = Reservation(
@@ -264,11 +266,18 @@ struct ReservationsController: Sendable {
                     )
                 }
                 let units = modelUnits * model.unitsPerModelUnit
-                if let refusal = Planner.admitGrowth(r, to: units, calendar: try tx.snapshot().growthCalendar(of: r), now: now) {
+                let snapshot = try tx.snapshot()
+                let growth =
+                    Planner.admitGrowth(r, to: units, calendar: snapshot.growthCalendar(of: r), now: now).map { PinnedGrowth.refuse($0) }
+                    ?? Planner.admitPinnedGrowth(r, to: units, snapshot: snapshot, now: now)
+                switch growth {
+                case .refuse(let refusal):
                     throw APIError(
                         .insufficientCapacity,
                         "adding \(refusal.needed) units needs them free until \(r.end.map(TimeExpression.format) ?? "the open end"), but only \(refusal.free) of \(refusal.total) dedicated units are; ask for fewer model units"
                     )
+                case .admit(let pinned):
+                    r.pinnedUnits = pinned
                 }
                 r.modelUnits = modelUnits
                 r.units = units
