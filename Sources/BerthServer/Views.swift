@@ -40,7 +40,7 @@ enum Views {
     }
 
     static func reservation(_ r: Reservation, leases: [Lease]) -> ReservationView {
-        ReservationView(
+        var view = ReservationView(
             name: r.name,
             owner: r.owner,
             model: r.model,
@@ -58,6 +58,8 @@ enum Views {
             statusReason: r.statusReason,
             leases: leases.map { LeaseView(unit: $0.unit, reservation: r.name, start: $0.start, end: $0.end) }
         )
+        if r.status == .pending && !r.pinnedUnits.isEmpty { view.pinnedUnits = r.pinnedUnits }
+        return view
     }
 
     static func reservation(_ r: Reservation, in tx: LedgerTransaction) throws -> ReservationView {

@@ -419,6 +419,9 @@ public struct ReservationView: Codable, Sendable, Equatable {
     /// the most memory one held, as their cgroups counted them (absent where none was confined).
     public var serveCpuSeconds: Double?
     public var servePeakMemoryBytes: Int64?
+    /// A pending reservation on Slurm units: the units it will hold from its start, chosen when
+    /// it was admitted (their nodes are reserved on the cluster from then).
+    public var pinnedUnits: [String]?
 
     public init(
         name: String,
@@ -508,6 +511,7 @@ extension ReservationView: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey, CaseIterable {
         case name, owner, model, purpose, model_units, units, commitment, start, end, status, waiting, spillover, created_at
         case ended_at, status_reason, leases, invocations, serve_restarts, serve_port, serve_cpu_seconds, serve_peak_memory_bytes
+        case pinned_units
     }
 
     enum InvocationKeys: String, CodingKey {
@@ -551,6 +555,7 @@ extension ReservationView: SnakeCaseEncodable {
         if wants(.serve_port) { try c.encodeIfPresent(servePort, forKey: .serve_port) }
         if wants(.serve_cpu_seconds) { try c.encodeIfPresent(serveCpuSeconds, forKey: .serve_cpu_seconds) }
         if wants(.serve_peak_memory_bytes) { try c.encodeIfPresent(servePeakMemoryBytes, forKey: .serve_peak_memory_bytes) }
+        if wants(.pinned_units) { try c.encodeIfPresent(pinnedUnits, forKey: .pinned_units) }
     }
 
     /// A reservation as a listing with `fields` shows it: only those fields.

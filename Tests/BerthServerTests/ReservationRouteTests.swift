@@ -364,4 +364,44 @@ struct ReservationRouteTests {
             #expect(executors.map { $0.steps.first?.free } == [1, 1], "\(executors)")
         }
     }
+
+    @Test(
+        "a reservation on Slurm units has its units pinned at admission, shown while pending; growing it first pins more; others keep off them only over its window"
+    )
+    func pinsSlurmUnits() async throws {
+        let app = try RouteTestApp(config: TemporaryDaemon.config(dedicated: 6))
+        let ledger = app.ledger
+        ledger.setUnitExecutors(["cpu-3": "slurm", "cpu-4": "slurm", "cpu-5": "slurm"])
+        try await app.test { client in
+            func reserve(_ name: String, units: Int, start: String, duration: String?) async throws -> ReservationView {
+                let length = duration.map { #", "duration": "\#($0)""# } ?? ""
+                let made = try await client.send(
+                    .post,
+                    "/v1/reservations",
+                    json:
+                        #"{"name": "\#(name)", "model": "amazon.nova-micro-v1:0", "model_units": \#(units), "purpose": "training", "start": "\#(start)"\#(length)}"#
+                )
+                #expect(made.status == .created, "\(String(buffer: made.body))")
+                return try made.decoded(ReservationView.self)
+            }
+            // This host's three units, open-ended: the rest goes to Slurm.
+            let here = try await reserve("here", units: 3, start: "now", duration: nil)
+            #expect(here.pinnedUnits == nil && here.leases.count == 3)
+            let later = try await reserve("later", units: 1, start: "+2h", duration: "1h")
+            #expect(later.status == "pending" && later.pinnedUnits == ["cpu-3"], "\(later)")
+            // Grown before its start: one more unit free over its window is pinned too.
+            let grown = try await client.send(.patch, "/v1/reservations/later", json: #"{"model_units": 2}"#).decoded(ReservationView.self)
+            #expect(grown.pinnedUnits == ["cpu-3", "cpu-4"], "\(grown)")
+            // One that ends before the pinned window may use those units meanwhile; it starts now,
+            // so it is active and shows leases, not pins.
+            let before = try await reserve("before", units: 1, start: "now", duration: "1h")
+            #expect(before.status == "active" && before.pinnedUnits == nil && before.leases.map(\.unit) == ["cpu-3"], "\(before)")
+            // One across the pinned window gets the unit no one has pinned.
+            let across = try await reserve("across", units: 1, start: "now", duration: "3h")
+            #expect(across.leases.map(\.unit) == ["cpu-5"], "\(across)")
+            // The pins are kept in the ledger, not worked out again.
+            let stored = try ledger.readNow { tx in try tx.reservation(named: "later") }
+            #expect(stored?.pinnedUnits == ["cpu-3", "cpu-4"])
+        }
+    }
 }

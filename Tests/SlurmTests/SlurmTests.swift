@@ -448,19 +448,49 @@ struct SlurmTests {
         #expect(try eventually(timeout: 30) { try slurmReservations().count == (try daemon.cli(["reservations", "ft"]).status == 0 ? 1 : 0) })
     }
 
-    @Test("an advance reservation gets its Slurm reservation when it starts, and loses it when it expires")
+    @Test(
+        "an advance reservation gets its Slurm reservation at admission, for its own window, starts on the units pinned then, and loses it when it expires"
+    )
     func advanceAndExpiry() throws {
-        let before = try slurmReservations().count
+        let before = try slurmReservations()
         let made = try daemon.cli([
-            "reserve", "brief", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+3s", "--duration", "6s",
+            "reserve", "brief", "--model", Self.model, "--units", "1", "--purpose", "training", "--start", "+12s", "--duration", "6s",
         ])
         #expect(made.status == 0, "\(made)")
-        // Pending: no capacity is held on the cluster yet.
-        #expect((try reservation("brief"))["status"] as? String == "pending")
-        #expect(try slurmReservations().count == before)
-        #expect(try eventually(timeout: 60) { try slurmReservations().count == before + 1 }, "\(daemon.log.suffix(2000))")
+        let shown = try reservation("brief")
+        #expect(shown["status"] as? String == "pending")
+        let pinned = try #require(shown["pinned_units"] as? [String], "\(shown)")
+        #expect(pinned.count == 1)
+        #expect(try daemon.cli(["reservations", "brief"]).stdout.contains("units from start"))
+
+        // Already held on the cluster, from berth's start to its end: no other Slurm user's
+        // reservation can take the node meanwhile.
+        let madeOnSlurm = try slurmReservations().filter { before[$0.key] == nil }
+        #expect(madeOnSlurm.count == 1, "\(madeOnSlurm)")
+        let fields = try #require(madeOnSlurm.values.first)
+        #expect(fields["Nodes"] == cluster.node)
+        let local = DateFormatter()
+        local.locale = Locale(identifier: "en_US_POSIX")
+        local.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        let start = try #require((shown["start"] as? String).flatMap(Self.time))
+        let end = try #require((shown["end"] as? String).flatMap(Self.time))
+        let slurmStart = try #require(fields["StartTime"].flatMap(local.date(from:)), "\(fields)")
+        let slurmEnd = try #require(fields["EndTime"].flatMap(local.date(from:)), "\(fields)")
+        #expect(slurmStart > Date(), "Slurm's reservation starts \(slurmStart), already")
+        #expect(slurmStart <= start.addingTimeInterval(1) && start.timeIntervalSince(slurmStart) < 10, "berth starts \(start), Slurm \(slurmStart)")
+        #expect(slurmEnd >= end.addingTimeInterval(-1), "berth ends \(end), Slurm \(slurmEnd)")
+
+        // It starts on the unit pinned at admission, and its Slurm reservation goes with its end.
+        var leased: [String] = []
+        let started = try eventually(timeout: 60) {
+            let now = try reservation("brief")
+            leased = ((now["leases"] as? [[String: Any]]) ?? []).compactMap { $0["unit"] as? String }
+            return now["status"] as? String != "pending"
+        }
+        #expect(started, "\(daemon.log.suffix(2000))")
+        #expect(leased == pinned)
         #expect(try eventually(timeout: 60) { (try reservation("brief"))["status"] as? String == "expired" })
-        #expect(try eventually(timeout: 60) { try slurmReservations().count == before }, "\((try? slurmReservations()) ?? [:])")
+        #expect(try eventually(timeout: 60) { try slurmReservations().count == before.count }, "\((try? slurmReservations()) ?? [:])")
     }
 
     @Test("release deletes the Slurm reservation")

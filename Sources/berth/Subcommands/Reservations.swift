@@ -137,6 +137,7 @@ extension Berth {
             if let endedAt = reservation.endedAt {
                 fields.append(("ended", Format.time(endedAt) + (reservation.statusReason.map { " (\($0))" } ?? "")))
             }
+            if let pinned = reservation.pinnedUnits { fields.append(("units from start", pinned.joined(separator: ", "))) }
             if let restarts = reservation.serveRestarts { fields.append(("serve restarts", String(restarts))) }
             if let cpu = reservation.serveCpuSeconds, let peak = reservation.servePeakMemoryBytes {
                 fields.append(("serve cpu used", String(format: "%.2f s", cpu)))
