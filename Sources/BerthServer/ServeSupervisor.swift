@@ -323,8 +323,10 @@ public actor ServeSupervisor: Service {
                 }
                 modelDir = "/proc/self/fd/3"
             }
+            // A serve job on a Slurm node is called from berthd's host, so it listens on the
+            // node's addresses; on this host, on loopback only.
             let argv = try ArgvTemplate(settings.runners.serve).expand([
-                "model_dir": modelDir, "port": String(port), "model": model.id,
+                "model_dir": modelDir, "port": String(port), "model": model.id, "host": elsewhere ? "0.0.0.0" : "127.0.0.1",
             ])
             // A process started after the shutdown's last look would outlive berthd.
             guard !supervision.isStopping else { return }

@@ -72,7 +72,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
 
     /// A laptop-sized pool: `dedicated` CPU units, two shared, and two models.
     /// `runner`, when given, is the train and batch argv instead of the reference runner.
-    public static func config(dedicated: Int = 8, runner: [String]? = nil, extra: String = "") -> String {
+    public static func config(dedicated: Int = 8, runner: [String]? = nil, serve: [String]? = nil, extra: String = "") -> String {
         var toml = """
             [daemon]
             socket_group = "nogroup"
@@ -149,7 +149,7 @@ public final class TemporaryDaemon: @unchecked Sendable {
             [runners]
             train = \(tomlArray(runner ?? ["berth-runner", "train", "--spec", "{spec}"]))
             batch = \(tomlArray(runner ?? ["berth-runner", "batch", "--spec", "{spec}"]))
-            serve = ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"]
+            serve = \(tomlArray(serve ?? ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}"]))
             service_user = "nobody"
 
             """

@@ -67,7 +67,12 @@ final class SlurmBerth: Sendable {
         // SLURM_CONF goes to this daemon alone: a setenv here would race every thread of the test
         // process that reads the environment (a Process start copies it).
         daemon = try TemporaryDaemon(
-            config: TemporaryDaemon.config(dedicated: 0, runner: ["/bin/sh", runner, "{spec}"], extra: extra),
+            config: TemporaryDaemon.config(
+                dedicated: 0,
+                runner: ["/bin/sh", runner, "{spec}"],
+                serve: ["berth-runner", "serve", "--model-dir", "{model_dir}", "--port", "{port}", "--model-id", "{model}", "--host", "{host}"],
+                extra: extra
+            ),
             environment: ["SLURM_CONF": cluster.configPath]
         )
         try daemon.start()
@@ -421,6 +426,10 @@ struct SlurmTests {
         // The job said where it listens (its node's name and the port), and berthd calls it
         // there through a loopback port of its own, as it would on another node.
         #expect(daemon.log.contains("serve job listens on its node") && daemon.log.contains("host=\(cluster.node)"), "\(daemon.log.suffix(2000))")
+        // {host} told it to listen on the node's addresses, not its loopback alone.
+        let logs = FileManager.default.enumerator(atPath: cluster.sharedFolder)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".log") } ?? []
+        let said = logs.compactMap { try? String(contentsOfFile: "\(cluster.sharedFolder)/\($0)", encoding: .utf8) }.joined()
+        #expect(said.contains("on 0.0.0.0:"), "\(logs)")
 
         // A restart, clean or kill -9, does not take the endpoint down: the same serve job
         // answers the next berthd, never submitted again.
