@@ -23,7 +23,7 @@ struct ListingQuery {
     /// takes besides the common ones.
     init(_ parameters: Parameters, path: String, what: String, filters: [String], caller: Caller, now: Date) throws {
         self.parameters = parameters
-        let known = filters + ["owner", "since", "limit", "cursor", "fields"]
+        let known = filters + ["owner", "since", "limit", "cursor", "fields", "shape"]
         for (name, _) in parameters where !known.contains(String(name)) {
             throw APIError.invalid(field: String(name), "is not a parameter of \(path); use \(known.joined(separator: ", "))")
         }
@@ -110,6 +110,19 @@ struct ListingQuery {
             fields.append(item)
         }
         return fields
+    }
+
+    /// `shape`: items as objects (the default) or as rows of their `fields`' values, which
+    /// only a listing that names its fields can have.
+    func shape(fields: [String]?) throws -> ListingShape {
+        guard let text = parameters.get("shape") else { return .objects }
+        guard let shape = ListingShape(rawValue: text) else {
+            throw APIError.invalid(field: "shape", "'\(text)' is not a shape: use objects or rows")
+        }
+        if shape == .rows && fields == nil {
+            throw APIError.invalid(field: "shape", "rows needs fields, the values each row holds in order: add fields=")
+        }
+        return shape
     }
 
     func text(_ name: String) -> String? {

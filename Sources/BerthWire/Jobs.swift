@@ -306,52 +306,80 @@ extension JobView: SnakeCaseEncodable {
         try encode(to: encoder, only: nil)
     }
 
-    /// The fields named in `only`, or every field when it is nil.
-    func encode(to encoder: any Encoder, only fields: Set<WireKeys>?) throws {
-        var c = encoder.container(keyedBy: WireKeys.self)
-        let all = fields == nil
-        func wants(_ key: WireKeys) -> Bool { all || fields!.contains(key) }
-        if wants(.id) { try c.encode(id, forKey: .id) }
-        if wants(.name) { try c.encode(name, forKey: .name) }
-        if wants(.owner) { try c.encode(owner, forKey: .owner) }
-        if wants(.kind) { try c.encode(kind, forKey: .kind) }
-        if wants(.reservation) { try c.encode(reservation, forKey: .reservation) }
-        if wants(.model) { try c.encode(model, forKey: .model) }
-        if wants(.status) { try c.encode(status, forKey: .status) }
-        if wants(.reason) { try c.encodeIfPresent(reason, forKey: .reason) }
-        if wants(.progress) { try c.encode(progress, forKey: .progress) }
-        if wants(.priority) { try c.encode(priority, forKey: .priority) }
-        if wants(.model_units) { try c.encode(modelUnits, forKey: .model_units) }
-        if wants(.units) { try c.encode(units, forKey: .units) }
-        if wants(.hyperparameters), let h = hyperparameters {
-            var nested = c.nestedContainer(keyedBy: HyperparameterKeys.self, forKey: .hyperparameters)
-            try nested.encode(h.epochs, forKey: .epochs)
-            try nested.encode(h.batchSize, forKey: .batch_size)
-            try nested.encode(h.learningRate, forKey: .learning_rate)
-            try nested.encode(h.warmupSteps, forKey: .warmup_steps)
+    /// The fields named in `only` (each once), or every field when it is nil.
+    func encode(to encoder: any Encoder, only fields: [WireKeys]?) throws {
+        var sink = ObjectFields(container: encoder.container(keyedBy: WireKeys.self))
+        try put(fields ?? WireKeys.allCases, into: &sink)
+    }
+
+    /// One call per named key, through a switch: asking a `Set` about each key of each item
+    /// hashed it, a fifth of writing a page.
+    func put(_ fields: [WireKeys], into sink: inout some FieldSink<WireKeys>) throws {
+        for key in fields {
+            switch key {
+            case .id: try sink.put(id, key)
+            case .name: try sink.put(name, key)
+            case .owner: try sink.put(owner, key)
+            case .kind: try sink.put(kind, key)
+            case .reservation: try sink.put(reservation, key)
+            case .model: try sink.put(model, key)
+            case .status: try sink.put(status, key)
+            case .reason: try sink.put(reason, key)
+            case .progress: try sink.put(progress, key)
+            case .priority: try sink.put(priority, key)
+            case .model_units: try sink.put(modelUnits, key)
+            case .units: try sink.put(units, key)
+            case .data: try sink.put(data, key)
+            case .validation_data: try sink.put(validationData, key)
+            case .output: try sink.put(output, key)
+            case .model_name: try sink.put(modelName, key)
+            case .submitted_at: try sink.put(submittedAt, key)
+            case .started_at: try sink.put(startedAt, key)
+            case .ended_at: try sink.put(endedAt, key)
+            case .exit_status: try sink.put(exitStatus, key)
+            case .busy_unit_seconds: try sink.put(busyUnitSeconds, key)
+            case .input_tokens: try sink.put(inputTokens, key)
+            case .output_tokens: try sink.put(outputTokens, key)
+            case .cpu_seconds: try sink.put(cpuSeconds, key)
+            case .peak_memory_bytes: try sink.put(peakMemoryBytes, key)
+            case .slurm_job_id: try sink.put(slurmJobId, key)
+            case .slurm_state: try sink.put(slurmState, key)
+            case .metrics: try sink.put(metrics, key)
+            case .hyperparameters: try sink.put(hyperparameters.map(HyperparameterFields.init), key)
+            }
         }
-        if wants(.data) { try c.encode(data, forKey: .data) }
-        if wants(.validation_data) { try c.encodeIfPresent(validationData, forKey: .validation_data) }
-        if wants(.output) { try c.encode(output, forKey: .output) }
-        if wants(.model_name) { try c.encodeIfPresent(modelName, forKey: .model_name) }
-        if wants(.submitted_at) { try c.encode(submittedAt, forKey: .submitted_at) }
-        if wants(.started_at) { try c.encodeIfPresent(startedAt, forKey: .started_at) }
-        if wants(.ended_at) { try c.encodeIfPresent(endedAt, forKey: .ended_at) }
-        if wants(.exit_status) { try c.encodeIfPresent(exitStatus, forKey: .exit_status) }
-        if wants(.busy_unit_seconds) { try c.encode(busyUnitSeconds, forKey: .busy_unit_seconds) }
-        if wants(.input_tokens) { try c.encode(inputTokens, forKey: .input_tokens) }
-        if wants(.output_tokens) { try c.encode(outputTokens, forKey: .output_tokens) }
-        if wants(.cpu_seconds) { try c.encodeIfPresent(cpuSeconds, forKey: .cpu_seconds) }
-        if wants(.peak_memory_bytes) { try c.encodeIfPresent(peakMemoryBytes, forKey: .peak_memory_bytes) }
-        if wants(.slurm_job_id) { try c.encodeIfPresent(slurmJobId, forKey: .slurm_job_id) }
-        if wants(.slurm_state) { try c.encodeIfPresent(slurmState, forKey: .slurm_state) }
-        if wants(.metrics) { try c.encode(metrics, forKey: .metrics) }
+    }
+
+    /// Hyperparameters as a job shows them, with the wire's own keys.
+    struct HyperparameterFields: Encodable {
+        var values: Hyperparameters
+
+        init(_ values: Hyperparameters) { self.values = values }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: HyperparameterKeys.self)
+            try c.encode(values.epochs, forKey: .epochs)
+            try c.encode(values.batchSize, forKey: .batch_size)
+            try c.encode(values.learningRate, forKey: .learning_rate)
+            try c.encode(values.warmupSteps, forKey: .warmup_steps)
+        }
+    }
+
+    /// A job as a row of a listing with `shape=rows`: the values of `fields`, in order.
+    struct Row: Encodable {
+        var view: JobView
+        var fields: [WireKeys]
+
+        func encode(to encoder: any Encoder) throws {
+            var sink = RowFields<WireKeys>(container: encoder.unkeyedContainer())
+            try view.put(fields, into: &sink)
+        }
     }
 
     /// A job as a listing with `fields` shows it: only those fields.
     struct Part: Encodable {
         var view: JobView
-        var fields: Set<WireKeys>
+        var fields: [WireKeys]
 
         func encode(to encoder: any Encoder) throws {
             try view.encode(to: encoder, only: fields)
@@ -370,12 +398,15 @@ public struct JobList: Codable, Sendable, Equatable {
     /// The fields each job is written with, when the request named them (`fields`); every
     /// field when nil. Names of `JobView.fieldNames`.
     public var fields: [String]?
+    /// With `fields`: jobs as objects (`jobs`), or as rows of the fields' values (`rows`).
+    public var shape: ListingShape
 
-    public init(jobs: [JobView], nextCursor: String? = nil, more: Int = 0, fields: [String]? = nil) {
+    public init(jobs: [JobView], nextCursor: String? = nil, more: Int = 0, fields: [String]? = nil, shape: ListingShape = .objects) {
         self.jobs = jobs
         self.nextCursor = nextCursor
         self.more = more
         self.fields = fields
+        self.shape = shape
     }
 
     enum CodingKeys: String, CodingKey {
@@ -389,19 +420,23 @@ public struct JobList: Codable, Sendable, Equatable {
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
         fields = try c.decodeIfPresent([String].self, forKey: .fields)
+        shape = .objects
     }
 }
 
 extension JobList: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey {
-        case jobs, next_cursor, more, fields
+        case jobs, rows, next_cursor, more, fields
     }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: WireKeys.self)
         if let fields {
-            let named = Set(fields.compactMap(JobView.WireKeys.init(rawValue:)))
-            try c.encode(jobs.map { JobView.Part(view: $0, fields: named) }, forKey: .jobs)
+            let named = wireKeys(fields, as: JobView.WireKeys.self)
+            switch shape {
+            case .objects: try c.encode(jobs.map { JobView.Part(view: $0, fields: named) }, forKey: .jobs)
+            case .rows: try c.encode(jobs.map { JobView.Row(view: $0, fields: named) }, forKey: .rows)
+            }
             try c.encode(fields, forKey: .fields)
         } else {
             try c.encode(jobs, forKey: .jobs)

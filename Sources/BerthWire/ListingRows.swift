@@ -55,14 +55,25 @@ public struct JobRowList: KeysAsSent, Sendable, Equatable {
     public var more: Int
 
     enum CodingKeys: String, CodingKey {
-        case jobs, more
+        case jobs, rows, fields, more
         case nextCursor = "next_cursor"
     }
 
-    /// An answer of a berthd that did not page yet has no `more`: it listed everything.
+    /// An answer of a berthd that did not page yet has no `more`: it listed everything. One
+    /// asked for `shape=rows` has `rows` in the order of its `fields`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        jobs = try c.decode([JobRow].self, forKey: .jobs)
+        if c.contains(.rows) {
+            let fields = try rowFields(JobRow.CodingKeys.self, in: c, forKey: .fields)
+            var rows = try c.nestedUnkeyedContainer(forKey: .rows)
+            jobs = []
+            while !rows.isAtEnd {
+                var row = try rows.nestedUnkeyedContainer()
+                jobs.append(try JobRow(row: &row, fields: fields))
+            }
+        } else {
+            jobs = try c.decode([JobRow].self, forKey: .jobs)
+        }
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
     }
@@ -90,6 +101,7 @@ public struct ReservationRow: KeysAsSent, Sendable, Equatable {
 
     /// The fields a row is read from, for a listing's `fields`: berthd then writes no others.
     public static let fields = CodingKeys.allCases.map(\.rawValue)
+
 }
 
 /// A page of `GET /v1/reservations` as `berth reservations` shows it in a table.
@@ -99,15 +111,101 @@ public struct ReservationRowList: KeysAsSent, Sendable, Equatable {
     public var more: Int
 
     enum CodingKeys: String, CodingKey {
-        case reservations, more
+        case reservations, rows, fields, more
         case nextCursor = "next_cursor"
     }
 
-    /// An answer of a berthd that did not page yet has no `more`: it listed everything.
+    /// An answer of a berthd that did not page yet has no `more`: it listed everything. One
+    /// asked for `shape=rows` has `rows` in the order of its `fields`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        reservations = try c.decode([ReservationRow].self, forKey: .reservations)
+        if c.contains(.rows) {
+            let fields = try rowFields(ReservationRow.CodingKeys.self, in: c, forKey: .fields)
+            var rows = try c.nestedUnkeyedContainer(forKey: .rows)
+            reservations = []
+            while !rows.isAtEnd {
+                var row = try rows.nestedUnkeyedContainer()
+                reservations.append(try ReservationRow(row: &row, fields: fields))
+            }
+        } else {
+            reservations = try c.decode([ReservationRow].self, forKey: .reservations)
+        }
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
+    }
+}
+
+/// The `fields` of a page of rows, as a row type's keys: every one the type reads must be
+/// there, or the rows cannot fill it.
+private func rowFields<Key: CodingKey & CaseIterable & Equatable, Page: CodingKey>(
+    _ type: Key.Type,
+    in page: KeyedDecodingContainer<Page>,
+    forKey key: Page
+) throws -> [Key] {
+    let names = try page.decode([String].self, forKey: key)
+    let fields = names.compactMap(Key.init(stringValue:))
+    guard fields.count == names.count, Key.allCases.allSatisfy(fields.contains) else {
+        throw DecodingError.dataCorruptedError(
+            forKey: key,
+            in: page,
+            debugDescription: "rows of \(names.joined(separator: ",")) cannot fill a row of \(Key.allCases.map(\.stringValue).joined(separator: ","))"
+        )
+    }
+    return fields
+}
+
+extension JobRow {
+    /// A row of a listing with `shape=rows`: the values of `fields`, in their order.
+    init(row: inout any UnkeyedDecodingContainer, fields: [CodingKeys]) throws {
+        self.init(id: 0, name: "", owner: "", kind: "", reservation: "", status: "", progress: 0, units: [], submittedAt: .distantPast, metrics: [])
+        for key in fields {
+            switch key {
+            case .id: id = try row.decode(Int64.self)
+            case .name: name = try row.decode(String.self)
+            case .owner: owner = try row.decode(String.self)
+            case .kind: kind = try row.decode(String.self)
+            case .reservation: reservation = try row.decode(String.self)
+            case .status: status = try row.decode(String.self)
+            case .reason: reason = try row.decodeIfPresent(String.self)
+            case .progress: progress = try row.decode(Double.self)
+            case .units: units = try row.decode([String].self)
+            case .metrics: metrics = try row.decode([Point].self)
+            case .submittedAt: submittedAt = try row.decode(Date.self)
+            case .slurmState: slurmState = try row.decodeIfPresent(String.self)
+            }
+        }
+    }
+}
+
+extension ReservationRow {
+    /// A row of a listing with `shape=rows`: the values of `fields`, in their order.
+    init(row: inout any UnkeyedDecodingContainer, fields: [CodingKeys]) throws {
+        self.init(
+            name: "",
+            owner: "",
+            model: "",
+            purpose: "",
+            modelUnits: 0,
+            units: 0,
+            commitment: "",
+            start: .distantPast,
+            status: "",
+            waiting: false
+        )
+        for key in fields {
+            switch key {
+            case .name: name = try row.decode(String.self)
+            case .owner: owner = try row.decode(String.self)
+            case .model: model = try row.decode(String.self)
+            case .purpose: purpose = try row.decode(String.self)
+            case .modelUnits: modelUnits = try row.decode(Int.self)
+            case .units: units = try row.decode(Int.self)
+            case .commitment: commitment = try row.decode(String.self)
+            case .start: start = try row.decode(Date.self)
+            case .end: end = try row.decodeIfPresent(Date.self)
+            case .status: status = try row.decode(String.self)
+            case .waiting: waiting = try row.decode(Bool.self)
+            }
+        }
     }
 }

@@ -90,6 +90,45 @@ public enum Wire {
 /// (`Wire.encode` then skips the key conversion). It still decodes with `Wire.decoder()`.
 public protocol SnakeCaseEncodable: Encodable {}
 
+/// Where a view's fields go, one call per field: the keys of a JSON object, or the values of a
+/// listing's row (`shape=rows`), in the order of its `fields`, `null` for an absent one.
+protocol FieldSink<Key> {
+    associatedtype Key: CodingKey
+    mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws
+}
+
+/// A view written as an object: an absent field is left out.
+struct ObjectFields<Key: CodingKey>: FieldSink {
+    var container: KeyedEncodingContainer<Key>
+
+    mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws {
+        try container.encodeIfPresent(value, forKey: key)
+    }
+}
+
+/// A view written as a row: its fields' values in order, `null` for an absent one.
+struct RowFields<Key: CodingKey>: FieldSink {
+    var container: any UnkeyedEncodingContainer
+
+    mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws {
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}
+
+/// How a listing with `fields` writes its items (`shape`): as objects, or as rows, arrays of
+/// the fields' values in their order, which are cheaper to write and to read: a row repeats
+/// no key, and a reader builds no dictionary of keys per item.
+public enum ListingShape: String, Sendable, CaseIterable {
+    case objects, rows
+}
+
+/// The names `fields` gives, as a view's keys, each once.
+func wireKeys<Key: CodingKey & Equatable>(_ fields: [String], as: Key.Type) -> [Key] {
+    var keys: [Key] = []
+    for key in fields.compactMap(Key.init(stringValue:)) where !keys.contains(key) { keys.append(key) }
+    return keys
+}
+
 /// A request body whose every field is known: anything else is refused, naming the field.
 public protocol StrictBody: Codable, Sendable {
     associatedtype CodingKeys: CodingKey & CaseIterable
@@ -480,12 +519,22 @@ public struct ReservationList: Codable, Sendable, Equatable {
     /// The fields each reservation is written with, when the request named them (`fields`);
     /// every field when nil. Names of `ReservationView.fieldNames`.
     public var fields: [String]?
+    /// With `fields`: reservations as objects (`reservations`), or as rows of the fields' values
+    /// (`rows`).
+    public var shape: ListingShape
 
-    public init(reservations: [ReservationView], nextCursor: String? = nil, more: Int = 0, fields: [String]? = nil) {
+    public init(
+        reservations: [ReservationView],
+        nextCursor: String? = nil,
+        more: Int = 0,
+        fields: [String]? = nil,
+        shape: ListingShape = .objects
+    ) {
         self.reservations = reservations
         self.nextCursor = nextCursor
         self.more = more
         self.fields = fields
+        self.shape = shape
     }
 
     enum CodingKeys: String, CodingKey {
@@ -499,6 +548,7 @@ public struct ReservationList: Codable, Sendable, Equatable {
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
         fields = try c.decodeIfPresent([String].self, forKey: .fields)
+        shape = .objects
     }
 }
 
@@ -522,46 +572,73 @@ extension ReservationView: SnakeCaseEncodable {
         try encode(to: encoder, only: nil)
     }
 
-    /// The fields named in `only`, or every field when it is nil.
-    func encode(to encoder: any Encoder, only fields: Set<WireKeys>?) throws {
-        var c = encoder.container(keyedBy: WireKeys.self)
-        let all = fields == nil
-        func wants(_ key: WireKeys) -> Bool { all || fields!.contains(key) }
-        if wants(.name) { try c.encode(name, forKey: .name) }
-        if wants(.owner) { try c.encode(owner, forKey: .owner) }
-        if wants(.model) { try c.encode(model, forKey: .model) }
-        if wants(.purpose) { try c.encode(purpose, forKey: .purpose) }
-        if wants(.model_units) { try c.encode(modelUnits, forKey: .model_units) }
-        if wants(.units) { try c.encode(units, forKey: .units) }
-        if wants(.commitment) { try c.encode(commitment, forKey: .commitment) }
-        if wants(.start) { try c.encode(start, forKey: .start) }
-        if wants(.end) { try c.encodeIfPresent(end, forKey: .end) }
-        if wants(.status) { try c.encode(status, forKey: .status) }
-        if wants(.waiting) { try c.encode(waiting, forKey: .waiting) }
-        if wants(.spillover) { try c.encode(spillover, forKey: .spillover) }
-        if wants(.created_at) { try c.encode(createdAt, forKey: .created_at) }
-        if wants(.ended_at) { try c.encodeIfPresent(endedAt, forKey: .ended_at) }
-        if wants(.status_reason) { try c.encodeIfPresent(statusReason, forKey: .status_reason) }
-        if wants(.leases) { try c.encode(leases, forKey: .leases) }
-        if wants(.invocations), let counts = invocations {
-            var nested = c.nestedContainer(keyedBy: InvocationKeys.self, forKey: .invocations)
-            try nested.encode(counts.calls, forKey: .calls)
-            try nested.encode(counts.served, forKey: .served)
-            try nested.encode(counts.throttled, forKey: .throttled)
-            try nested.encode(counts.inputTokens, forKey: .input_tokens)
-            try nested.encode(counts.outputTokens, forKey: .output_tokens)
+    /// The fields named in `only` (each once), or every field when it is nil.
+    func encode(to encoder: any Encoder, only fields: [WireKeys]?) throws {
+        var sink = ObjectFields(container: encoder.container(keyedBy: WireKeys.self))
+        try put(fields ?? WireKeys.allCases, into: &sink)
+    }
+
+    /// One call per named key, through a switch (no `Set` hashing each key of each item).
+    func put(_ fields: [WireKeys], into sink: inout some FieldSink<WireKeys>) throws {
+        for key in fields {
+            switch key {
+            case .name: try sink.put(name, key)
+            case .owner: try sink.put(owner, key)
+            case .model: try sink.put(model, key)
+            case .purpose: try sink.put(purpose, key)
+            case .model_units: try sink.put(modelUnits, key)
+            case .units: try sink.put(units, key)
+            case .commitment: try sink.put(commitment, key)
+            case .start: try sink.put(start, key)
+            case .end: try sink.put(end, key)
+            case .status: try sink.put(status, key)
+            case .waiting: try sink.put(waiting, key)
+            case .spillover: try sink.put(spillover, key)
+            case .created_at: try sink.put(createdAt, key)
+            case .ended_at: try sink.put(endedAt, key)
+            case .status_reason: try sink.put(statusReason, key)
+            case .leases: try sink.put(leases, key)
+            case .serve_restarts: try sink.put(serveRestarts, key)
+            case .serve_port: try sink.put(servePort, key)
+            case .serve_cpu_seconds: try sink.put(serveCpuSeconds, key)
+            case .serve_peak_memory_bytes: try sink.put(servePeakMemoryBytes, key)
+            case .pinned_units: try sink.put(pinnedUnits, key)
+            case .invocations: try sink.put(invocations.map(InvocationFields.init), key)
+            }
         }
-        if wants(.serve_restarts) { try c.encodeIfPresent(serveRestarts, forKey: .serve_restarts) }
-        if wants(.serve_port) { try c.encodeIfPresent(servePort, forKey: .serve_port) }
-        if wants(.serve_cpu_seconds) { try c.encodeIfPresent(serveCpuSeconds, forKey: .serve_cpu_seconds) }
-        if wants(.serve_peak_memory_bytes) { try c.encodeIfPresent(servePeakMemoryBytes, forKey: .serve_peak_memory_bytes) }
-        if wants(.pinned_units) { try c.encodeIfPresent(pinnedUnits, forKey: .pinned_units) }
+    }
+
+    /// An inference reservation's call counts, with the wire's own keys.
+    struct InvocationFields: Encodable {
+        var counts: InvocationCountsView
+
+        init(_ counts: InvocationCountsView) { self.counts = counts }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: InvocationKeys.self)
+            try c.encode(counts.calls, forKey: .calls)
+            try c.encode(counts.served, forKey: .served)
+            try c.encode(counts.throttled, forKey: .throttled)
+            try c.encode(counts.inputTokens, forKey: .input_tokens)
+            try c.encode(counts.outputTokens, forKey: .output_tokens)
+        }
+    }
+
+    /// A reservation as a row of a listing with `shape=rows`: the values of `fields`, in order.
+    struct Row: Encodable {
+        var view: ReservationView
+        var fields: [WireKeys]
+
+        func encode(to encoder: any Encoder) throws {
+            var sink = RowFields<WireKeys>(container: encoder.unkeyedContainer())
+            try view.put(fields, into: &sink)
+        }
     }
 
     /// A reservation as a listing with `fields` shows it: only those fields.
     struct Part: Encodable {
         var view: ReservationView
-        var fields: Set<WireKeys>
+        var fields: [WireKeys]
 
         func encode(to encoder: any Encoder) throws {
             try view.encode(to: encoder, only: fields)
@@ -571,14 +648,17 @@ extension ReservationView: SnakeCaseEncodable {
 
 extension ReservationList: SnakeCaseEncodable {
     enum WireKeys: String, CodingKey {
-        case reservations, next_cursor, more, fields
+        case reservations, rows, next_cursor, more, fields
     }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: WireKeys.self)
         if let fields {
-            let named = Set(fields.compactMap(ReservationView.WireKeys.init(rawValue:)))
-            try c.encode(reservations.map { ReservationView.Part(view: $0, fields: named) }, forKey: .reservations)
+            let named = wireKeys(fields, as: ReservationView.WireKeys.self)
+            switch shape {
+            case .objects: try c.encode(reservations.map { ReservationView.Part(view: $0, fields: named) }, forKey: .reservations)
+            case .rows: try c.encode(reservations.map { ReservationView.Row(view: $0, fields: named) }, forKey: .rows)
+            }
             try c.encode(fields, forKey: .fields)
         } else {
             try c.encode(reservations, forKey: .reservations)

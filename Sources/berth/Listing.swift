@@ -74,9 +74,10 @@ struct ListingOptions: ParsableArguments {
     /// to the end, as one list whose JSON (under `--json`, of an `Encodable` page) is what
     /// berthd would answer for it in one page.
     ///
-    /// `fields` asks berthd for only the fields a table shows: writing and reading the others
-    /// was most of a long listing's time. A berthd that does not know `fields` refuses it, and
-    /// is asked again without.
+    /// `fields` asks berthd for only the fields a table shows, as rows (`shape=rows`): writing
+    /// and reading the other fields, and every field's key in every item, was most of a long
+    /// listing's time. A berthd that does not know `shape` or `fields` refuses it, and is asked
+    /// again without.
     func fetch<Page: ListingPage>(
         _ type: Page.Type,
         _ path: String,
@@ -85,16 +86,26 @@ struct ListingOptions: ParsableArguments {
         global: GlobalOptions
     ) throws(CommandFailure) -> Reply<Page> {
         var fields = fields.map { $0.joined(separator: ",") }
+        var shape = fields.map { _ in ListingShape.rows.rawValue }
         func page(limit: Int?, cursor: String?) throws(CommandFailure) -> Reply<Page> {
-            let query = { (fields: String?) in
-                path + PercentEncoding.query(filters + [("limit", limit.map(String.init)), ("cursor", cursor), ("fields", fields)])
-            }
-            do throws(CommandFailure) {
-                return try global.call(Page.self, "GET", query(fields))
-            } catch {
-                guard fields != nil, error.code == "invalid-argument", error.message.hasPrefix("fields:") else { throw error }
-                fields = nil
-                return try global.call(Page.self, "GET", query(nil))
+            while true {
+                let query =
+                    path
+                    + PercentEncoding.query(
+                        filters + [("limit", limit.map(String.init)), ("cursor", cursor), ("fields", fields), ("shape", shape)]
+                    )
+                do throws(CommandFailure) {
+                    return try global.call(Page.self, "GET", query)
+                } catch {
+                    guard error.code == "invalid-argument" else { throw error }
+                    if shape != nil && error.message.hasPrefix("shape:") {
+                        shape = nil
+                    } else if fields != nil && error.message.hasPrefix("fields:") {
+                        (fields, shape) = (nil, nil)
+                    } else {
+                        throw error
+                    }
+                }
             }
         }
         guard all else { return try page(limit: limit, cursor: nil) }

@@ -40,6 +40,51 @@ struct ListingFieldsRouteTests {
         }
     }
 
+    @Test("shape=rows writes each item as the values of its fields in their order, null for an absent one, read as the table's rows")
+    func rows() async throws {
+        try await RouteTestApp().test { client in
+            for name in ["early", "late"] {
+                let made = try await client.send(
+                    .post,
+                    "/v1/reservations",
+                    json: #"{"name": "\#(name)", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "training", "start": "+1h"}"#
+                )
+                #expect(made.status == .created, "\(String(buffer: made.body))")
+            }
+            let answer = try await client.send(.get, "/v1/reservations?fields=status,name,end,units&shape=rows")
+            #expect(answer.status == .ok, "\(String(buffer: answer.body))")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: answer.body)) as? [String: Any])
+            #expect(object["fields"] as? [String] == ["status", "name", "end", "units"] && object["reservations"] == nil)
+            let rows = try #require(object["rows"] as? [[Any]])
+            // Newest first; open-ended, so `end` is null; the values in the order asked.
+            #expect(rows.map { $0[1] as? String } == ["late", "early"])
+            #expect(rows.allSatisfy { $0.count == 4 && $0[0] as? String == "pending" && $0[2] is NSNull && ($0[3] as? Int) == 1 })
+
+            // The table reads rows and objects alike.
+            let table = "/v1/reservations?fields=" + ReservationRow.fields.joined(separator: ",")
+            let asRows = try Wire.decode(ReservationRowList.self, from: Data(buffer: try await client.send(.get, table + "&shape=rows").body))
+            let asObjects = try Wire.decode(ReservationRowList.self, from: Data(buffer: try await client.send(.get, table).body))
+            #expect(asRows == asObjects && asRows.reservations.count == 2)
+
+            // Paged as objects are: the cursor and the count of the rest.
+            let first = try await client.send(.get, table + "&shape=rows&limit=1")
+            let page = try Wire.decode(ReservationRowList.self, from: Data(buffer: first.body))
+            #expect(page.reservations.map(\.name) == ["late"] && page.more == 1 && page.nextCursor != nil)
+        }
+    }
+
+    @Test(
+        "a shape other than objects and rows, or rows without fields, is refused naming shape",
+        arguments: ["/v1/jobs?shape=rows", "/v1/jobs?fields=id&shape=table", "/v1/reservations?shape=rows"]
+    )
+    func badShape(path: String) async throws {
+        try await RouteTestApp().test { client in
+            let response = try await client.send(.get, path)
+            #expect(response.status == .badRequest, "\(path): \(String(buffer: response.body))")
+            #expect(response.error?.error.message.hasPrefix("shape: ") == true, "\(path): \(String(buffer: response.body))")
+        }
+    }
+
     @Test(
         "a name that is not a field of the item is refused, naming fields",
         arguments: ["/v1/jobs?fields=id,colour", "/v1/jobs?fields=", "/v1/jobs?fields=id&fields=name", "/v1/reservations?fields=id"]

@@ -297,6 +297,12 @@ struct OpenAPITests {
         let cursor = try #require(try Wire.decoder().decode(ReservationList.self, from: page.body).nextCursor)
         try await api.send("list, the next two", "GET", "/v1/reservations?limit=2&cursor=\(cursor)", expect: 200)
         try await api.send("list, some fields", "GET", "/v1/reservations?fields=" + ReservationRow.fields.joined(separator: ","), expect: 200)
+        try await api.send(
+            "list, as rows",
+            "GET",
+            "/v1/reservations?fields=" + ReservationRow.fields.joined(separator: ",") + "&shape=rows",
+            expect: 200
+        )
         try await api.send("list, a field that is not one", "GET", "/v1/reservations?fields=name,colour", request: .invalid, expect: 400)
         try await api.send("list, filtered", "GET", "/v1/reservations?status=pending,active&purpose=training&owner=root&since=-1d", expect: 200)
         try await api.send("list, a status given twice", "GET", "/v1/reservations?status=deleted&status=expired", expect: 200)
@@ -453,6 +459,7 @@ struct OpenAPITests {
         let cursor = try #require(try Wire.decoder().decode(JobList.self, from: page.body).nextCursor)
         try await api.send("jobs, the next one", "GET", "/v1/jobs?limit=1&cursor=\(cursor)", expect: 200)
         try await api.send("jobs, some fields", "GET", "/v1/jobs?fields=" + JobRow.fields.joined(separator: ","), expect: 200)
+        try await api.send("jobs, as rows", "GET", "/v1/jobs?fields=" + JobRow.fields.joined(separator: ",") + "&shape=rows", expect: 200)
         try await api.send("jobs, a field that is not one", "GET", "/v1/jobs?fields=id,colour", request: .invalid, expect: 400)
         try await api.send(
             "jobs, filtered",

@@ -230,9 +230,9 @@ struct JobsController: Sendable {
         }
     }
 
-    /// `GET /v1/jobs?status=&reservation=&owner=&kind=&since=&limit=&cursor=&fields=`: a page
-    /// of the jobs the filters let through, newest first (`ListingQuery`), each with only the
-    /// `fields` named when they are.
+    /// `GET /v1/jobs?status=&reservation=&owner=&kind=&since=&limit=&cursor=&fields=&shape=`: a
+    /// page of the jobs the filters let through, newest first (`ListingQuery`), each with only
+    /// the `fields` named when they are, as objects or as rows.
     func list(_ request: Request, _ context: BerthRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         let query = try ListingQuery(
@@ -252,6 +252,7 @@ struct JobsController: Sendable {
             }
         }
         let fields = try query.fields(of: "a job", JobView.fieldNames)
+        let shape = try query.shape(fields: fields)
         let filter = JobFilter(
             statuses: try query.values("status", "a job status"),
             reservation: reservation,
@@ -274,7 +275,8 @@ struct JobsController: Sendable {
                 jobs: views,
                 nextCursor: ListingQuery.nextCursor(after: page.items.last?.id, more: page.more),
                 more: page.more,
-                fields: fields
+                fields: fields,
+                shape: shape
             )
         }
         return try Requests.json(list)

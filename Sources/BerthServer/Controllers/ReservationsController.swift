@@ -174,6 +174,7 @@ struct ReservationsController: Sendable {
             now: now
         )
         let fields = try query.fields(of: "a reservation", ReservationView.fieldNames)
+        let shape = try query.shape(fields: fields)
         let filter = ReservationFilter(
             statuses: try query.values("status", "a reservation status"),
             owner: query.owner,
@@ -188,7 +189,13 @@ struct ReservationsController: Sendable {
         var shown: [ReservationView] = []
         for (id, view) in rows { shown.append(await presented(view, id: id)) }
         return try Requests.json(
-            ReservationList(reservations: shown, nextCursor: ListingQuery.nextCursor(after: lastID, more: more), more: more, fields: fields)
+            ReservationList(
+                reservations: shown,
+                nextCursor: ListingQuery.nextCursor(after: lastID, more: more),
+                more: more,
+                fields: fields,
+                shape: shape
+            )
         )
     }
 
