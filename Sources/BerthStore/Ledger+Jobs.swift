@@ -55,13 +55,14 @@ public struct JobRecord: Sendable, Equatable {
 
     /// A row of `SELECT \(selection)`: the one way a job is read whole.
     init(row: Row) throws {
-        var decoded: [String: HyperparameterValues] = [:]
+        var decoded: [String: HyperparameterValues]? = [:]
         try self.init(row: row, hyperparameters: &decoded)
     }
 
     /// The same, with the hyperparameters decoded so far by their column's text: the jobs of a
     /// listing mostly share a few, and decoding each one's JSON was a quarter of reading a page.
-    init(row: Row, hyperparameters decoded: inout [String: HyperparameterValues]) throws {
+    /// `nil`: a listing whose `fields` leave them out, which does not read them at all.
+    init(row: Row, hyperparameters decoded: inout [String: HyperparameterValues]?) throws {
         id = row[0]
         name = row[1]
         owner = row[2]
@@ -75,12 +76,12 @@ public struct JobRecord: Sendable, Equatable {
         modelUnits = row[10]
         unitsNeeded = row[11]
         units = try Self.decodeUnits(row[12])
-        if let text = row[13] as String? {
-            if let known = decoded[text] {
+        if decoded != nil, let text = row[13] as String? {
+            if let known = decoded?[text] {
                 hyperparameters = known
             } else {
                 let values = try JSONDecoder().decode(HyperparameterValues.self, from: Data(text.utf8))
-                decoded[text] = values
+                decoded?[text] = values
                 hyperparameters = values
             }
         } else {
@@ -110,8 +111,8 @@ public struct JobRecord: Sendable, Equatable {
     }
 
     /// Rows are read where SQLite has them (a cursor), not copied first.
-    static func fetchAll(_ statement: Statement, arguments: StatementArguments = []) throws -> [JobRecord] {
-        var decoded: [String: HyperparameterValues] = [:]
+    static func fetchAll(_ statement: Statement, arguments: StatementArguments = [], hyperparameters: Bool = true) throws -> [JobRecord] {
+        var decoded: [String: HyperparameterValues]? = hyperparameters ? [:] : nil
         var jobs: [JobRecord] = []
         let rows = try Row.fetchCursor(statement, arguments: arguments)
         while let row = try rows.next() {

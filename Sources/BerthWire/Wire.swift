@@ -92,18 +92,29 @@ public protocol SnakeCaseEncodable: Encodable {}
 
 /// Where a view's fields go, one call per field: the keys of a JSON object, or the values of a
 /// listing's row (`shape=rows`), in the order of its `fields`, `null` for an absent one.
+///
+/// Strings and numbers have their own requirements, so they reach the encoder's own methods for
+/// them instead of its generic one, which checks each value's type at run time.
 protocol FieldSink<Key> {
     associatedtype Key: CodingKey
     mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws
+    mutating func put(_ value: String?, _ key: Key) throws
+    mutating func put(_ value: Int?, _ key: Key) throws
+    mutating func put(_ value: Int64?, _ key: Key) throws
+    mutating func put(_ value: Double?, _ key: Key) throws
+    mutating func put(_ value: Bool?, _ key: Key) throws
 }
 
 /// A view written as an object: an absent field is left out.
 struct ObjectFields<Key: CodingKey>: FieldSink {
     var container: KeyedEncodingContainer<Key>
 
-    mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws {
-        try container.encodeIfPresent(value, forKey: key)
-    }
+    mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
+    mutating func put(_ value: String?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
+    mutating func put(_ value: Int?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
+    mutating func put(_ value: Int64?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
+    mutating func put(_ value: Double?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
+    mutating func put(_ value: Bool?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
 }
 
 /// A view written as a row: its fields' values in order, `null` for an absent one.
@@ -111,6 +122,21 @@ struct RowFields<Key: CodingKey>: FieldSink {
     var container: any UnkeyedEncodingContainer
 
     mutating func put<T: Encodable>(_ value: T?, _ key: Key) throws {
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: String?, _ key: Key) throws {
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: Int?, _ key: Key) throws {
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: Int64?, _ key: Key) throws {
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: Double?, _ key: Key) throws {
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: Bool?, _ key: Key) throws {
         if let value { try container.encode(value) } else { try container.encodeNil() }
     }
 }

@@ -40,6 +40,37 @@ struct JobRouteTests {
         try await client.send(.get, "/v1/jobs").decoded(JobList.self).jobs
     }
 
+    @Test("a job listing as rows holds the fields asked for, the hyperparameters only when asked, the same as objects")
+    func listedAsRows() async throws {
+        try await withTrainingReservation { client, folder in
+            let made = try await client.send(
+                .post,
+                "/v1/jobs",
+                json: submission(
+                    "tuned",
+                    data: "\(Self.examples)/fine-tuning.jsonl",
+                    output: folder.file("o"),
+                    extra: #", "epochs": 3"#
+                )
+            )
+            #expect(made.status == .created, "\(String(buffer: made.body))")
+            func rows(_ fields: String) async throws -> [[Any]] {
+                let answer = try await client.send(.get, "/v1/jobs?fields=\(fields)&shape=rows")
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: answer.body)) as? [String: Any])
+                return try #require(object["rows"] as? [[Any]], "\(String(buffer: answer.body))")
+            }
+            let withHyperparameters = try await rows("name,hyperparameters")
+            #expect(withHyperparameters.first?.first as? String == "tuned")
+            #expect((withHyperparameters.first?.last as? [String: Any])?["epochs"] as? Int == 3, "\(withHyperparameters)")
+            #expect(try await rows("name,status").first?.count == 2)
+
+            let table = "/v1/jobs?fields=" + JobRow.fields.joined(separator: ",")
+            let asRows = try Wire.decode(JobRowList.self, from: Data(buffer: try await client.send(.get, table + "&shape=rows").body))
+            let asObjects = try Wire.decode(JobRowList.self, from: Data(buffer: try await client.send(.get, table).body))
+            #expect(asRows == asObjects && asRows.jobs.map(\.name) == ["tuned"])
+        }
+    }
+
     @Test("a dataset with a bad record on line 37 is refused naming line 37, and nothing is queued")
     func badRecord() async throws {
         try await withTrainingReservation { client, folder in

@@ -261,7 +261,12 @@ struct JobsController: Sendable {
             since: query.since
         )
         let list = try await ledger.read { tx in
-            let page = try tx.jobs(filter, before: query.before, limit: query.limit)
+            let page = try tx.jobs(
+                filter,
+                before: query.before,
+                limit: query.limit,
+                hyperparameters: fields?.contains("hyperparameters") ?? true
+            )
             var names: [Int64: String] = [:]
             var views: [JobView] = []
             views.reserveCapacity(page.items.count)
