@@ -70,6 +70,17 @@ struct ListingFieldsRouteTests {
             let first = try await client.send(.get, table + "&shape=rows&limit=1")
             let page = try Wire.decode(ReservationRowList.self, from: Data(buffer: first.body))
             #expect(page.reservations.map(\.name) == ["late"] && page.more == 1 && page.nextCursor != nil)
+
+            // Leases are read when asked for, and only then.
+            let now = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "now", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "training"}"#
+            )
+            #expect(now.status == .created, "\(String(buffer: now.body))")
+            let leased = try await client.send(.get, "/v1/reservations?fields=name,leases&shape=rows&limit=1")
+            let leasedRows = try #require(try JSONSerialization.jsonObject(with: Data(buffer: leased.body)) as? [String: Any])["rows"] as? [[Any]]
+            #expect(leasedRows?.first?.first as? String == "now" && (leasedRows?.first?.last as? [Any])?.count == 1, "\(String(buffer: leased.body))")
         }
     }
 
