@@ -288,7 +288,7 @@ extension MetricPointView: SnakeCaseEncodable {
     }
 }
 
-extension JobView: SnakeCaseEncodable {
+extension JobView: SnakeCaseEncodable, FieldedView {
     /// The names of a job's fields on the wire, which a listing's `fields` may name.
     public static let fieldNames = WireKeys.allCases.map(\.rawValue)
 
@@ -303,13 +303,7 @@ extension JobView: SnakeCaseEncodable {
     }
 
     public func encode(to encoder: any Encoder) throws {
-        try encode(to: encoder, only: nil)
-    }
-
-    /// The fields named in `only` (each once), or every field when it is nil.
-    func encode(to encoder: any Encoder, only fields: [WireKeys]?) throws {
-        var sink = ObjectFields(container: encoder.container(keyedBy: WireKeys.self))
-        try put(fields ?? WireKeys.allCases, into: &sink)
+        try ObjectOf(view: self, fields: WireKeys.allCases).encode(to: encoder)
     }
 
     /// One call per named key, through a switch: asking a `Set` about each key of each item
@@ -364,27 +358,6 @@ extension JobView: SnakeCaseEncodable {
             try c.encode(values.warmupSteps, forKey: .warmup_steps)
         }
     }
-
-    /// A job as a row of a listing with `shape=rows`: the values of `fields`, in order.
-    struct Row: Encodable {
-        var view: JobView
-        var fields: [WireKeys]
-
-        func encode(to encoder: any Encoder) throws {
-            var sink = RowFields<WireKeys>(container: encoder.unkeyedContainer())
-            try view.put(fields, into: &sink)
-        }
-    }
-
-    /// A job as a listing with `fields` shows it: only those fields.
-    struct Part: Encodable {
-        var view: JobView
-        var fields: [WireKeys]
-
-        func encode(to encoder: any Encoder) throws {
-            try view.encode(to: encoder, only: fields)
-        }
-    }
 }
 
 /// `GET /v1/jobs`: one page of jobs, newest first.
@@ -434,8 +407,8 @@ extension JobList: SnakeCaseEncodable {
         if let fields {
             let named = wireKeys(fields, as: JobView.WireKeys.self)
             switch shape {
-            case .objects: try c.encode(jobs.map { JobView.Part(view: $0, fields: named) }, forKey: .jobs)
-            case .rows: try c.encode(jobs.map { JobView.Row(view: $0, fields: named) }, forKey: .rows)
+            case .objects: try c.encode(jobs.map { ObjectOf(view: $0, fields: named) }, forKey: .jobs)
+            case .rows: try c.encode(jobs.map { RowOf(view: $0, fields: named) }, forKey: .rows)
             }
             try c.encode(fields, forKey: .fields)
         } else {

@@ -148,6 +148,35 @@ public enum ListingShape: String, Sendable, CaseIterable {
     case objects, rows
 }
 
+/// A view whose fields go out one at a time through a `FieldSink`: the same switch writes it as
+/// an object and as a row.
+protocol FieldedView {
+    associatedtype WireKeys: CodingKey & CaseIterable & Equatable
+    func put(_ fields: [WireKeys], into sink: inout some FieldSink<WireKeys>) throws
+}
+
+/// A view as an object with only `fields` (every field: `WireKeys.allCases`).
+struct ObjectOf<View: FieldedView>: Encodable {
+    var view: View
+    var fields: [View.WireKeys]
+
+    func encode(to encoder: any Encoder) throws {
+        var sink = ObjectFields(container: encoder.container(keyedBy: View.WireKeys.self))
+        try view.put(fields, into: &sink)
+    }
+}
+
+/// A view as a row of a listing with `shape=rows`: the values of `fields`, in order.
+struct RowOf<View: FieldedView>: Encodable {
+    var view: View
+    var fields: [View.WireKeys]
+
+    func encode(to encoder: any Encoder) throws {
+        var sink = RowFields<View.WireKeys>(container: encoder.unkeyedContainer())
+        try view.put(fields, into: &sink)
+    }
+}
+
 /// The names `fields` gives, as a view's keys, each once.
 func wireKeys<Key: CodingKey & Equatable>(_ fields: [String], as: Key.Type) -> [Key] {
     var keys: [Key] = []
@@ -580,7 +609,7 @@ public struct ReservationList: Codable, Sendable, Equatable {
 
 extension LeaseView: SnakeCaseEncodable {}
 
-extension ReservationView: SnakeCaseEncodable {
+extension ReservationView: SnakeCaseEncodable, FieldedView {
     /// The names of a reservation's fields on the wire, which a listing's `fields` may name.
     public static let fieldNames = WireKeys.allCases.map(\.rawValue)
 
@@ -595,13 +624,7 @@ extension ReservationView: SnakeCaseEncodable {
     }
 
     public func encode(to encoder: any Encoder) throws {
-        try encode(to: encoder, only: nil)
-    }
-
-    /// The fields named in `only` (each once), or every field when it is nil.
-    func encode(to encoder: any Encoder, only fields: [WireKeys]?) throws {
-        var sink = ObjectFields(container: encoder.container(keyedBy: WireKeys.self))
-        try put(fields ?? WireKeys.allCases, into: &sink)
+        try ObjectOf(view: self, fields: WireKeys.allCases).encode(to: encoder)
     }
 
     /// One call per named key, through a switch (no `Set` hashing each key of each item).
@@ -649,27 +672,6 @@ extension ReservationView: SnakeCaseEncodable {
             try c.encode(counts.outputTokens, forKey: .output_tokens)
         }
     }
-
-    /// A reservation as a row of a listing with `shape=rows`: the values of `fields`, in order.
-    struct Row: Encodable {
-        var view: ReservationView
-        var fields: [WireKeys]
-
-        func encode(to encoder: any Encoder) throws {
-            var sink = RowFields<WireKeys>(container: encoder.unkeyedContainer())
-            try view.put(fields, into: &sink)
-        }
-    }
-
-    /// A reservation as a listing with `fields` shows it: only those fields.
-    struct Part: Encodable {
-        var view: ReservationView
-        var fields: [WireKeys]
-
-        func encode(to encoder: any Encoder) throws {
-            try view.encode(to: encoder, only: fields)
-        }
-    }
 }
 
 extension ReservationList: SnakeCaseEncodable {
@@ -682,8 +684,8 @@ extension ReservationList: SnakeCaseEncodable {
         if let fields {
             let named = wireKeys(fields, as: ReservationView.WireKeys.self)
             switch shape {
-            case .objects: try c.encode(reservations.map { ReservationView.Part(view: $0, fields: named) }, forKey: .reservations)
-            case .rows: try c.encode(reservations.map { ReservationView.Row(view: $0, fields: named) }, forKey: .rows)
+            case .objects: try c.encode(reservations.map { ObjectOf(view: $0, fields: named) }, forKey: .reservations)
+            case .rows: try c.encode(reservations.map { RowOf(view: $0, fields: named) }, forKey: .rows)
             }
             try c.encode(fields, forKey: .fields)
         } else {
