@@ -63,17 +63,7 @@ public struct JobRowList: KeysAsSent, Sendable, Equatable {
     /// asked for `shape=rows` has `rows` in the order of its `fields`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        if c.contains(.rows) {
-            let fields = try rowFields(JobRow.CodingKeys.self, in: c, forKey: .fields)
-            var rows = try c.nestedUnkeyedContainer(forKey: .rows)
-            jobs = []
-            while !rows.isAtEnd {
-                var row = try rows.nestedUnkeyedContainer()
-                jobs.append(try JobRow(row: &row, fields: fields))
-            }
-        } else {
-            jobs = try c.decode([JobRow].self, forKey: .jobs)
-        }
+        jobs = try c.contains(.rows) ? decodeRows(in: c, rows: .rows, fields: .fields) : c.decode([JobRow].self, forKey: .jobs)
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
     }
@@ -119,39 +109,47 @@ public struct ReservationRowList: KeysAsSent, Sendable, Equatable {
     /// asked for `shape=rows` has `rows` in the order of its `fields`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        if c.contains(.rows) {
-            let fields = try rowFields(ReservationRow.CodingKeys.self, in: c, forKey: .fields)
-            var rows = try c.nestedUnkeyedContainer(forKey: .rows)
-            reservations = []
-            while !rows.isAtEnd {
-                var row = try rows.nestedUnkeyedContainer()
-                reservations.append(try ReservationRow(row: &row, fields: fields))
-            }
-        } else {
-            reservations = try c.decode([ReservationRow].self, forKey: .reservations)
-        }
+        reservations =
+            try c.contains(.rows)
+            ? decodeRows(in: c, rows: .rows, fields: .fields) : c.decode([ReservationRow].self, forKey: .reservations)
         nextCursor = try c.decodeIfPresent(String.self, forKey: .nextCursor)
         more = try c.decodeIfPresent(Int.self, forKey: .more) ?? 0
     }
 }
 
-/// The `fields` of a page of rows, as a row type's keys: every one the type reads must be
-/// there, or the rows cannot fill it.
-private func rowFields<Key: CodingKey & CaseIterable & Equatable, Page: CodingKey>(
-    _ type: Key.Type,
+/// A table's row type that can also be read from a listing's row (`shape=rows`).
+protocol TableRow {
+    associatedtype CodingKeys: CodingKey & CaseIterable & Equatable
+    init(row: inout any UnkeyedDecodingContainer, fields: [CodingKeys]) throws
+}
+
+extension JobRow: TableRow {}
+extension ReservationRow: TableRow {}
+
+/// A page's `rows`, read in the order of its `fields`, every one of which the row type reads
+/// must be there, or the rows cannot fill it.
+private func decodeRows<Row: TableRow, Page: CodingKey>(
     in page: KeyedDecodingContainer<Page>,
-    forKey key: Page
-) throws -> [Key] {
-    let names = try page.decode([String].self, forKey: key)
-    let fields = names.compactMap(Key.init(stringValue:))
-    guard fields.count == names.count, Key.allCases.allSatisfy(fields.contains) else {
+    rows rowsKey: Page,
+    fields fieldsKey: Page
+) throws -> [Row] {
+    let names = try page.decode([String].self, forKey: fieldsKey)
+    let fields = names.compactMap(Row.CodingKeys.init(stringValue:))
+    guard fields.count == names.count, Row.CodingKeys.allCases.allSatisfy(fields.contains) else {
         throw DecodingError.dataCorruptedError(
-            forKey: key,
+            forKey: fieldsKey,
             in: page,
-            debugDescription: "rows of \(names.joined(separator: ",")) cannot fill a row of \(Key.allCases.map(\.stringValue).joined(separator: ","))"
+            debugDescription:
+                "rows of \(names.joined(separator: ",")) cannot fill a row of \(Row.CodingKeys.allCases.map(\.stringValue).joined(separator: ","))"
         )
     }
-    return fields
+    var rows = try page.nestedUnkeyedContainer(forKey: rowsKey)
+    var items: [Row] = []
+    while !rows.isAtEnd {
+        var row = try rows.nestedUnkeyedContainer()
+        items.append(try Row(row: &row, fields: fields))
+    }
+    return items
 }
 
 extension JobRow {
