@@ -291,19 +291,17 @@ extension LedgerTransaction {
     /// A reservation that ends takes its queue with it: every job still queued on it is
     /// stopped, in one statement, with an event each.
     func cancelQueue(reservationID: Int64, reason: String, at: Date) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO job_events (job_id, at, kind, detail)
                 SELECT id, ?, 'stopped', ? FROM jobs WHERE reservation_id = ? AND status = 'queued'
-                """,
-            arguments: [at, reason, reservationID]
-        )
-        try db.execute(
+                """
+        ).execute(arguments: [at, reason, reservationID])
+        try db.cachedStatement(
             sql: """
                 UPDATE jobs SET status = 'stopped', reason = ?, ended_at = ? WHERE reservation_id = ? AND status = 'queued'
-                """,
-            arguments: [reason, at, reservationID]
-        )
+                """
+        ).execute(arguments: [reason, at, reservationID])
     }
 
     /// Whether a job not yet finished will register a custom model of that name.

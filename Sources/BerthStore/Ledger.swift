@@ -423,37 +423,35 @@ public struct LedgerTransaction {
     }
 
     /// Ends a reservation at `at` with `status` (deleted, expired, failed) and closes its leases there.
+    /// Every release runs it: its statements are prepared once per connection, as preparing
+    /// them (with the triggers on leases and jobs) cost more than running them.
     public func finish(reservationID: Int64, status: ReservationStatus, at: Date, reason: String? = nil) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
-                """,
-            arguments: [status.rawValue, at, reason, reservationID]
-        )
+                """
+        ).execute(arguments: [status.rawValue, at, reason, reservationID])
         try cancelQueue(reservationID: reservationID, reason: JobEndReason.reservationEnded.rawValue, at: at)
         // Units a job of this reservation still runs on stay held until its runner is gone
         // (`finishJob` closes them): the reservation's jobs stop first.
-        let busy = try JobRecord.fetchAll(
-            db,
-            sql: """
-                SELECT \(JobRecord.selection) FROM jobs WHERE reservation_id = ? AND status IN ('running', 'stopping')
-                """,
-            arguments: [reservationID]
-        ).flatMap(\.units)
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE leases SET held = 0, "end" = CASE WHEN "end" IS NULL OR "end" > ? THEN ? ELSE "end" END
-                WHERE reservation_id = ? AND held AND unit_id NOT IN (SELECT value FROM json_each(?))
-                """,
-            arguments: [at, at, reservationID, String(decoding: try JSONEncoder().encode(busy), as: UTF8.self)]
-        )
+                WHERE reservation_id = ? AND held AND unit_id NOT IN (
+                    SELECT value FROM jobs, json_each(jobs.units) WHERE reservation_id = ? AND status IN ('running', 'stopping')
+                )
+                """
+        ).execute(arguments: [at, at, reservationID, reservationID])
     }
 
     // MARK: Leases
 
+    /// A reservation's leases, first to last: every answer that shows a reservation reads them.
     public func leases(reservationID: Int64) throws -> [Lease] {
-        try LeaseRecord.fetchAll(db, sql: "SELECT * FROM leases WHERE reservation_id = ? ORDER BY start, id", arguments: [reservationID])
-            .map(\.lease)
+        try Row.fetchAll(
+            db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE reservation_id = ? ORDER BY start, id"#),
+            arguments: [reservationID]
+        ).map { row in Lease(unit: row[0], reservationID: row[1], start: row[2], end: row[3]) }
     }
 
     /// The leases of each of these reservations, as `leases(reservationID:)` gives them, in one
@@ -585,15 +583,14 @@ public struct LedgerTransaction {
         for step in plan.steps {
             switch step {
             case .activate(let id, let start, let end, let units, let leaseStart):
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         UPDATE reservations SET status = 'active', waiting = 0, start = ?, "end" = ? WHERE id = ?
-                        """,
-                    arguments: [start, end, id]
-                )
+                        """
+                ).execute(arguments: [start, end, id])
                 try insertLeases(reservationID: id, units: units, start: leaseStart, end: end)
             case .grow(let id, let units, let at):
-                let end = try Date.fetchOne(db, sql: #"SELECT "end" FROM reservations WHERE id = ?"#, arguments: [id])
+                let end = try Date.fetchOne(db.cachedStatement(sql: #"SELECT "end" FROM reservations WHERE id = ?"#), arguments: [id])
                 try insertLeases(reservationID: id, units: units, start: at, end: end)
             case .expire(let id, let at):
                 try finish(reservationID: id, status: .expired, at: at, reason: "reached its end")
