@@ -476,8 +476,10 @@ public struct LedgerTransaction {
     }
 
     public func heldLeases() throws -> [Lease] {
-        // Read on every scheduling cycle: decoded by position.
-        try Row.fetchAll(db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE held ORDER BY id"#)).map { row in
+        // Read on every scheduling cycle: decoded by position. `+id` keeps SQLite from walking
+        // every lease ever written in id order: it reads the held ones from their partial index
+        // (one per leased unit at most) and sorts those.
+        try Row.fetchAll(db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE held ORDER BY +id"#)).map { row in
             Lease(unit: row[0], reservationID: row[1], start: row[2], end: row[3])
         }
     }
