@@ -330,8 +330,11 @@ struct ReservationsController: Sendable {
             return Change(status: 200) { tx in try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx) }
         }
         context.logger.info("released", metadata: ["reservation": "\(name)", "by": "\(caller.user)"])
-        // Its jobs are stopping and its serve process must stop: the supervisors look now.
-        changed()
+        // The batch's own scheduling cycle ran after the release: it stopped the reservation's
+        // jobs (which wakes the job supervisor) and placed what the freed units let start, so the
+        // scheduler need not run another. Only its serve process, which no plan step names, is
+        // left to stop.
+        serve.wake()
         await cluster?.sync()
         return response
     }
