@@ -63,7 +63,7 @@ struct ReservationsController: Sendable {
                 throw APIError(.nameTaken, "a reservation named '\(input.name)' already exists; choose another name")
             }
             // 3. Admission against the capacity calendar of one executor's units.
-            let snapshot = try tx.snapshot()
+            let snapshot = try tx.snapshot(readingQueues: false)
             let pools = snapshot.pools
             let (admission, executor, pinned) = Planner.admit(
                 units: units,
@@ -274,7 +274,7 @@ struct ReservationsController: Sendable {
                     )
                 }
                 let units = modelUnits * model.unitsPerModelUnit
-                let snapshot = try tx.snapshot()
+                let snapshot = try tx.snapshot(readingQueues: false)
                 let growth =
                     Planner.admitGrowth(r, to: units, calendar: snapshot.growthCalendar(of: r), now: now).map { PinnedGrowth.refuse($0) }
                     ?? Planner.admitPinnedGrowth(r, to: units, snapshot: snapshot, now: now)
