@@ -9,8 +9,10 @@ import Synchronization
 ///
 /// A read may store what it found only if no such transaction ended since the read began
 /// (`generation` unchanged): a read that began before a change and finished after it would
-/// otherwise keep the old row for good. Writes never use it (they may see their own
-/// uncommitted changes).
+/// otherwise keep the old row for good. A write may use or store a row only before it has
+/// changed the table itself (`touched` false), as with `SnapshotCache`: what it reads then is
+/// what is committed. GRDB tells a savepoint's changes when the savepoint ends, so a change
+/// and a look-up of the same row inside one savepoint must not go through the cache.
 final class CommittedRows<Value: Sendable>: TransactionObserver, Sendable {
     private struct State {
         var generation: UInt64 = 0
@@ -28,13 +30,13 @@ final class CommittedRows<Value: Sendable>: TransactionObserver, Sendable {
     /// Read before a read transaction starts, so that its snapshot is no older than this.
     var generation: UInt64 { state.withLock { $0.generation } }
 
-    func row(_ key: String) -> Value? {
-        state.withLock { $0.rows[key] }
+    func row(_ key: String, writing: Bool = false) -> Value? {
+        state.withLock { state in writing && state.touched ? nil : state.rows[key] }
     }
 
-    func store(_ value: Value, for key: String, readSince generation: UInt64) {
+    func store(_ value: Value, for key: String, readSince generation: UInt64, writing: Bool = false) {
         state.withLock { state in
-            if state.generation == generation { state.rows[key] = value }
+            if state.generation == generation, !(writing && state.touched) { state.rows[key] = value }
         }
     }
 
@@ -72,13 +74,14 @@ struct CachedReads: Sendable {
         writer.add(transactionObserver: reservations, extent: .observerLifetime)
     }
 
-    /// The caches as a read transaction about to start sees them.
-    func session() -> LedgerTransaction.Cached {
+    /// The caches as a transaction about to start sees them (a write: on the writer).
+    func session(writing: Bool = false) -> LedgerTransaction.Cached {
         LedgerTransaction.Cached(
             models: models,
             modelsSince: models.generation,
             reservations: reservations,
-            reservationsSince: reservations.generation
+            reservationsSince: reservations.generation,
+            writing: writing
         )
     }
 }

@@ -130,7 +130,9 @@ public final class Ledger: Sendable {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
         return try await watched {
-            try await writer.write { [snapshots] db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots)) } }
+            try await writer.write { [snapshots, cached] db in
+                try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots, cached: cached)) }
+            }
         }
     }
 
@@ -222,7 +224,9 @@ public final class Ledger: Sendable {
     public func writeNow<T>(_ body: (LedgerTransaction) throws -> T) throws -> T {
         let started = ContinuousClock.now
         defer { writeTimer(ContinuousClock.now - started) }
-        return try watchedNow { try writer.write { db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots)) } } }
+        return try watchedNow {
+            try writer.write { db in try Self.counting(db) { try body(LedgerTransaction(writing: db, snapshots: snapshots, cached: cached)) } }
+        }
     }
 
     /// A read on the calling thread. Short reads on a request's path use it: the hop to a
@@ -290,6 +294,9 @@ public struct LedgerTransaction {
         var modelsSince: UInt64
         var reservations: CommittedRows<Reservation>
         var reservationsSince: UInt64
+        /// A write uses a model as committed only while it has changed no model itself
+        /// (`CommittedRows`); it never uses reservations, which most writes change.
+        var writing = false
     }
 
     /// Where `snapshot()` finds its base, the cache's generation when this transaction began,
@@ -303,8 +310,8 @@ public struct LedgerTransaction {
     }
 
     /// A write transaction, begun now on the writer: nothing of it has changed anything yet.
-    init(writing db: Database, snapshots: SnapshotCache) {
-        self.init(db: db, snapshots: (snapshots, snapshots.generation, true))
+    init(writing db: Database, snapshots: SnapshotCache, cached: CachedReads) {
+        self.init(db: db, cached: cached.session(writing: true), snapshots: (snapshots, snapshots.generation, true))
     }
 
     // MARK: Catalog
@@ -333,11 +340,11 @@ public struct LedgerTransaction {
 
     /// A model of the catalog; models the config dropped are not offered any more.
     public func model(id: String) throws -> Model? {
-        if let known = cached?.models.row(id) { return known }
+        if let cached, let known = cached.models.row(id, writing: cached.writing) { return known }
         let model = try ModelRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM models WHERE id = ? AND NOT retired"), arguments: [id]).map(
             \.model
         )
-        if let model, let cached { cached.models.store(model, for: id, readSince: cached.modelsSince) }
+        if let model, let cached { cached.models.store(model, for: id, readSince: cached.modelsSince, writing: cached.writing) }
         return model
     }
 
@@ -368,7 +375,7 @@ public struct LedgerTransaction {
 
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
-        if let known = cached?.reservations.row(name) { return known }
+        if let cached, !cached.writing, let known = cached.reservations.row(name) { return known }
         let reservation = try ReservationRecord.fetchOne(
             db.cachedStatement(
                 sql: """
@@ -378,7 +385,9 @@ public struct LedgerTransaction {
             ),
             arguments: [name]
         ).map(\.reservation)
-        if let reservation, let cached { cached.reservations.store(reservation, for: name, readSince: cached.reservationsSince) }
+        if let reservation, let cached, !cached.writing {
+            cached.reservations.store(reservation, for: name, readSince: cached.reservationsSince)
+        }
         return reservation
     }
 
