@@ -147,6 +147,16 @@ public enum PlanStep: Sendable, Equatable {
     case cancelJob(jobID: Int64, reason: JobEndReason, at: Date)
 }
 
+extension PlanStep {
+    /// Whether the step starts, stops or cancels a job, rather than changing a reservation.
+    public var isJobStep: Bool {
+        switch self {
+        case .startJob, .stopJob, .cancelJob: true
+        case .activate, .grow, .expire: false
+        }
+    }
+}
+
 public struct Plan: Sendable, Equatable {
     public var steps: [PlanStep] = []
     public var deferred: [NoFit] = []

@@ -74,14 +74,13 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
     let commits = CommitGroup(ledger: ledger, clock: clock) { plan in
         routes.clear()
         // The batch's own cycle already placed what it could: the scheduler only needs to
-        // know when the next start or end falls due, and the supervisors need to look only
-        // if that cycle started or stopped something.
+        // know when the next start or end falls due, and each supervisor needs to look only if
+        // that cycle changed what it follows: the job supervisor jobs, the serve supervisor
+        // reservations (a batch of reservations made starts no job).
         scheduler.cycleRan(nextDue: plan.nextWake)
-        if !plan.steps.isEmpty {
-            supervisor.wake()
-            serve.wake()
-            services.slurmReservations?.wake()
-        }
+        if plan.steps.contains(where: \.isJobStep) { supervisor.wake() }
+        if plan.steps.contains(where: { !$0.isJobStep }) { serve.wake() }
+        if !plan.steps.isEmpty { services.slurmReservations?.wake() }
     }
     // After a change: the scheduler plans again, the supervisors start or stop processes.
     let changed: @Sendable () -> Void = {
