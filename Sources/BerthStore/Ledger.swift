@@ -457,10 +457,10 @@ public struct LedgerTransaction {
 
     /// A reservation's leases, first to last: every answer that shows a reservation reads them.
     public func leases(reservationID: Int64) throws -> [Lease] {
-        try Row.fetchAll(
+        try Self.leases(
             db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE reservation_id = ? ORDER BY start, id"#),
             arguments: [reservationID]
-        ).map { row in Lease(unit: row[0], reservationID: row[1], start: row[2], end: row[3]) }
+        )
     }
 
     /// The leases of each of these reservations, as `leases(reservationID:)` gives them, in one
@@ -488,9 +488,15 @@ public struct LedgerTransaction {
         // Read on every scheduling cycle: decoded by position. `+id` keeps SQLite from walking
         // every lease ever written in id order: it reads the held ones from their partial index
         // (one per leased unit at most) and sorts those.
-        try Row.fetchAll(db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE held ORDER BY +id"#)).map { row in
-            Lease(unit: row[0], reservationID: row[1], start: row[2], end: row[3])
-        }
+        try Self.leases(db.cachedStatement(sql: #"SELECT unit_id, reservation_id, start, "end" FROM leases WHERE held ORDER BY +id"#))
+    }
+
+    /// The leases a `SELECT unit_id, reservation_id, start, "end"` finds, decoded by position.
+    static func leases(_ statement: Statement, arguments: StatementArguments = []) throws -> [Lease] {
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
+        var leases: [Lease] = []
+        while let row = try rows.next() { leases.append(Lease(unit: row[0], reservationID: row[1], start: row[2], end: row[3])) }
+        return leases
     }
 
     /// Which live reservation holds each unit now: unit id → reservation name.
@@ -525,17 +531,25 @@ public struct LedgerTransaction {
 
     func snapshotBase() throws -> SnapshotBase {
         if let snapshots, let known = snapshots.cache.base(since: snapshots.since, writing: snapshots.writing) { return known }
-        let units = try Row.fetchAll(
+        // Every change to a reservation makes the base stale, so under a burst of them it is read
+        // once per request: its rows are decoded where they lie, through cursors, as copying
+        // every row first (`fetchAll`) cost more than the queries.
+        let units = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
                     SELECT id, free_since FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position
                     """
             )
         )
+        var dedicatedUnits: [String] = []
         var freeSince: [String: Date] = [:]
-        for row in units { if let since = row[1] as Date? { freeSince[row[0]] = since } }
+        while let row = try units.next() {
+            let id: String = row[0]
+            dedicatedUnits.append(id)
+            if let since = row[1] as Date? { freeSince[id] = since }
+        }
         let base = SnapshotBase(
-            dedicatedUnits: units.map { $0[0] },
+            dedicatedUnits: dedicatedUnits,
             unitFreeSince: freeSince,
             reservations: try liveReservations(),
             heldLeases: try heldLeases(),
@@ -572,23 +586,28 @@ public struct LedgerTransaction {
         """
 
     static func jobs(_ statement: Statement, arguments: StatementArguments = []) throws -> [Job] {
-        try Row.fetchAll(statement, arguments: arguments).map { row in
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
+        var jobs: [Job] = []
+        while let row = try rows.next() {
             // SQLite's json_each unpacked the JSON list, joined by the unit separator character.
             let units = (row[9] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
-            return Job(
-                id: row[0],
-                name: row[1],
-                owner: row[2],
-                kind: try row.stored(atIndex: 3),
-                reservationID: row[4],
-                status: try row.stored(atIndex: 5),
-                priority: row[6],
-                modelUnits: row[7],
-                unitsNeeded: row[8],
-                units: units,
-                submittedAt: row[10]
+            jobs.append(
+                Job(
+                    id: row[0],
+                    name: row[1],
+                    owner: row[2],
+                    kind: try row.stored(atIndex: 3),
+                    reservationID: row[4],
+                    status: try row.stored(atIndex: 5),
+                    priority: row[6],
+                    modelUnits: row[7],
+                    unitsNeeded: row[8],
+                    units: units,
+                    submittedAt: row[10]
+                )
             )
         }
+        return jobs
     }
 
     /// Applies a plan's steps in order. The caller's transaction makes them one change.
