@@ -233,7 +233,7 @@ public actor ServeSupervisor: Service {
         let wanted: [(Reservation, Model?, [String])]
         do {
             wanted = try await ledger.read { tx in
-                try tx.liveReservations().filter { $0.status == .active && $0.purpose == .inference }.map { r in
+                try tx.activeReservations(purpose: .inference).map { r in
                     (r, try tx.model(id: r.model), try tx.leases(reservationID: r.id).filter { $0.end.map { $0 > Date() } ?? true }.map(\.unit))
                 }
             }

@@ -373,6 +373,19 @@ public struct LedgerTransaction {
         ).map(\.reservation)
     }
 
+    /// Active reservations for one purpose: what the serve supervisor looks at after every
+    /// batch of reservations made or ended, most of which, under load, are not for inference.
+    public func activeReservations(purpose: Purpose) throws -> [Reservation] {
+        try ReservationRecord.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT \(ReservationRecord.selection) FROM reservations WHERE status = 'active' AND purpose = ? ORDER BY id
+                    """
+            ),
+            arguments: [purpose.rawValue]
+        ).map(\.reservation)
+    }
+
     /// The live reservation of that name, or else the latest finished one.
     public func reservation(named name: String) throws -> Reservation? {
         if let cached, !cached.writing, let known = cached.reservations.row(name) { return known }
