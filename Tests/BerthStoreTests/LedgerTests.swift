@@ -45,6 +45,12 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.units().map(\.id) } == ["cpu-0", "cpu-1", "cpu-2", "cpu-3", "shared-0"])
         var reservation = Fixtures.reservation(0, units: 2, start: t(1), end: t(3), commitment: .oneMonth)
         reservation.spillover = true
+        // Every column the row is written with by hand, set to something other than its default.
+        reservation.duration = 7200
+        reservation.waiting = true
+        reservation.statusReason = "waiting for 2 free dedicated units"
+        reservation.executor = "slurm"
+        reservation.pinnedUnits = ["cpu-2", "cpu-3"]
         let inserted = try ledger.writeNow { try $0.insert(reservation) }
         #expect(inserted.id > 0)
         var expected = reservation
