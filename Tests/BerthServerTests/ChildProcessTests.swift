@@ -30,8 +30,13 @@ struct ChildProcessTests {
         try #require(writer >= 0)
         let script = "#!/bin/sh\nexit 7\n"
         #expect(write(writer, script, script.utf8.count) == script.utf8.count)
-        // Open for writing: exec fails with ETXTBSY until it is closed, 150 ms from now.
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.15) { close(writer) }
+        // Open for writing: exec fails with ETXTBSY until it is closed, 100 ms from now, on a
+        // thread of its own: a global dispatch queue busy with other tests' blocking waits
+        // once ran the close only after the retries had given up.
+        Thread.detachNewThread {
+            usleep(100_000)
+            close(writer)
+        }
         let child = try ChildProcess(path, [])
         #expect(child.wait() == 7)
     }
