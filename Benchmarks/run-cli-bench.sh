@@ -118,19 +118,8 @@ slurm_version=$(sinfo --version)
     printf '[daemon]\nsocket_group = "%s"\nadmins = []\nlog_level = "warning"\nlog_directory = "%s/logs"\nstop_grace_seconds = 2\n\n' "$(id -gn)" "$tmp"
     printf '[limits]\nmax_queued_jobs_per_user = 1000000\n\n'
     for i in 0 1 2 3; do printf '[[units]]\nid = "u-%d"\nkind = "cpu"\ndevice = %d\npool = "dedicated"\n\n' "$i" "$i"; done
+    cat Benchmarks/bench-model.toml
     cat <<'TOML'
-[[models]]
-id = "amazon.nova-micro-v1:0"
-provider = "Amazon"
-input_modalities = ["text"]
-output_modalities = ["text"]
-max_tokens = 128000
-on_demand = false
-customizations = ["fine-tuning"]
-units_per_model_unit = 1
-tokens_per_minute = 60000
-[models.price]
-model_unit_hour = 12.0
 
 [runners]
 train = ["/bin/true"]

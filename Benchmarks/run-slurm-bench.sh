@@ -76,19 +76,8 @@ slurm_start bench 4 "SchedulerParameters=batch_sched_delay=0"
         printf '[[units]]\nid = "gpu-%d"\nkind = "gpu"\ndevice = %d\npool = "dedicated"\nexecutor = "slurm"\nnode = "%s"\n\n' "$i" "$i" "$host"
     done
     printf '[executors.slurm]\npartition = "bench"\nshared_folder = "%s/shared"\npoll_seconds = 0.2\n\n' "$tmp"
+    cat Benchmarks/bench-model.toml
     cat <<'TOML'
-[[models]]
-id = "amazon.nova-micro-v1:0"
-provider = "Amazon"
-input_modalities = ["text"]
-output_modalities = ["text"]
-max_tokens = 128000
-on_demand = false
-customizations = ["fine-tuning"]
-units_per_model_unit = 1
-tokens_per_minute = 60000
-[models.price]
-model_unit_hour = 12.0
 
 [runners]
 train = ["/bin/true"]
