@@ -232,38 +232,12 @@ public enum Planner {
     }
 
     /// Decides whether a new reservation of `units` can be promised on one executor's units:
-    /// the first pool, in unit order, that holds it over its whole window. Refused with the
-    /// figures of the pool that comes closest (the most free units), so the advice is one that
-    /// can be followed.
-    public static func admit(
-        units: Int,
-        start: Date,
-        commitment: Commitment,
-        duration: TimeInterval?,
-        wait: Bool,
-        pools: [ExecutorPool],
-        now: Date
-    ) -> (admission: Admission, executor: String?) {
-        var refusals: [CapacityRefusal] = []
-        for pool in pools {
-            switch admit(units: units, start: start, commitment: commitment, duration: duration, wait: false, calendar: pool.calendar, now: now) {
-            case .admit(let start, let end): return (.admit(start: start, end: end), pool.executor)
-            case .refuse(let refusal): refusals.append(refusal)
-            case .queue: break
-            }
-        }
-        let largest = pools.map(\.calendar.total).max() ?? 0
-        if wait && units <= largest { return (.queue, nil) }
-        let closest = refusals.max { $0.free < $1.free }
-        let earliest = refusals.compactMap(\.earliestStart).min()
-        return (.refuse(CapacityRefusal(needed: units, free: closest?.free ?? 0, total: largest, earliestStart: earliest)), nil)
-    }
-
-    /// Decides whether a new reservation of `units` can be promised on one executor's units, as
-    /// `admit(pools:)` does, and on an executor that pins units (`Snapshot.pinningExecutors`)
-    /// also chooses them: `units` of that executor free for the whole window. A pool whose
-    /// count fits but where no units are free for the whole window (one pinned for tomorrow,
-    /// another held until noon) refuses, with the earliest start at which some are.
+    /// the first pool, in unit order, that holds it over its whole window. On an executor that
+    /// pins units (`Snapshot.pinningExecutors`) it also chooses them: `units` of that executor
+    /// free for the whole window. A pool whose count fits but where no units are free for the
+    /// whole window (one pinned for tomorrow, another held until noon) refuses, with the
+    /// earliest start at which some are. Refused with the figures of the pool that comes
+    /// closest (the most free units), so the advice is one that can be followed.
     public static func admit(
         units: Int,
         start: Date,
@@ -277,8 +251,7 @@ public enum Planner {
         let end = Reservation.end(start: start, commitment: commitment, duration: duration)
         var refusals: [CapacityRefusal] = []
         for pool in pools {
-            let single = [pool]
-            switch admit(units: units, start: start, commitment: commitment, duration: duration, wait: false, pools: single, now: now).admission {
+            switch admit(units: units, start: start, commitment: commitment, duration: duration, wait: false, calendar: pool.calendar, now: now) {
             case .admit(let start, let end):
                 guard Snapshot.pinningExecutors.contains(pool.executor) else { return (.admit(start: start, end: end), pool.executor, []) }
                 let free = snapshot.unitsFree(of: pool.executor, from: start, to: end, now: now)

@@ -353,13 +353,13 @@ struct PlacementTests {
         // Recorded nowhere: the first pool with room over its window, this host's.
         #expect(pools[0].calendar.bookings.map(\.reservationID) == [3])
         // A fourth of 1 unit fits nowhere: 0 free here, 0 on Slurm, though the pool has 5.
-        let (admission, executor) = Planner.admit(
+        let (admission, executor, _) = Planner.admit(
             units: 1,
             start: now,
             commitment: .none,
             duration: 3600,
             wait: false,
-            pools: pools,
+            snapshot: snapshot,
             now: now
         )
         #expect(executor == nil)
@@ -369,7 +369,7 @@ struct PlacementTests {
         }
         #expect(refusal.free == 0 && refusal.total == 3)
         // With --wait it queues; the waiting one starts on the first executor that frees up.
-        #expect(Planner.admit(units: 1, start: now, commitment: .none, duration: 3600, wait: true, pools: pools, now: now).admission == .queue)
+        #expect(Planner.admit(units: 1, start: now, commitment: .none, duration: 3600, wait: true, snapshot: snapshot, now: now).admission == .queue)
     }
 
     @Test("units added to an active reservation come from its own executor")
