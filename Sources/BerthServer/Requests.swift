@@ -37,17 +37,9 @@ enum Requests {
         decoder.dateDecodingStrategy = Wire.dateDecoding
         decoder.keyDecodingStrategy = .custom { path in
             let raw = path.last!.stringValue
-            return FieldKey(path.count == 1 ? fields[raw] ?? "\u{0}" + raw : Wire.camelCase(raw))
+            return NamedKey(path.count == 1 ? fields[raw] ?? "\u{0}" + raw : Wire.camelCase(raw))
         }
         return decoder
-    }
-
-    struct FieldKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ name: String) { stringValue = name }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
     }
 
     /// The fields of a request type, worked out once per type.
@@ -79,7 +71,7 @@ enum Requests {
 
         init(from decoder: any Decoder) throws {
             let known = StrictFields.of(T.self).names
-            guard try decoder.container(keyedBy: FieldKey.self).allKeys.allSatisfy({ known.contains($0.stringValue) }) else {
+            guard try decoder.container(keyedBy: NamedKey.self).allKeys.allSatisfy({ known.contains($0.stringValue) }) else {
                 throw UnknownField()
             }
             value = try T(from: decoder)

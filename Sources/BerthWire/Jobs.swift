@@ -398,24 +398,8 @@ public struct JobList: Codable, Sendable, Equatable {
 }
 
 extension JobList: SnakeCaseEncodable {
-    enum WireKeys: String, CodingKey {
-        case jobs, rows, next_cursor, more, fields
-    }
-
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: WireKeys.self)
-        if let fields {
-            let named = wireKeys(fields, as: JobView.WireKeys.self)
-            switch shape {
-            case .objects: try c.encode(jobs.map { ObjectOf(view: $0, fields: named) }, forKey: .jobs)
-            case .rows: try c.encode(jobs.map { RowOf(view: $0, fields: named) }, forKey: .rows)
-            }
-            try c.encode(fields, forKey: .fields)
-        } else {
-            try c.encode(jobs, forKey: .jobs)
-        }
-        try c.encodeIfPresent(nextCursor, forKey: .next_cursor)
-        try c.encode(more, forKey: .more)
+        try encodeListingPage(jobs, as: "jobs", fields: fields, shape: shape, nextCursor: nextCursor, more: more, to: encoder)
     }
 }
 

@@ -177,6 +177,43 @@ struct RowOf<View: FieldedView>: Encodable {
     }
 }
 
+/// A key known by its name alone: for objects whose keys are chosen at run time (a listing's
+/// item key, a request's fields as the client wrote them).
+public struct NamedKey: CodingKey, Sendable {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    public init(_ name: String) { stringValue = name }
+    public init?(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { nil }
+}
+
+/// A page of a listing as berthd writes it: `items` under `name` (or under `rows` with
+/// `shape=rows`), each with only the `fields` named when they are, then the cursor and how
+/// many more match. One writer for every listing, so their pages cannot drift apart.
+func encodeListingPage<View: FieldedView & Encodable>(
+    _ items: [View],
+    as name: String,
+    fields: [String]?,
+    shape: ListingShape,
+    nextCursor: String?,
+    more: Int,
+    to encoder: any Encoder
+) throws {
+    var c = encoder.container(keyedBy: NamedKey.self)
+    if let fields {
+        let named = wireKeys(fields, as: View.WireKeys.self)
+        switch shape {
+        case .objects: try c.encode(items.map { ObjectOf(view: $0, fields: named) }, forKey: NamedKey(name))
+        case .rows: try c.encode(items.map { RowOf(view: $0, fields: named) }, forKey: NamedKey("rows"))
+        }
+        try c.encode(fields, forKey: NamedKey("fields"))
+    } else {
+        try c.encode(items, forKey: NamedKey(name))
+    }
+    try c.encodeIfPresent(nextCursor, forKey: NamedKey("next_cursor"))
+    try c.encode(more, forKey: NamedKey("more"))
+}
+
 /// The names `fields` gives, as a view's keys, each once.
 func wireKeys<Key: CodingKey & Equatable>(_ fields: [String], as: Key.Type) -> [Key] {
     var keys: [Key] = []
@@ -675,24 +712,16 @@ extension ReservationView: SnakeCaseEncodable, FieldedView {
 }
 
 extension ReservationList: SnakeCaseEncodable {
-    enum WireKeys: String, CodingKey {
-        case reservations, rows, next_cursor, more, fields
-    }
-
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: WireKeys.self)
-        if let fields {
-            let named = wireKeys(fields, as: ReservationView.WireKeys.self)
-            switch shape {
-            case .objects: try c.encode(reservations.map { ObjectOf(view: $0, fields: named) }, forKey: .reservations)
-            case .rows: try c.encode(reservations.map { RowOf(view: $0, fields: named) }, forKey: .rows)
-            }
-            try c.encode(fields, forKey: .fields)
-        } else {
-            try c.encode(reservations, forKey: .reservations)
-        }
-        try c.encodeIfPresent(nextCursor, forKey: .next_cursor)
-        try c.encode(more, forKey: .more)
+        try encodeListingPage(
+            reservations,
+            as: "reservations",
+            fields: fields,
+            shape: shape,
+            nextCursor: nextCursor,
+            more: more,
+            to: encoder
+        )
     }
 }
 
