@@ -5,6 +5,11 @@ import PackageDescription
 /// in our own targets fails the build there, while a build in the middle of a change still runs.
 let warningsAsErrors = Context.environment["BERTH_WARNINGS_AS_ERRORS"] == "1"
 
+/// `make install`, the benchmarks and the GPU check's pack build the release `berth` as a fully
+/// static executable: `BERTH_STATIC_CLI=1` with `--static-swift-stdlib`, without which such a
+/// link fails. Any other build links it as before, so a plain `swift build -c release` works.
+let staticCLI = Context.environment["BERTH_STATIC_CLI"] == "1"
+
 /// Strict checks for every target, as Hummingbird does: `any` is spelled out and imports are
 /// internal unless a module says otherwise.
 let strictSettings: [SwiftSetting] =
@@ -107,10 +112,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings,
-            // A position-dependent release CLI: the loader has no 90,000 relative relocations to
-            // apply (and pages to copy) at every start, about a tenth of `berth status`. The CLI
-            // runs with its user's rights and reads only berthd's answers; berthd stays a PIE.
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-pie"], .when(configuration: .release))]
+            // A release CLI that starts fast (docs/benchmarks.md): position-dependent, so the
+            // loader applies no relative relocations at each start; and with BERTH_STATIC_CLI=1
+            // (`make install` and the benchmarks set it; it needs `--static-swift-stdlib`) a
+            // fully static executable, with no dynamic loader and no libstdc++ to start at all.
+            // berthd stays a dynamically linked PIE.
+            linkerSettings: [.unsafeFlags(staticCLI ? ["-static-executable"] : ["-Xlinker", "--no-pie"], .when(configuration: .release))]
         ),
         // The reference runner's language model: a smoothed word n-gram model, pure Swift.
         .target(name: "BerthNGram", swiftSettings: strictSettings),

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -36,7 +36,7 @@ public struct ControlConnection: Sendable {
         let fd = try connect()
         defer { close(fd) }
 
-        let head = SocketClient.requestHead(method: method, path: path, body: body, headers: headers)
+        let head = Self.requestHead(method: method, path: path, body: body, headers: headers)
         let channel = EmbeddedChannel()
         defer { _ = try? channel.finish() }
         do {
@@ -99,6 +99,22 @@ public struct ControlConnection: Sendable {
             headers: responseHead.headers.map { ($0.name, $0.value) },
             body: Data(collected.readableBytesView)
         )
+    }
+
+    /// The head of a one-shot request: JSON both ways, and the connection closes after it.
+    static func requestHead(method: String, path: String, body: Data?, headers: [(String, String)]) -> HTTPRequestHead {
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
+        head.headers.add(name: "Host", value: "localhost")
+        head.headers.add(name: "Accept", value: "application/json")
+        head.headers.add(name: "Connection", value: "close")
+        if let body {
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Content-Length", value: String(body.count))
+        }
+        for (name, value) in headers {
+            head.headers.replaceOrAdd(name: name, value: value)
+        }
+        return head
     }
 
     private func connect() throws(ClientError) -> Int32 {

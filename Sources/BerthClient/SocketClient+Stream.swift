@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -20,7 +20,7 @@ extension SocketClient {
         body onBody: (Data) async throws -> Void
     ) async throws {
         let channel = try await connect()
-        var requestHead = Self.requestHead(method: method, path: path, body: body, headers: headers)
+        var requestHead = ControlConnection.requestHead(method: method, path: path, body: body, headers: headers)
         requestHead.headers.replaceOrAdd(name: "Accept", value: "text/event-stream")
         /// Marks the errors of the reader's own closures, so they are rethrown as they were.
         struct Reader: Error {

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// Capacity promised to one reservation over `[start, end)`; `end == nil` is open-ended.
 public struct Booking: Sendable, Equatable {

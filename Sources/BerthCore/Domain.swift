@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// Whether a compute unit can be reserved by one reservation at a time, or serves on-demand calls.
 public enum UnitPool: String, Codable, Sendable, CaseIterable {

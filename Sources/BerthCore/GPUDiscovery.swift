@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One GPU as `nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader,nounits`
 /// prints it: `0, GPU-5c89852c-…, NVIDIA H200, 143771`.
@@ -57,14 +57,14 @@ public enum GPUDiscovery {
     public static func parseInventory(_ output: String) throws(GPUDiscoveryError) -> [DiscoveredGPU] {
         var gpus: [DiscoveredGPU] = []
         for line in output.split(whereSeparator: \.isNewline) {
-            let text = line.trimmingCharacters(in: .whitespaces)
+            let text = line.trimmingBlanks()
             guard !text.isEmpty else { continue }
-            if text.localizedCaseInsensitiveContains("No devices were found") {
+            if text.lowercased().contains("no devices were found") {
                 throw GPUDiscoveryError(
                     "nvidia-smi found no GPU (\"No devices were found\"); check that the driver sees the GPUs (`nvidia-smi`), or remove [discovery] gpus"
                 )
             }
-            let fields = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let fields = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingBlanks() }
             guard fields.count == 4, let index = Int(fields[0]), index >= 0, !fields[1].isEmpty, !fields[2].isEmpty else {
                 throw GPUDiscoveryError(
                     "cannot read nvidia-smi's line '\(text)': expected 'index, uuid, name, memory.total'; run `nvidia-smi \(inventoryArguments.joined(separator: " "))` to see what it prints"
@@ -82,13 +82,13 @@ public enum GPUDiscovery {
         var byGPU: [String: [MIGInstance]] = [:]
         var gpu: String?
         for line in output.split(whereSeparator: \.isNewline) {
-            let text = line.trimmingCharacters(in: .whitespaces)
+            let text = line.trimmingBlanks()
             if text.hasPrefix("GPU ") {
                 gpu = uuid(in: text)
             } else if text.hasPrefix("MIG "), let gpu, let uuid = uuid(in: text) {
                 // MIG 3g.40gb     Device  0: (UUID: MIG-…)
                 let words = text.split(separator: " ", omittingEmptySubsequences: true)
-                guard words.count >= 4, words[2] == "Device", let device = Int(words[3].trimmingCharacters(in: CharacterSet(charactersIn: ":")))
+                guard words.count >= 4, words[2] == "Device", let device = Int(words[3].trimming { $0 == ":" })
                 else {
                     continue
                 }
@@ -109,10 +109,10 @@ public enum GPUDiscovery {
     }
 
     private static func uuid(in line: String) -> String? {
-        guard let start = line.range(of: "(UUID: ") else { return nil }
+        guard let start = line.firstRange(of: "(UUID: ") else { return nil }
         let rest = line[start.upperBound...]
         guard let end = rest.firstIndex(of: ")") else { return nil }
-        let uuid = rest[..<end].trimmingCharacters(in: .whitespaces)
+        let uuid = rest[..<end].trimmingBlanks()
         return uuid.isEmpty ? nil : uuid
     }
 
@@ -194,7 +194,7 @@ public enum GPUDiscovery {
     }
 
     private static func quoted(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }
 
@@ -253,9 +253,9 @@ extension GPUDiscovery {
     public static func parseTelemetry(_ output: String) throws(GPUDiscoveryError) -> [GPUSample] {
         var samples: [GPUSample] = []
         for line in output.split(whereSeparator: \.isNewline) {
-            let text = line.trimmingCharacters(in: .whitespaces)
+            let text = line.trimmingBlanks()
             guard !text.isEmpty else { continue }
-            let fields = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let fields = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingBlanks() }
             guard fields.count == 4, let index = Int(fields[0]) else {
                 throw GPUDiscoveryError("cannot read nvidia-smi's line '\(text)': expected 'index, uuid, utilization.gpu, memory.used'")
             }

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 public enum JobKind: String, Codable, Sendable, CaseIterable {
     case fineTuning = "fine-tuning"
@@ -113,7 +113,7 @@ public enum HyperparameterCheck {
 
     /// `0.000001`, not `1e-06`: as people write learning rates.
     public static func plainDecimal(_ value: Double) -> String {
-        var text = String(format: "%.12f", value)
+        var text = CFormat.string("%.12f", value)
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") { text.removeLast() }
         return text

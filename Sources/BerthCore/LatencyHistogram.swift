@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Call latencies, counted per value rounded to three significant figures (12.34 ms counts as
 /// 12.3 ms, 0.7345 ms as 0.735 ms). That keeps an hour of a busy reservation's calls in a few

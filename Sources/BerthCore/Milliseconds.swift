@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// berth keeps times to the millisecond: in the ledger and on the wire.
 extension Date {

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// What the planner sees: the dedicated pool and every reservation that is not finished.
 public struct Snapshot: Sendable {

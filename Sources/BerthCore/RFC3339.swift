@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// RFC 3339 times in UTC as berth writes them, `2026-12-04T18:41:18Z` and
 /// `2026-12-04T18:41:18.123Z`, read and written by position. A listing has a few times per row:

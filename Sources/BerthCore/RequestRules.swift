@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// What a reservation's purpose allows on its model. Training reserves a base model that
 /// accepts customization; spillover to the on-demand pool is for inference on base models only

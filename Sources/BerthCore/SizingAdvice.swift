@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// Right-sizing advice for one reservation over a usage report's window: what it used of what
 /// it held, the fewest model units that would have done, and what that change is worth a month.

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// A reservation's throughput budget, enforced continuously: it holds at most a minute's worth
 /// of tokens (`model_units × tokens_per_minute`) and refills at that rate. Time is passed in.

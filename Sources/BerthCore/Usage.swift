@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// How a usage report's rows are cut.
 public enum UsageGrouping: String, Codable, Sendable, CaseIterable {
@@ -416,7 +416,7 @@ private struct UsageReportBuilder {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let c = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+        return CFormat.string("%04ld-%02ld-%02ld", c.year!, c.month!, c.day!)
     }
 
     func key(reservation r: ReservationFacts, day: String?) -> String {

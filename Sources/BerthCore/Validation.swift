@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// A request field that cannot be accepted, with what to do about it.
 public struct FieldError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -52,7 +52,7 @@ public enum TimeExpression {
     }
 
     public static func parse(_ text: String, now: Date) -> Date? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingBlanks()
         if trimmed == "now" { return now }
         if let sign = trimmed.first, sign == "+" || sign == "-",
             let duration = parseDuration(String(trimmed.dropFirst()))

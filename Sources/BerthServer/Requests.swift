@@ -1,3 +1,4 @@
+import BerthCore
 import BerthWire
 import Foundation
 import Hummingbird

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // OpenAI's completion shapes, as vLLM, llama.cpp's server, TGI and berth-runner speak them:
 // berthd sends the requests to a serve process and reads its answers, berth-runner answers them.

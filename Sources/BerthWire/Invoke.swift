@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `POST /v1/invoke`: a real-time call. `target` is a reservation name (provisioned) or a
 /// base model id (on demand). `image` is base64, for models that take images.

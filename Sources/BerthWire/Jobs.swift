@@ -1,5 +1,5 @@
 public import BerthCore
-public import Foundation
+public import FoundationEssentials
 
 /// Hyperparameters of a customization job, as the core keeps them (snake_case on the wire).
 public typealias Hyperparameters = HyperparameterValues

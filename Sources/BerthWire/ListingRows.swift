@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// A wire type whose `CodingKeys` are the JSON's own snake_case keys: `Wire.decode` reads it
 /// with no key conversion. Converting every key of every object (`convertFromSnakeCase`) was

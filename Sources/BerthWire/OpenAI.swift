@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 // The OpenAI-compatible routes of berthd (`/openai/v1/…`) as OpenAI's clients see them, and the
 // API keys that let those clients in over TCP. The completion answers themselves are the shapes

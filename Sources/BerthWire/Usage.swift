@@ -1,5 +1,5 @@
 public import BerthCore
-public import Foundation
+public import FoundationEssentials
 
 /// `GET /v1/usage`: the usage report over `[from, to)`, as berthd sends it and the CLI reads it.
 public struct UsageReportView: Codable, Sendable, Equatable {

@@ -1,5 +1,5 @@
 import BerthCore
-public import Foundation
+public import FoundationEssentials
 
 /// JSON as the control socket speaks it: snake_case keys, RFC 3339 times in UTC.
 public enum Wire {
@@ -175,16 +175,6 @@ struct RowOf<View: FieldedView>: Encodable {
         var sink = RowFields<View.WireKeys>(container: encoder.unkeyedContainer())
         try view.put(fields, into: &sink)
     }
-}
-
-/// A key known by its name alone: for objects whose keys are chosen at run time (a listing's
-/// item key, a request's fields as the client wrote them).
-public struct NamedKey: CodingKey, Sendable {
-    public var stringValue: String
-    public var intValue: Int? { nil }
-    public init(_ name: String) { stringValue = name }
-    public init?(stringValue: String) { self.stringValue = stringValue }
-    public init?(intValue: Int) { nil }
 }
 
 /// A page of a listing as berthd writes it: `items` under `name` (or under `rows` with

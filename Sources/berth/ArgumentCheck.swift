@@ -1,6 +1,6 @@
 import ArgumentParser
 import BerthCore
-import Foundation
+import FoundationEssentials
 
 /// Local checks of TIME, DUR and names, failing as the daemon would with `invalid-argument`.
 enum ArgumentCheck {

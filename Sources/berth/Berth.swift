@@ -1,6 +1,10 @@
 import ArgumentParser
 import BerthWire
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `berth`: the command-line client of berthd. Each subcommand is one request to the control
 /// socket; errors are printed as `berth: <code>: <message>` and mapped to SPEC.md's exit codes.
@@ -34,23 +38,23 @@ struct Berth: ParsableCommand {
             try command.run()
         } catch let failure as CommandFailure {
             failure.report()
-            Foundation.exit(failure.status.rawValue)
+            Glibc.exit(failure.status.rawValue)
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
             let commands = configuration.subcommands.map { $0._commandName }
             let unknown = UnknownCommand.message(arguments: Array(CommandLine.arguments.dropFirst()), commands: commands + ["help"])
             CommandFailure.invalidArgument(unknown ?? usageMessage(for: error)).report()
-            Foundation.exit(ExitStatus.usage.rawValue)
+            Glibc.exit(ExitStatus.usage.rawValue)
         }
     }
 
     /// ArgumentParser's message with where to look for help, on one line.
     private static func usageMessage(for error: any Error) -> String {
-        let message = Self.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
+        let message = Self.message(for: error).trimmingWhitespace()
         let full = Self.fullMessage(for: error)
         if let hint = full.split(separator: "\n").last(where: { $0.contains("--help") }) {
-            let see = hint.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: ".")))
-            return message.trimmingCharacters(in: CharacterSet(charactersIn: ".")) + "; " + see.lowercasedFirst()
+            let see = hint.trimming { ($0.isWhitespace && !$0.isNewline) || $0 == "." }
+            return message.trimming { $0 == "." } + "; " + see.lowercasedFirst()
         }
         return message
     }

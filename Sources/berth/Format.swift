@@ -1,5 +1,5 @@
 import BerthCore
-import Foundation
+import FoundationEssentials
 
 /// How values appear in human output: times in RFC 3339 UTC, `-` for nothing.
 enum Format {
@@ -21,7 +21,7 @@ enum Format {
         if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
         // 0.000035, not 3.5e-05: as prices and learning rates are written.
         // Ten significant digits: prices and costs without floating-point noise.
-        return abs(value) < 1e-3 && value != 0 ? HyperparameterCheck.plainDecimal(value) : String(format: "%.10g", value)
+        return abs(value) < 1e-3 && value != 0 ? HyperparameterCheck.plainDecimal(value) : CFormat.string("%.10g", value)
     }
 
     static func list(_ values: [String]) -> String {
@@ -46,6 +46,6 @@ enum Format {
     /// A loss with four decimals, so a column of them lines up.
     static func loss(_ value: Double?) -> String {
         guard let value, value.isFinite else { return "-" }
-        return String(format: "%.4f", value)
+        return CFormat.string("%.4f", value)
     }
 }

@@ -1,7 +1,11 @@
 import ArgumentParser
 import BerthClient
 import BerthWire
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Flags every subcommand takes: where the daemon is and how to print what it says.
 struct GlobalOptions: ParsableArguments {
@@ -139,6 +143,6 @@ struct CommandFailure: Error {
     }
 
     func report() {
-        FileHandle.standardError.write(Data("berth: \(code): \(message)\n".utf8))
+        StandardStream.write("berth: \(code): \(message)\n", to: STDERR_FILENO)
     }
 }

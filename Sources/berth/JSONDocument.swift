@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `--json` output: the daemon's JSON re-indented, every token kept as received (numbers are not
 /// re-formatted, keys not re-ordered), so scripts see exactly what the API said.

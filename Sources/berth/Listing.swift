@@ -2,7 +2,7 @@ import ArgumentParser
 import BerthClient
 import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 /// A page of a listing as the API answers it: whole (`JobList`, `ReservationList`) for
 /// `--json`, or as a table shows it (`JobRowList`, `ReservationRowList`).

@@ -1,5 +1,6 @@
+import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 /// `berth usage --advice`: one line per reservation that was oversized or undersized for its
 /// use in the window, with what the change would save or cost a month.
@@ -43,7 +44,7 @@ enum UsageAdvice {
     /// Whole percents, or one decimal under 10 %, so that a little use does not read as none.
     static func percent(_ share: Double) -> String {
         let value = share * 100
-        return value >= 10 || value == 0 ? String(format: "%.0f %%", value) : String(format: "%.1f %%", value)
+        return value >= 10 || value == 0 ? CFormat.string("%.0f %%", value) : CFormat.string("%.1f %%", value)
     }
 
     static func money(_ amount: Double) -> String {

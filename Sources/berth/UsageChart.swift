@@ -1,6 +1,10 @@
 import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `berth usage --chart`: the report as a standalone SVG that a browser opens. The top panel has
 /// reserved (dashed) and busy (solid) compute units over time, one `<g class="series">` per

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for product in berthd berth; do
-    swift build -c release --static-swift-stdlib --product "$product"
+    BERTH_STATIC_CLI=1 swift build -c release --static-swift-stdlib --product "$product"
 done
 bin=$(swift build -c release --show-bin-path)
 stage=$(mktemp -d)

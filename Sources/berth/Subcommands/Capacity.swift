@@ -2,7 +2,7 @@ import ArgumentParser
 import BerthClient
 import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Capacity: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Compare: ParsableCommand {
@@ -66,7 +66,7 @@ extension Berth {
             let shown = global.json ? JSONDocument.pretty(Self.document(outcomes)) : Self.table(outcomes)
             // Written at once rather than through `print`'s buffer, so the errors reported below
             // come after it when stdout and stderr go to the same place.
-            FileHandle.standardOutput.write(Data((shown + "\n").utf8))
+            StandardStream.write(shown + "\n")
 
             let failures = outcomes.compactMap { side -> (String, CommandFailure)? in
                 if case .failed(let failure) = side.outcome { return (side.target, failure) }

@@ -1,6 +1,7 @@
 import ArgumentParser
+import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Invoke: ParsableCommand {
@@ -87,7 +88,7 @@ extension Berth {
         }
 
         static func latency(_ milliseconds: Double) -> String {
-            String(format: "%.1f ms", milliseconds)
+            CFormat.string("%.1f ms", milliseconds)
         }
 
         /// The image's bytes, refused here rather than by berthd when the request would be too large.
@@ -98,11 +99,11 @@ extension Berth {
                 guard attributes[.type] as? FileAttributeType != .typeDirectory else {
                     throw CommandFailure.invalidArgument("--image: '\(path)' is a folder: give an image file")
                 }
-                size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+                size = (attributes[.size] as? any BinaryInteger).map { Int($0) } ?? 0
             } catch let failure as CommandFailure {
                 throw failure
             } catch {
-                throw .invalidArgument("--image: cannot read '\(path)': \(Self.reason(error))")
+                throw .invalidArgument("--image: cannot read '\(path)': \(FileProblem.reason(error))")
             }
             guard size <= imageLimit else {
                 throw .invalidArgument(
@@ -122,16 +123,7 @@ extension Berth {
             } catch let failure as CommandFailure {
                 throw failure
             } catch {
-                throw .invalidArgument("--image: cannot read '\(path)': \(Self.reason(error))")
-            }
-        }
-
-        /// `no such file` rather than Foundation's whole sentence.
-        private static func reason(_ error: any Error) -> String {
-            switch (error as? CocoaError)?.code {
-            case .fileReadNoSuchFile?, .fileNoSuchFile?: return "no such file"
-            case .fileReadNoPermission?: return "permission denied"
-            default: return error.localizedDescription
+                throw .invalidArgument("--image: cannot read '\(path)': \(FileProblem.reason(error))")
             }
         }
     }

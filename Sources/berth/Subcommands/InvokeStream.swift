@@ -1,6 +1,6 @@
 import BerthClient
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 /// `berth invoke --stream`: the call through berthd's OpenAI route with `stream: true`, the
 /// same call as `invoke`'s (the same budget, refusals and metering), its text printed as the
@@ -74,7 +74,7 @@ struct InvocationStream {
                         if case .string(let value)? = choice["text"] { piece = value }
                         if case .object(let delta)? = choice["delta"], case .string(let value)? = delta["content"] { piece = value }
                         text += piece
-                        FileHandle.standardOutput.write(Data(piece.utf8))
+                        StandardStream.write(piece)
                     }
                 }
             }

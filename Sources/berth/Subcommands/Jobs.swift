@@ -1,7 +1,7 @@
 import ArgumentParser
 import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Jobs: ParsableCommand {
@@ -189,8 +189,8 @@ extension Berth {
                 ("ended", Format.time(job.endedAt)),
                 ("exit status", Format.number(job.exitStatus)),
                 ("busy unit-seconds", busy(job.busyUnitSeconds)),
-                ("cpu used", job.cpuSeconds.map { String(format: "%.2f s", $0) } ?? "-"),
-                ("peak memory", job.peakMemoryBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-"),
+                ("cpu used", job.cpuSeconds.map { CFormat.string("%.2f s", $0) } ?? "-"),
+                ("peak memory", job.peakMemoryBytes.map { CFormat.string("%.1f MiB", Double($0) / 1_048_576) } ?? "-"),
             ]
             if let slurm = job.slurmJobId {
                 fields.append(("slurm job", job.slurmState.map { "\(slurm) (\($0))" } ?? slurm))
@@ -234,7 +234,7 @@ extension Berth {
 
         /// `7230.5 (2h30s)`: the number as the API gives it, and how long that is.
         static func busy(_ seconds: Double) -> String {
-            let number = String(format: "%.1f", seconds)
+            let number = CFormat.string("%.1f", seconds)
             return seconds >= 60 ? "\(number) (\(TimeExpression.formatDuration(seconds)))" : number
         }
     }

@@ -1,7 +1,11 @@
 import ArgumentParser
 import BerthClient
 import BerthWire
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Berth {
     struct Logs: ParsableCommand {
@@ -49,7 +53,7 @@ extension Berth {
                         continue
                     }
                 }
-                Thread.sleep(forTimeInterval: Self.pollInterval)
+                usleep(useconds_t(Self.pollInterval * 1_000_000))
             }
         }
 
@@ -63,7 +67,7 @@ extension Berth {
                     let response = try client.send(method: "GET", path: path, headers: [("Accept", "text/plain")])
                     guard (200..<300).contains(response.status) else { throw response.apiError }
                     let size = response.header("Berth-Log-Size").flatMap {
-                        Int64($0.trimmingCharacters(in: .whitespaces))
+                        Int64($0.trimmingBlanks())
                     }
                     return (response.body, size)
                 } catch {
@@ -78,11 +82,7 @@ extension Berth {
         /// no one to tell: end quietly with status 1.
         private static func write(_ bytes: Data) throws {
             guard !bytes.isEmpty else { return }
-            do {
-                try FileHandle.standardOutput.write(contentsOf: bytes)
-            } catch {
-                throw ExitCode.failure
-            }
+            guard StandardStream.write(bytes) else { throw ExitCode.failure }
         }
     }
 }

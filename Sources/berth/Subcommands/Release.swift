@@ -1,7 +1,7 @@
 import ArgumentParser
 import BerthClient
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Release: ParsableCommand {

@@ -140,8 +140,8 @@ extension Berth {
             if let pinned = reservation.pinnedUnits { fields.append(("units from start", pinned.joined(separator: ", "))) }
             if let restarts = reservation.serveRestarts { fields.append(("serve restarts", String(restarts))) }
             if let cpu = reservation.serveCpuSeconds, let peak = reservation.servePeakMemoryBytes {
-                fields.append(("serve cpu used", String(format: "%.2f s", cpu)))
-                fields.append(("serve peak memory", String(format: "%.1f MiB", Double(peak) / 1_048_576)))
+                fields.append(("serve cpu used", CFormat.string("%.2f s", cpu)))
+                fields.append(("serve peak memory", CFormat.string("%.1f MiB", Double(peak) / 1_048_576)))
             }
             guard !reservation.leases.isEmpty else {
                 fields.append(("leases", "-"))

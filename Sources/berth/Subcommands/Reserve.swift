@@ -1,7 +1,7 @@
 import ArgumentParser
 import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Reserve: ParsableCommand {

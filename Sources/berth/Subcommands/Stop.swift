@@ -1,6 +1,6 @@
 import ArgumentParser
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Stop: ParsableCommand {

@@ -2,7 +2,7 @@ import ArgumentParser
 import BerthClient
 import BerthCore
 import BerthWire
-import Foundation
+import FoundationEssentials
 
 extension Berth {
     struct Usage: ParsableCommand {
@@ -67,15 +67,15 @@ extension Berth {
                 }
             }
             if let chart {
-                let folder = (chart as NSString).deletingLastPathComponent
-                var isFolder: ObjCBool = false
+                let folder = chart.lastIndex(of: "/").map { $0 == chart.startIndex ? "/" : String(chart[..<$0]) } ?? ""
+                var isFolder = false
                 if chart.isEmpty || chart.hasSuffix("/") {
                     throw ValidationError("--chart: '\(chart)' is not a file name: give one such as usage.svg")
                 }
-                if FileManager.default.fileExists(atPath: chart, isDirectory: &isFolder), isFolder.boolValue {
+                if FileManager.default.fileExists(atPath: chart, isDirectory: &isFolder), isFolder {
                     throw ValidationError("--chart: '\(chart)' is a folder: give a file in it, such as \(chart)/usage.svg")
                 }
-                if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) || !isFolder.boolValue {
+                if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) || !isFolder {
                     throw ValidationError("--chart: the folder '\(folder)' does not exist: create it or write the chart elsewhere")
                 }
             }
@@ -116,10 +116,8 @@ extension Berth {
             } catch {
                 let reason =
                     switch (error as? CocoaError)?.code {
-                    case .fileWriteNoPermission?: "permission denied"
-                    case .fileWriteOutOfSpace?: "no space left on the device"
                     case .fileNoSuchFile?, .fileWriteInvalidFileName?: "no such folder"
-                    default: error.localizedDescription
+                    default: FileProblem.reason(error)
                     }
                 throw .invalidArgument("--chart: cannot write '\(file)': \(reason); write it somewhere you can, such as /tmp/usage.svg")
             }
@@ -264,7 +262,7 @@ enum UsageCSV {
     /// Quoted when it holds a comma, a quote or a line break; quotes doubled.
     static func field(_ text: String) -> String {
         guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        return "\"" + text.replacing("\"", with: "\"\"") + "\""
     }
 }
 
@@ -283,7 +281,7 @@ enum UsageNumber {
 
     /// `1,234.50`: `decimals` places, thousands grouped.
     static func fixed(_ value: Double, decimals: Int) -> String {
-        let text = String(format: "%.\(decimals)f", abs(value))
+        let text = CFormat.string("%.\(decimals)f", abs(value))
         let parts = text.split(separator: ".", maxSplits: 1)
         let whole = grouped(Int(parts[0]) ?? 0)
         let sign = value < 0 && text.contains(where: { $0 != "0" && $0 != "." }) ? "-" : ""
@@ -303,7 +301,7 @@ enum UsageNumber {
     static func money(_ value: Double) -> String { twoDecimals(value) }
 
     static func percent(_ fraction: Double) -> String {
-        String(format: "%.1f%%", fraction * 100)
+        CFormat.string("%.1f%%", fraction * 100)
     }
 
     static func milliseconds(_ value: Double?) -> String {
@@ -316,7 +314,7 @@ enum UsageNumber {
         if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
         let text = "\(value)"
         guard text.contains("e") else { return text }
-        return abs(value) < 1 ? HyperparameterCheck.plainDecimal(value) : String(format: "%.0f", value)
+        return abs(value) < 1 ? HyperparameterCheck.plainDecimal(value) : CFormat.string("%.0f", value)
     }
 
     /// `1d6h`, `45m`, `30s`: the two largest units of a duration.
