@@ -49,4 +49,17 @@ struct CommandLineTests {
         #expect(result.status == 2, "\(result)")
         #expect(result.stderr.contains("'extra'") && !result.stderr.contains("unknown command"), "\(result)")
     }
+
+    /// One Foundation-only call in the CLI's modules links all of swift-corelibs-foundation and
+    /// ICU into `berth`, and with them a quarter of the conformance records every command scans
+    /// as it starts (docs/benchmarks.md). The debug build links dynamically, so its needed
+    /// libraries say whether that happened.
+    @Test("the berth CLI links FoundationEssentials and not Foundation")
+    func noFoundation() throws {
+        let result = try Products.run("/usr/bin/readelf", ["--dynamic", Products.path("berth")])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("[libFoundationEssentials.so]"), "\(result.stdout)")
+        #expect(!result.stdout.contains("[libFoundation.so]"), "berth needs libFoundation.so:\n\(result.stdout)")
+        #expect(!result.stdout.contains("[libFoundationInternationalization.so]"), "\(result.stdout)")
+    }
 }
