@@ -245,6 +245,14 @@ public final class Ledger: Sendable {
         return (reservation, model)
     }
 
+    /// The pool's counts as last committed (`berth status`): from the scheduler's snapshot in
+    /// memory when no change since has made it stale, so the answer needs no read transaction
+    /// and no hop to a reader's thread; else from a read, which keeps the snapshot for the next.
+    public func poolCounts() async throws -> PoolCounts {
+        if let base = snapshots.committed { return PoolCounts(base) }
+        return try await read { tx in PoolCounts(try tx.snapshotBase()) }
+    }
+
     /// Checkpoints the WAL into the database file and closes the connections: after a clean
     /// shutdown the database file alone holds everything (the -wal and -shm files are empty).
     public func close() throws {
@@ -550,19 +558,25 @@ public struct LedgerTransaction {
         let units = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
-                    SELECT id, free_since FROM units WHERE pool = 'dedicated' AND NOT retired ORDER BY position
+                    SELECT id, free_since, pool = 'dedicated' FROM units WHERE NOT retired ORDER BY position
                     """
             )
         )
         var dedicatedUnits: [String] = []
+        var sharedUnits = 0
         var freeSince: [String: Date] = [:]
         while let row = try units.next() {
+            guard row[2] as Bool else {
+                sharedUnits += 1
+                continue
+            }
             let id: String = row[0]
             dedicatedUnits.append(id)
             if let since = row[1] as Date? { freeSince[id] = since }
         }
         let base = SnapshotBase(
             dedicatedUnits: dedicatedUnits,
+            sharedUnits: sharedUnits,
             unitFreeSince: freeSince,
             reservations: try liveReservations(),
             heldLeases: try heldLeases(),
@@ -704,5 +718,23 @@ public struct LedgerTransaction {
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     public func integrityCheck() throws -> String {
         try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "no answer"
+    }
+}
+
+/// Units by pool and reservations by state, as `berth status` shows them.
+public struct PoolCounts: Sendable, Equatable {
+    public var dedicatedUnits: Int
+    public var sharedUnits: Int
+    /// Dedicated units a reservation holds now.
+    public var leasedUnits: Int
+    public var pendingReservations: Int
+    public var activeReservations: Int
+
+    init(_ base: SnapshotBase) {
+        dedicatedUnits = base.dedicatedUnits.count
+        sharedUnits = base.sharedUnits
+        leasedUnits = Set(base.heldLeases.map(\.unit)).count
+        pendingReservations = base.reservations.count { $0.status == .pending }
+        activeReservations = base.reservations.count { $0.status == .active }
     }
 }

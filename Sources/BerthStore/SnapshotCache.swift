@@ -7,6 +7,8 @@ import Synchronization
 /// live reservations, held leases and the jobs running or stopping.
 struct SnapshotBase: Sendable {
     var dedicatedUnits: [String]
+    /// How many units are in the shared pool: only `berth status` counts them.
+    var sharedUnits: Int
     var unitFreeSince: [String: Date]
     var reservations: [Reservation]
     var heldLeases: [Lease]
@@ -52,6 +54,10 @@ final class SnapshotCache: TransactionObserver, Sendable {
             return state.base
         }
     }
+
+    /// The base as last committed, whatever transaction is under way: nil once a committed
+    /// change has made it stale, until the next read stores it again.
+    var committed: SnapshotBase? { state.withLock { $0.base } }
 
     func store(_ base: SnapshotBase, readSince generation: UInt64, writing: Bool) {
         state.withLock { state in

@@ -92,6 +92,33 @@ struct ReservationRouteTests {
         }
     }
 
+    @Test("GET /v1/health counts what is committed: a reservation shows at once, and its release too")
+    func healthFollowsChanges() async throws {
+        try await RouteTestApp().test { client in
+            func health() async throws -> HealthView { try await client.send(.get, "/v1/health").decoded(HealthView.self) }
+            // The first answer reads the ledger; the second is the snapshot that read kept.
+            for _ in 0..<2 {
+                let idle = try await health()
+                #expect(idle.units.leased == 0 && idle.units.free == idle.units.dedicated && idle.reservations.active == 0)
+            }
+            let made = try await client.send(
+                .post,
+                "/v1/reservations",
+                json: #"{"name": "counted", "model": "amazon.nova-micro-v1:0", "model_units": 2}"#
+            )
+            #expect(made.status == .created, "\(String(buffer: made.body))")
+            for _ in 0..<2 {
+                let busy = try await health()
+                #expect(busy.units.leased == 2 && busy.units.free == busy.units.dedicated - 2 && busy.reservations.active == 1)
+            }
+            #expect(try await client.send(.delete, "/v1/reservations/counted").status == .ok)
+            for _ in 0..<2 {
+                let released = try await health()
+                #expect(released.units.leased == 0 && released.reservations.active == 0)
+            }
+        }
+    }
+
     @Test("a body over 1 MiB is refused with 413")
     func tooLarge() async throws {
         try await RouteTestApp().test { client in

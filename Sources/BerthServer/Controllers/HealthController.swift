@@ -18,23 +18,22 @@ struct HealthController: Sendable {
 
     func health() async throws -> Response {
         let now = clock()
-        let view = try await ledger.read { tx -> HealthView in
-            let units = try tx.units()
-            let dedicated = units.filter { $0.pool == .dedicated }.count
-            let leased = try tx.unitHolders().count
-            let live = try tx.liveReservations()
-            return HealthView(
-                status: "ok",
-                version: BerthVersion.current,
-                startedAt: self.startedAt,
-                uptimeSeconds: Int(now.timeIntervalSince(self.startedAt)),
-                units: .init(dedicated: dedicated, shared: units.count - dedicated, leased: leased, free: dedicated - leased),
-                reservations: .init(pending: live.filter { $0.status == .pending }.count, active: live.filter { $0.status == .active }.count),
-                ledger: self.ledger.isFull ? .init(full: true, folder: self.ledger.folder) : .init(full: false)
-            )
-        }
-        var answer = view
-        answer.confinement = confinement
-        return try Requests.json(answer)
+        let counts = try await ledger.poolCounts()
+        var view = HealthView(
+            status: "ok",
+            version: BerthVersion.current,
+            startedAt: startedAt,
+            uptimeSeconds: Int(now.timeIntervalSince(startedAt)),
+            units: .init(
+                dedicated: counts.dedicatedUnits,
+                shared: counts.sharedUnits,
+                leased: counts.leasedUnits,
+                free: counts.dedicatedUnits - counts.leasedUnits
+            ),
+            reservations: .init(pending: counts.pendingReservations, active: counts.activeReservations),
+            ledger: ledger.isFull ? .init(full: true, folder: ledger.folder) : .init(full: false)
+        )
+        view.confinement = confinement
+        return try Requests.json(view)
     }
 }
