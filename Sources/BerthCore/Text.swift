@@ -42,7 +42,7 @@ public enum CFormat {
 }
 
 /// A key known by its name alone: for objects whose keys are chosen at run time (a listing's
-/// item key, a request's fields as the client wrote them, a dataset record's fields).
+/// item key, a request's fields as the client wrote them).
 public struct NamedKey: CodingKey, Sendable {
     public var stringValue: String
     public var intValue: Int? { nil }

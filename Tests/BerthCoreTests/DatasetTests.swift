@@ -1,4 +1,5 @@
 import BerthCore
+import BerthDataset
 import Foundation
 import Testing
 

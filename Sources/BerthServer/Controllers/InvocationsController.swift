@@ -1,5 +1,6 @@
 import BerthClient
 import BerthCore
+import BerthDataset
 import BerthStore
 import BerthWire
 import Foundation

@@ -1,5 +1,5 @@
-import Dispatch
-public import FoundationEssentials
+public import BerthCore
+public import Foundation
 
 /// A bad record of a dataset: its line number (from 1) and why.
 public struct DatasetProblem: Sendable, Equatable, CustomStringConvertible {
@@ -132,7 +132,6 @@ public enum DatasetCheck {
 
     static func checkPiece(_ data: Data, _ range: Range<Int>, kind: JobKind, maxTokens: Int, limit: Int) -> Piece {
         var piece = Piece()
-        let decoder = recordDecoder(for: kind)
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = raw.bindMemory(to: UInt8.self)
             var start = range.lowerBound
@@ -148,14 +147,7 @@ public enum DatasetCheck {
                 if piece.recordLines.count < 1_000_000 { piece.recordLines.append(piece.lines) }
                 guard piece.problems.count < limit else { continue }
                 var recordID: String?
-                if let reason = checkRecord(
-                    Data(line),
-                    kind: kind,
-                    maxTokens: maxTokens,
-                    tokens: &piece.tokens,
-                    recordID: &recordID,
-                    decoder: decoder
-                ) {
+                if let reason = checkRecord(Data(line), kind: kind, maxTokens: maxTokens, tokens: &piece.tokens, recordID: &recordID) {
                     piece.problems.append(DatasetProblem(line: piece.lines, reason: reason))
                 } else if let recordID {
                     if piece.ids[recordID] != nil {
@@ -171,27 +163,11 @@ public enum DatasetCheck {
         return piece
     }
 
-    /// A decoder of one kind's records: it reads only the fields the kind requires.
-    static func recordDecoder(for kind: JobKind) -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.userInfo[RequiredFields.namesKey] = kind.requiredFields
-        return decoder
-    }
-
-    static func checkRecord(
-        _ line: Data,
-        kind: JobKind,
-        maxTokens: Int,
-        tokens: inout Int,
-        recordID: inout String?,
-        decoder: JSONDecoder? = nil
-    ) -> String? {
-        let record: [String: RecordField]
-        do {
-            record = try (decoder ?? recordDecoder(for: kind)).decode(RequiredFields.self, from: line).values
-        } catch DecodingError.dataCorrupted {
+    static func checkRecord(_ line: Data, kind: JobKind, maxTokens: Int, tokens: inout Int, recordID: inout String?) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: line) else {
             return "not valid JSON; each line must be one JSON object"
-        } catch {
+        }
+        guard let record = object as? [String: Any] else {
             return "not a JSON object; each line must be one JSON object"
         }
         var recordTokens = 0
@@ -201,13 +177,13 @@ public enum DatasetCheck {
                     "missing \"\(field)\"; every \(kind.rawValue) record needs \(kind.requiredFields.map { "\"\($0)\"" }.joined(separator: " and "))"
             }
             if kind == .batchInference && field == "modelInput" {
-                guard let text = value.modelInputText else {
+                guard let text = modelInputText(value) else {
                     return "\"modelInput\" must be a string or an object with a \"prompt\" or \"inputText\" string"
                 }
                 recordTokens += tokenCount(text)
                 continue
             }
-            guard case .text(let text) = value else {
+            guard let text = value as? String else {
                 return "\"\(field)\" must be a string"
             }
             if kind == .batchInference && field == "recordId" {
@@ -223,52 +199,14 @@ public enum DatasetCheck {
         tokens += recordTokens
         return nil
     }
-}
 
-/// The fields of a record that its kind requires (the decoder's `namesKey`), each as far as
-/// the check looks into it; the others are left unread.
-struct RequiredFields: Decodable {
-    static let namesKey = CodingUserInfoKey(rawValue: "berth.dataset.required-fields")!
-    var values: [String: RecordField] = [:]
-
-    init(from decoder: any Decoder) throws {
-        let object = try decoder.container(keyedBy: NamedKey.self)
-        for name in decoder.userInfo[Self.namesKey] as? [String] ?? [] where object.contains(NamedKey(name)) {
-            values[name] = try object.decode(RecordField.self, forKey: NamedKey(name))
+    /// The text of a batch record's `modelInput`: a string, or `prompt` / `inputText` of an object.
+    public static func modelInputText(_ value: Any) -> String? {
+        if let text = value as? String { return text }
+        if let object = value as? [String: Any] {
+            return (object["prompt"] as? String) ?? (object["inputText"] as? String)
         }
-    }
-}
-
-/// A field of a dataset record, as far as the check looks into it: text, an object (a batch
-/// record's `modelInput`) with its prompt text if it has one, or anything else.
-enum RecordField: Decodable {
-    case text(String)
-    case object(prompt: String?)
-    case other
-
-    private enum PromptKey: String, CodingKey {
-        case prompt, inputText
-    }
-
-    init(from decoder: any Decoder) throws {
-        if let text = try? decoder.singleValueContainer().decode(String.self) {
-            self = .text(text)
-        } else if let object = try? decoder.container(keyedBy: PromptKey.self) {
-            let prompt = (try? object.decodeIfPresent(String.self, forKey: .prompt)) ?? nil
-            self = .object(prompt: prompt ?? ((try? object.decodeIfPresent(String.self, forKey: .inputText)) ?? nil))
-        } else {
-            self = .other
-        }
-    }
-
-    /// A batch record's `modelInput` as text: the string itself, or the object's `prompt` (else
-    /// `inputText`) string.
-    var modelInputText: String? {
-        switch self {
-        case .text(let text): text
-        case .object(let prompt): prompt
-        case .other: nil
-        }
+        return nil
     }
 }
 
