@@ -288,7 +288,7 @@ ratio_time() { calc "$1 / $2" 2; }   # Slurm ÷ berth, for times
 row() { printf '%-44s %14s %14s %8s\n' "$@"; }
 echo
 echo "berth vs Slurm, CLI: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)"
-echo "$slurm_version (Debian, single node, no accounting); berth $berth_version (release, static stdlib)"
+echo "$slurm_version (Debian, single node, no accounting); berth $berth_version (release; berth a static executable)"
 echo "ratio: berth ÷ Slurm for rates, Slurm ÷ berth for times; above 1 means berth is faster"
 echo
 row "" "Slurm" "berth" "ratio"
