@@ -86,7 +86,7 @@ extension TestResponse {
     var error: ErrorBody? { try? Wire.decoder().decode(ErrorBody.self, from: Data(buffer: body)) }
 
     func decoded<T: Decodable>(_ type: T.Type) throws -> T {
-        try Wire.decoder().decode(T.self, from: Data(buffer: body))
+        try Wire.decode(T.self, from: Data(buffer: body))
     }
 }
 

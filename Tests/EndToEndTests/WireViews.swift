@@ -14,7 +14,7 @@ extension TemporaryDaemon {
         // `--json` after the subcommand's name, where the subcommand's options go.
         let result = try cli(Array(arguments.prefix(1)) + ["--json"] + arguments.dropFirst(), as: user)
         guard result.status == 0 else { throw CommandFailed(description: "berth \(arguments) failed: \(result)") }
-        return try Wire.decoder().decode(View.self, from: Data(result.stdout.utf8))
+        return try Wire.decode(View.self, from: Data(result.stdout.utf8))
     }
 
     func reservation(_ name: String, as user: TestUser? = nil) throws -> ReservationView {
