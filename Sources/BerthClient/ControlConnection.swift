@@ -76,7 +76,7 @@ public struct ControlConnection: Sendable {
                     case .head(let received): responseHead = received
                     case .body(var bytes):
                         if let streaming, let status = responseHead?.status.code, (200..<300).contains(status) {
-                            streaming(Data(bytes.readableBytesView))
+                            streaming(bytes.withUnsafeReadableBytes { Data($0) })
                             deadline = ContinuousClock.now + timeout
                         } else {
                             collected.writeBuffer(&bytes)
@@ -97,7 +97,9 @@ public struct ControlConnection: Sendable {
         return Response(
             status: Int(responseHead.status.code),
             headers: responseHead.headers.map { ($0.name, $0.value) },
-            body: Data(collected.readableBytesView)
+            // From the raw bytes: `Data(_:)` of a sequence asks the runtime whether it is
+            // `ContiguousBytes`, a conformance lookup (a scan of the binary) every command pays.
+            body: collected.withUnsafeReadableBytes { Data($0) }
         )
     }
 
