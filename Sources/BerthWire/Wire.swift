@@ -103,6 +103,10 @@ protocol FieldSink<Key> {
     mutating func put(_ value: Int64?, _ key: Key) throws
     mutating func put(_ value: Double?, _ key: Key) throws
     mutating func put(_ value: Bool?, _ key: Key) throws
+    /// A time as the encoders' date strategy writes it (`Wire.formatDate`), without the
+    /// strategy's closure and single-value container per date.
+    mutating func put(_ value: Date?, _ key: Key) throws
+    mutating func put(_ value: [String]?, _ key: Key) throws
 }
 
 /// A view written as an object: an absent field is left out.
@@ -115,6 +119,12 @@ struct ObjectFields<Key: CodingKey>: FieldSink {
     mutating func put(_ value: Int64?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
     mutating func put(_ value: Double?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
     mutating func put(_ value: Bool?, _ key: Key) throws { try container.encodeIfPresent(value, forKey: key) }
+    mutating func put(_ value: Date?, _ key: Key) throws { try container.encodeIfPresent(value.map(Wire.formatDate), forKey: key) }
+    mutating func put(_ value: [String]?, _ key: Key) throws {
+        guard let value else { return }
+        var list = container.nestedUnkeyedContainer(forKey: key)
+        for text in value { try list.encode(text) }
+    }
 }
 
 /// A view written as a row: its fields' values in order, `null` for an absent one.
@@ -138,6 +148,14 @@ struct RowFields<Key: CodingKey>: FieldSink {
     }
     mutating func put(_ value: Bool?, _ key: Key) throws {
         if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: Date?, _ key: Key) throws {
+        if let value { try container.encode(Wire.formatDate(value)) } else { try container.encodeNil() }
+    }
+    mutating func put(_ value: [String]?, _ key: Key) throws {
+        guard let value else { return try container.encodeNil() }
+        var list = container.nestedUnkeyedContainer()
+        for text in value { try list.encode(text) }
     }
 }
 
