@@ -8,10 +8,15 @@ import Glibc
 // lookup, which is most of what a CLI call spends. These few text functions are what those
 // modules took from Foundation.
 
+extension Character {
+    /// A space or a tab, not a line break: Foundation's `CharacterSet.whitespaces`.
+    public var isBlank: Bool { isWhitespace && !isNewline }
+}
+
 extension StringProtocol {
     /// Without leading and trailing spaces and tabs (Foundation's `.whitespaces`).
     public func trimmingBlanks() -> String {
-        trimming { $0.isWhitespace && !$0.isNewline }
+        trimming(\.isBlank)
     }
 
     /// Without leading and trailing whitespace, line breaks included.

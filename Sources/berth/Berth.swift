@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCore
 import BerthWire
 import FoundationEssentials
 
@@ -53,7 +54,7 @@ struct Berth: ParsableCommand {
         let message = Self.message(for: error).trimmingWhitespace()
         let full = Self.fullMessage(for: error)
         if let hint = full.split(separator: "\n").last(where: { $0.contains("--help") }) {
-            let see = hint.trimming { ($0.isWhitespace && !$0.isNewline) || $0 == "." }
+            let see = hint.trimming { $0.isBlank || $0 == "." }
             return message.trimming { $0 == "." } + "; " + see.lowercasedFirst()
         }
         return message
