@@ -59,15 +59,15 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >&2
 fi
 
-# 2. berth's release binaries as `make install` builds them: the Swift runtime linked in, and
-#    `berth` a fully static executable (BERTH_STATIC_CLI, Package.swift).
+# 2. berth's release binaries as `make install` builds them (scripts/release-build.sh): the Swift
+#    runtime linked in, and `berth` a fully static executable.
 swift=${SWIFT:-swift}
 if ! command -v "$swift" >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then swift=/opt/swift/usr/bin/swift; fi
 bin=$PWD/.build/release
 for product in berthd berth; do
-    if [ ! -x "$bin/$product" ] || [ -n "$(find Sources Package.swift Package.resolved -newer "$bin/$product" -print -quit)" ]; then
-        echo "building $product (release, --static-swift-stdlib, BERTH_STATIC_CLI=1)" >&2
-        BERTH_STATIC_CLI=1 "$swift" build -c release --static-swift-stdlib --product "$product" >&2
+    if [ ! -x "$bin/$product" ] || [ -n "$(find Sources Package.swift Package.resolved scripts/release-build.sh -newer "$bin/$product" -print -quit)" ]; then
+        echo "building $product (scripts/release-build.sh)" >&2
+        SWIFT="$swift" ./scripts/release-build.sh --product "$product" >&2
     fi
 done
 

@@ -85,11 +85,11 @@ do_install() {
     if [ -n "${BIN_DIR:-}" ]; then
         built=$BIN_DIR
     else
-        # The standard library linked in, and `berth` a fully static executable
-        # (BERTH_STATIC_CLI): a CLI command starts in a few milliseconds instead of loading
-        # shared libraries first.
-        [ "${SKIP_BUILD:-}" = 1 ] || BERTH_STATIC_CLI=1 "$SWIFT" build -c release --static-swift-stdlib
-        built=$(BERTH_STATIC_CLI=1 "$SWIFT" build -c release --static-swift-stdlib --show-bin-path)
+        # The standard library linked in, and `berth` a fully static executable: a CLI
+        # command starts in a few milliseconds instead of loading shared libraries first
+        # (scripts/release-build.sh says how).
+        [ "${SKIP_BUILD:-}" = 1 ] || SWIFT="$SWIFT" ./scripts/release-build.sh
+        built=$(SWIFT="$SWIFT" ./scripts/release-build.sh --show-bin-path)
     fi
     for name in berthd berth; do
         [ -x "$built/$name" ] || { echo "no $name in $built: build it first (swift build -c release)" >&2; exit 1; }

@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for product in berthd berth; do
-    BERTH_STATIC_CLI=1 swift build -c release --static-swift-stdlib --product "$product"
+    ./scripts/release-build.sh --product "$product"
 done
-bin=$(swift build -c release --show-bin-path)
+bin=$(./scripts/release-build.sh --show-bin-path)
 stage=$(mktemp -d)
 for product in berthd berth; do strip -o "$stage/$product" "$bin/$product"; done
 cp -L "$(ldconfig -p | awk '/libsqlite3.so.0 / { print $NF; exit }')" "$stage/libsqlite3.so.0"
