@@ -696,7 +696,10 @@ public struct LedgerTransaction {
     // MARK: Idempotency
 
     public func idempotentAnswer(owner: String, key: String) throws -> IdempotentAnswer? {
-        try IdempotencyRecord.fetchOne(db, key: ["owner": owner, "key": key]).map {
+        // A statement prepared once: `fetchOne(db, key:)` built and prepared its SQL anew at
+        // every write that carries a key, 14 % of berthd's instructions for a reservation.
+        let statement = try db.cachedStatement(sql: "SELECT * FROM idempotency_keys WHERE owner = ? AND key = ?")
+        return try IdempotencyRecord.fetchOne(statement, arguments: [owner, key]).map {
             IdempotentAnswer(route: $0.route, request: $0.request, status: $0.status, response: $0.response)
         }
     }
