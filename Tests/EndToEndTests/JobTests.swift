@@ -97,6 +97,22 @@ struct JobTests {
         #expect(csv.hasPrefix("step,epoch,training_loss,validation_loss\n1,1,9.0,"))
     }
 
+    @Test("a relative --data (with . and empty components) names the file from the caller's directory")
+    func relativeData() throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let cwd = FileManager.default.currentDirectoryPath
+        try #require(Self.examples.hasPrefix(cwd + "/"), "the tests run from the package's folder")
+        let relative = "./" + Self.examples.dropFirst(cwd.count + 1) + "/.//fine-tuning.jsonl"
+        let result = try daemon.cli([
+            "submit", "rel", "--reservation", "train", "--kind", "fine-tuning", "--data", relative, "--output", daemon.directory.file("rel"),
+            "--model-name", "rel",
+        ])
+        #expect(result.status == 0, "\(result)")
+        let job = try daemon.view(JobView.self, ["jobs", String(try submittedID(result))])
+        #expect(job.data == Self.examples + "/fine-tuning.jsonl")
+    }
+
     @Test("fine-tuning with the reference runner completes, and its custom model appears with metrics and metrics.csv")
     func referenceFineTuning() async throws {
         let (daemon, scripts) = try daemon(fake: false)

@@ -101,8 +101,14 @@ extension Berth {
         /// resolves it through symbolic links correctly.
         static func absolute(_ path: String) -> String {
             let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-            let components = joined.split(separator: "/").filter { $0 != "." }
-            return "/" + components.joined(separator: "/")
+            // Appended one by one: `joined(separator:)` over substrings is not specialized here,
+            // and its generic path costs a conformance lookup, a scan of the whole binary.
+            var absolute = ""
+            for component in joined.split(separator: "/") where component != "." {
+                absolute += "/"
+                absolute += component
+            }
+            return absolute.isEmpty ? "/" : absolute
         }
     }
 }
