@@ -697,7 +697,7 @@ public struct LedgerTransaction {
 
     public func idempotentAnswer(owner: String, key: String) throws -> IdempotentAnswer? {
         // A statement prepared once: `fetchOne(db, key:)` built and prepared its SQL anew at
-        // every write that carries a key, 14 % of berthd's instructions for a reservation.
+        // every write that carries a key: 14 % of what berthd spent on a reservation made and released.
         let statement = try db.cachedStatement(sql: "SELECT * FROM idempotency_keys WHERE owner = ? AND key = ?")
         return try IdempotencyRecord.fetchOne(statement, arguments: [owner, key]).map {
             IdempotentAnswer(route: $0.route, request: $0.request, status: $0.status, response: $0.response)

@@ -11,18 +11,25 @@ enum StandardStream {
     /// or the stream broke.
     @discardableResult
     static func write(_ bytes: some Collection<UInt8>, to descriptor: Int32 = STDOUT_FILENO) -> Bool {
-        Array(bytes).withUnsafeBytes { raw in
-            var sent = 0
-            while sent < raw.count {
-                let count = Glibc.write(descriptor, raw.baseAddress! + sent, raw.count - sent)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                sent += count
-            }
-            return true
+        // From the collection's own storage where it has one (a string's UTF-8, `Data`, an
+        // array), as `berth logs --follow` writes every piece it gets; copied first otherwise.
+        if let written = bytes.withContiguousStorageIfAvailable({ writeAll(UnsafeRawBufferPointer($0), to: descriptor) }) {
+            return written
         }
+        return Array(bytes).withUnsafeBytes { writeAll($0, to: descriptor) }
+    }
+
+    private static func writeAll(_ raw: UnsafeRawBufferPointer, to descriptor: Int32) -> Bool {
+        var sent = 0
+        while sent < raw.count {
+            let count = Glibc.write(descriptor, raw.baseAddress! + sent, raw.count - sent)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            sent += count
+        }
+        return true
     }
 
     @discardableResult

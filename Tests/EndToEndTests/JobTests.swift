@@ -249,6 +249,42 @@ struct JobTests {
         #expect(try daemon.units().allSatisfy { $0.holder == nil })
     }
 
+    @Test("berth logs --follow prints a job's log as it comes and ends with the job; with berthd gone it exits 6")
+    func logsFollow() async throws {
+        let (daemon, scripts) = try daemon()
+        defer { scripts.remove() }
+        let id = try submittedID(try submit(daemon, "quick", data: try dataset(daemon.directory, named: "quick.jsonl"), output: daemon.directory.file("q")))
+        let followed = try daemon.cli(["logs", "--follow", String(id)])
+        #expect(followed.status == 0, "\(followed)")
+        #expect(followed.stdout.hasPrefix("fake runner: job \(id) on "), "\(followed)")
+        #expect(try job(daemon, id).status == "completed")
+
+        // A job that runs on: following it waits, until berthd goes away.
+        let slow = try submittedID(try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("s")))
+        try await daemon.job(slow, reaching: ["running"])
+        let out = daemon.directory.file("follow.out")
+        let err = daemon.directory.file("follow.err")
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
+        let follower = try Launch.start(
+            Products.path("berth"),
+            ["logs", "-f", String(slow)],
+            environment: ["BERTH_SOCKET": daemon.socket],
+            stdout: try FileHandle(forWritingTo: URL(fileURLWithPath: out)),
+            stderr: try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        )
+        defer { if follower.isRunning { follower.signal(SIGKILL) } }
+        #expect(eventually(timeout: 10) { ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("fake runner: job \(slow) on ") })
+        #expect(follower.isRunning)
+        daemon.kill9()
+        #expect(eventually(timeout: 10) { !follower.isRunning })
+        #expect(follower.wait() == 6)
+        #expect(((try? String(contentsOfFile: err, encoding: .utf8)) ?? "").hasPrefix("berth: unreachable: "))
+        // The next berthd stops the runner it left behind.
+        try daemon.start()
+        #expect(try job(daemon, slow).reason == "daemon-restart")
+    }
+
     @Test("after a restart queued jobs are still queued, and a running job whose berthd died is failed daemon-restart")
     func restart() async throws {
         let (daemon, scripts) = try daemon(units: 1)
