@@ -253,14 +253,16 @@ struct JobTests {
     func logsFollow() async throws {
         let (daemon, scripts) = try daemon()
         defer { scripts.remove() }
-        let id = try submittedID(try submit(daemon, "quick", data: try dataset(daemon.directory, named: "quick.jsonl"), output: daemon.directory.file("q")))
+        let quick = try dataset(daemon.directory, named: "quick.jsonl")
+        let id = try submittedID(try submit(daemon, "quick", data: quick, output: daemon.directory.file("q")))
         let followed = try daemon.cli(["logs", "--follow", String(id)])
         #expect(followed.status == 0, "\(followed)")
         #expect(followed.stdout.hasPrefix("fake runner: job \(id) on "), "\(followed)")
         #expect(try job(daemon, id).status == "completed")
 
         // A job that runs on: following it waits, until berthd goes away.
-        let slow = try submittedID(try submit(daemon, "slow", data: try dataset(daemon.directory, named: "slow.jsonl"), output: daemon.directory.file("s")))
+        let slowData = try dataset(daemon.directory, named: "slow.jsonl")
+        let slow = try submittedID(try submit(daemon, "slow", data: slowData, output: daemon.directory.file("s")))
         try await daemon.job(slow, reaching: ["running"])
         let out = daemon.directory.file("follow.out")
         let err = daemon.directory.file("follow.err")
