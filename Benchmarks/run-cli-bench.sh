@@ -7,7 +7,8 @@
 #   2. a reservation made and deleted, CLI: `scontrol create|delete reservation` vs
 #      `berth reserve|release`, ms per call;
 #   3. listing those 1,000 queued jobs: `squeue` vs `berth jobs --all` (and the default
-#      `berth jobs`), median ms;
+#      `berth jobs`), median ms; and the default `berth jobs` of a second berthd whose ledger
+#      holds 100,000 finished jobs (built by `berth-bench big-ledger`);
 #   4. 20 trivial jobs on one unit, from the first submit to the last one done, seconds;
 #   5. a CLI's start-up: `berth status` vs `squeue --version` (process start only) and vs `sinfo`
 #      (start plus one round trip to its daemon), median ms of 200 runs; also `berth status`
@@ -22,9 +23,10 @@
 #     Benchmarks/run-cli-bench.sh
 #
 # Environment: BENCH_JOBS (default 1000), BENCH_TRIVIAL (20), BENCH_RESERVATIONS (create/delete
-# pairs, 100), BENCH_STARTUP_RUNS (200), BENCH_LIST_RUNS (20), BENCH_KEEP=1 keeps the temporary
-# folder (configs, ledger, logs; otherwise it is removed, even after a failure, once the last
-# lines of each log are shown), SWIFT (default swift, else /opt/swift/usr/bin/swift).
+# pairs, 100), BENCH_STARTUP_RUNS (200), BENCH_LIST_RUNS (20), BENCH_LEDGER_JOBS (100000),
+# BENCH_KEEP=1 keeps the temporary folder (configs, ledgers, logs; otherwise it is removed, even
+# after a failure, once the last lines of each log are shown), SWIFT (default swift, else
+# /opt/swift/usr/bin/swift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C   # "." in $EPOCHREALTIME and in awk's numbers
@@ -41,6 +43,7 @@ trivial_n=${BENCH_TRIVIAL:-20}
 reservations_n=${BENCH_RESERVATIONS:-100}
 startup_runs=${BENCH_STARTUP_RUNS:-200}
 list_runs=${BENCH_LIST_RUNS:-20}
+ledger_jobs=${BENCH_LEDGER_JOBS:-100000}
 model=amazon.nova-micro-v1:0   # one compute unit per model unit in the config below
 data=$PWD/examples/fine-tuning.jsonl
 
@@ -64,7 +67,7 @@ fi
 swift=${SWIFT:-swift}
 if ! command -v "$swift" >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then swift=/opt/swift/usr/bin/swift; fi
 bin=$PWD/.build/release
-for product in berthd berth; do
+for product in berthd berth berth-bench; do
     if [ ! -x "$bin/$product" ] || [ -n "$(find Sources Package.swift Package.resolved scripts/release-build.sh -newer "$bin/$product" -print -quit)" ]; then
         echo "building $product (scripts/release-build.sh)" >&2
         SWIFT="$swift" ./scripts/release-build.sh --product "$product" >&2
@@ -76,11 +79,12 @@ chmod 755 "$tmp"   # munged wants its socket's folders searchable by all
 mkdir -p "$tmp/slurm/work" "$tmp/logs" "$tmp/out"
 source Benchmarks/slurm-cluster.sh
 export BERTH_SOCKET=$tmp/berthd.sock
-berthd_pid=
+berthd_pid= big_pid=
 finish() {
     status=$?
     trap - EXIT INT TERM
     stop_pid "$berthd_pid"
+    stop_pid "$big_pid"
     slurm_stop
     if [ "$status" -ne 0 ]; then
         for log in berthd.log slurm/slurmctld.log slurm/slurmd.log munge/munged.log; do
@@ -236,6 +240,24 @@ else
     rows_berth_all=$("$berth" jobs | count_rows)
 fi
 
+# 8b. The default listing over a long history: a second berthd on a ledger of $ledger_jobs
+#     finished jobs (`berth-bench big-ledger`, every one visible to root), where `berth jobs`
+#     shows the newest 100 and counts the rest. Set beside the same squeue as above.
+echo "== the default listing over $ledger_jobs jobs in the ledger" >&2
+"$bin/berth-bench" big-ledger --ledger "$tmp/big.db" --config "$tmp/berthd.toml" --rows $((ledger_jobs * 4)) 2>/dev/null
+"$bin/berthd" --config "$tmp/berthd.toml" --socket "$tmp/big.sock" --database "$tmp/big.db" >"$tmp/big.log" 2>&1 &
+big_pid=$!
+for _ in $(seq 600); do
+    "$berth" status --socket "$tmp/big.sock" >/dev/null 2>&1 && break
+    kill -0 "$big_pid" 2>/dev/null || { echo "berthd on the big ledger did not start" >&2; exit 1; }
+    sleep 0.05
+done
+hf berth-jobs-big --runs "$list_runs" "$berth jobs --socket $tmp/big.sock"
+list_berth_big=$(median_ms "$tmp/berth-jobs-big.json")
+more_berth_big=$("$berth" jobs --socket "$tmp/big.sock" | sed -n 's/^… \([0-9]*\) more.*/\1/p')
+stop_pid "$big_pid"
+big_pid=
+
 # Both sides drop their queue before the next row, so no scheduler has 1,000 jobs to look at.
 scancel --state=PENDING --user=root
 scontrol delete reservation queue
@@ -302,6 +324,8 @@ if [ -z "$all_note" ]; then
 else
     echo "  $all_note"
 fi
+row "  plain berth jobs, $ledger_jobs in the ledger (ms)" "$list_squeue" "$list_berth_big" "$(ratio_time "$list_squeue" "$list_berth_big")"
+row "    of them shown / counted as more" "" "$((ledger_jobs - more_berth_big)) / $more_berth_big" ""
 row "$trivial_n trivial jobs on one unit, submit to done (s)" "$trivial_slurm" "$trivial_berth" "$(ratio_time "$trivial_slurm" "$trivial_berth")"
 row "  the same, Slurm with batch_sched_delay=0 (s)" "$trivial_slurm_tuned" "$trivial_berth" "$(ratio_time "$trivial_slurm_tuned" "$trivial_berth")"
 row "start-up: berth status vs squeue --version (ms)" "$startup_squeue" "$startup_berth" "$(ratio_time "$startup_squeue" "$startup_berth")"
