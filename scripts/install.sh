@@ -92,7 +92,7 @@ do_install() {
         built=$(SWIFT="$SWIFT" ./scripts/release-build.sh --show-bin-path)
     fi
     for name in berthd berth; do
-        [ -x "$built/$name" ] || { echo "no $name in $built: build it first (swift build -c release)" >&2; exit 1; }
+        [ -x "$built/$name" ] || { echo "no $name in $built: build it first (scripts/release-build.sh)" >&2; exit 1; }
     done
 
     for name in "${binaries[@]}"; do
