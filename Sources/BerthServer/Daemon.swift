@@ -196,7 +196,7 @@ public struct Daemon: Sendable {
         let supervisor = JobSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
             wakeScheduler.fire()
         }
-        let serve = ServeSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
+        let serve = try ServeSupervisor(ledger: ledger, settings: jobSettings, executor: executor, clock: clock, logger: logger) {
             wakeScheduler.fire()
         }
         let meter = InvocationMeter(ledger: ledger, logger: logger, metrics: metrics)

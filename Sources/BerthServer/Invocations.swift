@@ -46,6 +46,8 @@ struct Invocations: Sendable {
         /// Tokens taken from the reservation's bucket, to be reconciled with what was used.
         var charged: Int
         var port: Int
+        /// The token the serve process wants with every call.
+        var authorization: (String, String)
         var maxTokens: Int
         var promptTokens: Int
         /// When it arrived, on the ledger's clock and on the monotonic one (for its latency).
@@ -182,11 +184,12 @@ struct Invocations: Sendable {
 
         // 4. The serve process that will answer it.
         let port: Int?
+        let key: ServeSupervisor.Key
         if tier == .provisioned, let r = reservation {
-            let key = ServeSupervisor.Key.reservation(r.id)
+            key = .reservation(r.id)
             if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.port(for: key) }
         } else {
-            let key = ServeSupervisor.Key.onDemand(model.id)
+            key = .onDemand(model.id)
             if let ready = serve.readyPort(for: key) { port = ready } else { port = await serve.onDemandPort(model: model) }
         }
         guard let port else {
@@ -208,6 +211,7 @@ struct Invocations: Sendable {
             tier: tier,
             charged: charged,
             port: port,
+            authorization: serve.authorization(for: key),
             maxTokens: maxTokens,
             promptTokens: ask.promptTokens,
             at: now,

@@ -2,6 +2,7 @@ import BerthClient
 public import BerthCore
 public import BerthExecutors
 public import BerthStore
+import Crypto
 public import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -43,6 +44,9 @@ public actor ServeSupervisor: Service {
     }
 
     private let ledger: Ledger
+    /// Each serve process's token, which it gets as `BERTH_SERVE_TOKEN` and every call to it
+    /// carries.
+    nonisolated let tokens: ServeTokens
     private let settings: JobSettings
     private let executor: any RunnerExecutor
     private let clock: @Sendable () -> Date
@@ -84,8 +88,9 @@ public actor ServeSupervisor: Service {
         timer: any Clock<Duration> = ContinuousClock(),
         logger: Logger,
         onReservationFailed: @escaping @Sendable () -> Void
-    ) {
+    ) throws {
         self.ledger = ledger
+        tokens = ServeTokens(secret: try ledger.writeNow { try $0.secret(named: "serve") })
         self.settings = settings
         self.executor = executor
         self.clock = clock
@@ -220,6 +225,10 @@ public actor ServeSupervisor: Service {
     }
 
     /// The port if the serve process is ready now, without waiting.
+    nonisolated func authorization(for key: Key) -> (String, String) {
+        tokens.authorization(for: key)
+    }
+
     public nonisolated func readyPort(for key: Key) -> Int? {
         readyPorts.withLock { $0[key] }
     }
@@ -333,7 +342,7 @@ public actor ServeSupervisor: Service {
             var launch = draft
             launch.argv = argv
             launch.identity = identity
-            launch.environment = ["BERTH_SERVE": "\(key)"]
+            launch.environment = ["BERTH_SERVE": "\(key)", "BERTH_SERVE_TOKEN": tokens.token(for: key)]
             launch.passedDescriptors = passed
             launch.confinement = settings.confinement("\(key)", units: placed)
             launch.servePort = port
@@ -507,5 +516,25 @@ public actor ServeSupervisor: Service {
         guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// The token of each serve process: an HMAC of its key under a secret the ledger keeps, so a
+/// restarted berthd knows the token of a serve job that ran on, and knowing one token (its
+/// owner can read their process's environment) tells nothing of another's.
+struct ServeTokens: Sendable {
+    private let key: SymmetricKey
+
+    init(secret: Data) {
+        key = SymmetricKey(data: secret)
+    }
+
+    func token(for serve: ServeSupervisor.Key) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data(serve.description.utf8), using: key).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The header a call to that serve process carries.
+    func authorization(for serve: ServeSupervisor.Key) -> (String, String) {
+        ("Authorization", "Bearer \(token(for: serve))")
     }
 }

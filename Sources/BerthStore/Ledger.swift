@@ -716,6 +716,20 @@ public struct LedgerTransaction {
         ).insert(db)
     }
 
+    // MARK: Secrets
+
+    /// The secret of this name, made (32 random bytes) and kept the first time it is asked for:
+    /// the same one for as long as the ledger lives, restarts and restores included.
+    public func secret(named name: String) throws -> Data {
+        if let kept = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM daemon_secrets WHERE name = ?"), arguments: [name]) {
+            return kept
+        }
+        var generator = SystemRandomNumberGenerator()
+        let made = Data((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        try db.execute(sql: "INSERT INTO daemon_secrets (name, value) VALUES (?, ?)", arguments: [name, made])
+        return made
+    }
+
     // MARK: Checks
 
     /// `PRAGMA integrity_check`: "ok" when the file is sound.

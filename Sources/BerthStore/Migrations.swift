@@ -377,6 +377,12 @@ enum Migrations {
             try db.execute(sql: "ALTER TABLE reservations ADD COLUMN pinned_units TEXT")
         }
 
+        migrator.registerMigration("v15-daemon-secrets") { db in
+            // Secrets berthd keeps across restarts (the one its serve processes' tokens are
+            // derived from), made once, at the first start that needs one.
+            try db.execute(sql: "CREATE TABLE daemon_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        }
+
         return migrator
     }
 

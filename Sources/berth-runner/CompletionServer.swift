@@ -408,8 +408,12 @@ final class CompletionServer: Sendable {
     /// image in it) in the chat shape.
     static let bodyLimit = 2 << 20
 
-    func router() -> Router<BasicRequestContext> {
+    /// With a `token` (berthd's `BERTH_SERVE_TOKEN`), every request but `GET /health` must
+    /// carry it as `Authorization: Bearer <token>`.
+    func router(token: String? = nil) -> Router<BasicRequestContext> {
         let router = Router()
+        // Before the routes: a route takes the middleware added before it.
+        if let token { router.add(middleware: BearerToken(token: token)) }
         router.get("health") { _, _ in
             Self.json(["status": "ok"])
         }
@@ -482,9 +486,40 @@ final class CompletionServer: Sendable {
 }
 
 /// Assembles the completion server; `Serve` only builds and runs it.
-func buildApplication(server: CompletionServer, host: String, port: Int) -> some ApplicationProtocol {
+func buildApplication(server: CompletionServer, host: String, port: Int, token: String? = nil) -> some ApplicationProtocol {
     Application(
-        router: server.router(),
+        router: server.router(token: token),
         configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "berth-runner")
     )
+}
+
+/// Lets through only requests that carry the serve process's token: whoever else reaches its
+/// port (a Slurm node's addresses, this host's loopback) would call the model past berthd's
+/// budget and metering. `GET /health` stays open: it says only that the server is up.
+struct BearerToken<Context: RequestContext>: RouterMiddleware {
+    let expected: [UInt8]
+
+    init(token: String) {
+        expected = Array("Bearer \(token)".utf8)
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method == .get && request.uri.path == "/health" { return try await next(request, context) }
+        guard let offered = request.headers[.authorization], Self.same(Array(offered.utf8), expected) else {
+            throw CompletionError(
+                status: .unauthorized,
+                message: "no valid token: this server answers berthd only (Authorization: Bearer with the BERTH_SERVE_TOKEN it was given)",
+                type: "authentication_error"
+            )
+        }
+        return try await next(request, context)
+    }
+
+    /// Compares every byte, so how long it takes says nothing about where a guess went wrong.
+    static func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
+    }
 }

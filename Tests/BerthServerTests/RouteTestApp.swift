@@ -44,7 +44,7 @@ final class RouteTestApp {
         )
         let executor = LocalExecutor(runnerFolders: [], ledgerPath: ":memory:")
         let supervisor = JobSupervisor(ledger: ledger, settings: settings, executor: executor, clock: clock, logger: logger) {}
-        let serve = ServeSupervisor(ledger: ledger, settings: settings, executor: executor, clock: clock, logger: logger) {}
+        let serve = try ServeSupervisor(ledger: ledger, settings: settings, executor: executor, clock: clock, logger: logger) {}
         let services = ControlServices(
             ledger: ledger,
             scheduler: Scheduler(ledger: ledger, clock: clock, logger: logger),
@@ -108,4 +108,5 @@ struct ReadyServeProcesses: ServeProcesses {
     func readyPort(for key: ServeSupervisor.Key) -> Int? { 1 }
     func onDemandPort(model: Model) async -> Int? { nil }
     func wake() {}
+    func authorization(for key: ServeSupervisor.Key) -> (String, String) { ("Authorization", "Bearer \(key)") }
 }

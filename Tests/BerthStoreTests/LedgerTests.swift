@@ -278,6 +278,20 @@ struct LedgerTests {
         }
     }
 
+    @Test("a secret is made once, 32 random bytes, and is the same after the ledger is opened again; each name has its own")
+    func secrets() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        var ledger: Ledger? = try openLedger(dir)
+        let serve = try ledger!.writeNow { try $0.secret(named: "serve") }
+        #expect(serve.count == 32)
+        #expect(try ledger!.writeNow { try $0.secret(named: "serve") } == serve)
+        #expect(try ledger!.writeNow { try $0.secret(named: "other") } != serve)
+        try ledger!.close()
+        ledger = try Ledger(path: dir.file("berth.db"))
+        #expect(try ledger!.writeNow { try $0.secret(named: "serve") } == serve)
+    }
+
     @Test("calls are recorded in one batch and rolled up per reservation per minute: served tokens, calls, throttles")
     func invocationRollup() throws {
         let dir = try TemporaryDirectory()

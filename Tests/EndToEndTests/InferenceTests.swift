@@ -76,6 +76,24 @@ struct InferenceTests {
         #expect(reserved.servePort != nil)
     }
 
+    @Test("a serve process answers berthd only: a call to its port without its token is refused 401; /health stays open")
+    func serveWantsItsToken() async throws {
+        let daemon = try TemporaryDaemon()
+        try daemon.start()
+        let reserved = try daemon.view(ReservationView.self, ["reserve", "mine", "--model", Self.model, "--units", "1", "--purpose", "inference"])
+        let direct = SocketClient(loopbackPort: try #require(reserved.servePort))
+        let body = Data(#"{"model":"m","prompt":"the cat sat on the","max_tokens":4}"#.utf8)
+        for headers in [[("Content-Type", "application/json")], [("Content-Type", "application/json"), ("Authorization", "Bearer 0123abcd")]] {
+            let refused = try await direct.send(method: "POST", path: "/v1/completions", body: body, headers: headers)
+            #expect(refused.status == 401)
+            #expect(String(decoding: refused.body, as: UTF8.self).contains("authentication_error"))
+        }
+        #expect(try await direct.send(method: "GET", path: "/health").status == 200)
+        // berthd's own calls carry it.
+        let answer = try daemon.cli(["invoke", "mine", "--prompt", "the cat sat on the", "--max-tokens", "4"])
+        #expect(answer.status == 0, "\(answer)")
+    }
+
     @Test("an inference reservation whose serve process never answers is failed, with the reason")
     func serveNeverAnswers() throws {
         let scripts = try TemporaryDirectory(prefix: "berth-serve")

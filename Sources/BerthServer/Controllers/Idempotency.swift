@@ -35,6 +35,8 @@ protocol ServeProcesses: Sendable {
     func onDemandPort(model: Model) async -> Int?
     /// Looks at the processes now rather than at the next pass.
     func wake()
+    /// The header every call to that process carries: its token (`ServeTokens`).
+    func authorization(for key: ServeSupervisor.Key) -> (String, String)
 }
 
 extension ServeSupervisor: ServeProcesses {}

@@ -97,6 +97,7 @@ struct InvocationsController: Sendable {
         do {
             completion = try await complete(
                 port: call.port,
+                authorization: call.authorization,
                 model: call.model.id,
                 prompt: input.prompt,
                 maxTokens: call.maxTokens,
@@ -129,6 +130,7 @@ struct InvocationsController: Sendable {
     /// all take images.
     func complete(
         port: Int,
+        authorization: (String, String),
         model: String,
         prompt: String,
         maxTokens: Int,
@@ -158,7 +160,7 @@ struct InvocationsController: Sendable {
                 method: "POST",
                 path: path,
                 body: body,
-                headers: [("Content-Type", "application/json")]
+                headers: [("Content-Type", "application/json"), authorization]
             )
         } catch {
             calls.serveClient.forget(port: port)

@@ -106,7 +106,7 @@ struct OpenAIController: Sendable {
                 method: "POST",
                 path: path,
                 body: upstream,
-                headers: [("Content-Type", "application/json")]
+                headers: [("Content-Type", "application/json"), call.authorization]
             )
         } catch {
             calls.serveClient.forget(port: call.port)
@@ -172,7 +172,7 @@ struct OpenAIController: Sendable {
                         method: "POST",
                         path: path,
                         body: body,
-                        headers: [("Content-Type", "application/json")],
+                        headers: [("Content-Type", "application/json"), call.authorization],
                         head: { answered, _ in status = answered },
                         body: { bytes in
                             guard status == 200 else {

@@ -9,7 +9,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Loads DIR/model.json, or the built-in base model named by --model-id when the folder \
             has none. Listens on HOST:PORT until SIGTERM or SIGINT, then finishes the requests in \
-            flight and exits 0. Logs go to stderr.
+            flight and exits 0. Logs go to stderr. With BERTH_SERVE_TOKEN in its environment \
+            (berthd sets it), every request but GET /health must carry that token as \
+            "Authorization: Bearer TOKEN"; others are answered 401.
             """
     )
 
@@ -52,7 +54,9 @@ struct Serve: AsyncParsableCommand {
             model = NGramModel.builtInBase(modelID: modelID)
             RunnerOutput.note("no \(NGramModel.fileName) in \(modelDir): serving the built-in base model \(modelID) on \(host):\(port)")
         }
-        let app = buildApplication(server: CompletionServer(model: model, modelID: modelId), host: host, port: port)
+        // berthd gives each serve process a token of its own, and sends it with every call.
+        let token = ProcessInfo.processInfo.environment["BERTH_SERVE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let app = buildApplication(server: CompletionServer(model: model, modelID: modelId), host: host, port: port, token: token)
         try await app.runService()
     }
 }
