@@ -16,10 +16,10 @@ duration=${BENCH_DURATION:-5}
 big=${BENCH_BIG_LEDGER:-/tmp/berth-control-bench/big.db}
 
 for product in berthd berth berth-bench; do
-    echo "building $product (release)" >&2
-    "$swift" build -c release --product "$product" >&2
+    echo "building $product (release, scripts/release-build.sh)" >&2
+    SWIFT="$swift" ./scripts/release-build.sh --product "$product" >&2
 done
-bin=$("$swift" build -c release --show-bin-path)
+bin=$(SWIFT="$swift" ./scripts/release-build.sh --show-bin-path)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-control-bench.XXXXXX")
 pid=
 finish() {

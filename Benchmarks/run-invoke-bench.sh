@@ -18,13 +18,13 @@ name=${BENCH_RESERVATION:-bench}
 
 # 1. Release binaries, one product per command.
 for product in berthd berth berth-runner berth-bench; do
-    echo "building $product (release)" >&2
-    if ! "$swift" build -c release --product "$product" >&2; then
+    echo "building $product (release, scripts/release-build.sh)" >&2
+    if ! SWIFT="$swift" ./scripts/release-build.sh --product "$product" >&2; then
         [ "$product" = berth-bench ] && echo "is the berth-bench target in Package.swift? (Benchmarks/berth-bench)" >&2
         exit 1
     fi
 done
-bin=$("$swift" build -c release --show-bin-path)
+bin=$(SWIFT="$swift" ./scripts/release-build.sh --show-bin-path)
 # runners.serve names berth-runner: the release one, not whatever else is on PATH.
 export PATH="$bin:$PATH"
 
@@ -98,6 +98,16 @@ fi
 direct=()
 if [ -n "$port" ]; then
     direct=(--direct-port "$port")
+    # Its token, which berthd sends with every call and berth-runner serve wants: from the
+    # environment of the serve process of this bench's ledger.
+    for environ in /proc/[0-9]*/environ; do
+        vars=$({ tr '\0' '\n' <"$environ"; } 2>/dev/null) || continue
+        grep -qx "BERTH_LEDGER=$tmp/berth.db" <<<"$vars" || continue
+        grep -q '^BERTH_SERVE=reservation-' <<<"$vars" || continue
+        token=$(sed -n 's/^BERTH_SERVE_TOKEN=//p' <<<"$vars")
+        [ -n "$token" ] && direct+=(--direct-token "$token")
+        break
+    done
 else
     echo "cannot find the serve process's port: measuring through berthd only" >&2
 fi

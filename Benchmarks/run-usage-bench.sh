@@ -15,10 +15,10 @@ ledger=${BENCH_LEDGER:-/tmp/berth-usage-bench/berth.db}
 calls=${BENCH_CALLS:-10000000}
 
 for product in berthd berth berth-bench; do
-    echo "building $product (release)" >&2
-    "$swift" build -c release --product "$product" >&2
+    echo "building $product (release, scripts/release-build.sh)" >&2
+    SWIFT="$swift" ./scripts/release-build.sh --product "$product" >&2
 done
-bin=$("$swift" build -c release --show-bin-path)
+bin=$(SWIFT="$swift" ./scripts/release-build.sh --show-bin-path)
 
 # 1. In-process: the ledger read and the computation, as berthd's handler does them.
 "$bin/berth-bench" usage --ledger "$ledger" --calls "$calls" --config config/berthd.toml "$@"

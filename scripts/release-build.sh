@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The release build that `make install`, the CLI benchmark and the GPU check's pack share, so
+# The release build that `make install`, every benchmark and the GPU check's pack share, so
 # that they build the same binaries into the same folder (different flags would rebuild
 # everything each time). Arguments go on to `swift build` (`--product berth`, `--show-bin-path`).
 #

@@ -55,6 +55,14 @@ struct InvokeBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The model named in direct calls (default: the reservation's model).", valueName: "id"))
     var model: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "The serve process's BERTH_SERVE_TOKEN, which direct calls carry as berthd's do (berth-runner serve answers none without it).",
+            valueName: "token"
+        )
+    )
+    var directToken: String?
+
     @Option(help: "Clients calling at once, each on its own connection.")
     var clients = 32
 
@@ -126,11 +134,13 @@ struct InvokeBench: AsyncParsableCommand {
                 to: .unixSocket(socketPath)
             )
         let direct = try port.map {
-            CallTemplate.post(
+            var template = CallTemplate.post(
                 "/v1/completions",
                 json: try JSONEncoder().encode(CompletionBody(model: model, prompt: prompt, maxTokens: maxTokens)),
                 to: .loopback(port: $0)
             )
+            if let directToken { template.head.headers.add(name: "Authorization", value: "Bearer \(directToken)") }
+            return template
         }
 
         // 3. One call each first: a refusal stops here with what the server said.
@@ -232,7 +242,8 @@ struct InvokeBench: AsyncParsableCommand {
             let response = try await SocketClient(loopbackPort: port).send(
                 method: "POST",
                 path: direct.head.uri,
-                body: Data(direct.body.readableBytesView)
+                body: Data(direct.body.readableBytesView),
+                headers: direct.head.headers.filter { $0.name == "Authorization" }.map { ($0.name, $0.value) }
             )
             guard (200..<300).contains(response.status) else {
                 throw .transport("status \(response.status): \(String(decoding: response.body, as: UTF8.self))")
