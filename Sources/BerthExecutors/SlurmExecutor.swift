@@ -58,6 +58,9 @@ public struct SlurmExecutor: RunnerExecutor {
             // berthd's umask (077) would leave it closed to the users its jobs run as.
             chmod(berthFolder, 0o755)
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            // Its own folder is for its user alone, whatever berthd's umask: the batch script
+            // in it holds a serve job's token.
+            chmod(folder, 0o700)
         } catch {
             throw RunnerProcess.SpawnError(
                 description: "cannot make \(folder) in [executors.slurm] shared_folder: \(error); check that berthd may write there"
@@ -102,7 +105,8 @@ public struct SlurmExecutor: RunnerExecutor {
         let scriptPath = "\(folder)/run.sh"
         do {
             try Data(script.utf8).write(to: URL(fileURLWithPath: scriptPath), options: .atomic)
-            chmod(scriptPath, 0o755)
+            // sbatch reads it as berthd and Slurm runs its own copy: nobody else need read it.
+            chmod(scriptPath, 0o700)
             // Made now, so berthd can follow them from the first byte the job writes; made
             // anew (never through a link a job of this folder's user left in their place).
             for path in [files.events, files.errors] {

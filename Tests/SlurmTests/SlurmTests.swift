@@ -430,6 +430,18 @@ struct SlurmTests {
         let logs = FileManager.default.enumerator(atPath: cluster.sharedFolder)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".log") } ?? []
         let said = logs.compactMap { try? String(contentsOfFile: "\(cluster.sharedFolder)/\($0)", encoding: .utf8) }.joined()
         #expect(said.contains("on 0.0.0.0:"), "\(logs)")
+        // Its batch script holds its token: it and its folder are its user's alone.
+        let scripts = FileManager.default.enumerator(atPath: cluster.sharedFolder)?.compactMap { $0 as? String }.filter { $0.hasSuffix("run.sh") } ?? []
+        let serveScripts = scripts.filter {
+            ((try? String(contentsOfFile: "\(cluster.sharedFolder)/\($0)", encoding: .utf8)) ?? "").contains("BERTH_SERVE_TOKEN=")
+        }
+        #expect(!serveScripts.isEmpty, "\(scripts)")
+        for script in serveScripts {
+            for path in ["\(cluster.sharedFolder)/\(script)", "\(cluster.sharedFolder)/\((script as NSString).deletingLastPathComponent)"] {
+                let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+                #expect(mode & 0o077 == 0, "\(path): \(String(mode, radix: 8))")
+            }
+        }
 
         // A restart, clean or kill -9, does not take the endpoint down: the same serve job
         // answers the next berthd, never submitted again.
