@@ -431,7 +431,8 @@ struct SlurmTests {
         let said = logs.compactMap { try? String(contentsOfFile: "\(cluster.sharedFolder)/\($0)", encoding: .utf8) }.joined()
         #expect(said.contains("on 0.0.0.0:"), "\(logs)")
         // Its batch script holds its token: it and its folder are its user's alone.
-        let scripts = FileManager.default.enumerator(atPath: cluster.sharedFolder)?.compactMap { $0 as? String }.filter { $0.hasSuffix("run.sh") } ?? []
+        let files = FileManager.default.enumerator(atPath: cluster.sharedFolder)?.compactMap { $0 as? String } ?? []
+        let scripts = files.filter { $0.hasSuffix("run.sh") }
         let serveScripts = scripts.filter {
             ((try? String(contentsOfFile: "\(cluster.sharedFolder)/\($0)", encoding: .utf8)) ?? "").contains("BERTH_SERVE_TOKEN=")
         }
