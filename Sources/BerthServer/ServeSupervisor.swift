@@ -224,11 +224,12 @@ public actor ServeSupervisor: Service {
         return await port(for: key)
     }
 
-    /// The port if the serve process is ready now, without waiting.
+    /// The header every call to that serve process carries.
     nonisolated func authorization(for key: Key) -> (String, String) {
         tokens.authorization(for: key)
     }
 
+    /// The port if the serve process is ready now, without waiting.
     public nonisolated func readyPort(for key: Key) -> Int? {
         readyPorts.withLock { $0[key] }
     }
