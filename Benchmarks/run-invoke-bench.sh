@@ -28,8 +28,11 @@ bin=$(SWIFT="$swift" ./scripts/release-build.sh --show-bin-path)
 # runners.serve names berth-runner: the release one, not whatever else is on PATH.
 export PATH="$bin:$PATH"
 
-# 2. A temporary config: the shipped one with its socket, ledger and logs in a temporary folder
-#    and the model's tokens_per_minute so high that the token bucket never throttles a call.
+# 2. A temporary config: the shipped one with its socket, ledger and logs in a temporary folder,
+#    the model's tokens_per_minute so high that the token bucket never throttles a call, and no
+#    `cpu_share` on the units: with the shipped quarter of a core (a CPU quota where berthd can
+#    make cgroups, as root), the serve process would stall most of each 100 ms period and the
+#    figures would measure the quota, not what berthd adds.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
 export BERTH_SOCKET="$tmp/berthd.sock"
 awk -v model="$model" -v tmp="$tmp" '
@@ -40,6 +43,7 @@ awk -v model="$model" -v tmp="$tmp" '
     /^database = / { $0 = "database = \"" tmp "/berth.db\"" }
     /^log_directory = / { $0 = "log_directory = \"" tmp "/logs\"" }
     in_model && /^tokens_per_minute = / { $0 = "tokens_per_minute = 1000000000"; raised = 1 }
+    /^cpu_share = / { next }
     { print }
     END { if (!found || !raised) { print "no tokens_per_minute for model " model " in config/berthd.toml" > "/dev/stderr"; exit 1 } }
 ' config/berthd.toml >"$tmp/berthd.toml"
