@@ -128,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "berth-runner",
             dependencies: [
-                "BerthNGram", "BerthWire",
+                "BerthCore", "BerthNGram", "BerthWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -106,7 +106,7 @@ final class APIKeyring: Sendable {
         let presented = Self.digest(String(pieces[2]))
         let stored = keys[id]
         let expected = stored?.digest ?? [UInt8](repeating: 0, count: presented.count)
-        guard Self.constantTimeEqual(presented, expected), let stored else { return nil }
+        guard ConstantTime.equal(presented, expected), let stored else { return nil }
         return stored
     }
 
@@ -154,14 +154,6 @@ final class APIKeyring: Sendable {
 
     static func digest(_ secret: String) -> [UInt8] {
         Array(SHA256.hash(data: Data(secret.utf8)))
-    }
-
-    /// Equal bytes, looked at in full whatever the first difference.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in a.indices { difference |= a[i] ^ b[i] }
-        return difference == 0
     }
 }
 

@@ -1,3 +1,4 @@
+import BerthCore
 import BerthNGram
 import BerthWire
 import Foundation
@@ -505,7 +506,7 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.method == .get && request.uri.path == "/health" { return try await next(request, context) }
-        guard let offered = request.headers[.authorization], Self.same(Array(offered.utf8), expected) else {
+        guard let offered = request.headers[.authorization], ConstantTime.equal(Array(offered.utf8), expected) else {
             throw CompletionError(
                 status: .unauthorized,
                 message: "no valid token: this server answers berthd only (Authorization: Bearer with the BERTH_SERVE_TOKEN it was given)",
@@ -513,13 +514,5 @@ struct BearerToken<Context: RequestContext>: RouterMiddleware {
             )
         }
         return try await next(request, context)
-    }
-
-    /// Compares every byte, so how long it takes says nothing about where a guess went wrong.
-    static func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
     }
 }

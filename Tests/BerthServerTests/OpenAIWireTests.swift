@@ -1,3 +1,4 @@
+import BerthCore
 import BerthWire
 import Foundation
 import Testing
@@ -128,13 +129,13 @@ struct OpenAIWireTests {
     @Test("keys compare in full: equal bytes, and nothing else, are equal")
     func constantTime() {
         let a = APIKeyring.digest(String(repeating: "ab", count: 32))
-        #expect(APIKeyring.constantTimeEqual(a, a))
+        #expect(ConstantTime.equal(a, a))
         for i in a.indices {
             var b = a
             b[i] ^= 1
-            #expect(!APIKeyring.constantTimeEqual(a, b))
+            #expect(!ConstantTime.equal(a, b))
         }
-        #expect(!APIKeyring.constantTimeEqual(a, Array(a.dropLast())))
+        #expect(!ConstantTime.equal(a, Array(a.dropLast())))
         #expect(a.count == 32)
     }
 }
