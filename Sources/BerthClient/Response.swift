@@ -21,9 +21,19 @@ public struct Response: Sendable {
     /// The body decoded as `T` if the status is 2xx; otherwise the API error it carries. An empty
     /// body (a 204) decodes as `{}`, so a type with no required fields accepts it.
     public func decoded<T: Decodable>(as type: T.Type = T.self) throws(ClientError) -> T {
+        try decoded { try Wire.decode(T.self, from: $0) }
+    }
+
+    /// The same for a type known to be `KeysAsSent`, which skips `Wire.decode`'s check at run
+    /// time (a conformance lookup: a scan of every record in the CLI's binary).
+    public func decoded<T: KeysAsSent>(as type: T.Type = T.self) throws(ClientError) -> T {
+        try decoded { try Wire.decode(asSent: T.self, from: $0) }
+    }
+
+    private func decoded<T>(_ decode: (Data) throws -> T) throws(ClientError) -> T {
         guard (200..<300).contains(status) else { throw apiError }
         do {
-            return try Wire.decode(T.self, from: body.isEmpty ? Data("{}".utf8) : body)
+            return try decode(body.isEmpty ? Data("{}".utf8) : body)
         } catch {
             throw .undecodable("the answer of berthd (status \(status)) is not a \(T.self): \(error)")
         }

@@ -165,6 +165,28 @@ public struct SubmitJobRequest: StrictBody, Equatable {
     }
 }
 
+/// Its own snake_case keys, so `berth submit` sends it with no key conversion: converting
+/// them cost the CLI three conformance lookups, each a scan of every record in the binary.
+/// berthd still reads it with `Wire.decoder()`; a test checks the bytes match the converted ones.
+extension SubmitJobRequest: SnakeCaseEncodable {
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: NamedKey.self)
+        try c.encode(name, forKey: NamedKey("name"))
+        try c.encode(reservation, forKey: NamedKey("reservation"))
+        try c.encode(kind, forKey: NamedKey("kind"))
+        try c.encode(data, forKey: NamedKey("data"))
+        try c.encodeIfPresent(validationData, forKey: NamedKey("validation_data"))
+        try c.encode(output, forKey: NamedKey("output"))
+        try c.encodeIfPresent(modelName, forKey: NamedKey("model_name"))
+        try c.encodeIfPresent(epochs, forKey: NamedKey("epochs"))
+        try c.encodeIfPresent(batchSize, forKey: NamedKey("batch_size"))
+        try c.encodeIfPresent(learningRate, forKey: NamedKey("learning_rate"))
+        try c.encodeIfPresent(warmupSteps, forKey: NamedKey("warmup_steps"))
+        try c.encodeIfPresent(modelUnits, forKey: NamedKey("model_units"))
+        try c.encodeIfPresent(priority, forKey: NamedKey("priority"))
+    }
+}
+
 /// One step of a training job's curve.
 public struct MetricPointView: Codable, Sendable, Equatable {
     public var step: Int

@@ -54,19 +54,40 @@ public enum Wire {
     /// a job. The bytes are the same either way.
     public static func encode(_ value: some Encodable) throws -> Data {
         guard value is any SnakeCaseEncodable else { return try encoder().encode(value) }
+        return try writtenKeysEncoder().encode(value)
+    }
+
+    /// Encodes a value whose type is known to write its own keys, without `encode(_:)`'s check
+    /// at run time: that check is a conformance lookup, a scan of every record in the binary,
+    /// which a CLI command would pay for each type it sends.
+    public static func encode(asWritten value: some SnakeCaseEncodable) throws -> Data {
+        try writtenKeysEncoder().encode(value)
+    }
+
+    private static func writtenKeysEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = dateEncoding
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
+        return encoder
     }
 
     /// Decodes an answer: a `KeysAsSent` type with no key conversion, any other with
     /// `decoder()`.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         guard type is any KeysAsSent.Type else { return try decoder().decode(type, from: data) }
+        return try keysAsSentDecoder().decode(type, from: data)
+    }
+
+    /// Decodes a type known to be `KeysAsSent`, without `decode(_:from:)`'s check at run time
+    /// (a conformance lookup, as for `encode(asWritten:)`).
+    public static func decode<T: KeysAsSent>(asSent type: T.Type, from data: Data) throws -> T {
+        try keysAsSentDecoder().decode(type, from: data)
+    }
+
+    private static func keysAsSentDecoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = dateDecoding
-        return try decoder.decode(type, from: data)
+        return decoder
     }
 
     /// `model_units` → `modelUnits`, as `convertFromSnakeCase` does.
@@ -795,6 +816,32 @@ public struct UpdateReservationRequest: StrictBody, Equatable {
         self.name = name
         self.model = model
         self.modelUnits = modelUnits
+    }
+}
+
+/// Their own snake_case keys, so `berth reserve` and `berth update` send them with no key
+/// conversion (as `SubmitJobRequest`).
+extension CreateReservationRequest: SnakeCaseEncodable {
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: NamedKey.self)
+        try c.encode(name, forKey: NamedKey("name"))
+        try c.encode(model, forKey: NamedKey("model"))
+        try c.encode(modelUnits, forKey: NamedKey("model_units"))
+        try c.encodeIfPresent(purpose, forKey: NamedKey("purpose"))
+        try c.encodeIfPresent(commitment, forKey: NamedKey("commitment"))
+        try c.encodeIfPresent(start, forKey: NamedKey("start"))
+        try c.encodeIfPresent(duration, forKey: NamedKey("duration"))
+        try c.encodeIfPresent(wait, forKey: NamedKey("wait"))
+        try c.encodeIfPresent(spillover, forKey: NamedKey("spillover"))
+    }
+}
+
+extension UpdateReservationRequest: SnakeCaseEncodable {
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: NamedKey.self)
+        try c.encodeIfPresent(name, forKey: NamedKey("name"))
+        try c.encodeIfPresent(model, forKey: NamedKey("model"))
+        try c.encodeIfPresent(modelUnits, forKey: NamedKey("model_units"))
     }
 }
 

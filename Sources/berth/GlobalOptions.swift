@@ -71,26 +71,44 @@ struct GlobalOptions: ParsableArguments {
         _ type: T.Type,
         _ method: String,
         _ path: String,
-        body: (any Encodable)? = nil,
+        body: RequestBody? = nil,
         idempotencyKey: String? = nil
     ) throws(CommandFailure) -> Reply<T> {
-        let client = try connection
-        var data: Data?
-        if let body {
-            do {
-                data = try Wire.encoder().encode(body)
-            } catch {
-                throw CommandFailure(code: "internal", message: "cannot encode the request: \(error)", status: .failure)
-            }
+        try exchange(method, path, body: body, idempotencyKey: idempotencyKey) { response throws(ClientError) in
+            try response.decoded(as: T.self)
         }
+    }
+
+    /// The same for an answer read as sent (`KeysAsSent`), chosen where the type is known, so
+    /// that decoding it needs no conformance lookup to find out.
+    func call<T: KeysAsSent>(
+        _ type: T.Type,
+        _ method: String,
+        _ path: String,
+        body: RequestBody? = nil,
+        idempotencyKey: String? = nil
+    ) throws(CommandFailure) -> Reply<T> {
+        try exchange(method, path, body: body, idempotencyKey: idempotencyKey) { response throws(ClientError) in
+            try response.decoded(as: T.self)
+        }
+    }
+
+    private func exchange<T>(
+        _ method: String,
+        _ path: String,
+        body: RequestBody?,
+        idempotencyKey: String?,
+        decode: (Response) throws(ClientError) -> T
+    ) throws(CommandFailure) -> Reply<T> {
+        let client = try connection
         let headers = idempotencyKey.map { [("Idempotency-Key", $0)] } ?? []
         let retryable = method == "GET" || idempotencyKey != nil
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let response = try client.send(method: method, path: path, body: data, headers: headers)
-                return Reply(value: try response.decoded(as: T.self), body: response.body)
+                let response = try client.send(method: method, path: path, body: body?.data, headers: headers)
+                return Reply(value: try decode(response), body: response.body)
             } catch {
                 if case .transport = error, retryable, attempt < 2 { continue }
                 throw CommandFailure(error)
@@ -104,6 +122,30 @@ struct GlobalOptions: ParsableArguments {
             if !reply.body.isEmpty { print(JSONDocument.pretty(reply.body)) }
         } else {
             print(human(reply.value))
+        }
+    }
+}
+
+/// A request's JSON body, encoded before it is sent.
+struct RequestBody {
+    var data: Data
+
+    /// A request type that does not write its own keys: the encoder converts them to snake_case.
+    static func json(_ request: some Encodable) throws(CommandFailure) -> RequestBody {
+        try encoded { try Wire.encoder().encode(request) }
+    }
+
+    /// A request type that writes its own snake_case keys, chosen where the type is known: no
+    /// key conversion, which cost three conformance lookups (scans of the whole binary).
+    static func json(_ request: some SnakeCaseEncodable) throws(CommandFailure) -> RequestBody {
+        try encoded { try Wire.encode(asWritten: request) }
+    }
+
+    private static func encoded(_ encode: () throws -> Data) throws(CommandFailure) -> RequestBody {
+        do {
+            return RequestBody(data: try encode())
+        } catch {
+            throw CommandFailure(code: "internal", message: "cannot encode the request: \(error)", status: .failure)
         }
     }
 }

@@ -119,4 +119,49 @@ struct WireEncodingTests {
             #expect(try Wire.decoder().decode(InvokeResponse.self, from: bytes) == call)
         }
     }
+
+    /// The CLI sends these with their own keys (`Wire.encode(asWritten:)`) and berthd reads
+    /// them with the converting decoder: a field the hand-written keys forgot would differ here.
+    @Test("requests the CLI sends with their own keys: same bytes as the converting encoder, every field or few")
+    func requests() throws {
+        func check<R: SnakeCaseEncodable & Decodable & Equatable>(_ request: R) throws {
+            let bytes = try Wire.encode(asWritten: request)
+            #expect(bytes == (try Wire.encoder().encode(request)), "\(String(decoding: bytes, as: UTF8.self))")
+            #expect(try Wire.decoder().decode(R.self, from: bytes) == request)
+        }
+        try check(
+            SubmitJobRequest(
+                name: "tune",
+                reservation: "train",
+                kind: "fine-tuning",
+                data: "/d/train.jsonl",
+                validationData: "/d/val.jsonl",
+                output: "/o",
+                modelName: "mine",
+                epochs: 2,
+                batchSize: 8,
+                learningRate: 0.00005,
+                warmupSteps: 1,
+                modelUnits: 2,
+                priority: 3
+            )
+        )
+        try check(SubmitJobRequest(name: "b", reservation: "r", kind: "batch-inference", data: "/d", output: "/o"))
+        try check(
+            CreateReservationRequest(
+                name: "train",
+                model: "m",
+                modelUnits: 2,
+                purpose: "training",
+                commitment: "one-month",
+                start: "+1h",
+                duration: "8h",
+                wait: true,
+                spillover: false
+            )
+        )
+        try check(CreateReservationRequest(name: "chat", model: "m", modelUnits: 1))
+        try check(UpdateReservationRequest(name: "renamed", model: "m2", modelUnits: 3))
+        try check(UpdateReservationRequest(modelUnits: 3))
+    }
 }

@@ -33,7 +33,7 @@ extension Berth {
             }
 
             func run() throws {
-                let reply = try global.call(APIKeyView.self, "POST", "/v1/api-keys", body: APIKeyCreateRequest(name: name))
+                let reply = try global.call(APIKeyView.self, "POST", "/v1/api-keys", body: try .json(APIKeyCreateRequest(name: name)))
                 global.show(reply) { key in
                     """
                     \(key.key ?? "")

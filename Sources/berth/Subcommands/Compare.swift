@@ -53,7 +53,7 @@ extension Berth {
                 let request = InvokeRequest(target: target, prompt: prompt, maxTokens: maxTokens)
                 do {
                     // No Idempotency-Key, so no retry: each call is metered (see `Invoke`).
-                    let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
+                    let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: try .json(request))
                     outcomes.append((target, .answered(reply)))
                 } catch  where error.status == .unreachable {
                     // No daemon: the other call cannot be made either, and there is nothing to compare.

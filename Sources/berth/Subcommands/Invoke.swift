@@ -61,7 +61,7 @@ extension Berth {
             let request = InvokeRequest(target: target, prompt: prompt, maxTokens: maxTokens, image: encoded)
             // No Idempotency-Key, so `call` does not retry: a call is metered, and one that
             // reached the model before the connection broke must not run (and cost) twice.
-            let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: request)
+            let reply = try global.call(InvokeResponse.self, "POST", "/v1/invoke", body: try .json(request))
             global.show(reply, human: Self.human)
         }
 

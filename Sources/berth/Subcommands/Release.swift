@@ -31,7 +31,7 @@ extension Berth {
 
         /// The daemon may answer a DELETE with the deleted reservation or with no body at all;
         /// either is success and nothing of it is needed for the message.
-        struct Released: Decodable {
+        struct Released: KeysAsSent {
             init(from decoder: any Decoder) throws {}
         }
     }

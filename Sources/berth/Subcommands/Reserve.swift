@@ -64,17 +64,17 @@ extension Berth {
                 spillover: spillover ? true : nil
             )
             let reply = try global.call(
-                ReservationView.self,
+                ReservationRow.self,
                 "POST",
                 "/v1/reservations",
-                body: request,
+                body: try .json(request),
                 idempotencyKey: UUID().uuidString.lowercased()
             )
             global.show(reply) { "reserved '\($0.name)': " + Self.summary($0) }
         }
 
         /// `active, 2 model units (4 compute units) until 2026-12-25T10:00:00Z`
-        static func summary(_ reservation: ReservationView) -> String {
+        static func summary(_ reservation: ReservationRow) -> String {
             let size = "\(Format.plural(reservation.modelUnits, "model unit")) (\(Format.plural(reservation.units, "compute unit")))"
             let until = reservation.end.map { "until \(Format.time($0))" } ?? "until released"
             switch reservation.status {

@@ -24,7 +24,7 @@ extension Berth {
 
         func run() throws {
             let reply = try global.call(
-                JobView.self,
+                JobRow.self,
                 "POST",
                 try Jobs.path(id) + "/stop",
                 idempotencyKey: UUID().uuidString.lowercased()

@@ -87,10 +87,10 @@ extension Berth {
                 priority: priority
             )
             let reply = try global.call(
-                JobView.self,
+                JobRow.self,
                 "POST",
                 "/v1/jobs",
-                body: request,
+                body: try .json(request),
                 idempotencyKey: UUID().uuidString.lowercased()
             )
             global.show(reply) { "submitted job \($0.id) '\($0.name)' on '\($0.reservation)': " + Jobs.status($0) }
@@ -101,12 +101,13 @@ extension Berth {
         /// resolves it through symbolic links correctly.
         static func absolute(_ path: String) -> String {
             let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-            // Appended one by one: `joined(separator:)` over substrings is not specialized here,
-            // and its generic path costs a conformance lookup, a scan of the whole binary.
+            // Appended one by one, each as a String: `joined(separator:)` over substrings, and
+            // `+=` of a substring, are not specialized here, and their generic paths cost a
+            // conformance lookup each, a scan of the whole binary.
             var absolute = ""
             for component in joined.split(separator: "/") where component != "." {
                 absolute += "/"
-                absolute += component
+                absolute += String(component)
             }
             return absolute.isEmpty ? "/" : absolute
         }

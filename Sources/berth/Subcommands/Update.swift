@@ -36,10 +36,10 @@ extension Berth {
         func run() throws {
             let request = UpdateReservationRequest(name: rename, model: model, modelUnits: units)
             let reply = try global.call(
-                ReservationView.self,
+                ReservationRow.self,
                 "PATCH",
                 "/v1/reservations/" + PercentEncoding.pathSegment(name),
-                body: request
+                body: try .json(request)
             )
             global.show(reply) { reservation in
                 let renamed = reservation.name == name ? "" : " (now '\(reservation.name)')"
