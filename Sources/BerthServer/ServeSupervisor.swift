@@ -58,17 +58,29 @@ public actor ServeSupervisor: Service {
             for (key, old) in oldValue {
                 if let forwarder = old.forwarder, servers[key]?.forwarder !== forwarder { forwarder.close() }
             }
-            let ready = servers.compactMapValues { $0.ready ? $0.port : nil }
-            readyPorts.withLock { $0 = ready }
+            readyPorts.withLock { known in
+                var ready: [Key: ReadyServe] = [:]
+                for (key, server) in servers where server.ready {
+                    // A process keeps its token for as long as it runs: worked out once, not per call.
+                    let authorization = known[key]?.authorization ?? tokens.authorization(for: key)
+                    ready[key] = ReadyServe(port: server.port, authorization: authorization)
+                }
+                known = ready
+            }
             answerWaiters()
         }
     }
     /// Calls waiting in `port(for:)` for a serve process to be ready, by a number each, so
     /// one that gives up can take itself off. Answered whenever `servers` changes.
     private let portWaiters = Mutex<(waiting: [Int: (key: Key, continuation: CheckedContinuation<Int?, Never>)], next: Int)>(([:], 0))
-    /// The ports of ready serve processes, readable without a hop onto this actor: every call
-    /// asks.
-    private let readyPorts = Mutex<[Key: Int]>([:])
+    /// The ports of ready serve processes and the header each call to one carries, readable
+    /// without a hop onto this actor: every call asks.
+    private let readyPorts = Mutex<[Key: ReadyServe]>([:])
+
+    struct ReadyServe {
+        var port: Int
+        var authorization: (String, String)
+    }
     /// Keys whose process is being started: `start` awaits before it records the process, and
     /// a second start meanwhile would run a second process and lose track of the first.
     private var starting: Set<Key> = []
@@ -175,7 +187,7 @@ public actor ServeSupervisor: Service {
                 // It may have become ready between the caller's look and this registration, with
                 // nobody yet to answer: `readyPorts` is set before waiters are answered, so one
                 // of the two sees the other. Whoever takes the entry out answers it.
-                if let port = readyPorts.withLock({ $0[key] }),
+                if let port = readyPorts.withLock({ $0[key]?.port }),
                     let waiter = portWaiters.withLock({ $0.waiting.removeValue(forKey: ticket) })
                 {
                     waiter.continuation.resume(returning: port)
@@ -224,14 +236,16 @@ public actor ServeSupervisor: Service {
         return await port(for: key)
     }
 
-    /// The header every call to that serve process carries.
+    /// The header every call to that serve process carries: kept beside its port while it is
+    /// ready, since working out the HMAC at every call cost several per cent of the calls a
+    /// second through berthd (docs/benchmarks.md).
     nonisolated func authorization(for key: Key) -> (String, String) {
-        tokens.authorization(for: key)
+        readyPorts.withLock { $0[key]?.authorization } ?? tokens.authorization(for: key)
     }
 
     /// The port if the serve process is ready now, without waiting.
     public nonisolated func readyPort(for key: Key) -> Int? {
-        readyPorts.withLock { $0[key] }
+        readyPorts.withLock { $0[key]?.port }
     }
 
     private func isBackingOff(_ key: Key) -> Bool {
