@@ -237,8 +237,8 @@ public actor ServeSupervisor: Service {
     }
 
     /// The header every call to that serve process carries: kept beside its port while it is
-    /// ready, since working out the HMAC at every call cost several per cent of the calls a
-    /// second through berthd (docs/benchmarks.md).
+    /// ready, since it stays the same while the process runs and every call needs it (an HMAC
+    /// per call was about 2 % of berthd's time under load).
     nonisolated func authorization(for key: Key) -> (String, String) {
         readyPorts.withLock { $0[key]?.authorization } ?? tokens.authorization(for: key)
     }

@@ -166,7 +166,7 @@ public struct SubmitJobRequest: StrictBody, Equatable {
 }
 
 /// Its own snake_case keys, so `berth submit` sends it with no key conversion: converting
-/// them cost the CLI three conformance lookups, each a scan of every record in the binary.
+/// them costs the CLI three conformance lookups, each a scan of every record in the binary.
 /// berthd still reads it with `Wire.decoder()`; a test checks the bytes match the converted ones.
 extension SubmitJobRequest: SnakeCaseEncodable {
     public func encode(to encoder: any Encoder) throws {

@@ -136,7 +136,7 @@ struct RequestBody {
     }
 
     /// A request type that writes its own snake_case keys, chosen where the type is known: no
-    /// key conversion, which cost three conformance lookups (scans of the whole binary).
+    /// key conversion, which costs three conformance lookups (scans of the whole binary).
     static func json(_ request: some SnakeCaseEncodable) throws(CommandFailure) -> RequestBody {
         try encoded { try Wire.encode(asWritten: request) }
     }
