@@ -25,32 +25,59 @@ public enum DatasetCheck {
     /// Words as the reference runner counts them: runs of letters and digits, and each other
     /// visible character on its own. An estimate of a tokenizer's count, and the same on both sides.
     public static func tokenCount<S: StringProtocol>(_ text: S) -> Int {
+        // ASCII text, the usual case, is counted from its UTF-8 bytes: decoding each byte into a
+        // Unicode scalar first was most of the work. Text with any other character takes the
+        // scalars' path, which looks up their properties.
+        if let ascii = text.utf8.withContiguousStorageIfAvailable(asciiTokenCount), let count = ascii {
+            return count
+        }
         var count = 0
         var inWord = false
         for scalar in text.unicodeScalars {
             let value = scalar.value
-            let isWordPart: Bool
-            let isSpace: Bool
-            if value < 0x80 {
-                // ASCII, the usual case, without a look-up of Unicode properties per character
-                // (that look-up was most of counting): letters and digits, and the six spaces.
-                isWordPart = (0x41...0x5A).contains(value) || (0x61...0x7A).contains(value) || (0x30...0x39).contains(value)
-                isSpace = value == 0x20 || (0x09...0x0D).contains(value)
-            } else {
-                isWordPart = scalar.properties.isAlphabetic
-                isSpace = scalar.properties.isWhitespace
-            }
-            if isWordPart {
-                if !inWord {
-                    count += 1
-                    inWord = true
-                }
-            } else {
-                inWord = false
-                if !isSpace { count += 1 }
-            }
+            let (isWordPart, isSpace) =
+                value < 0x80
+                ? asciiClass(UInt8(value))
+                : (scalar.properties.isAlphabetic, scalar.properties.isWhitespace)
+            step(isWordPart: isWordPart, isSpace: isSpace, count: &count, inWord: &inWord)
         }
         return count
+    }
+
+    /// The count of text that is all ASCII, or `nil` at its first byte that is not.
+    static func asciiTokenCount(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var count = 0
+        var inWord = false
+        for byte in bytes {
+            guard byte < 0x80 else { return nil }
+            let (isWordPart, isSpace) = asciiClass(byte)
+            step(isWordPart: isWordPart, isSpace: isSpace, count: &count, inWord: &inWord)
+        }
+        return count
+    }
+
+    /// An ASCII character as Unicode's properties have it, without looking them up: letters and
+    /// digits make words, and the six spaces separate them.
+    @inline(__always)
+    private static func asciiClass(_ byte: UInt8) -> (isWordPart: Bool, isSpace: Bool) {
+        // `| 0x20` folds A-Z onto a-z and sends no other byte there; the wrapping subtractions
+        // test a range with one comparison.
+        let isLetter = (byte | 0x20) &- 0x61 < 26
+        let isDigit = byte &- 0x30 < 10
+        return (isLetter || isDigit, byte == 0x20 || byte &- 0x09 < 5)
+    }
+
+    @inline(__always)
+    private static func step(isWordPart: Bool, isSpace: Bool, count: inout Int, inWord: inout Bool) {
+        if isWordPart {
+            if !inWord {
+                count += 1
+                inWord = true
+            }
+        } else {
+            inWord = false
+            if !isSpace { count += 1 }
+        }
     }
 
     /// The first `limit` problems of `data` (JSON Lines) for a job of `kind`, or its summary.

@@ -68,6 +68,12 @@ struct DatasetTests {
             let text = "x" + String(UnicodeScalar(UInt8(value))) + "y 7"
             #expect(DatasetCheck.tokenCount(text) == Self.referenceTokenCount(text), "scalar \(value)")
         }
+        // Long ASCII text (counted from its bytes), a substring of it, and the same with one
+        // character past ASCII at the very end (counted from its scalars).
+        let long = String(repeating: "The units, 12 of them;\t(all) ", count: 40)
+        #expect(DatasetCheck.tokenCount(long) == Self.referenceTokenCount(long))
+        #expect(DatasetCheck.tokenCount(long.dropFirst(5)) == Self.referenceTokenCount(String(long.dropFirst(5))))
+        #expect(DatasetCheck.tokenCount(long + "café") == Self.referenceTokenCount(long + "café"))
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("aZ09 _-.,;:!?\t\n\u{85}\u{a0}éß中文١٢€😀\u{301}")
         for _ in 0..<500 {
