@@ -57,7 +57,7 @@ extension LedgerTransaction {
         guard try apiKeys(owner: owner).allSatisfy({ $0.name != name }) else { return nil }
         try db.execute(
             sql: "INSERT INTO api_keys (name, owner, digest, created_at) VALUES (?, ?, ?, ?)",
-            arguments: [name, owner, Data(digest), now]
+            arguments: [name, owner, Data(digest), now.stored]
         )
         return try apiKey(id: db.lastInsertedRowID)
     }
@@ -65,11 +65,11 @@ extension LedgerTransaction {
     /// Revokes the owner's live key of that name; the key revoked, or nil if there is none.
     public func revokeAPIKey(name: String, owner: String, at now: Date) throws -> StoredAPIKey? {
         guard let key = try apiKeys(owner: owner).first(where: { $0.name == name }) else { return nil }
-        try db.execute(sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ?", arguments: [now, key.id])
+        try db.execute(sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ?", arguments: [now.stored, key.id])
         return key
     }
 
     public func recordAPIKeyUse(id: Int64, at now: Date) throws {
-        try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now, id])
+        try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now.stored, id])
     }
 }

@@ -111,7 +111,7 @@ extension LedgerTransaction {
         var minutes: [Minute: (tokens: Int, calls: Int, throttled: Int, budget: Int)] = [:]
         for call in invocations {
             try insert.execute(arguments: [
-                call.at, call.owner, call.target, call.reservationID, call.model, call.tier?.rawValue, call.outcome.rawValue,
+                call.at.stored, call.owner, call.target, call.reservationID, call.model, call.tier?.rawValue, call.outcome.rawValue,
                 call.inputTokens, call.outputTokens, call.latencyMs, call.cost,
             ])
             // Only what the reservation itself served counts against its budget.
@@ -129,7 +129,7 @@ extension LedgerTransaction {
         }
         // One row update per reservation and minute for the whole batch, not one per call.
         for (key, sum) in minutes {
-            try rollup.execute(arguments: [key.reservation, key.minute, sum.tokens, sum.calls, sum.throttled, sum.budget])
+            try rollup.execute(arguments: [key.reservation, key.minute.stored, sum.tokens, sum.calls, sum.throttled, sum.budget])
         }
         // The hourly rows and activity spans follow in `rollUpRecorded`.
     }
@@ -188,7 +188,7 @@ extension LedgerTransaction {
                 SELECT id, ? FROM reservations r WHERE name = ? AND status IN ('pending', 'active')
                   AND NOT EXISTS (SELECT 1 FROM gpu_quiet_spans q WHERE q.reservation_id = r.id AND q."end" IS NULL)
                 """,
-            arguments: [since, name]
+            arguments: [since.stored, name]
         )
     }
 
@@ -199,13 +199,13 @@ extension LedgerTransaction {
                 UPDATE gpu_quiet_spans SET "end" = MAX(start, ?) WHERE "end" IS NULL
                   AND reservation_id IN (SELECT id FROM reservations WHERE name = ?)
                 """,
-            arguments: [at, name]
+            arguments: [at.stored, name]
         )
     }
 
     /// Closes every open quiet span at `at`: nothing watched the GPUs after that.
     public func closeGPUQuietSpans(at: Date) throws {
-        try db.execute(sql: #"UPDATE gpu_quiet_spans SET "end" = MAX(start, ?) WHERE "end" IS NULL"#, arguments: [at])
+        try db.execute(sql: #"UPDATE gpu_quiet_spans SET "end" = MAX(start, ?) WHERE "end" IS NULL"#, arguments: [at.stored])
     }
 
     /// The reservation's quiet spans that reach into `[from, to)`.
@@ -216,7 +216,7 @@ extension LedgerTransaction {
                 SELECT start, "end" FROM gpu_quiet_spans
                 WHERE reservation_id = ? AND start < ? AND ("end" IS NULL OR "end" > ?) ORDER BY start
                 """,
-            arguments: [reservationID, to, from]
+            arguments: [reservationID, to.stored, from.stored]
         ).map { ($0[0], $0[1]) }
     }
 

@@ -237,7 +237,7 @@ extension LedgerTransaction {
         ).execute(arguments: [
             job.name, job.owner, job.kind.rawValue, job.reservationId, job.model, job.baseModel, job.status.rawValue, job.reason, job.priority,
             job.modelUnits, job.unitsNeeded, try JobRecord.encodeJSON(job.units), try job.hyperparameters.map(JobRecord.encodeJSON),
-            job.data, job.validationData, job.output, job.modelName, job.seed, job.submittedAt, job.startedAt, job.endedAt,
+            job.data, job.validationData, job.output, job.modelName, job.seed, job.submittedAt.stored, job.startedAt.stored, job.endedAt.stored,
             job.exitStatus, job.progress, job.busyUnitSeconds, job.inputTokens, job.outputTokens, job.logPath, job.callerUid,
             job.callerGid, job.pid,
         ])
@@ -296,12 +296,12 @@ extension LedgerTransaction {
                 INSERT INTO job_events (job_id, at, kind, detail)
                 SELECT id, ?, 'stopped', ? FROM jobs WHERE reservation_id = ? AND status = 'queued'
                 """
-        ).execute(arguments: [at, reason, reservationID])
+        ).execute(arguments: [at.stored, reason, reservationID])
         try db.cachedStatement(
             sql: """
                 UPDATE jobs SET status = 'stopped', reason = ?, ended_at = ? WHERE reservation_id = ? AND status = 'queued'
                 """
-        ).execute(arguments: [reason, at, reservationID])
+        ).execute(arguments: [reason, at.stored, reservationID])
     }
 
     /// Whether a job not yet finished will register a custom model of that name.
@@ -323,7 +323,7 @@ extension LedgerTransaction {
 
     public func addJobEvent(_ jobID: Int64, at: Date, kind: String, detail: String) throws {
         try db.cachedStatement(sql: "INSERT INTO job_events (job_id, at, kind, detail) VALUES (?, ?, ?, ?)").execute(arguments: [
-            jobID, at, kind, detail,
+            jobID, at.stored, kind, detail,
         ])
     }
 
@@ -432,7 +432,7 @@ extension LedgerTransaction {
                 UPDATE jobs SET status = ?, reason = ?, exit_status = ?, ended_at = ?, busy_unit_seconds = ?,
                 progress = CASE WHEN ? = 'completed' THEN 1 ELSE progress END WHERE id = ?
                 """,
-            arguments: [status.rawValue, reason, exitStatus, at, busy, status.rawValue, jobID]
+            arguments: [status.rawValue, reason, exitStatus, at.stored, busy, status.rawValue, jobID]
         )
         try addJobEvent(jobID, at: at, kind: status.rawValue, detail: reason ?? exitStatus.map { "exit status \($0)" } ?? "")
         // The runner is gone: units its ended reservation kept for it are free now.
@@ -442,7 +442,7 @@ extension LedgerTransaction {
                 WHERE held AND reservation_id = ? AND unit_id IN (SELECT value FROM json_each(?))
                   AND (SELECT status FROM reservations WHERE id = leases.reservation_id) NOT IN ('pending', 'active')
                 """,
-            arguments: [at, job.reservationId, String(decoding: try JSONEncoder().encode(job.units), as: UTF8.self)]
+            arguments: [at.stored, job.reservationId, String(decoding: try JSONEncoder().encode(job.units), as: UTF8.self)]
         )
     }
 
@@ -487,7 +487,7 @@ extension LedgerTransaction {
         case .startJob(let id, let units, let at):
             try db.execute(
                 sql: "UPDATE jobs SET status = 'running', units = ?, started_at = ? WHERE id = ?",
-                arguments: [String(decoding: try JSONEncoder().encode(units), as: UTF8.self), at, id]
+                arguments: [String(decoding: try JSONEncoder().encode(units), as: UTF8.self), at.stored, id]
             )
             try addJobEvent(id, at: at, kind: "started", detail: "on \(units.joined(separator: ","))")
         case .stopJob(let id, let reason, let at):

@@ -229,7 +229,7 @@ extension LedgerTransaction {
                     SELECT \(InvocationRecord.selection) FROM invocations WHERE id > ? AND +at >= ? AND +at < ? \(owner == nil ? "" : "AND +owner = ?")
                     """,
                 arguments: StatementArguments(
-                    [through, Date(timeIntervalSince1970: fullStart), Date(timeIntervalSince1970: fullEnd)] + ownerArgument
+                    [through, Date(timeIntervalSince1970: fullStart).stored, Date(timeIntervalSince1970: fullEnd).stored] + ownerArgument
                 )
             )
             while let row = try recent.next() {
@@ -270,7 +270,7 @@ extension LedgerTransaction {
                 sql: """
                     SELECT \(InvocationRecord.selection) FROM invocations WHERE at >= ? AND at < ? \(ownerFilter)
                     """,
-                arguments: StatementArguments([start, end] + ownerArgument)
+                arguments: StatementArguments([start.stored, end.stored] + ownerArgument)
             )
             while let row = try rows.next() {
                 let call = try InvocationRecord(row: row)
@@ -304,7 +304,7 @@ extension LedgerTransaction {
                     UNION
                     SELECT reservation_id FROM jobs WHERE submitted_at >= ? AND submitted_at < ? \(ownerFilter)
                     """,
-                arguments: StatementArguments([hi, lo] + ownerArgument + [query.from, query.to] + ownerArgument)
+                arguments: StatementArguments([hi.stored, lo.stored] + ownerArgument + [query.from.stored, query.to.stored] + ownerArgument)
             )
         )
         ids.formUnion(slices.compactMap(\.reservationID))
@@ -367,7 +367,7 @@ extension LedgerTransaction {
                     SELECT reservation_id, minute, tokens, calls, throttled, budget FROM reservation_minutes
                     WHERE minute > ? AND minute < ? AND reservation_id IN (\(list))
                     """,
-                arguments: [query.from.addingTimeInterval(-60), query.to]
+                arguments: [query.from.addingTimeInterval(-60).stored, query.to.stored]
             ).map {
                 ReservationMinute(reservationID: $0[0], minute: $0[1], tokens: $0[2], calls: $0[3], throttled: $0[4], budget: $0[5])
             }

@@ -40,7 +40,7 @@ public final class Ledger: Sendable {
     /// supervisors) reads the clock through this, so a reservation that starts now is due now,
     /// not a fraction of a millisecond later once written and read back.
     public static func asStored(_ date: Date) -> Date {
-        Date.fromDatabaseValue(date.forTruncatingFormatter.databaseValue) ?? date
+        Date.fromDatabaseValue(date.forTruncatingFormatter.stored.databaseValue) ?? date
     }
 
     public init(
@@ -446,8 +446,8 @@ public struct LedgerTransaction {
                 WHERE id = ?
                 """,
             arguments: [
-                reservation.name, reservation.model, reservation.modelUnits, reservation.units, reservation.start,
-                reservation.end, reservation.waiting, record.pinnedUnits, reservation.id,
+                reservation.name, reservation.model, reservation.modelUnits, reservation.units, reservation.start.stored,
+                reservation.end.stored, reservation.waiting, record.pinnedUnits, reservation.id,
             ]
         )
     }
@@ -460,7 +460,7 @@ public struct LedgerTransaction {
             sql: """
                 UPDATE reservations SET status = ?, ended_at = ?, status_reason = ?, waiting = 0 WHERE id = ?
                 """
-        ).execute(arguments: [status.rawValue, at, reason, reservationID])
+        ).execute(arguments: [status.rawValue, at.stored, reason, reservationID])
         try cancelQueue(reservationID: reservationID, reason: JobEndReason.reservationEnded.rawValue, at: at)
         // Units a job of this reservation still runs on stay held until its runner is gone
         // (`finishJob` closes them): the reservation's jobs stop first.
@@ -471,7 +471,7 @@ public struct LedgerTransaction {
                     SELECT value FROM jobs, json_each(jobs.units) WHERE reservation_id = ? AND status IN ('running', 'stopping')
                 )
                 """
-        ).execute(arguments: [at, at, reservationID, reservationID])
+        ).execute(arguments: [at.stored, at.stored, reservationID, reservationID])
     }
 
     // MARK: Leases
@@ -646,7 +646,7 @@ public struct LedgerTransaction {
                     sql: """
                         UPDATE reservations SET status = 'active', waiting = 0, start = ?, "end" = ? WHERE id = ?
                         """
-                ).execute(arguments: [start, end, id])
+                ).execute(arguments: [start.stored, end.stored, id])
                 try insertLeases(reservationID: id, units: units, start: leaseStart, end: end)
             case .grow(let id, let units, let at):
                 let end = try Date.fetchOne(db.cachedStatement(sql: #"SELECT "end" FROM reservations WHERE id = ?"#), arguments: [id])

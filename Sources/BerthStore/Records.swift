@@ -36,6 +36,8 @@ struct UnitRecord: Codable, FetchableRecord, PersistableRecord {
 
 struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "models"
+    /// Times as GRDB writes them, made without its `DateFormatter` (`LedgerTime`).
+    static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .custom { $0.stored } }
 
     /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
     enum CodingKeys: String, CodingKey {
@@ -269,14 +271,14 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         container["model_units"] = modelUnits
         container["units"] = units
         container["commitment"] = commitment.rawValue
-        container["start"] = start
-        container["end"] = end
+        container["start"] = start.stored
+        container["end"] = end.stored
         container["duration"] = duration
         container["status"] = status.rawValue
         container["waiting"] = waiting
         container["spillover"] = spillover
-        container["created_at"] = createdAt
-        container["ended_at"] = endedAt
+        container["created_at"] = createdAt.stored
+        container["ended_at"] = endedAt.stored
         container["status_reason"] = statusReason
         container["executor"] = executor
         container["pinned_units"] = pinnedUnits
@@ -364,8 +366,8 @@ struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
         container["id"] = id
         container["unit_id"] = unitId
         container["reservation_id"] = reservationId
-        container["start"] = start
-        container["end"] = end
+        container["start"] = start.stored
+        container["end"] = end.stored
         container["held"] = held
     }
 
@@ -389,6 +391,8 @@ struct LeaseRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
 struct IdempotencyRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "idempotency_keys"
+    /// Times as GRDB writes them, made without its `DateFormatter` (`LedgerTime`).
+    static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .custom { $0.stored } }
 
     /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
     enum CodingKeys: String, CodingKey {
