@@ -29,10 +29,9 @@ struct LedgerTime: DatabaseValueConvertible {
     static func text(_ date: Date) -> String? {
         // As Foundation hands a date to ICU, milliseconds since 1970 as a double, and as ICU
         // writes it: to the nearest millisecond.
-        let udate = (date.timeIntervalSinceReferenceDate + 978_307_200) * 1000
-        guard udate >= 0, udate < 253_402_300_800_000 else { return nil }
-        let milliseconds = Int64(udate.rounded())
-        let (days, inDay) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
+        let milliseconds = ((date.timeIntervalSinceReferenceDate + 978_307_200) * 1000).rounded()
+        guard milliseconds >= 0, milliseconds < 253_402_300_800_000 else { return nil }
+        let (days, inDay) = Int64(milliseconds).quotientAndRemainder(dividingBy: 86_400_000)
         let (year, month, day) = civil(daysSince1970: days)
         return String(unsafeUninitializedCapacity: 23) { text in
             // yyyy-MM-dd HH:mm:ss.SSS

@@ -50,7 +50,12 @@ struct LedgerTimeTests {
 
     @Test("before 1970 and from the year 10000 on, GRDB's own formatter writes the text")
     func outsideTheRange() {
-        for date in [Date(timeIntervalSince1970: -1), Date(timeIntervalSince1970: -86_400 * 365), Date(timeIntervalSince1970: 253_402_300_800)] {
+        let outside = [
+            Date(timeIntervalSince1970: -1), Date(timeIntervalSince1970: -86_400 * 365), Date(timeIntervalSince1970: 253_402_300_800),
+            // Rounds up to the first millisecond of the year 10000.
+            Date(timeIntervalSince1970: 253_402_300_799.9996),
+        ]
+        for date in outside {
             #expect(LedgerTime.text(date) == nil)
             #expect(String.fromDatabaseValue(LedgerTime(date).databaseValue) == Self.grdb(date))
         }
