@@ -125,10 +125,6 @@ extension Berth {
         }
 
         /// `failed (exit status 3)`, `stopped (stopped by alice)`, `running`.
-        static func status(_ job: JobView) -> String {
-            status(job.shownStatus, reason: job.reason)
-        }
-
         static func status(_ job: JobRow) -> String {
             status(job.shownStatus, reason: job.reason)
         }
