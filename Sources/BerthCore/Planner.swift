@@ -155,6 +155,24 @@ extension PlanStep {
         case .activate, .grow, .expire: false
         }
     }
+
+    /// The reservation a step changes; nil for a job's step.
+    public var reservationID: Int64? {
+        switch self {
+        case .activate(let id, _, _, _, _), .grow(let id, _, _), .expire(let id, _): id
+        case .startJob, .stopJob, .cancelJob: nil
+        }
+    }
+}
+
+extension Plan {
+    /// Whether a step starts, grows or ends one of `reservations` that is for inference: only
+    /// those change which serve processes should run. `reservations` are the ones planned
+    /// over, which hold every reservation a step can name.
+    public func changesInference(of reservations: [Reservation]) -> Bool {
+        let changed = Set(steps.compactMap(\.reservationID))
+        return !changed.isEmpty && reservations.contains { $0.purpose == .inference && changed.contains($0.id) }
+    }
 }
 
 public struct Plan: Sendable, Equatable {

@@ -48,9 +48,10 @@ final class CommitGroup: Sendable {
 
     private let batches: GroupCommit<Request, BatchAnswer>
 
-    /// `afterBatch` is told once per committed batch, with what its scheduling cycle did: the
-    /// services that follow the ledger look again once per batch, not once per request.
-    init(ledger: Ledger, clock: @escaping @Sendable () -> Date, afterBatch: @escaping @Sendable (Plan) -> Void) {
+    /// `afterBatch` is told once per committed batch, with what its scheduling cycle did and
+    /// whether that started, grew or ended an inference reservation: the services that follow
+    /// the ledger look again once per batch, not once per request, and only if it concerns them.
+    init(ledger: Ledger, clock: @escaping @Sendable () -> Date, afterBatch: @escaping @Sendable (_ plan: Plan, _ changesServes: Bool) -> Void) {
         batches = GroupCommit(exclusiveKey: { request in request.key.map { "\(request.owner)\u{0}\($0)" } }) { batch, _ in
             await Self.write(batch, ledger: ledger, clock: clock, afterBatch: afterBatch)
         }
@@ -71,7 +72,7 @@ final class CommitGroup: Sendable {
         _ batch: [Request],
         ledger: Ledger,
         clock: @escaping @Sendable () -> Date,
-        afterBatch: @Sendable (Plan) -> Void
+        afterBatch: @Sendable (_ plan: Plan, _ changesServes: Bool) -> Void
     ) async -> [Result<BatchAnswer, any Error>] {
         enum Outcome: Sendable {
             case stored(IdempotentAnswer)
@@ -79,7 +80,7 @@ final class CommitGroup: Sendable {
             case refused(any Error)
         }
         do {
-            let (plan, results) = try await ledger.write { tx -> (Plan, [Result<BatchAnswer, any Error>]) in
+            let (cycle, results) = try await ledger.write { tx -> ((plan: Plan, changesServes: Bool), [Result<BatchAnswer, any Error>]) in
                 // Read once the writer is ours: never earlier than a change its requests made
                 // with the time they read (a reservation that starts now is due in this cycle).
                 let now = clock()
@@ -103,10 +104,10 @@ final class CommitGroup: Sendable {
                     }
                 }
                 // 2. One scheduling cycle for all of them, so answers show leases and started jobs.
-                let plan = try Scheduler.cycle(tx, now: now)
+                let cycle = try Scheduler.cycleNotingServes(tx, now: now)
                 // 3. The answers, stored with their keys in the same transaction.
                 return (
-                    plan,
+                    cycle,
                     try zip(batch, outcomes).map { request, outcome in
                         switch outcome {
                         case .stored(let answer):
@@ -128,7 +129,7 @@ final class CommitGroup: Sendable {
                     }
                 )
             }
-            afterBatch(plan)
+            afterBatch(cycle.plan, cycle.changesServes)
             return results
         } catch {
             // Nothing of the batch was committed: every request gets the error, none acted.

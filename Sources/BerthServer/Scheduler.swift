@@ -30,9 +30,16 @@ public final class Scheduler: Service, Sendable {
     /// One cycle inside the caller's transaction: plan from what is committed, apply the plan.
     /// Handlers call it after their change so the answer already shows its effect.
     public static func cycle(_ tx: LedgerTransaction, now: Date) throws -> Plan {
-        let plan = Planner.plan(try tx.snapshot(), now: now)
+        try cycleNotingServes(tx, now: now).plan
+    }
+
+    /// `cycle`, and whether its plan starts, grows or ends an inference reservation: whether
+    /// the serve supervisor has anything to start or stop because of it.
+    static func cycleNotingServes(_ tx: LedgerTransaction, now: Date) throws -> (plan: Plan, changesServes: Bool) {
+        let snapshot = try tx.snapshot()
+        let plan = Planner.plan(snapshot, now: now)
         try tx.apply(plan)
-        return plan
+        return (plan, plan.changesInference(of: snapshot.reservations))
     }
 
     /// Asks for a cycle soon: something changed.

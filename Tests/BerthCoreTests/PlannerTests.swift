@@ -241,6 +241,30 @@ struct PlanningTests {
         #expect(sim.leases[0].start == t(0))
     }
 
+    @Test("a plan changes the serve processes only when it activates, grows or ends an inference reservation")
+    func changesInference() {
+        var sim = PlanSimulator(units: Fixtures.dedicatedUnits(4))
+        var training = Fixtures.reservation(1, units: 2, start: t(0), end: t(2))
+        training.purpose = .training
+        sim.reservations[1] = training
+        sim.reservations[2] = Fixtures.reservation(2, units: 1, start: t(1), end: t(3))
+        var plan = Planner.plan(sim.snapshot, now: t(0))
+        #expect(plan.steps.map(\.reservationID) == [1])
+        #expect(!plan.changesInference(of: sim.snapshot.reservations))
+        sim.apply(plan)
+        plan = Planner.plan(sim.snapshot, now: t(1))
+        #expect(plan.steps.map(\.reservationID) == [2])
+        #expect(plan.changesInference(of: sim.snapshot.reservations))
+        sim.apply(plan)
+        // Both end in one cycle: the inference one among them is enough.
+        plan = Planner.plan(sim.snapshot, now: t(3))
+        #expect(Set(plan.steps.compactMap(\.reservationID)) == [1, 2])
+        #expect(plan.changesInference(of: sim.snapshot.reservations))
+        // A job's step names no reservation.
+        #expect(PlanStep.startJob(jobID: 7, units: ["cpu-0"], at: t(0)).reservationID == nil)
+        #expect(!Plan(steps: [.startJob(jobID: 7, units: ["cpu-0"], at: t(0))]).changesInference(of: sim.snapshot.reservations))
+    }
+
     @Test("a unit freed after a reservation's start is not handed out for the past")
     func noBackdatingOntoFreshlyFreedUnits() {
         var sim = PlanSimulator(units: Fixtures.dedicatedUnits(1))

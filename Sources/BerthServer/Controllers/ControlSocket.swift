@@ -71,15 +71,17 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
     let callClock = services.clock
     let clock: @Sendable () -> Date = { Ledger.asStored(callClock()) }
     let routes = services.routes
-    let commits = CommitGroup(ledger: ledger, clock: clock) { plan in
+    let commits = CommitGroup(ledger: ledger, clock: clock) { plan, changesServes in
         routes.clear()
         // The batch's own cycle already placed what it could: the scheduler only needs to
         // know when the next start or end falls due, and each supervisor needs to look only if
         // that cycle changed what it follows: the job supervisor jobs, the serve supervisor
-        // reservations (a batch of reservations made starts no job).
+        // inference reservations (a batch of reservations made starts no job, and a training
+        // reservation has no serve process: waking it for one cost a read of the ledger and
+        // about a fifth of berthd's CPU for a reservation made and released).
         scheduler.cycleRan(nextDue: plan.nextWake)
         if plan.steps.contains(where: \.isJobStep) { supervisor.wake() }
-        if plan.steps.contains(where: { !$0.isJobStep }) { serve.wake() }
+        if changesServes { serve.wake() }
         if !plan.steps.isEmpty { services.slurmReservations?.wake() }
     }
     // After a change: the scheduler plans again, the supervisors start or stop processes.

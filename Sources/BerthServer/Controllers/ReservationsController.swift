@@ -3,6 +3,7 @@ import BerthStore
 import BerthWire
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// `/v1/reservations`: reserve, list, show, update and release. Every change goes through
 /// the commit group, so it shares a transaction, an fsync and a scheduling cycle with the
@@ -314,6 +315,8 @@ struct ReservationsController: Sendable {
         let caller = try context.requireCaller()
         let name = try context.parameter("name")
         let now = self.now
+        // Set in the batch's transaction: a replayed answer (Idempotency-Key) released nothing.
+        let releasedInference = Mutex(false)
         let response = try await commits.respond(to: request, caller: caller, body: Data(), route: "DELETE /v1/reservations/\(name)") { tx in
             let r = try tx.visibleReservation(name, caller: caller)
             switch Planner.release(r, now: now) {
@@ -326,15 +329,16 @@ struct ReservationsController: Sendable {
                 )
             case .release(let at):
                 try tx.finish(reservationID: r.id, status: .deleted, at: at, reason: "released by \(caller.user)")
+                releasedInference.withLock { $0 = r.purpose == .inference }
             }
             return Change(status: 200) { tx in try Views.reservation(try tx.reservation(id: r.id) ?? r, in: tx) }
         }
         context.logger.info("released", metadata: ["reservation": "\(name)", "by": "\(caller.user)"])
         // The batch's own scheduling cycle ran after the release: it stopped the reservation's
         // jobs (which wakes the job supervisor) and placed what the freed units let start, so the
-        // scheduler need not run another. Only its serve process, which no plan step names, is
-        // left to stop.
-        serve.wake()
+        // scheduler need not run another. Only an inference reservation's serve process, which
+        // no plan step names, is left to stop.
+        if releasedInference.withLock({ $0 }) { serve.wake() }
         await cluster?.sync()
         return response
     }
