@@ -77,8 +77,8 @@ func buildRouter(_ services: ControlServices, serve: any ServeProcesses) -> Rout
         // know when the next start or end falls due, and each supervisor needs to look only if
         // that cycle changed what it follows: the job supervisor jobs, the serve supervisor
         // inference reservations (a batch of reservations made starts no job, and a training
-        // reservation has no serve process: waking it for one cost a read of the ledger and
-        // about a fifth of berthd's CPU for a reservation made and released).
+        // reservation has no serve process, while each wake costs the supervisor a read of
+        // the ledger).
         scheduler.cycleRan(nextDue: plan.nextWake)
         if plan.steps.contains(where: \.isJobStep) { supervisor.wake() }
         if changesServes { serve.wake() }
