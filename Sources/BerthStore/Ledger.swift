@@ -430,8 +430,21 @@ public struct LedgerTransaction {
     /// Inserts a new reservation and returns it with its id.
     public func insert(_ reservation: Reservation) throws -> Reservation {
         var record = ReservationRecord(reservation)
-        record.id = nil
-        try record.insert(db)
+        // A prepared INSERT of plain values, as for jobs: GRDB's record persistence builds the
+        // statement's SQL and arguments through a container on every reservation made.
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO reservations (name, owner, model, purpose, model_units, units, commitment, start, "end", duration, \
+                status, waiting, spillover, created_at, ended_at, status_reason, executor, pinned_units) \
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            record.name, record.owner, record.model, record.purpose.rawValue, record.modelUnits, record.units,
+            record.commitment.rawValue, record.start.stored, record.end.stored, record.duration, record.status.rawValue,
+            record.waiting, record.spillover, record.createdAt.stored, record.endedAt.stored, record.statusReason,
+            record.executor, record.pinnedUnits,
+        ])
+        record.id = db.lastInsertedRowID
         return record.reservation
     }
 

@@ -187,21 +187,9 @@ struct ModelRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
-    static let databaseTableName = "reservations"
-
-    /// Column names, spelled out: GRDB's snake-case conversion cost more than the query on hot reads.
-    enum CodingKeys: String, CodingKey {
-        case id, name, owner, model, purpose
-        case modelUnits = "model_units"
-        case units, commitment, start, end, duration, status, waiting, spillover
-        case createdAt = "created_at"
-        case endedAt = "ended_at"
-        case statusReason = "status_reason"
-        case executor
-        case pinnedUnits = "pinned_units"
-    }
-
+/// A row of `reservations`, read by position (`init(row:)`) and written by one prepared
+/// statement (`LedgerTransaction.insert(_:)`).
+struct ReservationRecord: FetchableRecord {
     var id: Int64?
     var name: String
     var owner: String
@@ -226,7 +214,8 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     /// Every column `init(row:)` reads, in its order. Reads name these columns (never `SELECT *`):
     /// reservations are read on every scheduling cycle and every submission, where decoding
-    /// through Codable or by column name cost more than the query.
+    /// through Codable or by column name cost more than the query. They are written only by
+    /// `LedgerTransaction.insert(_:)`'s statement: a column added to the record is added to both.
     static let selection = """
         id, name, owner, model, purpose, model_units, units, commitment, start, "end", duration, status, waiting, \
         spillover, created_at, ended_at, status_reason, executor, pinned_units
@@ -253,35 +242,6 @@ struct ReservationRecord: Codable, FetchableRecord, MutablePersistableRecord {
         statusReason = row[16]
         executor = row[17]
         pinnedUnits = row[18]
-    }
-
-    mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-
-    /// Written by hand, as it is read: every reservation made inserts one, and going through
-    /// Codable's encoder cost more than the insert. A column added to the record is added here
-    /// and to `selection`.
-    func encode(to container: inout PersistenceContainer) {
-        container["id"] = id
-        container["name"] = name
-        container["owner"] = owner
-        container["model"] = model
-        container["purpose"] = purpose.rawValue
-        container["model_units"] = modelUnits
-        container["units"] = units
-        container["commitment"] = commitment.rawValue
-        container["start"] = start.stored
-        container["end"] = end.stored
-        container["duration"] = duration
-        container["status"] = status.rawValue
-        container["waiting"] = waiting
-        container["spillover"] = spillover
-        container["created_at"] = createdAt.stored
-        container["ended_at"] = endedAt.stored
-        container["status_reason"] = statusReason
-        container["executor"] = executor
-        container["pinned_units"] = pinnedUnits
     }
 
     init(_ r: Reservation) {

@@ -51,6 +51,7 @@ struct LedgerTests {
         reservation.statusReason = "waiting for 2 free dedicated units"
         reservation.executor = "slurm"
         reservation.pinnedUnits = ["cpu-2", "cpu-3"]
+        reservation.endedAt = t(2)
         let inserted = try ledger.writeNow { try $0.insert(reservation) }
         #expect(inserted.id > 0)
         var expected = reservation
