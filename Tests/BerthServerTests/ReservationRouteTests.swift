@@ -119,6 +119,27 @@ struct ReservationRouteTests {
         }
     }
 
+    @Test("the serve supervisor is woken for an inference reservation made or released, never for a training one")
+    func serveWokenForInferenceOnly() async throws {
+        let app = try RouteTestApp()
+        let wakes = app.serveWakes
+        try await app.test { client in
+            for (purpose, woken) in [("training", false), ("inference", true)] {
+                let before = wakes.value
+                let made = try await client.send(
+                    .post,
+                    "/v1/reservations",
+                    json: #"{"name": "\#(purpose)", "model": "amazon.nova-micro-v1:0", "model_units": 1, "purpose": "\#(purpose)"}"#
+                )
+                #expect(made.status == .created, "\(String(buffer: made.body))")
+                #expect((wakes.value > before) == woken, "\(purpose): made")
+                let released = wakes.value
+                #expect(try await client.send(.delete, "/v1/reservations/\(purpose)").status == .ok)
+                #expect((wakes.value > released) == woken, "\(purpose): released")
+            }
+        }
+    }
+
     @Test("a body over 1 MiB is refused with 413")
     func tooLarge() async throws {
         try await RouteTestApp().test { client in

@@ -24,6 +24,8 @@ final class RouteTestApp {
     let ledger: Ledger
     let clock = TestClock()
     let router: Router<BerthRequestContext>
+    /// How many times the routes have woken the serve supervisor.
+    let serveWakes = ServeWakes()
 
     init(config text: String = TemporaryDaemon.config()) throws {
         let config = try DaemonConfig.parse(text)
@@ -58,7 +60,7 @@ final class RouteTestApp {
             metrics: DaemonMetrics()
         )
         self.ledger = ledger
-        self.router = buildRouter(services, serve: ReadyServeProcesses())
+        self.router = buildRouter(services, serve: ReadyServeProcesses(wakes: serveWakes))
     }
 
     /// Runs `body` with a client of the router.
@@ -101,12 +103,23 @@ final class TestClock: Sendable {
     }
 }
 
+/// A count of wake-ups, shared by the serve processes and the test.
+final class ServeWakes: Sendable {
+    private let count = Mutex(0)
+
+    var value: Int { count.withLock { $0 } }
+
+    func add() { count.withLock { $0 += 1 } }
+}
+
 /// Serve processes that are ready at once: the reservations' answers show them so, and no
-/// call is made.
+/// call is made. They count how often they are told to look again.
 struct ReadyServeProcesses: ServeProcesses {
+    var wakes = ServeWakes()
+
     func port(for key: ServeSupervisor.Key) async -> Int? { 1 }
     func readyPort(for key: ServeSupervisor.Key) -> Int? { 1 }
     func onDemandPort(model: Model) async -> Int? { nil }
-    func wake() {}
+    func wake() { wakes.add() }
     func authorization(for key: ServeSupervisor.Key) -> (String, String) { ("Authorization", "Bearer \(key)") }
 }
