@@ -565,6 +565,21 @@ public struct LedgerTransaction {
 
     func snapshotBase() throws -> SnapshotBase {
         if let snapshots, let known = snapshots.cache.base(since: snapshots.since, writing: snapshots.writing) { return known }
+        if let snapshots, snapshots.writing, let (known, inserted) = snapshots.cache.baseMissingInsertedReservations(since: snapshots.since) {
+            // Only reservations were inserted since the base was read: read those (one, for a
+            // reservation made) rather than the whole base. A row a rolled-back savepoint
+            // inserted is gone; an id inserted twice (after such a rollback) is read once.
+            var base = known
+            var added = false
+            for id in Set(inserted) where !base.reservations.contains(where: { $0.id == id }) {
+                guard let reservation = try reservation(id: id), !reservation.status.isTerminal else { continue }
+                base.reservations.append(reservation)
+                added = true
+            }
+            // In id order, as the full read has them.
+            if added { base.reservations.sort { $0.id < $1.id } }
+            return base
+        }
         // Every change to a reservation makes the base stale, so under a burst of them it is read
         // once per request: its rows are decoded where they lie, through cursors, as copying
         // every row first (`fetchAll`) cost more than the queries.

@@ -27,12 +27,19 @@ struct SnapshotBase: Sendable {
 /// Like `CommittedRows`, a read may store what it found only if no such transaction ended
 /// since it began (`generation` unchanged), and a write may use or store it only before it has
 /// changed any of the tables itself (`touched` false): what it reads then is what is committed.
+///
+/// One change is common enough to be worth more: a write that has only inserted reservations
+/// (every reservation made) may still use the base, with the rows it inserted read by id and
+/// added (`baseMissingInsertedReservations`), instead of reading the whole base again.
 final class SnapshotCache: TransactionObserver, Sendable {
     private struct State {
         var generation: UInt64 = 0
         var base: SnapshotBase?
         /// A statement of the transaction now being written changed one of the base's tables.
         var touched = false
+        /// Every such change so far was a reservation inserted; these are their row ids.
+        var onlyReservationsInserted = true
+        var insertedReservations: [Int64] = []
     }
 
     private let state = Mutex(State())
@@ -52,6 +59,16 @@ final class SnapshotCache: TransactionObserver, Sendable {
         state.withLock { state in
             guard state.generation == generation, !(writing && state.touched) else { return nil }
             return state.base
+        }
+    }
+
+    /// The base as it was before the transaction now being written changed anything of it, and
+    /// the ids of the reservations it inserted, if inserting reservations is all it changed:
+    /// then those rows, as far as they are still there and live, are all the base lacks.
+    func baseMissingInsertedReservations(since generation: UInt64) -> (base: SnapshotBase, inserted: [Int64])? {
+        state.withLock { state in
+            guard state.generation == generation, state.touched, state.onlyReservationsInserted, let base = state.base else { return nil }
+            return (base, state.insertedReservations)
         }
     }
 
@@ -80,7 +97,16 @@ final class SnapshotCache: TransactionObserver, Sendable {
     }
 
     func databaseDidChange(with event: DatabaseEvent) {
-        state.withLock { $0.touched = true }
+        // The event is GRDB's only for this call: what is kept is copied out of it.
+        let insertedReservation = event.kind == .insert && event.tableName == "reservations" ? event.rowID : nil
+        state.withLock { state in
+            state.touched = true
+            if let insertedReservation {
+                state.insertedReservations.append(insertedReservation)
+            } else {
+                state.onlyReservationsInserted = false
+            }
+        }
     }
 
     func databaseDidCommit(_ db: Database) { forgetIfTouched() }
@@ -89,6 +115,8 @@ final class SnapshotCache: TransactionObserver, Sendable {
 
     private func forgetIfTouched() {
         state.withLock { state in
+            state.onlyReservationsInserted = true
+            state.insertedReservations = []
             guard state.touched else { return }
             state.touched = false
             state.base = nil

@@ -124,6 +124,66 @@ struct SnapshotCacheTests {
         }
     }
 
+    @Test(
+        "inside a write that has only inserted reservations, the kept snapshot with those rows added equals a fresh read",
+        arguments: [1, 2, 3] as [UInt64]
+    )
+    func reservationsInsertedInsideWrite(seed: UInt64) throws {
+        struct Refused: Error {}
+        let ledger = try Ledger()
+        try ledger.writeNow { tx in
+            try tx.syncCatalog(
+                units: Fixtures.dedicatedUnits(6).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
+        }
+        var random = SeededGenerator(seed: seed)
+        var made: Int64 = 0
+        for step in 0..<300 {
+            let now = t(Double(step) / 60)
+            _ = try cached(ledger)  // the committed base, kept
+            let live = try ledger.readNow { try $0.liveReservations() }
+            let (readFirst, inserts) = (Bool.random(using: &random), Int.random(in: 1...3, using: &random))
+            let plan: [Int] = (0..<inserts).map { _ in Int.random(in: 0..<4, using: &random) }
+            let released = live.randomElement(using: &random)
+            made += Int64(inserts)
+            let first = made - Int64(inserts) + 1
+            try ledger.writeNow { tx in
+                // As admission does, before its insert; or not at all.
+                if readFirst { _ = try tx.snapshot(readingQueues: false) }
+                for (offset, kind) in plan.enumerated() {
+                    let r = Fixtures.reservation(first + Int64(offset), units: 1 + offset % 2, start: now, end: now.addingTimeInterval(3600))
+                    switch kind {
+                    case 0, 1:
+                        _ = try tx.insert(r)
+                    case 2:
+                        // Inserted in a savepoint that is rolled back: gone again.
+                        #expect(throws: Refused.self) {
+                            try tx.savepoint {
+                                _ = try tx.insert(r)
+                                throw Refused()
+                            }
+                        }
+                    default:
+                        // Inserted, and another change besides: the base must be read afresh.
+                        _ = try tx.insert(r)
+                        if let released { try tx.finish(reservationID: released.id, status: .deleted, at: now, reason: "released") }
+                    }
+                }
+                let seen = Seen(try tx.snapshot())
+                #expect(seen == Seen(try LedgerTransaction(db: tx.db).snapshot()), "step \(step): \(seen)")
+                // The batch's cycle, on that snapshot.
+                try tx.apply(Planner.plan(try tx.snapshot(), now: now))
+            }
+            #expect(try cached(ledger) == (try fresh(ledger)), "step \(step)")
+            // Keep the pool from filling up for good.
+            if let gone = live.randomElement(using: &random), gone.id != released?.id, Bool.random(using: &random) {
+                try ledger.writeNow { try $0.finish(reservationID: gone.id, status: .deleted, at: now, reason: "released") }
+            }
+        }
+    }
+
     @Test("inside a write, a snapshot taken after a change shows that change")
     func changeInsideWrite() throws {
         let ledger = try Ledger()
