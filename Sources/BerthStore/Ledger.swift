@@ -412,6 +412,15 @@ public struct LedgerTransaction {
         return reservation
     }
 
+    /// Whether a live reservation has that name (names are unique among live ones): what a new
+    /// reservation's name is checked against, from the live names' own index, reading no row.
+    public func hasLiveReservation(named name: String) throws -> Bool {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM reservations WHERE name = ? AND status IN ('pending', 'active')"),
+            arguments: [name]
+        ) != nil
+    }
+
     /// A reservation's name and status, without reading the rest of its row: what a
     /// submission's transaction checks again, and the name a job shows.
     public func reservationState(id: Int64) throws -> (name: String, status: ReservationStatus)? {

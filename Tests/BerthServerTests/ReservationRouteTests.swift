@@ -140,6 +140,26 @@ struct ReservationRouteTests {
         }
     }
 
+    @Test("a name is taken while its reservation is live, by a new one or a rename, and free again once it is released")
+    func namesTakenWhileLive() async throws {
+        try await RouteTestApp().test { client in
+            func reserve(_ name: String) async throws -> TestResponse {
+                try await client.send(.post, "/v1/reservations", json: #"{"name": "\#(name)", "model": "amazon.nova-micro-v1:0", "model_units": 1}"#)
+            }
+            #expect(try await reserve("a").status == .created)
+            #expect(try await reserve("b").status == .created)
+            #expect(try await reserve("a").error?.error.code == "name-taken")
+            let renamed = try await client.send(.patch, "/v1/reservations/b", json: #"{"name": "a"}"#)
+            #expect(renamed.error?.error.code == "name-taken", "\(String(buffer: renamed.body))")
+            #expect(try await client.send(.delete, "/v1/reservations/a").status == .ok)
+            let again = try await reserve("a")
+            #expect(again.status == .created, "\(String(buffer: again.body))")
+            #expect(try await client.send(.delete, "/v1/reservations/a").status == .ok)
+            let renamedNow = try await client.send(.patch, "/v1/reservations/b", json: #"{"name": "a"}"#)
+            #expect(renamedNow.status == .ok, "\(String(buffer: renamedNow.body))")
+        }
+    }
+
     @Test("a body over 1 MiB is refused with 413")
     func tooLarge() async throws {
         try await RouteTestApp().test { client in

@@ -60,7 +60,7 @@ struct ReservationsController: Sendable {
             let model = try tx.visibleModel(input.model, caller: caller)
             try refuse(ReservationRules.purposeProblem(purpose, model: model, spillover: spillover))
             let units = input.modelUnits * model.unitsPerModelUnit
-            if let taken = try tx.reservation(named: input.name), !taken.status.isTerminal {
+            if try tx.hasLiveReservation(named: input.name) {
                 throw APIError(.nameTaken, "a reservation named '\(input.name)' already exists; choose another name")
             }
             // 3. Admission against the capacity calendar of one executor's units.
@@ -249,7 +249,7 @@ struct ReservationsController: Sendable {
                 throw APIError(.invalidState, "reservation '\(name)' is \(r.status.rawValue); only pending and active reservations can be updated")
             }
             if let newName = input.name, newName != r.name {
-                if let taken = try tx.reservation(named: newName), !taken.status.isTerminal {
+                if try tx.hasLiveReservation(named: newName) {
                     throw APIError(.nameTaken, "a reservation named '\(newName)' already exists; choose another name")
                 }
                 r.name = newName
