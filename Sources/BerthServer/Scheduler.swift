@@ -36,7 +36,7 @@ public final class Scheduler: Service, Sendable {
     /// `cycle`, and whether its plan starts, grows or ends an inference reservation: whether
     /// the serve supervisor has anything to start or stop because of it.
     static func cycleNotingServes(_ tx: LedgerTransaction, now: Date) throws -> (plan: Plan, changesServes: Bool) {
-        let snapshot = try tx.snapshot()
+        let snapshot = try tx.snapshot(planningAt: now)
         let plan = Planner.plan(snapshot, now: now)
         try tx.apply(plan)
         return (plan, plan.changesInference(of: snapshot.reservations))

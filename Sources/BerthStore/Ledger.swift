@@ -559,15 +559,18 @@ public struct LedgerTransaction {
     /// What the planner needs, read in this transaction: the base as last committed if no
     /// change since touched it (`SnapshotCache`), and the heads of the queues, always read
     /// unless `readingQueues` is false (admission books reservations in a calendar, and
-    /// needs no jobs: a query per live reservation spared on every reservation made).
-    public func snapshot(readingQueues: Bool = true) throws -> Snapshot {
+    /// needs no jobs: a query per live reservation spared on every reservation made). A cycle
+    /// planning at `now` reads no queue of a reservation that starts later: the plan cannot
+    /// activate it, so its jobs cannot start (jobs queued ahead of an advance reservation).
+    public func snapshot(readingQueues: Bool = true, planningAt now: Date? = nil) throws -> Snapshot {
         let base = try snapshotBase()
+        let queued = base.reservations.filter { r in now.map { r.status != .pending || r.start <= $0 } ?? true }
         return Snapshot(
             dedicatedUnits: base.dedicatedUnits,
             reservations: base.reservations,
             heldLeases: base.heldLeases,
             unitFreeSince: base.unitFreeSince,
-            jobs: base.activeJobs + (readingQueues ? try queueHeads(reservations: base.reservations, active: base.activeJobs) : []),
+            jobs: base.activeJobs + (readingQueues ? try queueHeads(reservations: queued, active: base.activeJobs) : []),
             unitExecutors: snapshots?.cache.unitExecutors.withLock { $0 } ?? [:]
         )
     }

@@ -63,6 +63,54 @@ struct JobQueueTests {
         #expect(plan.steps.count == 2)
     }
 
+    @Test("a cycle reads no queue of a reservation that starts later, plans the same without it, and reads it from the start on")
+    func futureQueueNotRead() throws {
+        let (ledger, _, dir) = try ledger(queued: 3)
+        defer { dir.remove() }
+        // A 2-unit advance reservation from t(5), with jobs queued ahead of it.
+        let future = try ledger.writeNow { tx -> Int64 in
+            let r = try tx.insert(Fixtures.reservation(1, units: 2, start: t(5), end: t(9)))
+            for i in 0..<3 {
+                let job = JobRecord(
+                    name: "f\(i)",
+                    owner: "alice",
+                    kind: .fineTuning,
+                    reservationId: r.id,
+                    model: Fixtures.textModel.id,
+                    baseModel: Fixtures.textModel.id,
+                    priority: 0,
+                    modelUnits: 1,
+                    unitsNeeded: 1,
+                    hyperparameters: nil,
+                    data: "/d",
+                    validationData: nil,
+                    output: "/o",
+                    modelName: nil,
+                    seed: 1,
+                    submittedAt: t(2 + Double(i) / 3600),
+                    logPath: "/l",
+                    callerUid: 0,
+                    callerGid: 0
+                )
+                _ = try tx.insert(job)
+            }
+            return r.id
+        }
+        for now in [t(2), t(4.5)] {
+            let (planning, every) = try ledger.readNow { tx in (try tx.snapshot(planningAt: now), try tx.snapshot()) }
+            #expect(!planning.jobs.contains { $0.reservationID == future })
+            #expect(every.jobs.contains { $0.reservationID == future })
+            #expect(Planner.plan(planning, now: now) == Planner.plan(every, now: now))
+        }
+        // From its start the cycle reads the queue, activates the reservation and starts two jobs on it.
+        let started = try ledger.writeNow { tx -> [String] in
+            let plan = Planner.plan(try tx.snapshot(planningAt: t(5)), now: t(5))
+            try tx.apply(plan)
+            return try tx.jobs().filter { $0.reservationId == future && $0.status == .running }.map(\.name)
+        }
+        #expect(started.sorted() == ["f0", "f1"])
+    }
+
     @Test("a reservation that ends stops its whole queue, each job with an event")
     func endingStopsQueue() throws {
         let (ledger, id, dir) = try ledger(queued: 50)
