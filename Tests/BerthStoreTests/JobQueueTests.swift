@@ -21,29 +21,7 @@ struct JobQueueTests {
             let r = try tx.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil))
             try tx.apply(Planner.plan(try tx.snapshot(), now: t(0)))
             for i in 0..<queued {
-                _ = try tx.insert(
-                    JobRecord(
-                        name: "j\(i)",
-                        owner: "alice",
-                        kind: .fineTuning,
-                        reservationId: r.id,
-                        model: Fixtures.textModel.id,
-                        baseModel: Fixtures.textModel.id,
-                        priority: i % 3,
-                        modelUnits: 1,
-                        unitsNeeded: 1,
-                        hyperparameters: nil,
-                        data: "/d",
-                        validationData: nil,
-                        output: "/o",
-                        modelName: nil,
-                        seed: 1,
-                        submittedAt: t(1 + Double(i) / 3600),
-                        logPath: "/l",
-                        callerUid: 0,
-                        callerGid: 0
-                    )
-                )
+                _ = try tx.insert(Fixtures.queuedJob("j\(i)", on: r.id, priority: i % 3, submittedAt: t(1 + Double(i) / 3600)))
             }
             return r.id
         }
@@ -71,28 +49,7 @@ struct JobQueueTests {
         let future = try ledger.writeNow { tx -> Int64 in
             let r = try tx.insert(Fixtures.reservation(1, units: 2, start: t(5), end: t(9)))
             for i in 0..<3 {
-                let job = JobRecord(
-                    name: "f\(i)",
-                    owner: "alice",
-                    kind: .fineTuning,
-                    reservationId: r.id,
-                    model: Fixtures.textModel.id,
-                    baseModel: Fixtures.textModel.id,
-                    priority: 0,
-                    modelUnits: 1,
-                    unitsNeeded: 1,
-                    hyperparameters: nil,
-                    data: "/d",
-                    validationData: nil,
-                    output: "/o",
-                    modelName: nil,
-                    seed: 1,
-                    submittedAt: t(2 + Double(i) / 3600),
-                    logPath: "/l",
-                    callerUid: 0,
-                    callerGid: 0
-                )
-                _ = try tx.insert(job)
+                _ = try tx.insert(Fixtures.queuedJob("f\(i)", on: r.id, priority: 0, submittedAt: t(2 + Double(i) / 3600)))
             }
             return r.id
         }

@@ -25,29 +25,7 @@ struct LedgerInvariantsTests {
             let r1 = try tx.insert(Fixtures.reservation(1, units: 2, start: t(1), end: nil))
             _ = try tx.insert(Fixtures.reservation(2, units: 1, start: t(5), end: t(6)))
             try tx.apply(Plan(steps: [.activate(reservationID: r1.id, start: t(1), end: nil, units: ["cpu-0", "cpu-1"], leaseStart: t(1))]))
-            let job = try tx.insert(
-                JobRecord(
-                    name: "ft",
-                    owner: "alice",
-                    kind: .fineTuning,
-                    reservationId: r1.id,
-                    model: Fixtures.textModel.id,
-                    baseModel: Fixtures.textModel.id,
-                    priority: 0,
-                    modelUnits: 1,
-                    unitsNeeded: 1,
-                    hyperparameters: nil,
-                    data: "/d",
-                    validationData: nil,
-                    output: "/o",
-                    modelName: "m",
-                    seed: 1,
-                    submittedAt: t(1),
-                    logPath: "/l",
-                    callerUid: 0,
-                    callerGid: 0
-                )
-            )
+            let job = try tx.insert(Fixtures.queuedJob("ft", on: r1.id, submittedAt: t(1), modelName: "m"))
             try tx.apply(Plan(steps: [.startJob(jobID: job.id!, units: ["cpu-0"], at: t(1))]))
         }
         try ledger.close()

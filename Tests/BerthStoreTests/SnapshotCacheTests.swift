@@ -30,6 +30,17 @@ struct SnapshotCacheTests {
         var description: String { "\(reservations.count) reservations, \(leases.count) leases, \(jobs.count) jobs" }
     }
 
+    /// `units` dedicated units and the text model, as a config gives them.
+    func catalog(_ ledger: Ledger, units: Int) throws {
+        try ledger.writeNow { tx in
+            try tx.syncCatalog(
+                units: Fixtures.dedicatedUnits(units).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
+                models: [Fixtures.textModel],
+                now: t(0)
+            )
+        }
+    }
+
     func fresh(_ ledger: Ledger) throws -> Seen {
         try ledger.readNow { tx in Seen(try LedgerTransaction(db: tx.db).snapshot()) }
     }
@@ -39,27 +50,7 @@ struct SnapshotCacheTests {
     }
 
     func job(_ reservation: Reservation, _ i: Int) -> JobRecord {
-        JobRecord(
-            name: "j\(i)",
-            owner: "alice",
-            kind: .fineTuning,
-            reservationId: reservation.id,
-            model: Fixtures.textModel.id,
-            baseModel: Fixtures.textModel.id,
-            priority: i % 3,
-            modelUnits: 1,
-            unitsNeeded: 1,
-            hyperparameters: nil,
-            data: "/d",
-            validationData: nil,
-            output: "/o",
-            modelName: nil,
-            seed: 1,
-            submittedAt: t(Double(i) / 3600),
-            logPath: "/l",
-            callerUid: 0,
-            callerGid: 0
-        )
+        Fixtures.queuedJob("j\(i)", on: reservation.id, priority: i % 3, submittedAt: t(Double(i) / 3600))
     }
 
     @Test("a thousand random changes, each followed by a cycle: the kept snapshot always equals a fresh read", arguments: [1, 2, 3] as [UInt64])
@@ -67,13 +58,7 @@ struct SnapshotCacheTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let ledger = try Ledger(path: dir.file("berth.db"))
-        try ledger.writeNow { tx in
-            try tx.syncCatalog(
-                units: Fixtures.dedicatedUnits(6).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                models: [Fixtures.textModel],
-                now: t(0)
-            )
-        }
+        try catalog(ledger, units: 6)
         var random = SeededGenerator(seed: seed)
         var reservations: [Reservation] = []
         var jobs = 0
@@ -131,13 +116,7 @@ struct SnapshotCacheTests {
     func reservationsInsertedInsideWrite(seed: UInt64) throws {
         struct Refused: Error {}
         let ledger = try Ledger()
-        try ledger.writeNow { tx in
-            try tx.syncCatalog(
-                units: Fixtures.dedicatedUnits(6).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                models: [Fixtures.textModel],
-                now: t(0)
-            )
-        }
+        try catalog(ledger, units: 6)
         var random = SeededGenerator(seed: seed)
         var made: Int64 = 0
         for step in 0..<300 {
@@ -187,13 +166,7 @@ struct SnapshotCacheTests {
     @Test("inside a write, a snapshot taken after a change shows that change")
     func changeInsideWrite() throws {
         let ledger = try Ledger()
-        try ledger.writeNow { tx in
-            try tx.syncCatalog(
-                units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                models: [Fixtures.textModel],
-                now: t(0)
-            )
-        }
+        try catalog(ledger, units: 4)
         _ = try cached(ledger)  // kept: no reservation
         let seen = try ledger.writeNow { tx -> Seen in
             _ = try tx.insert(Fixtures.reservation(1, units: 2, start: t(0), end: nil))
