@@ -37,9 +37,9 @@ final class SnapshotCache: TransactionObserver, Sendable {
         var base: SnapshotBase?
         /// A statement of the transaction now being written changed one of the base's tables.
         var touched = false
-        /// Every such change so far was a reservation inserted; these are their row ids.
-        var onlyReservationsInserted = true
-        var insertedReservations: [Int64] = []
+        /// The row ids of the reservations it inserted, while every such change so far was
+        /// one; nil once another change was made.
+        var insertedReservations: [Int64]? = []
     }
 
     private let state = Mutex(State())
@@ -67,8 +67,10 @@ final class SnapshotCache: TransactionObserver, Sendable {
     /// then those rows, as far as they are still there and live, are all the base lacks.
     func baseMissingInsertedReservations(since generation: UInt64) -> (base: SnapshotBase, inserted: [Int64])? {
         state.withLock { state in
-            guard state.generation == generation, state.touched, state.onlyReservationsInserted, let base = state.base else { return nil }
-            return (base, state.insertedReservations)
+            guard state.generation == generation, state.touched, let inserted = state.insertedReservations, let base = state.base else {
+                return nil
+            }
+            return (base, inserted)
         }
     }
 
@@ -102,9 +104,9 @@ final class SnapshotCache: TransactionObserver, Sendable {
         state.withLock { state in
             state.touched = true
             if let insertedReservation {
-                state.insertedReservations.append(insertedReservation)
+                state.insertedReservations?.append(insertedReservation)
             } else {
-                state.onlyReservationsInserted = false
+                state.insertedReservations = nil
             }
         }
     }
@@ -115,7 +117,6 @@ final class SnapshotCache: TransactionObserver, Sendable {
 
     private func forgetIfTouched() {
         state.withLock { state in
-            state.onlyReservationsInserted = true
             state.insertedReservations = []
             guard state.touched else { return }
             state.touched = false
