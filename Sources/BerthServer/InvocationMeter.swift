@@ -11,7 +11,8 @@ import Synchronization
 /// Batches commit without waiting for the disk (`Ledger.writeUnsynced`): a killed berthd loses
 /// none of them. Once a second, if calls were recorded, the meter syncs the ledger to disk, as
 /// does any change through the API: a power cut loses at most the last second of call records.
-/// Four times a second it rolls the new records up into the hourly usage rows.
+/// Four times a second, if calls were recorded since, it rolls the new records up into the
+/// hourly usage rows.
 /// It stops after the socket server, so no call is left waiting.
 public final class InvocationMeter: Service, Sendable {
     private let ledger: Ledger
@@ -21,11 +22,13 @@ public final class InvocationMeter: Service, Sendable {
     private let rollUpEvery: Duration = .milliseconds(250)
     private static let rollUpBatch = 50_000
 
-    /// Calls a failed write left over, to be written by the next pass of `run`, and whether
-    /// calls were committed since the last sync to disk.
+    /// Calls a failed write left over, to be written by the next pass of `run`, whether calls
+    /// were committed since the last sync to disk, and whether since the last roll-up (true at
+    /// first: a berthd that was killed may have left records to roll up).
     private struct State {
         var leftovers: [InvocationRecord] = []
         var unsynced = false
+        var unrolled = true
     }
 
     /// A class, so the batch writer can hold the same lock as the meter.
@@ -50,7 +53,10 @@ public final class InvocationMeter: Service, Sendable {
                 } else {
                     try await ledger.writeUnsynced { tx in try tx.record(calls) }
                 }
-                shared.state.withLock { $0.unsynced = true }
+                shared.state.withLock { state in
+                    state.unsynced = true
+                    state.unrolled = true
+                }
                 return calls.map { _ in .success(()) }
             } catch {
                 logger.log(
@@ -93,7 +99,10 @@ public final class InvocationMeter: Service, Sendable {
         guard !calls.isEmpty else { return }
         do {
             try await ledger.writeUnsynced { tx in try tx.record(calls) }
-            shared.state.withLock { $0.unsynced = true }
+            shared.state.withLock { state in
+                state.unsynced = true
+                state.unrolled = true
+            }
         } catch {
             shared.state.withLock { $0.leftovers.insert(contentsOf: calls, at: 0) }
         }
@@ -116,10 +125,15 @@ public final class InvocationMeter: Service, Sendable {
     }
 
     /// Adds the calls recorded since the last time to the hourly rows and activity spans
-    /// (`rollUpRecorded`), so that each call's own write stays small.
-    private func rollUp() async {
+    /// (`rollUpRecorded`), so that each call's own write stays small. Without calls recorded
+    /// since, it does not look: an idle daemon leaves its ledger alone.
+    func rollUp() async {
+        let due = shared.state.withLock { state in
+            defer { state.unrolled = false }
+            return state.unrolled
+        }
+        guard due else { return }
         do {
-            // An idle daemon only reads here: no write transaction, nothing to sync.
             guard try await ledger.read({ tx in try tx.callsToRollUp() }) else { return }
             var rolled = Self.rollUpBatch
             while rolled == Self.rollUpBatch {
@@ -127,6 +141,7 @@ public final class InvocationMeter: Service, Sendable {
                 if rolled > 0 { shared.state.withLock { $0.unsynced = true } }
             }
         } catch {
+            shared.state.withLock { $0.unrolled = true }
             logger.log(level: error is LedgerFullError ? .debug : .error, "cannot roll up call records; will retry", metadata: ["error": "\(error)"])
         }
     }

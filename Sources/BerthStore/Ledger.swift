@@ -1,6 +1,7 @@
 public import BerthCore
 public import Foundation
 import GRDB
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -30,6 +31,8 @@ public final class Ledger: Sendable {
     public let looseFiles: [LooseLedgerFile]
     /// Whether the file system is full, as the writes find it (`LedgerSpace`).
     private let space: LedgerSpace
+    /// Writes committed that changed rows, since the ledger was opened (`committedChanges`).
+    private let changes = Atomic<UInt64>(0)
 
     /// Opens (creating if needed) the ledger at `path` in WAL mode with `synchronous = FULL`,
     /// and brings its schema up to date. Its files are made 0600 first (`LedgerFileMode`).
@@ -100,6 +103,11 @@ public final class Ledger: Sendable {
         self.space = LedgerSpace(folder: "", changed: { _ in })
     }
 
+    /// How many writes that changed rows have committed since the ledger was opened. The log
+    /// grows only with them, so a checkpointer that saw the same count last time has nothing
+    /// to copy, and an idle daemon leaves its ledger alone.
+    public var committedChanges: UInt64 { changes.load(ordering: .relaxed) }
+
     /// Whether the last writes found the file system full: from the first one SQLite refused
     /// for want of room until one gets through with room again.
     public var isFull: Bool { space.isFull }
@@ -118,7 +126,8 @@ public final class Ledger: Sendable {
     /// Copies what the write-ahead log holds into the database file, from a connection of its
     /// own, without waiting for readers or the writer (a passive checkpoint); the log is
     /// synced first, so every commit so far is then durable. berthd calls it a few times a
-    /// second (`LedgerCheckpointer`). Returns the frames in the log and how many are copied.
+    /// second while changes are committed (`LedgerCheckpointer`). Returns the frames in the
+    /// log and how many are copied.
     @discardableResult
     public func checkpoint() async throws -> (logFrames: Int, copied: Int) {
         guard let checkpoints else { return (0, 0) }
@@ -172,6 +181,7 @@ public final class Ledger: Sendable {
             throw space.refused(error)
         }
         space.committed(changedRows: changedRows)
+        if changedRows { changes.add(1, ordering: .relaxed) }
         return value
     }
 
@@ -184,6 +194,7 @@ public final class Ledger: Sendable {
             throw space.refused(error)
         }
         space.committed(changedRows: changedRows)
+        if changedRows { changes.add(1, ordering: .relaxed) }
         return value
     }
 

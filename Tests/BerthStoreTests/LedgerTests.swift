@@ -130,6 +130,29 @@ struct LedgerTests {
         #expect(try ledger.readNow { try $0.invocationCounts(reservationID: nil) }.served == 2)
     }
 
+    @Test("committed changes count the writes that changed rows: not reads, nor writes that changed nothing or rolled back")
+    func committedChangesCount() async throws {
+        struct Refused: Error {}
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let ledger = try openLedger(dir)
+        let before = ledger.committedChanges
+        _ = try ledger.readNow { try $0.units() }
+        _ = try await ledger.read { try $0.units() }
+        try ledger.writeNow { _ in }
+        #expect(throws: Refused.self) {
+            try ledger.writeNow { tx in
+                _ = try tx.insert(Fixtures.reservation(0, units: 1, start: t(0), end: t(1)))
+                throw Refused()
+            }
+        }
+        #expect(ledger.committedChanges == before)
+        _ = try ledger.writeNow { try $0.insert(Fixtures.reservation(1, units: 1, start: t(0), end: t(1))) }
+        _ = try await ledger.write { try $0.insert(Fixtures.reservation(2, units: 1, start: t(0), end: t(1))) }
+        _ = try await ledger.writeUnsynced { try $0.insert(Fixtures.reservation(3, units: 1, start: t(0), end: t(1))) }
+        #expect(ledger.committedChanges == before + 3)
+    }
+
     @Test("checkpoints run from their own connection: commits leave them to it, and it copies the whole log")
     func checkpointsBesideWrites() async throws {
         let dir = try TemporaryDirectory()
