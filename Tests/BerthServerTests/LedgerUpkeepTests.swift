@@ -1,4 +1,3 @@
-import BerthCore
 import BerthStore
 import BerthTestSupport
 import Foundation
@@ -14,23 +13,11 @@ private let t = Fixtures.t
 /// something was committed for them to do.
 @Suite("Ledger upkeep")
 struct LedgerUpkeepTests {
-    func openLedger(_ dir: TemporaryDirectory) throws -> Ledger {
-        let ledger = try Ledger(path: dir.file("berth.db"))
-        try ledger.writeNow { tx in
-            try tx.syncCatalog(
-                units: Fixtures.dedicatedUnits(2).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) },
-                models: [Fixtures.textModel],
-                now: t(0)
-            )
-        }
-        return ledger
-    }
-
     @Test("the checkpointer copies the log after changes are committed, again while part of it is held back, and not while nothing changes")
     func checkpointsOnlyAfterChanges() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let checkpoints = Mutex(0)
         // Frames the next checkpoint reports as not copied, as when a reader holds them back.
         let heldBack = Mutex(0)
@@ -66,22 +53,9 @@ struct LedgerUpkeepTests {
     func meterRollsUpRecordedCalls() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let meter = InvocationMeter(ledger: ledger, logger: Logger(label: "test"), metrics: DaemonMetrics())
-        let call = InvocationRecord(
-            at: t(1),
-            owner: "alice",
-            target: Fixtures.textModel.id,
-            reservationID: nil,
-            model: Fixtures.textModel.id,
-            tier: .onDemand,
-            outcome: .served,
-            inputTokens: 3,
-            outputTokens: 4,
-            latencyMs: 1.5,
-            cost: 0.01,
-            budgetPerMinute: 0
-        )
+        let call = Fixtures.onDemandCall(at: t(1))
         for _ in 0..<2 {
             try await meter.record(call)
             #expect(try ledger.readNow { try $0.callsToRollUp() })

@@ -9,16 +9,7 @@ private let t = Fixtures.t
 @Suite("Ledger")
 struct LedgerTests {
     func openLedger(_ dir: TemporaryDirectory) throws -> Ledger {
-        let ledger = try Ledger(path: dir.file("berth.db"))
-        try ledger.writeNow { tx in
-            try tx.syncCatalog(
-                units: Fixtures.dedicatedUnits(4).map { ComputeUnit(id: $0, kind: "cpu", pool: .dedicated) }
-                    + [ComputeUnit(id: "shared-0", kind: "cpu", pool: .shared)],
-                models: [Fixtures.textModel],
-                now: t(0)
-            )
-        }
-        return ledger
+        try Fixtures.openLedger(in: dir)
     }
 
     @Test("migrations build the schema from an empty file, in WAL mode with synchronous FULL")
@@ -109,20 +100,7 @@ struct LedgerTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let ledger = try openLedger(dir)
-        let call = InvocationRecord(
-            at: t(1),
-            owner: "alice",
-            target: Fixtures.textModel.id,
-            reservationID: nil,
-            model: Fixtures.textModel.id,
-            tier: .onDemand,
-            outcome: .served,
-            inputTokens: 3,
-            outputTokens: 4,
-            latencyMs: 1.5,
-            cost: 0.01,
-            budgetPerMinute: 0
-        )
+        let call = Fixtures.onDemandCall(at: t(1))
         try await ledger.writeUnsynced { tx in try tx.record([call, call]) }
         #expect(try ledger.pragma("synchronous") == "2")
         await #expect(throws: Refused.self) { try await ledger.writeUnsynced { _ in throw Refused() } }
