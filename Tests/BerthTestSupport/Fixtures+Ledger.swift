@@ -1,4 +1,4 @@
-public import BerthCore
+import BerthCore
 public import BerthStore
 
 extension Fixtures {
