@@ -29,6 +29,12 @@ public final class InvocationMeter: Service, Sendable {
         var leftovers: [InvocationRecord] = []
         var unsynced = false
         var unrolled = true
+
+        /// Calls were committed: they are to be synced and rolled up.
+        mutating func committedCalls() {
+            unsynced = true
+            unrolled = true
+        }
     }
 
     /// A class, so the batch writer can hold the same lock as the meter.
@@ -53,10 +59,7 @@ public final class InvocationMeter: Service, Sendable {
                 } else {
                     try await ledger.writeUnsynced { tx in try tx.record(calls) }
                 }
-                shared.state.withLock { state in
-                    state.unsynced = true
-                    state.unrolled = true
-                }
+                shared.state.withLock { $0.committedCalls() }
                 return calls.map { _ in .success(()) }
             } catch {
                 logger.log(
@@ -99,10 +102,7 @@ public final class InvocationMeter: Service, Sendable {
         guard !calls.isEmpty else { return }
         do {
             try await ledger.writeUnsynced { tx in try tx.record(calls) }
-            shared.state.withLock { state in
-                state.unsynced = true
-                state.unrolled = true
-            }
+            shared.state.withLock { $0.committedCalls() }
         } catch {
             shared.state.withLock { $0.leftovers.insert(contentsOf: calls, at: 0) }
         }

@@ -180,8 +180,7 @@ public final class Ledger: Sendable {
         } catch {
             throw space.refused(error)
         }
-        space.committed(changedRows: changedRows)
-        if changedRows { changes.add(1, ordering: .relaxed) }
+        committed(changedRows: changedRows)
         return value
     }
 
@@ -193,9 +192,14 @@ public final class Ledger: Sendable {
         } catch {
             throw space.refused(error)
         }
+        committed(changedRows: changedRows)
+        return value
+    }
+
+    /// After a write committed, whichever way it was written.
+    private func committed(changedRows: Bool) {
         space.committed(changedRows: changedRows)
         if changedRows { changes.add(1, ordering: .relaxed) }
-        return value
     }
 
     private static func unsynced<T>(_ db: Database, _ body: (LedgerTransaction) throws -> T) throws -> T {

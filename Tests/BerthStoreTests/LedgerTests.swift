@@ -8,15 +8,11 @@ private let t = Fixtures.t
 
 @Suite("Ledger")
 struct LedgerTests {
-    func openLedger(_ dir: TemporaryDirectory) throws -> Ledger {
-        try Fixtures.openLedger(in: dir)
-    }
-
     @Test("migrations build the schema from an empty file, in WAL mode with synchronous FULL")
     func migratesFromEmpty() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         #expect(try ledger.pragma("journal_mode") == "wal")
         #expect(try ledger.pragma("synchronous") == "2")  // FULL
         #expect(try ledger.readNow { try $0.integrityCheck() } == "ok")
@@ -31,7 +27,7 @@ struct LedgerTests {
     func roundTrips() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         #expect(try ledger.readNow { try $0.model(id: Fixtures.textModel.id) } == Fixtures.textModel)
         #expect(try ledger.readNow { try $0.units().map(\.id) } == ["cpu-0", "cpu-1", "cpu-2", "cpu-3", "shared-0"])
         var reservation = Fixtures.reservation(0, units: 2, start: t(1), end: t(3), commitment: .oneMonth)
@@ -56,7 +52,7 @@ struct LedgerTests {
         struct Undo: Error {}
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let units = [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)]
         #expect(try ledger.readNow { try $0.model(id: Fixtures.textModel.id) }?.tokensPerMinute == Fixtures.textModel.tokensPerMinute)
         var faster = Fixtures.textModel
@@ -82,7 +78,7 @@ struct LedgerTests {
     func reservationReadsFollowChanges() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let made = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
         #expect(try ledger.readNow { try $0.reservation(named: "r0") }?.status == .pending)
         try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(1))) }
@@ -99,7 +95,7 @@ struct LedgerTests {
         struct Refused: Error {}
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let call = Fixtures.onDemandCall(at: t(1))
         try await ledger.writeUnsynced { tx in try tx.record([call, call]) }
         #expect(try ledger.pragma("synchronous") == "2")
@@ -113,7 +109,7 @@ struct LedgerTests {
         struct Refused: Error {}
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let before = ledger.committedChanges
         _ = try ledger.readNow { try $0.units() }
         _ = try await ledger.read { try $0.units() }
@@ -135,7 +131,7 @@ struct LedgerTests {
     func checkpointsBesideWrites() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         #expect(try ledger.pragma("wal_autocheckpoint") == "10000")
         for i in 0..<50 {
             _ = try ledger.writeNow { try $0.insert(Fixtures.reservation(Int64(i), units: 1, start: t(Double(i)), end: t(Double(i) + 1))) }
@@ -151,7 +147,7 @@ struct LedgerTests {
     func jobRoundTrips() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let reservation = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil)) }
         var job = JobRecord(
             name: "tune",
@@ -188,7 +184,7 @@ struct LedgerTests {
     func retiresUnits() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         try ledger.writeNow {
             try $0.syncCatalog(units: [ComputeUnit(id: "cpu-0", kind: "cpu", pool: .dedicated)], models: [Fixtures.textModel], now: t(1))
         }
@@ -203,7 +199,7 @@ struct LedgerTests {
     func planAppliesWhole() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: t(2))) }
         let plan = try ledger.writeNow { tx in
             let plan = Planner.plan(try tx.snapshot(), now: t(0))
@@ -221,7 +217,7 @@ struct LedgerTests {
     func leaseAndStatusAreOneTransaction() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: nil)) }
         // The second lease names a unit the ledger does not have: the foreign key refuses it
         // after the status change and the first lease were already written.
@@ -238,7 +234,7 @@ struct LedgerTests {
     func uniqueHeldUnit() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let a = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
         let b = try ledger.writeNow { try $0.insert(Fixtures.reservation(1, units: 1, start: t(0), end: nil)) }
         try ledger.writeNow { try $0.apply(Plan(steps: [.activate(reservationID: a.id, start: t(0), end: nil, units: ["cpu-0"], leaseStart: t(0))])) }
@@ -253,7 +249,7 @@ struct LedgerTests {
     func finishClosesLeases() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 2, start: t(0), end: t(10))) }
         try ledger.writeNow { tx in try tx.apply(Planner.plan(try tx.snapshot(), now: t(0))) }
         try ledger.writeNow { try $0.finish(reservationID: r.id, status: .deleted, at: t(3)) }
@@ -270,7 +266,7 @@ struct LedgerTests {
     func idempotency() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let answer = IdempotentAnswer(route: "POST /v1/reservations", request: Data("{}".utf8), status: 201, response: Data("{\"a\":1}".utf8))
         try ledger.writeNow { try $0.recordIdempotentAnswer(owner: "alice", key: "k1", answer: answer, now: t(0)) }
         #expect(try ledger.readNow { try $0.idempotentAnswer(owner: "alice", key: "k1") } == answer)
@@ -284,7 +280,7 @@ struct LedgerTests {
     func secrets() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        var ledger: Ledger? = try openLedger(dir)
+        var ledger: Ledger? = try Fixtures.openLedger(in: dir)
         let serve = try ledger!.writeNow { try $0.secret(named: "serve") }
         #expect(serve.count == 32)
         #expect(try ledger!.writeNow { try $0.secret(named: "serve") } == serve)
@@ -298,7 +294,7 @@ struct LedgerTests {
     func invocationRollup() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let ledger = try openLedger(dir)
+        let ledger = try Fixtures.openLedger(in: dir)
         let r = try ledger.writeNow { try $0.insert(Fixtures.reservation(0, units: 1, start: t(0), end: nil)) }
         func call(_ seconds: Double, _ outcome: CallOutcome, tier: ServiceTier? = .provisioned, input: Int = 10, output: Int = 20) -> InvocationRecord
         {
